@@ -1,0 +1,337 @@
+/*
+ * loom — a cross-vendor GPU compute backend (Vulkan, OpenCL, CPU).
+ *
+ * The whole public C API. Every object is an opaque handle; every fallible
+ * call returns a loom_status and leaves a message in loom_last_error(ctx)
+ * that names the op, the shapes and the device.
+ *
+ * Op constructors never fail loudly: a bad shape marks the graph with a
+ * sticky error and returns LOOM_NONE; loom_compile() reports it.
+ */
+#ifndef LOOM_H
+#define LOOM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LOOM_VERSION_MAJOR 0
+#define LOOM_VERSION_MINOR 1
+#define LOOM_VERSION_PATCH 0
+#define LOOM_MAX_DIMS 4
+
+/* ---- status ------------------------------------------------------------ */
+
+/* Grouped by origin: the caller's input, resources, the device, files. */
+typedef enum loom_status {
+    LOOM_OK = 0,
+    /* the caller's input */
+    LOOM_E_INVALID = 1,     /* bad argument, NULL handle, unknown name/spec */
+    LOOM_E_SHAPE = 2,       /* shapes that do not fit the op */
+    LOOM_E_DTYPE = 3,       /* wrong element type */
+    LOOM_E_RANGE = 4,       /* a value out of range (a label >= classes) */
+    LOOM_E_STATE = 5,       /* wrong order of calls, use after destroy */
+    /* resources */
+    LOOM_E_OOM = 10,        /* host or device memory exhausted */
+    /* the device */
+    LOOM_E_DEVICE = 20,     /* driver error, device lost */
+    LOOM_E_UNSUPPORTED = 21,/* the device or backend cannot do this */
+    /* files */
+    LOOM_E_IO = 30,         /* missing file, read/write failure */
+    LOOM_E_FORMAT = 31      /* malformed, truncated or foreign file */
+} loom_status;
+
+const char *loom_status_str(loom_status s);
+
+/* ---- context ------------------------------------------------------------ */
+
+typedef struct loom_ctx loom_ctx;
+typedef struct loom_device loom_device;
+typedef struct loom_graph loom_graph;
+typedef struct loom_state loom_state;
+typedef struct loom_program loom_program;
+
+typedef enum loom_log_level {
+    LOOM_LOG_ERROR = 0,
+    LOOM_LOG_WARN = 1,
+    LOOM_LOG_INFO = 2,
+    LOOM_LOG_DEBUG = 3
+} loom_log_level;
+
+typedef void (*loom_log_fn)(void *user, loom_log_level level, const char *msg);
+
+/* One allocation function for every host allocation the library makes, in
+ * the manner of lua_Alloc: nsize == 0 frees ptr and returns NULL; otherwise
+ * behaves as realloc (ptr may be NULL). Returning NULL for nsize > 0 is an
+ * allocation failure, which every call turns into LOOM_E_OOM. */
+typedef void *(*loom_alloc_fn)(void *user, void *ptr, size_t osize, size_t nsize);
+
+typedef struct loom_ctx_opts {
+    loom_alloc_fn alloc;      /* NULL: the C library's allocator */
+    void *alloc_user;
+    loom_log_fn log;          /* NULL: messages at or above log_level to stderr */
+    void *log_user;
+    int log_level;            /* -1: LOOM_LOG env var, default WARN */
+    const char *cache_dir;    /* NULL: LOOM_CACHE_DIR, else $XDG_CACHE_HOME/loom */
+    int validation;           /* -1: LOOM_VK_VALIDATION env var; 0 off; 1 on */
+    int backends;             /* bit mask of 1 << loom_backend_kind; 0 = all */
+} loom_ctx_opts;
+
+/* Fills opts with defaults (everything from the environment). */
+void loom_ctx_opts_default(loom_ctx_opts *opts);
+/* opts may be NULL. On failure *out is NULL; a message goes to the log. */
+loom_status loom_ctx_create(const loom_ctx_opts *opts, loom_ctx **out);
+void loom_ctx_destroy(loom_ctx *ctx);
+/* The message of the last failed call on this context ("" if none). */
+const char *loom_last_error(const loom_ctx *ctx);
+void loom_set_log(loom_ctx *ctx, loom_log_fn fn, void *user, loom_log_level level);
+/* Number of error-level messages logged by device drivers' validation
+ * layers since the context was created (0 when validation is off). */
+uint64_t loom_validation_errors(const loom_ctx *ctx);
+const char *loom_version_string(void);
+
+/* ---- devices ------------------------------------------------------------ */
+
+typedef enum loom_backend_kind {
+    LOOM_BACKEND_CPU = 0,
+    LOOM_BACKEND_VULKAN = 1,
+    LOOM_BACKEND_OPENCL = 2,
+    LOOM_BACKEND_COUNT = 3
+} loom_backend_kind;
+
+typedef enum loom_device_type {
+    LOOM_DEVICE_DISCRETE = 0,
+    LOOM_DEVICE_INTEGRATED = 1,
+    LOOM_DEVICE_VIRTUAL = 2,
+    LOOM_DEVICE_CPU = 3,      /* a CPU: our own backend or lavapipe / PoCL */
+    LOOM_DEVICE_OTHER = 4
+} loom_device_type;
+
+typedef struct loom_device_info {
+    char spec[32];            /* "cpu", "vulkan:0", "opencl:1" */
+    char name[256];
+    char vendor[64];
+    char driver[128];         /* driver name and version */
+    char api_version[32];
+    char uuid[40];            /* hex, stable across runs; "" if unknown */
+    loom_backend_kind backend;
+    loom_device_type type;
+    uint32_t vendor_id;
+    int can_run;              /* 1 if the backend can compile and run graphs */
+    uint64_t memory_bytes;    /* device-local memory (host RAM for CPUs) */
+    uint64_t max_binding_bytes; /* largest single tensor binding */
+    uint64_t max_alloc_bytes; /* largest single allocation */
+    uint32_t alignment;       /* offset alignment of a binding, bytes */
+    uint32_t subgroup_size;
+    uint32_t max_workgroup_size;
+    uint32_t compute_units;
+    uint64_t shared_memory_bytes;
+    int fp16;
+    int int8;
+} loom_device_info;
+
+int loom_device_count(loom_ctx *ctx);
+loom_status loom_device_get_info(loom_ctx *ctx, int index, loom_device_info *info);
+/* spec: "auto", "cpu", "vulkan:N", "opencl:N", "vulkan:UUID" or NULL
+ * (= "auto", which LOOM_DEVICE overrides). Order of preference for auto: a
+ * discrete GPU, an integrated GPU, the CPU backend, then CPU implementations
+ * of Vulkan or OpenCL. */
+loom_status loom_device_open(loom_ctx *ctx, const char *spec, loom_device **out);
+void loom_device_close(loom_device *dev);
+const loom_device_info *loom_device_get(const loom_device *dev);
+
+/* ---- tensors and graphs ------------------------------------------------- */
+
+typedef enum loom_dtype {
+    LOOM_F32 = 0,
+    LOOM_I32 = 1,
+    LOOM_F16 = 2,   /* reserved: sizes known, no op accepts it yet */
+    LOOM_BF16 = 3,  /* reserved */
+    LOOM_I8 = 4,    /* reserved */
+    LOOM_DTYPE_COUNT = 5
+} loom_dtype;
+
+size_t loom_dtype_size(loom_dtype dt);
+const char *loom_dtype_name(loom_dtype dt);
+
+/* A tensor is a node of one graph. id 0 is LOOM_NONE (a failed op). */
+typedef struct loom_tensor { int32_t id; } loom_tensor;
+#define LOOM_NONE ((loom_tensor){0})
+
+loom_status loom_graph_create(loom_ctx *ctx, loom_graph **out);
+void loom_graph_destroy(loom_graph *g);
+/* The graph's sticky error: LOOM_OK, or the first op error (the message is
+ * in loom_last_error of the graph's context and kept for loom_compile). */
+loom_status loom_graph_status(const loom_graph *g);
+const char *loom_graph_error(const loom_graph *g);
+
+/* Leaves. Shapes are row-major, 0 to 4 dims (0 dims = a scalar). */
+loom_tensor loom_input(loom_graph *g, const char *name, loom_dtype dt,
+                       int ndim, const int64_t *shape);
+/* A persistent tensor that lives in the loom_state under its name.
+ * trainable: loom_backward produces a gradient for it. */
+loom_tensor loom_param(loom_graph *g, const char *name, loom_dtype dt,
+                       int ndim, const int64_t *shape, int trainable);
+/* Data is copied. */
+loom_tensor loom_constant(loom_graph *g, const char *name, loom_dtype dt,
+                          int ndim, const int64_t *shape, const void *data);
+loom_tensor loom_scalar(loom_graph *g, float value);
+
+/* Linear algebra: [M,K] x [K,N] with optional transposes of either side. */
+loom_tensor loom_matmul(loom_graph *g, loom_tensor a, loom_tensor b,
+                        int transpose_a, int transpose_b);
+
+/* Element-wise with numpy broadcasting. */
+loom_tensor loom_add(loom_graph *g, loom_tensor a, loom_tensor b);
+loom_tensor loom_sub(loom_graph *g, loom_tensor a, loom_tensor b);
+loom_tensor loom_mul(loom_graph *g, loom_tensor a, loom_tensor b);
+loom_tensor loom_div(loom_graph *g, loom_tensor a, loom_tensor b);
+loom_tensor loom_scale(loom_graph *g, loom_tensor x, float alpha);
+loom_tensor loom_relu(loom_graph *g, loom_tensor x);
+loom_tensor loom_sigmoid(loom_graph *g, loom_tensor x);
+loom_tensor loom_tanh(loom_graph *g, loom_tensor x);
+loom_tensor loom_gelu(loom_graph *g, loom_tensor x); /* exact, erf form */
+loom_tensor loom_exp(loom_graph *g, loom_tensor x);
+loom_tensor loom_log(loom_graph *g, loom_tensor x);
+loom_tensor loom_square(loom_graph *g, loom_tensor x);
+
+/* Over the last axis. */
+loom_tensor loom_softmax(loom_graph *g, loom_tensor x);
+loom_tensor loom_log_softmax(loom_graph *g, loom_tensor x);
+
+/* Reductions over one axis (negative counts from the end). */
+loom_tensor loom_sum(loom_graph *g, loom_tensor x, int axis, int keepdim);
+loom_tensor loom_mean(loom_graph *g, loom_tensor x, int axis, int keepdim);
+/* Sum of every element: a scalar. */
+loom_tensor loom_sum_all(loom_graph *g, loom_tensor x);
+/* Index of the largest value along axis (first on ties), i32, axis removed. */
+loom_tensor loom_argmax(loom_graph *g, loom_tensor x, int axis);
+
+loom_tensor loom_reshape(loom_graph *g, loom_tensor x, int ndim, const int64_t *shape);
+loom_tensor loom_transpose(loom_graph *g, loom_tensor x, const int *perm);
+
+/* Training: losses reduce by the mean over the batch (first axis). */
+/* logits [N,C] f32, labels [N] i32 in [0,C): a scalar. */
+loom_tensor loom_sparse_cross_entropy(loom_graph *g, loom_tensor logits, loom_tensor labels);
+/* logits [N,C], targets [N,C] (probabilities): a scalar. */
+loom_tensor loom_cross_entropy(loom_graph *g, loom_tensor logits, loom_tensor targets);
+/* Mean over every element of (a - b)^2: a scalar. */
+loom_tensor loom_mse(loom_graph *g, loom_tensor a, loom_tensor b);
+/* Inverted dropout: zero with probability rate, scale the rest by
+ * 1/(1-rate). The mask is a counter-based hash of (seed, node, step,
+ * element), the same on every backend. */
+loom_tensor loom_dropout(loom_graph *g, loom_tensor x, float rate, uint32_t seed);
+
+/* Marks t as an output readable by name after a run; outputs are never
+ * overwritten by the planner. */
+loom_status loom_output(loom_graph *g, loom_tensor t, const char *name);
+
+/* Shape queries (0 on LOOM_NONE). */
+int loom_tensor_ndim(const loom_graph *g, loom_tensor t);
+int64_t loom_tensor_dim(const loom_graph *g, loom_tensor t, int axis);
+loom_dtype loom_tensor_dtype(const loom_graph *g, loom_tensor t);
+const char *loom_tensor_name(const loom_graph *g, loom_tensor t);
+int loom_graph_node_count(const loom_graph *g);
+loom_tensor loom_graph_find(const loom_graph *g, const char *name);
+
+/* ---- autodiff and optimizers -------------------------------------------- */
+
+/* Appends gradient nodes of the scalar `loss` with respect to every
+ * trainable parameter reachable from it (and the extra tensors in `wrt`).
+ * The gradient of x is found with loom_grad(g, x). */
+loom_status loom_backward(loom_graph *g, loom_tensor loss,
+                          const loom_tensor *wrt, int nwrt);
+loom_tensor loom_grad(const loom_graph *g, loom_tensor x);
+
+typedef enum loom_optimizer_kind {
+    LOOM_OPT_SGD = 0,
+    LOOM_OPT_ADAM = 1,
+    LOOM_OPT_ADAMW = 2
+} loom_optimizer_kind;
+
+typedef enum loom_lr_schedule {
+    LOOM_LR_CONSTANT = 0,
+    LOOM_LR_STEP = 1,          /* lr * gamma^(floor(step / step_size)) */
+    LOOM_LR_COSINE = 2         /* linear warm-up, then cosine to lr_min */
+} loom_lr_schedule;
+
+typedef struct loom_optimizer {
+    loom_optimizer_kind kind;
+    float lr;                  /* Keras defaults: 0.001 (Adam), 0.01 (SGD) */
+    float beta1, beta2, eps;   /* Adam: 0.9, 0.999, 1e-7 */
+    float momentum;            /* SGD */
+    int nesterov;
+    float weight_decay;        /* AdamW decoupled decay (default 0.004) */
+    float l1, l2;              /* penalties added to the gradient */
+    float clip_norm;           /* > 0: clip gradients by global norm */
+    loom_lr_schedule schedule;
+    int64_t step_size;         /* STEP */
+    float gamma;               /* STEP */
+    int64_t warmup_steps;      /* COSINE */
+    int64_t total_steps;       /* COSINE */
+    float lr_min;              /* COSINE */
+    float ema_decay;           /* > 0: keep an exponential moving average */
+} loom_optimizer;
+
+/* Keras defaults for the kind. */
+loom_optimizer loom_optimizer_default(loom_optimizer_kind kind);
+/* Appends update nodes for every trainable parameter that has a gradient
+ * (call after loom_backward). Moments live in the state, named
+ * "<param>/m", "<param>/v"; the EMA in "<param>/ema". */
+loom_status loom_optimize(loom_graph *g, const loom_optimizer *opt);
+/* The learning rate of update number `step` (1-based) under opt's schedule. */
+float loom_optimizer_lr(const loom_optimizer *opt, int64_t step);
+
+/* ---- state and programs ------------------------------------------------- */
+
+/* The persistent tensors of a model on one device. */
+loom_status loom_state_create(loom_device *dev, loom_state **out);
+void loom_state_destroy(loom_state *st);
+/* Creates (or overwrites, when the shape matches) a named tensor. */
+loom_status loom_state_write(loom_state *st, const char *name, loom_dtype dt,
+                             int ndim, const int64_t *shape, const void *data);
+/* Copies a named tensor out; bytes must equal its size. */
+loom_status loom_state_read(loom_state *st, const char *name, void *data, size_t bytes);
+/* Number of tensors and the i-th name / shape (for saving). */
+int loom_state_count(const loom_state *st);
+loom_status loom_state_entry(const loom_state *st, int i, const char **name,
+                             loom_dtype *dt, int *ndim, int64_t shape[LOOM_MAX_DIMS]);
+/* Optimizer updates taken so far (saved in checkpoints). */
+int64_t loom_state_step(const loom_state *st);
+void loom_state_set_step(loom_state *st, int64_t step);
+
+typedef struct loom_compile_opts {
+    int profile;               /* record per-node timestamps */
+} loom_compile_opts;
+
+loom_status loom_compile(loom_graph *g, loom_device *dev, loom_state *st,
+                         const loom_compile_opts *opts, loom_program **out);
+void loom_program_destroy(loom_program *p);
+/* bytes must equal the input's size. i32 inputs that feed a
+ * sparse cross-entropy are checked against the class count here. */
+loom_status loom_program_set_input(loom_program *p, const char *name,
+                                   const void *data, size_t bytes);
+/* One replay of the recorded program. If the program updates parameters,
+ * the state's step advances by one and the schedule's rate is used. */
+loom_status loom_program_run(loom_program *p);
+loom_status loom_program_read(loom_program *p, const char *name, void *data, size_t bytes);
+
+typedef struct loom_plan_report {
+    uint64_t arena_bytes;      /* what the planner allocated */
+    uint64_t lower_bound;      /* largest sum of bytes live at one step */
+    uint64_t naive_bytes;      /* every intermediate in its own block */
+    uint64_t state_bytes;
+    int steps;
+    const uint64_t *live_bytes;/* per step; valid while the program lives */
+    int inplace;               /* ops that wrote over a dying input */
+} loom_plan_report;
+
+loom_status loom_program_plan(const loom_program *p, loom_plan_report *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LOOM_H */

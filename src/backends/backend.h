@@ -1,0 +1,87 @@
+/*
+ * The internal backend interface: the one thing core/ knows of a backend.
+ * Each backend fills one const struct loom_backend_ops; optional slots may
+ * be NULL and core supplies the default. A new backend is a new folder and
+ * one line in src/backends/registry.c.
+ */
+#ifndef LOOM_BACKEND_H
+#define LOOM_BACKEND_H
+
+#include "../core/ir.h"
+#include "../core/internal.h"
+
+#define LOOM_BACKEND_ABI 1
+
+typedef enum loom_lifetime {
+    LOOM_LIFE_STATE = 0,    /* weights, moments: live as long as the state */
+    LOOM_LIFE_ARENA = 1,    /* a program's planned intermediates */
+    LOOM_LIFE_STAGING = 2   /* host-visible transfer space */
+} loom_lifetime;
+
+/* Where a tensor lives: a backend buffer (from buffer_alloc) and a range. */
+typedef struct loom_bref {
+    void *buf;
+    uint64_t offset;
+    uint64_t bytes;
+} loom_bref;
+
+typedef struct loom_exec_tensor {
+    const loom_node *node;     /* dtype, shape, name */
+    loom_bref mem;
+} loom_exec_tensor;
+
+typedef struct loom_exec_node {
+    const loom_node *node;     /* op and attributes */
+    int index;                 /* position in the program (profiling slot) */
+    int nin;
+    const loom_exec_tensor *const *in;
+    const loom_exec_tensor *out; /* NULL for updates (side effects only) */
+} loom_exec_node;
+
+typedef struct loom_exec_program {
+    int nnodes;
+    const loom_exec_node *nodes; /* in execution order; leaves excluded */
+    int profile;               /* collect per-node timestamps */
+    const char *name;          /* for messages */
+} loom_exec_program;
+
+typedef struct loom_backend_ops {
+    uint32_t abi;              /* LOOM_BACKEND_ABI */
+    const char *name;          /* "cpu", "vulkan", "opencl" */
+    loom_backend_kind kind;
+
+    /* Finds the API's devices. A missing loader or driver is not an error:
+     * init succeeds with zero devices and says why in the log. */
+    loom_status (*init)(loom_ctx *ctx, void **bstate);
+    void (*shutdown)(void *bstate);
+    int (*device_count)(void *bstate);
+    loom_status (*device_info)(void *bstate, int index, loom_device_info *info);
+    loom_status (*device_open)(void *bstate, int index, void **bdev);
+    void (*device_close)(void *bdev);
+
+    /* Memory. Backends sub-allocate from a few large blocks by lifetime. */
+    loom_status (*buffer_alloc)(void *bdev, uint64_t bytes, loom_lifetime life, void **buf);
+    void (*buffer_free)(void *bdev, void *buf);
+    /* A write may be deferred until the next run (staged into its submit);
+     * a read waits for everything before it. */
+    loom_status (*buffer_write)(void *bdev, void *buf, uint64_t offset, const void *src, uint64_t bytes);
+    loom_status (*buffer_read)(void *bdev, void *buf, uint64_t offset, void *dst, uint64_t bytes);
+
+    /* Optional: 0 if the backend cannot run this node (core refuses the
+     * compile with LOOM_E_UNSUPPORTED naming the op). NULL: supports all. */
+    int (*supports)(void *bdev, const loom_exec_node *node);
+    /* Pipelines, kernels, descriptor sets and the recording, all at once. */
+    loom_status (*prepare)(void *bdev, const loom_exec_program *prog, void **bprog);
+    /* Replays the recording and waits for it. */
+    loom_status (*run)(void *bprog, const loom_run_args *args);
+    void (*release)(void *bprog);
+    /* Optional: per-node device start/end of the last run, in ns on the
+     * host's CLOCK_MONOTONIC timeline. n = prog->nnodes. */
+    loom_status (*timestamps)(void *bprog, double *start_ns, double *end_ns, int n);
+} loom_backend_ops;
+
+/* The registry (src/backends/registry.c): every backend compiled in. */
+extern const loom_backend_ops *const loom_backends[];
+extern const int loom_backend_count;
+
+#endif

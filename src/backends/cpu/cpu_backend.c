@@ -1,0 +1,257 @@
+/* The CPU backend: host memory, the reference kernels, OpenBLAS GEMM. */
+#define _POSIX_C_SOURCE 200809L
+#include "../backend.h"
+#include "cpu_kernels.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct cpu_state {
+    loom_ctx *ctx;
+    loom_device_info info;
+} cpu_state;
+
+typedef struct cpu_dev {
+    loom_ctx *ctx;
+} cpu_dev;
+
+typedef struct cpu_buf {
+    uint64_t bytes;
+    unsigned char *data;
+} cpu_buf;
+
+typedef struct cpu_prog {
+    loom_ctx *ctx;
+    const loom_exec_program *prog;
+    void **ptrs;            /* per node: out, then each input */
+    int nptrs;
+    double *t0, *t1;        /* per node, when profiling */
+} cpu_prog;
+
+static void cpu_model(char *buf, size_t n)
+{
+    snprintf(buf, n, "CPU");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f)
+        return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        if (!strncmp(line, "model name", 10)) {
+            char *c = strchr(line, ':');
+            if (c) {
+                c++;
+                while (*c == ' ')
+                    c++;
+                c[strcspn(c, "\n")] = 0;
+                snprintf(buf, n, "%s", c);
+            }
+            break;
+        }
+    }
+    fclose(f);
+}
+
+static loom_status cpu_init(loom_ctx *ctx, void **bstate)
+{
+    cpu_state *s = loom_calloc(ctx, 1, sizeof *s);
+    if (!s)
+        return loom_fail(ctx, LOOM_E_OOM, "cpu backend: out of memory");
+    s->ctx = ctx;
+    loom_device_info *d = &s->info;
+    cpu_model(d->name, sizeof d->name);
+    snprintf(d->vendor, sizeof d->vendor, "host");
+    snprintf(d->driver, sizeof d->driver, "loom cpu + OpenBLAS");
+    snprintf(d->api_version, sizeof d->api_version, "C11");
+    d->type = LOOM_DEVICE_CPU;
+    d->can_run = 1;
+    long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+    d->memory_bytes = pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz : 0;
+    d->max_binding_bytes = 0; /* no limit beyond memory */
+    d->max_alloc_bytes = d->memory_bytes;
+    d->alignment = 64;        /* a cache line: vector loads never split one */
+    d->subgroup_size = 1;
+    d->max_workgroup_size = 1;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    d->compute_units = ncpu > 0 ? (uint32_t)ncpu : 1;
+    *bstate = s;
+    return LOOM_OK;
+}
+
+static void cpu_shutdown(void *bs)
+{
+    cpu_state *s = bs;
+    loom_free(s->ctx, s, sizeof *s);
+}
+
+static int cpu_device_count(void *bs)
+{
+    (void)bs;
+    return 1;
+}
+
+static loom_status cpu_device_info(void *bs, int i, loom_device_info *info)
+{
+    (void)i;
+    *info = ((cpu_state *)bs)->info;
+    return LOOM_OK;
+}
+
+static loom_status cpu_device_open(void *bs, int i, void **bdev)
+{
+    (void)i;
+    cpu_state *s = bs;
+    cpu_dev *d = loom_calloc(s->ctx, 1, sizeof *d);
+    if (!d)
+        return loom_fail(s->ctx, LOOM_E_OOM, "cpu: out of memory opening the device");
+    d->ctx = s->ctx;
+    *bdev = d;
+    return LOOM_OK;
+}
+
+static void cpu_device_close(void *bdev)
+{
+    cpu_dev *d = bdev;
+    loom_free(d->ctx, d, sizeof *d);
+}
+
+static loom_status cpu_buffer_alloc(void *bdev, uint64_t bytes, loom_lifetime life, void **out)
+{
+    cpu_dev *d = bdev;
+    (void)life;
+    cpu_buf *b = loom_calloc(d->ctx, 1, sizeof *b);
+    if (b && bytes <= SIZE_MAX)
+        b->data = loom_malloc(d->ctx, (size_t)bytes);
+    if (!b || !b->data) {
+        loom_free(d->ctx, b, sizeof *b);
+        return loom_fail(d->ctx, LOOM_E_OOM, "cpu: cannot allocate %llu bytes", (unsigned long long)bytes);
+    }
+    b->bytes = bytes;
+    *out = b;
+    return LOOM_OK;
+}
+
+static void cpu_buffer_free(void *bdev, void *buf)
+{
+    cpu_dev *d = bdev;
+    cpu_buf *b = buf;
+    if (!b)
+        return;
+    loom_free(d->ctx, b->data, (size_t)b->bytes);
+    loom_free(d->ctx, b, sizeof *b);
+}
+
+static loom_status cpu_buffer_write(void *bdev, void *buf, uint64_t off, const void *src, uint64_t bytes)
+{
+    cpu_buf *b = buf;
+    if (off + bytes > b->bytes)
+        return loom_fail(((cpu_dev *)bdev)->ctx, LOOM_E_INVALID, "cpu: write of %llu bytes at %llu past a %llu-byte buffer",
+                         (unsigned long long)bytes, (unsigned long long)off, (unsigned long long)b->bytes);
+    memcpy(b->data + off, src, (size_t)bytes);
+    return LOOM_OK;
+}
+
+static loom_status cpu_buffer_read(void *bdev, void *buf, uint64_t off, void *dst, uint64_t bytes)
+{
+    cpu_buf *b = buf;
+    if (off + bytes > b->bytes)
+        return loom_fail(((cpu_dev *)bdev)->ctx, LOOM_E_INVALID, "cpu: read of %llu bytes at %llu past a %llu-byte buffer",
+                         (unsigned long long)bytes, (unsigned long long)off, (unsigned long long)b->bytes);
+    memcpy(dst, b->data + off, (size_t)bytes);
+    return LOOM_OK;
+}
+
+static void *resolve(const loom_exec_tensor *t)
+{
+    return ((cpu_buf *)t->mem.buf)->data + t->mem.offset;
+}
+
+static void cpu_release(void *bp)
+{
+    cpu_prog *p = bp;
+    loom_free(p->ctx, p->ptrs, (size_t)p->nptrs * sizeof *p->ptrs);
+    loom_free(p->ctx, p->t0, (size_t)p->prog->nnodes * sizeof(double));
+    loom_free(p->ctx, p->t1, (size_t)p->prog->nnodes * sizeof(double));
+    loom_free(p->ctx, p, sizeof *p);
+}
+
+/* "Recording" on the CPU: every pointer is resolved once, here. */
+static loom_status cpu_prepare(void *bdev, const loom_exec_program *prog, void **out)
+{
+    cpu_dev *d = bdev;
+    cpu_prog *p = loom_calloc(d->ctx, 1, sizeof *p);
+    if (!p)
+        return loom_fail(d->ctx, LOOM_E_OOM, "cpu: out of memory preparing the program");
+    p->ctx = d->ctx;
+    p->prog = prog;
+    for (int i = 0; i < prog->nnodes; i++)
+        p->nptrs += 1 + prog->nodes[i].nin;
+    p->ptrs = loom_calloc(d->ctx, (size_t)(p->nptrs ? p->nptrs : 1), sizeof *p->ptrs);
+    p->nptrs = p->nptrs ? p->nptrs : 1;
+    p->t0 = loom_calloc(d->ctx, (size_t)(prog->nnodes ? prog->nnodes : 1), sizeof(double));
+    p->t1 = loom_calloc(d->ctx, (size_t)(prog->nnodes ? prog->nnodes : 1), sizeof(double));
+    if (!p->ptrs || !p->t0 || !p->t1) {
+        loom_free(d->ctx, p->ptrs, (size_t)p->nptrs * sizeof *p->ptrs);
+        loom_free(d->ctx, p->t0, (size_t)(prog->nnodes ? prog->nnodes : 1) * sizeof(double));
+        loom_free(d->ctx, p->t1, (size_t)(prog->nnodes ? prog->nnodes : 1) * sizeof(double));
+        loom_free(d->ctx, p, sizeof *p);
+        return loom_fail(d->ctx, LOOM_E_OOM, "cpu: out of memory preparing the program");
+    }
+    int k = 0;
+    for (int i = 0; i < prog->nnodes; i++) {
+        const loom_exec_node *x = &prog->nodes[i];
+        p->ptrs[k++] = x->out ? resolve(x->out) : NULL;
+        for (int j = 0; j < x->nin; j++)
+            p->ptrs[k++] = resolve(x->in[j]);
+    }
+    *out = p;
+    return LOOM_OK;
+}
+
+static loom_status cpu_run(void *bp, const loom_run_args *args)
+{
+    cpu_prog *p = bp;
+    const loom_exec_program *prog = p->prog;
+    int k = 0;
+    for (int i = 0; i < prog->nnodes; i++) {
+        const loom_exec_node *x = &prog->nodes[i];
+        if (prog->profile)
+            p->t0[i] = loom_now_ns();
+        loom_cpu_exec(x, p->ptrs[k], &p->ptrs[k + 1], args);
+        if (prog->profile)
+            p->t1[i] = loom_now_ns();
+        k += 1 + x->nin;
+    }
+    return LOOM_OK;
+}
+
+static loom_status cpu_timestamps(void *bp, double *t0, double *t1, int n)
+{
+    cpu_prog *p = bp;
+    if (!p->prog->profile || n != p->prog->nnodes)
+        return LOOM_E_STATE;
+    memcpy(t0, p->t0, (size_t)n * sizeof *t0);
+    memcpy(t1, p->t1, (size_t)n * sizeof *t1);
+    return LOOM_OK;
+}
+
+const loom_backend_ops loom_cpu_backend = {
+    .abi = LOOM_BACKEND_ABI,
+    .name = "cpu",
+    .kind = LOOM_BACKEND_CPU,
+    .init = cpu_init,
+    .shutdown = cpu_shutdown,
+    .device_count = cpu_device_count,
+    .device_info = cpu_device_info,
+    .device_open = cpu_device_open,
+    .device_close = cpu_device_close,
+    .buffer_alloc = cpu_buffer_alloc,
+    .buffer_free = cpu_buffer_free,
+    .buffer_write = cpu_buffer_write,
+    .buffer_read = cpu_buffer_read,
+    .supports = NULL,
+    .prepare = cpu_prepare,
+    .run = cpu_run,
+    .release = cpu_release,
+    .timestamps = cpu_timestamps,
+};

@@ -1,0 +1,49 @@
+/* The graph builder's internals, shared by ops.c, autodiff.c, optim.c and
+ * program.c. */
+#ifndef LOOM_GRAPH_H
+#define LOOM_GRAPH_H
+
+#include "internal.h"
+#include "ir.h"
+
+struct loom_graph {
+    loom_ctx *ctx;
+    loom_node *nodes;
+    int n, cap;
+    loom_status err;            /* sticky: the first op error */
+    char errmsg[LOOM_ERRMSG];
+    int32_t *grad;              /* grad[i]: gradient id of node i (0: none) */
+    int grad_cap;
+    uint32_t dropout_count;     /* salts for dropout nodes */
+    loom_optimizer opt;         /* set by loom_optimize: the lr schedule */
+    int has_opt;
+};
+
+/* Node of a tensor id, or NULL for LOOM_NONE / out of range. */
+static inline loom_node *loom_node_of(const loom_graph *g, loom_tensor t)
+{
+    return (g && t.id > 0 && t.id <= g->n) ? &g->nodes[t.id - 1] : NULL;
+}
+
+/* Sets the sticky error (first one wins) and returns LOOM_NONE. */
+loom_tensor loom_graph_fail(loom_graph *g, loom_status s, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Appends a node; takes copies of `in` and `name` (NULL: generated).
+ * Returns LOOM_NONE (and sets the sticky error) on failure. */
+loom_tensor loom_graph_add(loom_graph *g, loom_op op, loom_dtype dt, int ndim,
+                           const int64_t *shape, int nin, const int32_t *in,
+                           const char *name, const loom_attr *attr);
+
+/* Checks the graph's sticky error and the inputs of an op about to be
+ * built; 0 if the op must return LOOM_NONE. */
+int loom_graph_check_inputs(loom_graph *g, const char *op, int n, const loom_tensor *ts);
+
+/* numpy broadcasting of two shapes; 0 if incompatible. */
+int loom_broadcast_shape(int na, const int64_t *a, int nb, const int64_t *b,
+                         int *nout, int64_t *out);
+
+#endif

@@ -1,0 +1,38 @@
+/* A compiled program: the nodes it runs (copied from the graph), where each
+ * tensor lives, and the backend's recording. */
+#ifndef LOOM_PROGRAM_H
+#define LOOM_PROGRAM_H
+
+#include "../backends/backend.h"
+#include "device_registry.h"
+#include "planner.h"
+#include "state.h"
+
+#define LOOM_PROGRAM_MAGIC 0x6c6f6f6d50524f47ULL
+
+struct loom_program {
+    uint64_t magic;
+    loom_ctx *ctx;
+    loom_device *dev;
+    loom_state *st;             /* NULL once the state is destroyed */
+    int n;                      /* graph nodes kept (copied) */
+    loom_node *nodes;
+    int nalloc;                 /* capacity of nodes and gidx */
+    int32_t *gidx;              /* graph index of each kept node */
+    loom_exec_tensor *tensors;  /* one per kept node */
+    loom_exec_node *exec;       /* the nodes that run, in order */
+    const loom_exec_tensor **exec_in; /* storage for exec[i].in */
+    int nexec, nexec_in;
+    loom_exec_program eprog;
+    void *arena;                /* backend buffer, NULL if nothing planned */
+    void *bprog;
+    loom_plan_result plan;
+    int has_updates;
+    int has_opt;
+    loom_optimizer opt;
+    int profile;
+    double last_run_ns;
+    int64_t runs;
+};
+
+#endif
