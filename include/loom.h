@@ -305,6 +305,8 @@ void loom_state_set_step(loom_state *st, int64_t step);
 
 typedef struct loom_compile_opts {
     int profile;               /* record per-node timestamps */
+    int guard;                 /* debugging: fence every output with guard
+                                  bytes that loom_program_check_guards checks */
 } loom_compile_opts;
 
 loom_status loom_compile(loom_graph *g, loom_device *dev, loom_state *st,
@@ -318,6 +320,9 @@ loom_status loom_program_set_input(loom_program *p, const char *name,
  * the state's step advances by one and the schedule's rate is used. */
 loom_status loom_program_run(loom_program *p);
 loom_status loom_program_read(loom_program *p, const char *name, void *data, size_t bytes);
+/* With opts.guard: LOOM_E_DEVICE naming the op and tensor if a kernel wrote
+ * outside an output's range; LOOM_OK otherwise. */
+loom_status loom_program_check_guards(loom_program *p);
 
 typedef struct loom_plan_report {
     uint64_t arena_bytes;      /* what the planner allocated */

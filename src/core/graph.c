@@ -209,6 +209,14 @@ loom_status loom_output(loom_graph *g, loom_tensor t, const char *name)
         loom_graph_fail(g, LOOM_E_INVALID, "loom_output: not a tensor of this graph (id %d)", t.id);
         return LOOM_E_INVALID;
     }
+    if (name && nd->is_output && strcmp(name, nd->name) != 0) {
+        /* Already an output under another name: a copy carries the second. */
+        int32_t in[1] = {t.id};
+        loom_tensor c = loom_graph_add(g, LOOM_OP_COPY, nd->dtype, nd->ndim, nd->shape, 1, in, NULL, NULL);
+        if (!c.id)
+            return g->err;
+        return loom_output(g, c, name);
+    }
     if (name && strcmp(name, nd->name) != 0) {
         loom_tensor other = loom_graph_find(g, name);
         if (other.id && other.id != t.id) {

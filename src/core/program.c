@@ -144,22 +144,27 @@ static loom_status plan(loom_program *p, uint64_t *offsets)
     int np = 0;
     /* Uploaded tensors first: they must hold from before step 0 to the
      * end of every run. */
+    for (int i = 0; i < n; i++)
+        slot[i] = -1;
     for (int pass = 0; pass < 2; pass++)
         for (int i = 0; i < n; i++) {
             const loom_node *nd = &p->nodes[i];
-            slot[i] = pass == 0 ? -1 : slot[i];
-            if (nd->op == LOOM_OP_PARAM || nd->side_effect || is_upload(nd) != (pass == 0))
+            int early = is_upload(nd) || (p->guard && nd->is_output);
+            if (nd->op == LOOM_OP_PARAM || nd->side_effect || early != (pass == 0))
                 continue;
             loom_plan_tensor *t = &pt[np];
-            t->bytes = (uint64_t)nd->numel * loom_dtype_size(nd->dtype);
-            t->first = pass == 0 ? 0 : i;
+            int guarded = p->guard && nd->is_output;
+            t->bytes = (uint64_t)nd->numel * loom_dtype_size(nd->dtype) + (guarded ? 2u * (uint64_t)p->guard : 0);
+            /* Guarded outputs hold their block for the whole run, so no
+             * earlier tensor legitimately writes over their guards. */
+            t->first = (pass == 0 || guarded) ? 0 : i;
             t->last = (pass == 0 || nd->is_output) ? n - 1 : last[i];
             t->inplace_src = -1;
             if (pass == 1 && loom_op_elementwise(nd->op)) {
                 for (int k = 0; k < nd->nin; k++) {
                     int src = nd->in[k] - 1;
                     const loom_node *ns = &p->nodes[src];
-                    if (slot[src] >= 0 && !is_upload(ns) && !ns->is_output && last[src] == i &&
+                    if (slot[src] >= 0 && !is_upload(ns) && !(p->guard && nd->is_output) && !ns->is_output && last[src] == i &&
                         ns->numel == nd->numel && ns->dtype == nd->dtype) {
                         t->inplace_src = slot[src];
                         break;
@@ -181,6 +186,44 @@ out:
     loom_free(ctx, slot, (size_t)n * sizeof *slot);
     loom_free(ctx, pt, (size_t)n * sizeof *pt);
     return s;
+}
+
+#define GUARD_BYTE 0xA5
+
+static loom_status fill_guards(loom_program *p, const loom_bref *m)
+{
+    unsigned char pat[1024];
+    memset(pat, GUARD_BYTE, sizeof pat);
+    const loom_backend_ops *ops = p->dev->ops;
+    LOOM_TRY(ops->buffer_write(p->dev->bdev, m->buf, m->offset - (uint64_t)p->guard, pat, (uint64_t)p->guard));
+    return ops->buffer_write(p->dev->bdev, m->buf, m->offset + m->bytes, pat, (uint64_t)p->guard);
+}
+
+loom_status loom_program_check_guards(loom_program *p)
+{
+    if (!p || p->magic != LOOM_PROGRAM_MAGIC)
+        return LOOM_E_INVALID;
+    if (!p->guard)
+        return LOOM_OK;
+    unsigned char buf[1024];
+    for (int i = 0; i < p->n; i++) {
+        const loom_node *nd = &p->nodes[i];
+        if (!nd->is_output || nd->op == LOOM_OP_PARAM || nd->side_effect || nd->op == LOOM_OP_INPUT ||
+            nd->op == LOOM_OP_CONST)
+            continue;
+        const loom_bref *m = &p->tensors[i].mem;
+        for (int side = 0; side < 2; side++) {
+            uint64_t off = side ? m->offset + m->bytes : m->offset - (uint64_t)p->guard;
+            LOOM_TRY(p->dev->ops->buffer_read(p->dev->bdev, m->buf, off, buf, (uint64_t)p->guard));
+            for (int k = 0; k < p->guard; k++)
+                if (buf[k] != GUARD_BYTE)
+                    return loom_fail(p->ctx, LOOM_E_DEVICE,
+                                     "guard check on %s: op %s wrote %s its output \"%s\" (byte %d of the guard)",
+                                     p->dev->info.spec, loom_op_name(nd->op), side ? "past the end of" : "before",
+                                     nd->name, side ? k : p->guard - k);
+        }
+    }
+    return LOOM_OK;
 }
 
 static loom_status place_tensors(loom_program *p, const loom_graph *g)
@@ -221,7 +264,10 @@ static loom_status place_tensors(loom_program *p, const loom_graph *g)
         if (nd->op == LOOM_OP_PARAM || nd->side_effect)
             continue;
         uint64_t bytes = (uint64_t)nd->numel * loom_dtype_size(nd->dtype);
-        p->tensors[i].mem = (loom_bref){p->arena, offsets[i], bytes};
+        uint64_t g = p->guard && nd->is_output ? (uint64_t)p->guard : 0;
+        p->tensors[i].mem = (loom_bref){p->arena, offsets[i] + g, bytes};
+        if (g && (s = fill_guards(p, &p->tensors[i].mem)) != LOOM_OK)
+            goto out;
     }
     /* Constants go up once, now. The graph still holds their data. */
     for (int i = 0; i < p->n; i++) {
@@ -303,6 +349,7 @@ loom_status loom_compile(loom_graph *g, loom_device *dev, loom_state *st, const 
     p->ctx = ctx;
     p->dev = dev;
     p->profile = opts ? opts->profile : 0;
+    p->guard = opts && opts->guard ? 1024 : 0;
     p->has_opt = g->has_opt;
     p->opt = g->opt;
     loom_status s = loom_state_attach(st, p);

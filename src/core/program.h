@@ -31,6 +31,7 @@ struct loom_program {
     int has_opt;
     loom_optimizer opt;
     int profile;
+    int guard;                  /* bytes of guard before and after outputs */
     double last_run_ns;
     int64_t runs;
 };
