@@ -3,7 +3,7 @@
  * that loom-dash follows and a Chrome trace for Perfetto.
  *
  *   profile_mlp [--device cpu] [--steps 600] [--batch 64]
- *               [--metrics m.jsonl] [--trace t.json] [--bench N]
+ *               [--metrics m.jsonl] [--trace t.json [--trace-steps N]] [--bench N]
  *
  * --bench N times N steps with profiling off, then on, alternating blocks,
  * and prints the mean step time of each (the cost of the profiler).
@@ -235,6 +235,7 @@ int main(int argc, char **argv)
     const char *mpath = opt(argc, argv, "--metrics", NULL), *tpath = opt(argc, argv, "--trace", NULL);
     int steps = atoi(opt(argc, argv, "--steps", "600"));
     int nbench = atoi(opt(argc, argv, "--bench", "0"));
+    int trace_steps = atoi(opt(argc, argv, "--trace-steps", "1000000000"));
     r->b = atoi(opt(argc, argv, "--batch", "64"));
     dataset train = {0}, test = {0};
     if (r->b < 1 || !load(dir, "train", &train) || !load(dir, "t10k", &test)) {
@@ -272,7 +273,7 @@ int main(int argc, char **argv)
         hits += correct(logits, y, r->b);
         seen += r->b;
         loss_sum += loss;
-        if (tr) {
+        if (tr && s <= trace_steps) {
             CHECK(loom_trace_add_run(tr, r->train, s, "train"));
             CHECK(loom_trace_counter(tr, r->dev, "loss", loss));
         }
@@ -297,7 +298,7 @@ int main(int argc, char **argv)
                     CHECK(loom_program_read(r->eval, "logits", logits, (size_t)r->b * CLASSES * sizeof *logits));
                     vh += correct(logits, y, r->b);
                     vn += r->b;
-                    if (tr)
+                    if (tr && s <= trace_steps)
                         CHECK(loom_trace_add_run(tr, r->eval, s, "eval"));
                 }
                 l.val_accuracy = (double)vh / vn;

@@ -12,7 +12,7 @@
 #include <stb/stb_easy_font.h>
 
 #define C_BG 0x12151a
-#define C_PANEL 0x1b1f27
+#define C_PANEL DASH_PLOT_BG
 #define C_FRAME 0x2c323d
 #define C_TEXT 0xdde3ec
 #define C_DIM 0x8b94a5
@@ -284,7 +284,8 @@ static void line_chart(ctx *c, dash_rect box, const char *name, const char *titl
         glBegin(GL_LINE_STRIP);
         for (int k = 0; k < s->n; k++) {
             double fx = (s->x[k] - x0) / (x1 - x0), fy = fmin(1.0, fmax(0.0, s->y[k] / ytop));
-            glVertex2f((float)(r.x + 1 + fx * (r.w - 2)), (float)(r.y + r.h - 1 - fy * (r.h - 2)));
+            /* 3 pixels in from the frame, so a line at 0 or 100% shows */
+            glVertex2f((float)(r.x + 3 + fx * (r.w - 6)), (float)(r.y + r.h - 3 - fy * (r.h - 6)));
         }
         glEnd();
     }

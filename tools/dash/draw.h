@@ -6,6 +6,8 @@
 #include "dash.h"
 
 #define DASH_PANELS 4
+/* The colour of an empty plot area (0xRRGGBB); the screenshot reports it. */
+#define DASH_PLOT_BG 0x1b1f27
 #define DASH_MAX_PLOTS 8
 
 typedef struct dash_rect {

@@ -208,8 +208,9 @@ static int screenshot(app *a, const char *status)
         goto out;
     }
     for (int i = 0; i < v.nplots; i++)
-        printf("plot %s %d %d %d %d %s\n", v.plots[i].name, (int)ceilf(v.plots[i].r.x), (int)ceilf(v.plots[i].r.y),
-               (int)floorf(v.plots[i].r.w), (int)floorf(v.plots[i].r.h), v.plots[i].has_data ? "data" : "empty");
+        printf("plot %s %d %d %d %d %s %06x\n", v.plots[i].name, (int)ceilf(v.plots[i].r.x),
+               (int)ceilf(v.plots[i].r.y), (int)floorf(v.plots[i].r.w), (int)floorf(v.plots[i].r.h),
+               v.plots[i].has_data ? "data" : "empty", DASH_PLOT_BG);
 out:
     free(px);
     fb.bind_fb(GL_FRAMEBUFFER, 0);
