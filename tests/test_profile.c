@@ -326,30 +326,45 @@ static void check_nested(ev *e, int n, const char *cat, const char *parent)
     }
 }
 
+typedef struct traced {
+    loom_device *dev;
+    loom_state *st, *st2;       /* the two models share parameter names */
+    loom_graph *gt, *gf;
+    loom_program *train, *fwd;
+} traced;
+
 START_TEST(test_trace)
 {
     loom_ctx *ctx = tu_ctx();
-    loom_device *dev = tu_open(ctx, "cpu");
-    loom_state *st = NULL, *st2 = NULL; /* the two models share parameter names */
-    ck_assert_int_eq(loom_state_create(dev, &st), LOOM_OK);
-    ck_assert_int_eq(loom_state_create(dev, &st2), LOOM_OK);
-    loom_graph *gt = train_graph(ctx, 16), *gf = forward_graph(ctx);
-    loom_program *train = compile_train(dev, st, gt, 16, 1);
-    loom_program *fwd = compile_forward(dev, st2, gf, 1);
+    char specs[8][32];
+    int ndev = tu_devices(ctx, specs, 8);
+    traced td[8];
     loom_trace *t = NULL;
     ck_assert_int_eq(loom_trace_create(ctx, &t), LOOM_OK);
-    /* steps 1, 1, 2 of train, then a forward run inside step 2 */
-    int64_t steps[3] = {1, 1, 2};
-    for (int k = 0; k < 3; k++) {
-        ck_assert_int_eq(loom_program_run(train), LOOM_OK);
-        ck_assert_int_eq(loom_trace_add_run(t, train, steps[k], "train"), LOOM_OK);
-        ck_assert_int_eq(loom_trace_counter(t, dev, "loss", 1.0 / (k + 1)), LOOM_OK);
+    int want_nodes = 0;
+    for (int d = 0; d < ndev; d++) {
+        traced *x = &td[d];
+        x->dev = tu_open(ctx, specs[d]);
+        ck_assert_int_eq(loom_state_create(x->dev, &x->st), LOOM_OK);
+        ck_assert_int_eq(loom_state_create(x->dev, &x->st2), LOOM_OK);
+        x->gt = train_graph(ctx, 16);
+        x->gf = forward_graph(ctx);
+        x->train = compile_train(x->dev, x->st, x->gt, 16, 1);
+        x->fwd = compile_forward(x->dev, x->st2, x->gf, 1);
+        /* steps 1, 1, 2 of train, then a forward run inside step 2 */
+        int64_t steps[3] = {1, 1, 2};
+        for (int k = 0; k < 3; k++) {
+            ck_assert_int_eq(loom_program_run(x->train), LOOM_OK);
+            ck_assert_int_eq(loom_trace_add_run(t, x->train, steps[k], "train"), LOOM_OK);
+            ck_assert_int_eq(loom_trace_counter(t, x->dev, "loss", 1.0 / (k + 1)), LOOM_OK);
+        }
+        ck_assert_int_eq(loom_program_run(x->fwd), LOOM_OK);
+        ck_assert_int_eq(loom_trace_add_run(t, x->fwd, 2, "eval"), LOOM_OK);
+        loom_profile_report rt, rf;
+        ck_assert_int_eq(loom_profile_get(x->train, &rt), LOOM_OK);
+        ck_assert_int_eq(loom_profile_get(x->fwd, &rf), LOOM_OK);
+        want_nodes += 3 * rt.nnodes + rf.nnodes; /* one slice per node per run */
     }
-    ck_assert_int_eq(loom_program_run(fwd), LOOM_OK);
-    ck_assert_int_eq(loom_trace_add_run(t, fwd, 2, "eval"), LOOM_OK);
-    loom_profile_report rt, rf;
-    ck_assert_int_eq(loom_profile_get(train, &rt), LOOM_OK);
-    ck_assert_int_eq(loom_profile_get(fwd, &rf), LOOM_OK);
     char *dir = tmpdir(), path[128], bad[160];
     snprintf(path, sizeof path, "%s/t.json", dir);
     ck_assert_int_eq(loom_trace_write(t, path), LOOM_OK);
@@ -370,10 +385,12 @@ START_TEST(test_trace)
         const char *ph = cJSON_GetObjectItem(e, "ph")->valuestring;
         const char *name = cJSON_GetObjectItem(e, "name")->valuestring;
         const cJSON *args = cJSON_GetObjectItem(e, "args");
+        int pid = cJSON_GetObjectItem(e, "pid")->valueint;
+        ck_assert(pid >= 1 && pid <= ndev);
         if (!strcmp(ph, "M") && !strcmp(name, "process_name")) {
-            named = 1;
+            named++;
             ck_assert_ptr_nonnull(strstr(cJSON_GetObjectItem(args, "name")->valuestring,
-                                         loom_device_get(dev)->name));
+                                         loom_device_get(td[pid - 1].dev)->name));
         }
         if (!strcmp(ph, "C")) {
             double v = cJSON_GetObjectItem(args, "value")->valuedouble;
@@ -388,7 +405,7 @@ START_TEST(test_trace)
         ev *x = &evs[ne++];
         x->cat = cJSON_GetObjectItem(e, "cat")->valuestring;
         x->name = name;
-        x->pid = cJSON_GetObjectItem(e, "pid")->valueint;
+        x->pid = pid;
         x->tid = cJSON_GetObjectItem(e, "tid")->valueint;
         x->a = us_to_ns(cJSON_GetObjectItem(e, "ts"));
         x->b = x->a + us_to_ns(cJSON_GetObjectItem(e, "dur"));
@@ -401,12 +418,12 @@ START_TEST(test_trace)
             ck_assert(cJSON_GetObjectItem(args, "flops")->valuedouble >= 0);
         }
     }
-    ck_assert(named);
-    ck_assert_int_eq(nnode, 3 * rt.nnodes + rf.nnodes); /* one slice per node per run */
-    ck_assert_int_eq(nrun, 4);
-    ck_assert_int_eq(nstep, 2);
-    ck_assert_int_eq(nbusy, 4);
-    ck_assert_int_eq(nloss, 3);
+    ck_assert_int_eq(named, ndev);
+    ck_assert_int_eq(nnode, want_nodes);
+    ck_assert_int_eq(nrun, 4 * ndev);
+    ck_assert_int_eq(nstep, 2 * ndev);
+    ck_assert_int_eq(nbusy, 4 * ndev);
+    ck_assert_int_eq(nloss, 3 * ndev);
     check_no_overlap(evs, ne, "node");
     check_no_overlap(evs, ne, "run");
     check_no_overlap(evs, ne, "step");
@@ -414,15 +431,15 @@ START_TEST(test_trace)
     check_nested(evs, ne, "run", "step");
     const cJSON *other = cJSON_GetObjectItem(root, "otherData");
     const cJSON *plans = cJSON_GetObjectItem(other, "plans");
-    ck_assert_int_eq(cJSON_GetArraySize(plans), 2);
+    ck_assert_int_eq(cJSON_GetArraySize(plans), 2 * ndev);
     loom_plan_report pr;
-    ck_assert_int_eq(loom_program_plan(train, &pr), LOOM_OK);
+    ck_assert_int_eq(loom_program_plan(td[0].train, &pr), LOOM_OK);
     const cJSON *p0 = cJSON_GetArrayItem(plans, 0);
     ck_assert_str_eq(cJSON_GetObjectItem(p0, "label")->valuestring, "train");
     ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(p0, "live_bytes")), pr.steps);
     ck_assert_double_eq(cJSON_GetObjectItem(p0, "arena_bytes")->valuedouble, (double)pr.arena_bytes);
     const cJSON *d0 = cJSON_GetArrayItem(cJSON_GetObjectItem(other, "devices"), 0);
-    ck_assert_str_eq(cJSON_GetObjectItem(d0, "name")->valuestring, loom_device_get(dev)->name);
+    ck_assert_str_eq(cJSON_GetObjectItem(d0, "name")->valuestring, loom_device_get(td[0].dev)->name);
     /* Written through a temporary name: nothing else is left in the folder. */
     DIR *dd = opendir(dir);
     struct dirent *de;
@@ -432,11 +449,14 @@ START_TEST(test_trace)
     closedir(dd);
     ck_assert_int_eq(files, 1);
 
-    /* The dashboard's loader reads it back. */
+    /* The dashboard's loader reads back the first device. */
+    loom_profile_report rt;
+    ck_assert_int_eq(loom_profile_get(td[0].train, &rt), LOOM_OK);
     dash_model m;
     dash_model_init(&m);
     char err[256];
     ck_assert_msg(dash_load_trace(&m, path, err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(m.ndevices, ndev);
     ck_assert_int_eq(m.nops, rt.nnodes); /* the first kind of run: train */
     ck_assert_int_eq(m.ops_runs, 3);
     ck_assert_int_eq(m.s[DS_BUSY].n, 4);
@@ -451,13 +471,16 @@ START_TEST(test_trace)
     free(evs);
     cJSON_Delete(root);
     free(text);
-    loom_program_destroy(train);
-    loom_program_destroy(fwd);
-    loom_graph_destroy(gt);
-    loom_graph_destroy(gf);
-    loom_state_destroy(st);
-    loom_state_destroy(st2);
-    loom_device_close(dev);
+    for (int d = 0; d < ndev; d++) {
+        traced *x = &td[d];
+        loom_program_destroy(x->train);
+        loom_program_destroy(x->fwd);
+        loom_graph_destroy(x->gt);
+        loom_graph_destroy(x->gf);
+        loom_state_destroy(x->st);
+        loom_state_destroy(x->st2);
+        loom_device_close(x->dev);
+    }
     loom_ctx_destroy(ctx);
 }
 END_TEST
