@@ -444,6 +444,74 @@ typedef struct loom_plan_report {
 
 loom_status loom_program_plan(const loom_program *p, loom_plan_report *out);
 
+/* ---- data sets and model files (src/nn) ---- */
+
+typedef struct loom_dataset loom_dataset;
+/* MNIST-format IDX files (gzip or not: zlib's gzopen reads both). Images
+ * become f32 [n, rows*cols] (raw 0..255 values until loom_dataset_scale),
+ * labels i32 [n]. */
+loom_status loom_dataset_load_idx(loom_ctx *ctx, const char *images_path, const char *labels_path,
+                                  loom_dataset **out);
+/* dir holds train-images-idx3-ubyte(.gz) etc. (the layout of Debian's
+ * dataset-fashion-mnist: /usr/share/datasets/fashion-mnist); train=1 the 60k
+ * training set, 0 the 10k test set (t10k-*). */
+loom_status loom_dataset_load_mnist(loom_ctx *ctx, const char *dir, int train, loom_dataset **out);
+#define LOOM_DEFAULT_DATA_DIR "/usr/share/datasets/fashion-mnist"
+void loom_dataset_destroy(loom_dataset *ds);
+int64_t loom_dataset_count(const loom_dataset *ds);
+int64_t loom_dataset_features(const loom_dataset *ds);
+/* max label + 1 (a subset or split keeps its parent's count) */
+int loom_dataset_classes(const loom_dataset *ds);
+const float *loom_dataset_images(const loom_dataset *ds);
+const int32_t *loom_dataset_labels(const loom_dataset *ds);
+typedef enum {
+    LOOM_SCALE_UNIT = 0,       /* x/255 -> [0,1] */
+    LOOM_SCALE_STANDARD = 1    /* (x-mean)/std */
+} loom_scaling;
+/* STANDARD computes mean/std over ds unless stats (mean, std) are given (to
+ * apply training stats to test data); returns them in stats_out if
+ * non-NULL. A data set is scaled once: a second call is LOOM_E_STATE. */
+loom_status loom_dataset_scale(loom_dataset *ds, loom_scaling how, const float *stats_in, float *stats_out);
+/* New datasets sharing nothing with ds: rows [start, start+count). */
+loom_status loom_dataset_subset(const loom_dataset *ds, int64_t start, int64_t count, loom_dataset **out);
+/* Keras validation_split: the LAST `fraction` of rows become validation
+ * (before any shuffling); train keeps int(n * (1 - fraction)) rows, the
+ * float's rounding (0.1f) never moving the boundary. 0 <= fraction < 1. */
+loom_status loom_dataset_split(const loom_dataset *ds, float fraction, loom_dataset **train, loom_dataset **val);
+/* Seeded permutation of [0, n) for an epoch: the same (seed, epoch) gives
+ * the same order on every machine. */
+loom_status loom_dataset_shuffle(const loom_dataset *ds, uint64_t seed, int64_t epoch, int64_t *order);
+/* Copies rows order[0..n) into x [n, features] and y [n] (either may be
+ * NULL); the caller handles the last partial batch by passing a smaller n. */
+loom_status loom_dataset_gather(const loom_dataset *ds, const int64_t *order, int64_t n, float *x, int32_t *y);
+
+/* safetensors: an 8-byte little-endian header length, a JSON header
+ * {name: {dtype, shape, data_offsets}, "__metadata__": {string: string}},
+ * then raw little-endian data. */
+typedef struct loom_tensor_file loom_tensor_file;
+/* Reads and validates the whole file into memory (truncated file, bad or
+ * oversized header, unknown dtype, shape/byte-count mismatch, offsets past
+ * the end or overlapping -> LOOM_E_FORMAT naming the file and what is wrong;
+ * missing file -> LOOM_E_IO). */
+loom_status loom_safetensors_open(loom_ctx *ctx, const char *path, loom_tensor_file **out);
+void loom_safetensors_close(loom_tensor_file *f);
+const char *loom_safetensors_metadata(const loom_tensor_file *f, const char *key); /* NULL if absent */
+int loom_safetensors_count(const loom_tensor_file *f);
+/* The i-th tensor in file order; data points into the file's memory (valid
+ * until close) and is aligned to the element size when the file's offsets
+ * are (always so for files loom writes). */
+loom_status loom_safetensors_tensor(const loom_tensor_file *f, int i, const char **name, loom_dtype *dt, int *ndim,
+                                    int64_t shape[LOOM_MAX_DIMS], const void **data);
+/* Writes every tensor of the file into st. All-or-nothing: first checks
+ * that every tensor that already exists in st has the same dtype and shape
+ * (else LOOM_E_FORMAT naming tensor and both shapes, and st is unchanged),
+ * then writes. */
+loom_status loom_safetensors_to_state(const loom_tensor_file *f, loom_state *st);
+/* Saves every tensor of st plus metadata pairs meta[0]=key0,
+ * meta[1]=value0, ... NULL-terminated (meta may be NULL), through a
+ * temporary name and a rename. prefix != NULL: only names that start with it. */
+loom_status loom_safetensors_save(loom_state *st, const char *path, const char *const *meta, const char *prefix);
+
 #ifdef __cplusplus
 }
 #endif
