@@ -285,6 +285,114 @@ loom_status loom_optimize(loom_graph *g, const loom_optimizer *opt);
 /* The learning rate of update number `step` (1-based) under opt's schedule. */
 float loom_optimizer_lr(const loom_optimizer *opt, int64_t step);
 
+/* ---- models: the Sequential API (src/nn/sequential.c) ---- */
+
+typedef struct loom_dataset loom_dataset;
+typedef struct loom_sequential loom_sequential;
+
+typedef enum loom_activation {
+    LOOM_ACT_NONE = 0,
+    LOOM_ACT_RELU,
+    LOOM_ACT_SIGMOID,
+    LOOM_ACT_TANH,
+    LOOM_ACT_GELU,
+    LOOM_ACT_SOFTMAX
+} loom_activation;
+
+typedef enum loom_init {
+    LOOM_INIT_GLOROT_UNIFORM = 0, /* the Keras default for Dense */
+    LOOM_INIT_HE_NORMAL = 1       /* std sqrt(2 / fan_in), for ReLU stacks */
+} loom_init;
+
+typedef enum loom_loss {
+    LOOM_LOSS_SPARSE_CE = 0,   /* integer labels; on softmax outputs computed from the logits */
+    LOOM_LOSS_CE = 1,          /* one-hot targets */
+    LOOM_LOSS_MSE = 2
+} loom_loss;
+
+/* A stack of layers over inputs of `input_features` f32 values. */
+loom_status loom_sequential_create(loom_ctx *ctx, int64_t input_features, loom_sequential **out);
+void loom_sequential_destroy(loom_sequential *m);
+loom_status loom_sequential_add_dense(loom_sequential *m, int64_t units, loom_activation act, loom_init init);
+loom_status loom_sequential_add_dropout(loom_sequential *m, float rate);
+/* The architecture as JSON (stored in model files); valid while m lives. */
+const char *loom_sequential_describe(loom_sequential *m);
+
+typedef struct loom_model_config {
+    loom_optimizer optimizer;  /* default: Adam with Keras defaults */
+    loom_loss loss;            /* default: sparse categorical cross-entropy */
+    int64_t batch;             /* default 32 */
+    uint64_t seed;             /* weights, shuffling and dropout; default 42 */
+    int profile;               /* compile programs with profiling */
+} loom_model_config;
+
+loom_model_config loom_model_config_default(void);
+/* Creates the state on dev, initializes the weights and compiles the
+ * training and evaluation programs. */
+loom_status loom_sequential_compile(loom_sequential *m, loom_device *dev, const loom_model_config *cfg);
+loom_state *loom_sequential_state(loom_sequential *m);
+
+typedef struct loom_fit_stats {
+    int epoch, epochs;         /* 1-based epoch */
+    int64_t step;              /* optimizer updates so far */
+    int64_t seen, total;       /* samples of this epoch so far, and in all */
+    double loss, accuracy;     /* running means over this epoch */
+    double val_loss, val_accuracy; /* NaN until measured */
+    double seconds;            /* of training in this epoch */
+    double samples_per_s;
+    int end_of_epoch;
+} loom_fit_stats;
+
+/* Return non-zero to stop training. */
+typedef int (*loom_progress_fn)(void *user, const loom_fit_stats *s);
+
+typedef struct loom_fit_config {
+    int epochs;                /* default 5 */
+    float validation_split;    /* the last fraction of the training rows */
+    loom_dataset *validation;  /* or an explicit validation set */
+    int shuffle;               /* default 1: seeded per epoch */
+    loom_progress_fn progress;
+    void *user;
+    int64_t progress_every;    /* call progress every N steps (0: epoch ends) */
+    int early_stopping_patience; /* > 0: stop after N epochs without a better val_loss */
+    int64_t checkpoint_every;  /* > 0: save a checkpoint every N steps */
+    const char *checkpoint_path;
+} loom_fit_config;
+
+loom_fit_config loom_fit_config_default(void);
+loom_status loom_sequential_fit(loom_sequential *m, loom_dataset *train, const loom_fit_config *cfg,
+                                loom_fit_stats *last);
+
+typedef struct loom_eval_result {
+    double loss, accuracy;
+    int classes;
+    double *precision, *recall; /* per class */
+    int64_t *confusion;        /* [true][predicted], classes x classes */
+    int64_t count;
+    double seconds;
+} loom_eval_result;
+
+/* use_ema: evaluate with the exponential moving average of the weights
+ * (the optimizer must keep one). */
+loom_status loom_sequential_evaluate(loom_sequential *m, loom_dataset *ds, int use_ema, loom_eval_result *out);
+void loom_eval_result_free(loom_eval_result *r);
+/* x [n, input_features] -> out [n, outputs] (probabilities for softmax). */
+loom_status loom_sequential_predict(loom_sequential *m, const float *x, int64_t n, float *out);
+int64_t loom_sequential_outputs(const loom_sequential *m);
+
+/* Model files (safetensors, the architecture in __metadata__). save writes
+ * the weights; checkpoint writes weights, optimizer moments and progress. */
+loom_status loom_sequential_save(loom_sequential *m, const char *path);
+loom_status loom_sequential_checkpoint(loom_sequential *m, const char *path);
+/* Rebuilds a model from a file and compiles it on dev with cfg (NULL:
+ * defaults); a checkpoint also restores the optimizer and the progress, so
+ * fit continues where it stopped. */
+loom_status loom_sequential_load(loom_ctx *ctx, const char *path, loom_device *dev, const loom_model_config *cfg,
+                                 loom_sequential **out);
+/* Loads weights (and moments) from a file into a compiled model of the same
+ * architecture; on any error the model is unchanged. */
+loom_status loom_sequential_restore(loom_sequential *m, const char *path);
+
 /* ---- state and programs ------------------------------------------------- */
 
 /* The persistent tensors of a model on one device. */
