@@ -285,6 +285,114 @@ loom_status loom_optimize(loom_graph *g, const loom_optimizer *opt);
 /* The learning rate of update number `step` (1-based) under opt's schedule. */
 float loom_optimizer_lr(const loom_optimizer *opt, int64_t step);
 
+/* ---- models: the Sequential API (src/nn/sequential.c) ---- */
+
+typedef struct loom_dataset loom_dataset;
+typedef struct loom_sequential loom_sequential;
+
+typedef enum loom_activation {
+    LOOM_ACT_NONE = 0,
+    LOOM_ACT_RELU,
+    LOOM_ACT_SIGMOID,
+    LOOM_ACT_TANH,
+    LOOM_ACT_GELU,
+    LOOM_ACT_SOFTMAX
+} loom_activation;
+
+typedef enum loom_init {
+    LOOM_INIT_GLOROT_UNIFORM = 0, /* the Keras default for Dense */
+    LOOM_INIT_HE_NORMAL = 1       /* std sqrt(2 / fan_in), for ReLU stacks */
+} loom_init;
+
+typedef enum loom_loss {
+    LOOM_LOSS_SPARSE_CE = 0,   /* integer labels; on softmax outputs computed from the logits */
+    LOOM_LOSS_CE = 1,          /* one-hot targets */
+    LOOM_LOSS_MSE = 2
+} loom_loss;
+
+/* A stack of layers over inputs of `input_features` f32 values. */
+loom_status loom_sequential_create(loom_ctx *ctx, int64_t input_features, loom_sequential **out);
+void loom_sequential_destroy(loom_sequential *m);
+loom_status loom_sequential_add_dense(loom_sequential *m, int64_t units, loom_activation act, loom_init init);
+loom_status loom_sequential_add_dropout(loom_sequential *m, float rate);
+/* The architecture as JSON (stored in model files); valid while m lives. */
+const char *loom_sequential_describe(loom_sequential *m);
+
+typedef struct loom_model_config {
+    loom_optimizer optimizer;  /* default: Adam with Keras defaults */
+    loom_loss loss;            /* default: sparse categorical cross-entropy */
+    int64_t batch;             /* default 32 */
+    uint64_t seed;             /* weights, shuffling and dropout; default 42 */
+    int profile;               /* compile programs with profiling */
+} loom_model_config;
+
+loom_model_config loom_model_config_default(void);
+/* Creates the state on dev, initializes the weights and compiles the
+ * training and evaluation programs. */
+loom_status loom_sequential_compile(loom_sequential *m, loom_device *dev, const loom_model_config *cfg);
+loom_state *loom_sequential_state(loom_sequential *m);
+
+typedef struct loom_fit_stats {
+    int epoch, epochs;         /* 1-based epoch */
+    int64_t step;              /* optimizer updates so far */
+    int64_t seen, total;       /* samples of this epoch so far, and in all */
+    double loss, accuracy;     /* running means over this epoch */
+    double val_loss, val_accuracy; /* NaN until measured */
+    double seconds;            /* of training in this epoch */
+    double samples_per_s;
+    int end_of_epoch;
+} loom_fit_stats;
+
+/* Return non-zero to stop training. */
+typedef int (*loom_progress_fn)(void *user, const loom_fit_stats *s);
+
+typedef struct loom_fit_config {
+    int epochs;                /* default 5 */
+    float validation_split;    /* the last fraction of the training rows */
+    loom_dataset *validation;  /* or an explicit validation set */
+    int shuffle;               /* default 1: seeded per epoch */
+    loom_progress_fn progress;
+    void *user;
+    int64_t progress_every;    /* call progress every N steps (0: epoch ends) */
+    int early_stopping_patience; /* > 0: stop after N epochs without a better val_loss */
+    int64_t checkpoint_every;  /* > 0: save a checkpoint every N steps */
+    const char *checkpoint_path;
+} loom_fit_config;
+
+loom_fit_config loom_fit_config_default(void);
+loom_status loom_sequential_fit(loom_sequential *m, loom_dataset *train, const loom_fit_config *cfg,
+                                loom_fit_stats *last);
+
+typedef struct loom_eval_result {
+    double loss, accuracy;
+    int classes;
+    double *precision, *recall; /* per class */
+    int64_t *confusion;        /* [true][predicted], classes x classes */
+    int64_t count;
+    double seconds;
+} loom_eval_result;
+
+/* use_ema: evaluate with the exponential moving average of the weights
+ * (the optimizer must keep one). */
+loom_status loom_sequential_evaluate(loom_sequential *m, loom_dataset *ds, int use_ema, loom_eval_result *out);
+void loom_eval_result_free(loom_eval_result *r);
+/* x [n, input_features] -> out [n, outputs] (probabilities for softmax). */
+loom_status loom_sequential_predict(loom_sequential *m, const float *x, int64_t n, float *out);
+int64_t loom_sequential_outputs(const loom_sequential *m);
+
+/* Model files (safetensors, the architecture in __metadata__). save writes
+ * the weights; checkpoint writes weights, optimizer moments and progress. */
+loom_status loom_sequential_save(loom_sequential *m, const char *path);
+loom_status loom_sequential_checkpoint(loom_sequential *m, const char *path);
+/* Rebuilds a model from a file and compiles it on dev with cfg (NULL:
+ * defaults); a checkpoint also restores the optimizer and the progress, so
+ * fit continues where it stopped. */
+loom_status loom_sequential_load(loom_ctx *ctx, const char *path, loom_device *dev, const loom_model_config *cfg,
+                                 loom_sequential **out);
+/* Loads weights (and moments) from a file into a compiled model of the same
+ * architecture; on any error the model is unchanged. */
+loom_status loom_sequential_restore(loom_sequential *m, const char *path);
+
 /* ---- state and programs ------------------------------------------------- */
 
 /* The persistent tensors of a model on one device. */
@@ -335,6 +443,74 @@ typedef struct loom_plan_report {
 } loom_plan_report;
 
 loom_status loom_program_plan(const loom_program *p, loom_plan_report *out);
+
+/* ---- data sets and model files (src/nn) ---- */
+
+typedef struct loom_dataset loom_dataset;
+/* MNIST-format IDX files (gzip or not: zlib's gzopen reads both). Images
+ * become f32 [n, rows*cols] (raw 0..255 values until loom_dataset_scale),
+ * labels i32 [n]. */
+loom_status loom_dataset_load_idx(loom_ctx *ctx, const char *images_path, const char *labels_path,
+                                  loom_dataset **out);
+/* dir holds train-images-idx3-ubyte(.gz) etc. (the layout of Debian's
+ * dataset-fashion-mnist: /usr/share/datasets/fashion-mnist); train=1 the 60k
+ * training set, 0 the 10k test set (t10k-*). */
+loom_status loom_dataset_load_mnist(loom_ctx *ctx, const char *dir, int train, loom_dataset **out);
+#define LOOM_DEFAULT_DATA_DIR "/usr/share/datasets/fashion-mnist"
+void loom_dataset_destroy(loom_dataset *ds);
+int64_t loom_dataset_count(const loom_dataset *ds);
+int64_t loom_dataset_features(const loom_dataset *ds);
+/* max label + 1 (a subset or split keeps its parent's count) */
+int loom_dataset_classes(const loom_dataset *ds);
+const float *loom_dataset_images(const loom_dataset *ds);
+const int32_t *loom_dataset_labels(const loom_dataset *ds);
+typedef enum {
+    LOOM_SCALE_UNIT = 0,       /* x/255 -> [0,1] */
+    LOOM_SCALE_STANDARD = 1    /* (x-mean)/std */
+} loom_scaling;
+/* STANDARD computes mean/std over ds unless stats (mean, std) are given (to
+ * apply training stats to test data); returns them in stats_out if
+ * non-NULL. A data set is scaled once: a second call is LOOM_E_STATE. */
+loom_status loom_dataset_scale(loom_dataset *ds, loom_scaling how, const float *stats_in, float *stats_out);
+/* New datasets sharing nothing with ds: rows [start, start+count). */
+loom_status loom_dataset_subset(const loom_dataset *ds, int64_t start, int64_t count, loom_dataset **out);
+/* Keras validation_split: the LAST `fraction` of rows become validation
+ * (before any shuffling); train keeps int(n * (1 - fraction)) rows, the
+ * float's rounding (0.1f) never moving the boundary. 0 <= fraction < 1. */
+loom_status loom_dataset_split(const loom_dataset *ds, float fraction, loom_dataset **train, loom_dataset **val);
+/* Seeded permutation of [0, n) for an epoch: the same (seed, epoch) gives
+ * the same order on every machine. */
+loom_status loom_dataset_shuffle(const loom_dataset *ds, uint64_t seed, int64_t epoch, int64_t *order);
+/* Copies rows order[0..n) into x [n, features] and y [n] (either may be
+ * NULL); the caller handles the last partial batch by passing a smaller n. */
+loom_status loom_dataset_gather(const loom_dataset *ds, const int64_t *order, int64_t n, float *x, int32_t *y);
+
+/* safetensors: an 8-byte little-endian header length, a JSON header
+ * {name: {dtype, shape, data_offsets}, "__metadata__": {string: string}},
+ * then raw little-endian data. */
+typedef struct loom_tensor_file loom_tensor_file;
+/* Reads and validates the whole file into memory (truncated file, bad or
+ * oversized header, unknown dtype, shape/byte-count mismatch, offsets past
+ * the end or overlapping -> LOOM_E_FORMAT naming the file and what is wrong;
+ * missing file -> LOOM_E_IO). */
+loom_status loom_safetensors_open(loom_ctx *ctx, const char *path, loom_tensor_file **out);
+void loom_safetensors_close(loom_tensor_file *f);
+const char *loom_safetensors_metadata(const loom_tensor_file *f, const char *key); /* NULL if absent */
+int loom_safetensors_count(const loom_tensor_file *f);
+/* The i-th tensor in file order; data points into the file's memory (valid
+ * until close) and is aligned to the element size when the file's offsets
+ * are (always so for files loom writes). */
+loom_status loom_safetensors_tensor(const loom_tensor_file *f, int i, const char **name, loom_dtype *dt, int *ndim,
+                                    int64_t shape[LOOM_MAX_DIMS], const void **data);
+/* Writes every tensor of the file into st. All-or-nothing: first checks
+ * that every tensor that already exists in st has the same dtype and shape
+ * (else LOOM_E_FORMAT naming tensor and both shapes, and st is unchanged),
+ * then writes. */
+loom_status loom_safetensors_to_state(const loom_tensor_file *f, loom_state *st);
+/* Saves every tensor of st plus metadata pairs meta[0]=key0,
+ * meta[1]=value0, ... NULL-terminated (meta may be NULL), through a
+ * temporary name and a rename. prefix != NULL: only names that start with it. */
+loom_status loom_safetensors_save(loom_state *st, const char *path, const char *const *meta, const char *prefix);
 
 /* ---- profiling and metrics (src/core/profile.c) ---- */
 
