@@ -357,6 +357,13 @@ typedef struct loom_fit_config {
     int early_stopping_patience; /* > 0: stop after N epochs without a better val_loss */
     int64_t checkpoint_every;  /* > 0: save a checkpoint every N steps */
     const char *checkpoint_path;
+    struct loom_metrics *metrics; /* a step line every metrics_every steps
+                                  (default: each progress report) and at
+                                  each epoch's end, with ops and plan lines */
+    int64_t metrics_every;
+    struct loom_trace *trace;  /* the first trace_steps steps, when the model
+                                  was compiled with profile = 1 */
+    int64_t trace_steps;
 } loom_fit_config;
 
 loom_fit_config loom_fit_config_default(void);

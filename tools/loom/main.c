@@ -18,7 +18,8 @@ static const command commands[] = {
      "train the Fashion-MNIST MLP [--data DIR] [--hidden 64,64] [--epochs 5] [--batch 32] [--lr 0.001]\n"
      "             [--optimizer adam|adamw|sgd] [--device SPEC] [--seed N] [--save FILE] [--resume FILE]\n"
      "             [--checkpoint FILE --checkpoint-every N] [--validation-split F] [--dropout R]\n"
-     "             [--early-stopping N] [--ema D] [--clip-norm C] [--limit N] [--test-limit N] [--json]"},
+     "             [--early-stopping N] [--ema D] [--clip-norm C] [--limit N] [--test-limit N] [--json]\n"
+     "             [--metrics FILE] [--metrics-every N] [--profile TRACE.json] [--profile-steps N] [--dash]"},
     {"eval", cmd_eval, "evaluate a saved model on the test set --model FILE [--data DIR] [--ema] [--json]"},
     {"predict", cmd_predict, "classify one test image --model FILE --image N [--data DIR]"},
 };
