@@ -1,4 +1,5 @@
 /* loom: the command-line tool. */
+#include "bench.h"
 #include "cli.h"
 
 #include <stdio.h>
@@ -20,6 +21,10 @@ static const command commands[] = {
      "             [--checkpoint FILE --checkpoint-every N] [--validation-split F] [--dropout R]\n"
      "             [--early-stopping N] [--ema D] [--clip-norm C] [--limit N] [--test-limit N] [--json]\n"
      "             [--metrics FILE] [--metrics-every N] [--profile TRACE.json] [--profile-steps N] [--dash]"},
+    {"bench", cmd_bench,
+     "benchmark every device beside OpenBLAS / memcpy [--device SPEC|all]\n"
+     "             [--suite gemm,bandwidth,dispatch,train,infer,startup] [--json FILE] [--compare BASELINE.json]\n"
+     "             [--results FILE] [--quick] [--data DIR]"},
     {"eval", cmd_eval, "evaluate a saved model on the test set --model FILE [--data DIR] [--ema] [--json]"},
     {"predict", cmd_predict, "classify one test image --model FILE --image N [--data DIR]"},
 };
