@@ -224,7 +224,7 @@ int vk_mkdirs(const char *path);
 
 /* ---- vk_kernels.c ------------------------------------------------------- */
 
-extern const vk_shader vk_sh_gemm_tiled, vk_sh_gemm_texel;
+extern const vk_shader vk_sh_gemm_tiled, vk_sh_gemm_texel[3][3];
 /* 1 if the backend has a kernel for this node. */
 int vk_supports(void *bdev, const loom_exec_node *x);
 /* Appends the dispatches of one node to the program. */

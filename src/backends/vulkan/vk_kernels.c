@@ -9,13 +9,23 @@
 /* name, code, words, bindings (S storage, T texel), push size, workgroup */
 const vk_shader vk_sh_gemm_tiled = {"gemm_tiled", loom_gemm_tiled_spv, &loom_gemm_tiled_spv_words, "SSSS",
                                     sizeof(loom_pc_gemm), {16, 16}};
-const vk_shader vk_sh_gemm_texel = {"gemm_texel", loom_gemm_texel_spv, &loom_gemm_texel_spv_words, "TTSS",
-                                    sizeof(loom_pc_gemm), {8, 8}};
-/* The texel GEMM's register block (its -DTM / -DTN in meson.build). */
-#define TEXEL_TM 4
-#define TEXEL_TN 4
-#define TILED_BM 64
-#define TILED_BN 64
+/* The texel GEMM by read path of A (k-vec4, m-vec4, scalar) and of B
+ * (n-vec4, k-vec4, scalar): see gemm_texel.comp. */
+const vk_shader vk_sh_gemm_texel[3][3] = {
+    {{"gemm_texel_kn", loom_gemm_texel_kn_spv, &loom_gemm_texel_kn_spv_words, "TTSS", sizeof(loom_pc_gemm), {8, 8}},
+     {"gemm_texel_kk", loom_gemm_texel_kk_spv, &loom_gemm_texel_kk_spv_words, "TTSS", sizeof(loom_pc_gemm), {8, 8}},
+     {"gemm_texel_ks", loom_gemm_texel_ks_spv, &loom_gemm_texel_ks_spv_words, "TTSS", sizeof(loom_pc_gemm), {8, 8}}},
+    {{"gemm_texel_mn", loom_gemm_texel_mn_spv, &loom_gemm_texel_mn_spv_words, "TTSS", sizeof(loom_pc_gemm), {8, 8}},
+     {"gemm_texel_mk", loom_gemm_texel_mk_spv, &loom_gemm_texel_mk_spv_words, "TTSS", sizeof(loom_pc_gemm), {8, 8}},
+     {"gemm_texel_ms", loom_gemm_texel_ms_spv, &loom_gemm_texel_ms_spv_words, "TTSS", sizeof(loom_pc_gemm), {8, 8}}},
+    {{"gemm_texel_sn", loom_gemm_texel_sn_spv, &loom_gemm_texel_sn_spv_words, "TTSS", sizeof(loom_pc_gemm), {8, 8}},
+     {"gemm_texel_sk", loom_gemm_texel_sk_spv, &loom_gemm_texel_sk_spv_words, "TTSS", sizeof(loom_pc_gemm), {8, 8}},
+     {"gemm_texel_ss", loom_gemm_texel_ss_spv, &loom_gemm_texel_ss_spv_words, "TTSS", sizeof(loom_pc_gemm), {8, 8}}},
+};
+/* C tile per workgroup (the shaders' defines). */
+#define TEXEL_TILE_M 128 /* gemm_texel: 8 x 8 invocations of 16 rows ... */
+#define TEXEL_TILE_N 64  /* ... by 8 columns */
+#define TILED_TILE 64    /* gemm_tiled: BM = BN = 64 */
 
 static const vk_shader sh_binary = {"binary", loom_binary_spv, &loom_binary_spv_words, "SSS", sizeof(loom_pc_bcast),
                                     {256, 1}};
@@ -172,16 +182,29 @@ static int slot(vk_prog *p, const loom_exec_node *x)
 
 /* ---- GEMM ----------------------------------------------------------------- */
 
-static int texel_ok(const vk_dev *d, const loom_exec_tensor *t)
+/* 1 if t can be bound as a texel buffer of vec (1 or 4) floats. */
+static int texel_ok(const vk_dev *d, const loom_exec_tensor *t, int vec)
 {
     const vk_buf *vb = t->mem.buf;
     uint64_t off = vb->offset + t->mem.offset;
-    return d->lim->texel_r32f && off % d->lim->texel_align == 0 && t->mem.bytes / 4 <= d->lim->max_texel_elements;
+    return d->lim->texel_r32f && off % d->lim->texel_align == 0 && off % (4u * (unsigned)vec) == 0 &&
+           t->mem.bytes % (4u * (unsigned)vec) == 0 && t->mem.bytes / (4u * (unsigned)vec) <= d->lim->max_texel_elements;
+}
+
+/* The texel read path of a GEMM operand: 4 if it is read as vec4 along a
+ * contiguous dim whose size is a multiple of 4, 1 for scalars, 0 if it
+ * cannot be a texel buffer at all. */
+static int operand_vec(const vk_dev *d, const loom_exec_tensor *t, uint32_t contiguous_dim)
+{
+    if (contiguous_dim % 4 == 0 && texel_ok(d, t, 4))
+        return 4;
+    return texel_ok(d, t, 1) ? 1 : 0;
 }
 
 static loom_status plan_matmul(vk_prog *p, const loom_exec_node *x)
 {
     const loom_node *nd = x->node, *na = x->in[0]->node, *nb = x->in[1]->node;
+    const vk_dev *d = p->d;
     loom_pc_gemm pc = {0};
     pc.m = (uint32_t)nd->shape[0];
     pc.n = (uint32_t)nd->shape[1];
@@ -202,21 +225,31 @@ static loom_status plan_matmul(vk_prog *p, const loom_exec_node *x)
     }
     vk_dispatch *dx;
     LOOM_TRY(vk_add_dispatch(p, x->index, &dx));
-    int texel = (p->d->quirks & VK_QUIRK_TEXEL_READS) && texel_ok(p->d, x->in[0]) && texel_ok(p->d, x->in[1]);
-    const vk_shader *sh = texel ? &vk_sh_gemm_texel : &vk_sh_gemm_tiled;
     dx->nbind = 4;
     dx->bind[0] = tensor(x->in[0], VK_READ);
     dx->bind[1] = tensor(x->in[1], VK_READ);
-    dx->bind[0].texel = dx->bind[1].texel = texel;
     dx->bind[2] = tensor(x->out, VK_WRITE);
     dx->bind[3] = alias(dx->bind[2]);
-    uint32_t tn = texel ? sh->wg[0] * TEXEL_TN : TILED_BN, tm = texel ? sh->wg[1] * TEXEL_TM : TILED_BM;
-    dx->groups[0] = (pc.n + tn - 1) / tn;
-    dx->groups[1] = (pc.m + tm - 1) / tm;
+    const vk_shader *sh = &vk_sh_gemm_tiled;
+    uint32_t tile_m = TILED_TILE, tile_n = TILED_TILE;
+    if (d->quirks & VK_QUIRK_TEXEL_READS) {
+        int va = operand_vec(d, x->in[0], nd->attr.ta ? pc.m : pc.k);
+        int vb = operand_vec(d, x->in[1], nd->attr.tb ? pc.k : pc.n);
+        if (va && vb) {
+            int ia = va == 4 ? (nd->attr.ta ? 1 : 0) : 2, ib = vb == 4 ? (nd->attr.tb ? 1 : 0) : 2;
+            sh = &vk_sh_gemm_texel[ia][ib];
+            tile_m = TEXEL_TILE_M;
+            tile_n = TEXEL_TILE_N;
+            dx->bind[0].texel = va;
+            dx->bind[1].texel = vb;
+        }
+    }
+    dx->groups[0] = (pc.n + tile_n - 1) / tile_n;
+    dx->groups[1] = (pc.m + tile_m - 1) / tile_m;
     dx->groups[2] = 1;
-    if (dx->groups[0] > p->d->lim->max_groups[0] || dx->groups[1] > p->d->lim->max_groups[1])
-        return loom_fail(p->d->ctx, LOOM_E_UNSUPPORTED, "%s: matmul \"%s\" [%u,%u] needs more workgroups than the device has",
-                         p->d->info->spec, nd->name, pc.m, pc.n);
+    if (dx->groups[0] > d->lim->max_groups[0] || dx->groups[1] > d->lim->max_groups[1])
+        return loom_fail(d->ctx, LOOM_E_UNSUPPORTED, "%s: matmul \"%s\" [%u,%u] needs more workgroups than the device has",
+                         d->info->spec, nd->name, pc.m, pc.n);
     return use(p, dx, sh, 0, &pc);
 }
 

@@ -100,7 +100,7 @@ static loom_status make_view(vk_prog *p, const vk_bind *b, VkBufferView *out)
     }
     VkBufferViewCreateInfo vi = {.sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO,
                                  .buffer = b->buf,
-                                 .format = VK_FORMAT_R32_SFLOAT,
+                                 .format = b->texel == 4 ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32_SFLOAT,
                                  .offset = b->offset,
                                  .range = b->range};
     VkResult r = vkCreateBufferView(d->dev, &vi, NULL, &p->views[p->nviews]);
