@@ -614,6 +614,49 @@ START_TEST(test_pipeline_cache)
 }
 END_TEST
 
+/* The GEMM read path: measured once, kept as JSON, ignored when foreign or
+ * malformed. */
+START_TEST(test_tuning_cache)
+{
+    loom_ctx *probe = tu_ctx();
+    int ok = have_vulkan(probe);
+    loom_ctx_destroy(probe);
+    if (!ok)
+        return;
+    char dir[] = "/tmp/loom-test-tune-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char pcache[512], path[600];
+    cache_path(dir, pcache, sizeof pcache);
+    snprintf(path, sizeof path, "%.*s-tune.json", (int)(strlen(pcache) - strlen(".pipelines")), pcache);
+    static logbuf log;
+    cache_round(dir, &log);
+    ck_assert_msg(strstr(log.text, "through texel buffers") && strstr(log.text, "ms through storage buffers"),
+                  "no measurement logged:\n%s", log.text);
+    ck_assert_int_gt(file_size(path), 0);
+    cache_round(dir, &log);
+    ck_assert_msg(strstr(log.text, "GEMM read path") && !strstr(log.text, "ms through storage"),
+                  "the second context measured again:\n%s", log.text);
+    static const char *bad[][2] = {
+        {"{\"format\": 1, \"gemm_read\": ", "not JSON"},
+        {"{\"format\": 1, \"device_uuid\": \"00\", \"gemm_read\": \"texel\"}", "another device"},
+        {"[1, 2, 3]", "another format"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        FILE *f = fopen(path, "w");
+        ck_assert_ptr_nonnull(f);
+        fputs(bad[i][0], f);
+        fclose(f);
+        cache_round(dir, &log);
+        ck_assert_msg(strstr(log.text, "tuning cache") && strstr(log.text, bad[i][1]) &&
+                          strstr(log.text, "ms through storage"),
+                      "case %zu: expected \"%s\" and a new measurement:\n%s", i, bad[i][1], log.text);
+    }
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("vulkan");
@@ -640,6 +683,7 @@ int main(void)
     tc = tcase_create("pipeline_cache");
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_pipeline_cache);
+    tcase_add_test(tc, test_tuning_cache);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
