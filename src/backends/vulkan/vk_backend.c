@@ -269,6 +269,7 @@ static void fill_info(VkInstance inst, VkPhysicalDevice pd, loom_device_info *d,
     lim->timestamp_period = p->limits.timestampPeriod;
     lim->storage16 = s16.storageBuffer16BitAccess != 0;
     lim->texel_r32f = (fp.bufferFeatures & VK_FORMAT_FEATURE_UNIFORM_TEXEL_BUFFER_BIT) != 0;
+    lim->image_r32f = (fp.bufferFeatures & VK_FORMAT_FEATURE_STORAGE_TEXEL_BUFFER_BIT) != 0;
     lim->calibrated = monotonic_domain(inst, pd);
     lim->queue_family = pick_queue(pd, &lim->timestamp_bits);
     if (!p->limits.timestampComputeAndGraphics && lim->timestamp_bits == 0)
@@ -278,7 +279,7 @@ static void fill_info(VkInstance inst, VkPhysicalDevice pd, loom_device_info *d,
     /* A tensor may be bound as a storage buffer or a texel buffer: the
      * planner aligns to the stricter of the two. */
     uint64_t align = lim->storage_align;
-    if (lim->texel_r32f && lim->texel_align > align)
+    if ((lim->texel_r32f || lim->image_r32f) && lim->texel_align > align)
         align = lim->texel_align;
     d->max_binding_bytes = lim->max_storage_range;
     if (lim->max_alloc_bytes && d->max_binding_bytes > lim->max_alloc_bytes)

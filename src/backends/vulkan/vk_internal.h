@@ -32,6 +32,7 @@ typedef struct vk_limits {
     float timestamp_period;             /* ns per tick */
     int storage16;                      /* storageBuffer16BitAccess */
     int texel_r32f;                     /* R32_SFLOAT uniform texel buffers work */
+    int image_r32f;                     /* R32_SFLOAT storage texel buffers work */
     int calibrated;                     /* VK_EXT_calibrated_timestamps with CLOCK_MONOTONIC */
     uint32_t queue_family;              /* the compute queue chosen */
     uint32_t timestamp_bits;            /* its timestampValidBits */
@@ -83,7 +84,8 @@ typedef struct vk_buf {
 #define VK_MAX_SPEC 2
 
 /* A shader variant as the C side sees it: its code, its bindings (S: storage
- * buffer, T: uniform texel buffer), its push-constant size, its workgroup. */
+ * buffer, T: uniform texel buffer, I: storage texel buffer), its
+ * push-constant size, its workgroup. */
 typedef struct vk_shader {
     const char *name;
     const uint32_t *code;
@@ -150,7 +152,7 @@ enum { VK_READ = 1, VK_WRITE = 2 };
 typedef struct vk_bind {
     VkBuffer buf;
     uint64_t offset, range;
-    int texel;
+    int texel;                  /* floats per texel of a T or I binding's view (1 or 4) */
     int access;                 /* VK_READ | VK_WRITE, 0: unused binding */
 } vk_bind;
 
@@ -210,6 +212,9 @@ loom_status vk_buffer_read(void *bdev, void *buf, uint64_t offset, void *dst, ui
 void *vk_buffer_map(const vk_buf *b);
 
 /* ---- vk_pipeline.c ------------------------------------------------------ */
+
+/* The descriptor type of a binding kind letter of vk_shader.kinds. */
+VkDescriptorType vk_kind_type(char kind);
 
 void vk_pcache_load(vk_dev *d);
 void vk_pcache_save(vk_dev *d);

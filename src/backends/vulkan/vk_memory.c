@@ -23,6 +23,8 @@ static VkBufferUsageFlags block_usage(const vk_dev *d)
                            VK_BUFFER_USAGE_TRANSFER_DST_BIT;
     if (d->lim->texel_r32f)
         u |= VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT;
+    if (d->lim->image_r32f)
+        u |= VK_BUFFER_USAGE_STORAGE_TEXEL_BUFFER_BIT;
     return u;
 }
 
@@ -98,7 +100,7 @@ loom_status vk_memory_init(vk_dev *d)
     void *scratch = NULL;
     LOOM_TRY(vk_buffer_alloc(d, 256, LOOM_LIFE_ARENA, &scratch));
     d->scratch = scratch;
-    if (d->lim->texel_r32f) {
+    if (d->lim->texel_r32f || d->lim->image_r32f) {
         VkBufferViewCreateInfo vi = {.sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO,
                                      .buffer = d->scratch->block->buf,
                                      .format = VK_FORMAT_R32_SFLOAT,

@@ -191,6 +191,13 @@ void vk_pcache_save(vk_dev *d)
 
 /* ---- pipelines ------------------------------------------------------------- */
 
+VkDescriptorType vk_kind_type(char kind)
+{
+    return kind == 'T' ? VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER
+           : kind == 'I' ? VK_DESCRIPTOR_TYPE_STORAGE_TEXEL_BUFFER
+                         : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+}
+
 static void pipe_destroy(vk_dev *d, vk_pipe *p)
 {
     if (p->pipe)
@@ -217,9 +224,7 @@ static loom_status pipe_create(vk_dev *d, const vk_shader *sh, const uint32_t sp
     uint32_t nb = (uint32_t)strlen(sh->kinds);
     for (uint32_t i = 0; i < nb; i++)
         b[i] = (VkDescriptorSetLayoutBinding){.binding = i,
-                                              .descriptorType = sh->kinds[i] == 'T'
-                                                                    ? VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER
-                                                                    : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                              .descriptorType = vk_kind_type(sh->kinds[i]),
                                               .descriptorCount = 1,
                                               .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT};
     VkDescriptorSetLayoutCreateInfo dci = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
@@ -302,11 +307,12 @@ loom_status vk_pipes_warm(vk_dev *d)
         cold += !d->pipes[i]->warm;
     if (!cold)
         return LOOM_OK;
-    VkDescriptorPoolSize ps[2] = {{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, (uint32_t)cold * VK_MAX_BINDINGS},
-                                  {VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, (uint32_t)cold * VK_MAX_BINDINGS}};
+    VkDescriptorPoolSize ps[3] = {{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, (uint32_t)cold * VK_MAX_BINDINGS},
+                                  {VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, (uint32_t)cold * VK_MAX_BINDINGS},
+                                  {VK_DESCRIPTOR_TYPE_STORAGE_TEXEL_BUFFER, (uint32_t)cold * VK_MAX_BINDINGS}};
     VkDescriptorPoolCreateInfo pci = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
                                       .maxSets = (uint32_t)cold,
-                                      .poolSizeCount = 2,
+                                      .poolSizeCount = 3,
                                       .pPoolSizes = ps};
     VkDescriptorPool pool;
     VkResult r = vkCreateDescriptorPool(d->dev, &pci, NULL, &pool);
@@ -337,13 +343,12 @@ loom_status vk_pipes_warm(vk_dev *d)
         VkDescriptorBufferInfo bi = {.buffer = d->scratch->block->buf, .offset = d->scratch->offset, .range = 256};
         uint32_t nb = (uint32_t)strlen(p->sh->kinds);
         for (uint32_t k = 0; k < nb; k++) {
-            int texel = p->sh->kinds[k] == 'T';
+            int texel = p->sh->kinds[k] != 'S';
             w[k] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
                                           .dstSet = set,
                                           .dstBinding = k,
                                           .descriptorCount = 1,
-                                          .descriptorType = texel ? VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER
-                                                                  : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                          .descriptorType = vk_kind_type(p->sh->kinds[k]),
                                           .pBufferInfo = texel ? NULL : &bi,
                                           .pTexelBufferView = texel ? &d->scratch_view : NULL};
         }

@@ -118,16 +118,18 @@ static const char *node_name(const vk_prog *p, int node)
 static loom_status make_sets(vk_prog *p)
 {
     vk_dev *d = p->d;
-    uint32_t nstorage = 0, ntexel = 0;
+    static const char kinds[3] = {'S', 'T', 'I'};
+    uint32_t count[3] = {0, 0, 0};
     for (int i = 0; i < p->ndisp; i++)
-        for (int k = 0; k < p->disp[i].nbind; k++)
-            *(p->disp[i].bind[k].texel ? &ntexel : &nstorage) += 1;
-    VkDescriptorPoolSize ps[2];
+        for (int k = 0; k < p->disp[i].nbind; k++) {
+            char kind = p->disp[i].pipe->sh->kinds[k];
+            count[kind == 'T' ? 1 : kind == 'I' ? 2 : 0]++;
+        }
+    VkDescriptorPoolSize ps[3];
     uint32_t nps = 0;
-    if (nstorage)
-        ps[nps++] = (VkDescriptorPoolSize){VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, nstorage};
-    if (ntexel)
-        ps[nps++] = (VkDescriptorPoolSize){VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, ntexel};
+    for (int t = 0; t < 3; t++)
+        if (count[t])
+            ps[nps++] = (VkDescriptorPoolSize){vk_kind_type(kinds[t]), count[t]};
     VkDescriptorPoolCreateInfo pci = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
                                       .maxSets = (uint32_t)p->ndisp,
                                       .poolSizeCount = nps,
@@ -154,13 +156,13 @@ static loom_status make_sets(vk_prog *p)
                                           .dstSet = x->set,
                                           .dstBinding = (uint32_t)k,
                                           .descriptorCount = 1};
-            if (b->texel) {
+            char kind = x->pipe->sh->kinds[k];
+            w[k].descriptorType = vk_kind_type(kind);
+            if (kind != 'S') {
                 LOOM_TRY(make_view(p, b, &views[k]));
-                w[k].descriptorType = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER;
                 w[k].pTexelBufferView = &views[k];
             } else {
                 bi[k] = (VkDescriptorBufferInfo){b->buf, b->offset, b->range};
-                w[k].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
                 w[k].pBufferInfo = &bi[k];
             }
         }
