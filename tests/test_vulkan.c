@@ -156,6 +156,73 @@ START_TEST(test_gemm_transposes)
 }
 END_TEST
 
+/* A GEMM followed by a row-bias add becomes one dispatch, unless the GEMM's
+ * result is read elsewhere or is an output; results match the CPU either
+ * way. Returns the outputs y0..y3 and the number of dispatches. */
+static int bias_graph(loom_ctx *ctx, const char *spec, float *out[4])
+{
+    enum { M = 19, K = 24, N = 36 };
+    loom_device *dev = tu_open(ctx, spec);
+    loom_state *st;
+    loom_graph *g;
+    ck_assert_int_eq(loom_state_create(dev, &st), LOOM_OK);
+    ck_assert_int_eq(loom_graph_create(ctx, &g), LOOM_OK);
+    int64_t as[2] = {M, K}, ws[2] = {K, N}, bs[1] = {N}, bs2[2] = {1, N};
+    float a[M * K], w[K * N], b[N];
+    tu_fill(a, M * K, 1, -1, 1);
+    tu_fill(w, K * N, 2, -1, 1);
+    tu_fill(b, N, 3, -1, 1);
+    loom_tensor ta = loom_constant(g, "a", LOOM_F32, 2, as, a), tw = loom_constant(g, "w", LOOM_F32, 2, ws, w);
+    loom_tensor tb = loom_constant(g, "b", LOOM_F32, 1, bs, b), tb2 = loom_constant(g, "b2", LOOM_F32, 2, bs2, b);
+    /* fused: bias on either side, [N] or [1,N] */
+    loom_output(g, loom_add(g, loom_matmul(g, ta, tw, 0, 0), tb), "y0");
+    loom_output(g, loom_add(g, tb2, loom_matmul(g, ta, tw, 0, 0)), "y1");
+    /* not fused: the product is read twice, or is an output itself */
+    loom_tensor mm = loom_matmul(g, ta, tw, 0, 0);
+    loom_output(g, loom_add(g, mm, tb), "y2");
+    loom_output(g, loom_relu(g, mm), "y3");
+    loom_tensor mo = loom_matmul(g, ta, tw, 0, 0);
+    loom_output(g, mo, "mo");
+    loom_output(g, loom_add(g, mo, tb), "y4");
+    loom_program *p = NULL;
+    ck_assert_msg(loom_compile(g, dev, st, NULL, &p) == LOOM_OK, "%s", loom_last_error(ctx));
+    ck_assert_int_eq(loom_program_run(p), LOOM_OK);
+    const char *names[5] = {"y0", "y1", "y2", "y3", "y4"};
+    for (int i = 0; i < 5; i++) {
+        out[i] = malloc(M * N * 4);
+        ck_assert_int_eq(loom_program_read(p, names[i], out[i], M * N * 4), LOOM_OK);
+    }
+    int ndisp = strcmp(spec, "cpu") ? ((vk_prog *)p->bprog)->ndisp : 0;
+    loom_program_destroy(p);
+    loom_graph_destroy(g);
+    loom_state_destroy(st);
+    loom_device_close(dev);
+    return ndisp;
+}
+
+START_TEST(test_gemm_bias_fusion)
+{
+    loom_ctx *ctx = tu_ctx();
+    if (!have_vulkan(ctx)) {
+        loom_ctx_destroy(ctx);
+        return;
+    }
+    float *ref[5], *got[5];
+    bias_graph(ctx, "cpu", ref);
+    int ndisp = bias_graph(ctx, "vulkan:0", got);
+    /* 4 GEMMs, relu, the two adds that were not fused */
+    ck_assert_int_eq(ndisp, 7);
+    for (int i = 0; i < 5; i++) {
+        double e = tu_err(got[i], ref[i], 19 * 36, 1e-5, 1e-5);
+        ck_assert_msg(e <= 1.0, "y%d differs from cpu: normalized error %g", i, e);
+        free(ref[i]);
+        free(got[i]);
+    }
+    no_validation_errors(ctx);
+    loom_ctx_destroy(ctx);
+}
+END_TEST
+
 /* ---- training steps --------------------------------------------------------- */
 
 /* A 6-layer tanh/relu/gelu MLP with dropout (12 trainable tensors, so the
@@ -663,6 +730,7 @@ int main(void)
     TCase *tc = tcase_create("gemm");
     tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, test_gemm_transposes, 0, (int)(sizeof gemm_shapes / sizeof gemm_shapes[0]));
+    tcase_add_test(tc, test_gemm_bias_fusion);
     suite_add_tcase(s, tc);
     tc = tcase_create("training");
     tcase_set_timeout(tc, 600);

@@ -173,6 +173,7 @@ typedef struct vk_prog {
     vk_dispatch *disp;
     int ndisp, capdisp;
     int *slot_of;               /* per node: run slot, or -1 */
+    unsigned char *fused;       /* per node: done by an earlier node's dispatch */
     int nslots;
     vk_buf *runbuf;             /* nslots loom_run_slot, host-visible */
     VkDescriptorPool pool;

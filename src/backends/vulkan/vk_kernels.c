@@ -201,6 +201,36 @@ static int operand_vec(const vk_dev *d, const loom_exec_tensor *t, uint32_t cont
     return texel_ok(d, t, 1) ? 1 : 0;
 }
 
+/* How many inputs of the program's nodes are t. */
+static int consumers(const loom_exec_program *prog, const loom_exec_tensor *t)
+{
+    int n = 0;
+    for (int i = 0; i < prog->nnodes; i++)
+        for (int k = 0; k < prog->nodes[i].nin; k++)
+            n += prog->nodes[i].in[k] == t;
+    return n;
+}
+
+/* The node right after a GEMM, if it only adds a row bias to the GEMM's
+ * result and nothing else reads that result: the GEMM then writes the sum
+ * itself (one dispatch fewer). Returns the bias input's index, or -1. */
+static int bias_after(const vk_prog *p, const loom_exec_node *x)
+{
+    const loom_exec_program *prog = p->prog;
+    if (x->index + 1 >= prog->nnodes || x->out->node->is_output)
+        return -1;
+    const loom_exec_node *a = &prog->nodes[x->index + 1];
+    if (a->node->op != LOOM_OP_ADD || !a->out || a->out->node->numel != x->out->node->numel)
+        return -1;
+    int k = a->in[0] == x->out ? 1 : a->in[1] == x->out ? 0 : -1;
+    if (k < 0 || a->in[k] == x->out || consumers(prog, x->out) != 1)
+        return -1;
+    const loom_node *b = a->in[k]->node;
+    int64_t n = x->out->node->shape[1];
+    int row = (b->ndim == 1 && b->shape[0] == n) || (b->ndim == 2 && b->shape[0] == 1 && b->shape[1] == n);
+    return row && b->dtype == LOOM_F32 ? k : -1;
+}
+
 static loom_status plan_matmul(vk_prog *p, const loom_exec_node *x)
 {
     const loom_node *nd = x->node, *na = x->in[0]->node, *nb = x->in[1]->node;
@@ -228,8 +258,17 @@ static loom_status plan_matmul(vk_prog *p, const loom_exec_node *x)
     dx->nbind = 4;
     dx->bind[0] = tensor(x->in[0], VK_READ);
     dx->bind[1] = tensor(x->in[1], VK_READ);
-    dx->bind[2] = tensor(x->out, VK_WRITE);
-    dx->bind[3] = alias(dx->bind[2]);
+    int kb = bias_after(p, x);
+    if (kb >= 0) {
+        const loom_exec_node *a = &p->prog->nodes[x->index + 1];
+        dx->bind[2] = tensor(a->out, VK_WRITE);
+        dx->bind[3] = tensor(a->in[kb], VK_READ);
+        pc.has_bias = 1;
+        p->fused[x->index + 1] = 1;
+    } else {
+        dx->bind[2] = tensor(x->out, VK_WRITE);
+        dx->bind[3] = alias(dx->bind[2]);
+    }
     const vk_shader *sh = &vk_sh_gemm_tiled;
     uint32_t tile_m = TILED_TILE, tile_n = TILED_TILE;
     if (d->quirks & VK_QUIRK_TEXEL_READS) {
@@ -535,7 +574,7 @@ static loom_status plan_update(vk_prog *p, const loom_exec_node *x)
 
 loom_status vk_plan_node(vk_prog *p, const loom_exec_node *x)
 {
-    if (x->out && x->out->node->numel == 0)
+    if ((x->out && x->out->node->numel == 0) || p->fused[x->index])
         return LOOM_OK;
     switch (x->node->op) {
     case LOOM_OP_MATMUL: return plan_matmul(p, x);

@@ -82,6 +82,7 @@ void vk_release(void *bp)
     loom_free(ctx, p->views, (size_t)p->capviews * sizeof *p->views);
     loom_free(ctx, p->disp, (size_t)p->capdisp * sizeof *p->disp);
     loom_free(ctx, p->slot_of, (size_t)n * sizeof *p->slot_of);
+    loom_free(ctx, p->fused, (size_t)n);
     loom_free(ctx, p->t0, (size_t)n * sizeof *p->t0);
     loom_free(ctx, p->t1, (size_t)n * sizeof *p->t1);
     loom_free(ctx, p, sizeof *p);
@@ -256,10 +257,11 @@ loom_status vk_prepare(void *bdev, const loom_exec_program *prog, void **out)
     p->prog = prog;
     int n = prog->nnodes ? prog->nnodes : 1;
     p->slot_of = loom_malloc(ctx, (size_t)n * sizeof *p->slot_of);
+    p->fused = loom_calloc(ctx, (size_t)n, 1);
     p->t0 = loom_calloc(ctx, (size_t)n, sizeof *p->t0);
     p->t1 = loom_calloc(ctx, (size_t)n, sizeof *p->t1);
     loom_status s = LOOM_OK;
-    if (!p->slot_of || !p->t0 || !p->t1) {
+    if (!p->slot_of || !p->fused || !p->t0 || !p->t1) {
         s = loom_fail(ctx, LOOM_E_OOM, "%s: out of memory preparing %s", d->info->spec, prog->name);
         goto fail;
     }
