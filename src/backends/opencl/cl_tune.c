@@ -250,7 +250,7 @@ loom_status loom_cl_tune(void *bdev, const loom_tune_opts *o, loom_tune_report *
     cand xs[64], ds[64];
     int nx = xgemm_candidates(d, gpu, xs, nx_max < 64 ? nx_max : 64);
     int ndc = nd_max > 0 ? direct_candidates(d, gpu, ds, nd_max < 64 ? nd_max : 64) : 0;
-    t.total = 1 + nx + ndc + (ndc ? 2 : 0) + 1;
+    t.total = 1 + nx + ndc + 2 + 1;
     loom_status s = make_buffers(&t, n);
     if (s != LOOM_OK) {
         free_buffers(&t);
@@ -311,8 +311,10 @@ loom_status loom_cl_tune(void *bdev, const loom_tune_opts *o, loom_tune_report *
     }
 
     /* 3. Where Xgemm starts to win: the smallest size from which it is at
-     * least as fast as XgemmDirect. */
-    if (best.has_direct) {
+     * least as fast as XgemmDirect (the winner of 2, else CLBlast's). The
+     * boundary is always part of the result, so this process and later
+     * ones run the same set. */
+    if (best.has_xgemm || best.has_direct || best_x > 0) {
         static const size_t sizes[] = {64, 128, 256, 512};
         double gi[4] = {0}, gd[4] = {0};
         int ns = 0;
