@@ -451,6 +451,44 @@ typedef struct loom_plan_report {
 
 loom_status loom_program_plan(const loom_program *p, loom_plan_report *out);
 
+/* ---- per-device tuning (OpenCL: CLBlast's GEMM parameters) -------------- */
+
+/* A backend with choices worth measuring searches them once per device and
+ * driver and keeps the best set under the cache directory; every later
+ * open of that device applies it. Backends with nothing to tune answer
+ * LOOM_E_UNSUPPORTED. */
+typedef void (*loom_tune_progress_fn)(void *user, int done, int total, const char *what);
+
+typedef struct loom_tune_opts {
+    int size;                  /* square GEMM timed per candidate; 0: 1024 */
+    int max_candidates;        /* the bound of the search; 0: 24 */
+    int reps;                  /* timed runs per candidate, the best kept; 0: 3 */
+    loom_tune_progress_fn progress; /* may be NULL */
+    void *progress_user;
+} loom_tune_opts;
+
+typedef struct loom_tune_report {
+    double baseline_gflops;    /* the parameters in use before the search */
+    double best_gflops;        /* the parameters kept */
+    int measured;              /* candidates timed */
+    int rejected;              /* candidates that failed to build, run or verify */
+    int improved;              /* 1 if the kept set beat the baseline */
+    double seconds;
+    char path[512];            /* where the result is stored */
+} loom_tune_report;
+
+void loom_tune_opts_default(loom_tune_opts *opts);
+/* Searches, verifies each candidate against the host, applies and stores
+ * the fastest set. out may be NULL. */
+loom_status loom_device_tune(loom_device *dev, const loom_tune_opts *opts, loom_tune_report *out);
+/* Applies a parameter set in the stored JSON form (NULL: the stored file)
+ * and checks it with a GEMM against the host. An impossible set gives
+ * LOOM_E_INVALID naming the broken constraint; a set that fails on the
+ * device gives LOOM_E_DEVICE; either way the previous set stays in use. */
+loom_status loom_device_set_tuning(loom_device *dev, const char *json);
+/* The set in use as JSON ({"use_default": true, ...} when none is). */
+loom_status loom_device_get_tuning(loom_device *dev, char *buf, size_t n);
+
 /* ---- data sets and model files (src/nn) ---- */
 
 typedef struct loom_dataset loom_dataset;
