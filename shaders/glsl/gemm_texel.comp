@@ -23,10 +23,12 @@
 
 #define TM 16   // rows per invocation: TM / 4 groups of 4 adjacent rows
 #define TN4 2   // column groups of 4 adjacent columns per invocation
-#define WX 8
-#define WY 8
 
-layout(local_size_x = WX, local_size_y = WY) in;
+// The workgroup's shape is chosen per GEMM (at most 8 x 8): a small C gets
+// a small workgroup instead of invocations that compute clamped copies.
+layout(local_size_x_id = 1, local_size_y_id = 2) in;
+#define WX gl_WorkGroupSize.x
+#define WY gl_WorkGroupSize.y
 
 layout(set = 0, binding = 0) uniform samplerBuffer A;
 layout(set = 0, binding = 1) uniform samplerBuffer B;

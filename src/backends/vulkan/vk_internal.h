@@ -81,7 +81,7 @@ typedef struct vk_buf {
 /* ---- pipelines ---------------------------------------------------------- */
 
 #define VK_MAX_BINDINGS 10
-#define VK_MAX_SPEC 2
+#define VK_MAX_SPEC 3
 
 /* A shader variant as the C side sees it: its code, its bindings (S: storage
  * buffer, T: uniform texel buffer, I: storage texel buffer), its

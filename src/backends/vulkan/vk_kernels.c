@@ -22,10 +22,12 @@ const vk_shader vk_sh_gemm_texel[3][3] = {
      {"gemm_texel_sk", loom_gemm_texel_sk_spv, &loom_gemm_texel_sk_spv_words, "TTSS", sizeof(loom_pc_gemm), {8, 8}},
      {"gemm_texel_ss", loom_gemm_texel_ss_spv, &loom_gemm_texel_ss_spv_words, "TTSS", sizeof(loom_pc_gemm), {8, 8}}},
 };
-/* C tile per workgroup (the shaders' defines). */
-#define TEXEL_TILE_M 128 /* gemm_texel: 8 x 8 invocations of 16 rows ... */
-#define TEXEL_TILE_N 64  /* ... by 8 columns */
-#define TILED_TILE 64    /* gemm_tiled: BM = BN = 64 */
+/* C per invocation of gemm_texel (its TM and 4 TN4), and the largest
+ * workgroup side; gemm_tiled's tile (BM = BN). */
+#define TEXEL_ROWS 16
+#define TEXEL_COLS 8
+#define TEXEL_WG 8
+#define TILED_TILE 64
 
 static const vk_shader sh_binary = {"binary", loom_binary_spv, &loom_binary_spv_words, "SSS", sizeof(loom_pc_bcast),
                                     {256, 1}};
@@ -144,12 +146,18 @@ static loom_status grid(vk_prog *p, vk_dispatch *x, uint64_t items, uint32_t wg,
     return LOOM_OK;
 }
 
-static loom_status use(vk_prog *p, vk_dispatch *x, const vk_shader *sh, uint32_t spec0, const void *push)
+static loom_status use_spec(vk_prog *p, vk_dispatch *x, const vk_shader *sh, const uint32_t spec[VK_MAX_SPEC],
+                            const void *push)
 {
-    uint32_t spec[VK_MAX_SPEC] = {spec0, 0};
     x->push_size = sh->push_size;
     memcpy(x->push, push, sh->push_size);
     return vk_pipe_get(p->d, sh, spec, &x->pipe);
+}
+
+static loom_status use(vk_prog *p, vk_dispatch *x, const vk_shader *sh, uint32_t spec0, const void *push)
+{
+    uint32_t spec[VK_MAX_SPEC] = {spec0, 0, 0};
+    return use_spec(p, x, sh, spec, push);
 }
 
 /* Rank-4 view of a shape whose last dims line up with the output's. */
@@ -271,14 +279,24 @@ static loom_status plan_matmul(vk_prog *p, const loom_exec_node *x)
     }
     const vk_shader *sh = &vk_sh_gemm_tiled;
     uint32_t tile_m = TILED_TILE, tile_n = TILED_TILE;
+    uint32_t spec[VK_MAX_SPEC] = {0, 0, 0};
     if (d->quirks & VK_QUIRK_TEXEL_READS) {
         int va = operand_vec(d, x->in[0], nd->attr.ta ? pc.m : pc.k);
         int vb = operand_vec(d, x->in[1], nd->attr.tb ? pc.k : pc.n);
         if (va && vb) {
             int ia = va == 4 ? (nd->attr.ta ? 1 : 0) : 2, ib = vb == 4 ? (nd->attr.tb ? 1 : 0) : 2;
             sh = &vk_sh_gemm_texel[ia][ib];
-            tile_m = TEXEL_TILE_M;
-            tile_n = TEXEL_TILE_N;
+            /* The smallest power-of-two workgroup (up to 8 x 8) whose
+             * invocations all have rows and columns to compute. */
+            uint32_t wx = 1, wy = 1;
+            while (wx < TEXEL_WG && wx * TEXEL_COLS < pc.n)
+                wx *= 2;
+            while (wy < TEXEL_WG && wy * TEXEL_ROWS < pc.m)
+                wy *= 2;
+            spec[1] = wx;
+            spec[2] = wy;
+            tile_m = wy * TEXEL_ROWS;
+            tile_n = wx * TEXEL_COLS;
             dx->bind[0].texel = va;
             dx->bind[1].texel = vb;
         }
@@ -289,7 +307,7 @@ static loom_status plan_matmul(vk_prog *p, const loom_exec_node *x)
     if (dx->groups[0] > d->lim->max_groups[0] || dx->groups[1] > d->lim->max_groups[1])
         return loom_fail(d->ctx, LOOM_E_UNSUPPORTED, "%s: matmul \"%s\" [%u,%u] needs more workgroups than the device has",
                          d->info->spec, nd->name, pc.m, pc.n);
-    return use(p, dx, sh, 0, &pc);
+    return use_spec(p, dx, sh, spec, &pc);
 }
 
 /* ---- element-wise --------------------------------------------------------- */
