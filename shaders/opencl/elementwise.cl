@@ -101,90 +101,70 @@ void ew_binary(__global float *y, uint yo, __global const float *a, uint ao, __g
         y[yo + i] = binary_float(op, a[ao + i], b[bo + i]);
 }
 
-/* b is one row of c values repeated over every row of a and y (a bias). */
-__kernel __attribute__((reqd_work_group_size(LOOM_EW_WG, 1, 1)))
-void ew_binary_row(__global float *y, uint yo, __global const float *a, uint ao, __global const float *b, uint bo,
-                   uint n, uint op, uint c)
+/* b is one row of c values repeated over every row of a and y (a bias).
+ * Two dimensions, (column chunk of 8, row), so that neighbouring items
+ * read neighbouring memory: PoCL turns the modulo of a 1-D version into
+ * gathers. The host picks the work-group shape. */
+__kernel void ew_binary_row(__global float *y, uint yo, __global const float *a, uint ao, __global const float *b,
+                            uint bo, uint rows, uint c, uint op)
 {
-    uint i = (uint)get_global_id(0) * 8u;
-    if (i >= n)
+    uint j = (uint)get_global_id(0) * 8u, r = (uint)get_global_id(1);
+    if (j >= c || r >= rows)
         return;
-    uint j = i % c;
-    if (i + 8u <= n && j + 8u <= c) {
+    uint i = r * c + j;
+    if (j + 8u <= c) {
         vstore8(binary_float8(op, vload8(0, a + ao + i), vload8(0, b + bo + j)), 0, y + yo + i);
         return;
     }
-    uint end = min(i + 8u, n);
-    for (; i < end; i++) {
+    for (; j < c; j++, i++)
         y[yo + i] = binary_float(op, a[ao + i], b[bo + j]);
-        if (++j == c)
-            j = 0;
-    }
+}
+
+/* The row of the (d.x, d.y, d.z) index space of rows: strides s give its
+ * offset. */
+inline uint row_base(uint r, uint4 d, uint4 s)
+{
+    uint c2 = r % d.z, t = r / d.z;
+    return (t / d.y) * s.x + (t % d.y) * s.y + c2 * s.z;
 }
 
 /* General numpy broadcasting in 4-D: out dims d, input strides sa and sb
- * (0 along broadcast dims). Each item walks 8 consecutive outputs. */
-__kernel __attribute__((reqd_work_group_size(LOOM_EW_WG, 1, 1)))
-void ew_binary_bcast(__global float *y, uint yo, __global const float *a, uint ao, __global const float *b, uint bo,
-                     uint n, uint op, uint4 d, uint4 sa, uint4 sb)
+ * (0 along broadcast dims). Two dimensions, (chunk of 8 along d.w, row):
+ * along the last axis an input is either contiguous (stride 1) or one
+ * repeated value (stride 0), so both load 8 values at once. */
+__kernel void ew_binary_bcast(__global float *y, uint yo, __global const float *a, uint ao, __global const float *b,
+                              uint bo, uint rows, uint op, uint4 d, uint4 sa, uint4 sb)
 {
-    uint i = (uint)get_global_id(0) * 8u;
-    if (i >= n)
+    uint j = (uint)get_global_id(0) * 8u, r = (uint)get_global_id(1);
+    if (j >= d.w || r >= rows)
         return;
-    uint end = min(i + 8u, n);
-    uint r = i;
-    uint c3 = r % d.w;
-    r /= d.w;
-    uint c2 = r % d.z;
-    r /= d.z;
-    uint c1 = r % d.y;
-    uint c0 = r / d.y;
-    for (; i < end; i++) {
-        uint ia = c0 * sa.x + c1 * sa.y + c2 * sa.z + c3 * sa.w;
-        uint ib = c0 * sb.x + c1 * sb.y + c2 * sb.z + c3 * sb.w;
-        y[yo + i] = binary_float(op, a[ao + ia], b[bo + ib]);
-        if (++c3 == d.w) {
-            c3 = 0;
-            if (++c2 == d.z) {
-                c2 = 0;
-                if (++c1 == d.y) {
-                    c1 = 0;
-                    c0++;
-                }
-            }
-        }
+    uint ra = ao + row_base(r, d, sa), rb = bo + row_base(r, d, sb), i = yo + r * d.w + j;
+    if (j + 8u <= d.w) {
+        float8 va = sa.w ? vload8(0, a + ra + j) : (float8)(a[ra]);
+        float8 vb = sb.w ? vload8(0, b + rb + j) : (float8)(b[rb]);
+        vstore8(binary_float8(op, va, vb), 0, y + i);
+        return;
     }
+    for (; j < d.w; j++, i++)
+        y[i] = binary_float(op, a[ra + j * sa.w], b[rb + j * sb.w]);
 }
 
 /* 4-byte gather: y[i] = a[offset of i in (d, s)]. Serves EXPAND (strides 0
- * along broadcast dims) and TRANSPOSE (permuted strides), f32 or i32. */
-__kernel __attribute__((reqd_work_group_size(LOOM_EW_WG, 1, 1)))
-void ew_gather(__global uint *y, uint yo, __global const uint *a, uint ao, uint n, uint4 d, uint4 s)
+ * along broadcast dims) and TRANSPOSE (permuted strides), f32 or i32.
+ * Laid out as ew_binary_bcast. */
+__kernel void ew_gather(__global uint *y, uint yo, __global const uint *a, uint ao, uint rows, uint4 d, uint4 s)
 {
-    uint i = (uint)get_global_id(0) * 8u;
-    if (i >= n)
+    uint j = (uint)get_global_id(0) * 8u, r = (uint)get_global_id(1);
+    if (j >= d.w || r >= rows)
         return;
-    uint end = min(i + 8u, n);
-    uint r = i;
-    uint c3 = r % d.w;
-    r /= d.w;
-    uint c2 = r % d.z;
-    r /= d.z;
-    uint c1 = r % d.y;
-    uint c0 = r / d.y;
-    for (; i < end; i++) {
-        y[yo + i] = a[ao + c0 * s.x + c1 * s.y + c2 * s.z + c3 * s.w];
-        if (++c3 == d.w) {
-            c3 = 0;
-            if (++c2 == d.z) {
-                c2 = 0;
-                if (++c1 == d.y) {
-                    c1 = 0;
-                    c0++;
-                }
-            }
-        }
+    uint ra = ao + row_base(r, d, s), i = yo + r * d.w + j;
+    if (j + 8u <= d.w && s.w <= 1u) {
+        vstore8(s.w ? vload8(0, a + ra + j) : (uint8)(a[ra]), 0, y + i);
+        return;
     }
+    uint end = min(j + 8u, d.w);
+    for (; j < end; j++, i++)
+        y[i] = a[ra + j * s.w];
 }
 
 /* h0 = the part of loom_rng_uniform that depends only on (seed, salt,

@@ -14,12 +14,17 @@ inline float clip_scale(__global const float *ss, uint sso, float clip_norm, int
     return norm > clip_norm ? clip_norm / norm : 1.0f;
 }
 
-/* The gradient with the Keras penalties: g * clip + 2 l2 p + l1 sign(p). */
-inline float penalized(float g, float p, float clip, float l1, float l2)
-{
-    float s = p > 0.0f ? 1.0f : p < 0.0f ? -1.0f : 0.0f;
-    return g * clip + 2.0f * l2 * p + l1 * s;
-}
+/* The gradient with the Keras penalties: g * clip + 2 l2 p + l1 sign(p),
+ * for float and float8 (the same expression, hence the same rounding). */
+#define LOOM_DEF_PENALIZED(T)                                                  \
+    inline T penalized_##T(T g, T p, float clip, float l1, float l2)           \
+    {                                                                          \
+        T s = p > (T)0.0f ? (T)1.0f : p < (T)0.0f ? (T)-1.0f : (T)0.0f;        \
+        return g * clip + 2.0f * l2 * p + l1 * s;                              \
+    }
+
+LOOM_DEF_PENALIZED(float)
+LOOM_DEF_PENALIZED(float8)
 
 /* momentum == 0: v is unused (any buffer). */
 __kernel __attribute__((reqd_work_group_size(LOOM_EW_WG, 1, 1)))
@@ -30,11 +35,22 @@ void opt_sgd(__global float *p, uint po, __global const float *g, uint go, __glo
     uint i = (uint)get_global_id(0) * 8u;
     if (i >= n)
         return;
-    uint end = min(i + 8u, n);
     float clip = clip_scale(ss, sso, clip_norm, has_clip);
-    for (; i < end; i++) {
+    if (i + 8u <= n) {
+        float8 pi = vload8(0, p + po + i);
+        float8 gi = penalized_float8(vload8(0, g + go + i), pi, clip, l1, l2);
+        if (mu == 0.0f) {
+            vstore8(pi - lr * gi, 0, p + po + i);
+        } else {
+            float8 vi = mu * vload8(0, v + vo + i) - lr * gi;
+            vstore8(vi, 0, v + vo + i);
+            vstore8(pi + (nesterov ? mu * vi - lr * gi : vi), 0, p + po + i);
+        }
+        return;
+    }
+    for (; i < n; i++) {
         float pi = p[po + i];
-        float gi = penalized(g[go + i], pi, clip, l1, l2);
+        float gi = penalized_float(g[go + i], pi, clip, l1, l2);
         if (mu == 0.0f) {
             p[po + i] = pi - lr * gi;
         } else {
@@ -45,6 +61,16 @@ void opt_sgd(__global float *p, uint po, __global const float *g, uint go, __glo
     }
 }
 
+#define LOOM_ADAM_STEP(T)                                                      \
+    {                                                                          \
+        T gi = penalized_##T(g_, p_, clip, l1, l2);                            \
+        if (wd != 0.0f)                                                        \
+            p_ -= lr * wd * p_;                                                \
+        m_ += (gi - m_) * (1.0f - b1);                                         \
+        v_ += (gi * gi - v_) * (1.0f - b2);                                    \
+        p_ -= alpha * m_ / (sqrt(v_) + eps);                                   \
+    }
+
 __kernel __attribute__((reqd_work_group_size(LOOM_EW_WG, 1, 1)))
 void opt_adam(__global float *p, uint po, __global const float *g, uint go, __global float *m, uint mo,
               __global float *v, uint vo, uint n, __global const float *ss, uint sso, float clip_norm, int has_clip,
@@ -53,19 +79,22 @@ void opt_adam(__global float *p, uint po, __global const float *g, uint go, __gl
     uint i = (uint)get_global_id(0) * 8u;
     if (i >= n)
         return;
-    uint end = min(i + 8u, n);
     float clip = clip_scale(ss, sso, clip_norm, has_clip);
-    for (; i < end; i++) {
-        float pi = p[po + i];
-        float gi = penalized(g[go + i], pi, clip, l1, l2);
-        if (wd != 0.0f)
-            pi -= lr * wd * pi;
-        float mi = m[mo + i], vi = v[vo + i];
-        mi += (gi - mi) * (1.0f - b1);
-        vi += (gi * gi - vi) * (1.0f - b2);
-        m[mo + i] = mi;
-        v[vo + i] = vi;
-        p[po + i] = pi - alpha * mi / (sqrt(vi) + eps);
+    if (i + 8u <= n) {
+        float8 p_ = vload8(0, p + po + i), g_ = vload8(0, g + go + i);
+        float8 m_ = vload8(0, m + mo + i), v_ = vload8(0, v + vo + i);
+        LOOM_ADAM_STEP(float8)
+        vstore8(p_, 0, p + po + i);
+        vstore8(m_, 0, m + mo + i);
+        vstore8(v_, 0, v + vo + i);
+        return;
+    }
+    for (; i < n; i++) {
+        float p_ = p[po + i], g_ = g[go + i], m_ = m[mo + i], v_ = v[vo + i];
+        LOOM_ADAM_STEP(float)
+        p[po + i] = p_;
+        m[mo + i] = m_;
+        v[vo + i] = v_;
     }
 }
 

@@ -76,6 +76,31 @@ void red_sum_wg(__global float *y, uint yo, __global const float *a, uint ao, ui
         y[yo + o] = t * alpha;
 }
 
+/* REDUCE_SUM of [R, C] to [C] (the gradient of a bias): item i sums
+ * columns 8i..8i+7 down the rows with float8 loads, in row order, as the
+ * CPU reference does. */
+__kernel __attribute__((reqd_work_group_size(LOOM_RED_WG, 1, 1)))
+void red_sum_cols(__global float *y, uint yo, __global const float *a, uint ao, uint R, uint C, float alpha)
+{
+    uint j = (uint)get_global_id(0) * 8u;
+    if (j >= C)
+        return;
+    __global const float *p = a + ao;
+    if (j + 8u <= C) {
+        float8 acc = (float8)(0.0f);
+        for (uint r = 0; r < R; r++)
+            acc += vload8(0, p + r * C + j);
+        vstore8(acc * alpha, 0, y + yo + j);
+        return;
+    }
+    for (; j < C; j++) {
+        float acc = 0.0f;
+        for (uint r = 0; r < R; r++)
+            acc += p[r * C + j];
+        y[yo + j] = acc * alpha;
+    }
+}
+
 /* SUMSQ: one input per launch; the first launch of a node writes, the
  * others add (accumulate = 1). One work group. */
 __kernel __attribute__((reqd_work_group_size(LOOM_RED_WG, 1, 1)))

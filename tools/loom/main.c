@@ -27,6 +27,9 @@ static const command commands[] = {
      "             [--results FILE] [--quick] [--data DIR]"},
     {"eval", cmd_eval, "evaluate a saved model on the test set --model FILE [--data DIR] [--ema] [--json]"},
     {"predict", cmd_predict, "classify one test image --model FILE --image N [--data DIR]"},
+    {"tune", cmd_tune,
+     "search the device's GEMM parameters and store the best [--device SPEC] [--size 1024]\n"
+     "             [--candidates 24] [--reps 3] | --show | --apply FILE"},
 };
 
 static void usage(FILE *f)

@@ -154,7 +154,8 @@ typedef struct cl_launch {
     int node;                  /* index into prog->nodes */
     cl_launch_kind kind;
     cl_kernel kernel;
-    size_t gws, lws;
+    cl_uint dims;               /* 1, or 2 for (column chunks, rows) kernels */
+    size_t gws[2], lws[2];
     cl_runarg runarg;
     cl_uint runarg_index;      /* first argument set per run */
     cl_gemm_call gemm;

@@ -90,8 +90,23 @@ static size_t round_up(size_t v, size_t m)
 /* Element-wise kernels: one item per 8 values. */
 static void ew_size(cl_dev *d, cl_launch *l, int64_t n)
 {
-    l->lws = d->ew_wg;
-    l->gws = round_up((size_t)((n + 7) / 8), l->lws);
+    l->lws[0] = d->ew_wg;
+    l->gws[0] = round_up((size_t)((n + 7) / 8), l->lws[0]);
+}
+
+/* (column chunks of 8, rows): as many chunks per group as a row has, up
+ * to the group size, the rest of the group along the rows. */
+static void rows_size(cl_dev *d, cl_launch *l, int64_t rows, int64_t c)
+{
+    size_t chunks = (size_t)((c + 7) / 8), wx = 1;
+    while (wx < chunks && wx < d->ew_wg)
+        wx *= 2;
+    size_t wy = d->ew_wg / wx;
+    l->dims = 2;
+    l->lws[0] = wx;
+    l->lws[1] = wy;
+    l->gws[0] = round_up(chunks, wx);
+    l->gws[1] = round_up((size_t)rows, wy);
 }
 
 /* The same helpers as the CPU reference: shapes aligned to rank 4 and the
@@ -160,7 +175,8 @@ static loom_status plan_binary(cl_dev *d, const loom_exec_node *x, cl_launch *l)
     const char *kname;
     if (na->numel == o->numel && nb->numel == o->numel) {
         kname = "ew_binary";
-    } else if (na->numel == o->numel && nb->numel == dd[3] && sb[0] == 0 && sb[1] == 0 && sb[2] == 0) {
+    } else if (na->numel == o->numel && nb->numel == dd[3] && (sb[0] == 0 || dd[0] == 1) &&
+               (sb[1] == 0 || dd[1] == 1) && (sb[2] == 0 || dd[2] == 1)) {
         kname = "ew_binary_row"; /* a bias over the last axis */
     } else {
         kname = "ew_binary_bcast";
@@ -169,15 +185,24 @@ static loom_status plan_binary(cl_dev *d, const loom_exec_node *x, cl_launch *l)
     a_tensor(&a, x->out);
     a_tensor(&a, x->in[0]);
     a_tensor(&a, x->in[1]);
-    a_u32(&a, (cl_uint)o->numel);
-    a_u32(&a, binary_code(o->op));
     if (!strcmp(kname, "ew_binary_row")) {
+        a_u32(&a, (cl_uint)(o->numel / dd[3]));
         a_u32(&a, (cl_uint)dd[3]);
-    } else if (!strcmp(kname, "ew_binary_bcast")) {
+        a_u32(&a, binary_code(o->op));
+        rows_size(d, l, o->numel / dd[3], dd[3]);
+        return args_done(&a, x, kname);
+    }
+    if (!strcmp(kname, "ew_binary_bcast")) {
+        a_u32(&a, (cl_uint)(o->numel / dd[3]));
+        a_u32(&a, binary_code(o->op));
         a_u4(&a, dd);
         a_u4(&a, sa);
         a_u4(&a, sb);
+        rows_size(d, l, o->numel / dd[3], dd[3]);
+        return args_done(&a, x, kname);
     }
+    a_u32(&a, (cl_uint)o->numel);
+    a_u32(&a, binary_code(o->op));
     ew_size(d, l, o->numel);
     return args_done(&a, x, kname);
 }
@@ -190,10 +215,10 @@ static loom_status plan_gather(cl_dev *d, const loom_exec_node *x, cl_launch *l,
     LOOM_TRY(make_kernel(d, LOOM_CLP_ELEMENTWISE, "ew_gather", x, l, &a));
     a_tensor(&a, x->out);
     a_tensor(&a, x->in[0]);
-    a_u32(&a, (cl_uint)x->node->numel);
+    a_u32(&a, (cl_uint)(x->node->numel / dd[3]));
     a_u4(&a, dd);
     a_u4(&a, st);
-    ew_size(d, l, x->node->numel);
+    rows_size(d, l, x->node->numel / dd[3], dd[3]);
     return args_done(&a, x, "ew_gather");
 }
 
@@ -258,10 +283,29 @@ static loom_status plan_reduce(cl_dev *d, const loom_exec_node *x, cl_launch *l)
         rs[4 - nr + i] = red[i][1];
     }
     int64_t R = rd[0] * rd[1] * rd[2] * rd[3], nout = kd[0] * kd[1] * kd[2] * kd[3];
-    /* Long reductions: a work group each; short ones: an item each. */
-    int wg = R >= 128;
-    const char *kname = wg ? "red_sum_wg" : "red_sum_item";
     argset a;
+    /* Leading dims reduced, trailing ones kept: [R, C] -> [C], a column
+     * sum with vector loads (worth it from 8 columns). */
+    int split = 4;
+    while (split > 0 && r4[split - 1] == dd[split - 1])
+        split--;
+    int cols = nout >= 8;
+    for (int i = 0; i < split; i++)
+        cols &= r4[i] == 1;
+    if (cols) {
+        LOOM_TRY(make_kernel(d, LOOM_CLP_REDUCE, "red_sum_cols", x, l, &a));
+        a_tensor(&a, x->out);
+        a_tensor(&a, x->in[0]);
+        a_u32(&a, (cl_uint)R);
+        a_u32(&a, (cl_uint)nout);
+        a_f32(&a, nd->attr.alpha);
+        l->lws[0] = d->red_wg;
+        l->gws[0] = round_up((size_t)((nout + 7) / 8), l->lws[0]);
+        return args_done(&a, x, "red_sum_cols");
+    }
+    /* Few long reductions: a work group each; else an item each. */
+    int wg = R >= 128 && nout <= 256;
+    const char *kname = wg ? "red_sum_wg" : "red_sum_item";
     LOOM_TRY(make_kernel(d, LOOM_CLP_REDUCE, kname, x, l, &a));
     a_tensor(&a, x->out);
     a_tensor(&a, x->in[0]);
@@ -272,8 +316,8 @@ static loom_status plan_reduce(cl_dev *d, const loom_exec_node *x, cl_launch *l)
     a_u4(&a, rs);
     a_u32(&a, (cl_uint)R);
     a_f32(&a, nd->attr.alpha);
-    l->lws = d->red_wg;
-    l->gws = wg ? (size_t)nout * l->lws : round_up((size_t)nout, l->lws);
+    l->lws[0] = d->red_wg;
+    l->gws[0] = wg ? (size_t)nout * l->lws[0] : round_up((size_t)nout, l->lws[0]);
     return args_done(&a, x, kname);
 }
 
@@ -304,8 +348,8 @@ static loom_status plan_rows(cl_dev *d, const loom_exec_node *x, cl_launch *l)
     a_u32(&a, (cl_uint)rows);
     a_u32(&a, (cl_uint)c);
     a_u32(&a, mode);
-    l->lws = d->red_wg;
-    l->gws = wg ? (size_t)rows * l->lws : round_up((size_t)rows, l->lws);
+    l->lws[0] = d->red_wg;
+    l->gws[0] = wg ? (size_t)rows * l->lws[0] : round_up((size_t)rows, l->lws[0]);
     return args_done(&a, x, kname);
 }
 
@@ -385,6 +429,8 @@ loom_status loom_cl_plan_node(cl_dev *d, const loom_exec_node *x, int node, cl_l
     for (int i = 0; i < need; i++) {
         memset(&out[i], 0, sizeof out[i]);
         out[i].node = node;
+        out[i].dims = 1;
+        out[i].gws[1] = out[i].lws[1] = 1;
     }
     cl_launch *l = out;
     argset a;
@@ -465,8 +511,8 @@ loom_status loom_cl_plan_node(cl_dev *d, const loom_exec_node *x, int node, cl_l
         a_u32(&a, (cl_uint)outer);
         a_u32(&a, (cl_uint)ni->shape[ax]);
         a_u32(&a, (cl_uint)inner);
-        l->lws = d->red_wg;
-        l->gws = round_up((size_t)(outer * inner), l->lws);
+        l->lws[0] = d->red_wg;
+        l->gws[0] = round_up((size_t)(outer * inner), l->lws[0]);
         return args_done(&a, x, "red_argmax");
     }
     case LOOM_OP_SPARSE_XENT: {
@@ -477,7 +523,7 @@ loom_status loom_cl_plan_node(cl_dev *d, const loom_exec_node *x, int node, cl_l
         a_tensor(&a, x->in[1]);
         a_u32(&a, (cl_uint)nz->shape[0]);
         a_u32(&a, (cl_uint)nz->shape[1]);
-        l->lws = l->gws = d->red_wg;
+        l->lws[0] = l->gws[0] = d->red_wg;
         return args_done(&a, x, "xent");
     }
     case LOOM_OP_DROPOUT: {
@@ -501,7 +547,7 @@ loom_status loom_cl_plan_node(cl_dev *d, const loom_exec_node *x, int node, cl_l
             a_tensor(&a, x->in[k]);
             a_u32(&a, (cl_uint)x->in[k]->node->numel);
             a_i32(&a, k > 0);
-            out[k].lws = out[k].gws = d->red_wg;
+            out[k].lws[0] = out[k].gws[0] = d->red_wg;
             LOOM_TRY(args_done(&a, x, "red_sumsq"));
         }
         return LOOM_OK;

@@ -231,7 +231,7 @@ loom_status loom_cl_run(void *bp, const loom_run_args *args)
                     return s;
                 }
             }
-            e = clEnqueueNDRangeKernel(d->queue, l->kernel, 1, NULL, &l->gws, &l->lws, 0, NULL, ev);
+            e = clEnqueueNDRangeKernel(d->queue, l->kernel, l->dims, NULL, l->gws, l->lws, 0, NULL, ev);
             if (e != CL_SUCCESS)
                 return launch_failed(p, l, e, "clEnqueueNDRangeKernel");
             break;

@@ -79,26 +79,54 @@ static int measure(tuner *t, const cl_gemm_params *p, size_t n, double *gflops)
     return 1;
 }
 
-/* ---- candidates --------------------------------------------------------- */
+/* ---- candidates: hill climbing from a known-good point ------------------- */
 
 enum { X_GEMMK, X_KREG, X_KWG, X_KWI, X_MDIMA, X_MDIMC, X_MWG, X_NDIMB, X_NDIMC, X_NWG, X_SA, X_SB, X_STRM, X_STRN,
        X_VWM, X_VWN };
 enum { D_KWID, D_MDIMAD, D_MDIMCD, D_NDIMBD, D_NDIMCD, D_PADA, D_PADB, D_VWMD, D_VWND, D_WGD };
 
-/* Known-good points: measured on PoCL (8-wide vectors, local memory, 64x64
- * tiles), and a typical GPU set; candidates are taken nearest first. */
-static const size_t xseed_cpu[7] = {64, 64, 8, 8, 64, 8, 1};  /* MWG NWG MDIMC NDIMC KWG KWI SA=SB */
-static const size_t xseed_gpu[7] = {64, 64, 16, 16, 32, 2, 1};
-static const size_t xvw_cpu[2] = {8, 8}, xvw_gpu[2] = {2, 2};
-static const size_t dseed_cpu[5] = {32, 8, 8, 4, 8}; /* WGD MDIMCD NDIMCD VW KWID */
-static const size_t dseed_gpu[5] = {32, 8, 8, 2, 2};
+/* One tunable: where it sits in the parameter array, the values tried, and
+ * a second index kept equal to it (MDIMA = MDIMC, as CLBlast's own tuner
+ * does in its first variant), or -1. */
+typedef struct axis {
+    int at, tie;
+    int nv;
+    size_t v[6];
+} axis;
 
-typedef struct cand {
-    size_t v[LOOM_CL_XGEMM_NPARAMS > LOOM_CL_DIRECT_NPARAMS ? LOOM_CL_XGEMM_NPARAMS : LOOM_CL_DIRECT_NPARAMS];
-    int dist;
-} cand;
+static const axis xgemm_axes[] = {
+    {X_VWM, -1, 4, {1, 2, 4, 8}},   {X_VWN, -1, 4, {1, 2, 4, 8}},      {X_MWG, -1, 4, {16, 32, 64, 128}},
+    {X_NWG, -1, 4, {16, 32, 64, 128}}, {X_MDIMC, X_MDIMA, 4, {4, 8, 16, 32}}, {X_NDIMC, X_NDIMB, 4, {4, 8, 16, 32}},
+    {X_KWG, -1, 3, {16, 32, 64}},   {X_KWI, -1, 2, {2, 8}},             {X_SA, -1, 2, {0, 1}},
+    {X_SB, -1, 2, {0, 1}},
+};
+static const axis direct_axes[] = {
+    {D_VWMD, -1, 4, {1, 2, 4, 8}},  {D_VWND, -1, 4, {1, 2, 4, 8}},   {D_WGD, -1, 4, {8, 16, 32, 64}},
+    {D_MDIMCD, D_MDIMAD, 4, {4, 8, 16, 32}}, {D_NDIMCD, D_NDIMBD, 4, {4, 8, 16, 32}}, {D_KWID, -1, 3, {2, 8, 16}},
+    {D_PADA, D_PADB, 2, {0, 1}},
+};
 
-static int silent_ok(cl_dev *d, const cl_gemm_params *p)
+/* Known-good starting points: measured on PoCL (8-wide vectors, local
+ * memory, 64x64 tiles, 8x8 threads), and a typical GPU set. */
+static const size_t xseed_cpu[LOOM_CL_XGEMM_NPARAMS] = {0, 1, 64, 8, 8, 8, 64, 8, 8, 64, 1, 1, 0, 0, 8, 8};
+static const size_t xseed_gpu[LOOM_CL_XGEMM_NPARAMS] = {0, 1, 32, 2, 16, 16, 64, 16, 16, 64, 1, 1, 0, 0, 2, 2};
+static const size_t dseed_cpu[LOOM_CL_DIRECT_NPARAMS] = {8, 8, 8, 8, 8, 1, 1, 4, 4, 32};
+static const size_t dseed_gpu[LOOM_CL_DIRECT_NPARAMS] = {2, 8, 8, 8, 8, 1, 1, 2, 2, 32};
+
+#define MAX_SEEN 128
+
+typedef struct climb {
+    int direct;                /* 0: Xgemm, 1: XgemmDirect */
+    size_t seen[MAX_SEEN][LOOM_CL_XGEMM_NPARAMS];
+    int nseen;
+} climb;
+
+static size_t *params_of(cl_gemm_params *p, int direct)
+{
+    return direct ? p->direct : p->xgemm;
+}
+
+static int valid(cl_dev *d, const cl_gemm_params *p)
 {
     loom_status s = loom_cl_gemm_check(d, p);
     if (s != LOOM_OK)
@@ -106,90 +134,96 @@ static int silent_ok(cl_dev *d, const cl_gemm_params *p)
     return s == LOOM_OK;
 }
 
-static int diff(size_t a, size_t b)
+static int seen_before(climb *c, const size_t *v, size_t n)
 {
-    return a != b;
+    for (int i = 0; i < c->nseen; i++)
+        if (!memcmp(c->seen[i], v, n * sizeof *v))
+            return 1;
+    if (c->nseen < MAX_SEEN)
+        memcpy(c->seen[c->nseen++], v, n * sizeof *v);
+    return 0;
 }
 
-/* Insertion into a list kept sorted by distance (stable: earlier wins). */
-static void keep(cand *list, int *n, int cap, const cand *c)
+static void describe(char *buf, size_t n, int direct, const size_t *x)
 {
-    int i;
-    if (*n < cap)
-        i = (*n)++;
-    else if (list[cap - 1].dist > c->dist)
-        i = cap - 1;
+    if (direct)
+        snprintf(buf, n, "XgemmDirect WGD=%zu MDIMCD=%zu NDIMCD=%zu VWMD=%zu VWND=%zu KWID=%zu PAD=%zu: %%.1f",
+                 x[D_WGD], x[D_MDIMCD], x[D_NDIMCD], x[D_VWMD], x[D_VWND], x[D_KWID], x[D_PADA]);
     else
-        return;
-    while (i > 0 && list[i - 1].dist > c->dist) {
-        list[i] = list[i - 1];
-        i--;
-    }
-    list[i] = *c;
+        snprintf(buf, n, "Xgemm MWG=%zu NWG=%zu MDIMC=%zu NDIMC=%zu VWM=%zu VWN=%zu KWG=%zu KWI=%zu SA=%zu SB=%zu: %%.1f",
+                 x[X_MWG], x[X_NWG], x[X_MDIMC], x[X_NDIMC], x[X_VWM], x[X_VWN], x[X_KWG], x[X_KWI], x[X_SA], x[X_SB]);
 }
 
-static int xgemm_candidates(cl_dev *d, int gpu, cand *out, int cap)
+/* First-improvement hill climbing over one parameter at a time, from the
+ * seed, within budget measurements. base holds the other kernel's set and
+ * the routine's boundary; the winner lands in base. Returns its GFLOP/s
+ * (0 if nothing ran). */
+static double climb_kernel(tuner *t, cl_gemm_params *base, int direct, const size_t *seed, size_t n, int budget)
 {
-    static const size_t wg[] = {32, 64, 128}, dim[] = {4, 8, 16}, vw[] = {2, 4, 8}, kwg[] = {32, 64}, kwi[] = {2, 8};
-    const size_t *seed = gpu ? xseed_gpu : xseed_cpu, *sv = gpu ? xvw_gpu : xvw_cpu;
-    int n = 0;
-    for (size_t a = 0; a < 3; a++)
-    for (size_t b = 0; b < 3; b++)
-    for (size_t c = 0; c < 3; c++)
-    for (size_t e = 0; e < 3; e++)
-    for (size_t f = 0; f < 3; f++)
-    for (size_t g = 0; g < 2; g++)
-    for (size_t h = 0; h < 2; h++)
-    for (size_t s = 0; s < 2; s++) {
-        cl_gemm_params p = {0};
-        p.has_xgemm = 1;
-        size_t *x = p.xgemm;
-        x[X_GEMMK] = 0, x[X_KREG] = 1, x[X_STRM] = x[X_STRN] = 0;
-        x[X_MWG] = wg[a], x[X_NWG] = wg[b];
-        x[X_MDIMC] = x[X_MDIMA] = dim[c], x[X_NDIMC] = x[X_NDIMB] = dim[e];
-        x[X_VWM] = x[X_VWN] = vw[f];
-        x[X_KWG] = kwg[g], x[X_KWI] = kwi[h];
-        x[X_SA] = x[X_SB] = s;
-        if (!silent_ok(d, &p))
-            continue;
-        cand cd;
-        memcpy(cd.v, x, sizeof p.xgemm);
-        cd.dist = diff(x[X_MWG], seed[0]) + diff(x[X_NWG], seed[1]) + diff(x[X_MDIMC], seed[2]) +
-                  diff(x[X_NDIMC], seed[3]) + diff(x[X_KWG], seed[4]) + diff(x[X_KWI], seed[5]) +
-                  diff(x[X_SA], seed[6]) + diff(x[X_VWM], sv[0]);
-        keep(out, &n, cap, &cd);
+    cl_dev *d = t->d;
+    size_t np = direct ? LOOM_CL_DIRECT_NPARAMS : LOOM_CL_XGEMM_NPARAMS;
+    const axis *axes = direct ? direct_axes : xgemm_axes;
+    int naxes = direct ? (int)(sizeof direct_axes / sizeof direct_axes[0]) : (int)(sizeof xgemm_axes / sizeof xgemm_axes[0]);
+    climb c = {direct, {{0}}, 0};
+    cl_gemm_params cur = *base;
+    if (direct)
+        cur.has_direct = 1;
+    else
+        cur.has_xgemm = 1;
+    memcpy(params_of(&cur, direct), seed, np * sizeof *seed);
+    if (!valid(d, &cur)) {
+        cl_gemm_params safe;
+        loom_cl_gemm_safe(d, &safe);
+        memcpy(params_of(&cur, direct), params_of(&safe, direct), np * sizeof(size_t));
     }
-    return n;
-}
-
-static int direct_candidates(cl_dev *d, int gpu, cand *out, int cap)
-{
-    static const size_t wgd[] = {16, 32, 64}, dim[] = {4, 8, 16}, vw[] = {1, 2, 4, 8}, kwid[] = {2, 8};
-    const size_t *seed = gpu ? dseed_gpu : dseed_cpu;
-    int n = 0;
-    for (size_t a = 0; a < 3; a++)
-    for (size_t b = 0; b < 3; b++)
-    for (size_t c = 0; c < 3; c++)
-    for (size_t e = 0; e < 4; e++)
-    for (size_t f = 0; f < 2; f++) {
-        cl_gemm_params p = {0};
-        p.has_direct = 1;
-        size_t *x = p.direct;
-        x[D_WGD] = wgd[a];
-        x[D_MDIMCD] = x[D_MDIMAD] = dim[b];
-        x[D_NDIMCD] = x[D_NDIMBD] = dim[c];
-        x[D_VWMD] = x[D_VWND] = vw[e];
-        x[D_KWID] = kwid[f];
-        x[D_PADA] = x[D_PADB] = 1;
-        if (!silent_ok(d, &p))
-            continue;
-        cand cd;
-        memcpy(cd.v, x, sizeof p.direct);
-        cd.dist = diff(x[D_WGD], seed[0]) + diff(x[D_MDIMCD], seed[1]) + diff(x[D_NDIMCD], seed[2]) +
-                  diff(x[D_VWMD], seed[3]) + diff(x[D_KWID], seed[4]);
-        keep(out, &n, cap, &cd);
+    char what[200];
+    double g_cur = 0;
+    seen_before(&c, params_of(&cur, direct), np);
+    if (budget > 0) {
+        if (!measure(t, &cur, n, &g_cur))
+            g_cur = 0;
+        describe(what, sizeof what, direct, params_of(&cur, direct));
+        progress(t, what, g_cur);
+        budget--;
     }
-    return n;
+    int improved = 1;
+    while (budget > 0 && improved) {
+        improved = 0;
+        for (int a = 0; a < naxes && budget > 0; a++) {
+            for (int k = 0; k < axes[a].nv && budget > 0; k++) {
+                cl_gemm_params cand = cur;
+                size_t *x = params_of(&cand, direct);
+                if (x[axes[a].at] == axes[a].v[k])
+                    continue;
+                x[axes[a].at] = axes[a].v[k];
+                if (axes[a].tie >= 0)
+                    x[axes[a].tie] = axes[a].v[k];
+                if (!valid(d, &cand) || seen_before(&c, x, np))
+                    continue;
+                double g = 0;
+                if (!measure(t, &cand, n, &g))
+                    g = 0;
+                budget--;
+                describe(what, sizeof what, direct, x);
+                progress(t, what, g);
+                /* 3%: less is within the noise of a shared machine. */
+                if (g > g_cur * 1.03) {
+                    cur = cand;
+                    g_cur = g;
+                    improved = 1;
+                    break;
+                }
+            }
+        }
+    }
+    if (g_cur > 0) {
+        memcpy(params_of(base, direct), params_of(&cur, direct), np * sizeof(size_t));
+        if (direct)
+            base->has_direct = 1;
+        else
+            base->has_xgemm = 1;
+    }
+    return g_cur;
 }
 
 /* ---- the search ----------------------------------------------------------- */
@@ -247,10 +281,7 @@ loom_status loom_cl_tune(void *bdev, const loom_tune_opts *o, loom_tune_report *
     cl_device_type type = 0;
     clGetDeviceInfo(d->id, CL_DEVICE_TYPE, sizeof type, &type, NULL);
     int gpu = (type & CL_DEVICE_TYPE_GPU) != 0;
-    cand xs[64], ds[64];
-    int nx = xgemm_candidates(d, gpu, xs, nx_max < 64 ? nx_max : 64);
-    int ndc = nd_max > 0 ? direct_candidates(d, gpu, ds, nd_max < 64 ? nd_max : 64) : 0;
-    t.total = 1 + nx + ndc + 2 + 1;
+    t.total = 1 + nx_max + nd_max + 2 + 1;
     loom_status s = make_buffers(&t, n);
     if (s != LOOM_OK) {
         free_buffers(&t);
@@ -266,55 +297,26 @@ loom_status loom_cl_tune(void *bdev, const loom_tune_opts *o, loom_tune_report *
     r->baseline_gflops = baseline;
     progress(&t, "baseline: %.1f GFLOP/s", baseline);
 
-    /* 1. Xgemm, every size indirect. */
+    /* 1. Xgemm, every size sent to it. */
     cl_gemm_params best = {0};
-    double best_x = 0;
-    for (int i = 0; i < nx; i++) {
-        cl_gemm_params p = {0};
-        p.has_xgemm = p.has_routine = 1;
-        memcpy(p.xgemm, xs[i].v, sizeof p.xgemm);
-        p.min_indirect = 0;
-        double g = 0;
-        if (measure(&t, &p, n, &g) && g > best_x) {
-            best_x = g;
-            best.has_xgemm = 1;
-            memcpy(best.xgemm, p.xgemm, sizeof p.xgemm);
-        }
-        const size_t *x = p.xgemm;
-        char what[160];
-        snprintf(what, sizeof what, "Xgemm MWG=%zu NWG=%zu MDIMC=%zu NDIMC=%zu KWG=%zu KWI=%zu SA=%zu VW=%zu: %%.1f",
-                 x[X_MWG], x[X_NWG], x[X_MDIMC], x[X_NDIMC], x[X_KWG], x[X_KWI], x[X_SA], x[X_VWM]);
-        progress(&t, what, g);
-    }
+    best.has_routine = 1;
+    best.min_indirect = 0;
+    double best_x = climb_kernel(&t, &best, 0, gpu ? xseed_gpu : xseed_cpu, n, nx_max);
     /* CLBlast's (or the stored) Xgemm stays unless beaten. */
     if (best_x <= baseline)
         best.has_xgemm = 0;
 
-    /* 2. XgemmDirect, every size direct. */
-    double best_d = 0;
-    for (int i = 0; i < ndc; i++) {
-        cl_gemm_params p = best;
-        p.has_direct = p.has_routine = 1;
-        memcpy(p.direct, ds[i].v, sizeof p.direct);
-        p.min_indirect = ALL_DIRECT;
-        double g = 0;
-        if (measure(&t, &p, nd, &g) && g > best_d) {
-            best_d = g;
-            best.has_direct = 1;
-            memcpy(best.direct, p.direct, sizeof p.direct);
-        }
-        const size_t *x = p.direct;
-        char what[160];
-        snprintf(what, sizeof what, "XgemmDirect WGD=%zu MDIMCD=%zu NDIMCD=%zu VW=%zu KWID=%zu: %%.1f", x[D_WGD],
-                 x[D_MDIMCD], x[D_NDIMCD], x[D_VWMD], x[D_KWID]);
-        progress(&t, what, g);
-    }
+    /* 2. XgemmDirect, every size sent to it. */
+    best.min_indirect = ALL_DIRECT;
+    if (nd_max > 0)
+        climb_kernel(&t, &best, 1, gpu ? dseed_gpu : dseed_cpu, nd, nd_max);
+    best.has_routine = 0;
 
     /* 3. Where Xgemm starts to win: the smallest size from which it is at
      * least as fast as XgemmDirect (the winner of 2, else CLBlast's). The
      * boundary is always part of the result, so this process and later
      * ones run the same set. */
-    if (best.has_xgemm || best.has_direct || best_x > 0) {
+    if (best_x > 0) {
         static const size_t sizes[] = {64, 128, 256, 512};
         double gi[4] = {0}, gd[4] = {0};
         int ns = 0;
