@@ -11,20 +11,6 @@
 
 #include <stb/stb_easy_font.h>
 
-#define C_BG 0x12151a
-#define C_PANEL DASH_PLOT_BG
-#define C_FRAME 0x2c323d
-#define C_TEXT 0xdde3ec
-#define C_DIM 0x8b94a5
-#define C_BLUE 0x58a6ff
-#define C_GREEN 0x56d364
-#define C_ORANGE 0xf0883e
-#define C_PURPLE 0xbc8cff
-#define C_RED 0xff7b72
-#define C_PINK 0xf778ba
-#define C_CYAN 0x39c5cf
-#define C_YELLOW 0xe3b341
-
 static void color(unsigned c)
 {
     glColor3ub((GLubyte)(c >> 16), (GLubyte)(c >> 8), (GLubyte)c);
@@ -529,4 +515,31 @@ void dash_draw(const dash_model *m, dash_view *v)
         break;
     }
     footer(&c);
+}
+
+/* ---- the primitives, for the bench view (draw_bench.c) ---- */
+
+void dash_fill(float x, float y, float w, float h, unsigned c)
+{
+    rect(x, y, w, h, c);
+}
+
+void dash_outline(dash_rect r, unsigned c)
+{
+    frame(r, c);
+}
+
+float dash_text(float x, float y, float scale, unsigned c, const char *s)
+{
+    return text(x, y, scale, c, s);
+}
+
+float dash_text_width(float scale, const char *s)
+{
+    return text_width(scale, s);
+}
+
+void dash_fmt_num(char *b, size_t n, double v)
+{
+    fmt_num(b, n, v);
 }

@@ -5,10 +5,13 @@
  *   loom-dash metrics.jsonl | trace.json show a file (a trace is detected)
  *   loom-dash --screenshot out.png [--size WxH] [--panel N] FILE
  *                                        render one frame to a PNG and exit
+ *   loom-dash --bench results.json [more.json ...]
+ *                                        loom bench results, devices side by side
  *
  * Keys: space pauses, q or Esc quits, 1-4 switch panels.
  */
 #define _POSIX_C_SOURCE 200809L
+#include "bench.h"
 #include "draw.h"
 
 #include <GLFW/glfw3.h>
@@ -25,6 +28,10 @@ typedef struct app {
     const char *file;
     int follow;                 /* metrics, read as it grows */
     int trace;
+    int bench;                  /* loom bench results files, drawn side by side */
+    const char *files[DASH_BENCH_MAX_FILES];
+    int nfiles;
+    dash_bench b;
     const char *shot;
     int width, height, panel;
     int paused;
@@ -35,9 +42,10 @@ typedef struct app {
 static void usage(FILE *o)
 {
     fprintf(o, "usage: loom-dash [--follow] FILE [--screenshot OUT.png] [--size WxH] [--panel 1-4]\n"
+               "       loom-dash --bench RESULTS.json [MORE.json ...] [--screenshot OUT.png] [--size WxH]\n"
                "  FILE is a metrics file (JSON lines from loom train --metrics) or a Chrome\n"
                "  trace (from --profile). Keys: space pause, q/Esc quit, 1-4 panels:\n"
-               "  overview, ops, device, training.\n");
+               "  overview, ops, device, training. --bench shows files from loom bench --json.\n");
 }
 
 static int parse_args(app *a, int argc, char **argv)
@@ -47,9 +55,12 @@ static int parse_args(app *a, int argc, char **argv)
         if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
             usage(stdout);
             exit(0);
-        } else if (!strcmp(s, "--follow") && i + 1 < argc) {
+        } else if (!strcmp(s, "--follow") && i + 1 < argc && a->nfiles < DASH_BENCH_MAX_FILES) {
             a->follow = 1;
             a->file = argv[++i];
+            a->files[a->nfiles++] = a->file;
+        } else if (!strcmp(s, "--bench")) {
+            a->bench = 1;
         } else if (!strcmp(s, "--screenshot") && i + 1 < argc) {
             a->shot = argv[++i];
         } else if (!strcmp(s, "--size") && i + 1 < argc) {
@@ -68,12 +79,23 @@ static int parse_args(app *a, int argc, char **argv)
             fprintf(stderr, "loom-dash: unknown option %s\n", s);
             usage(stderr);
             return 2;
-        } else if (!a->file) {
-            a->file = s;
+        } else if (a->nfiles < DASH_BENCH_MAX_FILES) {
+            a->files[a->nfiles++] = s;
+            if (!a->file)
+                a->file = s;
         } else {
-            fprintf(stderr, "loom-dash: one file at a time (%s and %s)\n", a->file, s);
+            fprintf(stderr, "loom-dash: at most %d files\n", DASH_BENCH_MAX_FILES);
             return 2;
         }
+    }
+    if (a->bench && a->follow) {
+        fprintf(stderr, "loom-dash: --bench shows saved results; it does not --follow\n");
+        return 2;
+    }
+    if (!a->bench && a->nfiles > 1) {
+        fprintf(stderr, "loom-dash: one file at a time (%s and %s); several are for --bench\n", a->files[0],
+                a->files[1]);
+        return 2;
     }
     if (!a->file) {
         usage(stderr);
@@ -97,6 +119,16 @@ static int pump(app *a)
 static int load(app *a, char *err, size_t errlen)
 {
     dash_model_init(&a->m);
+    dash_bench_init(&a->b);
+    if (a->bench) {
+        for (int i = 0; i < a->nfiles; i++)
+            if (dash_bench_load(&a->b, a->files[i], err, errlen) < 0)
+                return -1;
+        dash_bench_label(&a->b);
+        if (a->b.skipped)
+            fprintf(stderr, "loom-dash: skipped %d results without a device, suite, name or figure\n", a->b.skipped);
+        return 0;
+    }
     if (!a->follow && dash_is_trace(a->file)) {
         a->trace = 1;
         return dash_load_trace(&a->m, a->file, err, errlen);
@@ -183,7 +215,10 @@ static int screenshot(app *a, const char *status)
     v.panel = a->panel;
     v.status = status;
     v.source = a->file;
-    dash_draw(&a->m, &v);
+    if (a->bench)
+        dash_draw_bench(&a->b, &v);
+    else
+        dash_draw(&a->m, &v);
     glFinish();
     size_t stride = (size_t)a->width * 4;
     px = malloc(stride * (size_t)a->height);
@@ -250,6 +285,8 @@ static void live_status(app *a, char *b, size_t n)
         snprintf(b, n, "paused");
     else if (a->trace)
         snprintf(b, n, "trace");
+    else if (a->bench)
+        snprintf(b, n, "results");
     else if (!dash_follow_exists(&a->f))
         snprintf(b, n, "waiting for %s", a->file);
     else if (a->m.ended)
@@ -279,7 +316,7 @@ static int window_loop(app *a)
     double next_poll = 0;
     while (!glfwWindowShouldClose(w)) {
         double t = now_s();
-        if (!a->trace && !a->paused && t >= next_poll) {
+        if (!a->trace && !a->bench && !a->paused && t >= next_poll) {
             if (pump(a) < 0) {
                 fprintf(stderr, "loom-dash: out of memory reading %s\n", a->file);
                 break;
@@ -293,7 +330,9 @@ static int window_loop(app *a)
         v.panel = a->panel;
         v.status = st;
         v.source = a->file;
-        if (v.width > 0 && v.height > 0)
+        if (v.width > 0 && v.height > 0 && a->bench)
+            dash_draw_bench(&a->b, &v);
+        else if (v.width > 0 && v.height > 0)
             dash_draw(&a->m, &v);
         glfwSwapBuffers(w);
         glfwWaitEventsTimeout(0.1);
@@ -321,12 +360,13 @@ int main(int argc, char **argv)
     if (load(&a, err, sizeof err) < 0) {
         fprintf(stderr, "loom-dash: %s\n", err);
         dash_model_free(&a.m);
+        dash_bench_free(&a.b);
         return 1;
     }
     if (a.shot) {
         /* A picture needs something to show: a file with no metrics line is
          * an error, not a blank PNG. */
-        if (!a.trace) {
+        if (!a.trace && !a.bench) {
             if (!dash_follow_exists(&a.f)) {
                 fprintf(stderr, "loom-dash: cannot open %s\n", a.file);
                 rc = 1;
@@ -353,13 +393,14 @@ int main(int argc, char **argv)
                     d ? d : "glfwInit failed");
             rc = 1;
         } else {
-            rc = a.shot ? screenshot(&a, a.trace ? "trace" : a.m.ended ? "run ended" : "snapshot")
+            rc = a.shot ? screenshot(&a, a.bench ? "results" : a.trace ? "trace" : a.m.ended ? "run ended" : "snapshot")
                         : window_loop(&a);
             glfwTerminate();
         }
     }
-    if (!a.trace)
+    if (!a.trace && !a.bench)
         dash_follow_close(&a.f);
     dash_model_free(&a.m);
+    dash_bench_free(&a.b);
     return rc;
 }

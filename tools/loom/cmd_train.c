@@ -214,8 +214,14 @@ int cmd_train(int argc, char **argv)
     fc.checkpoint_every = ckpt_every;
     fc.checkpoint_path = ckpt;
     loom_fit_stats last;
+    /* The whole fit, first epoch included, as the peers in
+     * tools/bench_peers.sh time theirs. */
+    struct timespec f0, f1;
+    clock_gettime(CLOCK_MONOTONIC, &f0);
     if (loom_sequential_fit(m, train, &fc, &last))
         goto fail;
+    clock_gettime(CLOCK_MONOTONIC, &f1);
+    double fit_s = (double)(f1.tv_sec - f0.tv_sec) + (double)(f1.tv_nsec - f0.tv_nsec) * 1e-9;
     if (save && loom_sequential_save(m, save))
         goto fail;
     if (loom_sequential_evaluate(m, test, 0, &ev))
@@ -232,10 +238,10 @@ int cmd_train(int argc, char **argv)
         printf("{\"device\":\"%s\",\"device_name\":\"%s\",\"epochs\":%d,\"batch\":%lld,\"optimizer\":\"%s\","
                "\"train_images\":%lld,\"test_images\":%lld,\"test_accuracy\":%.6f,\"test_loss\":%.6f,"
                "\"train_loss\":%.6f,\"train_accuracy\":%.6f,\"train_seconds\":%.3f,\"samples_per_s\":%.1f,"
-               "\"steps\":%lld,\"saved\":%s%s%s}\n",
+               "\"fit_seconds\":%.3f,\"fit_samples_per_s\":%.1f,\"steps\":%lld,\"saved\":%s%s%s}\n",
                di->spec, di->name, epochs, (long long)batch, opt_s, (long long)loom_dataset_count(train),
-               (long long)ev.count, ev.accuracy, ev.loss, last.loss, last.accuracy, last.seconds * epochs, sps,
-               (long long)last.step, save ? "\"" : "", save ? save : "null", save ? "\"" : "");
+               (long long)ev.count, ev.accuracy, ev.loss, last.loss, last.accuracy, last.seconds * epochs, sps, fit_s,
+               fit_s > 0 ? (double)last.epoch * (double)loom_dataset_count(train) / fit_s : 0.0, (long long)last.step, save ? "\"" : "", save ? save : "null", save ? "\"" : "");
     } else {
         printf("test accuracy %.4f  test loss %.4f  (%lld images)\n", ev.accuracy, ev.loss, (long long)ev.count);
         printf("throughput    %.0f samples/s training on %s (last epoch)\n", sps, di->spec);
