@@ -89,7 +89,7 @@ void bench_print(const bench_run *r, FILE *f)
         }
         fprintf(f, "\n");
     }
-    fprintf(f, "\nratios: gemm to OpenBLAS, copy to memcpy, in this run; WRONG: the device's result differs "
+    fprintf(f, "\nratios: gemm to OpenBLAS (OpenCL devices: to CLBlast's defaults, clblast:N), copy to memcpy, in this run; WRONG: the device's result differs "
                "from the CPU reference (not ranked)\n");
 }
 

@@ -162,7 +162,7 @@ static loom_status run_gemm(devrun *d, const gemm_shape *s, int reps, const floa
     return e;
 }
 
-static void suite_gemm(devrun *devs, int ndev, int quick, bench_run *r)
+static void suite_gemm(devrun *devs, int ndev, int quick, bench_run *r, int with_ref)
 {
     int nshapes = (int)(sizeof gemm_shapes / sizeof gemm_shapes[0]);
     for (int si = 0; si < nshapes; si++) {
@@ -189,7 +189,7 @@ static void suite_gemm(devrun *devs, int ndev, int quick, bench_run *r)
                         s->n, s->k, 1, a, lda, b, ldb, 0, ref, s->n);
             t[i] = now_s() - t0;
         }
-        bench_fig *rf = add_fig(r, "openblas", "gemm", s->name, "GFLOP/s", 1);
+        bench_fig *rf = with_ref ? add_fig(r, "openblas", "gemm", s->name, "GFLOP/s", 1) : NULL;
         if (rf)
             set_fig(rf, t, reps, 2.0 * s->m * s->n * (double)s->k, 1e-9);
         double refg = rf ? rf->median : NAN;
@@ -592,6 +592,63 @@ static void suite_startup(devrun *devs, int ndev, bench_run *r)
         fprintf(stderr, "bench: could not remove %s\n", cache);
 }
 
+/* ---- CLBlast's defaults ------------------------------------------------- */
+
+/* CLBlast keeps one parameter set per process and device, and loom's OpenCL
+ * backend applies a tuned set when it opens a device. So CLBlast's own
+ * defaults are measured first, through a context whose cache folder holds
+ * no tuning, before the main context opens anything. */
+static void clblast_defaults(const char *spec, int quick, bench_run *r)
+{
+    char cache[] = "/tmp/loom-bench-untuned-XXXXXX";
+    if (!mkdtemp(cache))
+        return;
+    loom_ctx_opts o;
+    loom_ctx_opts_default(&o);
+    o.cache_dir = cache;
+    o.backends = 1 << LOOM_BACKEND_OPENCL;
+    loom_ctx *ctx = NULL;
+    if (loom_ctx_create(&o, &ctx) == LOOM_OK) {
+        for (int i = 0; i < loom_device_count(ctx); i++) {
+            loom_device_info info;
+            loom_device_get_info(ctx, i, &info);
+            if (!info.can_run || (strcmp(spec, "all") && strcmp(spec, info.spec)))
+                continue;
+            devrun d = {ctx, NULL, NULL, 0};
+            if (loom_device_open(ctx, info.spec, &d.dev) != LOOM_OK)
+                continue;
+            char label[48];
+            snprintf(label, sizeof label, "clblast:%.24s", info.spec + 7);
+            d.spec = label;
+            suite_gemm(&d, 1, quick, r, 0);
+            loom_device_close(d.dev);
+        }
+        loom_ctx_destroy(ctx);
+    }
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", cache);
+    if (system(cmd) != 0)
+        fprintf(stderr, "bench: could not remove %s\n", cache);
+}
+
+/* An OpenCL device's GEMM figures are compared with CLBlast's defaults on
+ * the same device (OpenBLAS stays in its own column). */
+static void link_clblast_refs(bench_run *r)
+{
+    for (int i = 0; i < r->nfigs; i++) {
+        bench_fig *f = &r->figs[i];
+        if (strcmp(f->suite, "gemm") || strncmp(f->device, "opencl:", 7))
+            continue;
+        char label[48];
+        snprintf(label, sizeof label, "clblast:%s", f->device + 7);
+        for (int k = 0; k < r->nfigs; k++)
+            if (!strcmp(r->figs[k].device, label) && !strcmp(r->figs[k].name, f->name)) {
+                snprintf(f->ref_name, sizeof f->ref_name, "CLBlast default");
+                f->ref_median = r->figs[k].median;
+            }
+    }
+}
+
 /* ---- the command -------------------------------------------------------- */
 
 static int has_suite(const char *list, const char *s)
@@ -623,6 +680,8 @@ int cmd_bench(int argc, char **argv)
             return 1;
         }
     } else {
+        if (has_suite(suites, "gemm"))
+            clblast_defaults(spec, quick, &run);
         loom_ctx *ctx = cli_ctx();
         if (!ctx)
             return 1;
@@ -658,7 +717,7 @@ int cmd_bench(int argc, char **argv)
             }
         run.quick = quick;
         if (has_suite(suites, "gemm"))
-            suite_gemm(devs, ndev, quick, &run);
+            suite_gemm(devs, ndev, quick, &run, 1);
         if (has_suite(suites, "bandwidth"))
             suite_bandwidth(devs, ndev, quick, &run);
         if (has_suite(suites, "dispatch"))
@@ -672,6 +731,7 @@ int cmd_bench(int argc, char **argv)
         for (int d = 0; d < ndev; d++)
             loom_device_close(devs[d].dev);
         loom_ctx_destroy(ctx);
+        link_clblast_refs(&run);
         for (int i = 0; i < run.nfigs; i++) {
             bench_fig *f = &run.figs[i];
             f->ratio = isnan(f->ref_median) || f->ref_median == 0 ? NAN : f->median / f->ref_median;
