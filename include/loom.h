@@ -331,6 +331,8 @@ loom_model_config loom_model_config_default(void);
  * training and evaluation programs. */
 loom_status loom_sequential_compile(loom_sequential *m, loom_device *dev, const loom_model_config *cfg);
 loom_state *loom_sequential_state(loom_sequential *m);
+/* The configuration the model was compiled (or loaded) with. */
+loom_model_config loom_sequential_config(const loom_sequential *m);
 
 typedef struct loom_fit_stats {
     int epoch, epochs;         /* 1-based epoch */
@@ -383,6 +385,11 @@ typedef struct loom_eval_result {
  * (the optimizer must keep one). */
 loom_status loom_sequential_evaluate(loom_sequential *m, loom_dataset *ds, int use_ema, loom_eval_result *out);
 void loom_eval_result_free(loom_eval_result *r);
+/* Evaluation writes into these (NULL: off): one metrics "step" line (loss,
+ * accuracy, samples/s, busy %) and an "ops" line per evaluate, and the first
+ * trace_runs batches into the trace (the model compiled with profile = 1). */
+loom_status loom_sequential_monitor(loom_sequential *m, struct loom_metrics *metrics, struct loom_trace *trace,
+                                    int64_t trace_runs);
 /* x [n, input_features] -> out [n, outputs] (probabilities for softmax). */
 loom_status loom_sequential_predict(loom_sequential *m, const float *x, int64_t n, float *out);
 int64_t loom_sequential_outputs(const loom_sequential *m);
@@ -396,6 +403,9 @@ loom_status loom_sequential_checkpoint(loom_sequential *m, const char *path);
  * fit continues where it stopped. */
 loom_status loom_sequential_load(loom_ctx *ctx, const char *path, loom_device *dev, const loom_model_config *cfg,
                                  loom_sequential **out);
+/* The training configuration saved in a model file (to change a field,
+ * e.g. profile, before loom_sequential_load). */
+loom_status loom_model_config_read(loom_ctx *ctx, const char *path, loom_model_config *out);
 /* Loads weights (and moments) from a file into a compiled model of the same
  * architecture; on any error the model is unchanged. */
 loom_status loom_sequential_restore(loom_sequential *m, const char *path);

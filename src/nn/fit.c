@@ -84,6 +84,7 @@ static loom_status run_eval(loom_sequential *m, loom_dataset *ds, loom_eval_resu
     if (!idx)
         return loom_fail(m->ctx, LOOM_E_OOM, "evaluate: out of memory");
     int k = r ? r->classes : 0;
+    model_prog *last = NULL;
     double loss = 0;
     int64_t correct = 0;
     loom_status s = LOOM_OK;
@@ -93,8 +94,15 @@ static loom_status run_eval(loom_sequential *m, loom_dataset *ds, loom_eval_resu
         for (int64_t i = 0; i < nb; i++)
             idx[i] = start + i;
         s = loom_dataset_gather(ds, idx, nb, m->xbuf, m->ybuf);
+        model_prog *mp = NULL;
         if (s == LOOM_OK)
-            s = step(m, 0, nb, &loss, &correct, NULL);
+            s = step(m, 0, nb, &loss, &correct, &mp);
+        if (s == LOOM_OK && m->mon_trace && m->cfg.profile && m->mon_traced < m->mon_trace_runs) {
+            s = loom_trace_add_run(m->mon_trace, mp->p, -1, "evaluate batch");
+            m->mon_traced++;
+        }
+        if (mp)
+            last = mp;
         if (s == LOOM_OK && r && r->confusion)
             for (int64_t i = 0; i < nb; i++)
                 if (m->ybuf[i] >= 0 && m->ybuf[i] < k && m->pbuf[i] >= 0 && m->pbuf[i] < k)
@@ -106,6 +114,18 @@ static loom_status run_eval(loom_sequential *m, loom_dataset *ds, loom_eval_resu
         r->accuracy = (double)correct / (double)n;
         r->count = n;
         r->seconds = (loom_now_ns() - t0) * 1e-9;
+        if (m->mon_metrics && last) {
+            loom_metrics_line line;
+            loom_metrics_line_init(&line);
+            line.loss = r->loss;
+            line.accuracy = r->accuracy;
+            line.samples_per_s = r->seconds > 0 ? (double)n / r->seconds : NAN;
+            s = loom_metrics_sample(m->mon_metrics, last->p, &line);
+            if (s == LOOM_OK)
+                s = loom_metrics_write(m->mon_metrics, &line);
+            if (s == LOOM_OK && m->cfg.profile)
+                s = loom_metrics_write_ops(m->mon_metrics, last->p, -1);
+        }
     }
     return s;
 }
@@ -186,6 +206,18 @@ loom_status loom_sequential_evaluate(loom_sequential *m, loom_dataset *ds, int u
         out->precision[c] = col ? (double)tp / (double)col : 0.0;
         out->recall[c] = row ? (double)tp / (double)row : 0.0;
     }
+    return LOOM_OK;
+}
+
+loom_status loom_sequential_monitor(loom_sequential *m, struct loom_metrics *metrics, struct loom_trace *trace,
+                                    int64_t trace_runs)
+{
+    if (!m)
+        return LOOM_E_INVALID;
+    m->mon_metrics = metrics;
+    m->mon_trace = trace;
+    m->mon_trace_runs = trace_runs;
+    m->mon_traced = 0;
     return LOOM_OK;
 }
 

@@ -271,6 +271,10 @@ int cmd_eval(int argc, char **argv)
     const char *spec = cli_opt(argc, argv, "--device", "auto");
     int json = cli_flag(argc, argv, "--json");
     int ema = cli_flag(argc, argv, "--ema");
+    const char *metrics_path = cli_opt(argc, argv, "--metrics", NULL);
+    const char *trace_path = cli_opt(argc, argv, "--profile", NULL);
+    loom_metrics *metrics = NULL;
+    loom_trace *trace = NULL;
     if (!model) {
         fprintf(stderr, "loom eval: --model FILE is required\n");
         return 2;
@@ -284,8 +288,21 @@ int cmd_eval(int argc, char **argv)
     loom_eval_result ev;
     memset(&ev, 0, sizeof ev);
     int rc = 1;
-    if (loom_device_open(ctx, spec, &dev) || load_data(ctx, data, 0, 0, &test) ||
-        loom_sequential_load(ctx, model, dev, NULL, &m) || loom_sequential_evaluate(m, test, ema, &ev))
+    if (loom_device_open(ctx, spec, &dev) || load_data(ctx, data, 0, 0, &test))
+        goto fail;
+    loom_model_config mc;
+    if (loom_model_config_read(ctx, model, &mc))
+        goto fail;
+    mc.profile = metrics_path || trace_path;
+    if (loom_sequential_load(ctx, model, dev, &mc, &m))
+        goto fail;
+    if (metrics_path && loom_metrics_open(ctx, metrics_path, dev, &metrics))
+        goto fail;
+    if (trace_path && loom_trace_create(ctx, &trace))
+        goto fail;
+    if (loom_sequential_monitor(m, metrics, trace, 200) || loom_sequential_evaluate(m, test, ema, &ev))
+        goto fail;
+    if (trace && loom_trace_write(trace, trace_path))
         goto fail;
     if (json) {
         printf("{\"device\":\"%s\",\"model\":\"%s\",\"test_images\":%lld,\"test_accuracy\":%.6f,\"test_loss\":%.6f,"
@@ -317,6 +334,8 @@ int cmd_eval(int argc, char **argv)
 fail:
     fprintf(stderr, "loom eval: %s\n", loom_last_error(ctx));
 done:
+    loom_metrics_close(metrics);
+    loom_trace_destroy(trace);
     loom_eval_result_free(&ev);
     loom_sequential_destroy(m);
     loom_dataset_destroy(test);

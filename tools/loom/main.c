@@ -25,7 +25,8 @@ static const command commands[] = {
      "benchmark every device beside OpenBLAS / memcpy [--device SPEC|all]\n"
      "             [--suite gemm,bandwidth,dispatch,train,infer,startup] [--json FILE] [--compare BASELINE.json]\n"
      "             [--results FILE] [--quick] [--data DIR]"},
-    {"eval", cmd_eval, "evaluate a saved model on the test set --model FILE [--data DIR] [--ema] [--json]"},
+    {"eval", cmd_eval, "evaluate a saved model on the test set --model FILE [--data DIR] [--ema] [--json]\n"
+     "             [--metrics FILE] [--profile TRACE.json]"},
     {"predict", cmd_predict, "classify one test image --model FILE --image N [--data DIR]"},
     {"tune", cmd_tune,
      "search the device's GEMM parameters and store the best [--device SPEC] [--size 1024]\n"
