@@ -107,9 +107,12 @@ typedef struct vk_pipe {
 /* ---- the device --------------------------------------------------------- */
 
 enum {
-    VK_QUIRK_TEXEL_READS = 1u << 0, /* fetch GEMM operands through texel
-                                       buffers: storage-buffer reads are
-                                       scalarized (CPU drivers) */
+    VK_QUIRK_TEXEL_READS = 1u << 0,   /* fetch GEMM operands through texel
+                                         buffers: storage-buffer reads are
+                                         scalarized (measured, vk_tune.c) */
+    VK_QUIRK_SLOW_BARRIERS = 1u << 1, /* a workgroup barrier is a switch
+                                         between emulated invocations (CPU
+                                         drivers): reduce per invocation */
 };
 
 typedef struct vk_dev {

@@ -178,6 +178,12 @@ static loom_status measure(vk_dev *d, int *texel, double *tms, double *sms, int 
 loom_status vk_tune(vk_dev *d)
 {
     int texel = 0;
+    /* CPU drivers run a workgroup's invocations as loops over SIMD
+     * vectors; a barrier splits those loops (llvmpipe: a coroutine switch
+     * per invocation batch), so reductions across a workgroup cost far
+     * more than the same sums done by one invocation. */
+    if (d->lim->cpu_type)
+        d->quirks |= VK_QUIRK_SLOW_BARRIERS;
     if (!d->lim->texel_r32f) {
         d->quirks &= ~VK_QUIRK_TEXEL_READS;
         return LOOM_OK;
