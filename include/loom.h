@@ -285,6 +285,121 @@ loom_status loom_optimize(loom_graph *g, const loom_optimizer *opt);
 /* The learning rate of update number `step` (1-based) under opt's schedule. */
 float loom_optimizer_lr(const loom_optimizer *opt, int64_t step);
 
+/* ---- models: the Sequential API (src/nn/sequential.c) ---- */
+
+typedef struct loom_dataset loom_dataset;
+typedef struct loom_sequential loom_sequential;
+
+typedef enum loom_activation {
+    LOOM_ACT_NONE = 0,
+    LOOM_ACT_RELU,
+    LOOM_ACT_SIGMOID,
+    LOOM_ACT_TANH,
+    LOOM_ACT_GELU,
+    LOOM_ACT_SOFTMAX
+} loom_activation;
+
+typedef enum loom_init {
+    LOOM_INIT_GLOROT_UNIFORM = 0, /* the Keras default for Dense */
+    LOOM_INIT_HE_NORMAL = 1       /* std sqrt(2 / fan_in), for ReLU stacks */
+} loom_init;
+
+typedef enum loom_loss {
+    LOOM_LOSS_SPARSE_CE = 0,   /* integer labels; on softmax outputs computed from the logits */
+    LOOM_LOSS_CE = 1,          /* one-hot targets */
+    LOOM_LOSS_MSE = 2
+} loom_loss;
+
+/* A stack of layers over inputs of `input_features` f32 values. */
+loom_status loom_sequential_create(loom_ctx *ctx, int64_t input_features, loom_sequential **out);
+void loom_sequential_destroy(loom_sequential *m);
+loom_status loom_sequential_add_dense(loom_sequential *m, int64_t units, loom_activation act, loom_init init);
+loom_status loom_sequential_add_dropout(loom_sequential *m, float rate);
+/* The architecture as JSON (stored in model files); valid while m lives. */
+const char *loom_sequential_describe(loom_sequential *m);
+
+typedef struct loom_model_config {
+    loom_optimizer optimizer;  /* default: Adam with Keras defaults */
+    loom_loss loss;            /* default: sparse categorical cross-entropy */
+    int64_t batch;             /* default 32 */
+    uint64_t seed;             /* weights, shuffling and dropout; default 42 */
+    int profile;               /* compile programs with profiling */
+} loom_model_config;
+
+loom_model_config loom_model_config_default(void);
+/* Creates the state on dev, initializes the weights and compiles the
+ * training and evaluation programs. */
+loom_status loom_sequential_compile(loom_sequential *m, loom_device *dev, const loom_model_config *cfg);
+loom_state *loom_sequential_state(loom_sequential *m);
+
+typedef struct loom_fit_stats {
+    int epoch, epochs;         /* 1-based epoch */
+    int64_t step;              /* optimizer updates so far */
+    int64_t seen, total;       /* samples of this epoch so far, and in all */
+    double loss, accuracy;     /* running means over this epoch */
+    double val_loss, val_accuracy; /* NaN until measured */
+    double seconds;            /* of training in this epoch */
+    double samples_per_s;
+    int end_of_epoch;
+} loom_fit_stats;
+
+/* Return non-zero to stop training. */
+typedef int (*loom_progress_fn)(void *user, const loom_fit_stats *s);
+
+typedef struct loom_fit_config {
+    int epochs;                /* default 5 */
+    float validation_split;    /* the last fraction of the training rows */
+    loom_dataset *validation;  /* or an explicit validation set */
+    int shuffle;               /* default 1: seeded per epoch */
+    loom_progress_fn progress;
+    void *user;
+    int64_t progress_every;    /* call progress every N steps (0: epoch ends) */
+    int early_stopping_patience; /* > 0: stop after N epochs without a better val_loss */
+    int64_t checkpoint_every;  /* > 0: save a checkpoint every N steps */
+    const char *checkpoint_path;
+    struct loom_metrics *metrics; /* a step line every metrics_every steps
+                                  (default: each progress report) and at
+                                  each epoch's end, with ops and plan lines */
+    int64_t metrics_every;
+    struct loom_trace *trace;  /* the first trace_steps steps, when the model
+                                  was compiled with profile = 1 */
+    int64_t trace_steps;
+} loom_fit_config;
+
+loom_fit_config loom_fit_config_default(void);
+loom_status loom_sequential_fit(loom_sequential *m, loom_dataset *train, const loom_fit_config *cfg,
+                                loom_fit_stats *last);
+
+typedef struct loom_eval_result {
+    double loss, accuracy;
+    int classes;
+    double *precision, *recall; /* per class */
+    int64_t *confusion;        /* [true][predicted], classes x classes */
+    int64_t count;
+    double seconds;
+} loom_eval_result;
+
+/* use_ema: evaluate with the exponential moving average of the weights
+ * (the optimizer must keep one). */
+loom_status loom_sequential_evaluate(loom_sequential *m, loom_dataset *ds, int use_ema, loom_eval_result *out);
+void loom_eval_result_free(loom_eval_result *r);
+/* x [n, input_features] -> out [n, outputs] (probabilities for softmax). */
+loom_status loom_sequential_predict(loom_sequential *m, const float *x, int64_t n, float *out);
+int64_t loom_sequential_outputs(const loom_sequential *m);
+
+/* Model files (safetensors, the architecture in __metadata__). save writes
+ * the weights; checkpoint writes weights, optimizer moments and progress. */
+loom_status loom_sequential_save(loom_sequential *m, const char *path);
+loom_status loom_sequential_checkpoint(loom_sequential *m, const char *path);
+/* Rebuilds a model from a file and compiles it on dev with cfg (NULL:
+ * defaults); a checkpoint also restores the optimizer and the progress, so
+ * fit continues where it stopped. */
+loom_status loom_sequential_load(loom_ctx *ctx, const char *path, loom_device *dev, const loom_model_config *cfg,
+                                 loom_sequential **out);
+/* Loads weights (and moments) from a file into a compiled model of the same
+ * architecture; on any error the model is unchanged. */
+loom_status loom_sequential_restore(loom_sequential *m, const char *path);
+
 /* ---- state and programs ------------------------------------------------- */
 
 /* The persistent tensors of a model on one device. */
@@ -335,6 +450,275 @@ typedef struct loom_plan_report {
 } loom_plan_report;
 
 loom_status loom_program_plan(const loom_program *p, loom_plan_report *out);
+
+/* ---- per-device tuning (OpenCL: CLBlast's GEMM parameters) -------------- */
+
+/* A backend with choices worth measuring searches them once per device and
+ * driver and keeps the best set under the cache directory; every later
+ * open of that device applies it. Backends with nothing to tune answer
+ * LOOM_E_UNSUPPORTED. */
+typedef void (*loom_tune_progress_fn)(void *user, int done, int total, const char *what);
+
+typedef struct loom_tune_opts {
+    int size;                  /* square GEMM timed per candidate; 0: 1024 */
+    int max_candidates;        /* the bound of the search; 0: 24 */
+    int reps;                  /* timed runs per candidate, the best kept; 0: 3 */
+    loom_tune_progress_fn progress; /* may be NULL */
+    void *progress_user;
+} loom_tune_opts;
+
+typedef struct loom_tune_report {
+    double baseline_gflops;    /* the parameters in use before the search */
+    double best_gflops;        /* the parameters kept */
+    int measured;              /* candidates timed */
+    int rejected;              /* candidates that failed to build, run or verify */
+    int improved;              /* 1 if the kept set beat the baseline */
+    double seconds;
+    char path[512];            /* where the result is stored */
+} loom_tune_report;
+
+void loom_tune_opts_default(loom_tune_opts *opts);
+/* Searches, verifies each candidate against the host, applies and stores
+ * the fastest set. out may be NULL. */
+loom_status loom_device_tune(loom_device *dev, const loom_tune_opts *opts, loom_tune_report *out);
+/* Applies a parameter set in the stored JSON form (NULL: the stored file)
+ * and checks it with a GEMM against the host. An impossible set gives
+ * LOOM_E_INVALID naming the broken constraint; a set that fails on the
+ * device gives LOOM_E_DEVICE; either way the previous set stays in use. */
+loom_status loom_device_set_tuning(loom_device *dev, const char *json);
+/* The set in use as JSON ({"use_default": true, ...} when none is). */
+loom_status loom_device_get_tuning(loom_device *dev, char *buf, size_t n);
+
+/* ---- data sets and model files (src/nn) ---- */
+
+typedef struct loom_dataset loom_dataset;
+/* MNIST-format IDX files (gzip or not: zlib's gzopen reads both). Images
+ * become f32 [n, rows*cols] (raw 0..255 values until loom_dataset_scale),
+ * labels i32 [n]. */
+loom_status loom_dataset_load_idx(loom_ctx *ctx, const char *images_path, const char *labels_path,
+                                  loom_dataset **out);
+/* dir holds train-images-idx3-ubyte(.gz) etc. (the layout of Debian's
+ * dataset-fashion-mnist: /usr/share/datasets/fashion-mnist); train=1 the 60k
+ * training set, 0 the 10k test set (t10k-*). */
+loom_status loom_dataset_load_mnist(loom_ctx *ctx, const char *dir, int train, loom_dataset **out);
+#define LOOM_DEFAULT_DATA_DIR "/usr/share/datasets/fashion-mnist"
+void loom_dataset_destroy(loom_dataset *ds);
+int64_t loom_dataset_count(const loom_dataset *ds);
+int64_t loom_dataset_features(const loom_dataset *ds);
+/* max label + 1 (a subset or split keeps its parent's count) */
+int loom_dataset_classes(const loom_dataset *ds);
+const float *loom_dataset_images(const loom_dataset *ds);
+const int32_t *loom_dataset_labels(const loom_dataset *ds);
+typedef enum {
+    LOOM_SCALE_UNIT = 0,       /* x/255 -> [0,1] */
+    LOOM_SCALE_STANDARD = 1    /* (x-mean)/std */
+} loom_scaling;
+/* STANDARD computes mean/std over ds unless stats (mean, std) are given (to
+ * apply training stats to test data); returns them in stats_out if
+ * non-NULL. A data set is scaled once: a second call is LOOM_E_STATE. */
+loom_status loom_dataset_scale(loom_dataset *ds, loom_scaling how, const float *stats_in, float *stats_out);
+/* New datasets sharing nothing with ds: rows [start, start+count). */
+loom_status loom_dataset_subset(const loom_dataset *ds, int64_t start, int64_t count, loom_dataset **out);
+/* Keras validation_split: the LAST `fraction` of rows become validation
+ * (before any shuffling); train keeps int(n * (1 - fraction)) rows, the
+ * float's rounding (0.1f) never moving the boundary. 0 <= fraction < 1. */
+loom_status loom_dataset_split(const loom_dataset *ds, float fraction, loom_dataset **train, loom_dataset **val);
+/* Seeded permutation of [0, n) for an epoch: the same (seed, epoch) gives
+ * the same order on every machine. */
+loom_status loom_dataset_shuffle(const loom_dataset *ds, uint64_t seed, int64_t epoch, int64_t *order);
+/* Copies rows order[0..n) into x [n, features] and y [n] (either may be
+ * NULL); the caller handles the last partial batch by passing a smaller n. */
+loom_status loom_dataset_gather(const loom_dataset *ds, const int64_t *order, int64_t n, float *x, int32_t *y);
+
+/* safetensors: an 8-byte little-endian header length, a JSON header
+ * {name: {dtype, shape, data_offsets}, "__metadata__": {string: string}},
+ * then raw little-endian data. */
+typedef struct loom_tensor_file loom_tensor_file;
+/* Reads and validates the whole file into memory (truncated file, bad or
+ * oversized header, unknown dtype, shape/byte-count mismatch, offsets past
+ * the end or overlapping -> LOOM_E_FORMAT naming the file and what is wrong;
+ * missing file -> LOOM_E_IO). */
+loom_status loom_safetensors_open(loom_ctx *ctx, const char *path, loom_tensor_file **out);
+void loom_safetensors_close(loom_tensor_file *f);
+const char *loom_safetensors_metadata(const loom_tensor_file *f, const char *key); /* NULL if absent */
+int loom_safetensors_count(const loom_tensor_file *f);
+/* The i-th tensor in file order; data points into the file's memory (valid
+ * until close) and is aligned to the element size when the file's offsets
+ * are (always so for files loom writes). */
+loom_status loom_safetensors_tensor(const loom_tensor_file *f, int i, const char **name, loom_dtype *dt, int *ndim,
+                                    int64_t shape[LOOM_MAX_DIMS], const void **data);
+/* Writes every tensor of the file into st. All-or-nothing: first checks
+ * that every tensor that already exists in st has the same dtype and shape
+ * (else LOOM_E_FORMAT naming tensor and both shapes, and st is unchanged),
+ * then writes. */
+loom_status loom_safetensors_to_state(const loom_tensor_file *f, loom_state *st);
+/* Saves every tensor of st plus metadata pairs meta[0]=key0,
+ * meta[1]=value0, ... NULL-terminated (meta may be NULL), through a
+ * temporary name and a rename. prefix != NULL: only names that start with it. */
+loom_status loom_safetensors_save(loom_state *st, const char *path, const char *const *meta, const char *prefix);
+
+/* ---- profiling and metrics (src/core/profile.c) ---- */
+
+/*
+ * Profiling is chosen when a program is compiled: loom_compile_opts.profile
+ * = 1 makes the backend record a device start/end timestamp per node (the
+ * CPU clock, Vulkan timestamp queries, OpenCL event profiling), mapped onto
+ * the host's CLOCK_MONOTONIC timeline. Each successful loom_program_run then
+ * folds the run into per-node statistics. With profile = 0 (the default)
+ * nothing is recorded and a run pays one branch.
+ *
+ * FLOPs and bytes come from shapes, not from counters: GEMM [M,K]x[K,N] is
+ * 2*M*N*K FLOPs; element-wise ops count their arithmetic per output element
+ * (a transcendental counts as one); bytes are every input read once plus the
+ * output written once (updates: the parameter and moments written back).
+ */
+
+/* One executed node, aggregated over the profiled runs. */
+typedef struct loom_profile_node {
+    const char *name;          /* the node's tensor name */
+    const char *op;            /* op name: "matmul", "add", "adam_update", ... */
+    const char *shape;         /* output shape, "[64,10]" ("-" for updates) */
+    int64_t count;             /* runs timed */
+    double total_ns;           /* device time over those runs */
+    double mean_ns, min_ns, max_ns;
+    double last_start_ns;      /* last run, host CLOCK_MONOTONIC ns */
+    double last_end_ns;
+    double flops;              /* per run, from shapes */
+    double bytes;              /* per run: read + written */
+    double gflops;             /* achieved: flops * count / total_ns (0 if untimed) */
+    double gbps;               /* achieved: bytes * count / total_ns */
+} loom_profile_node;
+
+typedef struct loom_profile_report {
+    int enabled;               /* compiled with loom_compile_opts.profile = 1 */
+    int timed;                 /* the backend supplied per-node timestamps */
+    int64_t runs;              /* runs folded in since compile or reset */
+    double wall_total_ns;      /* host time of loom_program_run's replay + wait */
+    double wall_mean_ns, wall_min_ns, wall_max_ns, wall_last_ns;
+    double last_start_ns;      /* start of the last run (CLOCK_MONOTONIC ns) */
+    double device_total_ns;    /* sum of every node's device time */
+    double busy_total_ns;      /* per run, the union of node intervals */
+    double busy_pct;           /* 100 * busy_total / wall_total, in [0,100];
+                                  -1 when untimed or no runs */
+    double busy_last_pct;      /* the same for the last run */
+    double flops_per_run, bytes_per_run;
+    double gflops;             /* flops_per_run * runs / busy_total_ns */
+    uint64_t state_bytes;      /* the state's tensors (weights, moments) */
+    uint64_t arena_bytes;      /* the program's planned intermediates */
+    uint64_t mem_bytes;        /* state + arena */
+    int nnodes;                /* one entry per executed node */
+    const loom_profile_node *nodes; /* execution order; owned by the program,
+                                  valid until it is destroyed; each run and
+                                  reset update the values in place */
+} loom_profile_report;
+
+/* Works on any program; without opts.profile, enabled = 0, runs = 0 and
+ * only the static figures (flops, bytes, memory) are filled. */
+loom_status loom_profile_get(loom_program *p, loom_profile_report *out);
+/* Forgets every run folded in so far. */
+loom_status loom_profile_reset(loom_program *p);
+
+/* Counters the vendor's own tools read, found at run time (dlopen of
+ * libnvidia-ml.so.1, amdgpu sysfs files, /proc/self/fdinfo DRM clients);
+ * never a build dependency. A counter the machine does not offer has its
+ * *_present flag 0 and value 0: show it as absent, never as zero. */
+typedef struct loom_vendor_counters {
+    char source[96];           /* what answered, e.g. "nvml", "amdgpu sysfs
+                                  card0 + fdinfo"; "" when nothing did */
+    double sample_ns;          /* CLOCK_MONOTONIC when sampled */
+    int util_present;          /* whole device, every process */
+    double util_pct;
+    int mem_used_present;      /* device memory in use, every process */
+    uint64_t mem_used_bytes;
+    int mem_total_present;
+    uint64_t mem_total_bytes;
+    int clock_present;         /* graphics / SM clock */
+    double clock_mhz;
+    int mem_clock_present;
+    double mem_clock_mhz;
+    int temp_present;
+    double temp_c;
+    int power_present;
+    double power_w;
+    int engine_present;        /* this process's engine busy time, summed
+                                  over its DRM clients and engines (fdinfo) */
+    double engine_busy_ns;     /* cumulative: rate = loom_vendor_engine_pct */
+    int client_mem_present;    /* this process's device memory (fdinfo) */
+    uint64_t client_mem_bytes;
+} loom_vendor_counters;
+
+/* LOOM_OK with every flag 0 on a device no vendor counter covers (the CPU
+ * backend, lavapipe, PoCL); LOOM_E_INVALID on a bad handle. */
+loom_status loom_vendor_counters_read(loom_device *dev, loom_vendor_counters *out);
+/* Percent of the time between two samples this process kept the device's
+ * engines busy, clamped to [0,100]; -1 when either sample lacks it. */
+double loom_vendor_engine_pct(const loom_vendor_counters *prev, const loom_vendor_counters *cur);
+
+/* Chrome-trace recorder (open the file in ui.perfetto.dev or
+ * chrome://tracing). Each device is a process with one track for its
+ * queue; on it, a slice per step encloses a slice per run, which encloses a
+ * slice per node. Counters per device: busy %, memory, vendor utilization
+ * (sampled at most ten times a second) and whatever loom_trace_counter adds.
+ * Holds at most 2,000,000 node slices; later runs are counted as dropped. */
+typedef struct loom_trace loom_trace;
+
+loom_status loom_trace_create(loom_ctx *ctx, loom_trace **out);
+void loom_trace_destroy(loom_trace *t);
+/* Records the last run of p, which must be compiled with profile = 1
+ * (LOOM_E_STATE otherwise). Runs given the same step >= 0 on one device
+ * share an enclosing step slice; step < 0 gives none. label names the run
+ * slice (NULL: "run"). */
+loom_status loom_trace_add_run(loom_trace *t, loom_program *p, int64_t step, const char *label);
+/* A counter sample ("loss", "samples/s") on dev's track, at the current
+ * time. */
+loom_status loom_trace_counter(loom_trace *t, loom_device *dev, const char *name, double value);
+/* Writes everything recorded so far, through a temporary file and a rename
+ * (a reader never sees half a trace); may be called again later. */
+loom_status loom_trace_write(loom_trace *t, const char *path);
+
+/* A metrics stream: one JSON object per line, appended as training goes,
+ * which another process (loom-dash --follow) reads while it grows. The
+ * schema is documented in src/core/profile.c and tools/dash/README.md:
+ * a "header" line (device), then "step", "ops", "plan" lines, and "end". */
+typedef struct loom_metrics loom_metrics;
+
+/* One "step" line. Fields left at their loom_metrics_line_init value are
+ * written as null (absent), never as zero. */
+typedef struct loom_metrics_line {
+    int64_t step;              /* -1: absent */
+    int64_t epoch;             /* -1: absent */
+    double loss, accuracy;     /* NAN: absent (accuracy in [0,1]) */
+    double val_loss, val_accuracy;
+    double lr;
+    double samples_per_s;
+    double step_ms;            /* wall time of one step */
+    double busy_pct;           /* ours: union of node intervals / wall */
+    double vendor_util_pct;    /* the vendor's whole-device utilization */
+    double engine_pct;         /* fdinfo: this process's engine busy % */
+    double mem_bytes;          /* state + arena (+ staging when reported) */
+    double state_bytes, arena_bytes;
+    double vendor_mem_used_bytes;
+} loom_metrics_line;
+
+/* Every field absent. */
+void loom_metrics_line_init(loom_metrics_line *line);
+/* Creates (truncates) path and writes the header line describing dev (dev
+ * may be NULL: no device in the header). */
+loom_status loom_metrics_open(loom_ctx *ctx, const char *path, loom_device *dev, loom_metrics **out);
+/* Fills the device fields of line from p (which may be NULL) and the
+ * vendor counters: busy_pct and step_ms over the profiled runs since the
+ * previous sample of this stream, memory, vendor utilization and memory,
+ * per-process engine %. Fields the caller owns (step, loss, ...) are kept. */
+loom_status loom_metrics_sample(loom_metrics *m, loom_program *p, loom_metrics_line *line);
+/* Appends a "step" line (one write(2), so a follower sees whole lines). */
+loom_status loom_metrics_write(loom_metrics *m, const loom_metrics_line *line);
+/* Appends an "ops" line: p's per-node profile, the 32 largest by device
+ * time. LOOM_E_STATE if p is not profiled. */
+loom_status loom_metrics_write_ops(loom_metrics *m, loom_program *p, int64_t step);
+/* Appends a "plan" line: p's planner report with its live-bytes timeline. */
+loom_status loom_metrics_write_plan(loom_metrics *m, loom_program *p, const char *label);
+/* Appends an "end" line and closes; m may be NULL. */
+loom_status loom_metrics_close(loom_metrics *m);
 
 #ifdef __cplusplus
 }

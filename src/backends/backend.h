@@ -78,6 +78,11 @@ typedef struct loom_backend_ops {
     /* Optional: per-node device start/end of the last run, in ns on the
      * host's CLOCK_MONOTONIC timeline. n = prog->nnodes. */
     loom_status (*timestamps)(void *bprog, double *start_ns, double *end_ns, int n);
+    /* Optional: per-device tuning (loom_device_tune and friends in
+     * include/loom.h). NULL: nothing to tune. */
+    loom_status (*tune)(void *bdev, const loom_tune_opts *opts, loom_tune_report *out);
+    loom_status (*set_tuning)(void *bdev, const char *json);
+    loom_status (*get_tuning)(void *bdev, char *buf, size_t n);
 } loom_backend_ops;
 
 /* The registry (src/backends/registry.c): every backend compiled in. */

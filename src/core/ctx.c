@@ -257,8 +257,10 @@ loom_status loom_ctx_create(const loom_ctx_opts *opts, loom_ctx **out)
     if (s != LOOM_OK) {
         char msg[LOOM_ERRMSG];
         snprintf(msg, sizeof msg, "%s", ctx->error);
+        loom_log_fn log = ctx->log;
+        void *log_user = ctx->log_user;
         loom_ctx_destroy(ctx);
-        default_log(NULL, LOOM_LOG_ERROR, msg);
+        log(log_user, LOOM_LOG_ERROR, msg);
         return s;
     }
     *out = ctx;

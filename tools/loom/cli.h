@@ -7,6 +7,10 @@
 int cmd_devices(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_forward(int argc, char **argv);
+int cmd_tune(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
 
 /* Creates a context; prints the error and returns NULL on failure. */
 loom_ctx *cli_ctx(void);

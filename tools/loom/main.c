@@ -1,4 +1,5 @@
 /* loom: the command-line tool. */
+#include "bench.h"
 #include "cli.h"
 
 #include <stdio.h>
@@ -14,6 +15,21 @@ static const command commands[] = {
     {"devices", cmd_devices, "list every device of every API [--json]"},
     {"plan", cmd_plan, "memory plan of the MLP graph [--batch N] [--device SPEC] [--json]"},
     {"forward", cmd_forward, "run the MLP forward pass [--batch N] [--device SPEC] [--runs N]"},
+    {"train", cmd_train,
+     "train the Fashion-MNIST MLP [--data DIR] [--hidden 64,64] [--epochs 5] [--batch 32] [--lr 0.001]\n"
+     "             [--optimizer adam|adamw|sgd] [--device SPEC] [--seed N] [--save FILE] [--resume FILE]\n"
+     "             [--checkpoint FILE --checkpoint-every N] [--validation-split F] [--dropout R]\n"
+     "             [--early-stopping N] [--ema D] [--clip-norm C] [--limit N] [--test-limit N] [--json]\n"
+     "             [--metrics FILE] [--metrics-every N] [--profile TRACE.json] [--profile-steps N] [--dash]"},
+    {"bench", cmd_bench,
+     "benchmark every device beside OpenBLAS / memcpy [--device SPEC|all]\n"
+     "             [--suite gemm,bandwidth,dispatch,train,infer,startup] [--json FILE] [--compare BASELINE.json]\n"
+     "             [--results FILE] [--quick] [--data DIR]"},
+    {"eval", cmd_eval, "evaluate a saved model on the test set --model FILE [--data DIR] [--ema] [--json]"},
+    {"predict", cmd_predict, "classify one test image --model FILE --image N [--data DIR]"},
+    {"tune", cmd_tune,
+     "search the device's GEMM parameters and store the best [--device SPEC] [--size 1024]\n"
+     "             [--candidates 24] [--reps 3] | --show | --apply FILE"},
 };
 
 static void usage(FILE *f)

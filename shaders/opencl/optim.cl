@@ -1,0 +1,112 @@
+/*
+ * Optimizer updates, in place on state tensors (src/core/ir.h). Values the
+ * CPU reference derives per step in double (Adam's step size, the EMA's
+ * decay) arrive as kernel arguments computed the same way on the host.
+ * Each item updates 8 consecutive values.
+ */
+
+/* min(1, clip_norm / sqrt(sumsq)) when clipping, else 1. */
+inline float clip_scale(__global const float *ss, uint sso, float clip_norm, int has_clip)
+{
+    if (!has_clip)
+        return 1.0f;
+    float norm = sqrt(ss[sso]);
+    return norm > clip_norm ? clip_norm / norm : 1.0f;
+}
+
+/* The gradient with the Keras penalties: g * clip + 2 l2 p + l1 sign(p),
+ * for float and float8 (the same expression, hence the same rounding). */
+#define LOOM_DEF_PENALIZED(T)                                                  \
+    inline T penalized_##T(T g, T p, float clip, float l1, float l2)           \
+    {                                                                          \
+        T s = p > (T)0.0f ? (T)1.0f : p < (T)0.0f ? (T)-1.0f : (T)0.0f;        \
+        return g * clip + 2.0f * l2 * p + l1 * s;                              \
+    }
+
+LOOM_DEF_PENALIZED(float)
+LOOM_DEF_PENALIZED(float8)
+
+/* momentum == 0: v is unused (any buffer). */
+__kernel __attribute__((reqd_work_group_size(LOOM_EW_WG, 1, 1)))
+void opt_sgd(__global float *p, uint po, __global const float *g, uint go, __global float *v, uint vo, uint n,
+             __global const float *ss, uint sso, float clip_norm, int has_clip, float l1, float l2, float mu,
+             int nesterov, float lr)
+{
+    uint i = (uint)get_global_id(0) * 8u;
+    if (i >= n)
+        return;
+    float clip = clip_scale(ss, sso, clip_norm, has_clip);
+    if (i + 8u <= n) {
+        float8 pi = vload8(0, p + po + i);
+        float8 gi = penalized_float8(vload8(0, g + go + i), pi, clip, l1, l2);
+        if (mu == 0.0f) {
+            vstore8(pi - lr * gi, 0, p + po + i);
+        } else {
+            float8 vi = mu * vload8(0, v + vo + i) - lr * gi;
+            vstore8(vi, 0, v + vo + i);
+            vstore8(pi + (nesterov ? mu * vi - lr * gi : vi), 0, p + po + i);
+        }
+        return;
+    }
+    for (; i < n; i++) {
+        float pi = p[po + i];
+        float gi = penalized_float(g[go + i], pi, clip, l1, l2);
+        if (mu == 0.0f) {
+            p[po + i] = pi - lr * gi;
+        } else {
+            float vi = mu * v[vo + i] - lr * gi;
+            v[vo + i] = vi;
+            p[po + i] = pi + (nesterov ? mu * vi - lr * gi : vi);
+        }
+    }
+}
+
+#define LOOM_ADAM_STEP(T)                                                      \
+    {                                                                          \
+        T gi = penalized_##T(g_, p_, clip, l1, l2);                            \
+        if (wd != 0.0f)                                                        \
+            p_ -= lr * wd * p_;                                                \
+        m_ += (gi - m_) * (1.0f - b1);                                         \
+        v_ += (gi * gi - v_) * (1.0f - b2);                                    \
+        p_ -= alpha * m_ / (sqrt(v_) + eps);                                   \
+    }
+
+__kernel __attribute__((reqd_work_group_size(LOOM_EW_WG, 1, 1)))
+void opt_adam(__global float *p, uint po, __global const float *g, uint go, __global float *m, uint mo,
+              __global float *v, uint vo, uint n, __global const float *ss, uint sso, float clip_norm, int has_clip,
+              float l1, float l2, float b1, float b2, float eps, float wd, float lr, float alpha)
+{
+    uint i = (uint)get_global_id(0) * 8u;
+    if (i >= n)
+        return;
+    float clip = clip_scale(ss, sso, clip_norm, has_clip);
+    if (i + 8u <= n) {
+        float8 p_ = vload8(0, p + po + i), g_ = vload8(0, g + go + i);
+        float8 m_ = vload8(0, m + mo + i), v_ = vload8(0, v + vo + i);
+        LOOM_ADAM_STEP(float8)
+        vstore8(p_, 0, p + po + i);
+        vstore8(m_, 0, m + mo + i);
+        vstore8(v_, 0, v + vo + i);
+        return;
+    }
+    for (; i < n; i++) {
+        float p_ = p[po + i], g_ = g[go + i], m_ = m[mo + i], v_ = v[vo + i];
+        LOOM_ADAM_STEP(float)
+        p[po + i] = p_;
+        m[mo + i] = m_;
+        v[vo + i] = v_;
+    }
+}
+
+/* d = 0 at step 1 (the average starts at the parameter), else the decay. */
+__kernel __attribute__((reqd_work_group_size(LOOM_EW_WG, 1, 1)))
+void opt_ema(__global float *e, uint eo, __global const float *p, uint po, uint n, float d)
+{
+    uint i = (uint)get_global_id(0) * 8u;
+    if (i + 8u <= n) {
+        vstore8(d * vload8(0, e + eo + i) + (1.0f - d) * vload8(0, p + po + i), 0, e + eo + i);
+        return;
+    }
+    for (; i < n; i++)
+        e[eo + i] = d * e[eo + i] + (1.0f - d) * p[po + i];
+}

@@ -1,0 +1,267 @@
+/* OpenCL programs: built once per (sources, options, device) and kept on
+ * disk as binaries under cache_dir/opencl, keyed by a hash of the sources,
+ * the options, the device's name, its driver version and the platform's,
+ * so a second start builds nothing. The key is stored in the file and
+ * compared in full: a colliding, foreign or corrupt file is rebuilt over,
+ * never trusted. */
+#include "cl_internal.h"
+#include "cl_kernels.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define MAGIC "LOOMCLB1"
+
+static const char *const prog_files[LOOM_CLP_COUNT] = {"elementwise.cl", "reduce.cl", "optim.cl"};
+
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *c = p;
+    for (size_t i = 0; i < n; i++) {
+        h ^= c[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+void loom_cl_options(const cl_dev *d, char *buf, size_t n)
+{
+    /* Correctly rounded division and sqrt where the device offers them:
+     * the CPU reference divides in IEEE arithmetic. */
+    snprintf(buf, n, "-cl-std=CL1.2 -DLOOM_EW_WG=%u -DLOOM_RED_WG=%u%s", d->ew_wg, d->red_wg,
+             d->lim.exact_div_sqrt ? " -cl-fp32-correctly-rounded-divide-sqrt" : "");
+}
+
+static void make_key(const cl_dev *d, const char *const *srcs, const size_t *lens, int n, const char *options, char *key,
+                     size_t kn)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+        h = fnv1a(h, srcs[i], lens[i]);
+        total += lens[i];
+    }
+    snprintf(key, kn, "loom opencl binary 1\nplatform: %s\ndevice: %s\ndriver: %s\noptions: %s\nsource: %016llx %zu\n",
+             d->lim.platform, d->lim.name, d->lim.driver, options, (unsigned long long)h, total);
+}
+
+void loom_cl_cache_path(const cl_dev *d, const char *const *srcs, const size_t *lens, int n, const char *options,
+                        char *path, size_t pn)
+{
+    char key[1400];
+    make_key(d, srcs, lens, n, options, key, sizeof key);
+    uint64_t h = fnv1a(0xcbf29ce484222325ULL, key, strlen(key));
+    snprintf(path, pn, "%s/opencl/%016llx.bin", d->ctx->cache_dir, (unsigned long long)h);
+}
+
+/* mkdir -p of the directory part of path. */
+int loom_cl_make_dirs(const char *path)
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", path);
+    char *slash = strrchr(buf, '/');
+    if (!slash)
+        return 1;
+    *slash = 0;
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = 0;
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return 0;
+        *p = '/';
+    }
+    return mkdir(buf, 0755) == 0 || errno == EEXIST;
+}
+
+static unsigned char *read_all(cl_dev *d, const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    unsigned char *buf = NULL;
+    long len = -1;
+    if (fseek(f, 0, SEEK_END) == 0)
+        len = ftell(f);
+    if (len > 0 && fseek(f, 0, SEEK_SET) == 0) {
+        buf = loom_malloc(d->ctx, (size_t)len);
+        if (buf && fread(buf, 1, (size_t)len, f) != (size_t)len) {
+            loom_free(d->ctx, buf, (size_t)len);
+            buf = NULL;
+        }
+    }
+    fclose(f);
+    if (buf)
+        *n = (size_t)len;
+    return buf;
+}
+
+/* The cached binary for key, built for the device; NULL if absent or bad. */
+static cl_program load_cached(cl_dev *d, const char *path, const char *key, const char *options)
+{
+    size_t n = 0;
+    unsigned char *data = read_all(d, path, &n);
+    if (!data)
+        return NULL;
+    size_t klen = strlen(key), mlen = strlen(MAGIC);
+    cl_program prog = NULL;
+    uint64_t blen = 0;
+    if (n < mlen + 4 + klen + 8 || memcmp(data, MAGIC, mlen) != 0) {
+        loom_logf(d->ctx, LOOM_LOG_WARN, "%s: ignoring %s: not a loom program binary", d->label, path);
+        goto out;
+    }
+    uint32_t stored_klen;
+    memcpy(&stored_klen, data + mlen, 4);
+    if (stored_klen != klen || memcmp(data + mlen + 4, key, klen) != 0) {
+        loom_logf(d->ctx, LOOM_LOG_INFO, "%s: ignoring %s: built for another source, device or driver", d->label,
+                  path);
+        goto out;
+    }
+    memcpy(&blen, data + mlen + 4 + klen, 8);
+    if (blen != n - (mlen + 4 + klen + 8) || blen == 0) {
+        loom_logf(d->ctx, LOOM_LOG_WARN, "%s: ignoring %s: truncated (%llu binary bytes announced, %zu present)",
+                  d->label, path, (unsigned long long)blen, n - (mlen + 4 + klen + 8));
+        goto out;
+    }
+    const unsigned char *bin = data + mlen + 4 + klen + 8;
+    size_t bl = (size_t)blen;
+    cl_int bstatus = CL_SUCCESS, e = CL_SUCCESS;
+    prog = clCreateProgramWithBinary(d->context, 1, &d->id, &bl, &bin, &bstatus, &e);
+    if (e == CL_SUCCESS && bstatus == CL_SUCCESS)
+        e = clBuildProgram(prog, 1, &d->id, options, NULL, NULL);
+    if (e != CL_SUCCESS || bstatus != CL_SUCCESS) {
+        loom_logf(d->ctx, LOOM_LOG_WARN, "%s: ignoring %s: the driver refused the binary (%s)", d->label, path,
+                  loom_cl_errname(e != CL_SUCCESS ? e : bstatus));
+        if (prog)
+            clReleaseProgram(prog);
+        prog = NULL;
+    }
+out:
+    loom_free(d->ctx, data, n);
+    return prog;
+}
+
+static void store_binary(cl_dev *d, cl_program prog, const char *path, const char *key)
+{
+    size_t blen = 0;
+    if (clGetProgramInfo(prog, CL_PROGRAM_BINARY_SIZES, sizeof blen, &blen, NULL) != CL_SUCCESS || blen == 0)
+        return;
+    size_t klen = strlen(key), mlen = strlen(MAGIC), total = mlen + 4 + klen + 8 + blen;
+    unsigned char *buf = loom_malloc(d->ctx, total);
+    if (!buf)
+        return;
+    unsigned char *bin = buf + mlen + 4 + klen + 8;
+    uint32_t k32 = (uint32_t)klen;
+    uint64_t b64 = blen;
+    memcpy(buf, MAGIC, mlen);
+    memcpy(buf + mlen, &k32, 4);
+    memcpy(buf + mlen + 4, key, klen);
+    memcpy(buf + mlen + 4 + klen, &b64, 8);
+    cl_int e = clGetProgramInfo(prog, CL_PROGRAM_BINARIES, sizeof bin, &bin, NULL);
+    if (e == CL_SUCCESS && loom_cl_make_dirs(path)) {
+        if (loom_write_file_atomic(d->ctx, path, buf, total) != LOOM_OK) {
+            loom_logf(d->ctx, LOOM_LOG_WARN, "%s: cannot cache a program binary: %s", d->label,
+                      loom_last_error(d->ctx));
+            loom_clear_error(d->ctx);
+        }
+    } else {
+        loom_logf(d->ctx, LOOM_LOG_WARN, "%s: cannot cache a program binary at %s (%s)", d->label, path,
+                  e != CL_SUCCESS ? loom_cl_errname(e) : "cannot create the directory");
+    }
+    loom_free(d->ctx, buf, total);
+}
+
+static loom_status build_failure(cl_dev *d, cl_program prog, cl_int e, const char *what)
+{
+    size_t n = 0;
+    char *log = NULL;
+    if (clGetProgramBuildInfo(prog, d->id, CL_PROGRAM_BUILD_LOG, 0, NULL, &n) == CL_SUCCESS && n > 1) {
+        log = loom_malloc(d->ctx, n + 1);
+        if (log && clGetProgramBuildInfo(prog, d->id, CL_PROGRAM_BUILD_LOG, n, log, NULL) == CL_SUCCESS)
+            log[n] = 0;
+        else if (log)
+            log[0] = 0;
+    }
+    const char *text = log && log[0] ? log : "(the driver gave no build log)";
+    /* The whole log goes to the log sink; the error message keeps what fits. */
+    loom_logf(d->ctx, LOOM_LOG_ERROR, "%s: build log of %s:\n%s", d->label, what, text);
+    loom_status s = loom_cl_fail(d, e, "clBuildProgram", "building %s; build log:\n%.700s", what, text);
+    loom_free(d->ctx, log, n + 1);
+    return s;
+}
+
+loom_status loom_cl_build(cl_dev *d, const char *const *srcs, const size_t *lens, int n, const char *options,
+                          const char *what, cl_program *out, int *from_cache)
+{
+    char key[1400], path[1100];
+    make_key(d, srcs, lens, n, options, key, sizeof key);
+    loom_cl_cache_path(d, srcs, lens, n, options, path, sizeof path);
+    if (from_cache)
+        *from_cache = 0;
+    cl_program prog = load_cached(d, path, key, options);
+    if (prog) {
+        if (from_cache)
+            *from_cache = 1;
+        loom_logf(d->ctx, LOOM_LOG_DEBUG, "%s: %s from the binary cache %s", d->label, what, path);
+        *out = prog;
+        return LOOM_OK;
+    }
+    cl_int e = CL_SUCCESS;
+    prog = clCreateProgramWithSource(d->context, (cl_uint)n, (const char **)srcs, lens, &e);
+    if (e != CL_SUCCESS)
+        return loom_cl_fail(d, e, "clCreateProgramWithSource", "%s", what);
+    double t0 = loom_now_ns();
+    e = clBuildProgram(prog, 1, &d->id, options, NULL, NULL);
+    if (e != CL_SUCCESS) {
+        loom_status s = build_failure(d, prog, e, what);
+        clReleaseProgram(prog);
+        return s;
+    }
+    loom_logf(d->ctx, LOOM_LOG_INFO, "%s: built %s in %.2f s", d->label, what, (loom_now_ns() - t0) * 1e-9);
+    store_binary(d, prog, path, key);
+    *out = prog;
+    return LOOM_OK;
+}
+
+static const loom_cl_source *find_source(const char *name)
+{
+    for (int i = 0; i < loom_cl_source_count; i++)
+        if (!strcmp(loom_cl_sources[i].name, name))
+            return &loom_cl_sources[i];
+    return NULL;
+}
+
+loom_status loom_cl_program(cl_dev *d, cl_progid which, cl_program *out)
+{
+    if (d->progs[which]) {
+        *out = d->progs[which];
+        return LOOM_OK;
+    }
+    const char *files[3] = {"cl_codes.h", "common.cl", prog_files[which]};
+    const char *srcs[3];
+    size_t lens[3];
+    for (int i = 0; i < 3; i++) {
+        const loom_cl_source *s = find_source(files[i]);
+        assert(s && "every program file is embedded by shaders/opencl/meson.build");
+        srcs[i] = s->text;
+        lens[i] = s->len;
+    }
+    char options[256];
+    loom_cl_options(d, options, sizeof options);
+    LOOM_TRY(loom_cl_build(d, srcs, lens, 3, options, prog_files[which], &d->progs[which], NULL));
+    *out = d->progs[which];
+    return LOOM_OK;
+}
+
+void loom_cl_programs_release(cl_dev *d)
+{
+    for (int i = 0; i < LOOM_CLP_COUNT; i++)
+        if (d->progs[i]) {
+            clReleaseProgram(d->progs[i]);
+            d->progs[i] = NULL;
+        }
+}

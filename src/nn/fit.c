@@ -1,0 +1,369 @@
+/* Training (fit), evaluation and prediction of a Sequential model. */
+#include "model.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/internal.h"
+
+loom_fit_config loom_fit_config_default(void)
+{
+    loom_fit_config c;
+    memset(&c, 0, sizeof c);
+    c.epochs = 5;
+    c.shuffle = 1;
+    return c;
+}
+
+static loom_status need_compiled(loom_sequential *m, const char *what)
+{
+    if (!m)
+        return LOOM_E_INVALID;
+    if (!m->compiled)
+        return loom_fail(m->ctx, LOOM_E_STATE, "%s: compile the model first", what);
+    return LOOM_OK;
+}
+
+static loom_status check_data(loom_sequential *m, loom_dataset *ds, const char *what)
+{
+    if (!ds)
+        return loom_fail(m->ctx, LOOM_E_INVALID, "%s: NULL data set", what);
+    if (loom_dataset_features(ds) != m->in_features)
+        return loom_fail(m->ctx, LOOM_E_SHAPE, "%s: the data has %lld features, the model takes %lld", what,
+                         (long long)loom_dataset_features(ds), (long long)m->in_features);
+    if (loom_dataset_count(ds) == 0)
+        return loom_fail(m->ctx, LOOM_E_INVALID, "%s: the data set is empty", what);
+    return LOOM_OK;
+}
+
+/* Uploads one batch (x, and labels or one-hot targets) into a program. */
+static loom_status feed(loom_sequential *m, model_prog *mp, int64_t nb)
+{
+    loom_program *p = mp->p;
+    LOOM_TRY(loom_program_set_input(p, "x", m->xbuf, (size_t)(nb * m->in_features) * sizeof(float)));
+    if (m->cfg.loss == LOOM_LOSS_SPARSE_CE)
+        return loom_program_set_input(p, "labels", m->ybuf, (size_t)nb * sizeof(int32_t));
+    int64_t outs = loom_model_outputs(m);
+    memset(m->tbuf, 0, (size_t)(nb * outs) * sizeof(float));
+    for (int64_t i = 0; i < nb; i++) {
+        if (m->ybuf[i] < 0 || m->ybuf[i] >= outs)
+            return loom_fail(m->ctx, LOOM_E_RANGE, "targets: label %d at row %lld is outside [0, %lld)", m->ybuf[i],
+                             (long long)i, (long long)outs);
+        m->tbuf[i * outs + m->ybuf[i]] = 1.0f;
+    }
+    return loom_program_set_input(p, "targets", m->tbuf, (size_t)(nb * outs) * sizeof(float));
+}
+
+/* Runs one batch; adds its summed loss and correct count. *ran is the
+ * program that ran (for profiling and metrics). */
+static loom_status step(loom_sequential *m, int train, int64_t nb, double *loss_sum, int64_t *correct,
+                        model_prog **ran)
+{
+    model_prog *mp;
+    LOOM_TRY(loom_model_prog(m, train, nb, &mp));
+    if (ran)
+        *ran = mp;
+    LOOM_TRY(feed(m, mp, nb));
+    LOOM_TRY(loom_program_run(mp->p));
+    float loss;
+    LOOM_TRY(loom_program_read(mp->p, "loss", &loss, sizeof loss));
+    *loss_sum += (double)loss * (double)nb;
+    if (m->cfg.loss != LOOM_LOSS_MSE) {
+        LOOM_TRY(loom_program_read(mp->p, "pred", m->pbuf, (size_t)nb * sizeof(int32_t)));
+        for (int64_t i = 0; i < nb; i++)
+            *correct += m->pbuf[i] == m->ybuf[i];
+    }
+    return LOOM_OK;
+}
+
+static loom_status run_eval(loom_sequential *m, loom_dataset *ds, loom_eval_result *r)
+{
+    int64_t n = loom_dataset_count(ds), b = m->cfg.batch;
+    int64_t *idx = malloc((size_t)b * sizeof *idx);
+    if (!idx)
+        return loom_fail(m->ctx, LOOM_E_OOM, "evaluate: out of memory");
+    int k = r ? r->classes : 0;
+    double loss = 0;
+    int64_t correct = 0;
+    loom_status s = LOOM_OK;
+    double t0 = loom_now_ns();
+    for (int64_t start = 0; start < n && s == LOOM_OK; start += b) {
+        int64_t nb = n - start < b ? n - start : b;
+        for (int64_t i = 0; i < nb; i++)
+            idx[i] = start + i;
+        s = loom_dataset_gather(ds, idx, nb, m->xbuf, m->ybuf);
+        if (s == LOOM_OK)
+            s = step(m, 0, nb, &loss, &correct, NULL);
+        if (s == LOOM_OK && r && r->confusion)
+            for (int64_t i = 0; i < nb; i++)
+                if (m->ybuf[i] >= 0 && m->ybuf[i] < k && m->pbuf[i] >= 0 && m->pbuf[i] < k)
+                    r->confusion[m->ybuf[i] * k + m->pbuf[i]]++;
+    }
+    free(idx);
+    if (s == LOOM_OK && r) {
+        r->loss = loss / (double)n;
+        r->accuracy = (double)correct / (double)n;
+        r->count = n;
+        r->seconds = (loom_now_ns() - t0) * 1e-9;
+    }
+    return s;
+}
+
+/* Swaps every parameter with its "/ema" average (twice restores). */
+static loom_status swap_ema(loom_sequential *m)
+{
+    loom_state *st = m->st;
+    int found = 0;
+    for (int i = 0; i < loom_state_count(st); i++) {
+        const char *name;
+        loom_dtype dt;
+        int nd;
+        int64_t shape[LOOM_MAX_DIMS];
+        loom_state_entry(st, i, &name, &dt, &nd, shape);
+        size_t len = strlen(name);
+        if (len < 5 || strcmp(name + len - 4, "/ema"))
+            continue;
+        char pname[256];
+        snprintf(pname, sizeof pname, "%.*s", (int)(len - 4), name);
+        size_t bytes = 4;
+        for (int d = 0; d < nd; d++)
+            bytes *= (size_t)shape[d];
+        float *a = malloc(bytes), *b = malloc(bytes);
+        loom_status s = a && b ? LOOM_OK : loom_fail(m->ctx, LOOM_E_OOM, "evaluate: out of memory");
+        if (s == LOOM_OK)
+            s = loom_state_read(st, name, a, bytes);
+        if (s == LOOM_OK)
+            s = loom_state_read(st, pname, b, bytes);
+        if (s == LOOM_OK)
+            s = loom_state_write(st, pname, dt, nd, shape, a);
+        if (s == LOOM_OK)
+            s = loom_state_write(st, name, dt, nd, shape, b);
+        free(a);
+        free(b);
+        if (s != LOOM_OK)
+            return s;
+        found++;
+    }
+    if (!found)
+        return loom_fail(m->ctx, LOOM_E_STATE, "evaluate: the model keeps no moving average (set ema_decay)");
+    return LOOM_OK;
+}
+
+loom_status loom_sequential_evaluate(loom_sequential *m, loom_dataset *ds, int use_ema, loom_eval_result *out)
+{
+    LOOM_TRY(need_compiled(m, "loom_sequential_evaluate"));
+    LOOM_TRY(check_data(m, ds, "loom_sequential_evaluate"));
+    if (!out)
+        return loom_fail(m->ctx, LOOM_E_INVALID, "loom_sequential_evaluate: NULL result");
+    memset(out, 0, sizeof *out);
+    int k = (int)loom_model_outputs(m);
+    out->classes = k;
+    out->precision = calloc((size_t)k, sizeof *out->precision);
+    out->recall = calloc((size_t)k, sizeof *out->recall);
+    out->confusion = calloc((size_t)k * (size_t)k, sizeof *out->confusion);
+    if (!out->precision || !out->recall || !out->confusion) {
+        loom_eval_result_free(out);
+        return loom_fail(m->ctx, LOOM_E_OOM, "loom_sequential_evaluate: out of memory");
+    }
+    if (use_ema)
+        LOOM_TRY(swap_ema(m));
+    loom_status s = run_eval(m, ds, out);
+    if (use_ema) {
+        loom_status s2 = swap_ema(m);
+        s = s == LOOM_OK ? s2 : s;
+    }
+    if (s != LOOM_OK) {
+        loom_eval_result_free(out);
+        return s;
+    }
+    for (int c = 0; c < k; c++) {
+        int64_t tp = out->confusion[c * k + c], col = 0, row = 0;
+        for (int j = 0; j < k; j++) {
+            col += out->confusion[j * k + c];
+            row += out->confusion[c * k + j];
+        }
+        out->precision[c] = col ? (double)tp / (double)col : 0.0;
+        out->recall[c] = row ? (double)tp / (double)row : 0.0;
+    }
+    return LOOM_OK;
+}
+
+void loom_eval_result_free(loom_eval_result *r)
+{
+    if (!r)
+        return;
+    free(r->precision);
+    free(r->recall);
+    free(r->confusion);
+    r->precision = r->recall = NULL;
+    r->confusion = NULL;
+}
+
+loom_status loom_sequential_predict(loom_sequential *m, const float *x, int64_t n, float *out)
+{
+    LOOM_TRY(need_compiled(m, "loom_sequential_predict"));
+    if (!x || !out || n <= 0)
+        return loom_fail(m->ctx, LOOM_E_INVALID, "loom_sequential_predict: bad arguments (n %lld)", (long long)n);
+    int64_t b = m->cfg.batch, outs = loom_model_outputs(m), f = m->in_features;
+    for (int64_t start = 0; start < n; start += b) {
+        int64_t nb = n - start < b ? n - start : b;
+        model_prog *mp;
+        LOOM_TRY(loom_model_prog(m, 0, nb, &mp));
+        LOOM_TRY(loom_program_set_input(mp->p, "x", x + start * f, (size_t)(nb * f) * sizeof(float)));
+        /* The loss needs targets; any valid ones will do for prediction. */
+        memset(m->ybuf, 0, (size_t)nb * sizeof *m->ybuf);
+        if (m->cfg.loss == LOOM_LOSS_SPARSE_CE)
+            LOOM_TRY(loom_program_set_input(mp->p, "labels", m->ybuf, (size_t)nb * sizeof(int32_t)));
+        else {
+            memset(m->tbuf, 0, (size_t)(nb * outs) * sizeof(float));
+            LOOM_TRY(loom_program_set_input(mp->p, "targets", m->tbuf, (size_t)(nb * outs) * sizeof(float)));
+        }
+        LOOM_TRY(loom_program_run(mp->p));
+        LOOM_TRY(loom_program_read(mp->p, "out", out + start * outs, (size_t)(nb * outs) * sizeof(float)));
+    }
+    return LOOM_OK;
+}
+
+static loom_status write_metrics(loom_sequential *m, const loom_fit_config *cfg, model_prog *mp,
+                                 const loom_fit_stats *st)
+{
+    loom_metrics_line line;
+    loom_metrics_line_init(&line);
+    line.step = st->step;
+    line.epoch = st->epoch;
+    line.loss = st->loss;
+    line.accuracy = st->accuracy;
+    line.val_loss = st->val_loss;
+    line.val_accuracy = st->val_accuracy;
+    line.samples_per_s = st->samples_per_s;
+    line.lr = loom_optimizer_lr(&m->cfg.optimizer, st->step > 0 ? st->step : 1);
+    LOOM_TRY(loom_metrics_sample(cfg->metrics, mp->p, &line));
+    return loom_metrics_write(cfg->metrics, &line);
+}
+
+static int report(const loom_fit_config *cfg, loom_fit_stats *st)
+{
+    return cfg->progress ? cfg->progress(cfg->user, st) : 0;
+}
+
+loom_status loom_sequential_fit(loom_sequential *m, loom_dataset *train, const loom_fit_config *cfgp,
+                                loom_fit_stats *last)
+{
+    LOOM_TRY(need_compiled(m, "loom_sequential_fit"));
+    LOOM_TRY(check_data(m, train, "loom_sequential_fit"));
+    loom_fit_config cfg = cfgp ? *cfgp : loom_fit_config_default();
+    loom_dataset *tr = train, *val = cfg.validation, *own_tr = NULL, *own_val = NULL;
+    if (!val && cfg.validation_split > 0.0f) {
+        LOOM_TRY(loom_dataset_split(train, cfg.validation_split, &own_tr, &own_val));
+        tr = own_tr;
+        val = own_val;
+    }
+    if (val)
+        LOOM_TRY(check_data(m, val, "loom_sequential_fit (validation)"));
+    int64_t n = loom_dataset_count(tr), b = m->cfg.batch;
+    int64_t steps = (n + b - 1) / b;
+    int64_t *order = malloc((size_t)n * sizeof *order);
+    loom_status s = order ? LOOM_OK : loom_fail(m->ctx, LOOM_E_OOM, "fit: out of memory for %lld rows", (long long)n);
+    loom_fit_stats st;
+    memset(&st, 0, sizeof st);
+    st.epochs = cfg.epochs;
+    st.total = n;
+    st.val_loss = st.val_accuracy = NAN;
+    double best_val = INFINITY;
+    int bad_epochs = 0, stop = 0, plan_written = 0;
+    int64_t traced = 0;
+    int64_t every = cfg.metrics_every > 0 ? cfg.metrics_every : cfg.progress_every;
+    model_prog *last_prog = NULL;
+    while (s == LOOM_OK && !stop && m->epoch < cfg.epochs) {
+        if (cfg.shuffle)
+            s = loom_dataset_shuffle(tr, m->cfg.seed, m->epoch, order);
+        else
+            for (int64_t i = 0; i < n; i++)
+                order[i] = i;
+        double loss = 0, secs = 0;
+        int64_t correct = 0, seen = 0;
+        st.epoch = (int)m->epoch + 1;
+        st.val_loss = st.val_accuracy = NAN;
+        st.end_of_epoch = 0;
+        for (int64_t k = m->epoch_step; k < steps && s == LOOM_OK && !stop; k++) {
+            int64_t nb = n - k * b < b ? n - k * b : b;
+            double t0 = loom_now_ns();
+            s = loom_dataset_gather(tr, order + k * b, nb, m->xbuf, m->ybuf);
+            model_prog *mp = NULL;
+            if (s == LOOM_OK)
+                s = step(m, 1, nb, &loss, &correct, &mp);
+            secs += (loom_now_ns() - t0) * 1e-9;
+            if (s != LOOM_OK)
+                break;
+            if (cfg.trace && m->cfg.profile && traced < cfg.trace_steps) {
+                s = loom_trace_add_run(cfg.trace, mp->p, loom_state_step(m->st), "train step");
+                traced++;
+            }
+            last_prog = mp;
+            seen += nb;
+            m->epoch_step = k + 1;
+            st.step = loom_state_step(m->st);
+            st.seen = m->epoch_step == steps ? n : m->epoch_step * b;
+            st.loss = loss / (double)seen;
+            st.accuracy = (double)correct / (double)seen;
+            st.seconds = secs;
+            st.samples_per_s = secs > 0 ? (double)seen / secs : 0;
+            if (cfg.checkpoint_every > 0 && cfg.checkpoint_path && st.step % cfg.checkpoint_every == 0) {
+                if (m->epoch_step == steps) {
+                    /* a checkpoint at an epoch's end resumes at the next one */
+                    m->epoch++;
+                    m->epoch_step = 0;
+                    s = loom_sequential_checkpoint(m, cfg.checkpoint_path);
+                    m->epoch--;
+                    m->epoch_step = steps;
+                } else {
+                    s = loom_sequential_checkpoint(m, cfg.checkpoint_path);
+                }
+            }
+            if (s == LOOM_OK && cfg.metrics && !plan_written) {
+                s = loom_metrics_write_plan(cfg.metrics, mp->p, "train");
+                plan_written = 1;
+            }
+            if (s == LOOM_OK && cfg.metrics && every > 0 && st.step % every == 0 && k + 1 < steps)
+                s = write_metrics(m, &cfg, mp, &st);
+            if (cfg.progress_every > 0 && st.step % cfg.progress_every == 0 && k + 1 < steps)
+                stop = report(&cfg, &st);
+        }
+        if (s != LOOM_OK || m->epoch_step < steps)
+            break;
+        m->epoch++;
+        m->epoch_step = 0;
+        if (val) {
+            loom_eval_result r;
+            memset(&r, 0, sizeof r);
+            s = run_eval(m, val, &r);
+            st.val_loss = r.loss;
+            st.val_accuracy = r.accuracy;
+            if (s == LOOM_OK && cfg.early_stopping_patience > 0) {
+                if (r.loss < best_val) {
+                    best_val = r.loss;
+                    bad_epochs = 0;
+                } else if (++bad_epochs >= cfg.early_stopping_patience) {
+                    loom_logf(m->ctx, LOOM_LOG_INFO, "fit: early stop after epoch %d (val_loss %.4f, best %.4f)",
+                              st.epoch, r.loss, best_val);
+                    stop = 1;
+                }
+            }
+        }
+        st.end_of_epoch = 1;
+        if (s == LOOM_OK && cfg.metrics && last_prog) {
+            s = write_metrics(m, &cfg, last_prog, &st);
+            if (s == LOOM_OK && m->cfg.profile)
+                s = loom_metrics_write_ops(cfg.metrics, last_prog->p, st.step);
+        }
+        if (s == LOOM_OK && report(&cfg, &st))
+            stop = 1;
+    }
+    free(order);
+    loom_dataset_destroy(own_tr);
+    loom_dataset_destroy(own_val);
+    if (last)
+        *last = st;
+    return s;
+}

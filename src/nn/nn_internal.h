@@ -1,0 +1,66 @@
+/* Internals shared by the data-set and model-file code of src/nn. */
+#ifndef LOOM_NN_INTERNAL_H
+#define LOOM_NN_INTERNAL_H
+
+#include "../core/internal.h"
+
+struct loom_dataset {
+    loom_ctx *ctx;
+    int64_t n;
+    int64_t features;
+    int64_t rows, cols;         /* the image size the features came from */
+    int classes;
+    int scaled;                 /* loom_dataset_scale ran: a second one is a bug */
+    float *x;                   /* [n, features] */
+    int32_t *y;                 /* [n] */
+};
+
+/* A data set of n rows with room for its data (contents undefined);
+ * NULL when out of memory (no message set). */
+loom_dataset *loom_dataset_alloc(loom_ctx *ctx, int64_t n, int64_t features);
+/* Recomputes ds->classes from the labels. */
+void loom_dataset_count_classes(loom_dataset *ds);
+
+/* File formats fix their byte order; these read and write it whatever the
+ * host's order is. */
+static inline uint32_t loom_load_be32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+
+static inline uint64_t loom_load_le64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static inline void loom_store_le64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static inline int loom_host_is_le(void)
+{
+    const uint16_t one = 1;
+    return *(const unsigned char *)&one == 1;
+}
+
+/* Reverses the bytes of each of the count elements of size elem (1, 2, 4
+ * or 8) in place: little-endian file data <-> a big-endian host. */
+static inline void loom_swap_elems(void *data, size_t count, size_t elem)
+{
+    unsigned char *p = data;
+    if (elem < 2)
+        return;
+    for (size_t i = 0; i < count; i++, p += elem)
+        for (size_t a = 0, b = elem - 1; a < b; a++, b--) {
+            unsigned char t = p[a];
+            p[a] = p[b];
+            p[b] = t;
+        }
+}
+
+#endif

@@ -1,0 +1,325 @@
+/* Context, devices, errors and the graph's sticky error rules. */
+#include "testutil.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+START_TEST(status_strings)
+{
+    ck_assert_str_eq(loom_status_str(LOOM_OK), "ok");
+    ck_assert_str_eq(loom_status_str(LOOM_E_SHAPE), "shape mismatch");
+    ck_assert_str_eq(loom_status_str(LOOM_E_OOM), "out of memory");
+    ck_assert_str_eq(loom_status_str((loom_status)999), "unknown status");
+    ck_assert_int_eq(loom_dtype_size(LOOM_F32), 4);
+    ck_assert_int_eq(loom_dtype_size(LOOM_I32), 4);
+    ck_assert_int_eq(loom_dtype_size(LOOM_F16), 2);
+    ck_assert_int_eq(loom_dtype_size(LOOM_BF16), 2);
+    ck_assert_int_eq(loom_dtype_size(LOOM_I8), 1);
+}
+END_TEST
+
+START_TEST(devices_listed)
+{
+    loom_ctx *ctx = tu_ctx();
+    int n = loom_device_count(ctx);
+    ck_assert_int_ge(n, 1);
+    loom_device_info d;
+    ck_assert_int_eq(loom_device_get_info(ctx, 0, &d), LOOM_OK);
+    ck_assert_str_eq(d.spec, "cpu");
+    ck_assert_int_eq(d.can_run, 1);
+    ck_assert_int_eq(d.backend, LOOM_BACKEND_CPU);
+    ck_assert_int_eq(loom_device_get_info(ctx, n, &d), LOOM_E_INVALID);
+    ck_assert_ptr_nonnull(strstr(loom_last_error(ctx), "out of range"));
+    /* Every API the loaders report is listed with a spec of its backend. */
+    for (int i = 1; i < n; i++) {
+        ck_assert_int_eq(loom_device_get_info(ctx, i, &d), LOOM_OK);
+        ck_assert(!strncmp(d.spec, "vulkan:", 7) || !strncmp(d.spec, "opencl:", 7));
+        ck_assert(strlen(d.name) > 0);
+    }
+    loom_ctx_destroy(ctx);
+}
+END_TEST
+
+START_TEST(open_specs)
+{
+    loom_ctx *ctx = tu_ctx();
+    loom_device *dev = NULL;
+    ck_assert_int_eq(loom_device_open(ctx, "cpu", &dev), LOOM_OK);
+    ck_assert_str_eq(loom_device_get(dev)->spec, "cpu");
+    loom_device_close(dev);
+    /* auto never picks a listed-only device */
+    ck_assert_int_eq(loom_device_open(ctx, "auto", &dev), LOOM_OK);
+    ck_assert_int_eq(loom_device_get(dev)->can_run, 1);
+    loom_device_close(dev);
+    ck_assert_int_eq(loom_device_open(ctx, "tpu:3", &dev), LOOM_E_INVALID);
+    ck_assert_ptr_null(dev);
+    const char *msg = loom_last_error(ctx);
+    ck_assert_ptr_nonnull(strstr(msg, "tpu:3"));
+    ck_assert_ptr_nonnull(strstr(msg, "cpu ("));   /* the list of devices */
+    ck_assert_int_eq(loom_device_open(ctx, "vulkan:99", &dev), LOOM_E_INVALID);
+    ck_assert_int_eq(loom_device_open(ctx, "cpu", NULL), LOOM_E_INVALID);
+    ck_assert_int_eq(loom_device_open(NULL, "cpu", &dev), LOOM_E_INVALID);
+    loom_ctx_destroy(ctx);
+}
+END_TEST
+
+START_TEST(env_overrides_auto)
+{
+    setenv("LOOM_DEVICE", "nonexistent:7", 1);
+    loom_ctx *ctx = tu_ctx();
+    unsetenv("LOOM_DEVICE");
+    loom_device *dev = NULL;
+    ck_assert_int_eq(loom_device_open(ctx, "auto", &dev), LOOM_E_INVALID);
+    ck_assert_ptr_nonnull(strstr(loom_last_error(ctx), "nonexistent:7"));
+    /* An explicit spec is not overridden. */
+    ck_assert_int_eq(loom_device_open(ctx, "cpu", &dev), LOOM_OK);
+    loom_device_close(dev);
+    loom_ctx_destroy(ctx);
+}
+END_TEST
+
+START_TEST(null_handles)
+{
+    loom_ctx *ctx = tu_ctx();
+    loom_graph *g = NULL;
+    ck_assert_int_eq(loom_graph_create(ctx, NULL), LOOM_E_INVALID);
+    ck_assert_int_eq(loom_graph_create(NULL, &g), LOOM_E_INVALID);
+    ck_assert_int_eq(loom_state_create(NULL, NULL), LOOM_E_INVALID);
+    loom_state *st = NULL;
+    ck_assert_int_eq(loom_state_create(NULL, &st), LOOM_E_INVALID);
+    ck_assert_int_eq(loom_compile(NULL, NULL, NULL, NULL, NULL), LOOM_E_INVALID);
+    ck_assert_int_eq(loom_program_run(NULL), LOOM_E_INVALID);
+    ck_assert_int_eq(loom_program_set_input(NULL, "x", "", 1), LOOM_E_INVALID);
+    ck_assert_int_eq(loom_program_read(NULL, "x", NULL, 0), LOOM_E_INVALID);
+    ck_assert_int_eq(loom_state_read(NULL, "x", NULL, 0), LOOM_E_INVALID);
+    ck_assert(loom_relu(NULL, LOOM_NONE).id == 0);
+    loom_graph_destroy(NULL);
+    loom_state_destroy(NULL);
+    loom_program_destroy(NULL);
+    loom_device_close(NULL);
+    loom_ctx_destroy(NULL);
+    ck_assert_int_eq(loom_graph_create(ctx, &g), LOOM_OK);
+    loom_tensor bogus = {42};
+    ck_assert(loom_relu(g, bogus).id == 0);
+    ck_assert_int_eq(loom_graph_status(g), LOOM_E_INVALID);
+    ck_assert_ptr_nonnull(strstr(loom_graph_error(g), "relu"));
+    loom_graph_destroy(g);
+    loom_ctx_destroy(ctx);
+}
+END_TEST
+
+START_TEST(shape_error_is_sticky)
+{
+    loom_ctx *ctx = tu_ctx();
+    loom_graph *g;
+    ck_assert_int_eq(loom_graph_create(ctx, &g), LOOM_OK);
+    int64_t sa[2] = {4, 3}, sb[2] = {5, 2};
+    loom_tensor a = loom_input(g, "a", LOOM_F32, 2, sa);
+    loom_tensor b = loom_input(g, "b", LOOM_F32, 2, sb);
+    loom_tensor c = loom_matmul(g, a, b, 0, 0);
+    ck_assert_int_eq(c.id, 0);
+    /* later ops on the failed graph stay failed, and the first error wins */
+    loom_tensor d = loom_add(g, a, a);
+    ck_assert_int_eq(d.id, 0);
+    ck_assert_int_eq(loom_graph_status(g), LOOM_E_SHAPE);
+    const char *m = loom_graph_error(g);
+    ck_assert_ptr_nonnull(strstr(m, "matmul"));
+    ck_assert_ptr_nonnull(strstr(m, "[4,3]"));
+    ck_assert_ptr_nonnull(strstr(m, "[5,2]"));
+    loom_device *dev = tu_open(ctx, "cpu");
+    loom_state *st;
+    ck_assert_int_eq(loom_state_create(dev, &st), LOOM_OK);
+    loom_program *p = NULL;
+    ck_assert_int_eq(loom_compile(g, dev, st, NULL, &p), LOOM_E_SHAPE);
+    ck_assert_ptr_null(p);
+    ck_assert_ptr_nonnull(strstr(loom_last_error(ctx), "[4,3]"));
+    ck_assert_ptr_nonnull(strstr(loom_last_error(ctx), "cpu"));
+    loom_state_destroy(st);
+    loom_device_close(dev);
+    loom_graph_destroy(g);
+    loom_ctx_destroy(ctx);
+}
+END_TEST
+
+/* numpy rules: dims align from the right; equal or 1 broadcast. */
+START_TEST(broadcast_rules)
+{
+    static const struct {
+        int na, nb;
+        int64_t a[4], b[4];
+        int ok;
+        int nout;
+        int64_t out[4];
+    } cases[] = {
+        {2, 1, {3, 4}, {4}, 1, 2, {3, 4}},
+        {2, 2, {3, 1}, {1, 4}, 1, 2, {3, 4}},
+        {3, 2, {2, 3, 4}, {3, 1}, 1, 3, {2, 3, 4}},
+        {4, 0, {2, 3, 4, 5}, {0}, 1, 4, {2, 3, 4, 5}},
+        {1, 1, {1}, {7}, 1, 1, {7}},
+        {2, 1, {3, 4}, {3}, 0, 0, {0}},
+        {2, 2, {2, 3}, {3, 2}, 0, 0, {0}},
+        {3, 3, {2, 1, 4}, {3, 5, 4}, 0, 0, {0}},
+    };
+    loom_ctx *ctx = tu_ctx();
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        loom_graph *g;
+        ck_assert_int_eq(loom_graph_create(ctx, &g), LOOM_OK);
+        loom_tensor a = loom_input(g, "a", LOOM_F32, cases[i].na, cases[i].a);
+        loom_tensor b = loom_input(g, "b", LOOM_F32, cases[i].nb, cases[i].b);
+        loom_tensor c = loom_mul(g, a, b);
+        if (cases[i].ok) {
+            ck_assert_msg(c.id != 0, "case %zu refused: %s", i, loom_graph_error(g));
+            ck_assert_int_eq(loom_tensor_ndim(g, c), cases[i].nout);
+            for (int k = 0; k < cases[i].nout; k++)
+                ck_assert_int_eq(loom_tensor_dim(g, c, k), cases[i].out[k]);
+        } else {
+            ck_assert_msg(c.id == 0, "case %zu accepted", i);
+            ck_assert_int_eq(loom_graph_status(g), LOOM_E_SHAPE);
+            ck_assert_ptr_nonnull(strstr(loom_graph_error(g), "do not broadcast"));
+        }
+        loom_graph_destroy(g);
+    }
+    loom_ctx_destroy(ctx);
+}
+END_TEST
+
+START_TEST(bad_leaves)
+{
+    loom_ctx *ctx = tu_ctx();
+    loom_graph *g;
+    int64_t s[5] = {1, 2, 3, 4, 5}, z[2] = {3, 0};
+    ck_assert_int_eq(loom_graph_create(ctx, &g), LOOM_OK);
+    ck_assert_int_eq(loom_input(g, "x", LOOM_F32, 5, s).id, 0);
+    ck_assert_int_eq(loom_graph_status(g), LOOM_E_SHAPE);
+    loom_graph_destroy(g);
+    ck_assert_int_eq(loom_graph_create(ctx, &g), LOOM_OK);
+    ck_assert_int_eq(loom_input(g, "x", LOOM_F32, 2, z).id, 0);
+    ck_assert_ptr_nonnull(strstr(loom_graph_error(g), "[3,0]"));
+    loom_graph_destroy(g);
+    ck_assert_int_eq(loom_graph_create(ctx, &g), LOOM_OK);
+    ck_assert(loom_input(g, "x", LOOM_F32, 2, s).id != 0);
+    ck_assert_int_eq(loom_input(g, "x", LOOM_F32, 2, s).id, 0);
+    ck_assert_ptr_nonnull(strstr(loom_graph_error(g), "already used"));
+    loom_graph_destroy(g);
+    ck_assert_int_eq(loom_graph_create(ctx, &g), LOOM_OK);
+    ck_assert_int_eq(loom_input(g, "h", LOOM_F16, 2, s).id, 0);
+    ck_assert_int_eq(loom_graph_status(g), LOOM_E_DTYPE);
+    loom_graph_destroy(g);
+    loom_ctx_destroy(ctx);
+}
+END_TEST
+
+START_TEST(io_errors_and_use_after_destroy)
+{
+    loom_ctx *ctx = tu_ctx();
+    loom_device *dev = tu_open(ctx, "cpu");
+    loom_state *st;
+    loom_graph *g;
+    ck_assert_int_eq(loom_state_create(dev, &st), LOOM_OK);
+    ck_assert_int_eq(loom_graph_create(ctx, &g), LOOM_OK);
+    int64_t s[2] = {2, 3};
+    loom_tensor x = loom_input(g, "x", LOOM_F32, 2, s);
+    loom_output(g, loom_relu(g, x), "y");
+    loom_program *p;
+    ck_assert_int_eq(loom_compile(g, dev, st, NULL, &p), LOOM_OK);
+    float v[6] = {-1, 2, -3, 4, -5, 6}, out[6];
+    ck_assert_int_eq(loom_program_set_input(p, "x", v, 5 * sizeof(float)), LOOM_E_SHAPE);
+    ck_assert_ptr_nonnull(strstr(loom_last_error(ctx), "[2,3]"));
+    ck_assert_int_eq(loom_program_set_input(p, "nope", v, sizeof v), LOOM_E_INVALID);
+    ck_assert_ptr_nonnull(strstr(loom_last_error(ctx), "nope"));
+    ck_assert_int_eq(loom_program_set_input(p, "x", v, sizeof v), LOOM_OK);
+    ck_assert_int_eq(loom_program_run(p), LOOM_OK);
+    ck_assert_int_eq(loom_program_read(p, "y", out, sizeof out), LOOM_OK);
+    ck_assert(out[0] == 0.0f && out[1] == 2.0f && out[5] == 6.0f);
+    ck_assert_int_eq(loom_program_read(p, "y", out, 4), LOOM_E_SHAPE);
+    /* The program outlives its state: it refuses to run, it does not crash. */
+    loom_state_destroy(st);
+    ck_assert_int_eq(loom_program_run(p), LOOM_E_STATE);
+    ck_assert_ptr_nonnull(strstr(loom_last_error(ctx), "destroyed"));
+    loom_program_destroy(p);
+    /* a graph with nothing marked as output */
+    loom_graph *g2;
+    ck_assert_int_eq(loom_graph_create(ctx, &g2), LOOM_OK);
+    loom_relu(g2, loom_input(g2, "x", LOOM_F32, 2, s));
+    ck_assert_int_eq(loom_state_create(dev, &st), LOOM_OK);
+    ck_assert_int_eq(loom_compile(g2, dev, st, NULL, &p), LOOM_E_INVALID);
+    ck_assert_ptr_nonnull(strstr(loom_last_error(ctx), "nothing to compute"));
+    loom_state_destroy(st);
+    loom_graph_destroy(g2);
+    loom_graph_destroy(g);
+    loom_device_close(dev);
+    loom_ctx_destroy(ctx);
+}
+END_TEST
+
+START_TEST(state_params)
+{
+    loom_ctx *ctx = tu_ctx();
+    loom_device *dev = tu_open(ctx, "cpu");
+    loom_state *st;
+    ck_assert_int_eq(loom_state_create(dev, &st), LOOM_OK);
+    int64_t s[2] = {2, 2}, s3[1] = {3};
+    float w[4] = {1, 2, 3, 4}, r[4];
+    ck_assert_int_eq(loom_state_write(st, "w", LOOM_F32, 2, s, w), LOOM_OK);
+    ck_assert_int_eq(loom_state_write(st, "w", LOOM_F32, 1, s3, w), LOOM_E_SHAPE);
+    ck_assert_int_eq(loom_state_read(st, "w", r, sizeof r), LOOM_OK);
+    ck_assert(!memcmp(w, r, sizeof r));
+    ck_assert_int_eq(loom_state_read(st, "missing", r, sizeof r), LOOM_E_INVALID);
+    /* a graph param with another shape than the state's is refused */
+    loom_graph *g;
+    ck_assert_int_eq(loom_graph_create(ctx, &g), LOOM_OK);
+    loom_tensor p = loom_param(g, "w", LOOM_F32, 1, s3, 1);
+    loom_output(g, loom_relu(g, p), "y");
+    loom_program *prog = NULL;
+    ck_assert_int_eq(loom_compile(g, dev, st, NULL, &prog), LOOM_E_SHAPE);
+    ck_assert_ptr_nonnull(strstr(loom_last_error(ctx), "\"w\""));
+    loom_graph_destroy(g);
+    /* two programs share one state */
+    loom_graph *g1, *g2;
+    ck_assert_int_eq(loom_graph_create(ctx, &g1), LOOM_OK);
+    ck_assert_int_eq(loom_graph_create(ctx, &g2), LOOM_OK);
+    loom_output(g1, loom_scale(g1, loom_param(g1, "w", LOOM_F32, 2, s, 1), 2.0f), "y");
+    loom_output(g2, loom_scale(g2, loom_param(g2, "w", LOOM_F32, 2, s, 1), 3.0f), "y");
+    loom_program *p1, *p2;
+    ck_assert_int_eq(loom_compile(g1, dev, st, NULL, &p1), LOOM_OK);
+    ck_assert_int_eq(loom_compile(g2, dev, st, NULL, &p2), LOOM_OK);
+    ck_assert_int_eq(loom_program_run(p2), LOOM_OK);
+    ck_assert_int_eq(loom_program_read(p2, "y", r, sizeof r), LOOM_OK);
+    ck_assert(r[3] == 12.0f);
+    float w2[4] = {5, 6, 7, 8};
+    ck_assert_int_eq(loom_state_write(st, "w", LOOM_F32, 2, s, w2), LOOM_OK);
+    ck_assert_int_eq(loom_program_run(p1), LOOM_OK);
+    ck_assert_int_eq(loom_program_read(p1, "y", r, sizeof r), LOOM_OK);
+    ck_assert(r[0] == 10.0f && r[3] == 16.0f);
+    ck_assert_int_eq(loom_state_count(st), 1);
+    loom_program_destroy(p1);
+    loom_program_destroy(p2);
+    loom_graph_destroy(g1);
+    loom_graph_destroy(g2);
+    loom_state_destroy(st);
+    loom_device_close(dev);
+    loom_ctx_destroy(ctx);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("core");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, status_strings);
+    tcase_add_test(tc, devices_listed);
+    tcase_add_test(tc, open_specs);
+    tcase_add_test(tc, env_overrides_auto);
+    tcase_add_test(tc, null_handles);
+    tcase_add_test(tc, shape_error_is_sticky);
+    tcase_add_test(tc, broadcast_rules);
+    tcase_add_test(tc, bad_leaves);
+    tcase_add_test(tc, io_errors_and_use_after_destroy);
+    tcase_add_test(tc, state_params);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
