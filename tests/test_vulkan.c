@@ -833,6 +833,37 @@ START_TEST(test_tuning_cache)
                           strstr(log.text, "ms through storage"),
                       "case %zu: expected \"%s\" and a new measurement:\n%s", i, bad[i][1], log.text);
     }
+
+    /* The public tuning entry points. */
+    memset(&log, 0, sizeof log);
+    loom_ctx *ctx = ctx_logging(dir, &log);
+    loom_device *dev = tu_open(ctx, "vulkan:0");
+    loom_tune_opts o;
+    loom_tune_opts_default(&o);
+    o.size = 64;
+    loom_tune_report r;
+    ck_assert_msg(loom_device_tune(dev, &o, &r) == LOOM_OK, "%s", loom_last_error(ctx));
+    ck_assert_int_eq(r.measured, 2);
+    ck_assert_int_eq(r.rejected, 0);
+    ck_assert(r.best_gflops > 0 && r.best_gflops >= r.baseline_gflops);
+    ck_assert_str_eq(r.path, path);
+    char text[256];
+    ck_assert_int_eq(loom_device_get_tuning(dev, text, sizeof text), LOOM_OK);
+    ck_assert_msg(strstr(text, "\"gemm_read\""), "%s", text);
+    ck_assert_int_eq(loom_device_set_tuning(dev, "{\"gemm_read\": \"sideways\"}"), LOOM_E_INVALID);
+    ck_assert_msg(strstr(loom_last_error(ctx), "gemm_read"), "%s", loom_last_error(ctx));
+    ck_assert_int_eq(loom_device_get_tuning(dev, text, sizeof text), LOOM_OK);
+    ck_assert_int_eq(loom_device_get_tuning(dev, text, 8), LOOM_E_INVALID);
+    for (int k = 0; k < 2; k++) {
+        const char *set = k ? "{\"gemm_read\": \"texel\"}" : "{\"gemm_read\": \"storage\"}";
+        ck_assert_msg(loom_device_set_tuning(dev, set) == LOOM_OK, "%s", loom_last_error(ctx));
+        ck_assert_int_eq(loom_device_get_tuning(dev, text, sizeof text), LOOM_OK);
+        ck_assert_msg(strstr(text, k ? "\"texel\"" : "\"storage\""), "%s after %s", text, set);
+    }
+    ck_assert_int_eq(loom_device_set_tuning(dev, NULL), LOOM_OK); /* the stored choice */
+    no_validation_errors(ctx);
+    loom_device_close(dev);
+    loom_ctx_destroy(ctx);
     char cmd[256];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     ck_assert_int_eq(system(cmd), 0);
