@@ -494,6 +494,121 @@ START_TEST(test_staged_state)
 }
 END_TEST
 
+/* ---- host allocation failures -------------------------------------------- */
+
+/* An allocator that fails the Nth allocation after it is armed, and keeps
+ * the bytes outstanding so a leak on any error path shows. */
+typedef struct failing_alloc {
+    long count, fail_at;   /* fail_at 0: never */
+    long long outstanding;
+} failing_alloc;
+
+static void *failing(void *user, void *ptr, size_t osize, size_t nsize)
+{
+    failing_alloc *f = user;
+    if (nsize == 0) {
+        if (ptr)
+            f->outstanding -= (long long)osize;
+        free(ptr);
+        return NULL;
+    }
+    if (f->fail_at && ++f->count == f->fail_at)
+        return NULL;
+    void *q = realloc(ptr, nsize);
+    if (q)
+        f->outstanding += (long long)nsize - (ptr ? (long long)osize : 0);
+    return q;
+}
+
+/* One training step of a small MLP from scratch; the first failing call's
+ * status, LOOM_OK if none failed. */
+static loom_status oom_round(loom_ctx *ctx, loom_device *dev)
+{
+    loom_state *st = NULL;
+    loom_graph *g = NULL;
+    loom_program *p = NULL;
+    loom_status s = loom_state_create(dev, &st);
+    if (s == LOOM_OK)
+        s = loom_graph_create(ctx, &g);
+    if (s == LOOM_OK) {
+        int64_t xs[2] = {8, 12}, ws[2] = {12, 4}, bs[1] = {4}, ls[1] = {8};
+        loom_tensor x = loom_input(g, "x", LOOM_F32, 2, xs), lab = loom_input(g, "labels", LOOM_I32, 1, ls);
+        loom_tensor z = loom_add(g, loom_matmul(g, x, loom_param(g, "w", LOOM_F32, 2, ws, 1), 0, 0),
+                                 loom_param(g, "b", LOOM_F32, 1, bs, 1));
+        loom_tensor loss = loom_sparse_cross_entropy(g, loom_relu(g, z), lab);
+        loom_output(g, loss, "loss");
+        loom_backward(g, loss, NULL, 0);
+        loom_optimizer opt = loom_optimizer_default(LOOM_OPT_ADAM);
+        opt.clip_norm = 1.0f;
+        loom_optimize(g, &opt);
+        s = loom_compile(g, dev, st, NULL, &p);
+    }
+    float xv[96] = {0};
+    int32_t lv[8] = {0};
+    float loss = -1;
+    if (s == LOOM_OK)
+        s = loom_program_set_input(p, "x", xv, sizeof xv);
+    if (s == LOOM_OK)
+        s = loom_program_set_input(p, "labels", lv, sizeof lv);
+    if (s == LOOM_OK)
+        s = loom_program_run(p);
+    if (s == LOOM_OK)
+        s = loom_program_read(p, "loss", &loss, sizeof loss);
+    if (s == LOOM_OK)
+        ck_assert_msg(fabsf(loss - logf(4.0f)) < 1e-5f, "loss %g, expected log 4", (double)loss);
+    loom_program_destroy(p);
+    loom_graph_destroy(g);
+    loom_state_destroy(st);
+    return s;
+}
+
+START_TEST(test_host_oom)
+{
+    loom_ctx *probe = tu_ctx();
+    int ok = have_vulkan(probe);
+    loom_ctx_destroy(probe);
+    if (!ok)
+        return;
+    static failing_alloc fa;
+    memset(&fa, 0, sizeof fa);
+    loom_ctx_opts o;
+    loom_ctx_opts_default(&o);
+    o.alloc = failing;
+    o.alloc_user = &fa;
+    o.log = keep_log;
+    static logbuf log;
+    o.log_user = &log;
+    o.log_level = LOOM_LOG_ERROR;
+    loom_ctx *ctx = NULL;
+    ck_assert_int_eq(loom_ctx_create(&o, &ctx), LOOM_OK);
+    loom_device *dev = tu_open(ctx, "vulkan:0");
+    /* A first round that succeeds creates what the device keeps between
+     * programs (memory blocks, pipelines): that is not a leak. */
+    ck_assert_int_eq(oom_round(ctx, dev), LOOM_OK);
+    long long base = fa.outstanding;
+    int failures = 0;
+    for (long n = 1; n < 5000; n++) {
+        fa.count = 0;
+        fa.fail_at = n;
+        loom_status s = oom_round(ctx, dev);
+        fa.fail_at = 0;
+        ck_assert_msg(fa.outstanding == base, "allocation %ld failed: %lld bytes leaked (status %s: %s)", n,
+                      fa.outstanding - base, loom_status_str(s), loom_last_error(ctx));
+        if (fa.count < n) {
+            ck_assert_msg(s == LOOM_OK, "no allocation failed, yet: %s", loom_last_error(ctx));
+            break;
+        }
+        ck_assert_msg(s == LOOM_E_OOM, "allocation %ld failed and the status is %s: %s", n, loom_status_str(s),
+                      loom_last_error(ctx));
+        failures++;
+    }
+    ck_assert_int_gt(failures, 10);
+    no_validation_errors(ctx);
+    loom_device_close(dev);
+    loom_ctx_destroy(ctx);
+}
+END_TEST
+
 /* ---- timestamps ----------------------------------------------------------- */
 
 START_TEST(test_timestamps)
@@ -718,6 +833,37 @@ START_TEST(test_tuning_cache)
                           strstr(log.text, "ms through storage"),
                       "case %zu: expected \"%s\" and a new measurement:\n%s", i, bad[i][1], log.text);
     }
+
+    /* The public tuning entry points. */
+    memset(&log, 0, sizeof log);
+    loom_ctx *ctx = ctx_logging(dir, &log);
+    loom_device *dev = tu_open(ctx, "vulkan:0");
+    loom_tune_opts o;
+    loom_tune_opts_default(&o);
+    o.size = 64;
+    loom_tune_report r;
+    ck_assert_msg(loom_device_tune(dev, &o, &r) == LOOM_OK, "%s", loom_last_error(ctx));
+    ck_assert_int_eq(r.measured, 2);
+    ck_assert_int_eq(r.rejected, 0);
+    ck_assert(r.best_gflops > 0 && r.best_gflops >= r.baseline_gflops);
+    ck_assert_str_eq(r.path, path);
+    char text[256];
+    ck_assert_int_eq(loom_device_get_tuning(dev, text, sizeof text), LOOM_OK);
+    ck_assert_msg(strstr(text, "\"gemm_read\""), "%s", text);
+    ck_assert_int_eq(loom_device_set_tuning(dev, "{\"gemm_read\": \"sideways\"}"), LOOM_E_INVALID);
+    ck_assert_msg(strstr(loom_last_error(ctx), "gemm_read"), "%s", loom_last_error(ctx));
+    ck_assert_int_eq(loom_device_get_tuning(dev, text, sizeof text), LOOM_OK);
+    ck_assert_int_eq(loom_device_get_tuning(dev, text, 8), LOOM_E_INVALID);
+    for (int k = 0; k < 2; k++) {
+        const char *set = k ? "{\"gemm_read\": \"texel\"}" : "{\"gemm_read\": \"storage\"}";
+        ck_assert_msg(loom_device_set_tuning(dev, set) == LOOM_OK, "%s", loom_last_error(ctx));
+        ck_assert_int_eq(loom_device_get_tuning(dev, text, sizeof text), LOOM_OK);
+        ck_assert_msg(strstr(text, k ? "\"texel\"" : "\"storage\""), "%s after %s", text, set);
+    }
+    ck_assert_int_eq(loom_device_set_tuning(dev, NULL), LOOM_OK); /* the stored choice */
+    no_validation_errors(ctx);
+    loom_device_close(dev);
+    loom_ctx_destroy(ctx);
     char cmd[256];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     ck_assert_int_eq(system(cmd), 0);
@@ -743,6 +889,7 @@ int main(void)
     tcase_add_test(tc, test_binding_limit);
     tcase_add_test(tc, test_suballocation);
     tcase_add_test(tc, test_staged_state);
+    tcase_add_test(tc, test_host_oom);
     suite_add_tcase(s, tc);
     tc = tcase_create("profiling");
     tcase_set_timeout(tc, 600);

@@ -153,14 +153,14 @@ void main()
         [[unroll]] for (uint j = 0; j < TN4; j++)
             acc[i][j] = vec4(0.0);
     uint k0 = 0;
-    for (; k0 + 8 <= p.k; k0 += 8) {
+    for (; k0 + 16 <= p.k; k0 += 16) {
         block4(k0, false, acc);
         block4(k0 + 4, false, acc);
+        block4(k0 + 8, false, acc);
+        block4(k0 + 12, false, acc);
     }
-    if (k0 + 4 <= p.k) {
+    for (; k0 + 4 <= p.k; k0 += 4)
         block4(k0, false, acc);
-        k0 += 4;
-    }
     if (k0 < p.k)
         block4(k0, true, acc);
 

@@ -6,13 +6,37 @@
 
 layout(local_size_x = WG) in;
 layout(constant_id = 0) const uint LOG = 0;
+// 1: one invocation per row, no barriers (few columns, or drivers where a
+// workgroup barrier is costly); 0: one workgroup per row.
+layout(constant_id = 1) const uint PER_THREAD = 0;
 
 layout(set = 0, binding = 0, std430) readonly buffer BufX { float x[]; };
 layout(set = 0, binding = 1, std430) writeonly buffer BufY { float y[]; };
 layout(push_constant) uniform Push { loom_pc_rows p; };
 
+void row_alone()
+{
+    uint row = flat_gid();
+    if (row >= p.rows)
+        return;
+    uint base = row * p.cols;
+    float m = NEG_INF;
+    for (uint j = 0; j < p.cols; j++)
+        m = max(m, x[base + j]);
+    float s = 0.0;
+    for (uint j = 0; j < p.cols; j++)
+        s += exp(x[base + j] - m);
+    float lse = m + log(s);
+    for (uint j = 0; j < p.cols; j++)
+        y[base + j] = LOG != 0 ? x[base + j] - lse : exp(x[base + j] - m) / s;
+}
+
 void main()
 {
+    if (PER_THREAD != 0) {
+        row_alone();
+        return;
+    }
     uint row = flat_group();
     if (row >= p.rows)
         return; // uniform over the workgroup

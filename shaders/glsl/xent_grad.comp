@@ -6,6 +6,8 @@
 #include "wgreduce.glsl"
 
 layout(local_size_x = WG) in;
+// 1: one invocation per row, no barriers; 0: one workgroup per row.
+layout(constant_id = 1) const uint PER_THREAD = 0;
 
 layout(set = 0, binding = 0, std430) readonly buffer BufDl { float dl[]; };
 layout(set = 0, binding = 1, std430) readonly buffer BufZ { float z[]; };
@@ -13,8 +15,34 @@ layout(set = 0, binding = 2, std430) readonly buffer BufL { int lab[]; };
 layout(set = 0, binding = 3, std430) writeonly buffer BufY { float y[]; };
 layout(push_constant) uniform Push { loom_pc_rows p; };
 
+void row_alone()
+{
+    uint row = flat_gid();
+    if (row >= p.rows)
+        return;
+    uint base = row * p.cols;
+    float m = NEG_INF;
+    for (uint j = 0; j < p.cols; j++)
+        m = max(m, z[base + j]);
+    float s = 0.0;
+    for (uint j = 0; j < p.cols; j++)
+        s += exp(z[base + j] - m);
+    float scale = dl[0] / float(p.rows);
+    uint label = uint(lab[row]);
+    for (uint j = 0; j < p.cols; j++) {
+        float v = exp(z[base + j] - m) / s;
+        if (j == label)
+            v -= 1.0;
+        y[base + j] = v * scale;
+    }
+}
+
 void main()
 {
+    if (PER_THREAD != 0) {
+        row_alone();
+        return;
+    }
     uint row = flat_group();
     if (row >= p.rows)
         return;

@@ -551,4 +551,7 @@ const loom_backend_ops loom_vulkan_backend = {
     .run = vk_run,
     .release = vk_release,
     .timestamps = vk_timestamps,
+    .tune = vk_tune_device,
+    .set_tuning = vk_set_tuning,
+    .get_tuning = vk_get_tuning,
 };

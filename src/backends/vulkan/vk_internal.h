@@ -107,9 +107,12 @@ typedef struct vk_pipe {
 /* ---- the device --------------------------------------------------------- */
 
 enum {
-    VK_QUIRK_TEXEL_READS = 1u << 0, /* fetch GEMM operands through texel
-                                       buffers: storage-buffer reads are
-                                       scalarized (CPU drivers) */
+    VK_QUIRK_TEXEL_READS = 1u << 0,   /* fetch GEMM operands through texel
+                                         buffers: storage-buffer reads are
+                                         scalarized (measured, vk_tune.c) */
+    VK_QUIRK_SLOW_BARRIERS = 1u << 1, /* a workgroup barrier is a switch
+                                         between emulated invocations (CPU
+                                         drivers): reduce per invocation */
 };
 
 typedef struct vk_dev {
@@ -249,5 +252,9 @@ loom_status vk_timestamps(void *bprog, double *start_ns, double *end_ns, int n);
 
 /* Decides the device's read path (quirks), from the cache or by measuring. */
 loom_status vk_tune(vk_dev *d);
+/* The backend's tuning slots (loom_device_tune and friends). */
+loom_status vk_tune_device(void *bdev, const loom_tune_opts *opts, loom_tune_report *out);
+loom_status vk_get_tuning(void *bdev, char *buf, size_t n);
+loom_status vk_set_tuning(void *bdev, const char *json);
 
 #endif

@@ -459,8 +459,12 @@ static loom_status plan_rows(vk_prog *p, const loom_exec_node *x)
     }
     pc.rows = pc.cols ? (uint32_t)(nd->numel / pc.cols) : 0;
     dx->bind[dx->nbind - 1] = tensor(x->out, VK_WRITE);
-    LOOM_TRY(grid(p, dx, pc.rows, 1, nd));
-    return use(p, dx, sh, spec, &pc);
+    /* Short rows, or a driver where barriers are dear and there are rows
+     * enough to keep it busy: one invocation per row. */
+    uint32_t per_thread = pc.cols <= 32 || ((p->d->quirks & VK_QUIRK_SLOW_BARRIERS) && pc.rows >= 16);
+    LOOM_TRY(grid(p, dx, per_thread ? pc.rows : (uint64_t)pc.rows * 64, 64, nd));
+    uint32_t specs[VK_MAX_SPEC] = {spec, per_thread, 0};
+    return use_spec(p, dx, sh, specs, &pc);
 }
 
 static loom_status plan_xent(vk_prog *p, const loom_exec_node *x)
@@ -500,8 +504,9 @@ static loom_status plan_reduce(vk_prog *p, const loom_exec_node *x)
     dx->nbind = 2;
     dx->bind[0] = tensor(x->in[0], VK_READ);
     dx->bind[1] = tensor(x->out, VK_WRITE);
-    /* Few elements per output: one invocation each; many: a workgroup each. */
-    uint32_t per_thread = pc.rn < 64;
+    /* Few elements per output, or outputs enough on a driver where barriers
+     * are dear: one invocation each; else a workgroup each. */
+    uint32_t per_thread = pc.rn < 64 || ((p->d->quirks & VK_QUIRK_SLOW_BARRIERS) && pc.on >= 16);
     LOOM_TRY(grid(p, dx, per_thread ? pc.on : (uint64_t)pc.on * 64, 64, nd));
     return use(p, dx, &sh_reduce, per_thread, &pc);
 }
