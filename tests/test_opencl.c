@@ -264,6 +264,72 @@ START_TEST(dropout_training_matches_cpu)
 }
 END_TEST
 
+/* The learning test: the 784-64-64-10 MLP with dropout on the first 1600
+ * Fashion-MNIST images, 50 steps of Adam from the same seed on both
+ * backends: the same loss within 1e-3 and the same accuracy. */
+typedef struct fit_result {
+    double loss, test_acc;
+} fit_result;
+
+static fit_result fit_on(loom_ctx *ctx, const char *spec, loom_dataset *train, loom_dataset *test)
+{
+    loom_device *dev = tu_open(ctx, spec);
+    loom_sequential *m;
+    ck_assert_int_eq(loom_sequential_create(ctx, 784, &m), LOOM_OK);
+    ck_assert_int_eq(loom_sequential_add_dense(m, 64, LOOM_ACT_RELU, LOOM_INIT_GLOROT_UNIFORM), LOOM_OK);
+    ck_assert_int_eq(loom_sequential_add_dropout(m, 0.1f), LOOM_OK);
+    ck_assert_int_eq(loom_sequential_add_dense(m, 64, LOOM_ACT_RELU, LOOM_INIT_GLOROT_UNIFORM), LOOM_OK);
+    ck_assert_int_eq(loom_sequential_add_dense(m, 10, LOOM_ACT_SOFTMAX, LOOM_INIT_GLOROT_UNIFORM), LOOM_OK);
+    loom_model_config cfg = loom_model_config_default();
+    ck_assert_msg(loom_sequential_compile(m, dev, &cfg) == LOOM_OK, "%s", loom_last_error(ctx));
+    loom_fit_config fc = loom_fit_config_default();
+    fc.epochs = 1;
+    loom_fit_stats last;
+    ck_assert_msg(loom_sequential_fit(m, train, &fc, &last) == LOOM_OK, "%s", loom_last_error(ctx));
+    ck_assert_int_eq(last.step, 50);
+    loom_eval_result ev;
+    ck_assert_int_eq(loom_sequential_evaluate(m, test, 0, &ev), LOOM_OK);
+    fit_result r = {last.loss, ev.accuracy};
+    loom_eval_result_free(&ev);
+    loom_sequential_destroy(m);
+    loom_device_close(dev);
+    return r;
+}
+
+START_TEST(learning_matches_cpu)
+{
+    loom_ctx *ctx = tu_ctx();
+    if (!have_opencl(ctx)) {
+        loom_ctx_destroy(ctx);
+        return;
+    }
+    loom_dataset *all = NULL, *all_test = NULL, *train = NULL, *test = NULL;
+    if (loom_dataset_load_mnist(ctx, LOOM_DEFAULT_DATA_DIR, 1, &all) != LOOM_OK ||
+        loom_dataset_load_mnist(ctx, LOOM_DEFAULT_DATA_DIR, 0, &all_test) != LOOM_OK) {
+        fprintf(stderr, "test_opencl: no Fashion-MNIST at %s; learning test skipped\n", LOOM_DEFAULT_DATA_DIR);
+        loom_dataset_destroy(all);
+        loom_ctx_destroy(ctx);
+        return;
+    }
+    ck_assert_int_eq(loom_dataset_subset(all, 0, 1600, &train), LOOM_OK);
+    ck_assert_int_eq(loom_dataset_subset(all_test, 0, 1000, &test), LOOM_OK);
+    ck_assert_int_eq(loom_dataset_scale(train, LOOM_SCALE_UNIT, NULL, NULL), LOOM_OK);
+    ck_assert_int_eq(loom_dataset_scale(test, LOOM_SCALE_UNIT, NULL, NULL), LOOM_OK);
+    fit_result c = fit_on(ctx, "cpu", train, test), o = fit_on(ctx, SPEC, train, test);
+    fprintf(stderr, "learning: loss after 50 steps cpu %.6f %s %.6f; test accuracy %.3f / %.3f\n", c.loss, SPEC,
+            o.loss, c.test_acc, o.test_acc);
+    ck_assert_msg(fabs(c.loss - o.loss) <= 1e-3, "loss after 50 steps: cpu %.6f, %s %.6f", c.loss, SPEC, o.loss);
+    ck_assert_msg(fabs(c.test_acc - o.test_acc) <= 0.005, "test accuracy: cpu %.4f, %s %.4f", c.test_acc, SPEC,
+                  o.test_acc);
+    ck_assert_msg(o.test_acc > 0.6, "%s learned nothing: test accuracy %.3f", SPEC, o.test_acc);
+    loom_dataset_destroy(train);
+    loom_dataset_destroy(test);
+    loom_dataset_destroy(all);
+    loom_dataset_destroy(all_test);
+    loom_ctx_destroy(ctx);
+}
+END_TEST
+
 /* ---- profiling --------------------------------------------------------------- */
 
 START_TEST(profile_timestamps_on_host_timeline)
@@ -673,6 +739,7 @@ int main(void)
     tcase_add_test(tc, gemm_verify_with_offsets);
     tcase_add_test(tc, optimizers_match_cpu);
     tcase_add_test(tc, dropout_training_matches_cpu);
+    tcase_add_test(tc, learning_matches_cpu);
     tcase_add_test(tc, profile_timestamps_on_host_timeline);
     tcase_add_test(tc, memory_blocks_and_limits);
     tcase_add_test(tc, bad_kernel_gives_build_log);

@@ -98,8 +98,9 @@ static void fill_info(cl_platform_id p, cl_device_id id, loom_device_info *d)
     if ((type & CL_DEVICE_TYPE_GPU) && unified)
         d->type = LOOM_DEVICE_INTEGRATED;
     d->memory_bytes = lim.global_mem;
-    /* Kernels index with 32-bit element offsets: 16 GiB per block at most. */
-    uint64_t cap = (uint64_t)1 << 34;
+    /* Kernels index with 32-bit element offsets (and 8 per item): 8 GiB
+     * per block at most. */
+    uint64_t cap = (uint64_t)1 << 33;
     d->max_alloc_bytes = lim.max_alloc < cap ? lim.max_alloc : cap;
     d->max_binding_bytes = d->max_alloc_bytes;
     d->alignment = lim.align;

@@ -34,7 +34,7 @@ cl_mem loom_cl_block_mem(const cl_block *b)
 
 uint64_t loom_cl_max_block(const cl_dev *d)
 {
-    uint64_t cap = (uint64_t)1 << 34; /* 2^32 four-byte elements */
+    uint64_t cap = (uint64_t)1 << 33; /* 2^31 elements: item index * 8 fits in 32 bits */
     uint64_t m = d->lim.max_alloc ? d->lim.max_alloc : cap;
     m = m < cap ? m : cap;
     return m - m % d->lim.align;

@@ -1,15 +1,19 @@
 /* The bounded search over CLBlast's GEMM parameters (loom tune):
- *   1. Xgemm (the tiled kernel of large sizes): candidates near known-good
- *      points for the device type, timed at the requested size with every
- *      size sent to Xgemm;
- *   2. XgemmDirect (small sizes): candidates timed at min(size, 256) with
+ *   1. Xgemm (the tiled kernel of large sizes): hill climbing, one
+ *      parameter at a time, from a known-good point for the device type,
+ *      timed at the requested size with every size sent to Xgemm;
+ *   2. XgemmDirect (small sizes): the same, timed at min(size, 256) with
  *      every size sent to XgemmDirect;
  *   3. the size where Xgemm starts to win (GemmRoutine's
  *      XGEMM_MIN_INDIRECT_SIZE), from both winners at 64..512.
  * Every candidate is checked against the host before it is timed. The
  * result is kept only where it beats the set in use before the search
  * (CLBlast's own unless a stored set was applied); it is stored as JSON and
- * applied at every later open of the device. */
+ * applied at every later open of the device. Each distinct set costs a
+ * build of CLBlast's GEMM program (seconds on PoCL, cached by the driver
+ * afterwards), hence the budget. CLBlast cannot go back to its own values
+ * within a process, so a process that searched keeps the last candidate
+ * where the search kept CLBlast's; later processes use what was stored. */
 #include "cl_internal.h"
 
 #include <cjson/cJSON.h>
@@ -95,7 +99,7 @@ typedef struct axis {
 } axis;
 
 static const axis xgemm_axes[] = {
-    {X_VWM, -1, 4, {1, 2, 4, 8}},   {X_VWN, -1, 4, {1, 2, 4, 8}},      {X_MWG, -1, 4, {16, 32, 64, 128}},
+    {X_VWM, -1, 5, {1, 2, 4, 8, 16}}, {X_VWN, -1, 5, {1, 2, 4, 8, 16}}, {X_MWG, -1, 4, {16, 32, 64, 128}},
     {X_NWG, -1, 4, {16, 32, 64, 128}}, {X_MDIMC, X_MDIMA, 4, {4, 8, 16, 32}}, {X_NDIMC, X_NDIMB, 4, {4, 8, 16, 32}},
     {X_KWG, -1, 3, {16, 32, 64}},   {X_KWI, -1, 2, {2, 8}},             {X_SA, -1, 2, {0, 1}},
     {X_SB, -1, 2, {0, 1}},
@@ -281,7 +285,7 @@ loom_status loom_cl_tune(void *bdev, const loom_tune_opts *o, loom_tune_report *
     cl_device_type type = 0;
     clGetDeviceInfo(d->id, CL_DEVICE_TYPE, sizeof type, &type, NULL);
     int gpu = (type & CL_DEVICE_TYPE_GPU) != 0;
-    t.total = 1 + nx_max + nd_max + 2 + 1;
+    t.total = 1 + nx_max + (nd_max > 0 ? nd_max + 1 : 0) + 2 + 1;
     loom_status s = make_buffers(&t, n);
     if (s != LOOM_OK) {
         free_buffers(&t);
@@ -306,10 +310,18 @@ loom_status loom_cl_tune(void *bdev, const loom_tune_opts *o, loom_tune_report *
     if (best_x <= baseline)
         best.has_xgemm = 0;
 
-    /* 2. XgemmDirect, every size sent to it. */
+    /* 2. XgemmDirect, every size sent to it; CLBlast's own first, which
+     * stays unless beaten. */
     best.min_indirect = ALL_DIRECT;
-    if (nd_max > 0)
-        climb_kernel(&t, &best, 1, gpu ? dseed_gpu : dseed_cpu, nd, nd_max);
+    if (nd_max > 0) {
+        double base_d = 0, best_d = 0;
+        if (!measure(&t, &best, nd, &base_d))
+            base_d = 0;
+        progress(&t, "XgemmDirect baseline: %.1f", base_d);
+        best_d = climb_kernel(&t, &best, 1, gpu ? dseed_gpu : dseed_cpu, nd, nd_max);
+        if (best_d <= base_d)
+            best.has_direct = 0;
+    }
     best.has_routine = 0;
 
     /* 3. Where Xgemm starts to win: the smallest size from which it is at
