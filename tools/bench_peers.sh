@@ -193,7 +193,8 @@ if kind == "loom":
     r = {"peer": "loom " + r["device"], "device_name": r.get("device_name"),
          "samples_per_s": r.get("fit_samples_per_s"), "last_epoch_samples_per_s": r.get("samples_per_s"),
          "test_accuracy": r["test_accuracy"], "epochs": r["epochs"], "batch": r["batch"],
-         "threads": int(threads), "fit_seconds": r.get("fit_seconds")}
+         "threads": int(threads), "fit_seconds": r.get("fit_seconds"), "epoch_seconds": r.get("epoch_seconds"),
+         "train_images": r.get("train_images")}
 def num(s):
     try:
         return float(s)
@@ -210,9 +211,10 @@ run_one() {
     local log=$work/run.log before
     before=$(load1)
     echo "bench_peers: batch $batch: $name (load $before) ..." >&2
-    if "$@" >"$log" 2>&1 && record "$kind" "$name" "$batch" "$log" "$before" 2>>"$log"; then
+    if "$@" >"$log" 2>&1 && record "$kind" "$name" "$batch" "$log" "$before" 2>"$work/record.err"; then
         return 0
     fi
+    cat "$work/record.err" >>"$log" 2>/dev/null
     note "$name" "batch $batch: the run failed: $(why "$log")"
 }
 

@@ -16,11 +16,15 @@ typedef struct progress {
     int quiet;
     int64_t steps_per_epoch;
     int64_t batch;
+    double epoch_s[64];         /* each epoch's training seconds, for --json */
+    int nepochs;
 } progress;
 
 static int on_progress(void *user, const loom_fit_stats *s)
 {
     progress *p = user;
+    if (s->end_of_epoch && p->nepochs < (int)(sizeof p->epoch_s / sizeof p->epoch_s[0]))
+        p->epoch_s[p->nepochs++] = s->seconds;
     if (p->quiet)
         return 0;
     char val[64] = "";
@@ -190,7 +194,7 @@ int cmd_train(int argc, char **argv)
             goto fail;
     }
     const loom_device_info *di = loom_device_get(dev);
-    progress pr = {isatty(1) && !json, json, 0, batch};
+    progress pr = {isatty(1) && !json, json, 0, batch, {0}, 0};
     if (!json)
         printf("training %s on %s (%s): %lld images, batch %lld, %d epochs, %s\n", loom_sequential_describe(m),
                di->spec, di->name, (long long)loom_dataset_count(train), (long long)batch, epochs, opt_s);
@@ -238,10 +242,14 @@ int cmd_train(int argc, char **argv)
         printf("{\"device\":\"%s\",\"device_name\":\"%s\",\"epochs\":%d,\"batch\":%lld,\"optimizer\":\"%s\","
                "\"train_images\":%lld,\"test_images\":%lld,\"test_accuracy\":%.6f,\"test_loss\":%.6f,"
                "\"train_loss\":%.6f,\"train_accuracy\":%.6f,\"train_seconds\":%.3f,\"samples_per_s\":%.1f,"
-               "\"fit_seconds\":%.3f,\"fit_samples_per_s\":%.1f,\"steps\":%lld,\"saved\":%s%s%s}\n",
+               "\"fit_seconds\":%.3f,\"fit_samples_per_s\":%.1f,\"steps\":%lld,\"saved\":%s%s%s,\"epoch_seconds\":[",
                di->spec, di->name, epochs, (long long)batch, opt_s, (long long)loom_dataset_count(train),
                (long long)ev.count, ev.accuracy, ev.loss, last.loss, last.accuracy, last.seconds * epochs, sps, fit_s,
-               fit_s > 0 ? (double)last.epoch * (double)loom_dataset_count(train) / fit_s : 0.0, (long long)last.step, save ? "\"" : "", save ? save : "null", save ? "\"" : "");
+               fit_s > 0 ? (double)last.epoch * (double)loom_dataset_count(train) / fit_s : 0.0,
+               (long long)last.step, save ? "\"" : "", save ? save : "null", save ? "\"" : "");
+        for (int i = 0; i < pr.nepochs; i++)
+            printf("%s%.3f", i ? "," : "", pr.epoch_s[i]);
+        printf("]}\n");
     } else {
         printf("test accuracy %.4f  test loss %.4f  (%lld images)\n", ev.accuracy, ev.loss, (long long)ev.count);
         printf("throughput    %.0f samples/s training on %s (last epoch)\n", sps, di->spec);
