@@ -78,11 +78,16 @@ START_TEST(test_load_fixture)
     ck_assert_int_eq(b.nfiles, 1);
     ck_assert_str_eq(b.files[0].hostname, "loom-ci-2core");
     ck_assert_int_eq(b.files[0].quick, 1);
-    ck_assert_int_eq(b.ncols, 3);
-    ck_assert_int_eq(b.nres, 52);
+    /* three devices, and the references measured in the same run, which
+     * the devices list does not name */
+    ck_assert_int_eq(b.ncols, 6);
+    ck_assert_int_eq(b.nres, 65);
     ck_assert_int_eq(b.skipped, 0);
     int cpu = column(&b, 0, "cpu"), vk = column(&b, 0, "vulkan:0"), cl = column(&b, 0, "opencl:0");
-    ck_assert(cpu >= 0 && vk >= 0 && cl >= 0);
+    int blas = column(&b, 0, "openblas"), clb = column(&b, 0, "clblast:0"), mc = column(&b, 0, "memcpy");
+    ck_assert(cpu >= 0 && vk >= 0 && cl >= 0 && blas >= 0 && clb >= 0 && mc >= 0);
+    ck_assert(!b.cols[cpu].reference && !b.cols[vk].reference && !b.cols[cl].reference);
+    ck_assert(b.cols[blas].reference && b.cols[clb].reference && b.cols[mc].reference);
     ck_assert_str_eq(b.cols[vk].label, "vulkan:0");
     ck_assert_str_eq(b.cols[vk].name, "llvmpipe (LLVM 15.0.6, 256 bits)");
 
@@ -111,6 +116,12 @@ START_TEST(test_load_fixture)
     r = dash_bench_find(&b, cl, "gemm", "sgemm 2048");
     ck_assert(r && !r->correct);
     ck_assert_int_eq(dash_bench_best(&b, "gemm", "sgemm 2048"), cpu);
+    /* OpenBLAS's 121 beats the cpu's 118, but a reference is not ranked */
+    r = dash_bench_find(&b, blas, "gemm", "sgemm 1024");
+    ck_assert(r && r->median > dash_bench_find(&b, cpu, "gemm", "sgemm 1024")->median);
+    ck_assert_int_eq(dash_bench_best(&b, "gemm", "sgemm 1024"), cpu);
+    /* and memcpy's 10.2 GB/s beats the cpu's 8.9 */
+    ck_assert_int_eq(dash_bench_best(&b, "bandwidth", "copy 64 MiB"), cpu);
     /* lower is better: the cpu's 1.8 us dispatch */
     ck_assert_int_eq(dash_bench_best(&b, "dispatch", "one dispatch, waited"), cpu);
     /* one device alone is not ranked */
@@ -201,12 +212,14 @@ START_TEST(test_two_files)
     ck_assert_msg(dash_bench_load(&b, f2, err, sizeof err) == 0, "%s", err);
     dash_bench_label(&b);
     ck_assert_int_eq(b.nfiles, 2);
-    ck_assert_int_eq(b.ncols, 6);
-    ck_assert_int_eq(b.nres, 104);
+    ck_assert_int_eq(b.ncols, 9);
+    ck_assert_int_eq(b.nres, 117);
     int a = column(&b, 0, "cpu"), z = column(&b, 1, "cpu");
     ck_assert(a >= 0 && z >= 0 && a != z);
     ck_assert_str_eq(b.cols[a].label, "loom-ci-2core cpu");
     ck_assert_str_eq(b.cols[z].label, "ws-ryzen16 cpu");
+    ck_assert_str_eq(b.cols[column(&b, 0, "openblas")].label, "loom-ci-2core openblas");
+    ck_assert_int_eq(column(&b, 1, "openblas"), -1); /* the second file has its references inline only */
     /* the second machine's cpu is the best sgemm 1024 of all */
     ck_assert_int_eq(dash_bench_best(&b, "gemm", "sgemm 1024"), z);
     /* its vulkan batch-256 inference is wrong: the best is another column */

@@ -17,9 +17,13 @@ typedef struct dash_bench_file {
     int quick;                  /* -1 when the file does not say */
 } dash_bench_file;
 
-/* One device of one file: a colour in the view. */
+/* One device of one file: a colour in the view. A reference measured in
+ * the same run (OpenBLAS, memcpy, CLBlast's defaults), which loom bench
+ * writes as results of a "device" its devices list does not have, is a
+ * column too, drawn hollow and never ranked. */
 typedef struct dash_bench_column {
     int file;
+    int reference;
     char spec[32], name[128], backend[16], driver[128];
     char label[96];             /* spec, or "host spec" when files are several */
 } dash_bench_column;
@@ -63,8 +67,9 @@ int dash_bench_suites(const dash_bench *b, const char **out, int max);
 int dash_bench_groups(const dash_bench *b, const char *suite, const char **out, int max);
 /* The result of one column in one group, or NULL. */
 const dash_bench_result *dash_bench_find(const dash_bench *b, int column, const char *suite, const char *name);
-/* The best correct result of a group (highest, or lowest when lower is
- * better), or -1 when fewer than two columns have a correct figure. */
+/* The best correct result of a device in a group (highest, or lowest when
+ * lower is better), or -1 when fewer than two devices have a correct
+ * figure. References are not ranked. */
 int dash_bench_best(const dash_bench *b, const char *suite, const char *name);
 
 #endif

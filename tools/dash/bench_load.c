@@ -133,6 +133,7 @@ int dash_bench_load(dash_bench *b, const char *path, char *err, size_t errlen)
     const cJSON *q = cJSON_GetObjectItemCaseSensitive(root, "quick");
     f->quick = cJSON_IsBool(q) ? cJSON_IsTrue(q) : -1;
 
+    int listed_devices = 0;
     const cJSON *d;
     cJSON_ArrayForEach(d, devices)
     {
@@ -148,7 +149,9 @@ int dash_bench_load(dash_bench *b, const char *path, char *err, size_t errlen)
         str(nb.cols[c].name, sizeof nb.cols[c].name, d, "name");
         str(nb.cols[c].backend, sizeof nb.cols[c].backend, d, "backend");
         str(nb.cols[c].driver, sizeof nb.cols[c].driver, d, "driver");
+        listed_devices++;
     }
+    int first_new = nb.ncols;
 
     int n = cJSON_GetArraySize(results);
     dash_bench_result *res = malloc(sizeof *res * (size_t)(b->nres + n));
@@ -195,6 +198,9 @@ int dash_bench_load(dash_bench *b, const char *path, char *err, size_t errlen)
             snprintf(err, errlen, "%s: more than %d devices in all", path, DASH_BENCH_MAX_COLUMNS);
             goto out;
         }
+        /* a column the devices list does not name holds a reference */
+        if (x.column >= first_new && listed_devices)
+            nb.cols[x.column].reference = 1;
         nb.res[nb.nres++] = x;
     }
     if (nb.nres == b->nres) {
@@ -287,7 +293,7 @@ int dash_bench_best(const dash_bench *b, const char *suite, const char *name)
     double v = 0;
     for (int c = 0; c < b->ncols; c++) {
         const dash_bench_result *r = dash_bench_find(b, c, suite, name);
-        if (!r || !r->correct || isnan(r->median))
+        if (!r || !r->correct || isnan(r->median) || b->cols[c].reference)
             continue;
         n++;
         if (best < 0 || (r->higher_is_better ? r->median > v : r->median < v)) {

@@ -17,6 +17,7 @@
 #define C_WRONG_STRIPE 0x6e1212
 #define C_REF 0xffffff
 #define C_BEST 0xffe27a
+#define C_REF_FILL 0x3a4150
 
 /* The devices' colours: no red, which says WRONG. */
 static const unsigned palette[] = {C_BLUE, C_ORANGE, C_PURPLE, C_CYAN, C_GREEN, C_PINK, C_YELLOW, 0x9aa4b5};
@@ -30,9 +31,13 @@ typedef struct bctx {
     float s;
 } bctx;
 
-static unsigned col_color(int c)
+/* Devices take the palette in turn; references (drawn hollow) skip it. */
+static unsigned col_color(const dash_bench *b, int c)
 {
-    return palette[c % NPAL];
+    int k = 0;
+    for (int i = 0; i < c; i++)
+        k += !b->cols[i].reference;
+    return palette[k % NPAL];
 }
 
 /* Text turned a quarter left, read bottom to top, starting at (x, y); its
@@ -124,10 +129,15 @@ static int bar_group(bctx *c, dash_rect r, float x, float w, const char *suite, 
         float h = isnan(q->median) ? full : (float)(q->median / top) * full;
         if (h < 1)
             h = 1;
+        int is_ref = b->cols[cols[k]].reference;
         if (!q->correct)
             stripes(bx, base - h, inner, h);
-        else
-            dash_fill(bx, base - h, inner, h, col_color(cols[k]));
+        else if (is_ref) {
+            /* a reference measured as a column of its own: hollow */
+            dash_fill(bx, base - h, inner, h, C_REF_FILL);
+            dash_outline((dash_rect){bx + 0.5f, base - h, inner - 1, h}, C_REF);
+        } else
+            dash_fill(bx, base - h, inner, h, col_color(b, cols[k]));
         drew = 1;
         if (q->correct && !isnan(q->ref_median)) {
             float rh = (float)(q->ref_median / top) * full;
@@ -154,7 +164,7 @@ static int bar_group(bctx *c, dash_rect r, float x, float w, const char *suite, 
         if (base - h - above - tw >= r.y + 2)
             text_up(lx, base - h - above, q->correct ? C_TEXT : C_WRONG, lab);
         else if (h - 4 >= tw)
-            text_up(lx, base - 3, 0x0b0d10, lab);
+            text_up(lx, base - 3, is_ref ? C_TEXT : 0x0b0d10, lab);
     }
     return drew;
 }
@@ -243,8 +253,11 @@ static float header(bctx *c)
     dash_fill(0, 0, (float)v->width, h, C_PANEL);
     float x = 10 + dash_text(10, 8, c->s + 1, C_TEXT, "loom bench") + 16;
     char t[256];
-    snprintf(t, sizeof t, "%d file%s, %d devices, %d results", b->nfiles, b->nfiles == 1 ? "" : "s", b->ncols,
-             b->nres);
+    int nref = 0;
+    for (int k = 0; k < b->ncols; k++)
+        nref += b->cols[k].reference;
+    snprintf(t, sizeof t, "%d file%s, %d devices, %d references, %d results", b->nfiles, b->nfiles == 1 ? "" : "s",
+             b->ncols - nref, nref, b->nres);
     dash_text(x, 8 + 3 * c->s, c->s, C_DIM, t);
     if (v->status)
         dash_text((float)v->width - dash_text_width(c->s, v->status) - 12, 8, c->s, C_GREEN, v->status);
@@ -281,7 +294,10 @@ static float header(bctx *c)
         float w = 10 * s + dash_text_width(s, lab) + 14 * s;
         if (x + w > (float)v->width - 10)
             break;
-        dash_fill(x, y + 2, 7 * s, 7 * s, col_color(k));
+        if (b->cols[k].reference)
+            dash_outline((dash_rect){x + 0.5f, y + 2.5f, 7 * s - 1, 7 * s - 1}, C_REF);
+        else
+            dash_fill(x, y + 2, 7 * s, 7 * s, col_color(b, k));
         x += 10 * s;
         x += dash_text(x, y, s, C_TEXT, lab) + 14 * s;
     }
