@@ -609,6 +609,68 @@ START_TEST(test_host_oom)
 }
 END_TEST
 
+/* ---- a lost device ----------------------------------------------------------- */
+
+/* VK_ERROR_DEVICE_LOST becomes LOOM_E_DEVICE naming the call; the device
+ * then refuses work with a clear message, and the context still runs
+ * graphs on its other devices. */
+START_TEST(test_device_lost)
+{
+    loom_ctx *ctx = tu_ctx();
+    if (!have_vulkan(ctx)) {
+        loom_ctx_destroy(ctx);
+        return;
+    }
+    loom_device *dev = tu_open(ctx, "vulkan:0");
+    vk_dev *vd = ((struct loom_device *)dev)->bdev;
+    loom_state *st;
+    loom_graph *g;
+    ck_assert_int_eq(loom_state_create(dev, &st), LOOM_OK);
+    ck_assert_int_eq(loom_graph_create(ctx, &g), LOOM_OK);
+    int64_t s1[1] = {4};
+    loom_tensor x = loom_input(g, "x", LOOM_F32, 1, s1);
+    loom_output(g, loom_relu(g, x), "y");
+    loom_program *p = NULL;
+    ck_assert_int_eq(loom_compile(g, dev, st, NULL, &p), LOOM_OK);
+    ck_assert_int_eq(vk_fail(vd, VK_ERROR_DEVICE_LOST, "vkQueueSubmit", "of a test"), LOOM_E_DEVICE);
+    ck_assert_msg(strstr(loom_last_error(ctx), "vkQueueSubmit") && strstr(loom_last_error(ctx), "VK_ERROR_DEVICE_LOST"),
+                  "%s", loom_last_error(ctx));
+    ck_assert_int_eq(loom_program_run(p), LOOM_E_DEVICE);
+    ck_assert_msg(strstr(loom_last_error(ctx), "lost") && strstr(loom_last_error(ctx), "program"), "%s",
+                  loom_last_error(ctx));
+    float v[4] = {1, -1, 2, -2};
+    ck_assert_int_eq(loom_program_set_input(p, "x", v, sizeof v), LOOM_E_DEVICE);
+    loom_program *p2 = NULL;
+    ck_assert_int_eq(loom_compile(g, dev, st, NULL, &p2), LOOM_E_DEVICE);
+    ck_assert_int_eq(vk_fail(vd, VK_ERROR_OUT_OF_DEVICE_MEMORY, "vkAllocateMemory", "of a test"), LOOM_E_OOM);
+    loom_program_destroy(p);
+    loom_graph_destroy(g);
+    loom_state_destroy(st);
+    loom_device_close(dev);
+    /* The context goes on: a graph on the CPU, and a fresh open of the
+     * Vulkan device. */
+    loom_device *cpu = tu_open(ctx, "cpu");
+    ck_assert_int_eq(loom_state_create(cpu, &st), LOOM_OK);
+    ck_assert_int_eq(loom_graph_create(ctx, &g), LOOM_OK);
+    x = loom_input(g, "x", LOOM_F32, 1, s1);
+    loom_output(g, loom_relu(g, x), "y");
+    ck_assert_int_eq(loom_compile(g, cpu, st, NULL, &p), LOOM_OK);
+    ck_assert_int_eq(loom_program_set_input(p, "x", v, sizeof v), LOOM_OK);
+    ck_assert_int_eq(loom_program_run(p), LOOM_OK);
+    float y[4];
+    ck_assert_int_eq(loom_program_read(p, "y", y, sizeof y), LOOM_OK);
+    ck_assert(y[0] == 1 && y[1] == 0 && y[2] == 2 && y[3] == 0);
+    loom_program_destroy(p);
+    loom_graph_destroy(g);
+    loom_state_destroy(st);
+    loom_device_close(cpu);
+    dev = tu_open(ctx, "vulkan:0");
+    loom_device_close(dev);
+    no_validation_errors(ctx);
+    loom_ctx_destroy(ctx);
+}
+END_TEST
+
 /* ---- timestamps ----------------------------------------------------------- */
 
 START_TEST(test_timestamps)
@@ -890,6 +952,7 @@ int main(void)
     tcase_add_test(tc, test_suballocation);
     tcase_add_test(tc, test_staged_state);
     tcase_add_test(tc, test_host_oom);
+    tcase_add_test(tc, test_device_lost);
     suite_add_tcase(s, tc);
     tc = tcase_create("profiling");
     tcase_set_timeout(tc, 600);
