@@ -445,9 +445,10 @@ START_TEST(test_suballocation)
 }
 END_TEST
 
-/* State tensors in memory the host cannot map: uploads and downloads go
- * through the staging buffer, and a program's updates reach them. */
-START_TEST(test_staged_state)
+/* Memory the host cannot map, as on a discrete GPU: state writes and
+ * inputs wait in the upload buffer for the next submit, reads go through
+ * the staging buffer, and a program's updates reach the state. */
+START_TEST(test_staged_memory)
 {
     loom_ctx *ctx = tu_ctx();
     if (!have_vulkan(ctx)) {
@@ -457,34 +458,56 @@ START_TEST(test_staged_state)
     loom_device *dev = tu_open(ctx, "vulkan:0");
     vk_dev *vd = ((struct loom_device *)dev)->bdev;
     ck_assert_ptr_null(vd->blocks[LOOM_LIFE_STATE]);
-    vd->mapped[LOOM_LIFE_STATE] = 0; /* as on a discrete GPU */
+    ck_assert_ptr_null(vd->blocks[LOOM_LIFE_ARENA]);
+    vd->mapped[LOOM_LIFE_STATE] = vd->mapped[LOOM_LIFE_ARENA] = 0;
     loom_state *st;
     ck_assert_int_eq(loom_state_create(dev, &st), LOOM_OK);
     enum { N = 3000 };
-    static float w[N], got[N];
+    static float w[N], x[N], got[N], wx[N];
     tu_fill(w, N, 9, -1, 1);
     int64_t shape[1] = {N};
     ck_assert_int_eq(loom_state_write(st, "w", LOOM_F32, 1, shape, w), LOOM_OK);
     ck_assert_ptr_null(vd->blocks[LOOM_LIFE_STATE]->map);
+    ck_assert_int_gt(vd->ncopies, 0); /* queued, not yet on the device */
     ck_assert_int_eq(loom_state_read(st, "w", got, sizeof got), LOOM_OK);
+    ck_assert_int_eq(vd->ncopies, 0);
     ck_assert_mem_eq(got, w, sizeof w);
-    /* loss = sum(w * w): one SGD step gives w - lr * 2 w. */
+    /* loss = sum((w x)^2); SGD: w -= lr 2 x^2 w. */
     loom_graph *g;
     ck_assert_int_eq(loom_graph_create(ctx, &g), LOOM_OK);
     loom_tensor pw = loom_param(g, "w", LOOM_F32, 1, shape, 1);
-    loom_tensor loss = loom_sum_all(g, loom_square(g, pw));
+    loom_tensor tx = loom_input(g, "x", LOOM_F32, 1, shape);
+    loom_tensor m = loom_mul(g, pw, tx);
+    loom_tensor loss = loom_sum_all(g, loom_square(g, m));
     loom_output(g, loss, "loss");
+    loom_output(g, m, "wx");
     ck_assert_int_eq(loom_backward(g, loss, NULL, 0), LOOM_OK);
     loom_optimizer opt = loom_optimizer_default(LOOM_OPT_SGD);
-    opt.lr = 0.25f;
+    opt.lr = 0.125f;
     ck_assert_int_eq(loom_optimize(g, &opt), LOOM_OK);
     loom_program *p = NULL;
     ck_assert_msg(loom_compile(g, dev, st, NULL, &p) == LOOM_OK, "%s", loom_last_error(ctx));
-    ck_assert_int_eq(loom_program_run(p), LOOM_OK);
-    ck_assert_int_eq(loom_state_read(st, "w", got, sizeof got), LOOM_OK);
-    for (int i = 0; i < N; i++)
-        ck_assert_msg(fabsf(got[i] - 0.5f * w[i]) <= 1e-6f, "w[%d] = %g after the step, expected %g", i,
-                      (double)got[i], (double)(0.5f * w[i]));
+    ck_assert_ptr_null(vd->blocks[LOOM_LIFE_ARENA]->map);
+    for (int step = 0; step < 2; step++) {
+        tu_fill(x, N, 20u + (uint32_t)step, -1, 1);
+        ck_assert_int_eq(loom_program_set_input(p, "x", x, sizeof x), LOOM_OK);
+        ck_assert_int_gt(vd->ncopies, 0);
+        ck_assert_int_eq(loom_program_run(p), LOOM_OK);
+        ck_assert_int_eq(vd->ncopies, 0);
+        ck_assert_int_eq(loom_program_read(p, "wx", wx, sizeof wx), LOOM_OK);
+        double ref = 0;
+        for (int i = 0; i < N; i++) {
+            ck_assert_msg(wx[i] == w[i] * x[i], "step %d: wx[%d] = %g, expected %g", step, i, (double)wx[i],
+                          (double)(w[i] * x[i]));
+            ref += (double)wx[i] * wx[i];
+            w[i] -= 0.125f * (2.0f * wx[i] * x[i]);
+        }
+        float lv;
+        ck_assert_int_eq(loom_program_read(p, "loss", &lv, sizeof lv), LOOM_OK);
+        ck_assert_msg(fabs(lv - ref) <= 1e-4 * ref, "step %d: loss %g, expected %g", step, (double)lv, ref);
+        ck_assert_int_eq(loom_state_read(st, "w", got, sizeof got), LOOM_OK);
+        tu_assert_close(got, w, N, 1e-6, 1e-5);
+    }
     loom_program_destroy(p);
     loom_graph_destroy(g);
     loom_state_destroy(st);
@@ -950,7 +973,7 @@ int main(void)
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_binding_limit);
     tcase_add_test(tc, test_suballocation);
-    tcase_add_test(tc, test_staged_state);
+    tcase_add_test(tc, test_staged_memory);
     tcase_add_test(tc, test_host_oom);
     tcase_add_test(tc, test_device_lost);
     suite_add_tcase(s, tc);

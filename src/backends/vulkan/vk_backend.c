@@ -426,16 +426,27 @@ loom_status vk_submit_wait(vk_dev *d, VkCommandBuffer cb, const char *what)
     if (d->lost)
         return loom_fail(d->ctx, LOOM_E_DEVICE, "%s (%s): the device was lost earlier; cannot run %s", d->info->spec,
                          d->info->name, what);
+    int uploads = 0;
+    LOOM_TRY(vk_record_uploads(d, &uploads));
+    VkCommandBuffer cbs[2];
+    uint32_t n = 0;
+    if (uploads)
+        cbs[n++] = d->upload_cb;
+    if (cb)
+        cbs[n++] = cb;
+    if (n == 0)
+        return LOOM_OK;
     VkResult r = vkResetFences(d->dev, 1, &d->fence);
     if (r != VK_SUCCESS)
         return vk_fail(d, r, "vkResetFences", "before %s", what);
-    VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &cb};
+    VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = n, .pCommandBuffers = cbs};
     r = vkQueueSubmit(d->queue, 1, &si, d->fence);
     if (r != VK_SUCCESS)
         return vk_fail(d, r, "vkQueueSubmit", "of %s", what);
     r = vkWaitForFences(d->dev, 1, &d->fence, VK_TRUE, UINT64_MAX);
     if (r != VK_SUCCESS)
         return vk_fail(d, r, "vkWaitForFences", "for %s", what);
+    vk_uploads_done(d);
     return LOOM_OK;
 }
 

@@ -115,6 +115,11 @@ enum {
                                          drivers): reduce per invocation */
 };
 
+typedef struct vk_copy {
+    VkBuffer dst;
+    VkBufferCopy region;        /* from the upload buffer */
+} vk_copy;
+
 typedef struct vk_dev {
     loom_ctx *ctx;
     vk_state *s;
@@ -137,6 +142,14 @@ typedef struct vk_dev {
     uint32_t nallocs;
     uint64_t align;
     vk_buf *staging;            /* transfer space when memory is not mapped */
+    /* Writes to unmapped memory wait in `upload` until the next submit,
+     * which copies them first: a training step's batch goes up in the
+     * step's own submit. */
+    vk_buf *upload;
+    uint64_t upload_used;
+    vk_copy *copies;
+    int ncopies, capcopies;
+    VkCommandBuffer upload_cb;
     vk_buf *scratch;            /* bound to unused bindings and warm-ups */
     VkBufferView scratch_view;
 
@@ -199,7 +212,8 @@ loom_status vk_fail(vk_dev *d, VkResult r, const char *call, const char *fmt, ..
 #endif
     ;
 const char *vk_result_str(VkResult r);
-/* Runs one command buffer of one-off work and waits for it. */
+/* Submits the pending uploads (vk_memory.c), then cb (may be
+ * VK_NULL_HANDLE), and waits for both. */
 loom_status vk_submit_wait(vk_dev *d, VkCommandBuffer cb, const char *what);
 loom_status vk_begin_oneoff(vk_dev *d, VkCommandBuffer *cb, const char *what);
 void vk_end_oneoff(vk_dev *d, VkCommandBuffer cb);
@@ -214,6 +228,11 @@ loom_status vk_buffer_write(void *bdev, void *buf, uint64_t offset, const void *
 loom_status vk_buffer_read(void *bdev, void *buf, uint64_t offset, void *dst, uint64_t bytes);
 /* Host pointer of a mapped buffer (NULL if its memory is not mapped). */
 void *vk_buffer_map(const vk_buf *b);
+/* Gives the driver back every empty state and arena block. */
+void vk_memory_trim(vk_dev *d);
+/* Records the pending uploads into d->upload_cb; 0 if there are none. */
+loom_status vk_record_uploads(vk_dev *d, int *any);
+void vk_uploads_done(vk_dev *d);
 
 /* ---- vk_pipeline.c ------------------------------------------------------ */
 
