@@ -291,9 +291,12 @@ static void fill_info(VkInstance inst, VkPhysicalDevice pd, loom_device_info *d,
     d->shared_memory_bytes = p->limits.maxComputeSharedMemorySize;
     d->fp16 = f16.shaderFloat16 != 0;
     d->int8 = f16.shaderInt8 != 0;
-    /* Every kernel needs a compute queue and 10 storage buffers per stage. */
+    /* The kernels need a compute queue, 10 storage buffers per stage,
+     * 128 bytes of push constants and workgroups of 256 invocations. */
     d->can_run = lim->queue_family != UINT32_MAX && lim->max_storage_per_stage >= VK_MAX_BINDINGS &&
-                 lim->max_push >= 128;
+                 lim->max_push >= 128 && p->limits.maxComputeWorkGroupInvocations >= 256 &&
+                 p->limits.maxComputeWorkGroupSize[0] >= 256 && p->limits.maxComputeWorkGroupSize[1] >= 16 &&
+                 p->limits.maxComputeSharedMemorySize >= 8192;
 }
 
 static void free_state(vk_state *s)
