@@ -694,6 +694,96 @@ START_TEST(test_device_lost)
 }
 END_TEST
 
+/* ---- custom GLSL kernels ----------------------------------------------------- */
+
+static const char *custom_glsl =
+    "#version 450\n"
+    "layout(local_size_x = 64) in;\n"
+    "layout(set = 0, binding = 0) readonly buffer A { float a[]; };\n"
+    "layout(set = 0, binding = 1) readonly buffer B { float b[]; };\n"
+    "layout(set = 0, binding = 2) writeonly buffer Y { float y[]; };\n"
+    "layout(push_constant) uniform Counts { uint n[9]; } pc;\n"
+    "void main() {\n"
+    "    uint i = gl_GlobalInvocationID.x;\n"
+    "    if (i < pc.n[0])\n"
+    "        y[i] = a[i] * b[i % pc.n[2]] + float(pc.n[1]);\n"
+    "}\n";
+
+/* relu(x) -> custom(., w) -> scale: the kernel's result in a graph. */
+static loom_status custom_graph(loom_ctx *ctx, loom_device *dev, const char *glsl, float *out)
+{
+    enum { N = 1000, NB = 7 };
+    loom_state *st;
+    loom_graph *g;
+    ck_assert_int_eq(loom_state_create(dev, &st), LOOM_OK);
+    ck_assert_int_eq(loom_graph_create(ctx, &g), LOOM_OK);
+    int64_t xs[1] = {N}, ws[1] = {NB};
+    float x[N], w[NB];
+    tu_fill(x, N, 4, -1, 1);
+    tu_fill(w, NB, 5, -1, 1);
+    loom_tensor in[2] = {loom_relu(g, loom_constant(g, "x", LOOM_F32, 1, xs, x)),
+                         loom_constant(g, "w", LOOM_F32, 1, ws, w)};
+    uint32_t groups[3] = {(N + 63) / 64, 1, 1};
+    loom_tensor c = loom_custom_op(g, "axpb", glsl, 2, in, LOOM_F32, 1, xs, groups);
+    ck_assert_msg(c.id != 0, "%s", loom_graph_error(g));
+    loom_output(g, loom_scale(g, c, 0.5f), "y");
+    loom_program *p = NULL;
+    loom_status s = loom_compile(g, dev, st, NULL, &p);
+    if (s == LOOM_OK) {
+        ck_assert_int_eq(loom_program_run(p), LOOM_OK);
+        ck_assert_int_eq(loom_program_read(p, "y", out, N * 4), LOOM_OK);
+        for (int i = 0; i < N; i++) {
+            float ref = 0.5f * ((x[i] > 0 ? x[i] : 0) * w[i % NB] + (float)N);
+            ck_assert_msg(fabsf(out[i] - ref) <= 1e-5f * fabsf(ref), "y[%d] = %g, expected %g", i, (double)out[i],
+                          (double)ref);
+        }
+    }
+    loom_program_destroy(p);
+    loom_graph_destroy(g);
+    loom_state_destroy(st);
+    return s;
+}
+
+START_TEST(test_custom_op)
+{
+    loom_ctx *ctx = tu_ctx();
+    if (!have_vulkan(ctx)) {
+        loom_ctx_destroy(ctx);
+        return;
+    }
+    static float out[1000];
+    loom_device *dev = tu_open(ctx, "vulkan:0");
+    vk_dev *vd = ((struct loom_device *)dev)->bdev;
+    ck_assert_msg(custom_graph(ctx, dev, custom_glsl, out) == LOOM_OK, "%s", loom_last_error(ctx));
+    ck_assert_int_eq(vd->ncustom, 1);
+    /* The same source again: compiled once per device. */
+    ck_assert_int_eq(custom_graph(ctx, dev, custom_glsl, out), LOOM_OK);
+    ck_assert_int_eq(vd->ncustom, 1);
+    /* A GLSL error: the compile fails with the compiler's words. */
+    const char *broken = "#version 450\nlayout(local_size_x = 1) in;\nvoid main() { undeclared_thing = 1; }\n";
+    ck_assert_int_eq(custom_graph(ctx, dev, broken, out), LOOM_E_INVALID);
+    const char *msg = loom_last_error(ctx);
+    ck_assert_msg(strstr(msg, "axpb") && strstr(msg, "undeclared_thing") && strstr(msg, "error"), "%s", msg);
+    ck_assert_int_eq(vd->ncustom, 1);
+    no_validation_errors(ctx);
+    loom_device_close(dev);
+    /* Backends without custom kernels refuse the node. */
+    loom_device *cpu = tu_open(ctx, "cpu");
+    ck_assert_int_eq(custom_graph(ctx, cpu, custom_glsl, out), LOOM_E_UNSUPPORTED);
+    ck_assert_msg(strstr(loom_last_error(ctx), "custom"), "%s", loom_last_error(ctx));
+    loom_device_close(cpu);
+    /* Bad arguments are sticky graph errors. */
+    loom_graph *g;
+    ck_assert_int_eq(loom_graph_create(ctx, &g), LOOM_OK);
+    int64_t s1[1] = {4};
+    uint32_t zero[3] = {0, 1, 1};
+    ck_assert_int_eq(loom_custom_op(g, "c", custom_glsl, 0, NULL, LOOM_F32, 1, s1, zero).id, 0);
+    ck_assert_int_eq(loom_graph_status(g), LOOM_E_INVALID);
+    loom_graph_destroy(g);
+    loom_ctx_destroy(ctx);
+}
+END_TEST
+
 /* ---- timestamps ----------------------------------------------------------- */
 
 START_TEST(test_timestamps)
@@ -976,6 +1066,10 @@ int main(void)
     tcase_add_test(tc, test_staged_memory);
     tcase_add_test(tc, test_host_oom);
     tcase_add_test(tc, test_device_lost);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("custom");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, test_custom_op);
     suite_add_tcase(s, tc);
     tc = tcase_create("profiling");
     tcase_set_timeout(tc, 600);

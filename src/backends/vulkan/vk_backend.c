@@ -460,6 +460,7 @@ static void device_free(vk_dev *d)
         vkDeviceWaitIdle(d->dev);
         vk_pcache_save(d);
         vk_pipes_destroy(d);
+        vk_customs_destroy(d);
         vk_memory_shutdown(d);
         if (d->pcache)
             vkDestroyPipelineCache(d->dev, d->pcache, NULL);

@@ -6,6 +6,7 @@
  *   vk_kernels.c  each op as dispatches: shader, bindings, push constants
  *   vk_program.c  prepare (descriptor sets, barriers, the recording), run
  *   vk_tune.c     per-device choices measured once and cached as JSON
+ *   vk_custom.c   users' GLSL kernels, compiled with libshaderc
  */
 #ifndef LOOM_VK_INTERNAL_H
 #define LOOM_VK_INTERNAL_H
@@ -158,6 +159,8 @@ typedef struct vk_dev {
     int npipes, cappipes;
     VkPipelineCache pcache;
     int pcache_dirty;
+    struct vk_custom **customs; /* compiled custom kernels (vk_custom.c) */
+    int ncustom, capcustom;
     char pcache_path[600];
 } vk_dev;
 
@@ -266,6 +269,12 @@ loom_status vk_prepare(void *bdev, const loom_exec_program *prog, void **bprog);
 loom_status vk_run(void *bprog, const loom_run_args *args);
 void vk_release(void *bprog);
 loom_status vk_timestamps(void *bprog, double *start_ns, double *end_ns, int n);
+
+/* ---- vk_custom.c -------------------------------------------------------- */
+
+/* The dispatch of a LOOM_OP_CUSTOM node (its GLSL compiled on first use). */
+loom_status vk_plan_custom(vk_prog *p, const loom_exec_node *x);
+void vk_customs_destroy(vk_dev *d);
 
 /* ---- vk_tune.c ---------------------------------------------------------- */
 
