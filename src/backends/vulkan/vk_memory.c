@@ -132,6 +132,11 @@ void vk_memory_shutdown(vk_dev *d)
         vkFreeCommandBuffers(d->dev, d->cmd_pool, 1, &d->upload_cb);
     if (d->scratch_view)
         vkDestroyBufferView(d->dev, d->scratch_view, NULL);
+    /* The device's own buffers: their blocks go below. */
+    vk_buf *own[3] = {d->scratch, d->staging, d->upload};
+    for (int i = 0; i < 3; i++)
+        loom_free(d->ctx, own[i], sizeof *own[i]);
+    d->scratch = d->staging = d->upload = NULL;
     for (int l = 0; l < VK_LIFETIMES; l++) {
         vk_block *b = d->blocks[l];
         while (b) {
