@@ -410,6 +410,21 @@ loom_status loom_model_config_read(loom_ctx *ctx, const char *path, loom_model_c
  * architecture; on any error the model is unchanged. */
 loom_status loom_sequential_restore(loom_sequential *m, const char *path);
 
+/* ---- custom GLSL kernels (Vulkan: src/backends/vulkan/vk_custom.c) ---- */
+
+/* A compute shader of your own as a node. `glsl` is a complete GLSL 450
+ * compute shader: binding i of set 0 is inputs[i] (a storage buffer),
+ * binding nin the output, of the given dtype and shape (32-bit dtypes); its
+ * push constants may declare `uint n[9]`: the output's element count, then
+ * each input's. It runs as groups[0] x groups[1] x groups[2] workgroups.
+ * The source is compiled (libshaderc) when the graph is compiled for a
+ * Vulkan device: a GLSL error makes loom_compile return LOOM_E_INVALID with
+ * the compiler's messages; other backends refuse the node with
+ * LOOM_E_UNSUPPORTED. It has no gradient. */
+#define LOOM_CUSTOM_MAX_INPUTS 8
+loom_tensor loom_custom_op(loom_graph *g, const char *name, const char *glsl, int nin, const loom_tensor *inputs,
+                           loom_dtype dtype, int ndim, const int64_t *shape, const uint32_t groups[3]);
+
 /* ---- state and programs ------------------------------------------------- */
 
 /* The persistent tensors of a model on one device. */

@@ -445,9 +445,10 @@ START_TEST(test_suballocation)
 }
 END_TEST
 
-/* State tensors in memory the host cannot map: uploads and downloads go
- * through the staging buffer, and a program's updates reach them. */
-START_TEST(test_staged_state)
+/* Memory the host cannot map, as on a discrete GPU: state writes and
+ * inputs wait in the upload buffer for the next submit, reads go through
+ * the staging buffer, and a program's updates reach the state. */
+START_TEST(test_staged_memory)
 {
     loom_ctx *ctx = tu_ctx();
     if (!have_vulkan(ctx)) {
@@ -457,34 +458,56 @@ START_TEST(test_staged_state)
     loom_device *dev = tu_open(ctx, "vulkan:0");
     vk_dev *vd = ((struct loom_device *)dev)->bdev;
     ck_assert_ptr_null(vd->blocks[LOOM_LIFE_STATE]);
-    vd->mapped[LOOM_LIFE_STATE] = 0; /* as on a discrete GPU */
+    ck_assert_ptr_null(vd->blocks[LOOM_LIFE_ARENA]);
+    vd->mapped[LOOM_LIFE_STATE] = vd->mapped[LOOM_LIFE_ARENA] = 0;
     loom_state *st;
     ck_assert_int_eq(loom_state_create(dev, &st), LOOM_OK);
     enum { N = 3000 };
-    static float w[N], got[N];
+    static float w[N], x[N], got[N], wx[N];
     tu_fill(w, N, 9, -1, 1);
     int64_t shape[1] = {N};
     ck_assert_int_eq(loom_state_write(st, "w", LOOM_F32, 1, shape, w), LOOM_OK);
     ck_assert_ptr_null(vd->blocks[LOOM_LIFE_STATE]->map);
+    ck_assert_int_gt(vd->ncopies, 0); /* queued, not yet on the device */
     ck_assert_int_eq(loom_state_read(st, "w", got, sizeof got), LOOM_OK);
+    ck_assert_int_eq(vd->ncopies, 0);
     ck_assert_mem_eq(got, w, sizeof w);
-    /* loss = sum(w * w): one SGD step gives w - lr * 2 w. */
+    /* loss = sum((w x)^2); SGD: w -= lr 2 x^2 w. */
     loom_graph *g;
     ck_assert_int_eq(loom_graph_create(ctx, &g), LOOM_OK);
     loom_tensor pw = loom_param(g, "w", LOOM_F32, 1, shape, 1);
-    loom_tensor loss = loom_sum_all(g, loom_square(g, pw));
+    loom_tensor tx = loom_input(g, "x", LOOM_F32, 1, shape);
+    loom_tensor m = loom_mul(g, pw, tx);
+    loom_tensor loss = loom_sum_all(g, loom_square(g, m));
     loom_output(g, loss, "loss");
+    loom_output(g, m, "wx");
     ck_assert_int_eq(loom_backward(g, loss, NULL, 0), LOOM_OK);
     loom_optimizer opt = loom_optimizer_default(LOOM_OPT_SGD);
-    opt.lr = 0.25f;
+    opt.lr = 0.125f;
     ck_assert_int_eq(loom_optimize(g, &opt), LOOM_OK);
     loom_program *p = NULL;
     ck_assert_msg(loom_compile(g, dev, st, NULL, &p) == LOOM_OK, "%s", loom_last_error(ctx));
-    ck_assert_int_eq(loom_program_run(p), LOOM_OK);
-    ck_assert_int_eq(loom_state_read(st, "w", got, sizeof got), LOOM_OK);
-    for (int i = 0; i < N; i++)
-        ck_assert_msg(fabsf(got[i] - 0.5f * w[i]) <= 1e-6f, "w[%d] = %g after the step, expected %g", i,
-                      (double)got[i], (double)(0.5f * w[i]));
+    ck_assert_ptr_null(vd->blocks[LOOM_LIFE_ARENA]->map);
+    for (int step = 0; step < 2; step++) {
+        tu_fill(x, N, 20u + (uint32_t)step, -1, 1);
+        ck_assert_int_eq(loom_program_set_input(p, "x", x, sizeof x), LOOM_OK);
+        ck_assert_int_gt(vd->ncopies, 0);
+        ck_assert_int_eq(loom_program_run(p), LOOM_OK);
+        ck_assert_int_eq(vd->ncopies, 0);
+        ck_assert_int_eq(loom_program_read(p, "wx", wx, sizeof wx), LOOM_OK);
+        double ref = 0;
+        for (int i = 0; i < N; i++) {
+            ck_assert_msg(wx[i] == w[i] * x[i], "step %d: wx[%d] = %g, expected %g", step, i, (double)wx[i],
+                          (double)(w[i] * x[i]));
+            ref += (double)wx[i] * wx[i];
+            w[i] -= 0.125f * (2.0f * wx[i] * x[i]);
+        }
+        float lv;
+        ck_assert_int_eq(loom_program_read(p, "loss", &lv, sizeof lv), LOOM_OK);
+        ck_assert_msg(fabs(lv - ref) <= 1e-4 * ref, "step %d: loss %g, expected %g", step, (double)lv, ref);
+        ck_assert_int_eq(loom_state_read(st, "w", got, sizeof got), LOOM_OK);
+        tu_assert_close(got, w, N, 1e-6, 1e-5);
+    }
     loom_program_destroy(p);
     loom_graph_destroy(g);
     loom_state_destroy(st);
@@ -605,6 +628,158 @@ START_TEST(test_host_oom)
     ck_assert_int_gt(failures, 10);
     no_validation_errors(ctx);
     loom_device_close(dev);
+    loom_ctx_destroy(ctx);
+}
+END_TEST
+
+/* ---- a lost device ----------------------------------------------------------- */
+
+/* VK_ERROR_DEVICE_LOST becomes LOOM_E_DEVICE naming the call; the device
+ * then refuses work with a clear message, and the context still runs
+ * graphs on its other devices. */
+START_TEST(test_device_lost)
+{
+    loom_ctx *ctx = tu_ctx();
+    if (!have_vulkan(ctx)) {
+        loom_ctx_destroy(ctx);
+        return;
+    }
+    loom_device *dev = tu_open(ctx, "vulkan:0");
+    vk_dev *vd = ((struct loom_device *)dev)->bdev;
+    loom_state *st;
+    loom_graph *g;
+    ck_assert_int_eq(loom_state_create(dev, &st), LOOM_OK);
+    ck_assert_int_eq(loom_graph_create(ctx, &g), LOOM_OK);
+    int64_t s1[1] = {4};
+    loom_tensor x = loom_input(g, "x", LOOM_F32, 1, s1);
+    loom_output(g, loom_relu(g, x), "y");
+    loom_program *p = NULL;
+    ck_assert_int_eq(loom_compile(g, dev, st, NULL, &p), LOOM_OK);
+    ck_assert_int_eq(vk_fail(vd, VK_ERROR_DEVICE_LOST, "vkQueueSubmit", "of a test"), LOOM_E_DEVICE);
+    ck_assert_msg(strstr(loom_last_error(ctx), "vkQueueSubmit") && strstr(loom_last_error(ctx), "VK_ERROR_DEVICE_LOST"),
+                  "%s", loom_last_error(ctx));
+    ck_assert_int_eq(loom_program_run(p), LOOM_E_DEVICE);
+    ck_assert_msg(strstr(loom_last_error(ctx), "lost") && strstr(loom_last_error(ctx), "program"), "%s",
+                  loom_last_error(ctx));
+    float v[4] = {1, -1, 2, -2};
+    ck_assert_int_eq(loom_program_set_input(p, "x", v, sizeof v), LOOM_E_DEVICE);
+    loom_program *p2 = NULL;
+    ck_assert_int_eq(loom_compile(g, dev, st, NULL, &p2), LOOM_E_DEVICE);
+    ck_assert_int_eq(vk_fail(vd, VK_ERROR_OUT_OF_DEVICE_MEMORY, "vkAllocateMemory", "of a test"), LOOM_E_OOM);
+    loom_program_destroy(p);
+    loom_graph_destroy(g);
+    loom_state_destroy(st);
+    loom_device_close(dev);
+    /* The context goes on: a graph on the CPU, and a fresh open of the
+     * Vulkan device. */
+    loom_device *cpu = tu_open(ctx, "cpu");
+    ck_assert_int_eq(loom_state_create(cpu, &st), LOOM_OK);
+    ck_assert_int_eq(loom_graph_create(ctx, &g), LOOM_OK);
+    x = loom_input(g, "x", LOOM_F32, 1, s1);
+    loom_output(g, loom_relu(g, x), "y");
+    ck_assert_int_eq(loom_compile(g, cpu, st, NULL, &p), LOOM_OK);
+    ck_assert_int_eq(loom_program_set_input(p, "x", v, sizeof v), LOOM_OK);
+    ck_assert_int_eq(loom_program_run(p), LOOM_OK);
+    float y[4];
+    ck_assert_int_eq(loom_program_read(p, "y", y, sizeof y), LOOM_OK);
+    ck_assert(y[0] == 1 && y[1] == 0 && y[2] == 2 && y[3] == 0);
+    loom_program_destroy(p);
+    loom_graph_destroy(g);
+    loom_state_destroy(st);
+    loom_device_close(cpu);
+    dev = tu_open(ctx, "vulkan:0");
+    loom_device_close(dev);
+    no_validation_errors(ctx);
+    loom_ctx_destroy(ctx);
+}
+END_TEST
+
+/* ---- custom GLSL kernels ----------------------------------------------------- */
+
+static const char *custom_glsl =
+    "#version 450\n"
+    "layout(local_size_x = 64) in;\n"
+    "layout(set = 0, binding = 0) readonly buffer A { float a[]; };\n"
+    "layout(set = 0, binding = 1) readonly buffer B { float b[]; };\n"
+    "layout(set = 0, binding = 2) writeonly buffer Y { float y[]; };\n"
+    "layout(push_constant) uniform Counts { uint n[9]; } pc;\n"
+    "void main() {\n"
+    "    uint i = gl_GlobalInvocationID.x;\n"
+    "    if (i < pc.n[0])\n"
+    "        y[i] = a[i] * b[i % pc.n[2]] + float(pc.n[1]);\n"
+    "}\n";
+
+/* relu(x) -> custom(., w) -> scale: the kernel's result in a graph. */
+static loom_status custom_graph(loom_ctx *ctx, loom_device *dev, const char *glsl, float *out)
+{
+    enum { N = 1000, NB = 7 };
+    loom_state *st;
+    loom_graph *g;
+    ck_assert_int_eq(loom_state_create(dev, &st), LOOM_OK);
+    ck_assert_int_eq(loom_graph_create(ctx, &g), LOOM_OK);
+    int64_t xs[1] = {N}, ws[1] = {NB};
+    float x[N], w[NB];
+    tu_fill(x, N, 4, -1, 1);
+    tu_fill(w, NB, 5, -1, 1);
+    loom_tensor in[2] = {loom_relu(g, loom_constant(g, "x", LOOM_F32, 1, xs, x)),
+                         loom_constant(g, "w", LOOM_F32, 1, ws, w)};
+    uint32_t groups[3] = {(N + 63) / 64, 1, 1};
+    loom_tensor c = loom_custom_op(g, "axpb", glsl, 2, in, LOOM_F32, 1, xs, groups);
+    ck_assert_msg(c.id != 0, "%s", loom_graph_error(g));
+    loom_output(g, loom_scale(g, c, 0.5f), "y");
+    loom_program *p = NULL;
+    loom_status s = loom_compile(g, dev, st, NULL, &p);
+    if (s == LOOM_OK) {
+        ck_assert_int_eq(loom_program_run(p), LOOM_OK);
+        ck_assert_int_eq(loom_program_read(p, "y", out, N * 4), LOOM_OK);
+        for (int i = 0; i < N; i++) {
+            float ref = 0.5f * ((x[i] > 0 ? x[i] : 0) * w[i % NB] + (float)N);
+            ck_assert_msg(fabsf(out[i] - ref) <= 1e-5f * fabsf(ref), "y[%d] = %g, expected %g", i, (double)out[i],
+                          (double)ref);
+        }
+    }
+    loom_program_destroy(p);
+    loom_graph_destroy(g);
+    loom_state_destroy(st);
+    return s;
+}
+
+START_TEST(test_custom_op)
+{
+    loom_ctx *ctx = tu_ctx();
+    if (!have_vulkan(ctx)) {
+        loom_ctx_destroy(ctx);
+        return;
+    }
+    static float out[1000];
+    loom_device *dev = tu_open(ctx, "vulkan:0");
+    vk_dev *vd = ((struct loom_device *)dev)->bdev;
+    ck_assert_msg(custom_graph(ctx, dev, custom_glsl, out) == LOOM_OK, "%s", loom_last_error(ctx));
+    ck_assert_int_eq(vd->ncustom, 1);
+    /* The same source again: compiled once per device. */
+    ck_assert_int_eq(custom_graph(ctx, dev, custom_glsl, out), LOOM_OK);
+    ck_assert_int_eq(vd->ncustom, 1);
+    /* A GLSL error: the compile fails with the compiler's words. */
+    const char *broken = "#version 450\nlayout(local_size_x = 1) in;\nvoid main() { undeclared_thing = 1; }\n";
+    ck_assert_int_eq(custom_graph(ctx, dev, broken, out), LOOM_E_INVALID);
+    const char *msg = loom_last_error(ctx);
+    ck_assert_msg(strstr(msg, "axpb") && strstr(msg, "undeclared_thing") && strstr(msg, "error"), "%s", msg);
+    ck_assert_int_eq(vd->ncustom, 1);
+    no_validation_errors(ctx);
+    loom_device_close(dev);
+    /* Backends without custom kernels refuse the node. */
+    loom_device *cpu = tu_open(ctx, "cpu");
+    ck_assert_int_eq(custom_graph(ctx, cpu, custom_glsl, out), LOOM_E_UNSUPPORTED);
+    ck_assert_msg(strstr(loom_last_error(ctx), "custom"), "%s", loom_last_error(ctx));
+    loom_device_close(cpu);
+    /* Bad arguments are sticky graph errors. */
+    loom_graph *g;
+    ck_assert_int_eq(loom_graph_create(ctx, &g), LOOM_OK);
+    int64_t s1[1] = {4};
+    uint32_t zero[3] = {0, 1, 1};
+    ck_assert_int_eq(loom_custom_op(g, "c", custom_glsl, 0, NULL, LOOM_F32, 1, s1, zero).id, 0);
+    ck_assert_int_eq(loom_graph_status(g), LOOM_E_INVALID);
+    loom_graph_destroy(g);
     loom_ctx_destroy(ctx);
 }
 END_TEST
@@ -888,8 +1063,13 @@ int main(void)
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_binding_limit);
     tcase_add_test(tc, test_suballocation);
-    tcase_add_test(tc, test_staged_state);
+    tcase_add_test(tc, test_staged_memory);
     tcase_add_test(tc, test_host_oom);
+    tcase_add_test(tc, test_device_lost);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("custom");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, test_custom_op);
     suite_add_tcase(s, tc);
     tc = tcase_create("profiling");
     tcase_set_timeout(tc, 600);

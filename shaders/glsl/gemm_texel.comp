@@ -110,7 +110,7 @@ void block4(uint k0, const bool tail, inout vec4 acc[TM][TN4])
     [[unroll]] for (uint kk = 0; kk < 4; kk++)
         [[unroll]] for (uint i = 0; i < TM; i++)
             [[unroll]] for (uint j = 0; j < TN4; j++)
-                acc[i][j] += a[i][kk] * b[kk][j];
+                acc[i][j] = fma(vec4(a[i][kk]), b[kk][j], acc[i][j]);
 }
 
 // Row i of this invocation's block, column group j.

@@ -114,6 +114,12 @@ LOOM_PUSH_BEGIN(loom_pc_update)
     LF32 l2;
 LOOM_PUSH_END(loom_pc_update)
 
+/* A custom kernel's element counts: the output's, then each input's (up to
+ * LOOM_CUSTOM_MAX_INPUTS of include/loom.h). */
+LOOM_PUSH_BEGIN(loom_pc_custom)
+    LU32 n[9];
+LOOM_PUSH_END(loom_pc_custom)
+
 /* Values that change from run to run, written by the host before each
  * submit into a small host-visible buffer: one slot per node that needs
  * them. */
@@ -135,6 +141,7 @@ _Static_assert(sizeof(loom_pc_dropout) == 24, "loom_pc_dropout layout");
 _Static_assert(sizeof(loom_pc_sumsq) == 36, "loom_pc_sumsq layout");
 _Static_assert(sizeof(loom_pc_update) == 48, "loom_pc_update layout");
 _Static_assert(sizeof(loom_run_slot) == 16, "loom_run_slot layout");
+_Static_assert(sizeof(loom_pc_custom) == 36, "loom_pc_custom layout");
 #endif
 
 #endif

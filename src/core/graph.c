@@ -62,7 +62,9 @@ void loom_graph_destroy(loom_graph *g)
         loom_node *nd = &g->nodes[i];
         loom_free(ctx, nd->in, (size_t)nd->nin * sizeof *nd->in);
         loom_strfree(ctx, nd->name);
-        if (nd->data)
+        if (nd->data && nd->op == LOOM_OP_CUSTOM)
+            loom_strfree(ctx, nd->data);
+        else if (nd->data)
             loom_free(ctx, nd->data, (size_t)nd->numel * loom_dtype_size(nd->dtype));
     }
     loom_free(ctx, g->nodes, (size_t)g->cap * sizeof *g->nodes);
@@ -264,6 +266,7 @@ const char *loom_op_name(loom_op op)
         [LOOM_OP_SPARSE_XENT] = "sparse_cross_entropy", [LOOM_OP_SPARSE_XENT_GRAD] = "sparse_cross_entropy_grad",
         [LOOM_OP_DROPOUT] = "dropout", [LOOM_OP_SUMSQ] = "sumsq", [LOOM_OP_SGD_UPDATE] = "sgd_update",
         [LOOM_OP_ADAM_UPDATE] = "adam_update", [LOOM_OP_EMA_UPDATE] = "ema_update",
+        [LOOM_OP_CUSTOM] = "custom",
     };
     return (unsigned)op < LOOM_OP_COUNT && names[op] ? names[op] : "?";
 }

@@ -89,6 +89,11 @@ typedef enum loom_op {
     LOOM_OP_EMA_UPDATE,  /* in: ema, p.  ema = decay ema + (1 - decay) p;
                             at step 1, ema = p */
 
+    /* A user's GLSL compute shader (loom_custom_op): node->data holds the
+     * source, attr.groups the workgroup count. Only a backend whose
+     * supports() says yes runs it; it has no gradient. */
+    LOOM_OP_CUSTOM,
+
     LOOM_OP_COUNT
 } loom_op;
 
@@ -111,6 +116,7 @@ typedef struct loom_attr {
     float beta1, beta2, eps, momentum, weight_decay, l1, l2, clip_norm, decay;
     int32_t nesterov;
     int32_t clip;              /* 1: the last input is the SUMSQ scalar */
+    uint32_t groups[3];        /* CUSTOM */
 } loom_attr;
 
 typedef struct loom_node {

@@ -18,6 +18,8 @@ static void program_free(loom_program *p)
     for (int i = 0; i < p->n; i++) {
         loom_free(ctx, p->nodes[i].in, (size_t)p->nodes[i].nin * sizeof(int32_t));
         loom_strfree(ctx, p->nodes[i].name);
+        if (p->nodes[i].op == LOOM_OP_CUSTOM)
+            loom_strfree(ctx, p->nodes[i].data);
     }
     loom_free(ctx, p->nodes, (size_t)p->nalloc * sizeof *p->nodes);
     loom_free(ctx, p->gidx, (size_t)p->nalloc * sizeof *p->gidx);
@@ -79,6 +81,11 @@ static loom_status copy_needed(loom_program *p, const loom_graph *g)
         d->nin = 0;
         d->data = NULL;
         d->name = loom_strdup(ctx, g->nodes[i].name);
+        /* A custom op's source goes to the backend's prepare. */
+        if (d->name && d->op == LOOM_OP_CUSTOM && !(d->data = loom_strdup(ctx, g->nodes[i].data))) {
+            loom_strfree(ctx, d->name);
+            d->name = NULL;
+        }
         if (!d->name) {
             s = loom_fail(ctx, LOOM_E_OOM, "loom_compile: out of memory");
             goto out;
@@ -312,7 +319,9 @@ static loom_status build_exec(loom_program *p)
         x->out = nd->side_effect ? NULL : &p->tensors[i];
         if (nd->side_effect)
             p->has_updates = 1;
-        if (p->dev->ops->supports && !p->dev->ops->supports(p->dev->bdev, x)) {
+        /* No supports() slot: every built-in op, but no custom kernel. */
+        int ok = p->dev->ops->supports ? p->dev->ops->supports(p->dev->bdev, x) : nd->op != LOOM_OP_CUSTOM;
+        if (!ok) {
             char sb[96];
             return loom_fail(ctx, LOOM_E_UNSUPPORTED, "loom_compile: %s cannot run op %s (\"%s\" %s) on %s",
                              p->dev->ops->name, loom_op_name(nd->op), nd->name,

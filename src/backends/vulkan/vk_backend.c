@@ -291,9 +291,12 @@ static void fill_info(VkInstance inst, VkPhysicalDevice pd, loom_device_info *d,
     d->shared_memory_bytes = p->limits.maxComputeSharedMemorySize;
     d->fp16 = f16.shaderFloat16 != 0;
     d->int8 = f16.shaderInt8 != 0;
-    /* Every kernel needs a compute queue and 10 storage buffers per stage. */
+    /* The kernels need a compute queue, 10 storage buffers per stage,
+     * 128 bytes of push constants and workgroups of 256 invocations. */
     d->can_run = lim->queue_family != UINT32_MAX && lim->max_storage_per_stage >= VK_MAX_BINDINGS &&
-                 lim->max_push >= 128;
+                 lim->max_push >= 128 && p->limits.maxComputeWorkGroupInvocations >= 256 &&
+                 p->limits.maxComputeWorkGroupSize[0] >= 256 && p->limits.maxComputeWorkGroupSize[1] >= 16 &&
+                 p->limits.maxComputeSharedMemorySize >= 8192;
 }
 
 static void free_state(vk_state *s)
@@ -426,16 +429,27 @@ loom_status vk_submit_wait(vk_dev *d, VkCommandBuffer cb, const char *what)
     if (d->lost)
         return loom_fail(d->ctx, LOOM_E_DEVICE, "%s (%s): the device was lost earlier; cannot run %s", d->info->spec,
                          d->info->name, what);
+    int uploads = 0;
+    LOOM_TRY(vk_record_uploads(d, &uploads));
+    VkCommandBuffer cbs[2];
+    uint32_t n = 0;
+    if (uploads)
+        cbs[n++] = d->upload_cb;
+    if (cb)
+        cbs[n++] = cb;
+    if (n == 0)
+        return LOOM_OK;
     VkResult r = vkResetFences(d->dev, 1, &d->fence);
     if (r != VK_SUCCESS)
         return vk_fail(d, r, "vkResetFences", "before %s", what);
-    VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &cb};
+    VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = n, .pCommandBuffers = cbs};
     r = vkQueueSubmit(d->queue, 1, &si, d->fence);
     if (r != VK_SUCCESS)
         return vk_fail(d, r, "vkQueueSubmit", "of %s", what);
     r = vkWaitForFences(d->dev, 1, &d->fence, VK_TRUE, UINT64_MAX);
     if (r != VK_SUCCESS)
         return vk_fail(d, r, "vkWaitForFences", "for %s", what);
+    vk_uploads_done(d);
     return LOOM_OK;
 }
 
@@ -446,6 +460,7 @@ static void device_free(vk_dev *d)
         vkDeviceWaitIdle(d->dev);
         vk_pcache_save(d);
         vk_pipes_destroy(d);
+        vk_customs_destroy(d);
         vk_memory_shutdown(d);
         if (d->pcache)
             vkDestroyPipelineCache(d->dev, d->pcache, NULL);

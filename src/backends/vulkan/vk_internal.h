@@ -6,6 +6,7 @@
  *   vk_kernels.c  each op as dispatches: shader, bindings, push constants
  *   vk_program.c  prepare (descriptor sets, barriers, the recording), run
  *   vk_tune.c     per-device choices measured once and cached as JSON
+ *   vk_custom.c   users' GLSL kernels, compiled with libshaderc
  */
 #ifndef LOOM_VK_INTERNAL_H
 #define LOOM_VK_INTERNAL_H
@@ -115,6 +116,11 @@ enum {
                                          drivers): reduce per invocation */
 };
 
+typedef struct vk_copy {
+    VkBuffer dst;
+    VkBufferCopy region;        /* from the upload buffer */
+} vk_copy;
+
 typedef struct vk_dev {
     loom_ctx *ctx;
     vk_state *s;
@@ -137,6 +143,14 @@ typedef struct vk_dev {
     uint32_t nallocs;
     uint64_t align;
     vk_buf *staging;            /* transfer space when memory is not mapped */
+    /* Writes to unmapped memory wait in `upload` until the next submit,
+     * which copies them first: a training step's batch goes up in the
+     * step's own submit. */
+    vk_buf *upload;
+    uint64_t upload_used;
+    vk_copy *copies;
+    int ncopies, capcopies;
+    VkCommandBuffer upload_cb;
     vk_buf *scratch;            /* bound to unused bindings and warm-ups */
     VkBufferView scratch_view;
 
@@ -145,6 +159,8 @@ typedef struct vk_dev {
     int npipes, cappipes;
     VkPipelineCache pcache;
     int pcache_dirty;
+    struct vk_custom **customs; /* compiled custom kernels (vk_custom.c) */
+    int ncustom, capcustom;
     char pcache_path[600];
 } vk_dev;
 
@@ -199,7 +215,8 @@ loom_status vk_fail(vk_dev *d, VkResult r, const char *call, const char *fmt, ..
 #endif
     ;
 const char *vk_result_str(VkResult r);
-/* Runs one command buffer of one-off work and waits for it. */
+/* Submits the pending uploads (vk_memory.c), then cb (may be
+ * VK_NULL_HANDLE), and waits for both. */
 loom_status vk_submit_wait(vk_dev *d, VkCommandBuffer cb, const char *what);
 loom_status vk_begin_oneoff(vk_dev *d, VkCommandBuffer *cb, const char *what);
 void vk_end_oneoff(vk_dev *d, VkCommandBuffer cb);
@@ -214,6 +231,11 @@ loom_status vk_buffer_write(void *bdev, void *buf, uint64_t offset, const void *
 loom_status vk_buffer_read(void *bdev, void *buf, uint64_t offset, void *dst, uint64_t bytes);
 /* Host pointer of a mapped buffer (NULL if its memory is not mapped). */
 void *vk_buffer_map(const vk_buf *b);
+/* Gives the driver back every empty state and arena block. */
+void vk_memory_trim(vk_dev *d);
+/* Records the pending uploads into d->upload_cb; 0 if there are none. */
+loom_status vk_record_uploads(vk_dev *d, int *any);
+void vk_uploads_done(vk_dev *d);
 
 /* ---- vk_pipeline.c ------------------------------------------------------ */
 
@@ -247,6 +269,12 @@ loom_status vk_prepare(void *bdev, const loom_exec_program *prog, void **bprog);
 loom_status vk_run(void *bprog, const loom_run_args *args);
 void vk_release(void *bprog);
 loom_status vk_timestamps(void *bprog, double *start_ns, double *end_ns, int n);
+
+/* ---- vk_custom.c -------------------------------------------------------- */
+
+/* The dispatch of a LOOM_OP_CUSTOM node (its GLSL compiled on first use). */
+loom_status vk_plan_custom(vk_prog *p, const loom_exec_node *x);
+void vk_customs_destroy(vk_dev *d);
 
 /* ---- vk_tune.c ---------------------------------------------------------- */
 

@@ -65,7 +65,7 @@ int vk_supports(void *bdev, const loom_exec_node *x)
         if (loom_dtype_size(x->in[i]->node->dtype) != 4)
             return 0;
     switch (nd->op) {
-    case LOOM_OP_COPY: case LOOM_OP_TRANSPOSE: case LOOM_OP_EXPAND:
+    case LOOM_OP_COPY: case LOOM_OP_TRANSPOSE: case LOOM_OP_EXPAND: case LOOM_OP_CUSTOM:
         return loom_dtype_size(nd->dtype) == 4;
     case LOOM_OP_ARGMAX:
         return nd->dtype == LOOM_I32 && x->in[0]->node->dtype == LOOM_F32;
@@ -618,6 +618,7 @@ loom_status vk_plan_node(vk_prog *p, const loom_exec_node *x)
     case LOOM_OP_DROPOUT: return plan_dropout(p, x);
     case LOOM_OP_SUMSQ: return plan_sumsq(p, x);
     case LOOM_OP_SGD_UPDATE: case LOOM_OP_ADAM_UPDATE: case LOOM_OP_EMA_UPDATE: return plan_update(p, x);
+    case LOOM_OP_CUSTOM: return vk_plan_custom(p, x);
     default: {
         char sb[96];
         const loom_node *nd = x->node;

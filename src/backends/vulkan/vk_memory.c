@@ -10,7 +10,7 @@
 #define MIB (1024ull * 1024ull)
 #define FIRST_BLOCK (16 * MIB)   /* blocks double from here ... */
 #define LARGEST_BLOCK (256 * MIB) /* ... up to this, unless one tensor needs more */
-#define STAGING_BYTES (8 * MIB)
+#define STAGING_BYTES (4 * MIB) /* each of the staging and upload buffers */
 
 static const char *life_name(loom_lifetime l)
 {
@@ -97,8 +97,9 @@ loom_status vk_memory_init(vk_dev *d)
     loom_logf(d->ctx, LOOM_LOG_DEBUG, "%s: tensors in memory type %d (%s), staging in type %d, alignment %llu",
               d->info->spec, dev_type, mapped ? "mapped" : "staged", host_type, (unsigned long long)d->align);
 
+    /* Host-visible: the scratch buffer opens no device block of its own. */
     void *scratch = NULL;
-    LOOM_TRY(vk_buffer_alloc(d, 256, LOOM_LIFE_ARENA, &scratch));
+    LOOM_TRY(vk_buffer_alloc(d, 256, LOOM_LIFE_STAGING, &scratch));
     d->scratch = scratch;
     if (d->lim->texel_r32f || d->lim->image_r32f) {
         VkBufferViewCreateInfo vi = {.sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO,
@@ -126,8 +127,16 @@ static void block_destroy(vk_dev *d, vk_block *b)
 
 void vk_memory_shutdown(vk_dev *d)
 {
+    loom_free(d->ctx, d->copies, (size_t)d->capcopies * sizeof *d->copies);
+    if (d->upload_cb)
+        vkFreeCommandBuffers(d->dev, d->cmd_pool, 1, &d->upload_cb);
     if (d->scratch_view)
         vkDestroyBufferView(d->dev, d->scratch_view, NULL);
+    /* The device's own buffers: their blocks go below. */
+    vk_buf *own[3] = {d->scratch, d->staging, d->upload};
+    for (int i = 0; i < 3; i++)
+        loom_free(d->ctx, own[i], sizeof *own[i]);
+    d->scratch = d->staging = d->upload = NULL;
     for (int l = 0; l < VK_LIFETIMES; l++) {
         vk_block *b = d->blocks[l];
         while (b) {
@@ -138,6 +147,9 @@ void vk_memory_shutdown(vk_dev *d)
         d->blocks[l] = NULL;
     }
 }
+
+static int has_pending(const vk_dev *d, const vk_buf *b);
+static loom_status flush_uploads(vk_dev *d);
 
 static uint64_t round_up(uint64_t x, uint64_t a)
 {
@@ -161,7 +173,7 @@ static loom_status block_new(vk_dev *d, loom_lifetime life, uint64_t need, vk_bl
     int nblocks = 0;
     for (vk_block *b = d->blocks[life]; b; b = b->next)
         nblocks++;
-    uint64_t size = life == LOOM_LIFE_STAGING ? STAGING_BYTES : FIRST_BLOCK << (nblocks < 4 ? nblocks : 4);
+    uint64_t size = FIRST_BLOCK << (nblocks < 4 ? nblocks : 4);
     if (size > LARGEST_BLOCK)
         size = LARGEST_BLOCK;
     if (size < need)
@@ -353,6 +365,9 @@ void vk_buffer_free(void *bdev, void *buf)
     vk_buf *vb = buf;
     if (!vb)
         return;
+    /* A queued write must not land in memory handed out again. */
+    if (!d->lost && has_pending(d, vb) && flush_uploads(d) != LOOM_OK)
+        vk_uploads_done(d);
     vk_block *b = vb->block;
     block_give(b, vb->offset, vb->size);
     loom_free(d->ctx, vb, sizeof *vb);
@@ -364,6 +379,24 @@ void vk_buffer_free(void *bdev, void *buf)
             pp = &(*pp)->next;
         *pp = b->next;
         block_destroy(d, b);
+    }
+}
+
+void vk_memory_trim(vk_dev *d)
+{
+    for (int l = 0; l < VK_LIFETIMES; l++) {
+        if (l == LOOM_LIFE_STAGING)
+            continue;
+        vk_block **pp = &d->blocks[l];
+        while (*pp) {
+            vk_block *b = *pp;
+            if (b->used == 0) {
+                *pp = b->next;
+                block_destroy(d, b);
+            } else {
+                pp = &b->next;
+            }
+        }
     }
 }
 
@@ -438,6 +471,95 @@ static loom_status staged(vk_dev *d, vk_buf *b, uint64_t off, unsigned char *hos
     return LOOM_OK;
 }
 
+/* ---- uploads deferred to the next submit ---------------------------------- */
+
+loom_status vk_record_uploads(vk_dev *d, int *any)
+{
+    *any = d->ncopies > 0;
+    if (!*any)
+        return LOOM_OK;
+    VkResult r = VK_SUCCESS;
+    if (!d->upload_cb) {
+        VkCommandBufferAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
+                                          .commandPool = d->cmd_pool,
+                                          .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
+                                          .commandBufferCount = 1};
+        if ((r = vkAllocateCommandBuffers(d->dev, &ai, &d->upload_cb)) != VK_SUCCESS) {
+            d->upload_cb = VK_NULL_HANDLE;
+            return vk_fail(d, r, "vkAllocateCommandBuffers", "for %d uploads", d->ncopies);
+        }
+    }
+    VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
+                                   .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT};
+    if ((r = vkBeginCommandBuffer(d->upload_cb, &bi)) != VK_SUCCESS)
+        return vk_fail(d, r, "vkBeginCommandBuffer", "for %d uploads", d->ncopies);
+    VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                          .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
+                          .dstAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT};
+    vkCmdPipelineBarrier(d->upload_cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                         VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
+    for (int i = 0; i < d->ncopies; i++)
+        vkCmdCopyBuffer(d->upload_cb, d->upload->block->buf, d->copies[i].dst, 1, &d->copies[i].region);
+    mb.srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT;
+    mb.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT |
+                       VK_ACCESS_TRANSFER_WRITE_BIT;
+    vkCmdPipelineBarrier(d->upload_cb, VK_PIPELINE_STAGE_TRANSFER_BIT,
+                         VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &mb, 0, NULL, 0,
+                         NULL);
+    if ((r = vkEndCommandBuffer(d->upload_cb)) != VK_SUCCESS)
+        return vk_fail(d, r, "vkEndCommandBuffer", "for %d uploads", d->ncopies);
+    return LOOM_OK;
+}
+
+void vk_uploads_done(vk_dev *d)
+{
+    d->ncopies = 0;
+    d->upload_used = 0;
+}
+
+static loom_status flush_uploads(vk_dev *d)
+{
+    return d->ncopies ? vk_submit_wait(d, VK_NULL_HANDLE, "pending uploads") : LOOM_OK;
+}
+
+/* Queues a write for the next submit; 0 if it does not fit (the caller
+ * then flushes or copies at once). */
+static int defer(vk_dev *d, vk_buf *b, uint64_t off, const void *src, uint64_t bytes)
+{
+    if (!d->upload) {
+        void *ub = NULL;
+        if (vk_buffer_alloc(d, STAGING_BYTES, LOOM_LIFE_STAGING, &ub) != LOOM_OK) {
+            loom_clear_error(d->ctx);
+            return 0;
+        }
+        d->upload = ub;
+    }
+    if (d->upload_used + bytes > d->upload->size)
+        return 0;
+    if (d->ncopies == d->capcopies) {
+        int ncap = d->capcopies ? 2 * d->capcopies : 64;
+        vk_copy *nc = loom_realloc(d->ctx, d->copies, (size_t)d->capcopies * sizeof *nc, (size_t)ncap * sizeof *nc);
+        if (!nc)
+            return 0;
+        d->copies = nc;
+        d->capcopies = ncap;
+    }
+    memcpy((unsigned char *)vk_buffer_map(d->upload) + d->upload_used, src, (size_t)bytes);
+    d->copies[d->ncopies++] = (vk_copy){b->block->buf, {d->upload->offset + d->upload_used, b->offset + off, bytes}};
+    d->upload_used = round_up(d->upload_used + bytes, 16);
+    return 1;
+}
+
+static int has_pending(const vk_dev *d, const vk_buf *b)
+{
+    for (int i = 0; i < d->ncopies; i++) {
+        const VkBufferCopy *c = &d->copies[i].region;
+        if (d->copies[i].dst == b->block->buf && c->dstOffset < b->offset + b->size && b->offset < c->dstOffset + c->size)
+            return 1;
+    }
+    return 0;
+}
+
 loom_status vk_buffer_write(void *bdev, void *buf, uint64_t off, const void *src, uint64_t bytes)
 {
     vk_dev *d = bdev;
@@ -449,6 +571,11 @@ loom_status vk_buffer_write(void *bdev, void *buf, uint64_t off, const void *src
         memcpy(m + off, src, (size_t)bytes);
         return LOOM_OK;
     }
+    if (bytes == 0 || defer(d, b, off, src, bytes))
+        return LOOM_OK;
+    LOOM_TRY(flush_uploads(d));
+    if (defer(d, b, off, src, bytes))
+        return LOOM_OK;
     return staged(d, b, off, (unsigned char *)(uintptr_t)src, bytes, 1);
 }
 

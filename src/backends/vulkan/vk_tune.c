@@ -210,6 +210,7 @@ static loom_status measure(vk_dev *d, int *texel, double *tms, double *sms, int 
         if (s == LOOM_OK)
             s = time_gemm(d, &t, 0, 3, sms, &wrong_s);
         bufs_free(d, &t);
+        vk_memory_trim(d); /* the measurement keeps no device memory */
         if (s != LOOM_OK)
             return s;
         /* Both too quick to tell apart (a GPU): measure a larger one. */
