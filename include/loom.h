@@ -331,6 +331,8 @@ loom_model_config loom_model_config_default(void);
  * training and evaluation programs. */
 loom_status loom_sequential_compile(loom_sequential *m, loom_device *dev, const loom_model_config *cfg);
 loom_state *loom_sequential_state(loom_sequential *m);
+/* The configuration the model was compiled (or loaded) with. */
+loom_model_config loom_sequential_config(const loom_sequential *m);
 
 typedef struct loom_fit_stats {
     int epoch, epochs;         /* 1-based epoch */
@@ -357,6 +359,13 @@ typedef struct loom_fit_config {
     int early_stopping_patience; /* > 0: stop after N epochs without a better val_loss */
     int64_t checkpoint_every;  /* > 0: save a checkpoint every N steps */
     const char *checkpoint_path;
+    struct loom_metrics *metrics; /* a step line every metrics_every steps
+                                  (default: each progress report) and at
+                                  each epoch's end, with ops and plan lines */
+    int64_t metrics_every;
+    struct loom_trace *trace;  /* the first trace_steps steps, when the model
+                                  was compiled with profile = 1 */
+    int64_t trace_steps;
 } loom_fit_config;
 
 loom_fit_config loom_fit_config_default(void);
@@ -376,6 +385,11 @@ typedef struct loom_eval_result {
  * (the optimizer must keep one). */
 loom_status loom_sequential_evaluate(loom_sequential *m, loom_dataset *ds, int use_ema, loom_eval_result *out);
 void loom_eval_result_free(loom_eval_result *r);
+/* Evaluation writes into these (NULL: off): one metrics "step" line (loss,
+ * accuracy, samples/s, busy %) and an "ops" line per evaluate, and the first
+ * trace_runs batches into the trace (the model compiled with profile = 1). */
+loom_status loom_sequential_monitor(loom_sequential *m, struct loom_metrics *metrics, struct loom_trace *trace,
+                                    int64_t trace_runs);
 /* x [n, input_features] -> out [n, outputs] (probabilities for softmax). */
 loom_status loom_sequential_predict(loom_sequential *m, const float *x, int64_t n, float *out);
 int64_t loom_sequential_outputs(const loom_sequential *m);
@@ -389,6 +403,9 @@ loom_status loom_sequential_checkpoint(loom_sequential *m, const char *path);
  * fit continues where it stopped. */
 loom_status loom_sequential_load(loom_ctx *ctx, const char *path, loom_device *dev, const loom_model_config *cfg,
                                  loom_sequential **out);
+/* The training configuration saved in a model file (to change a field,
+ * e.g. profile, before loom_sequential_load). */
+loom_status loom_model_config_read(loom_ctx *ctx, const char *path, loom_model_config *out);
 /* Loads weights (and moments) from a file into a compiled model of the same
  * architecture; on any error the model is unchanged. */
 loom_status loom_sequential_restore(loom_sequential *m, const char *path);
@@ -549,6 +566,169 @@ loom_status loom_safetensors_to_state(const loom_tensor_file *f, loom_state *st)
  * meta[1]=value0, ... NULL-terminated (meta may be NULL), through a
  * temporary name and a rename. prefix != NULL: only names that start with it. */
 loom_status loom_safetensors_save(loom_state *st, const char *path, const char *const *meta, const char *prefix);
+
+/* ---- profiling and metrics (src/core/profile.c) ---- */
+
+/*
+ * Profiling is chosen when a program is compiled: loom_compile_opts.profile
+ * = 1 makes the backend record a device start/end timestamp per node (the
+ * CPU clock, Vulkan timestamp queries, OpenCL event profiling), mapped onto
+ * the host's CLOCK_MONOTONIC timeline. Each successful loom_program_run then
+ * folds the run into per-node statistics. With profile = 0 (the default)
+ * nothing is recorded and a run pays one branch.
+ *
+ * FLOPs and bytes come from shapes, not from counters: GEMM [M,K]x[K,N] is
+ * 2*M*N*K FLOPs; element-wise ops count their arithmetic per output element
+ * (a transcendental counts as one); bytes are every input read once plus the
+ * output written once (updates: the parameter and moments written back).
+ */
+
+/* One executed node, aggregated over the profiled runs. */
+typedef struct loom_profile_node {
+    const char *name;          /* the node's tensor name */
+    const char *op;            /* op name: "matmul", "add", "adam_update", ... */
+    const char *shape;         /* output shape, "[64,10]" ("-" for updates) */
+    int64_t count;             /* runs timed */
+    double total_ns;           /* device time over those runs */
+    double mean_ns, min_ns, max_ns;
+    double last_start_ns;      /* last run, host CLOCK_MONOTONIC ns */
+    double last_end_ns;
+    double flops;              /* per run, from shapes */
+    double bytes;              /* per run: read + written */
+    double gflops;             /* achieved: flops * count / total_ns (0 if untimed) */
+    double gbps;               /* achieved: bytes * count / total_ns */
+} loom_profile_node;
+
+typedef struct loom_profile_report {
+    int enabled;               /* compiled with loom_compile_opts.profile = 1 */
+    int timed;                 /* the backend supplied per-node timestamps */
+    int64_t runs;              /* runs folded in since compile or reset */
+    double wall_total_ns;      /* host time of loom_program_run's replay + wait */
+    double wall_mean_ns, wall_min_ns, wall_max_ns, wall_last_ns;
+    double last_start_ns;      /* start of the last run (CLOCK_MONOTONIC ns) */
+    double device_total_ns;    /* sum of every node's device time */
+    double busy_total_ns;      /* per run, the union of node intervals */
+    double busy_pct;           /* 100 * busy_total / wall_total, in [0,100];
+                                  -1 when untimed or no runs */
+    double busy_last_pct;      /* the same for the last run */
+    double flops_per_run, bytes_per_run;
+    double gflops;             /* flops_per_run * runs / busy_total_ns */
+    uint64_t state_bytes;      /* the state's tensors (weights, moments) */
+    uint64_t arena_bytes;      /* the program's planned intermediates */
+    uint64_t mem_bytes;        /* state + arena */
+    int nnodes;                /* one entry per executed node */
+    const loom_profile_node *nodes; /* execution order; owned by the program,
+                                  valid until it is destroyed; each run and
+                                  reset update the values in place */
+} loom_profile_report;
+
+/* Works on any program; without opts.profile, enabled = 0, runs = 0 and
+ * only the static figures (flops, bytes, memory) are filled. */
+loom_status loom_profile_get(loom_program *p, loom_profile_report *out);
+/* Forgets every run folded in so far. */
+loom_status loom_profile_reset(loom_program *p);
+
+/* Counters the vendor's own tools read, found at run time (dlopen of
+ * libnvidia-ml.so.1, amdgpu sysfs files, /proc/self/fdinfo DRM clients);
+ * never a build dependency. A counter the machine does not offer has its
+ * *_present flag 0 and value 0: show it as absent, never as zero. */
+typedef struct loom_vendor_counters {
+    char source[96];           /* what answered, e.g. "nvml", "amdgpu sysfs
+                                  card0 + fdinfo"; "" when nothing did */
+    double sample_ns;          /* CLOCK_MONOTONIC when sampled */
+    int util_present;          /* whole device, every process */
+    double util_pct;
+    int mem_used_present;      /* device memory in use, every process */
+    uint64_t mem_used_bytes;
+    int mem_total_present;
+    uint64_t mem_total_bytes;
+    int clock_present;         /* graphics / SM clock */
+    double clock_mhz;
+    int mem_clock_present;
+    double mem_clock_mhz;
+    int temp_present;
+    double temp_c;
+    int power_present;
+    double power_w;
+    int engine_present;        /* this process's engine busy time, summed
+                                  over its DRM clients and engines (fdinfo) */
+    double engine_busy_ns;     /* cumulative: rate = loom_vendor_engine_pct */
+    int client_mem_present;    /* this process's device memory (fdinfo) */
+    uint64_t client_mem_bytes;
+} loom_vendor_counters;
+
+/* LOOM_OK with every flag 0 on a device no vendor counter covers (the CPU
+ * backend, lavapipe, PoCL); LOOM_E_INVALID on a bad handle. */
+loom_status loom_vendor_counters_read(loom_device *dev, loom_vendor_counters *out);
+/* Percent of the time between two samples this process kept the device's
+ * engines busy, clamped to [0,100]; -1 when either sample lacks it. */
+double loom_vendor_engine_pct(const loom_vendor_counters *prev, const loom_vendor_counters *cur);
+
+/* Chrome-trace recorder (open the file in ui.perfetto.dev or
+ * chrome://tracing). Each device is a process with one track for its
+ * queue; on it, a slice per step encloses a slice per run, which encloses a
+ * slice per node. Counters per device: busy %, memory, vendor utilization
+ * (sampled at most ten times a second) and whatever loom_trace_counter adds.
+ * Holds at most 2,000,000 node slices; later runs are counted as dropped. */
+typedef struct loom_trace loom_trace;
+
+loom_status loom_trace_create(loom_ctx *ctx, loom_trace **out);
+void loom_trace_destroy(loom_trace *t);
+/* Records the last run of p, which must be compiled with profile = 1
+ * (LOOM_E_STATE otherwise). Runs given the same step >= 0 on one device
+ * share an enclosing step slice; step < 0 gives none. label names the run
+ * slice (NULL: "run"). */
+loom_status loom_trace_add_run(loom_trace *t, loom_program *p, int64_t step, const char *label);
+/* A counter sample ("loss", "samples/s") on dev's track, at the current
+ * time. */
+loom_status loom_trace_counter(loom_trace *t, loom_device *dev, const char *name, double value);
+/* Writes everything recorded so far, through a temporary file and a rename
+ * (a reader never sees half a trace); may be called again later. */
+loom_status loom_trace_write(loom_trace *t, const char *path);
+
+/* A metrics stream: one JSON object per line, appended as training goes,
+ * which another process (loom-dash --follow) reads while it grows. The
+ * schema is documented in src/core/profile.c and tools/dash/README.md:
+ * a "header" line (device), then "step", "ops", "plan" lines, and "end". */
+typedef struct loom_metrics loom_metrics;
+
+/* One "step" line. Fields left at their loom_metrics_line_init value are
+ * written as null (absent), never as zero. */
+typedef struct loom_metrics_line {
+    int64_t step;              /* -1: absent */
+    int64_t epoch;             /* -1: absent */
+    double loss, accuracy;     /* NAN: absent (accuracy in [0,1]) */
+    double val_loss, val_accuracy;
+    double lr;
+    double samples_per_s;
+    double step_ms;            /* wall time of one step */
+    double busy_pct;           /* ours: union of node intervals / wall */
+    double vendor_util_pct;    /* the vendor's whole-device utilization */
+    double engine_pct;         /* fdinfo: this process's engine busy % */
+    double mem_bytes;          /* state + arena (+ staging when reported) */
+    double state_bytes, arena_bytes;
+    double vendor_mem_used_bytes;
+} loom_metrics_line;
+
+/* Every field absent. */
+void loom_metrics_line_init(loom_metrics_line *line);
+/* Creates (truncates) path and writes the header line describing dev (dev
+ * may be NULL: no device in the header). */
+loom_status loom_metrics_open(loom_ctx *ctx, const char *path, loom_device *dev, loom_metrics **out);
+/* Fills the device fields of line from p (which may be NULL) and the
+ * vendor counters: busy_pct and step_ms over the profiled runs since the
+ * previous sample of this stream, memory, vendor utilization and memory,
+ * per-process engine %. Fields the caller owns (step, loss, ...) are kept. */
+loom_status loom_metrics_sample(loom_metrics *m, loom_program *p, loom_metrics_line *line);
+/* Appends a "step" line (one write(2), so a follower sees whole lines). */
+loom_status loom_metrics_write(loom_metrics *m, const loom_metrics_line *line);
+/* Appends an "ops" line: p's per-node profile, the 32 largest by device
+ * time. LOOM_E_STATE if p is not profiled. */
+loom_status loom_metrics_write_ops(loom_metrics *m, loom_program *p, int64_t step);
+/* Appends a "plan" line: p's planner report with its live-bytes timeline. */
+loom_status loom_metrics_write_plan(loom_metrics *m, loom_program *p, const char *label);
+/* Appends an "end" line and closes; m may be NULL. */
+loom_status loom_metrics_close(loom_metrics *m);
 
 #ifdef __cplusplus
 }

@@ -15,6 +15,19 @@
 
 static char tmpdir[64];
 
+/* Data sets need no device: a context without the GPU backends starts
+ * faster and quieter. */
+static loom_ctx *data_ctx(void)
+{
+    loom_ctx_opts o;
+    loom_ctx_opts_default(&o);
+    o.log_level = LOOM_LOG_ERROR;
+    o.backends = 1 << LOOM_BACKEND_CPU;
+    loom_ctx *ctx = NULL;
+    ck_assert_int_eq(loom_ctx_create(&o, &ctx), LOOM_OK);
+    return ctx;
+}
+
 static void setup(void)
 {
     strcpy(tmpdir, "/tmp/loom_data_XXXXXX");
@@ -140,7 +153,7 @@ static loom_dataset *load_fixture(loom_ctx *ctx)
 
 START_TEST(idx_plain_and_gz)
 {
-    loom_ctx *ctx = tu_ctx();
+    loom_ctx *ctx = data_ctx();
     for (int gz = 0; gz < 2; gz++) {
         const char *img = tpath(gz ? "i.gz" : "i"), *lab = tpath(gz ? "l.gz" : "l");
         write_fixture(img, lab, gz);
@@ -170,7 +183,7 @@ static void expect_fail(loom_ctx *ctx, const char *img, const char *lab, loom_st
 
 START_TEST(idx_missing_files)
 {
-    loom_ctx *ctx = tu_ctx();
+    loom_ctx *ctx = data_ctx();
     write_fixture(tpath("img"), tpath("lab"), 0);
     expect_fail(ctx, tpath("nope"), tpath("lab"), LOOM_E_IO, tpath("nope"), "No such file");
     expect_fail(ctx, tpath("img"), tpath("nolab"), LOOM_E_IO, tpath("nolab"), "No such file");
@@ -182,7 +195,7 @@ END_TEST
 
 START_TEST(idx_bad_headers)
 {
-    loom_ctx *ctx = tu_ctx();
+    loom_ctx *ctx = data_ctx();
     write_fixture(tpath("img"), tpath("lab"), 1);
     unsigned char px[FN * FR * FC] = {0};
     uint32_t di[3] = {FN, FR, FC};
@@ -227,7 +240,7 @@ END_TEST
 
 START_TEST(idx_mismatch_and_size)
 {
-    loom_ctx *ctx = tu_ctx();
+    loom_ctx *ctx = data_ctx();
     unsigned char px[FN * FR * FC + 8], lb[FN] = {1, 2, 3, 4, 5};
     for (size_t i = 0; i < sizeof px; i++)
         px[i] = fix_pixel(i);
@@ -259,7 +272,7 @@ END_TEST
 /* Damage to the compressed stream itself: cut in half, and bytes flipped. */
 START_TEST(idx_broken_gzip)
 {
-    loom_ctx *ctx = tu_ctx();
+    loom_ctx *ctx = data_ctx();
     enum { N = 400, R = 28, C = 28 };
     unsigned char *px = malloc(N * R * C), lb[N];
     uint32_t s = 12345;
@@ -302,7 +315,7 @@ END_TEST
 
 START_TEST(mnist_folder)
 {
-    loom_ctx *ctx = tu_ctx();
+    loom_ctx *ctx = data_ctx();
     /* Training set gzipped, test set plain: both names are found. */
     write_fixture(tpath("train-images-idx3-ubyte.gz"), tpath("train-labels-idx1-ubyte.gz"), 1);
     write_fixture(tpath("t10k-images-idx3-ubyte"), tpath("t10k-labels-idx1-ubyte"), 0);
@@ -408,7 +421,7 @@ static void check_real(int train)
         fprintf(stderr, "skipped: %s is not installed (package dataset-fashion-mnist)\n", dir);
         return;
     }
-    loom_ctx *ctx = tu_ctx();
+    loom_ctx *ctx = data_ctx();
     loom_dataset *ds = NULL;
     loom_status s = loom_dataset_load_mnist(ctx, dir, train, &ds);
     ck_assert_msg(s == LOOM_OK, "%s", loom_last_error(ctx));
@@ -459,7 +472,7 @@ END_TEST
 
 START_TEST(scale_unit)
 {
-    loom_ctx *ctx = tu_ctx();
+    loom_ctx *ctx = data_ctx();
     loom_dataset *ds = load_fixture(ctx);
     float stats[2] = {-1, -1};
     ck_assert_int_eq(loom_dataset_scale(ds, LOOM_SCALE_UNIT, NULL, stats), LOOM_OK);
@@ -481,7 +494,7 @@ END_TEST
 
 START_TEST(scale_standard)
 {
-    loom_ctx *ctx = tu_ctx();
+    loom_ctx *ctx = data_ctx();
     loom_dataset *a = load_fixture(ctx), *b = load_fixture(ctx);
     size_t total = FN * FR * FC;
     double sum = 0, ss = 0;
@@ -528,7 +541,7 @@ END_TEST
 
 START_TEST(subset_rows)
 {
-    loom_ctx *ctx = tu_ctx();
+    loom_ctx *ctx = data_ctx();
     loom_dataset *ds = load_fixture(ctx), *sub = NULL, *one = NULL, *none = NULL;
     ck_assert_int_eq(loom_dataset_subset(ds, 1, 3, &sub), LOOM_OK);
     ck_assert_int_eq(loom_dataset_subset(ds, 1, 1, &one), LOOM_OK);
@@ -578,7 +591,7 @@ static loom_dataset *load_rows(loom_ctx *ctx, uint32_t n)
 
 START_TEST(split_like_keras)
 {
-    loom_ctx *ctx = tu_ctx();
+    loom_ctx *ctx = data_ctx();
     loom_dataset *all = load_rows(ctx, 60000);
     /* Expected train sizes are Python's int(n * (1.0 - fraction)). */
     static const struct {
@@ -640,7 +653,7 @@ static void assert_permutation(const int64_t *order, int64_t n)
 
 START_TEST(shuffle_permutation)
 {
-    loom_ctx *ctx = tu_ctx();
+    loom_ctx *ctx = data_ctx();
     loom_dataset *all = load_rows(ctx, 60000);
     int64_t n = 60000;
     int64_t *a = malloc((size_t)n * sizeof *a), *b = malloc((size_t)n * sizeof *b);
@@ -670,7 +683,7 @@ END_TEST
  * element in place). The seeds are fixed, so this cannot flake. */
 START_TEST(shuffle_uniform)
 {
-    loom_ctx *ctx = tu_ctx();
+    loom_ctx *ctx = data_ctx();
     loom_dataset *all = load_rows(ctx, 10);
     int count[10][10] = {{0}};
     int64_t order[10];
@@ -697,7 +710,7 @@ END_TEST
  * with splitmix64(seed) ^ epoch, rejection-sampled Fisher-Yates). */
 START_TEST(shuffle_pinned)
 {
-    loom_ctx *ctx = tu_ctx();
+    loom_ctx *ctx = data_ctx();
     loom_dataset *all = load_rows(ctx, 10);
     int64_t order[10];
     static const int64_t want[10] = {9, 6, 7, 1, 8, 5, 0, 4, 2, 3};
@@ -712,7 +725,7 @@ END_TEST
 
 START_TEST(gather_batches)
 {
-    loom_ctx *ctx = tu_ctx();
+    loom_ctx *ctx = data_ctx();
     loom_dataset *ds = load_fixture(ctx);
     const int64_t order[3] = {4, 0, 2};
     float x[3 * FR * FC];

@@ -115,6 +115,17 @@ loom_tensor loom_graph_add(loom_graph *g, loom_op op, loom_dtype dt, int ndim, c
                            const int32_t *in, const char *name, const loom_attr *attr)
 {
     loom_ctx *ctx = g->ctx;
+    /* shape and attr may point into g->nodes, which the growth below may
+     * move: take copies first. */
+    int64_t shp[LOOM_MAX_DIMS];
+    for (int i = 0; i < ndim; i++)
+        shp[i] = shape[i];
+    shape = shp;
+    loom_attr at_copy;
+    if (attr) {
+        at_copy = *attr;
+        attr = &at_copy;
+    }
     if (g->n == g->cap) {
         int ncap = g->cap ? g->cap * 2 : 32;
         loom_node *nn = loom_realloc(ctx, g->nodes, (size_t)g->cap * sizeof *nn, (size_t)ncap * sizeof *nn);

@@ -57,7 +57,11 @@ static loom_tensor moment(loom_graph *g, const loom_node *p, const char *suffix)
 {
     char name[512];
     snprintf(name, sizeof name, "%s/%s", p->name, suffix);
-    return loom_param(g, name, LOOM_F32, p->ndim, p->shape, 0);
+    /* p points into g's node array, which loom_param may move. */
+    int64_t shape[LOOM_MAX_DIMS];
+    int ndim = p->ndim;
+    memcpy(shape, p->shape, sizeof shape);
+    return loom_param(g, name, LOOM_F32, ndim, shape, 0);
 }
 
 loom_status loom_optimize(loom_graph *g, const loom_optimizer *opt)

@@ -1,6 +1,7 @@
 /* loom_compile and the program's life: plan, allocate, prepare, run. */
 #include "program.h"
 #include "graph.h"
+#include "profile.h"
 
 #include <string.h>
 
@@ -24,6 +25,7 @@ static void program_free(loom_program *p)
     loom_free(ctx, p->exec, (size_t)(p->nexec ? p->nexec : 1) * sizeof *p->exec);
     loom_free(ctx, p->exec_in, (size_t)(p->nexec_in ? p->nexec_in : 1) * sizeof *p->exec_in);
     loom_plan_result_free(ctx, &p->plan);
+    loom_profile_free(p);
     p->magic = 0;
     loom_free(ctx, p, sizeof *p);
 }
@@ -441,6 +443,8 @@ loom_status loom_program_run(loom_program *p)
     p->runs++;
     if (p->has_updates)
         p->st->step++;
+    if (p->profile)
+        loom_profile_record(p, t0);
     return LOOM_OK;
 }
 

@@ -34,6 +34,7 @@ struct loom_program {
     int guard;                  /* bytes of guard before and after outputs */
     double last_run_ns;
     int64_t runs;
+    struct loom_profile_data *prof; /* profile.c; NULL until first used */
 };
 
 #endif

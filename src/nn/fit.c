@@ -55,11 +55,15 @@ static loom_status feed(loom_sequential *m, model_prog *mp, int64_t nb)
     return loom_program_set_input(p, "targets", m->tbuf, (size_t)(nb * outs) * sizeof(float));
 }
 
-/* Runs one batch; adds its summed loss and correct count. */
-static loom_status step(loom_sequential *m, int train, int64_t nb, double *loss_sum, int64_t *correct)
+/* Runs one batch; adds its summed loss and correct count. *ran is the
+ * program that ran (for profiling and metrics). */
+static loom_status step(loom_sequential *m, int train, int64_t nb, double *loss_sum, int64_t *correct,
+                        model_prog **ran)
 {
     model_prog *mp;
     LOOM_TRY(loom_model_prog(m, train, nb, &mp));
+    if (ran)
+        *ran = mp;
     LOOM_TRY(feed(m, mp, nb));
     LOOM_TRY(loom_program_run(mp->p));
     float loss;
@@ -80,6 +84,7 @@ static loom_status run_eval(loom_sequential *m, loom_dataset *ds, loom_eval_resu
     if (!idx)
         return loom_fail(m->ctx, LOOM_E_OOM, "evaluate: out of memory");
     int k = r ? r->classes : 0;
+    model_prog *last = NULL;
     double loss = 0;
     int64_t correct = 0;
     loom_status s = LOOM_OK;
@@ -89,8 +94,15 @@ static loom_status run_eval(loom_sequential *m, loom_dataset *ds, loom_eval_resu
         for (int64_t i = 0; i < nb; i++)
             idx[i] = start + i;
         s = loom_dataset_gather(ds, idx, nb, m->xbuf, m->ybuf);
+        model_prog *mp = NULL;
         if (s == LOOM_OK)
-            s = step(m, 0, nb, &loss, &correct);
+            s = step(m, 0, nb, &loss, &correct, &mp);
+        if (s == LOOM_OK && m->mon_trace && m->cfg.profile && m->mon_traced < m->mon_trace_runs) {
+            s = loom_trace_add_run(m->mon_trace, mp->p, -1, "evaluate batch");
+            m->mon_traced++;
+        }
+        if (mp)
+            last = mp;
         if (s == LOOM_OK && r && r->confusion)
             for (int64_t i = 0; i < nb; i++)
                 if (m->ybuf[i] >= 0 && m->ybuf[i] < k && m->pbuf[i] >= 0 && m->pbuf[i] < k)
@@ -102,6 +114,18 @@ static loom_status run_eval(loom_sequential *m, loom_dataset *ds, loom_eval_resu
         r->accuracy = (double)correct / (double)n;
         r->count = n;
         r->seconds = (loom_now_ns() - t0) * 1e-9;
+        if (m->mon_metrics && last) {
+            loom_metrics_line line;
+            loom_metrics_line_init(&line);
+            line.loss = r->loss;
+            line.accuracy = r->accuracy;
+            line.samples_per_s = r->seconds > 0 ? (double)n / r->seconds : NAN;
+            s = loom_metrics_sample(m->mon_metrics, last->p, &line);
+            if (s == LOOM_OK)
+                s = loom_metrics_write(m->mon_metrics, &line);
+            if (s == LOOM_OK && m->cfg.profile)
+                s = loom_metrics_write_ops(m->mon_metrics, last->p, -1);
+        }
     }
     return s;
 }
@@ -185,6 +209,18 @@ loom_status loom_sequential_evaluate(loom_sequential *m, loom_dataset *ds, int u
     return LOOM_OK;
 }
 
+loom_status loom_sequential_monitor(loom_sequential *m, struct loom_metrics *metrics, struct loom_trace *trace,
+                                    int64_t trace_runs)
+{
+    if (!m)
+        return LOOM_E_INVALID;
+    m->mon_metrics = metrics;
+    m->mon_trace = trace;
+    m->mon_trace_runs = trace_runs;
+    m->mon_traced = 0;
+    return LOOM_OK;
+}
+
 void loom_eval_result_free(loom_eval_result *r)
 {
     if (!r)
@@ -221,6 +257,23 @@ loom_status loom_sequential_predict(loom_sequential *m, const float *x, int64_t 
     return LOOM_OK;
 }
 
+static loom_status write_metrics(loom_sequential *m, const loom_fit_config *cfg, model_prog *mp,
+                                 const loom_fit_stats *st)
+{
+    loom_metrics_line line;
+    loom_metrics_line_init(&line);
+    line.step = st->step;
+    line.epoch = st->epoch;
+    line.loss = st->loss;
+    line.accuracy = st->accuracy;
+    line.val_loss = st->val_loss;
+    line.val_accuracy = st->val_accuracy;
+    line.samples_per_s = st->samples_per_s;
+    line.lr = loom_optimizer_lr(&m->cfg.optimizer, st->step > 0 ? st->step : 1);
+    LOOM_TRY(loom_metrics_sample(cfg->metrics, mp->p, &line));
+    return loom_metrics_write(cfg->metrics, &line);
+}
+
 static int report(const loom_fit_config *cfg, loom_fit_stats *st)
 {
     return cfg->progress ? cfg->progress(cfg->user, st) : 0;
@@ -250,7 +303,10 @@ loom_status loom_sequential_fit(loom_sequential *m, loom_dataset *train, const l
     st.total = n;
     st.val_loss = st.val_accuracy = NAN;
     double best_val = INFINITY;
-    int bad_epochs = 0, stop = 0;
+    int bad_epochs = 0, stop = 0, plan_written = 0;
+    int64_t traced = 0;
+    int64_t every = cfg.metrics_every > 0 ? cfg.metrics_every : cfg.progress_every;
+    model_prog *last_prog = NULL;
     while (s == LOOM_OK && !stop && m->epoch < cfg.epochs) {
         if (cfg.shuffle)
             s = loom_dataset_shuffle(tr, m->cfg.seed, m->epoch, order);
@@ -266,11 +322,17 @@ loom_status loom_sequential_fit(loom_sequential *m, loom_dataset *train, const l
             int64_t nb = n - k * b < b ? n - k * b : b;
             double t0 = loom_now_ns();
             s = loom_dataset_gather(tr, order + k * b, nb, m->xbuf, m->ybuf);
+            model_prog *mp = NULL;
             if (s == LOOM_OK)
-                s = step(m, 1, nb, &loss, &correct);
+                s = step(m, 1, nb, &loss, &correct, &mp);
             secs += (loom_now_ns() - t0) * 1e-9;
             if (s != LOOM_OK)
                 break;
+            if (cfg.trace && m->cfg.profile && traced < cfg.trace_steps) {
+                s = loom_trace_add_run(cfg.trace, mp->p, loom_state_step(m->st), "train step");
+                traced++;
+            }
+            last_prog = mp;
             seen += nb;
             m->epoch_step = k + 1;
             st.step = loom_state_step(m->st);
@@ -291,6 +353,12 @@ loom_status loom_sequential_fit(loom_sequential *m, loom_dataset *train, const l
                     s = loom_sequential_checkpoint(m, cfg.checkpoint_path);
                 }
             }
+            if (s == LOOM_OK && cfg.metrics && !plan_written) {
+                s = loom_metrics_write_plan(cfg.metrics, mp->p, "train");
+                plan_written = 1;
+            }
+            if (s == LOOM_OK && cfg.metrics && every > 0 && st.step % every == 0 && k + 1 < steps)
+                s = write_metrics(m, &cfg, mp, &st);
             if (cfg.progress_every > 0 && st.step % cfg.progress_every == 0 && k + 1 < steps)
                 stop = report(&cfg, &st);
         }
@@ -316,6 +384,11 @@ loom_status loom_sequential_fit(loom_sequential *m, loom_dataset *train, const l
             }
         }
         st.end_of_epoch = 1;
+        if (s == LOOM_OK && cfg.metrics && last_prog) {
+            s = write_metrics(m, &cfg, last_prog, &st);
+            if (s == LOOM_OK && m->cfg.profile)
+                s = loom_metrics_write_ops(cfg.metrics, last_prog->p, st.step);
+        }
         if (s == LOOM_OK && report(&cfg, &st))
             stop = 1;
     }

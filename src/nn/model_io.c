@@ -178,3 +178,14 @@ loom_status loom_sequential_load(loom_ctx *ctx, const char *path, loom_device *d
     *out = m;
     return LOOM_OK;
 }
+
+loom_status loom_model_config_read(loom_ctx *ctx, const char *path, loom_model_config *out)
+{
+    if (!ctx || !out)
+        return LOOM_E_INVALID;
+    loom_tensor_file *f = NULL;
+    LOOM_TRY(loom_safetensors_open(ctx, path, &f));
+    *out = config_parse(loom_safetensors_metadata(f, "loom.config"));
+    loom_safetensors_close(f);
+    return LOOM_OK;
+}

@@ -186,6 +186,11 @@ int64_t loom_sequential_outputs(const loom_sequential *m)
     return m ? loom_model_outputs(m) : 0;
 }
 
+loom_model_config loom_sequential_config(const loom_sequential *m)
+{
+    return m ? m->cfg : loom_model_config_default();
+}
+
 loom_state *loom_sequential_state(loom_sequential *m)
 {
     return m ? m->st : NULL;

@@ -16,11 +16,15 @@ typedef struct progress {
     int quiet;
     int64_t steps_per_epoch;
     int64_t batch;
+    double epoch_s[64];         /* each epoch's training seconds, for --json */
+    int nepochs;
 } progress;
 
 static int on_progress(void *user, const loom_fit_stats *s)
 {
     progress *p = user;
+    if (s->end_of_epoch && p->nepochs < (int)(sizeof p->epoch_s / sizeof p->epoch_s[0]))
+        p->epoch_s[p->nepochs++] = s->seconds;
     if (p->quiet)
         return 0;
     char val[64] = "";
@@ -81,6 +85,35 @@ static loom_status load_data(loom_ctx *ctx, const char *dir, int train, int64_t 
     return LOOM_OK;
 }
 
+/* loom train --dash: loom-dash follows the run's metrics when a display
+ * is there; otherwise says why not. */
+static void cli_start_dash(const char *metrics, int quiet)
+{
+    const char *display = getenv("DISPLAY"), *wayland = getenv("WAYLAND_DISPLAY");
+    if ((!display || !*display) && (!wayland || !*wayland)) {
+        fprintf(stderr, "loom train: --dash: no display (DISPLAY is not set); follow the run elsewhere with\n"
+                        "  loom-dash --follow %s\n", metrics);
+        return;
+    }
+    char exe[1024], cmd[2600];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[n > 0 ? n : 0] = 0;
+    char *slash = strrchr(exe, '/');
+    /* the build tree keeps loom-dash in tools/dash beside tools/loom; an
+     * install puts both in one bin folder */
+    if (slash) {
+        *slash = 0;
+        snprintf(cmd, sizeof cmd, "d=\"%s\"; b=\"$d/dash/loom-dash\"; [ -x \"$b\" ] || b=\"$d/loom-dash\"; "
+                 "[ -x \"$b\" ] || b=loom-dash; \"$b\" --follow \"%s\" >/dev/null 2>&1 &", exe, metrics);
+    } else {
+        snprintf(cmd, sizeof cmd, "loom-dash --follow \"%s\" >/dev/null 2>&1 &", metrics);
+    }
+    if (system(cmd) != 0)
+        fprintf(stderr, "loom train: --dash: could not start loom-dash\n");
+    else if (!quiet)
+        printf("dashboard     loom-dash --follow %s\n", metrics);
+}
+
 int cmd_train(int argc, char **argv)
 {
     const char *data = cli_opt(argc, argv, "--data", LOOM_DEFAULT_DATA_DIR);
@@ -99,6 +132,10 @@ int cmd_train(int argc, char **argv)
     float dropout = (float)atof(cli_opt(argc, argv, "--dropout", "0"));
     int patience = atoi(cli_opt(argc, argv, "--early-stopping", "0"));
     int json = cli_flag(argc, argv, "--json");
+    const char *metrics_path = cli_opt(argc, argv, "--metrics", NULL);
+    const char *trace_path = cli_opt(argc, argv, "--profile", NULL);
+    int64_t trace_steps = atoll(cli_opt(argc, argv, "--profile-steps", "200"));
+    int dash = cli_flag(argc, argv, "--dash");
     loom_optimizer_kind kind = !strcmp(opt_s, "sgd") ? LOOM_OPT_SGD : !strcmp(opt_s, "adamw") ? LOOM_OPT_ADAMW
                                                                                                : LOOM_OPT_ADAM;
     if (strcmp(opt_s, "sgd") && strcmp(opt_s, "adam") && strcmp(opt_s, "adamw")) {
@@ -119,6 +156,12 @@ int cmd_train(int argc, char **argv)
     mc.optimizer.ema_decay = (float)atof(cli_opt(argc, argv, "--ema", "0"));
     mc.batch = batch;
     mc.seed = (uint64_t)atoll(cli_opt(argc, argv, "--seed", "42"));
+    mc.profile = trace_path != NULL || metrics_path != NULL || dash;
+    char dash_metrics[256];
+    if (dash && !metrics_path) {
+        snprintf(dash_metrics, sizeof dash_metrics, "/tmp/loom-train-%ld.jsonl", (long)getpid());
+        metrics_path = dash_metrics;
+    }
 
     loom_ctx *ctx = cli_ctx();
     if (!ctx)
@@ -128,6 +171,8 @@ int cmd_train(int argc, char **argv)
     loom_sequential *m = NULL;
     loom_eval_result ev;
     memset(&ev, 0, sizeof ev);
+    loom_metrics *metrics = NULL;
+    loom_trace *trace = NULL;
     int rc = 1;
     if (loom_device_open(ctx, spec, &dev) || load_data(ctx, data, 1, limit, &train) ||
         load_data(ctx, data, 0, test_limit, &test))
@@ -149,12 +194,22 @@ int cmd_train(int argc, char **argv)
             goto fail;
     }
     const loom_device_info *di = loom_device_get(dev);
-    progress pr = {isatty(1) && !json, json, 0, batch};
+    progress pr = {isatty(1) && !json, json, 0, batch, {0}, 0};
     if (!json)
         printf("training %s on %s (%s): %lld images, batch %lld, %d epochs, %s\n", loom_sequential_describe(m),
                di->spec, di->name, (long long)loom_dataset_count(train), (long long)batch, epochs, opt_s);
+    if (metrics_path && loom_metrics_open(ctx, metrics_path, dev, &metrics))
+        goto fail;
+    if (trace_path && loom_trace_create(ctx, &trace))
+        goto fail;
+    if (dash)
+        cli_start_dash(metrics_path, json);
     loom_fit_config fc = loom_fit_config_default();
     fc.epochs = epochs;
+    fc.metrics = metrics;
+    fc.metrics_every = atoll(cli_opt(argc, argv, "--metrics-every", "50"));
+    fc.trace = trace;
+    fc.trace_steps = trace_steps;
     fc.validation_split = vsplit;
     fc.progress = on_progress;
     fc.user = &pr;
@@ -163,21 +218,38 @@ int cmd_train(int argc, char **argv)
     fc.checkpoint_every = ckpt_every;
     fc.checkpoint_path = ckpt;
     loom_fit_stats last;
+    /* The whole fit, first epoch included, as the peers in
+     * tools/bench_peers.sh time theirs. */
+    struct timespec f0, f1;
+    clock_gettime(CLOCK_MONOTONIC, &f0);
     if (loom_sequential_fit(m, train, &fc, &last))
         goto fail;
+    clock_gettime(CLOCK_MONOTONIC, &f1);
+    double fit_s = (double)(f1.tv_sec - f0.tv_sec) + (double)(f1.tv_nsec - f0.tv_nsec) * 1e-9;
     if (save && loom_sequential_save(m, save))
         goto fail;
     if (loom_sequential_evaluate(m, test, 0, &ev))
         goto fail;
+    if (trace && loom_trace_write(trace, trace_path))
+        goto fail;
+    if (trace && !json)
+        printf("trace         %s (the first %lld steps; open in ui.perfetto.dev)\n", trace_path,
+               (long long)trace_steps);
+    if (metrics && !json)
+        printf("metrics       %s\n", metrics_path);
     double sps = last.samples_per_s;
     if (json) {
         printf("{\"device\":\"%s\",\"device_name\":\"%s\",\"epochs\":%d,\"batch\":%lld,\"optimizer\":\"%s\","
                "\"train_images\":%lld,\"test_images\":%lld,\"test_accuracy\":%.6f,\"test_loss\":%.6f,"
                "\"train_loss\":%.6f,\"train_accuracy\":%.6f,\"train_seconds\":%.3f,\"samples_per_s\":%.1f,"
-               "\"steps\":%lld,\"saved\":%s%s%s}\n",
+               "\"fit_seconds\":%.3f,\"fit_samples_per_s\":%.1f,\"steps\":%lld,\"saved\":%s%s%s,\"epoch_seconds\":[",
                di->spec, di->name, epochs, (long long)batch, opt_s, (long long)loom_dataset_count(train),
-               (long long)ev.count, ev.accuracy, ev.loss, last.loss, last.accuracy, last.seconds * epochs, sps,
+               (long long)ev.count, ev.accuracy, ev.loss, last.loss, last.accuracy, last.seconds * epochs, sps, fit_s,
+               fit_s > 0 ? (double)last.epoch * (double)loom_dataset_count(train) / fit_s : 0.0,
                (long long)last.step, save ? "\"" : "", save ? save : "null", save ? "\"" : "");
+        for (int i = 0; i < pr.nepochs; i++)
+            printf("%s%.3f", i ? "," : "", pr.epoch_s[i]);
+        printf("]}\n");
     } else {
         printf("test accuracy %.4f  test loss %.4f  (%lld images)\n", ev.accuracy, ev.loss, (long long)ev.count);
         printf("throughput    %.0f samples/s training on %s (last epoch)\n", sps, di->spec);
@@ -189,6 +261,8 @@ int cmd_train(int argc, char **argv)
 fail:
     fprintf(stderr, "loom train: %s\n", loom_last_error(ctx));
 done:
+    loom_metrics_close(metrics);
+    loom_trace_destroy(trace);
     loom_eval_result_free(&ev);
     loom_sequential_destroy(m);
     loom_dataset_destroy(train);
@@ -205,6 +279,10 @@ int cmd_eval(int argc, char **argv)
     const char *spec = cli_opt(argc, argv, "--device", "auto");
     int json = cli_flag(argc, argv, "--json");
     int ema = cli_flag(argc, argv, "--ema");
+    const char *metrics_path = cli_opt(argc, argv, "--metrics", NULL);
+    const char *trace_path = cli_opt(argc, argv, "--profile", NULL);
+    loom_metrics *metrics = NULL;
+    loom_trace *trace = NULL;
     if (!model) {
         fprintf(stderr, "loom eval: --model FILE is required\n");
         return 2;
@@ -218,8 +296,21 @@ int cmd_eval(int argc, char **argv)
     loom_eval_result ev;
     memset(&ev, 0, sizeof ev);
     int rc = 1;
-    if (loom_device_open(ctx, spec, &dev) || load_data(ctx, data, 0, 0, &test) ||
-        loom_sequential_load(ctx, model, dev, NULL, &m) || loom_sequential_evaluate(m, test, ema, &ev))
+    if (loom_device_open(ctx, spec, &dev) || load_data(ctx, data, 0, 0, &test))
+        goto fail;
+    loom_model_config mc;
+    if (loom_model_config_read(ctx, model, &mc))
+        goto fail;
+    mc.profile = metrics_path || trace_path;
+    if (loom_sequential_load(ctx, model, dev, &mc, &m))
+        goto fail;
+    if (metrics_path && loom_metrics_open(ctx, metrics_path, dev, &metrics))
+        goto fail;
+    if (trace_path && loom_trace_create(ctx, &trace))
+        goto fail;
+    if (loom_sequential_monitor(m, metrics, trace, 200) || loom_sequential_evaluate(m, test, ema, &ev))
+        goto fail;
+    if (trace && loom_trace_write(trace, trace_path))
         goto fail;
     if (json) {
         printf("{\"device\":\"%s\",\"model\":\"%s\",\"test_images\":%lld,\"test_accuracy\":%.6f,\"test_loss\":%.6f,"
@@ -251,6 +342,8 @@ int cmd_eval(int argc, char **argv)
 fail:
     fprintf(stderr, "loom eval: %s\n", loom_last_error(ctx));
 done:
+    loom_metrics_close(metrics);
+    loom_trace_destroy(trace);
     loom_eval_result_free(&ev);
     loom_sequential_destroy(m);
     loom_dataset_destroy(test);

@@ -1,4 +1,5 @@
 /* loom: the command-line tool. */
+#include "bench.h"
 #include "cli.h"
 
 #include <stdio.h>
@@ -18,8 +19,14 @@ static const command commands[] = {
      "train the Fashion-MNIST MLP [--data DIR] [--hidden 64,64] [--epochs 5] [--batch 32] [--lr 0.001]\n"
      "             [--optimizer adam|adamw|sgd] [--device SPEC] [--seed N] [--save FILE] [--resume FILE]\n"
      "             [--checkpoint FILE --checkpoint-every N] [--validation-split F] [--dropout R]\n"
-     "             [--early-stopping N] [--ema D] [--clip-norm C] [--limit N] [--test-limit N] [--json]"},
-    {"eval", cmd_eval, "evaluate a saved model on the test set --model FILE [--data DIR] [--ema] [--json]"},
+     "             [--early-stopping N] [--ema D] [--clip-norm C] [--limit N] [--test-limit N] [--json]\n"
+     "             [--metrics FILE] [--metrics-every N] [--profile TRACE.json] [--profile-steps N] [--dash]"},
+    {"bench", cmd_bench,
+     "benchmark every device beside OpenBLAS / memcpy [--device SPEC|all]\n"
+     "             [--suite gemm,bandwidth,dispatch,train,infer,startup] [--json FILE] [--compare BASELINE.json]\n"
+     "             [--results FILE] [--quick] [--data DIR]"},
+    {"eval", cmd_eval, "evaluate a saved model on the test set --model FILE [--data DIR] [--ema] [--json]\n"
+     "             [--metrics FILE] [--profile TRACE.json]"},
     {"predict", cmd_predict, "classify one test image --model FILE --image N [--data DIR]"},
     {"tune", cmd_tune,
      "search the device's GEMM parameters and store the best [--device SPEC] [--size 1024]\n"

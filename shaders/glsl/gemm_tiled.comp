@@ -1,0 +1,70 @@
+#version 450
+// SGEMM for GPUs: BM x BN tiles of C per workgroup, A and B staged through
+// shared memory BK deep, a TM x TN register block per invocation. Any
+// transposes (through the strides), any sizes (loads outside the matrices
+// read zero, stores outside are skipped).
+#include "common.glsl"
+
+#define BM 64
+#define BN 64
+#define BK 16
+#define TM 4
+#define TN 4
+#define WX (BN / TN)
+#define WY (BM / TM)
+
+layout(local_size_x = WX, local_size_y = WY) in;
+
+layout(set = 0, binding = 0, std430) readonly buffer BufA { float a[]; };
+layout(set = 0, binding = 1, std430) readonly buffer BufB { float b[]; };
+layout(set = 0, binding = 2, std430) writeonly buffer BufC { float c[]; };
+layout(set = 0, binding = 3, std430) readonly buffer BufBias { float bias[]; };
+layout(push_constant) uniform Push { loom_pc_gemm p; };
+
+shared float As[BK][BM];
+shared float Bs[BK][BN];
+
+void main()
+{
+    uint tx = gl_LocalInvocationID.x, ty = gl_LocalInvocationID.y;
+    uint t = gl_LocalInvocationIndex;
+    uint m0 = gl_WorkGroupID.y * BM, n0 = gl_WorkGroupID.x * BN;
+    float acc[TM][TN];
+    [[unroll]] for (uint i = 0; i < TM; i++)
+        [[unroll]] for (uint j = 0; j < TN; j++)
+            acc[i][j] = 0.0;
+    for (uint k0 = 0; k0 < p.k; k0 += BK) {
+        [[unroll]] for (uint r = 0; r < BM * BK / (WX * WY); r++) {
+            uint e = t + r * WX * WY;
+            uint row = e / BK, kk = e % BK;
+            uint gm = m0 + row, gk = k0 + kk;
+            As[kk][row] = (gm < p.m && gk < p.k) ? a[gm * p.sam + gk * p.sak] : 0.0;
+        }
+        [[unroll]] for (uint r = 0; r < BN * BK / (WX * WY); r++) {
+            uint e = t + r * WX * WY;
+            uint kk = e / BN, col = e % BN;
+            uint gn = n0 + col, gk = k0 + kk;
+            Bs[kk][col] = (gn < p.n && gk < p.k) ? b[gk * p.sbk + gn * p.sbn] : 0.0;
+        }
+        barrier();
+        [[unroll]] for (uint kk = 0; kk < BK; kk++) {
+            float av[TM], bv[TN];
+            [[unroll]] for (uint i = 0; i < TM; i++)
+                av[i] = As[kk][ty + i * WY];
+            [[unroll]] for (uint j = 0; j < TN; j++)
+                bv[j] = Bs[kk][tx + j * WX];
+            [[unroll]] for (uint i = 0; i < TM; i++)
+                [[unroll]] for (uint j = 0; j < TN; j++)
+                    acc[i][j] += av[i] * bv[j];
+        }
+        barrier();
+    }
+    [[unroll]] for (uint i = 0; i < TM; i++) {
+        uint gm = m0 + ty + i * WY;
+        [[unroll]] for (uint j = 0; j < TN; j++) {
+            uint gn = n0 + tx + j * WX;
+            if (gm < p.m && gn < p.n)
+                c[gm * p.n + gn] = acc[i][j] + (p.has_bias != 0u ? bias[gn] : 0.0);
+        }
+    }
+}

@@ -1,0 +1,140 @@
+/*
+ * Push-constant structs of every Vulkan kernel, declared once for both C
+ * (src/backends/vulkan/) and GLSL (the .comp files beside it).
+ *
+ * Every member is a 32-bit scalar or an array of them, so the C layout and
+ * the std430 layout GLSL gives a push-constant block agree member by member;
+ * the _Static_asserts below pin the C sizes, and a struct must stay within
+ * the 128 bytes every Vulkan device guarantees.
+ */
+#ifndef LOOM_PUSH_H
+#define LOOM_PUSH_H
+
+#ifdef GL_core_profile
+#define LU32 uint
+#define LI32 int
+#define LF32 float
+#define LOOM_PUSH_BEGIN(name) struct name {
+#define LOOM_PUSH_END(name) };
+#else
+#include <stdint.h>
+#define LU32 uint32_t
+#define LI32 int32_t
+#define LF32 float
+#define LOOM_PUSH_BEGIN(name) typedef struct name {
+#define LOOM_PUSH_END(name) } name;
+#endif
+
+/* C = op(A) op(B): element (i, k) of op(A) is at i * sam + k * sak, element
+ * (k, j) of op(B) at k * sbk + j * sbn; C is dense [m, n]. With has_bias,
+ * C[i, j] += bias[j] (a fused row-bias add). */
+LOOM_PUSH_BEGIN(loom_pc_gemm)
+    LU32 m;
+    LU32 n;
+    LU32 k;
+    LU32 sam;
+    LU32 sak;
+    LU32 sbk;
+    LU32 sbn;
+    LU32 has_bias;
+LOOM_PUSH_END(loom_pc_gemm)
+
+/* Element i of the output, as a rank-4 index (i0, i1, i2, i3) over dims
+ * (d[0], d[1], d[2], d[3]), reads operand a at sum ik * sa[k] and b at
+ * sum ik * sb[k] (stride 0 along a broadcast dim). dense: every operand is
+ * indexed by i itself. */
+LOOM_PUSH_BEGIN(loom_pc_bcast)
+    LU32 n;
+    LU32 dense;
+    LU32 d[4];
+    LU32 sa[4];
+    LU32 sb[4];
+LOOM_PUSH_END(loom_pc_bcast)
+
+LOOM_PUSH_BEGIN(loom_pc_unary)
+    LU32 n;
+    LF32 alpha;
+LOOM_PUSH_END(loom_pc_unary)
+
+/* Row-wise kernels (softmax family, cross-entropy): rows of cols elements. */
+LOOM_PUSH_BEGIN(loom_pc_rows)
+    LU32 rows;
+    LU32 cols;
+LOOM_PUSH_END(loom_pc_rows)
+
+/* out[j] = alpha * sum of the input over the reduced dims. The input is
+ * rank 4 (dims d, dense strides st); r[k] is the output's dim k (1 where
+ * reduced); rn the number of input elements that meet in one output. */
+LOOM_PUSH_BEGIN(loom_pc_reduce)
+    LU32 on;
+    LU32 rn;
+    LU32 d[4];
+    LU32 r[4];
+    LU32 st[4];
+    LF32 alpha;
+LOOM_PUSH_END(loom_pc_reduce)
+
+LOOM_PUSH_BEGIN(loom_pc_argmax)
+    LU32 outer;
+    LU32 n;
+    LU32 inner;
+LOOM_PUSH_END(loom_pc_argmax)
+
+LOOM_PUSH_BEGIN(loom_pc_dropout)
+    LU32 n;
+    LU32 seed;
+    LU32 salt;
+    LU32 slot;     /* index into the run slots: the step */
+    LF32 rate;
+    LF32 keep;     /* 1 / (1 - rate), computed on the host as the CPU does */
+LOOM_PUSH_END(loom_pc_dropout)
+
+#define LOOM_SUMSQ_MAX_IN 8
+/* One dispatch sums the squares of up to 8 inputs; accumulate adds the
+ * previous dispatch's partial result held in out[0]. */
+LOOM_PUSH_BEGIN(loom_pc_sumsq)
+    LU32 n[LOOM_SUMSQ_MAX_IN];
+    LU32 accumulate;
+LOOM_PUSH_END(loom_pc_sumsq)
+
+/* SGD, Adam(W) and EMA updates; the per-run values come from run slot
+ * `slot`. */
+LOOM_PUSH_BEGIN(loom_pc_update)
+    LU32 n;
+    LU32 slot;
+    LU32 clip;
+    LU32 nesterov;
+    LF32 clip_norm;
+    LF32 beta1;
+    LF32 beta2;
+    LF32 eps;
+    LF32 momentum;
+    LF32 weight_decay;
+    LF32 l1;
+    LF32 l2;
+LOOM_PUSH_END(loom_pc_update)
+
+/* Values that change from run to run, written by the host before each
+ * submit into a small host-visible buffer: one slot per node that needs
+ * them. */
+LOOM_PUSH_BEGIN(loom_run_slot)
+    LF32 lr;
+    LF32 alpha;    /* Adam: lr sqrt(1 - b2^t) / (1 - b1^t), in double on the host */
+    LF32 decay;    /* EMA: 0 at step 1, else the decay */
+    LU32 step;
+LOOM_PUSH_END(loom_run_slot)
+
+#ifndef GL_core_profile
+_Static_assert(sizeof(loom_pc_gemm) == 32, "loom_pc_gemm layout");
+_Static_assert(sizeof(loom_pc_bcast) == 56, "loom_pc_bcast layout");
+_Static_assert(sizeof(loom_pc_unary) == 8, "loom_pc_unary layout");
+_Static_assert(sizeof(loom_pc_rows) == 8, "loom_pc_rows layout");
+_Static_assert(sizeof(loom_pc_reduce) == 60, "loom_pc_reduce layout");
+_Static_assert(sizeof(loom_pc_argmax) == 12, "loom_pc_argmax layout");
+_Static_assert(sizeof(loom_pc_dropout) == 24, "loom_pc_dropout layout");
+_Static_assert(sizeof(loom_pc_sumsq) == 36, "loom_pc_sumsq layout");
+_Static_assert(sizeof(loom_pc_update) == 48, "loom_pc_update layout");
+_Static_assert(sizeof(loom_run_slot) == 16, "loom_run_slot layout");
+#endif
+
+#endif

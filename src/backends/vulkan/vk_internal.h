@@ -1,0 +1,260 @@
+/*
+ * The Vulkan backend's internals, shared by its files:
+ *   vk_backend.c  instance, validation messenger, devices, the ops table
+ *   vk_memory.c   large blocks by lifetime, sub-allocation, transfers
+ *   vk_pipeline.c pipelines per (shader, variant), the on-disk cache
+ *   vk_kernels.c  each op as dispatches: shader, bindings, push constants
+ *   vk_program.c  prepare (descriptor sets, barriers, the recording), run
+ *   vk_tune.c     per-device choices measured once and cached as JSON
+ */
+#ifndef LOOM_VK_INTERNAL_H
+#define LOOM_VK_INTERNAL_H
+
+#include "../backend.h"
+#include "push.h"
+
+#include <vulkan/vulkan.h>
+
+/* Limits and properties read once per physical device. */
+typedef struct vk_limits {
+    uint32_t vendor_id, device_id, driver_version;
+    uint8_t cache_uuid[VK_UUID_SIZE];   /* pipelineCacheUUID */
+    uint64_t max_storage_range;         /* maxStorageBufferRange */
+    uint64_t max_alloc_bytes;           /* maxMemoryAllocationSize */
+    uint64_t max_buffer_bytes;          /* largest VkBuffer (maintenance4) */
+    uint32_t max_alloc_count;           /* maxMemoryAllocationCount */
+    uint64_t storage_align;             /* minStorageBufferOffsetAlignment */
+    uint64_t texel_align;               /* minTexelBufferOffsetAlignment */
+    uint64_t max_texel_elements;        /* maxTexelBufferElements */
+    uint32_t max_groups[3];             /* maxComputeWorkGroupCount */
+    uint32_t max_push;                  /* maxPushConstantsSize */
+    uint32_t max_storage_per_stage;     /* maxPerStageDescriptorStorageBuffers */
+    float timestamp_period;             /* ns per tick */
+    int storage16;                      /* storageBuffer16BitAccess */
+    int texel_r32f;                     /* R32_SFLOAT uniform texel buffers work */
+    int image_r32f;                     /* R32_SFLOAT storage texel buffers work */
+    int calibrated;                     /* VK_EXT_calibrated_timestamps with CLOCK_MONOTONIC */
+    uint32_t queue_family;              /* the compute queue chosen */
+    uint32_t timestamp_bits;            /* its timestampValidBits */
+    int cpu_type;                       /* VK_PHYSICAL_DEVICE_TYPE_CPU */
+} vk_limits;
+
+typedef struct vk_state {
+    loom_ctx *ctx;
+    VkInstance instance;
+    VkDebugUtilsMessengerEXT messenger;
+    uint32_t ndev;
+    VkPhysicalDevice *phys;
+    loom_device_info *info;
+    vk_limits *lim;
+} vk_state;
+
+/* ---- memory ------------------------------------------------------------- */
+
+typedef struct vk_range {
+    uint64_t offset, size;
+} vk_range;
+
+/* One VkDeviceMemory with one VkBuffer over all of it; tensors are ranges. */
+typedef struct vk_block {
+    VkDeviceMemory mem;
+    VkBuffer buf;
+    uint64_t size;
+    unsigned char *map;         /* persistent mapping, NULL if not host-visible */
+    loom_lifetime life;
+    vk_range *free;             /* sorted by offset, merged on free */
+    int nfree, capfree;
+    int nlive;                  /* ranges handed out */
+    uint64_t used;
+    struct vk_block *next;
+} vk_block;
+
+/* What buffer_alloc hands to core. */
+typedef struct vk_buf {
+    vk_block *block;
+    uint64_t offset;            /* within the block */
+    uint64_t size;
+} vk_buf;
+
+#define VK_LIFETIMES 3
+
+/* ---- pipelines ---------------------------------------------------------- */
+
+#define VK_MAX_BINDINGS 10
+#define VK_MAX_SPEC 3
+
+/* A shader variant as the C side sees it: its code, its bindings (S: storage
+ * buffer, T: uniform texel buffer, I: storage texel buffer), its
+ * push-constant size, its workgroup. */
+typedef struct vk_shader {
+    const char *name;
+    const uint32_t *code;
+    const size_t *words;
+    const char *kinds;
+    uint32_t push_size;
+    uint32_t wg[2];             /* local size x, y (for grid arithmetic) */
+} vk_shader;
+
+typedef struct vk_pipe {
+    const vk_shader *sh;
+    uint32_t spec[VK_MAX_SPEC];
+    VkDescriptorSetLayout dsl;
+    VkPipelineLayout layout;
+    VkPipeline pipe;
+    int warm;                   /* one dispatch done (lavapipe JITs there) */
+} vk_pipe;
+
+/* ---- the device --------------------------------------------------------- */
+
+enum {
+    VK_QUIRK_TEXEL_READS = 1u << 0,   /* fetch GEMM operands through texel
+                                         buffers: storage-buffer reads are
+                                         scalarized (measured, vk_tune.c) */
+    VK_QUIRK_SLOW_BARRIERS = 1u << 1, /* a workgroup barrier is a switch
+                                         between emulated invocations (CPU
+                                         drivers): reduce per invocation */
+};
+
+typedef struct vk_dev {
+    loom_ctx *ctx;
+    vk_state *s;
+    int index;
+    const loom_device_info *info;
+    const vk_limits *lim;
+    VkPhysicalDevice phys;
+    VkDevice dev;
+    VkQueue queue;
+    VkCommandPool cmd_pool;
+    VkFence fence;
+    int lost;                   /* VK_ERROR_DEVICE_LOST seen */
+    unsigned quirks;
+    PFN_vkGetCalibratedTimestampsEXT get_calibrated;
+
+    /* memory */
+    uint32_t mem_type[VK_LIFETIMES];
+    int mapped[VK_LIFETIMES];   /* the lifetime's memory is host-visible */
+    vk_block *blocks[VK_LIFETIMES];
+    uint32_t nallocs;
+    uint64_t align;
+    vk_buf *staging;            /* transfer space when memory is not mapped */
+    vk_buf *scratch;            /* bound to unused bindings and warm-ups */
+    VkBufferView scratch_view;
+
+    /* pipelines */
+    vk_pipe **pipes;
+    int npipes, cappipes;
+    VkPipelineCache pcache;
+    int pcache_dirty;
+    char pcache_path[600];
+} vk_dev;
+
+/* ---- programs ----------------------------------------------------------- */
+
+enum { VK_READ = 1, VK_WRITE = 2 };
+
+typedef struct vk_bind {
+    VkBuffer buf;
+    uint64_t offset, range;
+    int texel;                  /* floats per texel of a T or I binding's view (1 or 4) */
+    int access;                 /* VK_READ | VK_WRITE, 0: unused binding */
+} vk_bind;
+
+typedef struct vk_dispatch {
+    vk_pipe *pipe;
+    int nbind;
+    vk_bind bind[VK_MAX_BINDINGS];
+    uint32_t push_size;
+    unsigned char push[128];
+    uint32_t groups[3];
+    VkDescriptorSet set;
+    int node;                   /* exec node index */
+} vk_dispatch;
+
+typedef struct vk_prog {
+    vk_dev *d;
+    const loom_exec_program *prog;
+    vk_dispatch *disp;
+    int ndisp, capdisp;
+    int *slot_of;               /* per node: run slot, or -1 */
+    unsigned char *fused;       /* per node: done by an earlier node's dispatch */
+    int nslots;
+    vk_buf *runbuf;             /* nslots loom_run_slot, host-visible */
+    VkDescriptorPool pool;
+    VkBufferView *views;
+    int nviews, capviews;
+    VkCommandBuffer cb;
+    VkQueryPool qpool;          /* 2 per node when profiling */
+    double *t0, *t1;
+    int have_times;
+    int nbarriers;              /* recorded between dispatches */
+} vk_prog;
+
+/* ---- vk_backend.c ------------------------------------------------------- */
+
+/* Turns a VkResult into a loom_status with a message naming the call, the
+ * device and what was being done; DEVICE_LOST marks the device. */
+loom_status vk_fail(vk_dev *d, VkResult r, const char *call, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+const char *vk_result_str(VkResult r);
+/* Runs one command buffer of one-off work and waits for it. */
+loom_status vk_submit_wait(vk_dev *d, VkCommandBuffer cb, const char *what);
+loom_status vk_begin_oneoff(vk_dev *d, VkCommandBuffer *cb, const char *what);
+void vk_end_oneoff(vk_dev *d, VkCommandBuffer cb);
+
+/* ---- vk_memory.c -------------------------------------------------------- */
+
+loom_status vk_memory_init(vk_dev *d);
+void vk_memory_shutdown(vk_dev *d);
+loom_status vk_buffer_alloc(void *bdev, uint64_t bytes, loom_lifetime life, void **buf);
+void vk_buffer_free(void *bdev, void *buf);
+loom_status vk_buffer_write(void *bdev, void *buf, uint64_t offset, const void *src, uint64_t bytes);
+loom_status vk_buffer_read(void *bdev, void *buf, uint64_t offset, void *dst, uint64_t bytes);
+/* Host pointer of a mapped buffer (NULL if its memory is not mapped). */
+void *vk_buffer_map(const vk_buf *b);
+
+/* ---- vk_pipeline.c ------------------------------------------------------ */
+
+/* The descriptor type of a binding kind letter of vk_shader.kinds. */
+VkDescriptorType vk_kind_type(char kind);
+
+void vk_pcache_load(vk_dev *d);
+void vk_pcache_save(vk_dev *d);
+/* The pipeline of (shader, spec constants), created on first use. */
+loom_status vk_pipe_get(vk_dev *d, const vk_shader *sh, const uint32_t spec[VK_MAX_SPEC], vk_pipe **out);
+void vk_pipes_destroy(vk_dev *d);
+/* One dispatch of every pipeline not yet warm, on the scratch buffer with
+ * zero push constants (every kernel then does nothing). */
+loom_status vk_pipes_warm(vk_dev *d);
+/* mkdir -p of the cache folder; 0 on success. */
+int vk_mkdirs(const char *path);
+
+/* ---- vk_kernels.c ------------------------------------------------------- */
+
+extern const vk_shader vk_sh_gemm_tiled, vk_sh_gemm_texel[3][3];
+/* 1 if the backend has a kernel for this node. */
+int vk_supports(void *bdev, const loom_exec_node *x);
+/* Appends the dispatches of one node to the program. */
+loom_status vk_plan_node(vk_prog *p, const loom_exec_node *x);
+/* A new dispatch slot at the end of the program (pipe and grid unset). */
+loom_status vk_add_dispatch(vk_prog *p, int node, vk_dispatch **out);
+
+/* ---- vk_program.c ------------------------------------------------------- */
+
+loom_status vk_prepare(void *bdev, const loom_exec_program *prog, void **bprog);
+loom_status vk_run(void *bprog, const loom_run_args *args);
+void vk_release(void *bprog);
+loom_status vk_timestamps(void *bprog, double *start_ns, double *end_ns, int n);
+
+/* ---- vk_tune.c ---------------------------------------------------------- */
+
+/* Decides the device's read path (quirks), from the cache or by measuring. */
+loom_status vk_tune(vk_dev *d);
+/* The backend's tuning slots (loom_device_tune and friends). */
+loom_status vk_tune_device(void *bdev, const loom_tune_opts *opts, loom_tune_report *out);
+loom_status vk_get_tuning(void *bdev, char *buf, size_t n);
+loom_status vk_set_tuning(void *bdev, const char *json);
+
+#endif

@@ -1,0 +1,49 @@
+/* loom bench: results, their table, their JSON and comparisons. */
+#ifndef LOOM_BENCH_H
+#define LOOM_BENCH_H
+
+#include "cli.h"
+
+#include <stdio.h>
+
+#define BENCH_MAX_FIGS 512
+#define BENCH_MAX_DEVS 16
+
+typedef struct bench_fig {
+    char device[32];          /* a device spec, or a reference ("openblas", "memcpy") */
+    char suite[16];
+    char name[64];
+    char unit[16];
+    int hib;                  /* higher is better */
+    double median, min, max;
+    int runs;
+    int correct;              /* 0: WRONG */
+    char ref_name[32];
+    double ref_median, ratio; /* NAN when no reference */
+    char extra_name[32];      /* e.g. test_accuracy of a training run */
+    double extra;
+} bench_fig;
+
+typedef struct bench_dev {
+    char spec[32], name[256], backend[16], vendor[64], driver[128], api[32], uuid[40], type[16];
+} bench_dev;
+
+typedef struct bench_run {
+    int quick;
+    char version[32], commit[48], date[40], cpu[128], host[64];
+    bench_dev devs[BENCH_MAX_DEVS];
+    int ndevs;
+    bench_fig figs[BENCH_MAX_FIGS];
+    int nfigs;
+} bench_run;
+
+int cmd_bench(int argc, char **argv);
+void bench_add_device(bench_run *r, const loom_device_info *d);
+void bench_print(const bench_run *r, FILE *f);
+int bench_save(bench_run *r, const char *path);
+int bench_load(const char *path, bench_run *r);
+/* Prints each figure's change against base; returns the regressions: a
+ * change for the worse beyond both runs' measured spread (and 5%). */
+int bench_compare(const bench_run *base, const bench_run *cur, FILE *f);
+
+#endif

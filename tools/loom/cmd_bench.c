@@ -1,0 +1,756 @@
+/* loom bench: GEMM, bandwidth, dispatch, training, inference and start-up
+ * on every device, beside the references measured in the same run, with
+ * every result checked against the CPU device. */
+#include "bench.h"
+
+#include <cblas.h> /* the OpenBLAS reference, timed beside the devices */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Median, min and max of n samples (sorted in place); p99 if asked. */
+static void stats(double *v, int n, double *med, double *mn, double *mx, double *p99)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_d);
+    *med = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+    *mn = v[0];
+    *mx = v[n - 1];
+    if (p99)
+        *p99 = v[(int)ceil(0.99 * n) - 1];
+}
+
+static bench_fig *add_fig(bench_run *r, const char *dev, const char *suite, const char *name, const char *unit,
+                          int hib)
+{
+    if (r->nfigs == BENCH_MAX_FIGS)
+        return NULL;
+    bench_fig *f = &r->figs[r->nfigs++];
+    memset(f, 0, sizeof *f);
+    snprintf(f->device, sizeof f->device, "%s", dev);
+    snprintf(f->suite, sizeof f->suite, "%s", suite);
+    snprintf(f->name, sizeof f->name, "%s", name);
+    snprintf(f->unit, sizeof f->unit, "%s", unit);
+    f->hib = hib;
+    f->correct = 1;
+    f->ref_median = NAN;
+    return f;
+}
+
+/* Samples are turned into the figure: rates (higher is better) from times
+ * when `work` > 0 (figure = work / time), else the times themselves. */
+static void set_fig(bench_fig *f, double *times, int n, double work, double scale)
+{
+    double med, mn, mx;
+    stats(times, n, &med, &mn, &mx, NULL);
+    if (work > 0) {
+        f->median = work / med * scale;
+        f->min = work / mx * scale;
+        f->max = work / mn * scale;
+    } else {
+        f->median = med * scale;
+        f->min = mn * scale;
+        f->max = mx * scale;
+    }
+    f->runs = n;
+}
+
+typedef struct devrun {
+    loom_ctx *ctx;
+    loom_device *dev;
+    const char *spec;
+    int corrupt;            /* test hook: corrupt this device's results */
+} devrun;
+
+static void fill(float *x, size_t n, uint32_t seed)
+{
+    uint32_t s = seed * 2654435761u + 1;
+    for (size_t i = 0; i < n; i++) {
+        s = s * 1664525u + 1013904223u;
+        x[i] = (float)(s >> 8) / 16777216.0f - 0.5f;
+    }
+}
+
+/* ---- gemm --------------------------------------------------------------- */
+
+typedef struct gemm_shape {
+    int m, n, k, ta, tb;
+    const char *name;
+} gemm_shape;
+
+static const gemm_shape gemm_shapes[] = {
+    {256, 256, 256, 0, 0, "sgemm 256"},
+    {512, 512, 512, 0, 0, "sgemm 512"},
+    {1024, 1024, 1024, 0, 0, "sgemm 1024"},
+    {2048, 2048, 2048, 0, 0, "sgemm 2048"},
+    /* the MLP's backward at batch 256: dW0 = x^T dH, dX = dH W0^T */
+    {784, 64, 256, 1, 0, "sgemm 784x64x256 (x^T dH)"},
+    {256, 784, 64, 0, 1, "sgemm 256x784x64 (dH W^T)"},
+};
+
+static loom_status run_gemm(devrun *d, const gemm_shape *s, int reps, const float *a, const float *b,
+                            const float *ref, bench_run *r, double ref_gflops)
+{
+    loom_graph *g = NULL;
+    loom_state *st = NULL;
+    loom_program *p = NULL;
+    float *c = malloc((size_t)s->m * (size_t)s->n * sizeof *c);
+    double *t = malloc((size_t)reps * sizeof *t);
+    loom_status e = c && t ? LOOM_OK : LOOM_E_OOM;
+    if (e == LOOM_OK)
+        e = loom_graph_create(d->ctx, &g);
+    if (e == LOOM_OK)
+        e = loom_state_create(d->dev, &st);
+    if (e == LOOM_OK) {
+        int64_t sa[2] = {s->ta ? s->k : s->m, s->ta ? s->m : s->k}, sb[2] = {s->tb ? s->n : s->k, s->tb ? s->k : s->n};
+        loom_output(g, loom_matmul(g, loom_input(g, "a", LOOM_F32, 2, sa), loom_input(g, "b", LOOM_F32, 2, sb), s->ta,
+                                   s->tb),
+                    "c");
+        e = loom_compile(g, d->dev, st, NULL, &p);
+    }
+    if (e == LOOM_OK)
+        e = loom_program_set_input(p, "a", a, (size_t)s->m * s->k * 4);
+    if (e == LOOM_OK)
+        e = loom_program_set_input(p, "b", b, (size_t)s->k * s->n * 4);
+    if (e == LOOM_OK)
+        e = loom_program_run(p); /* warm-up */
+    for (int i = 0; i < reps && e == LOOM_OK; i++) {
+        double t0 = now_s();
+        e = loom_program_run(p);
+        t[i] = now_s() - t0;
+    }
+    if (e == LOOM_OK)
+        e = loom_program_read(p, "c", c, (size_t)s->m * s->n * 4);
+    if (e == LOOM_OK) {
+        bench_fig *f = add_fig(r, d->spec, "gemm", s->name, "GFLOP/s", 1);
+        if (f) {
+            set_fig(f, t, reps, 2.0 * s->m * s->n * (double)s->k, 1e-9);
+            if (d->corrupt)
+                c[7] += 1.0f;
+            double worst = 0, scale = 0;
+            for (size_t i = 0; i < (size_t)s->m * s->n; i++) {
+                double dd = fabs((double)c[i] - ref[i]);
+                worst = dd > worst ? dd : worst;
+                scale = fabs(ref[i]) > scale ? fabs(ref[i]) : scale;
+            }
+            f->correct = worst <= 1e-4 * (scale + 1) * sqrt((double)s->k / 64.0 + 1);
+            snprintf(f->ref_name, sizeof f->ref_name, "OpenBLAS");
+            f->ref_median = ref_gflops;
+        }
+    }
+    loom_program_destroy(p);
+    loom_state_destroy(st);
+    loom_graph_destroy(g);
+    free(c);
+    free(t);
+    return e;
+}
+
+static void suite_gemm(devrun *devs, int ndev, int quick, bench_run *r, int with_ref)
+{
+    int nshapes = (int)(sizeof gemm_shapes / sizeof gemm_shapes[0]);
+    for (int si = 0; si < nshapes; si++) {
+        const gemm_shape *s = &gemm_shapes[si];
+        if (quick && s->m * (double)s->n * s->k > 600.0 * 600 * 600)
+            continue;
+        int reps = quick ? 3 : (s->m >= 1024 ? 5 : 9);
+        size_t na = (size_t)s->m * s->k, nb = (size_t)s->k * s->n, nc = (size_t)s->m * s->n;
+        float *a = malloc(na * 4), *b = malloc(nb * 4), *ref = malloc(nc * 4);
+        double *t = malloc((size_t)reps * sizeof *t);
+        if (!a || !b || !ref || !t) {
+            free(a), free(b), free(ref), free(t);
+            return;
+        }
+        fill(a, na, 1);
+        fill(b, nb, 2);
+        /* the reference, timed the same way */
+        int lda = s->ta ? s->m : s->k, ldb = s->tb ? s->k : s->n;
+        cblas_sgemm(CblasRowMajor, s->ta ? CblasTrans : CblasNoTrans, s->tb ? CblasTrans : CblasNoTrans, s->m, s->n,
+                    s->k, 1, a, lda, b, ldb, 0, ref, s->n);
+        for (int i = 0; i < reps; i++) {
+            double t0 = now_s();
+            cblas_sgemm(CblasRowMajor, s->ta ? CblasTrans : CblasNoTrans, s->tb ? CblasTrans : CblasNoTrans, s->m,
+                        s->n, s->k, 1, a, lda, b, ldb, 0, ref, s->n);
+            t[i] = now_s() - t0;
+        }
+        bench_fig *rf = with_ref ? add_fig(r, "openblas", "gemm", s->name, "GFLOP/s", 1) : NULL;
+        if (rf)
+            set_fig(rf, t, reps, 2.0 * s->m * s->n * (double)s->k, 1e-9);
+        double refg = rf ? rf->median : NAN;
+        for (int d = 0; d < ndev; d++) {
+            fprintf(stderr, "bench: gemm %s on %s\n", s->name, devs[d].spec);
+            loom_status e = run_gemm(&devs[d], s, reps, a, b, ref, r, refg);
+            if (e != LOOM_OK)
+                fprintf(stderr, "bench: %s on %s failed: %s\n", s->name, devs[d].spec, loom_last_error(devs[d].ctx));
+        }
+        free(a), free(b), free(ref), free(t);
+    }
+}
+
+/* ---- bandwidth ---------------------------------------------------------- */
+
+static void suite_bandwidth(devrun *devs, int ndev, int quick, bench_run *r)
+{
+    int64_t n = quick ? (1 << 20) : (1 << 24);
+    int reps = quick ? 3 : 9;
+    float *x = malloc((size_t)n * 4), *y = malloc((size_t)n * 4), *o = malloc((size_t)n * 4);
+    double *t = malloc((size_t)reps * sizeof *t);
+    if (!x || !y || !o || !t)
+        goto out;
+    fill(x, (size_t)n, 3);
+    fill(y, (size_t)n, 4);
+    char name[64];
+    snprintf(name, sizeof name, "copy %lld MiB", (long long)(n * 4 >> 20));
+    memcpy(o, x, (size_t)n * 4); /* first touch of o's pages is not bandwidth */
+    for (int i = 0; i < reps; i++) {
+        double t0 = now_s();
+        memcpy(o, x, (size_t)n * 4);
+        t[i] = now_s() - t0;
+    }
+    bench_fig *mf = add_fig(r, "memcpy", "bandwidth", name, "GB/s", 1);
+    if (mf)
+        set_fig(mf, t, reps, 8.0 * (double)n, 1e-9);
+    for (int d = 0; d < ndev; d++) {
+        for (int kind = 0; kind < 2; kind++) {
+            loom_graph *g = NULL;
+            loom_state *st = NULL;
+            loom_program *p = NULL;
+            devrun *dv = &devs[d];
+            loom_status e = loom_graph_create(dv->ctx, &g);
+            if (e == LOOM_OK)
+                e = loom_state_create(dv->dev, &st);
+            int64_t s1[1] = {n};
+            if (e == LOOM_OK) {
+                loom_tensor xt = loom_input(g, "x", LOOM_F32, 1, s1);
+                loom_tensor out = kind == 0 ? loom_scale(g, xt, 1.0f)
+                                            : loom_add(g, loom_scale(g, xt, 0.5f), loom_input(g, "y", LOOM_F32, 1, s1));
+                loom_output(g, out, "o");
+                e = loom_compile(g, dv->dev, st, NULL, &p);
+            }
+            if (e == LOOM_OK)
+                e = loom_program_set_input(p, "x", x, (size_t)n * 4);
+            if (e == LOOM_OK && kind)
+                e = loom_program_set_input(p, "y", y, (size_t)n * 4);
+            if (e == LOOM_OK)
+                e = loom_program_run(p);
+            for (int i = 0; i < reps && e == LOOM_OK; i++) {
+                double t0 = now_s();
+                e = loom_program_run(p);
+                t[i] = now_s() - t0;
+            }
+            if (e == LOOM_OK)
+                e = loom_program_read(p, "o", o, (size_t)n * 4);
+            if (e == LOOM_OK) {
+                snprintf(name, sizeof name, "%s %lld MiB", kind ? "axpy" : "copy", (long long)(n * 4 >> 20));
+                bench_fig *f = add_fig(r, dv->spec, "bandwidth", name, "GB/s", 1);
+                if (f) {
+                    /* copy reads and writes n floats; axpy reads two, writes one
+                     * (our axpy is two dispatches: its figure is per byte moved
+                     * by the op, not per dispatch) */
+                    set_fig(f, t, reps, (kind ? 12.0 : 8.0) * (double)n, 1e-9);
+                    if (dv->corrupt)
+                        o[3] += 1;
+                    int ok = 1;
+                    for (int64_t i = 0; i < n && ok; i++)
+                        ok = fabsf(o[i] - (kind ? 0.5f * x[i] + y[i] : x[i])) <= 1e-6f;
+                    f->correct = ok;
+                    if (!kind && mf) {
+                        snprintf(f->ref_name, sizeof f->ref_name, "memcpy");
+                        f->ref_median = mf->median;
+                    }
+                }
+            } else {
+                fprintf(stderr, "bench: bandwidth on %s failed: %s\n", dv->spec, loom_last_error(dv->ctx));
+            }
+            loom_program_destroy(p);
+            loom_state_destroy(st);
+            loom_graph_destroy(g);
+        }
+    }
+out:
+    free(x), free(y), free(o), free(t);
+}
+
+/* ---- dispatch ----------------------------------------------------------- */
+
+static loom_status time_chain(devrun *dv, int len, int reps, double *med, int *correct)
+{
+    loom_graph *g = NULL;
+    loom_state *st = NULL;
+    loom_program *p = NULL;
+    double *t = malloc((size_t)reps * sizeof *t);
+    loom_status e = t ? loom_graph_create(dv->ctx, &g) : LOOM_E_OOM;
+    if (e == LOOM_OK)
+        e = loom_state_create(dv->dev, &st);
+    if (e == LOOM_OK) {
+        int64_t s[1] = {64};
+        loom_tensor h = loom_input(g, "x", LOOM_F32, 1, s);
+        for (int i = 0; i < len; i++)
+            h = loom_scale(g, h, 1.01f);
+        loom_output(g, h, "y");
+        e = loom_compile(g, dv->dev, st, NULL, &p);
+    }
+    float x[64], y[64];
+    for (int i = 0; i < 64; i++)
+        x[i] = (float)i;
+    if (e == LOOM_OK)
+        e = loom_program_set_input(p, "x", x, sizeof x);
+    if (e == LOOM_OK)
+        e = loom_program_run(p);
+    for (int i = 0; i < reps && e == LOOM_OK; i++) {
+        double t0 = now_s();
+        e = loom_program_run(p);
+        t[i] = now_s() - t0;
+    }
+    if (e == LOOM_OK)
+        e = loom_program_read(p, "y", y, sizeof y);
+    if (e == LOOM_OK) {
+        double mn, mx;
+        stats(t, reps, med, &mn, &mx, NULL);
+        double want = 63.0 * pow(1.01, len);
+        *correct = fabs(y[63] - want) <= 1e-4 * want + (dv->corrupt ? -1 : 0);
+    }
+    loom_program_destroy(p);
+    loom_state_destroy(st);
+    loom_graph_destroy(g);
+    free(t);
+    return e;
+}
+
+static void suite_dispatch(devrun *devs, int ndev, int quick, bench_run *r)
+{
+    int reps = quick ? 21 : 101;
+    for (int d = 0; d < ndev; d++) {
+        double one, hundred;
+        int ok1 = 0, ok100 = 0;
+        loom_status e = time_chain(&devs[d], 1, reps, &one, &ok1);
+        if (e == LOOM_OK)
+            e = time_chain(&devs[d], 100, quick ? 5 : 21, &hundred, &ok100);
+        if (e != LOOM_OK) {
+            fprintf(stderr, "bench: dispatch on %s failed: %s\n", devs[d].spec, loom_last_error(devs[d].ctx));
+            continue;
+        }
+        bench_fig *f = add_fig(r, devs[d].spec, "dispatch", "one dispatch, submit + wait", "us", 0);
+        if (f) {
+            f->median = f->min = f->max = one * 1e6;
+            f->runs = reps;
+            f->correct = ok1;
+        }
+        f = add_fig(r, devs[d].spec, "dispatch", "per dispatch, 100-dispatch program", "us", 0);
+        if (f) {
+            f->median = f->min = f->max = (hundred - one) / 99.0 * 1e6;
+            f->runs = quick ? 5 : 21;
+            f->correct = ok100;
+        }
+    }
+}
+
+/* ---- train -------------------------------------------------------------- */
+
+static void suite_train(devrun *devs, int ndev, int quick, const char *data, bench_run *r)
+{
+    loom_ctx *ctx = devs[0].ctx;
+    loom_dataset *full = NULL, *tr = NULL, *te = NULL;
+    if (loom_dataset_load_mnist(ctx, data, 1, &full) || loom_dataset_scale(full, LOOM_SCALE_UNIT, NULL, NULL) ||
+        loom_dataset_subset(full, 0, quick ? 3000 : loom_dataset_count(full), &tr) ||
+        loom_dataset_load_mnist(ctx, data, 0, &te) || loom_dataset_scale(te, LOOM_SCALE_UNIT, NULL, NULL)) {
+        fprintf(stderr, "bench: train suite skipped: %s\n", loom_last_error(ctx));
+        goto out;
+    }
+    static const int64_t batches[2] = {32, 256};
+    double cpu_acc[2] = {NAN, NAN};
+    for (int bi = 0; bi < 2; bi++) {
+        for (int d = 0; d < ndev; d++) {
+            devrun *dv = &devs[d];
+            loom_sequential *m = NULL;
+            loom_model_config mc = loom_model_config_default();
+            mc.batch = batches[bi];
+            loom_fit_config fc = loom_fit_config_default();
+            fc.epochs = 1;
+            loom_fit_stats last;
+            loom_eval_result ev;
+            memset(&ev, 0, sizeof ev);
+            loom_status e = loom_sequential_create(dv->ctx, 784, &m);
+            if (e == LOOM_OK)
+                e = loom_sequential_add_dense(m, 64, LOOM_ACT_RELU, LOOM_INIT_GLOROT_UNIFORM);
+            if (e == LOOM_OK)
+                e = loom_sequential_add_dense(m, 64, LOOM_ACT_RELU, LOOM_INIT_GLOROT_UNIFORM);
+            if (e == LOOM_OK)
+                e = loom_sequential_add_dense(m, 10, LOOM_ACT_SOFTMAX, LOOM_INIT_GLOROT_UNIFORM);
+            if (e == LOOM_OK)
+                e = loom_sequential_compile(m, dv->dev, &mc);
+            if (e == LOOM_OK) {
+                fprintf(stderr, "bench: train batch %lld on %s\n", (long long)batches[bi], dv->spec);
+                e = loom_sequential_fit(m, tr, &fc, &last);
+            }
+            if (e == LOOM_OK)
+                e = loom_sequential_evaluate(m, te, 0, &ev);
+            if (e == LOOM_OK) {
+                char name[64];
+                snprintf(name, sizeof name, "mlp train b%lld, %lld img/epoch", (long long)batches[bi],
+                         (long long)loom_dataset_count(tr));
+                bench_fig *f = add_fig(r, dv->spec, "train", name, "samples/s", 1);
+                if (f) {
+                    f->median = f->min = f->max = last.samples_per_s;
+                    f->runs = 1;
+                    double acc = ev.accuracy - (dv->corrupt ? 0.5 : 0);
+                    if (!strcmp(dv->spec, "cpu"))
+                        cpu_acc[bi] = acc;
+                    /* same seed and data: every device lands where the CPU does */
+                    f->correct = isnan(cpu_acc[bi]) ? acc > 0.5 : fabs(acc - cpu_acc[bi]) <= 0.02;
+                    f->extra = acc;
+                    snprintf(f->extra_name, sizeof f->extra_name, "test_accuracy");
+                }
+            } else {
+                fprintf(stderr, "bench: train on %s failed: %s\n", dv->spec, loom_last_error(dv->ctx));
+            }
+            loom_eval_result_free(&ev);
+            loom_sequential_destroy(m);
+        }
+    }
+out:
+    loom_dataset_destroy(full);
+    loom_dataset_destroy(tr);
+    loom_dataset_destroy(te);
+}
+
+/* ---- infer -------------------------------------------------------------- */
+
+static void suite_infer(devrun *devs, int ndev, int quick, bench_run *r)
+{
+    int hidden[2] = {64, 64};
+    static float ref1[10];
+    float *x = malloc(256 * 784 * sizeof *x);
+    if (!x)
+        return;
+    fill(x, 256 * 784, 9);
+    for (int d = 0; d < ndev; d++) {
+        devrun *dv = &devs[d];
+        for (int mode = 0; mode < 2; mode++) {
+            int64_t batch = mode ? 256 : 1;
+            int reps = mode ? (quick ? 5 : 21) : (quick ? 50 : 500);
+            loom_graph *g = NULL;
+            loom_state *st = NULL;
+            loom_program *p = NULL;
+            double *t = malloc((size_t)reps * sizeof *t);
+            float probs[2560];
+            loom_status e = t ? loom_graph_create(dv->ctx, &g) : LOOM_E_OOM;
+            if (e == LOOM_OK)
+                e = loom_state_create(dv->dev, &st);
+            if (e == LOOM_OK) {
+                cli_mlp_forward(g, batch, hidden, 2);
+                e = loom_compile(g, dv->dev, st, NULL, &p);
+            }
+            if (e == LOOM_OK)
+                e = cli_mlp_init(st, hidden, 2, 7);
+            if (e == LOOM_OK)
+                e = loom_program_set_input(p, "x", x, (size_t)batch * 784 * 4);
+            if (e == LOOM_OK)
+                e = loom_program_run(p);
+            for (int i = 0; i < reps && e == LOOM_OK; i++) {
+                double t0 = now_s();
+                e = loom_program_run(p);
+                t[i] = now_s() - t0;
+            }
+            if (e == LOOM_OK)
+                e = loom_program_read(p, "probs", probs, (size_t)batch * 40);
+            if (e == LOOM_OK) {
+                if (dv->corrupt)
+                    probs[0] += 0.5f;
+                int ok = 1;
+                if (!strcmp(dv->spec, "cpu") && !mode)
+                    memcpy(ref1, probs, sizeof ref1);
+                for (int j = 0; j < 10; j++)
+                    ok &= fabsf(probs[j] - ref1[j]) <= 1e-4f;
+                if (mode == 0) {
+                    double med, mn, mx, p99;
+                    stats(t, reps, &med, &mn, &mx, &p99);
+                    bench_fig *f = add_fig(r, dv->spec, "infer", "batch 1 latency (median)", "us", 0);
+                    if (f) {
+                        f->median = med * 1e6, f->min = mn * 1e6, f->max = mx * 1e6, f->runs = reps;
+                        f->correct = ok;
+                    }
+                    f = add_fig(r, dv->spec, "infer", "batch 1 latency (p99)", "us", 0);
+                    if (f) {
+                        f->median = f->min = f->max = p99 * 1e6, f->runs = reps;
+                        f->correct = ok;
+                    }
+                } else {
+                    bench_fig *f = add_fig(r, dv->spec, "infer", "batch 256 throughput", "samples/s", 1);
+                    if (f) {
+                        set_fig(f, t, reps, 256.0, 1.0);
+                        f->correct = ok;
+                    }
+                }
+            } else {
+                fprintf(stderr, "bench: infer on %s failed: %s\n", dv->spec, loom_last_error(dv->ctx));
+            }
+            loom_program_destroy(p);
+            loom_state_destroy(st);
+            loom_graph_destroy(g);
+            free(t);
+        }
+    }
+    free(x);
+}
+
+/* ---- startup ------------------------------------------------------------ */
+
+/* ctx creation to the first result of a batch-1 MLP forward pass, with a
+ * given cache folder. */
+static loom_status startup_once(const char *spec, const char *cache, double *secs, float *out)
+{
+    double t0 = now_s();
+    loom_ctx_opts o;
+    loom_ctx_opts_default(&o);
+    o.cache_dir = cache;
+    loom_ctx *ctx = NULL;
+    loom_device *dev = NULL;
+    loom_state *st = NULL;
+    loom_graph *g = NULL;
+    loom_program *p = NULL;
+    int hidden[2] = {64, 64};
+    float x[784];
+    fill(x, 784, 5);
+    loom_status e = loom_ctx_create(&o, &ctx);
+    if (e == LOOM_OK)
+        e = loom_device_open(ctx, spec, &dev);
+    if (e == LOOM_OK)
+        e = loom_state_create(dev, &st);
+    if (e == LOOM_OK)
+        e = loom_graph_create(ctx, &g);
+    if (e == LOOM_OK) {
+        cli_mlp_forward(g, 1, hidden, 2);
+        e = loom_compile(g, dev, st, NULL, &p);
+    }
+    if (e == LOOM_OK)
+        e = cli_mlp_init(st, hidden, 2, 7);
+    if (e == LOOM_OK)
+        e = loom_program_set_input(p, "x", x, sizeof x);
+    if (e == LOOM_OK)
+        e = loom_program_run(p);
+    if (e == LOOM_OK)
+        e = loom_program_read(p, "probs", out, 40);
+    *secs = now_s() - t0;
+    loom_program_destroy(p);
+    loom_graph_destroy(g);
+    loom_state_destroy(st);
+    loom_device_close(dev);
+    loom_ctx_destroy(ctx);
+    return e;
+}
+
+static void suite_startup(devrun *devs, int ndev, bench_run *r)
+{
+    char cache[] = "/tmp/loom-bench-cache-XXXXXX";
+    if (!mkdtemp(cache))
+        return;
+    float ref[10] = {0};
+    for (int d = 0; d < ndev; d++) {
+        char sub[128];
+        snprintf(sub, sizeof sub, "%s/%s", cache, devs[d].spec);
+        double cold, warm;
+        float out[10];
+        loom_status e = startup_once(devs[d].spec, sub, &cold, out);
+        if (e == LOOM_OK)
+            e = startup_once(devs[d].spec, sub, &warm, out);
+        if (e != LOOM_OK) {
+            fprintf(stderr, "bench: startup on %s failed\n", devs[d].spec);
+            continue;
+        }
+        if (!strcmp(devs[d].spec, "cpu"))
+            memcpy(ref, out, sizeof ref);
+        int ok = !devs[d].corrupt;
+        for (int j = 0; j < 10; j++)
+            ok &= fabsf(out[j] - ref[j]) <= 1e-4f;
+        bench_fig *f = add_fig(r, devs[d].spec, "startup", "ctx to first result, cold cache", "ms", 0);
+        if (f)
+            f->median = f->min = f->max = cold * 1e3, f->runs = 1, f->correct = ok;
+        f = add_fig(r, devs[d].spec, "startup", "ctx to first result, warm cache", "ms", 0);
+        if (f)
+            f->median = f->min = f->max = warm * 1e3, f->runs = 1, f->correct = ok;
+    }
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", cache);
+    if (system(cmd) != 0)
+        fprintf(stderr, "bench: could not remove %s\n", cache);
+}
+
+/* ---- CLBlast's defaults ------------------------------------------------- */
+
+/* CLBlast keeps one parameter set per process and device, and loom's OpenCL
+ * backend applies a tuned set when it opens a device. So CLBlast's own
+ * defaults are measured first, through a context whose cache folder holds
+ * no tuning, before the main context opens anything. */
+static void clblast_defaults(const char *spec, int quick, bench_run *r)
+{
+    char cache[] = "/tmp/loom-bench-untuned-XXXXXX";
+    if (!mkdtemp(cache))
+        return;
+    loom_ctx_opts o;
+    loom_ctx_opts_default(&o);
+    o.cache_dir = cache;
+    o.backends = 1 << LOOM_BACKEND_OPENCL;
+    loom_ctx *ctx = NULL;
+    if (loom_ctx_create(&o, &ctx) == LOOM_OK) {
+        for (int i = 0; i < loom_device_count(ctx); i++) {
+            loom_device_info info;
+            loom_device_get_info(ctx, i, &info);
+            if (!info.can_run || (strcmp(spec, "all") && strcmp(spec, info.spec)))
+                continue;
+            devrun d = {ctx, NULL, NULL, 0};
+            if (loom_device_open(ctx, info.spec, &d.dev) != LOOM_OK)
+                continue;
+            char label[48];
+            snprintf(label, sizeof label, "clblast:%.24s", info.spec + 7);
+            d.spec = label;
+            suite_gemm(&d, 1, quick, r, 0);
+            loom_device_close(d.dev);
+        }
+        loom_ctx_destroy(ctx);
+    }
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", cache);
+    if (system(cmd) != 0)
+        fprintf(stderr, "bench: could not remove %s\n", cache);
+}
+
+/* An OpenCL device's GEMM figures are compared with CLBlast's defaults on
+ * the same device (OpenBLAS stays in its own column). */
+static void link_clblast_refs(bench_run *r)
+{
+    for (int i = 0; i < r->nfigs; i++) {
+        bench_fig *f = &r->figs[i];
+        if (strcmp(f->suite, "gemm") || strncmp(f->device, "opencl:", 7))
+            continue;
+        char label[48];
+        snprintf(label, sizeof label, "clblast:%s", f->device + 7);
+        for (int k = 0; k < r->nfigs; k++)
+            if (!strcmp(r->figs[k].device, label) && !strcmp(r->figs[k].name, f->name)) {
+                snprintf(f->ref_name, sizeof f->ref_name, "CLBlast default");
+                f->ref_median = r->figs[k].median;
+            }
+    }
+}
+
+/* ---- the command -------------------------------------------------------- */
+
+static int has_suite(const char *list, const char *s)
+{
+    size_t n = strlen(s);
+    for (const char *p = list; (p = strstr(p, s)); p += n)
+        if ((p == list || p[-1] == ',') && (p[n] == 0 || p[n] == ','))
+            return 1;
+    return 0;
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    const char *spec = cli_opt(argc, argv, "--device", "all");
+    const char *suites = cli_opt(argc, argv, "--suite", "gemm,bandwidth,dispatch,train,infer,startup");
+    const char *json = cli_opt(argc, argv, "--json", NULL);
+    const char *baseline = cli_opt(argc, argv, "--compare", NULL);
+    const char *results = cli_opt(argc, argv, "--results", NULL);
+    const char *data = cli_opt(argc, argv, "--data", LOOM_DEFAULT_DATA_DIR);
+    int quick = cli_flag(argc, argv, "--quick");
+    /* test hook: LOOM_BENCH_CORRUPT=<spec> makes that device's results wrong */
+    const char *corrupt = getenv("LOOM_BENCH_CORRUPT");
+    static bench_run run;
+    memset(&run, 0, sizeof run);
+    if (results) {
+        /* compare two saved runs without measuring */
+        if (bench_load(results, &run) != 0) {
+            fprintf(stderr, "loom bench: cannot read %s\n", results);
+            return 1;
+        }
+    } else {
+        if (has_suite(suites, "gemm"))
+            clblast_defaults(spec, quick, &run);
+        loom_ctx *ctx = cli_ctx();
+        if (!ctx)
+            return 1;
+        devrun devs[16];
+        int ndev = 0;
+        for (int i = 0; i < loom_device_count(ctx) && ndev < 16; i++) {
+            loom_device_info info;
+            loom_device_get_info(ctx, i, &info);
+            if (!info.can_run || (strcmp(spec, "all") && strcmp(spec, info.spec)))
+                continue;
+            devrun *dv = &devs[ndev];
+            dv->ctx = ctx;
+            if (loom_device_open(ctx, info.spec, &dv->dev) != LOOM_OK) {
+                fprintf(stderr, "bench: %s skipped: %s\n", info.spec, loom_last_error(ctx));
+                continue;
+            }
+            dv->spec = loom_device_get(dv->dev)->spec;
+            dv->corrupt = corrupt && !strcmp(corrupt, dv->spec);
+            bench_add_device(&run, loom_device_get(dv->dev));
+            ndev++;
+        }
+        if (!ndev) {
+            fprintf(stderr, "loom bench: no device matches \"%s\"\n", spec);
+            loom_ctx_destroy(ctx);
+            return 1;
+        }
+        /* the CPU device first when present: it is every result's reference */
+        for (int d = 1; d < ndev; d++)
+            if (!strcmp(devs[d].spec, "cpu")) {
+                devrun tmp = devs[0];
+                devs[0] = devs[d];
+                devs[d] = tmp;
+            }
+        run.quick = quick;
+        if (has_suite(suites, "gemm"))
+            suite_gemm(devs, ndev, quick, &run, 1);
+        if (has_suite(suites, "bandwidth"))
+            suite_bandwidth(devs, ndev, quick, &run);
+        if (has_suite(suites, "dispatch"))
+            suite_dispatch(devs, ndev, quick, &run);
+        if (has_suite(suites, "train"))
+            suite_train(devs, ndev, quick, data, &run);
+        if (has_suite(suites, "infer"))
+            suite_infer(devs, ndev, quick, &run);
+        if (has_suite(suites, "startup"))
+            suite_startup(devs, ndev, &run);
+        for (int d = 0; d < ndev; d++)
+            loom_device_close(devs[d].dev);
+        loom_ctx_destroy(ctx);
+        link_clblast_refs(&run);
+        for (int i = 0; i < run.nfigs; i++) {
+            bench_fig *f = &run.figs[i];
+            f->ratio = isnan(f->ref_median) || f->ref_median == 0 ? NAN : f->median / f->ref_median;
+        }
+    }
+    bench_print(&run, stdout);
+    if (json && bench_save(&run, json) != 0) {
+        fprintf(stderr, "loom bench: cannot write %s\n", json);
+        return 1;
+    }
+    if (baseline) {
+        static bench_run base;
+        memset(&base, 0, sizeof base);
+        if (bench_load(baseline, &base) != 0) {
+            fprintf(stderr, "loom bench: cannot read the baseline %s\n", baseline);
+            return 1;
+        }
+        int regressions = bench_compare(&base, &run, stdout);
+        return regressions ? 3 : 0;
+    }
+    return 0;
+}
