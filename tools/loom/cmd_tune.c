@@ -10,7 +10,7 @@ static void bar(void *user, int done, int total, const char *what)
 {
     (void)user;
     int width = 30, fill = total > 0 ? done * width / total : width;
-    fprintf(stderr, "\r[%.*s%*s] %3d/%d %-70.70s", fill, "##############################", width - fill, "", done,
+    fprintf(stderr, "\r[%.*s%*s] %3d/%d %-76.76s", fill, "##############################", width - fill, "", done,
             total, what);
     if (done >= total)
         fputc('\n', stderr);
