@@ -346,6 +346,49 @@ END_TEST
 
 /* ---- limits and memory -------------------------------------------------------- */
 
+/* More workgroups than one grid row holds (65535 on most devices): the
+ * dispatch spreads over y, and every element must be written once. An
+ * in-place op shows a double write (y = x*0.5 + 1 applied twice). */
+START_TEST(test_grid_rows_in_place)
+{
+    loom_ctx *ctx = tu_ctx();
+    if (!have_vulkan(ctx)) {
+        loom_ctx_destroy(ctx);
+        return;
+    }
+    const int64_t n = 65535LL * 256 + 1000;
+    loom_device *dev = tu_open(ctx, "vulkan:0");
+    loom_state *st;
+    loom_graph *g;
+    ck_assert_int_eq(loom_state_create(dev, &st), LOOM_OK);
+    ck_assert_int_eq(loom_graph_create(ctx, &g), LOOM_OK);
+    int64_t s1[1] = {n};
+    loom_tensor x = loom_input(g, "x", LOOM_F32, 1, s1), y = loom_input(g, "y", LOOM_F32, 1, s1);
+    loom_output(g, loom_add(g, loom_scale(g, x, 0.5f), y), "o");
+    float *a = malloc((size_t)n * 4), *b = malloc((size_t)n * 4), *o = malloc((size_t)n * 4);
+    for (int64_t i = 0; i < n; i++)
+        a[i] = (float)(i % 1000), b[i] = 1.0f;
+    const char *names[2] = {"x", "y"};
+    const void *data[2] = {a, b};
+    size_t bytes[2] = {(size_t)n * 4, (size_t)n * 4};
+    loom_program *p = tu_compile_run(g, dev, st, 2, names, data, bytes);
+    loom_plan_report r;
+    ck_assert_int_eq(loom_program_plan(p, &r), LOOM_OK);
+    ck_assert_int_ge(r.inplace, 1);
+    ck_assert_int_eq(loom_program_read(p, "o", o, (size_t)n * 4), LOOM_OK);
+    for (int64_t i = 0; i < n; i++)
+        ck_assert_msg(o[i] == 0.5f * a[i] + 1.0f, "o[%lld] = %g, want %g", (long long)i, (double)o[i],
+                      (double)(0.5f * a[i] + 1.0f));
+    no_validation_errors(ctx);
+    loom_program_destroy(p);
+    loom_graph_destroy(g);
+    loom_state_destroy(st);
+    loom_device_close(dev);
+    loom_ctx_destroy(ctx);
+    free(a), free(b), free(o);
+}
+END_TEST
+
 START_TEST(test_binding_limit)
 {
     loom_ctx *ctx = tu_ctx();
@@ -1062,6 +1105,7 @@ int main(void)
     tc = tcase_create("memory");
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_binding_limit);
+    tcase_add_test(tc, test_grid_rows_in_place);
     tcase_add_test(tc, test_suballocation);
     tcase_add_test(tc, test_staged_memory);
     tcase_add_test(tc, test_host_oom);

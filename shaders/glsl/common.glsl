@@ -9,10 +9,11 @@
 
 // The host spreads large 1-D dispatches over x and y (at most 65535
 // workgroups per dimension on many devices); the index runs over both.
-uint flat_gid()
-{
-    return gl_GlobalInvocationID.x + gl_GlobalInvocationID.y * gl_NumWorkGroups.x * gl_WorkGroupSize.x;
-}
+// A macro, not a function: gl_WorkGroupSize only holds the shader's size
+// after its local_size layout, and this file is included before that
+// (in a function here glslang took it as 1, so rows of a 2-D grid
+// overlapped and in-place ops ran twice on part of their data).
+#define flat_gid() (gl_GlobalInvocationID.x + gl_GlobalInvocationID.y * gl_NumWorkGroups.x * gl_WorkGroupSize.x)
 
 uint flat_group()
 {
