@@ -44,12 +44,12 @@ static void progress(tuner *t, const char *fmt, double gflops)
 
 /* Best of reps runs of an n x n x n GEMM after one untimed run (which also
  * builds CLBlast's program for the parameters in use). */
-static loom_status time_gemm(tuner *t, size_t n, double *gflops)
+static loom_status time_gemm_reps(tuner *t, size_t n, int reps, double *gflops)
 {
     cl_dev *d = t->d;
     cl_gemm_call g = {0, 0, n, n, n, t->a, t->b, t->c, 0, 0, 0, n, n, n};
     double best = 0;
-    for (int rep = -1; rep < t->o->reps; rep++) {
+    for (int rep = -1; rep < reps; rep++) {
         double t0 = loom_now_ns();
         LOOM_TRY(loom_cl_gemm(d, &g, NULL, NULL, "tuning"));
         cl_int e = clFinish(d->queue);
@@ -61,6 +61,11 @@ static loom_status time_gemm(tuner *t, size_t n, double *gflops)
     }
     *gflops = 2.0 * (double)n * (double)n * (double)n / best * 1e-9;
     return LOOM_OK;
+}
+
+static loom_status time_gemm(tuner *t, size_t n, double *gflops)
+{
+    return time_gemm_reps(t, n, t->o->reps, gflops);
 }
 
 /* Applies p, checks it on an odd size, times it at n. A failure rejects
@@ -174,11 +179,10 @@ static void describe(char *buf, size_t n, int direct, const size_t *x)
 
 /* First-improvement hill climbing over one parameter at a time, from the
  * seed, within budget measurements. base holds the other kernel's set and
- * the routine's boundary; the winner lands in base. Returns the seed's
- * GFLOP/s (0 if it did not run); *gain is the product of the paired
- * speed-ups accepted on the way. */
-static double climb_kernel(tuner *t, cl_gemm_params *base, int direct, const size_t *seed, size_t n, int budget,
-                           double *gain)
+ * the routine's boundary; the winner lands in base. Returns the best
+ * GFLOP/s the winner showed over all its timings (0 if nothing ran): on a
+ * shared machine the best of many timings is the steadiest figure. */
+static double climb_kernel(tuner *t, cl_gemm_params *base, int direct, const size_t *seed, size_t n, int budget)
 {
     cl_dev *d = t->d;
     size_t np = direct ? LOOM_CL_DIRECT_NPARAMS : LOOM_CL_XGEMM_NPARAMS;
@@ -198,7 +202,6 @@ static double climb_kernel(tuner *t, cl_gemm_params *base, int direct, const siz
     }
     char what[200];
     double g_cur = 0;
-    *gain = 1;
     seen_before(&c, params_of(&cur, direct), np);
     if (budget > 0) {
         if (!measure(t, &cur, n, &g_cur))
@@ -240,11 +243,14 @@ static double climb_kernel(tuner *t, cl_gemm_params *base, int direct, const siz
                     break;
                 }
                 /* 3%: less is within the noise of a shared machine. */
-                if (g > 0 && remeasure(t, &cur, n, &g_ref) && g > g_ref * 1.03) {
-                    *gain *= g / g_ref;
-                    cur = cand;
-                    improved = 1;
-                    break;
+                if (g > 0 && remeasure(t, &cur, n, &g_ref)) {
+                    if (g > g_ref * 1.03) {
+                        cur = cand;
+                        g_cur = g;
+                        improved = 1;
+                        break;
+                    }
+                    g_cur = g_ref > g_cur ? g_ref : g_cur;
                 }
             }
         }
@@ -328,8 +334,10 @@ loom_status loom_cl_tune(void *bdev, const loom_tune_opts *o, loom_tune_report *
     int had = d->gemm != NULL;
     if (had)
         before = *d->gemm;
+    /* The baseline is timed once only (CLBlast cannot return to it once
+     * overridden): three times the runs, the best kept. */
     double baseline = 0;
-    if ((s = time_gemm(&t, n, &baseline)) != LOOM_OK)
+    if ((s = time_gemm_reps(&t, n, 3 * o->reps, &baseline)) != LOOM_OK)
         goto out;
     r->baseline_gflops = baseline;
     progress(&t, "baseline: %.1f GFLOP/s", baseline);
@@ -338,23 +346,23 @@ loom_status loom_cl_tune(void *bdev, const loom_tune_opts *o, loom_tune_report *
     cl_gemm_params best = {0};
     best.has_routine = 1;
     best.min_indirect = 0;
-    double gain = 1;
-    double best_x = climb_kernel(&t, &best, 0, gpu ? xseed_gpu : xseed_cpu, n, nx_max, &gain);
-    /* CLBlast's (or the stored) Xgemm stays unless beaten: the seed was
-     * timed right after the baseline, the rest relative to the seed. */
-    if (best_x * gain <= baseline)
+    double best_x = climb_kernel(&t, &best, 0, gpu ? xseed_gpu : xseed_cpu, n, nx_max);
+    /* CLBlast's (or the stored) Xgemm stays unless beaten. */
+    if (best_x <= baseline)
         best.has_xgemm = 0;
 
     /* 2. XgemmDirect, every size sent to it; CLBlast's own first, which
      * stays unless beaten. */
     best.min_indirect = ALL_DIRECT;
     if (nd_max > 0) {
-        double base_d = 0, first_d = 0, gain_d = 1;
-        if (!measure(&t, &best, nd, &base_d))
+        double base_d = 0, more = 0;
+        if (!measure_(&t, &best, nd, &base_d, 1) || time_gemm_reps(&t, nd, 3 * o->reps, &more) != LOOM_OK) {
+            loom_clear_error(d->ctx);
             base_d = 0;
+        }
+        base_d = more > base_d ? more : base_d;
         progress(&t, "XgemmDirect baseline: %.1f", base_d);
-        first_d = climb_kernel(&t, &best, 1, gpu ? dseed_gpu : dseed_cpu, nd, nd_max, &gain_d);
-        if (first_d * gain_d <= base_d)
+        if (climb_kernel(&t, &best, 1, gpu ? dseed_gpu : dseed_cpu, nd, nd_max) <= base_d)
             best.has_direct = 0;
     }
     best.has_routine = 0;
