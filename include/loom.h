@@ -684,7 +684,7 @@ double loom_vendor_engine_pct(const loom_vendor_counters *prev, const loom_vendo
  * queue; on it, a slice per step encloses a slice per run, which encloses a
  * slice per node. Counters per device: busy %, memory, vendor utilization
  * (sampled at most ten times a second) and whatever loom_trace_counter adds.
- * Holds at most 2,000,000 node slices; later runs are counted as dropped. */
+ * Holds at most 1,000,000 node slices; later runs are counted as dropped. */
 typedef struct loom_trace loom_trace;
 
 loom_status loom_trace_create(loom_ctx *ctx, loom_trace **out);
