@@ -79,9 +79,15 @@ int main(int argc, char **argv)
         printf("loom %s\n", loom_version_string());
         return 0;
     }
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(argv[1], commands[i].name))
-            return commands[i].fn(argc - 1, argv + 1);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (strcmp(argv[1], commands[i].name))
+            continue;
+        if (argc > 2 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))) {
+            printf("usage: loom %s  %s\n", commands[i].name, commands[i].help);
+            return 0;
+        }
+        return commands[i].fn(argc - 1, argv + 1);
+    }
     fprintf(stderr, "loom: unknown command \"%s\"\n\n", argv[1]);
     usage(stderr);
     return 2;
