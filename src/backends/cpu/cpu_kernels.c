@@ -1,30 +1,10 @@
 /* The executable reference of every op's semantics (see src/core/ir.h). */
 #include "cpu_kernels.h"
+#include "../layout.h"
 
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
-
-/* Strides of `shape` (rank nd) aligned to a rank-4 index space whose last
- * dims match; broadcast dims (size 1 against a larger out dim) get 0. */
-static void bstrides(int nd, const int64_t *shape, const int64_t *out4, int64_t st[4])
-{
-    int64_t s = 1;
-    for (int i = 3; i >= 0; i--) {
-        int k = i - (4 - nd);
-        int64_t d = k >= 0 ? shape[k] : 1;
-        st[i] = (d == 1 && out4[i] != 1) ? 0 : s;
-        s *= d;
-    }
-}
-
-static void shape4(int nd, const int64_t *shape, int64_t out[4])
-{
-    for (int i = 0; i < 4; i++) {
-        int k = i - (4 - nd);
-        out[i] = k >= 0 ? shape[k] : 1;
-    }
-}
 
 static float binop(loom_op op, float a, float b)
 {
@@ -46,9 +26,9 @@ static void binary(const loom_exec_node *x, float *y, const float *a, const floa
         return;
     }
     int64_t d[4], sa[4], sb[4];
-    shape4(o->ndim, o->shape, d);
-    bstrides(na->ndim, na->shape, d, sa);
-    bstrides(nb->ndim, nb->shape, d, sb);
+    loom_shape4(o->ndim, o->shape, d);
+    loom_bstrides(na->ndim, na->shape, d, sa);
+    loom_bstrides(nb->ndim, nb->shape, d, sb);
     int64_t k = 0;
     for (int64_t i0 = 0; i0 < d[0]; i0++)
         for (int64_t i1 = 0; i1 < d[1]; i1++)
@@ -146,8 +126,8 @@ static void reduce_sum(const loom_exec_node *x, float *y, const float *a)
 {
     const loom_node *ni = x->in[0]->node, *nd = x->node;
     int64_t d[4], so[4];
-    shape4(ni->ndim, ni->shape, d);
-    bstrides(nd->attr.rdim, nd->attr.rshape, d, so);
+    loom_shape4(ni->ndim, ni->shape, d);
+    loom_bstrides(nd->attr.rdim, nd->attr.rshape, d, so);
     int64_t on = loom_numel(nd->attr.rdim, nd->attr.rshape);
     memset(y, 0, (size_t)on * sizeof *y);
     int64_t k = 0;
@@ -166,8 +146,8 @@ static void expand(const loom_exec_node *x, float *y, const float *a)
 {
     const loom_node *o = x->node;
     int64_t d[4], sa[4];
-    shape4(o->ndim, o->shape, d);
-    bstrides(o->attr.rdim, o->attr.rshape, d, sa);
+    loom_shape4(o->ndim, o->shape, d);
+    loom_bstrides(o->attr.rdim, o->attr.rshape, d, sa);
     int64_t k = 0;
     for (int64_t i0 = 0; i0 < d[0]; i0++)
         for (int64_t i1 = 0; i1 < d[1]; i1++)
@@ -180,20 +160,8 @@ static void expand(const loom_exec_node *x, float *y, const float *a)
 
 static void transpose(const loom_exec_node *x, uint32_t *y, const uint32_t *a)
 {
-    const loom_node *ni = x->in[0]->node, *o = x->node;
-    int nd = ni->ndim;
-    int64_t ist[4] = {0}, s = 1;
-    for (int i = nd - 1; i >= 0; i--) {
-        ist[i] = s;
-        s *= ni->shape[i];
-    }
-    /* Out dim i walks input dim perm[i]. */
     int64_t d[4], st[4];
-    for (int i = 0; i < 4; i++) {
-        int k = i - (4 - nd);
-        d[i] = k >= 0 ? o->shape[k] : 1;
-        st[i] = k >= 0 ? ist[o->attr.perm[k]] : 0;
-    }
+    loom_transpose_strides(x->in[0]->node, x->node, d, st);
     int64_t k = 0;
     for (int64_t i0 = 0; i0 < d[0]; i0++)
         for (int64_t i1 = 0; i1 < d[1]; i1++)
@@ -300,8 +268,7 @@ static void adam_update(const loom_exec_node *x, void *const *in, const loom_run
     float *p = in[0], *m = in[2], *v = in[3];
     const float *g = in[1];
     float clip = clip_scale(x, in), lr = args->lr;
-    double t = (double)args->step;
-    float alpha = (float)((double)lr * sqrt(1.0 - pow(at->beta2, t)) / (1.0 - pow(at->beta1, t)));
+    float alpha = loom_adam_step_size(at, lr, args->step);
     for (int64_t i = 0; i < x->in[0]->node->numel; i++) {
         float gi = penalized(at, g[i], p[i], clip);
         if (at->weight_decay != 0.0f)
@@ -371,7 +338,7 @@ void loom_cpu_exec(const loom_exec_node *x, void *out, void *const *in, const lo
     case LOOM_OP_EMA_UPDATE: {
         float *e = in[0];
         const float *p = in[1];
-        float d = args->step <= 1 ? 0.0f : nd->attr.decay;
+        float d = loom_ema_decay(&nd->attr, args->step);
         for (int64_t i = 0; i < x->in[0]->node->numel; i++)
             e[i] = d * e[i] + (1.0f - d) * p[i];
         break;

@@ -3,6 +3,7 @@
  * rate, Adam's step size, the EMA's decay, the dropout hash of the step)
  * are set again at each run. Index math mirrors src/backends/cpu/cpu_kernels.c. */
 #include "cl_internal.h"
+#include "../layout.h"
 #include "cl_codes.h"
 
 #include <assert.h>
@@ -109,27 +110,6 @@ static void rows_size(cl_dev *d, cl_launch *l, int64_t rows, int64_t c)
     l->gws[1] = round_up((size_t)rows, wy);
 }
 
-/* The same helpers as the CPU reference: shapes aligned to rank 4 and the
- * strides of a broadcast operand (0 along broadcast dims). */
-static void shape4(int nd, const int64_t *shape, int64_t out[4])
-{
-    for (int i = 0; i < 4; i++) {
-        int k = i - (4 - nd);
-        out[i] = k >= 0 ? shape[k] : 1;
-    }
-}
-
-static void bstrides(int nd, const int64_t *shape, const int64_t *out4, int64_t st[4])
-{
-    int64_t s = 1;
-    for (int i = 3; i >= 0; i--) {
-        int k = i - (4 - nd);
-        int64_t dd = k >= 0 ? shape[k] : 1;
-        st[i] = (dd == 1 && out4[i] != 1) ? 0 : s;
-        s *= dd;
-    }
-}
-
 static cl_uint unary_code(loom_op op)
 {
     switch (op) {
@@ -168,9 +148,9 @@ static loom_status plan_binary(cl_dev *d, const loom_exec_node *x, cl_launch *l)
 {
     const loom_node *o = x->node, *na = x->in[0]->node, *nb = x->in[1]->node;
     int64_t dd[4], sa[4], sb[4];
-    shape4(o->ndim, o->shape, dd);
-    bstrides(na->ndim, na->shape, dd, sa);
-    bstrides(nb->ndim, nb->shape, dd, sb);
+    loom_shape4(o->ndim, o->shape, dd);
+    loom_bstrides(na->ndim, na->shape, dd, sa);
+    loom_bstrides(nb->ndim, nb->shape, dd, sb);
     argset a;
     const char *kname;
     if (na->numel == o->numel && nb->numel == o->numel) {
@@ -226,26 +206,15 @@ static loom_status plan_expand(cl_dev *d, const loom_exec_node *x, cl_launch *l)
 {
     const loom_node *o = x->node;
     int64_t dd[4], sa[4];
-    shape4(o->ndim, o->shape, dd);
-    bstrides(o->attr.rdim, o->attr.rshape, dd, sa);
+    loom_shape4(o->ndim, o->shape, dd);
+    loom_bstrides(o->attr.rdim, o->attr.rshape, dd, sa);
     return plan_gather(d, x, l, dd, sa);
 }
 
 static loom_status plan_transpose(cl_dev *d, const loom_exec_node *x, cl_launch *l)
 {
-    const loom_node *ni = x->in[0]->node, *o = x->node;
-    int nd = ni->ndim;
-    int64_t ist[4] = {0}, s = 1;
-    for (int i = nd - 1; i >= 0; i--) {
-        ist[i] = s;
-        s *= ni->shape[i];
-    }
     int64_t dd[4], st[4];
-    for (int i = 0; i < 4; i++) {
-        int k = i - (4 - nd);
-        dd[i] = k >= 0 ? o->shape[k] : 1;
-        st[i] = k >= 0 ? ist[o->attr.perm[k]] : 0;
-    }
+    loom_transpose_strides(x->in[0]->node, x->node, dd, st);
     return plan_gather(d, x, l, dd, st);
 }
 
@@ -255,8 +224,8 @@ static loom_status plan_reduce(cl_dev *d, const loom_exec_node *x, cl_launch *l)
 {
     const loom_node *ni = x->in[0]->node, *nd = x->node;
     int64_t dd[4], r4[4], ist[4];
-    shape4(ni->ndim, ni->shape, dd);
-    shape4(nd->attr.rdim, nd->attr.rshape, r4);
+    loom_shape4(ni->ndim, ni->shape, dd);
+    loom_shape4(nd->attr.rdim, nd->attr.rshape, r4);
     int64_t s = 1;
     for (int i = 3; i >= 0; i--) {
         ist[i] = s;
@@ -571,15 +540,12 @@ loom_status loom_cl_set_runargs(cl_dev *d, const loom_exec_node *x, const cl_lau
         a_f32(&a, args->lr);
         break;
     case LOOM_CLR_ADAM: {
-        /* As the CPU reference: in double, then rounded once. */
-        double t = (double)args->step;
-        float alpha = (float)((double)args->lr * sqrt(1.0 - pow(at->beta2, t)) / (1.0 - pow(at->beta1, t)));
         a_f32(&a, args->lr);
-        a_f32(&a, alpha);
+        a_f32(&a, loom_adam_step_size(at, args->lr, args->step));
         break;
     }
     case LOOM_CLR_EMA:
-        a_f32(&a, args->step <= 1 ? 0.0f : at->decay);
+        a_f32(&a, loom_ema_decay(at, args->step));
         break;
     default:
         return LOOM_OK;

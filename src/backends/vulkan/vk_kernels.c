@@ -2,6 +2,7 @@
  * bindings, the push constants and the grid. Semantics follow
  * src/backends/cpu/cpu_kernels.c exactly. */
 #include "vk_internal.h"
+#include "../layout.h"
 #include "loom_spv.h"
 
 #include <string.h>
@@ -160,26 +161,13 @@ static loom_status use(vk_prog *p, vk_dispatch *x, const vk_shader *sh, uint32_t
     return use_spec(p, x, sh, spec, push);
 }
 
-/* Rank-4 view of a shape whose last dims line up with the output's. */
-static void shape4(int nd, const int64_t *shape, int64_t out[4])
+/* The shared index arithmetic, narrowed to the 32-bit push constants. */
+static void bstrides32(int nd, const int64_t *shape, const int64_t out4[4], uint32_t st[4])
 {
-    for (int i = 0; i < 4; i++) {
-        int k = i - (4 - nd);
-        out[i] = k >= 0 ? shape[k] : 1;
-    }
-}
-
-/* Strides of `shape` in the rank-4 index space of out4; 0 along broadcast
- * dims (as the CPU reference's bstrides). */
-static void bstrides(int nd, const int64_t *shape, const int64_t *out4, uint32_t st[4])
-{
-    int64_t s = 1;
-    for (int i = 3; i >= 0; i--) {
-        int k = i - (4 - nd);
-        int64_t d = k >= 0 ? shape[k] : 1;
-        st[i] = (d == 1 && out4[i] != 1) ? 0 : (uint32_t)s;
-        s *= d;
-    }
+    int64_t s[4];
+    loom_bstrides(nd, shape, out4, s);
+    for (int i = 0; i < 4; i++)
+        st[i] = (uint32_t)s[i];
 }
 
 static int slot(vk_prog *p, const loom_exec_node *x)
@@ -319,11 +307,11 @@ static loom_status plan_binary(vk_prog *p, const loom_exec_node *x)
     pc.n = (uint32_t)o->numel;
     pc.dense = na->numel == o->numel && nb->numel == o->numel;
     int64_t d4[4];
-    shape4(o->ndim, o->shape, d4);
+    loom_shape4(o->ndim, o->shape, d4);
     for (int i = 0; i < 4; i++)
         pc.d[i] = (uint32_t)d4[i];
-    bstrides(na->ndim, na->shape, d4, pc.sa);
-    bstrides(nb->ndim, nb->shape, d4, pc.sb);
+    bstrides32(na->ndim, na->shape, d4, pc.sa);
+    bstrides32(nb->ndim, nb->shape, d4, pc.sb);
     vk_dispatch *dx;
     LOOM_TRY(vk_add_dispatch(p, x->index, &dx));
     dx->nbind = 3;
@@ -362,28 +350,22 @@ static loom_status plan_expand(vk_prog *p, const loom_exec_node *x)
     loom_pc_bcast pc = {0};
     pc.n = (uint32_t)o->numel;
     int64_t d4[4];
-    shape4(o->ndim, o->shape, d4);
+    loom_shape4(o->ndim, o->shape, d4);
     for (int i = 0; i < 4; i++)
         pc.d[i] = (uint32_t)d4[i];
-    bstrides(o->attr.rdim, o->attr.rshape, d4, pc.sa);
+    bstrides32(o->attr.rdim, o->attr.rshape, d4, pc.sa);
     return plan_gather(p, x, &pc);
 }
 
 static loom_status plan_transpose(vk_prog *p, const loom_exec_node *x)
 {
-    const loom_node *ni = x->in[0]->node, *o = x->node;
-    int nd = ni->ndim;
-    int64_t ist[4] = {0}, s = 1;
-    for (int i = nd - 1; i >= 0; i--) {
-        ist[i] = s;
-        s *= ni->shape[i];
-    }
+    int64_t d[4], st[4];
+    loom_transpose_strides(x->in[0]->node, x->node, d, st);
     loom_pc_bcast pc = {0};
-    pc.n = (uint32_t)o->numel;
+    pc.n = (uint32_t)x->node->numel;
     for (int i = 0; i < 4; i++) {
-        int k = i - (4 - nd);
-        pc.d[i] = (uint32_t)(k >= 0 ? o->shape[k] : 1);
-        pc.sa[i] = (uint32_t)(k >= 0 ? ist[o->attr.perm[k]] : 0);
+        pc.d[i] = (uint32_t)d[i];
+        pc.sa[i] = (uint32_t)st[i];
     }
     return plan_gather(p, x, &pc);
 }
@@ -485,8 +467,8 @@ static loom_status plan_reduce(vk_prog *p, const loom_exec_node *x)
 {
     const loom_node *ni = x->in[0]->node, *nd = x->node;
     int64_t d4[4], r4[4];
-    shape4(ni->ndim, ni->shape, d4);
-    shape4(nd->attr.rdim, nd->attr.rshape, r4);
+    loom_shape4(ni->ndim, ni->shape, d4);
+    loom_shape4(nd->attr.rdim, nd->attr.rshape, r4);
     loom_pc_reduce pc = {0};
     int64_t s = 1;
     for (int i = 3; i >= 0; i--) {

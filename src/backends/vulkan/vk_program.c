@@ -3,6 +3,7 @@
  * dispatch touches memory an earlier one wrote (or writes what an earlier
  * one read); a run is one submit and one fence wait. */
 #include "vk_internal.h"
+#include "../layout.h"
 
 #include <math.h>
 #include <string.h>
@@ -322,12 +323,10 @@ static void write_slots(vk_prog *p, const loom_run_args *args)
         s.lr = args->lr;
         s.step = (uint32_t)args->step;
         if (nd->op == LOOM_OP_ADAM_UPDATE) {
-            /* As the CPU reference: in double, then rounded once. */
-            double t = (double)args->step;
-            s.alpha = (float)((double)args->lr * sqrt(1.0 - pow(nd->attr.beta2, t)) / (1.0 - pow(nd->attr.beta1, t)));
+            s.alpha = loom_adam_step_size(&nd->attr, args->lr, args->step);
         }
         if (nd->op == LOOM_OP_EMA_UPDATE)
-            s.decay = args->step <= 1 ? 0.0f : nd->attr.decay;
+            s.decay = loom_ema_decay(&nd->attr, args->step);
         slots[k] = s;
     }
 }
