@@ -2,6 +2,7 @@
  * A file is all or nothing: one that is not a results file leaves the
  * model as it was and says why. */
 #include "bench.h"
+#include "dash.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -23,33 +24,6 @@ void dash_bench_free(dash_bench *b)
 {
     free(b->res);
     dash_bench_init(b);
-}
-
-static char *slurp(const char *path, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "cannot open %s", path);
-        return NULL;
-    }
-    long n = -1;
-    if (fseek(f, 0, SEEK_END) == 0)
-        n = ftell(f);
-    if (n < 0 || n > BENCH_MAX_BYTES || fseek(f, 0, SEEK_SET) != 0) {
-        fclose(f);
-        snprintf(err, errlen, "%s: %s", path, n < 0 ? "cannot read" : "larger than 64 MiB");
-        return NULL;
-    }
-    char *buf = malloc((size_t)n + 1);
-    if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        fclose(f);
-        snprintf(err, errlen, "%s: cannot read", path);
-        return NULL;
-    }
-    fclose(f);
-    buf[n] = 0;
-    return buf;
 }
 
 static double num(const cJSON *o, const char *k)
@@ -93,7 +67,7 @@ int dash_bench_load(dash_bench *b, const char *path, char *err, size_t errlen)
         snprintf(err, errlen, "%s: at most %d results files at a time", path, DASH_BENCH_MAX_FILES);
         return -1;
     }
-    char *text = slurp(path, err, errlen);
+    char *text = dash_read_file(path, BENCH_MAX_BYTES, NULL, err, errlen);
     if (!text)
         return -1;
     cJSON *root = cJSON_Parse(text);

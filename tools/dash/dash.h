@@ -111,6 +111,9 @@ double dash_series_last(const dash_series *s);
 /* Loads a Chrome trace written by loom_trace_write into m. 0 on success;
  * otherwise a message in err. */
 int dash_load_trace(dash_model *m, const char *path, char *err, size_t errlen);
+/* A whole file, NUL-terminated (malloc'd; *len its size if len != NULL), or
+ * NULL with a message in err: missing, unreadable, or above max bytes. */
+char *dash_read_file(const char *path, long max, long *len, char *err, size_t errlen);
 /* 1 if the file looks like a trace (a JSON object or array whose first
  * key is traceEvents or displayTimeUnit, or an array of events). */
 int dash_is_trace(const char *path);

@@ -33,7 +33,7 @@ int dash_is_trace(const char *path)
            !strncmp(s, "\"otherData\"", 11);
 }
 
-static char *slurp(const char *path, long *len, char *err, size_t errlen)
+char *dash_read_file(const char *path, long max, long *len, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
@@ -43,9 +43,12 @@ static char *slurp(const char *path, long *len, char *err, size_t errlen)
     long n = -1;
     if (fseek(f, 0, SEEK_END) == 0)
         n = ftell(f);
-    if (n < 0 || n > TRACE_MAX_BYTES || fseek(f, 0, SEEK_SET) != 0) {
+    if (n < 0 || n > max || fseek(f, 0, SEEK_SET) != 0) {
         fclose(f);
-        snprintf(err, errlen, "%s: %s", path, n < 0 ? "cannot read" : "larger than 512 MiB");
+        if (n < 0)
+            snprintf(err, errlen, "%s: cannot read", path);
+        else
+            snprintf(err, errlen, "%s: larger than %ld MiB", path, max >> 20);
         return NULL;
     }
     char *buf = malloc((size_t)n + 1);
@@ -57,7 +60,8 @@ static char *slurp(const char *path, long *len, char *err, size_t errlen)
     }
     fclose(f);
     buf[n] = 0;
-    *len = n;
+    if (len)
+        *len = n;
     return buf;
 }
 
@@ -166,7 +170,7 @@ static void load_other(dash_model *m, const cJSON *other)
 int dash_load_trace(dash_model *m, const char *path, char *err, size_t errlen)
 {
     long len = 0;
-    char *buf = slurp(path, &len, err, errlen);
+    char *buf = dash_read_file(path, TRACE_MAX_BYTES, &len, err, errlen);
     if (!buf)
         return -1;
     cJSON *root = cJSON_ParseWithLength(buf, (size_t)len);
