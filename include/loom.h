@@ -18,6 +18,12 @@
 extern "C" {
 #endif
 
+/* Everything declared in this header is the library's public API and the
+ * only thing libloom.so exports (it is built with -fvisibility=hidden). */
+#if defined(__GNUC__) && !defined(LOOM_STATIC_ONLY)
+#pragma GCC visibility push(default)
+#endif
+
 #define LOOM_VERSION_MAJOR 0
 #define LOOM_VERSION_MINOR 1
 #define LOOM_VERSION_PATCH 0
@@ -45,6 +51,15 @@ typedef enum loom_status {
 } loom_status;
 
 const char *loom_status_str(loom_status s);
+
+/* Returns the status of call from the enclosing function if it is not
+ * LOOM_OK. */
+#define LOOM_TRY(call)                        \
+    do {                                      \
+        loom_status loom_try_s_ = (call);     \
+        if (loom_try_s_ != LOOM_OK)           \
+            return loom_try_s_;               \
+    } while (0)
 
 /* ---- context ------------------------------------------------------------ */
 
@@ -92,6 +107,38 @@ void loom_set_log(loom_ctx *ctx, loom_log_fn fn, void *user, loom_log_level leve
  * layers since the context was created (0 when validation is off). */
 uint64_t loom_validation_errors(const loom_ctx *ctx);
 const char *loom_version_string(void);
+
+/* ---- for code built on loom (src/nn, tools, applications) --------------- */
+
+/* Host memory through the context's allocator (loom_ctx_opts.alloc): the
+ * library's own layers allocate nothing else. Sizes are passed back on
+ * free, as lua_Alloc does. NULL on failure (no message is recorded). */
+void *loom_malloc(loom_ctx *ctx, size_t n);
+/* NULL also when count * size overflows. */
+void *loom_calloc(loom_ctx *ctx, size_t count, size_t size);
+void *loom_realloc(loom_ctx *ctx, void *p, size_t osize, size_t nsize);
+void loom_free(loom_ctx *ctx, void *p, size_t n);
+char *loom_strdup(loom_ctx *ctx, const char *s);
+void loom_strfree(loom_ctx *ctx, char *s);
+
+/* Records a message as the context's last error (loom_last_error) and
+ * returns s, so a caller writes `return loom_fail(ctx, LOOM_E_FORMAT, ...)`. */
+loom_status loom_fail(loom_ctx *ctx, loom_status s, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+/* A message to the context's log sink, if level is at or below its level. */
+void loom_logf(loom_ctx *ctx, loom_log_level level, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+/* "[2,3]" into buf; returns buf. */
+const char *loom_shape_str(char *buf, size_t n, int ndim, const int64_t *shape);
+/* Writes bytes to path through a temporary name in the same folder and a
+ * rename, so a reader never sees a half-written file. */
+loom_status loom_write_file_atomic(loom_ctx *ctx, const char *path, const void *data, size_t bytes);
 
 /* ---- devices ------------------------------------------------------------ */
 
@@ -744,6 +791,10 @@ loom_status loom_metrics_write_ops(loom_metrics *m, loom_program *p, int64_t ste
 loom_status loom_metrics_write_plan(loom_metrics *m, loom_program *p, const char *label);
 /* Appends an "end" line and closes; m may be NULL. */
 loom_status loom_metrics_close(loom_metrics *m);
+
+#if defined(__GNUC__) && !defined(LOOM_STATIC_ONLY)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

@@ -302,6 +302,41 @@ START_TEST(state_params)
 }
 END_TEST
 
+/* Byte counts that do not fit are refused where the shape is given (a
+ * wrapped product once compiled as a 0-byte tensor on every device). */
+START_TEST(oversized_shapes)
+{
+    loom_ctx *ctx = tu_ctx();
+    loom_graph *g;
+    ck_assert_int_eq(loom_graph_create(ctx, &g), LOOM_OK);
+    int64_t huge[2] = {INT64_C(1) << 32, INT64_C(1) << 32};
+    ck_assert_int_eq(loom_input(g, "x", LOOM_F32, 2, huge).id, 0);
+    ck_assert_int_eq(loom_graph_status(g), LOOM_E_SHAPE);
+    ck_assert_ptr_nonnull(strstr(loom_graph_error(g), "more elements than a tensor can hold"));
+    loom_graph_destroy(g);
+    /* each leaf fits; their broadcast does not */
+    ck_assert_int_eq(loom_graph_create(ctx, &g), LOOM_OK);
+    int64_t col[2] = {INT64_C(1) << 31, 1}, row[2] = {1, INT64_C(1) << 31};
+    loom_tensor a = loom_input(g, "a", LOOM_F32, 2, col), b = loom_input(g, "b", LOOM_F32, 2, row);
+    ck_assert_int_ne(a.id, 0);
+    ck_assert_int_ne(b.id, 0);
+    ck_assert_int_eq(loom_add(g, a, b).id, 0);
+    ck_assert_int_eq(loom_graph_status(g), LOOM_E_SHAPE);
+    ck_assert_ptr_nonnull(strstr(loom_graph_error(g), "add: result shape"));
+    loom_graph_destroy(g);
+    loom_device *dev = tu_open(ctx, "cpu");
+    loom_state *st;
+    ck_assert_int_eq(loom_state_create(dev, &st), LOOM_OK);
+    float one = 1;
+    ck_assert_int_eq(loom_state_write(st, "w", LOOM_F32, 2, huge, &one), LOOM_E_SHAPE);
+    ck_assert_ptr_nonnull(strstr(loom_last_error(ctx), "more bytes than a tensor can hold"));
+    ck_assert_int_eq(loom_state_count(st), 0);
+    loom_state_destroy(st);
+    loom_device_close(dev);
+    loom_ctx_destroy(ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("core");
@@ -316,6 +351,7 @@ int main(void)
     tcase_add_test(tc, bad_leaves);
     tcase_add_test(tc, io_errors_and_use_after_destroy);
     tcase_add_test(tc, state_params);
+    tcase_add_test(tc, oversized_shapes);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

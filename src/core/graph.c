@@ -1,5 +1,6 @@
 /* The graph: nodes, names, sticky errors, queries. */
 #include "graph.h"
+#include "../common/checked.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -117,6 +118,13 @@ loom_tensor loom_graph_add(loom_graph *g, loom_op op, loom_dtype dt, int ndim, c
                            const int32_t *in, const char *name, const loom_attr *attr)
 {
     loom_ctx *ctx = g->ctx;
+    /* Broadcasting can multiply dims: every node's byte count must fit,
+     * so that sizes computed from it later cannot wrap. */
+    if (loom_shape_bytes(ndim, shape, 8, NULL, NULL)) {
+        char sb[96];
+        return loom_graph_fail(g, LOOM_E_SHAPE, "%s: result shape %s has more elements than a tensor can hold",
+                               loom_op_name(op), loom_shape_str(sb, sizeof sb, ndim, shape));
+    }
     /* shape and attr may point into g->nodes, which the growth below may
      * move: take copies first. */
     int64_t shp[LOOM_MAX_DIMS];

@@ -40,43 +40,12 @@ struct loom_ctx {
     int ndevices;
 };
 
-/* Allocation through the context's allocator. */
-void *loom_malloc(loom_ctx *ctx, size_t n);
-void *loom_calloc(loom_ctx *ctx, size_t count, size_t size);
-void *loom_realloc(loom_ctx *ctx, void *p, size_t osize, size_t nsize);
-void loom_free(loom_ctx *ctx, void *p, size_t n);
-char *loom_strdup(loom_ctx *ctx, const char *s);
-void loom_strfree(loom_ctx *ctx, char *s);
-
-/* Records the message as the context's last error, logs it and returns s. */
-loom_status loom_fail(loom_ctx *ctx, loom_status s, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-void loom_logf(loom_ctx *ctx, loom_log_level level, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
+/* loom_malloc & co., loom_fail, loom_logf, loom_shape_str and
+ * loom_write_file_atomic are public (include/loom.h). */
 void loom_clear_error(loom_ctx *ctx);
-
-/* Returns the status of call if it is not LOOM_OK. */
-#define LOOM_TRY(call)                        \
-    do {                                      \
-        loom_status loom_try_s_ = (call);     \
-        if (loom_try_s_ != LOOM_OK)           \
-            return loom_try_s_;               \
-    } while (0)
-
-/* "[2,3]" into buf. */
-const char *loom_shape_str(char *buf, size_t n, int ndim, const int64_t *shape);
 
 /* Monotonic clock in nanoseconds. */
 double loom_now_ns(void);
 
-/* Writes bytes to path through a temporary name and a rename, so a reader
- * never sees a half-written file. */
-loom_status loom_write_file_atomic(loom_ctx *ctx, const char *path, const void *data, size_t bytes);
 
 #endif

@@ -1,6 +1,7 @@
 /* Op constructors: shape and dtype inference. A bad shape sets the graph's
  * sticky error (naming the op and the shapes) and returns LOOM_NONE. */
 #include "graph.h"
+#include "../common/checked.h"
 
 #include <string.h>
 
@@ -13,13 +14,19 @@ static int valid_shape(loom_graph *g, const char *op, const char *name, int ndim
                         LOOM_MAX_DIMS);
         return 0;
     }
+    char b[96];
     for (int i = 0; i < ndim; i++)
         if (shape[i] <= 0) {
-            char b[96];
             loom_graph_fail(g, LOOM_E_SHAPE, "%s \"%s\": shape %s has a dim <= 0", op, name ? name : "?",
                             loom_shape_str(b, sizeof b, ndim, shape));
             return 0;
         }
+    /* Every later size is numel * element size: it must fit. */
+    if (loom_shape_bytes(ndim, shape, 8, NULL, NULL)) {
+        loom_graph_fail(g, LOOM_E_SHAPE, "%s \"%s\": shape %s has more elements than a tensor can hold", op,
+                        name ? name : "?", loom_shape_str(b, sizeof b, ndim, shape));
+        return 0;
+    }
     return 1;
 }
 

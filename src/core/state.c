@@ -3,6 +3,7 @@
 #include "state.h"
 #include "../backends/backend.h"
 #include "program.h"
+#include "../common/checked.h"
 
 #include <string.h>
 
@@ -66,14 +67,14 @@ static loom_status create_entry(loom_state *st, const char *name, loom_dtype dt,
         return loom_fail(ctx, LOOM_E_INVALID, "loom_state_write: a name is required");
     if (ndim < 0 || ndim > LOOM_MAX_DIMS || (ndim && !shape) || loom_dtype_size(dt) == 0)
         return loom_fail(ctx, LOOM_E_SHAPE, "loom_state_write \"%s\": bad shape or dtype", name);
-    uint64_t numel = 1;
-    for (int i = 0; i < ndim; i++) {
+    for (int i = 0; i < ndim; i++)
         if (shape[i] <= 0)
             return loom_fail(ctx, LOOM_E_SHAPE, "loom_state_write \"%s\": shape %s has a dim <= 0", name,
                              loom_shape_str(sb, sizeof sb, ndim, shape));
-        numel *= (uint64_t)shape[i];
-    }
-    uint64_t bytes = numel * loom_dtype_size(dt);
+    uint64_t bytes;
+    if (loom_shape_bytes(ndim, shape, loom_dtype_size(dt), NULL, &bytes))
+        return loom_fail(ctx, LOOM_E_SHAPE, "loom_state_write \"%s\": shape %s of %s has more bytes than a tensor "
+                         "can hold", name, loom_shape_str(sb, sizeof sb, ndim, shape), loom_dtype_name(dt));
     const loom_device_info *info = &st->dev->info;
     if (info->max_binding_bytes && bytes > info->max_binding_bytes)
         return loom_fail(ctx, LOOM_E_UNSUPPORTED,
