@@ -1,6 +1,7 @@
 /* Context, devices, errors and the graph's sticky error rules. */
 #include "testutil.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -337,6 +338,36 @@ START_TEST(oversized_shapes)
 }
 END_TEST
 
+/* The state finds names through a hash index: many tensors, each found. */
+START_TEST(state_many_names)
+{
+    loom_ctx *ctx = tu_ctx();
+    loom_device *dev = tu_open(ctx, "cpu");
+    loom_state *st;
+    ck_assert_int_eq(loom_state_create(dev, &st), LOOM_OK);
+    int64_t one[1] = {1};
+    for (int i = 0; i < 50000; i++) {
+        char name[32];
+        float v = (float)i;
+        snprintf(name, sizeof name, "layer%d/w", i);
+        ck_assert_int_eq(loom_state_write(st, name, LOOM_F32, 1, one, &v), LOOM_OK);
+    }
+    ck_assert_int_eq(loom_state_count(st), 50000);
+    for (int i = 0; i < 50000; i += 4999) {
+        char name[32];
+        float v = -1;
+        snprintf(name, sizeof name, "layer%d/w", i);
+        ck_assert_int_eq(loom_state_read(st, name, &v, sizeof v), LOOM_OK);
+        ck_assert(v == (float)i);
+    }
+    float v = 0;
+    ck_assert_int_eq(loom_state_read(st, "layer50000/w", &v, sizeof v), LOOM_E_INVALID);
+    loom_state_destroy(st);
+    loom_device_close(dev);
+    loom_ctx_destroy(ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("core");
@@ -352,6 +383,7 @@ int main(void)
     tcase_add_test(tc, io_errors_and_use_after_destroy);
     tcase_add_test(tc, state_params);
     tcase_add_test(tc, oversized_shapes);
+    tcase_add_test(tc, state_many_names);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -471,8 +471,8 @@ START_TEST(test_suballocation)
         ops->buffer_free(vd, b);
     }
     /* Freed ranges merge back into one. */
-    ck_assert_int_eq(vd->blocks[LOOM_LIFE_STATE]->nfree, 1);
-    ck_assert_uint_eq(vd->blocks[LOOM_LIFE_STATE]->used, 0);
+    ck_assert_int_eq(vd->blocks[LOOM_LIFE_STATE]->sa.nfree, 1);
+    ck_assert_uint_eq(vd->blocks[LOOM_LIFE_STATE]->sa.used, 0);
     /* More than the device can allocate at once: LOOM_E_OOM naming sizes. */
     void *huge = NULL;
     uint64_t too_big = vd->lim->max_alloc_bytes + (1ull << 20);

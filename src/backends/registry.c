@@ -1,5 +1,5 @@
 /* Every backend compiled in, in the order "auto" breaks ties. */
-#include "backend.h"
+#include "../core/backend.h"
 
 extern const loom_backend_ops loom_cpu_backend;
 #ifdef LOOM_HAVE_VULKAN

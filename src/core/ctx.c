@@ -1,7 +1,7 @@
 /* The context: allocation, errors, logging, options parsed once. */
 #define _POSIX_C_SOURCE 200809L
 #include "internal.h"
-#include "../backends/backend.h"
+#include "backend.h"
 #include "device_registry.h"
 
 #include <errno.h>

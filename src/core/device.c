@@ -1,6 +1,6 @@
 /* The device registry, device specs and the choice of "auto". */
 #include "device_registry.h"
-#include "../backends/backend.h"
+#include "backend.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -3,7 +3,7 @@
 #ifndef LOOM_PROGRAM_H
 #define LOOM_PROGRAM_H
 
-#include "../backends/backend.h"
+#include "backend.h"
 #include "device_registry.h"
 #include "planner.h"
 #include "state.h"

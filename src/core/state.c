@@ -1,7 +1,7 @@
 /* The state: parameters and optimizer moments shared by every program
  * compiled against it. */
 #include "state.h"
-#include "../backends/backend.h"
+#include "backend.h"
 #include "program.h"
 #include "../common/checked.h"
 
@@ -36,16 +36,59 @@ void loom_state_destroy(loom_state *st)
         loom_strfree(ctx, st->e[i].name);
     }
     loom_free(ctx, st->e, (size_t)st->cap * sizeof *st->e);
+    loom_free(ctx, st->index, (size_t)st->index_cap * sizeof *st->index);
     loom_free(ctx, st->progs, (size_t)st->progs_cap * sizeof *st->progs);
     loom_free(ctx, st, sizeof *st);
 }
 
+static uint32_t name_hash(const char *s)
+{
+    uint32_t h = 2166136261u;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+/* Models with hundreds of thousands of tensors load in linear time: names
+ * are found through a hash index, not a scan. */
 loom_state_slot *loom_state_find(loom_state *st, const char *name)
 {
-    for (int i = 0; i < st->n; i++)
-        if (!strcmp(st->e[i].name, name))
-            return &st->e[i];
-    return NULL;
+    if (!st->index_cap)
+        return NULL;
+    uint32_t mask = (uint32_t)st->index_cap - 1;
+    for (uint32_t i = name_hash(name) & mask;; i = (i + 1) & mask) {
+        int32_t k = st->index[i];
+        if (k == 0)
+            return NULL;
+        if (!strcmp(st->e[k - 1].name, name))
+            return &st->e[k - 1];
+    }
+}
+
+static void index_put(loom_state *st, int entry)
+{
+    uint32_t mask = (uint32_t)st->index_cap - 1;
+    uint32_t i = name_hash(st->e[entry].name) & mask;
+    while (st->index[i])
+        i = (i + 1) & mask;
+    st->index[i] = entry + 1;
+}
+
+/* Room in the index for one more entry (kept at most half full). */
+static int index_reserve(loom_state *st)
+{
+    if (2 * (st->n + 1) <= st->index_cap)
+        return 1;
+    int ncap = st->index_cap ? 2 * st->index_cap : 32;
+    int32_t *ni = loom_calloc(st->ctx, (size_t)ncap, sizeof *ni);
+    if (!ni)
+        return 0;
+    loom_free(st->ctx, st->index, (size_t)st->index_cap * sizeof *st->index);
+    st->index = ni;
+    st->index_cap = ncap;
+    for (int k = 0; k < st->n; k++)
+        index_put(st, k);
+    return 1;
 }
 
 static int same_shape(const loom_state_slot *e, loom_dtype dt, int ndim, const int64_t *shape)
@@ -81,6 +124,8 @@ static loom_status create_entry(loom_state *st, const char *name, loom_dtype dt,
                          "state tensor \"%s\" %s is %llu bytes, above the largest binding of %s (%llu bytes)",
                          name, loom_shape_str(sb, sizeof sb, ndim, shape), (unsigned long long)bytes, info->spec,
                          (unsigned long long)info->max_binding_bytes);
+    if (!index_reserve(st))
+        return loom_fail(ctx, LOOM_E_OOM, "state tensor \"%s\": out of memory", name);
     if (st->n == st->cap) {
         int ncap = st->cap ? st->cap * 2 : 16;
         loom_state_slot *ne = loom_realloc(ctx, st->e, (size_t)st->cap * sizeof *ne, (size_t)ncap * sizeof *ne);
@@ -120,6 +165,7 @@ static loom_status create_entry(loom_state *st, const char *name, loom_dtype dt,
     st->e[st->n] = e;
     if (out)
         *out = &st->e[st->n];
+    index_put(st, st->n);
     st->n++;
     return LOOM_OK;
 }

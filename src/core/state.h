@@ -21,6 +21,8 @@ struct loom_state {
     loom_device *dev;
     loom_state_slot *e;
     int n, cap;
+    int32_t *index;             /* open addressing by name: entry + 1, 0 empty */
+    int index_cap;              /* a power of two, at least twice n */
     int64_t step;
     struct loom_program **progs; /* compiled against this state */
     int nprogs, progs_cap;

@@ -1,6 +1,6 @@
 /* Per-device tuning: the public entry points, dispatched to the backend's
  * optional slots (only OpenCL has one so far: CLBlast's GEMM parameters). */
-#include "../backends/backend.h"
+#include "backend.h"
 #include "device_registry.h"
 
 #include <string.h>

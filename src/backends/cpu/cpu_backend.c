@@ -1,6 +1,6 @@
 /* The CPU backend: host memory, the reference kernels, OpenBLAS GEMM. */
 #define _POSIX_C_SOURCE 200809L
-#include "../backend.h"
+#include "../../core/backend.h"
 #include "cpu_kernels.h"
 
 #include <stdio.h>

@@ -1,6 +1,6 @@
 /* The executable reference of every op's semantics (see src/core/ir.h). */
 #include "cpu_kernels.h"
-#include "../layout.h"
+#include "../common/layout.h"
 
 #include <cblas.h>
 #include <math.h>

@@ -14,7 +14,7 @@
 
 #define CL_TARGET_OPENCL_VERSION 300
 #define CL_USE_DEPRECATED_OPENCL_1_2_APIS
-#include "../backend.h"
+#include "../../core/backend.h"
 
 #include <CL/cl.h>
 

@@ -3,7 +3,7 @@
  * rate, Adam's step size, the EMA's decay, the dropout hash of the step)
  * are set again at each run. Index math mirrors src/backends/cpu/cpu_kernels.c. */
 #include "cl_internal.h"
-#include "../layout.h"
+#include "../common/layout.h"
 #include "cl_codes.h"
 
 #include <assert.h>

@@ -3,23 +3,18 @@
  * merges neighbours on free. Kernels receive a block and an element offset,
  * so no sub-buffer objects are needed. */
 #include "cl_internal.h"
+#include "../../common/suballoc.h"
 
 #include <string.h>
 
 /* A new block is at least this large, so that small tensors share one. */
 #define BLOCK_BYTES ((uint64_t)64 << 20)
 
-typedef struct cl_range {
-    uint64_t off, len;
-} cl_range;
-
 struct cl_block {
     cl_mem mem;
     uint64_t size;
     loom_lifetime life;
-    uint64_t used;
-    cl_range *free;            /* sorted by offset, never adjacent */
-    int nfree, capfree;
+    loom_suballoc sa;          /* the ranges handed out as tensors */
 };
 
 static const char *life_name(loom_lifetime life)
@@ -45,24 +40,11 @@ static uint64_t round_up(uint64_t v, uint64_t a)
     return (v + a - 1) / a * a;
 }
 
-static int grow_free(cl_dev *d, cl_block *b)
-{
-    if (b->nfree < b->capfree)
-        return 1;
-    int ncap = b->capfree ? b->capfree * 2 : 8;
-    cl_range *nf = loom_realloc(d->ctx, b->free, (size_t)b->capfree * sizeof *nf, (size_t)ncap * sizeof *nf);
-    if (!nf)
-        return 0;
-    b->free = nf;
-    b->capfree = ncap;
-    return 1;
-}
-
 static void block_destroy(cl_dev *d, cl_block *b)
 {
     if (b->mem)
         clReleaseMemObject(b->mem);
-    loom_free(d->ctx, b->free, (size_t)b->capfree * sizeof *b->free);
+    loom_suballoc_release(&b->sa);
     loom_free(d->ctx, b, sizeof *b);
 }
 
@@ -86,7 +68,7 @@ static loom_status block_create(cl_dev *d, uint64_t need, loom_lifetime life, cl
         d->capblocks = ncap;
     }
     cl_block *b = loom_calloc(d->ctx, 1, sizeof *b);
-    if (!b || !grow_free(d, b)) {
+    if (!b || loom_suballoc_init(&b->sa, d->ctx, size) != LOOM_OK) {
         loom_free(d->ctx, b, sizeof *b);
         return loom_fail(d->ctx, LOOM_E_OOM, "%s: out of host memory for a block", d->label);
     }
@@ -114,30 +96,9 @@ static loom_status block_create(cl_dev *d, uint64_t need, loom_lifetime life, cl
     }
     b->size = size;
     b->life = life;
-    b->free[0] = (cl_range){0, size};
-    b->nfree = 1;
     d->blocks[d->nblocks++] = b;
     *out = b;
     return LOOM_OK;
-}
-
-/* First fit in b; 1 and the offset when it fits. */
-static int take(cl_block *b, uint64_t span, uint64_t *off)
-{
-    for (int i = 0; i < b->nfree; i++) {
-        if (b->free[i].len < span)
-            continue;
-        *off = b->free[i].off;
-        b->free[i].off += span;
-        b->free[i].len -= span;
-        if (b->free[i].len == 0) {
-            memmove(&b->free[i], &b->free[i + 1], (size_t)(b->nfree - i - 1) * sizeof *b->free);
-            b->nfree--;
-        }
-        b->used += span;
-        return 1;
-    }
-    return 0;
 }
 
 loom_status loom_cl_buffer_alloc(void *bdev, uint64_t bytes, loom_lifetime life, void **out)
@@ -157,16 +118,21 @@ loom_status loom_cl_buffer_alloc(void *bdev, uint64_t bytes, loom_lifetime life,
         return loom_fail(d->ctx, LOOM_E_OOM, "%s: out of host memory for a buffer handle", d->label);
     uint64_t off = 0;
     cl_block *blk = NULL;
-    for (int i = 0; i < d->nblocks && !blk; i++)
-        if (d->blocks[i]->life == life && take(d->blocks[i], span, &off))
+    int got = 0;
+    for (int i = 0; i < d->nblocks && !blk && got >= 0; i++)
+        if (d->blocks[i]->life == life && (got = loom_suballoc_take(&d->blocks[i]->sa, span, d->lim.align, &off)) == 1)
             blk = d->blocks[i];
-    if (!blk) {
+    if (!blk && got >= 0) {
         loom_status s = block_create(d, span, life, &blk);
         if (s != LOOM_OK) {
             loom_free(d->ctx, buf, sizeof *buf);
             return s;
         }
-        take(blk, span, &off);
+        got = loom_suballoc_take(&blk->sa, span, d->lim.align, &off);
+    }
+    if (got != 1) {
+        loom_free(d->ctx, buf, sizeof *buf);
+        return loom_fail(d->ctx, LOOM_E_OOM, "%s: out of host memory for a buffer", d->label);
     }
     buf->block = blk;
     buf->offset = off;
@@ -176,31 +142,6 @@ loom_status loom_cl_buffer_alloc(void *bdev, uint64_t bytes, loom_lifetime life,
     return LOOM_OK;
 }
 
-static void give_back(cl_dev *d, cl_block *b, uint64_t off, uint64_t len)
-{
-    int i = 0;
-    while (i < b->nfree && b->free[i].off < off)
-        i++;
-    int merge_prev = i > 0 && b->free[i - 1].off + b->free[i - 1].len == off;
-    int merge_next = i < b->nfree && off + len == b->free[i].off;
-    if (merge_prev && merge_next) {
-        b->free[i - 1].len += len + b->free[i].len;
-        memmove(&b->free[i], &b->free[i + 1], (size_t)(b->nfree - i - 1) * sizeof *b->free);
-        b->nfree--;
-    } else if (merge_prev) {
-        b->free[i - 1].len += len;
-    } else if (merge_next) {
-        b->free[i].off = off;
-        b->free[i].len += len;
-    } else if (grow_free(d, b)) {
-        memmove(&b->free[i + 1], &b->free[i], (size_t)(b->nfree - i) * sizeof *b->free);
-        b->free[i] = (cl_range){off, len};
-        b->nfree++;
-    }
-    /* else: the range leaks until the block goes (no host memory to note it) */
-    b->used -= len;
-}
-
 void loom_cl_buffer_free(void *bdev, void *p)
 {
     cl_dev *d = bdev;
@@ -208,9 +149,9 @@ void loom_cl_buffer_free(void *bdev, void *p)
     if (!buf)
         return;
     cl_block *b = buf->block;
-    give_back(d, b, buf->offset, buf->span);
+    loom_suballoc_give(&b->sa, buf->offset, buf->span);
     loom_free(d->ctx, buf, sizeof *buf);
-    if (b->used == 0) {
+    if (b->sa.used == 0) {
         for (int i = 0; i < d->nblocks; i++)
             if (d->blocks[i] == b) {
                 d->blocks[i] = d->blocks[--d->nblocks];

@@ -11,7 +11,8 @@
 #ifndef LOOM_VK_INTERNAL_H
 #define LOOM_VK_INTERNAL_H
 
-#include "../backend.h"
+#include "../../core/backend.h"
+#include "../../common/suballoc.h"
 #include "push.h"
 
 #include <vulkan/vulkan.h>
@@ -52,10 +53,6 @@ typedef struct vk_state {
 
 /* ---- memory ------------------------------------------------------------- */
 
-typedef struct vk_range {
-    uint64_t offset, size;
-} vk_range;
-
 /* One VkDeviceMemory with one VkBuffer over all of it; tensors are ranges. */
 typedef struct vk_block {
     VkDeviceMemory mem;
@@ -63,10 +60,7 @@ typedef struct vk_block {
     uint64_t size;
     unsigned char *map;         /* persistent mapping, NULL if not host-visible */
     loom_lifetime life;
-    vk_range *free;             /* sorted by offset, merged on free */
-    int nfree, capfree;
-    int nlive;                  /* ranges handed out */
-    uint64_t used;
+    loom_suballoc sa;           /* the ranges handed out as tensors */
     struct vk_block *next;
 } vk_block;
 

@@ -2,7 +2,7 @@
  * bindings, the push constants and the grid. Semantics follow
  * src/backends/cpu/cpu_kernels.c exactly. */
 #include "vk_internal.h"
-#include "../layout.h"
+#include "../common/layout.h"
 #include "loom_spv.h"
 
 #include <string.h>

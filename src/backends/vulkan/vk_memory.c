@@ -121,7 +121,7 @@ static void block_destroy(vk_dev *d, vk_block *b)
     vkDestroyBuffer(d->dev, b->buf, NULL);
     vkFreeMemory(d->dev, b->mem, NULL);
     d->nallocs--;
-    loom_free(d->ctx, b->free, (size_t)b->capfree * sizeof *b->free);
+    loom_suballoc_release(&b->sa);
     loom_free(d->ctx, b, sizeof *b);
 }
 
@@ -184,12 +184,6 @@ static loom_status block_new(vk_dev *d, loom_lifetime life, uint64_t need, vk_bl
     if (!b)
         return loom_fail(d->ctx, LOOM_E_OOM, "%s: out of host memory for a memory block", d->info->spec);
     b->life = life;
-    b->capfree = 8;
-    b->free = loom_calloc(d->ctx, (size_t)b->capfree, sizeof *b->free);
-    if (!b->free) {
-        loom_free(d->ctx, b, sizeof *b);
-        return loom_fail(d->ctx, LOOM_E_OOM, "%s: out of host memory for a memory block", d->info->spec);
-    }
     VkResult r = VK_ERROR_OUT_OF_DEVICE_MEMORY;
     /* A large block the device refuses is retried at the size asked for. */
     for (int attempt = 0; attempt < 2; attempt++, size = round_up(need, d->align)) {
@@ -214,7 +208,6 @@ static loom_status block_new(vk_dev *d, loom_lifetime life, uint64_t need, vk_bl
             break;
     }
     if (r != VK_SUCCESS) {
-        loom_free(d->ctx, b->free, (size_t)b->capfree * sizeof *b->free);
         loom_free(d->ctx, b, sizeof *b);
         loom_status s = vk_fail(d, r, "vkAllocateMemory", "for a %s block of %llu bytes (%llu needed)",
                                 life_name(life), (unsigned long long)size, (unsigned long long)need);
@@ -222,6 +215,10 @@ static loom_status block_new(vk_dev *d, loom_lifetime life, uint64_t need, vk_bl
     }
     d->nallocs++;
     b->size = size;
+    if (loom_suballoc_init(&b->sa, d->ctx, size) != LOOM_OK) {
+        block_destroy(d, b);
+        return loom_fail(d->ctx, LOOM_E_OOM, "%s: out of host memory for a memory block", d->info->spec);
+    }
     r = vkBindBufferMemory(d->dev, b->buf, b->mem, 0);
     if (r == VK_SUCCESS && d->mapped[life]) {
         void *m = NULL;
@@ -233,90 +230,12 @@ static loom_status block_new(vk_dev *d, loom_lifetime life, uint64_t need, vk_bl
         return vk_fail(d, r, d->mapped[life] ? "vkMapMemory" : "vkBindBufferMemory", "for a %s block of %llu bytes",
                        life_name(life), (unsigned long long)size);
     }
-    b->free[0] = (vk_range){0, size};
-    b->nfree = 1;
     b->next = d->blocks[life];
     d->blocks[life] = b;
     loom_logf(d->ctx, LOOM_LOG_DEBUG, "%s: new %s block of %llu bytes (%u allocations)", d->info->spec,
               life_name(life), (unsigned long long)size, d->nallocs);
     *out = b;
     return LOOM_OK;
-}
-
-/* First fit; the offset aligned. 1 on success. */
-static int block_take(vk_block *b, uint64_t bytes, uint64_t align, uint64_t *off)
-{
-    for (int i = 0; i < b->nfree; i++) {
-        vk_range *f = &b->free[i];
-        uint64_t start = round_up(f->offset, align);
-        if (start + bytes > f->offset + f->size)
-            continue;
-        uint64_t end = start + bytes, fend = f->offset + f->size;
-        *off = start;
-        b->used += bytes;
-        b->nlive++;
-        /* What precedes `start` stays free; what follows `end` too. */
-        if (start > f->offset && end < fend) {
-            if (b->nfree == b->capfree)
-                return -1;
-            memmove(&b->free[i + 2], &b->free[i + 1], (size_t)(b->nfree - i - 1) * sizeof *b->free);
-            b->free[i + 1] = (vk_range){end, fend - end};
-            f->size = start - f->offset;
-            b->nfree++;
-        } else if (start > f->offset) {
-            f->size = start - f->offset;
-        } else if (end < fend) {
-            f->offset = end;
-            f->size = fend - end;
-        } else {
-            memmove(&b->free[i], &b->free[i + 1], (size_t)(b->nfree - i - 1) * sizeof *b->free);
-            b->nfree--;
-        }
-        return 1;
-    }
-    return 0;
-}
-
-static void block_give(vk_block *b, uint64_t off, uint64_t bytes)
-{
-    int i = 0;
-    while (i < b->nfree && b->free[i].offset < off)
-        i++;
-    b->used -= bytes;
-    b->nlive--;
-    int merge_prev = i > 0 && b->free[i - 1].offset + b->free[i - 1].size == off;
-    int merge_next = i < b->nfree && off + bytes == b->free[i].offset;
-    if (merge_prev && merge_next) {
-        b->free[i - 1].size += bytes + b->free[i].size;
-        memmove(&b->free[i], &b->free[i + 1], (size_t)(b->nfree - i - 1) * sizeof *b->free);
-        b->nfree--;
-    } else if (merge_prev) {
-        b->free[i - 1].size += bytes;
-    } else if (merge_next) {
-        b->free[i].offset = off;
-        b->free[i].size += bytes;
-    } else {
-        /* Room was made when the range was handed out (reserve_free). */
-        memmove(&b->free[i + 1], &b->free[i], (size_t)(b->nfree - i) * sizeof *b->free);
-        b->free[i] = (vk_range){off, bytes};
-        b->nfree++;
-    }
-}
-
-/* Free ranges lie between live ones, so there are at most nlive + 1 of
- * them: room for that is made when a range is handed out, and a free never
- * needs an allocation. */
-static int reserve_free(vk_dev *d, vk_block *b)
-{
-    if (b->nlive + 3 <= b->capfree)
-        return 1;
-    int ncap = b->capfree * 2;
-    vk_range *nf = loom_realloc(d->ctx, b->free, (size_t)b->capfree * sizeof *nf, (size_t)ncap * sizeof *nf);
-    if (!nf)
-        return 0;
-    b->free = nf;
-    b->capfree = ncap;
-    return 1;
 }
 
 loom_status vk_buffer_alloc(void *bdev, uint64_t bytes, loom_lifetime life, void **out)
@@ -333,21 +252,22 @@ loom_status vk_buffer_alloc(void *bdev, uint64_t bytes, loom_lifetime life, void
     vk_block *b;
     int got = 0;
     for (b = d->blocks[life]; b; b = b->next) {
-        if (b->size - b->used < size)
+        if (b->size - b->sa.used < size)
             continue;
-        if (!reserve_free(d, b))
-            break;
-        if ((got = block_take(b, size, d->align, &off)) == 1)
+        if ((got = loom_suballoc_take(&b->sa, size, d->align, &off)) != 0)
             break;
     }
-    if (got != 1) {
+    if (got < 0) {
+        loom_free(d->ctx, vb, sizeof *vb);
+        return loom_fail(d->ctx, LOOM_E_OOM, "%s: out of host memory for a buffer", d->info->spec);
+    }
+    if (got == 0) {
         loom_status s = block_new(d, life, size, &b);
         if (s != LOOM_OK) {
             loom_free(d->ctx, vb, sizeof *vb);
             return s;
         }
-        got = reserve_free(d, b) && block_take(b, size, d->align, &off) == 1;
-        if (!got) {
+        if (loom_suballoc_take(&b->sa, size, d->align, &off) != 1) {
             loom_free(d->ctx, vb, sizeof *vb);
             return loom_fail(d->ctx, LOOM_E_OOM, "%s: out of host memory for a buffer", d->info->spec);
         }
@@ -369,11 +289,11 @@ void vk_buffer_free(void *bdev, void *buf)
     if (!d->lost && has_pending(d, vb) && flush_uploads(d) != LOOM_OK)
         vk_uploads_done(d);
     vk_block *b = vb->block;
-    block_give(b, vb->offset, vb->size);
+    loom_suballoc_give(&b->sa, vb->offset, vb->size);
     loom_free(d->ctx, vb, sizeof *vb);
     /* An empty block goes back to the driver unless it is the last of its
      * lifetime (kept for the next program). */
-    if (b->used == 0 && !(d->blocks[b->life] == b && !b->next)) {
+    if (b->sa.used == 0 && !(d->blocks[b->life] == b && !b->next)) {
         vk_block **pp = &d->blocks[b->life];
         while (*pp != b)
             pp = &(*pp)->next;
@@ -390,7 +310,7 @@ void vk_memory_trim(vk_dev *d)
         vk_block **pp = &d->blocks[l];
         while (*pp) {
             vk_block *b = *pp;
-            if (b->used == 0) {
+            if (b->sa.used == 0) {
                 *pp = b->next;
                 block_destroy(d, b);
             } else {

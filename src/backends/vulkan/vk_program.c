@@ -3,7 +3,7 @@
  * dispatch touches memory an earlier one wrote (or writes what an earlier
  * one read); a run is one submit and one fence wait. */
 #include "vk_internal.h"
-#include "../layout.h"
+#include "../common/layout.h"
 
 #include <math.h>
 #include <string.h>

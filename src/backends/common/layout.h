@@ -7,7 +7,7 @@
 
 #include <math.h>
 
-#include "../core/ir.h"
+#include "../../core/ir.h"
 
 /* Rank-4 view of a shape whose last dims line up with the output's. */
 static inline void loom_shape4(int nd, const int64_t *shape, int64_t out[4])

@@ -7,8 +7,8 @@
 #ifndef LOOM_BACKEND_H
 #define LOOM_BACKEND_H
 
-#include "../core/ir.h"
-#include "../core/internal.h"
+#include "ir.h"
+#include "internal.h"
 
 #define LOOM_BACKEND_ABI 1
 
