@@ -167,7 +167,7 @@ static int build(run *r, int bench)
     CHECK(loom_backward(r->gt, loss, NULL, 0));
     loom_optimizer o = loom_optimizer_default(LOOM_OPT_ADAM);
     CHECK(loom_optimize(r->gt, &o));
-    loom_compile_opts on = {1, 0}, off = {0, 0};
+    loom_compile_opts on = {.profile = 1}, off = {.profile = 0};
     CHECK(loom_compile(r->gt, r->dev, r->st, &on, &r->train));
     if (bench)
         CHECK(loom_compile(r->gt, r->dev, r->st, &off, &r->train_off));

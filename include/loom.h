@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "loom_ops.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -195,14 +197,17 @@ const loom_device_info *loom_device_get(const loom_device *dev);
 typedef enum loom_dtype {
     LOOM_F32 = 0,
     LOOM_I32 = 1,
-    LOOM_F16 = 2,   /* reserved: sizes known, no op accepts it yet */
-    LOOM_BF16 = 3,  /* reserved */
-    LOOM_I8 = 4,    /* reserved */
+    LOOM_F16 = 2,   /* IEEE half: stored in 16 bits, computed in f32 */
+    LOOM_BF16 = 3,  /* bfloat16: stored in 16 bits, computed in f32 */
+    LOOM_I8 = 4,    /* reserved for quantized tensors */
     LOOM_DTYPE_COUNT = 5
 } loom_dtype;
 
+/* Bytes per element (per block for block-quantized dtypes); 0 if unknown. */
 size_t loom_dtype_size(loom_dtype dt);
 const char *loom_dtype_name(loom_dtype dt);
+/* 1 for f32, f16, bf16. */
+int loom_dtype_is_float(loom_dtype dt);
 
 /* A tensor is a node of one graph. id 0 is LOOM_NONE (a failed op). */
 typedef struct loom_tensor { int32_t id; } loom_tensor;
@@ -231,31 +236,48 @@ loom_tensor loom_scalar(loom_graph *g, float value);
 loom_tensor loom_matmul(loom_graph *g, loom_tensor a, loom_tensor b,
                         int transpose_a, int transpose_b);
 
-/* Element-wise with numpy broadcasting. */
-loom_tensor loom_add(loom_graph *g, loom_tensor a, loom_tensor b);
-loom_tensor loom_sub(loom_graph *g, loom_tensor a, loom_tensor b);
-loom_tensor loom_mul(loom_graph *g, loom_tensor a, loom_tensor b);
-loom_tensor loom_div(loom_graph *g, loom_tensor a, loom_tensor b);
-loom_tensor loom_scale(loom_graph *g, loom_tensor x, float alpha);
-loom_tensor loom_relu(loom_graph *g, loom_tensor x);
-loom_tensor loom_sigmoid(loom_graph *g, loom_tensor x);
-loom_tensor loom_tanh(loom_graph *g, loom_tensor x);
-loom_tensor loom_gelu(loom_graph *g, loom_tensor x); /* exact, erf form */
-loom_tensor loom_exp(loom_graph *g, loom_tensor x);
-loom_tensor loom_log(loom_graph *g, loom_tensor x);
-loom_tensor loom_square(loom_graph *g, loom_tensor x);
+/* Element-wise ops: one constructor per line of include/loom_ops.h,
+ * loom_relu(g, x), loom_scale(g, x, alpha), loom_clamp(g, x, lo, hi),
+ * loom_add(g, a, b) (numpy broadcasting), loom_lt(g, a, b) (a mask), ...
+ * Every input of one op has the same dtype; the result has it too. */
+#define LOOM_DECLARE_UNARY_(name, ID, flops, grad) loom_tensor loom_##name(loom_graph *g, loom_tensor x);
+#define LOOM_DECLARE_UNARY1_(name, ID, flops, grad, p) loom_tensor loom_##name(loom_graph *g, loom_tensor x, float p);
+#define LOOM_DECLARE_UNARY2_(name, ID, flops, grad, p, q)                                              \
+    loom_tensor loom_##name(loom_graph *g, loom_tensor x, float p, float q);
+#define LOOM_DECLARE_BINARY_(name, ID, flops, grad) loom_tensor loom_##name(loom_graph *g, loom_tensor a, loom_tensor b);
+LOOM_UNARY_OPS(LOOM_DECLARE_UNARY_)
+LOOM_UNARY1_OPS(LOOM_DECLARE_UNARY1_)
+LOOM_UNARY2_OPS(LOOM_DECLARE_UNARY2_)
+LOOM_BINARY_OPS(LOOM_DECLARE_BINARY_)
+
+/* cond != 0 ? a : b, broadcasting all three (one dtype); cond is a mask as
+ * the comparisons make. The gradient goes to a where cond holds, to b
+ * elsewhere, never to cond. */
+loom_tensor loom_where(loom_graph *g, loom_tensor cond, loom_tensor a, loom_tensor b);
+/* The same values in another dtype (f32, f16, bf16; i32 to and from
+ * floats rounds to nearest). The gradient casts back. */
+loom_tensor loom_cast(loom_graph *g, loom_tensor x, loom_dtype dtype);
 
 /* Over the last axis. */
 loom_tensor loom_softmax(loom_graph *g, loom_tensor x);
 loom_tensor loom_log_softmax(loom_graph *g, loom_tensor x);
+/* Over any axis (negative counts from the end). */
+loom_tensor loom_softmax_axis(loom_graph *g, loom_tensor x, int axis);
+loom_tensor loom_log_softmax_axis(loom_graph *g, loom_tensor x, int axis);
 
 /* Reductions over one axis (negative counts from the end). */
 loom_tensor loom_sum(loom_graph *g, loom_tensor x, int axis, int keepdim);
 loom_tensor loom_mean(loom_graph *g, loom_tensor x, int axis, int keepdim);
+/* The largest / smallest value along axis; the gradient goes to the first
+ * arg-max / arg-min of each slice. */
+loom_tensor loom_max(loom_graph *g, loom_tensor x, int axis, int keepdim);
+loom_tensor loom_min(loom_graph *g, loom_tensor x, int axis, int keepdim);
 /* Sum of every element: a scalar. */
 loom_tensor loom_sum_all(loom_graph *g, loom_tensor x);
-/* Index of the largest value along axis (first on ties), i32, axis removed. */
+/* Index of the largest / smallest value along axis (first on ties), i32,
+ * axis removed. */
 loom_tensor loom_argmax(loom_graph *g, loom_tensor x, int axis);
+loom_tensor loom_argmin(loom_graph *g, loom_tensor x, int axis);
 
 loom_tensor loom_reshape(loom_graph *g, loom_tensor x, int ndim, const int64_t *shape);
 loom_tensor loom_transpose(loom_graph *g, loom_tensor x, const int *perm);
@@ -331,6 +353,25 @@ loom_optimizer loom_optimizer_default(loom_optimizer_kind kind);
 loom_status loom_optimize(loom_graph *g, const loom_optimizer *opt);
 /* The learning rate of update number `step` (1-based) under opt's schedule. */
 float loom_optimizer_lr(const loom_optimizer *opt, int64_t step);
+
+/* Mixed precision, as PyTorch's GradScaler and Keras's LossScaleOptimizer
+ * do it: the backward pass starts from the run's loss scale instead of 1
+ * (so half-precision gradients do not underflow), the updates divide it
+ * out, and a step whose gradients hold an inf or NaN is skipped: the
+ * parameters and moments stay, the step count does not advance, the scale
+ * is multiplied by backoff. After `interval` good steps in a row the scale
+ * grows by `growth`. The scale lives in the state (checkpoints keep it). */
+typedef struct loom_loss_scaling {
+    float init;                /* 65536 */
+    float growth;              /* 2 */
+    float backoff;             /* 0.5 */
+    int64_t interval;          /* 2000 */
+} loom_loss_scaling;
+
+loom_loss_scaling loom_loss_scaling_default(void);
+/* loom_backward with dynamic loss scaling (ls NULL: the defaults). */
+loom_status loom_backward_scaled(loom_graph *g, loom_tensor loss, const loom_tensor *wrt, int nwrt,
+                                 const loom_loss_scaling *ls);
 
 /* ---- models: the Sequential API (src/nn/sequential.c) ---- */
 
@@ -489,11 +530,19 @@ loom_status loom_state_entry(const loom_state *st, int i, const char **name,
 /* Optimizer updates taken so far (saved in checkpoints). */
 int64_t loom_state_step(const loom_state *st);
 void loom_state_set_step(loom_state *st, int64_t step);
+/* Dynamic loss scaling (loom_backward_scaled): the scale the next step
+ * uses, and the steps skipped so far because a gradient was not finite. */
+float loom_state_loss_scale(const loom_state *st);
+int64_t loom_state_skipped_steps(const loom_state *st);
+/* Restores both (checkpoints); a scale <= 0 is LOOM_E_INVALID. */
+loom_status loom_state_set_loss_scale(loom_state *st, float scale, int64_t skipped);
 
 typedef struct loom_compile_opts {
     int profile;               /* record per-node timestamps */
     int guard;                 /* debugging: fence every output with guard
                                   bytes that loom_program_check_guards checks */
+    int no_fusion;             /* keep every node apart (no matmul + bias
+                                  + activation fusion) */
 } loom_compile_opts;
 
 loom_status loom_compile(loom_graph *g, loom_device *dev, loom_state *st,
@@ -519,6 +568,8 @@ typedef struct loom_plan_report {
     int steps;
     const uint64_t *live_bytes;/* per step; valid while the program lives */
     int inplace;               /* ops that wrote over a dying input */
+    int dispatches;            /* nodes that run per replay (after fusion) */
+    int fused;                 /* fusions made (matmul + bias [+ activation]) */
 } loom_plan_report;
 
 loom_status loom_program_plan(const loom_program *p, loom_plan_report *out);

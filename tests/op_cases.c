@@ -1,4 +1,8 @@
 #include "op_cases.h"
+#include "core/graph.h"
+#include "core/op_table.h"
+
+#include <string.h>
 
 #define S1(a) {a}
 #define S2(a, b) {a, b}
@@ -6,96 +10,192 @@
 #define S4(a, b, c, d) {a, b, c, d}
 
 /* Shapes include 1, 7, 33, 127, 1000 and 1023 and sizes that are not a
- * multiple of any tile. */
+ * multiple of any tile. Columns: name, op, nin, ndim, shapes, lo, hi, ta, tb,
+ * axis, keepdim, p1, p2, perm, atol, rtol, backward, kink, f32_only. */
 const op_case op_cases[] = {
-    /* name                kind        nin ndim   shapes                          lo  hi  ta tb ax kd alpha perm atol rtol bwd */
-    {"matmul_nn_1x1x1", K_MATMUL, 2, {2, 2}, {S2(1, 1), S2(1, 1)}, -1, 1, 0, 0, 0, 0, 0, {0}, 1e-5, 1e-4, 1},
-    {"matmul_nn_7x33x127", K_MATMUL, 2, {2, 2}, {S2(7, 33), S2(33, 127)}, -1, 1, 0, 0, 0, 0, 0, {0}, 1e-4, 1e-4, 1},
-    {"matmul_nt_33x7x65", K_MATMUL, 2, {2, 2}, {S2(33, 7), S2(65, 7)}, -1, 1, 0, 1, 0, 0, 0, {0}, 1e-4, 1e-4, 1},
-    {"matmul_tn_64x100x10", K_MATMUL, 2, {2, 2}, {S2(100, 64), S2(100, 10)}, -1, 1, 1, 0, 0, 0, 0, {0}, 1e-4, 1e-4, 1},
-    {"matmul_tt_17x31x23", K_MATMUL, 2, {2, 2}, {S2(31, 17), S2(23, 31)}, -1, 1, 1, 1, 0, 0, 0, {0}, 1e-4, 1e-4, 1},
-    {"matmul_k1", K_MATMUL, 2, {2, 2}, {S2(127, 1), S2(1, 33)}, -1, 1, 0, 0, 0, 0, 0, {0}, 1e-5, 1e-4, 1},
-    {"matmul_mlp_256x784x64", K_MATMUL, 2, {2, 2}, {S2(256, 784), S2(784, 64)}, 0, 1, 0, 0, 0, 0, 0, {0}, 1e-3, 1e-4, 1},
-    {"matmul_k4097", K_MATMUL, 2, {2, 2}, {S2(3, 4097), S2(4097, 5)}, -1, 1, 0, 0, 0, 0, 0, {0}, 1e-3, 1e-3, 0},
-    {"matmul_1000x1023x7", K_MATMUL, 2, {2, 2}, {S2(1000, 7), S2(7, 1023)}, -1, 1, 0, 0, 0, 0, 0, {0}, 1e-4, 1e-4, 0},
+    {"matmul_nn_1x1x1", "matmul", 2, {2, 2}, {S2(1, 1), S2(1, 1)}, -1, 1, 0, 0, 0, 0, 0, 0, {0}, 1e-5, 1e-4, 1, 0, 0},
+    {"matmul_nn_7x33x127", "matmul", 2, {2, 2}, {S2(7, 33), S2(33, 127)}, -1, 1, 0, 0, 0, 0, 0, 0, {0}, 1e-4, 1e-4, 1, 0, 0},
+    {"matmul_nt_33x7x65", "matmul", 2, {2, 2}, {S2(33, 7), S2(65, 7)}, -1, 1, 0, 1, 0, 0, 0, 0, {0}, 1e-4, 1e-4, 1, 0, 0},
+    {"matmul_tn_64x100x10", "matmul", 2, {2, 2}, {S2(100, 64), S2(100, 10)}, -1, 1, 1, 0, 0, 0, 0, 0, {0}, 1e-4, 1e-4, 1, 0, 0},
+    {"matmul_tt_17x31x23", "matmul", 2, {2, 2}, {S2(31, 17), S2(23, 31)}, -1, 1, 1, 1, 0, 0, 0, 0, {0}, 1e-4, 1e-4, 1, 0, 0},
+    {"matmul_k1", "matmul", 2, {2, 2}, {S2(127, 1), S2(1, 33)}, -1, 1, 0, 0, 0, 0, 0, 0, {0}, 1e-5, 1e-4, 1, 0, 0},
+    {"matmul_mlp_256x784x64", "matmul", 2, {2, 2}, {S2(256, 784), S2(784, 64)}, 0, 1, 0, 0, 0, 0, 0, 0, {0}, 1e-3, 1e-4, 1, 0, 0},
+    {"matmul_k4097", "matmul", 2, {2, 2}, {S2(3, 4097), S2(4097, 5)}, -1, 1, 0, 0, 0, 0, 0, 0, {0}, 1e-3, 1e-3, 0, 0, 0},
+    {"matmul_1000x1023x7", "matmul", 2, {2, 2}, {S2(1000, 7), S2(7, 1023)}, -1, 1, 0, 0, 0, 0, 0, 0, {0}, 1e-4, 1e-4, 0, 0, 0},
+    /* matmul + row bias (+ activation): the fusion pass's patterns */
+    {"dense_bias_33x65x17", "dense", 3, {2, 2, 1}, {S2(33, 65), S2(65, 17), S1(17)}, -1, 1, 0, 0, 0, 0, 0, 0, {0}, 1e-4, 1e-4, 1, 0, 0},
+    {"dense_tanh_7x127x33", "dense_tanh", 3, {2, 2, 1}, {S2(7, 127), S2(127, 33), S1(33)}, -1, 1, 0, 0, 0, 0, 0, 0, {0}, 1e-4, 1e-4, 1, 0, 0},
 
-    {"add_same_1023", K_ADD, 2, {1, 1}, {S1(1023), S1(1023)}, -2, 2, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-6, 1},
-    {"add_row_bias", K_ADD, 2, {2, 1}, {S2(33, 127), S1(127)}, -2, 2, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-5, 1},
-    {"add_col", K_ADD, 2, {2, 2}, {S2(7, 1), S2(7, 33)}, -2, 2, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-5, 1},
-    {"add_outer", K_ADD, 2, {2, 2}, {S2(7, 1), S2(1, 33)}, -2, 2, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-5, 1},
-    {"add_4d", K_ADD, 2, {4, 3}, {S4(2, 3, 5, 7), S3(3, 1, 7)}, -2, 2, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-5, 1},
-    {"add_scalar", K_ADD, 2, {2, 0}, {S2(7, 33), {0}}, -2, 2, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-5, 1},
-    {"sub_bcast", K_SUB, 2, {2, 1}, {S2(127, 33), S1(33)}, -2, 2, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-5, 1},
-    {"mul_bcast", K_MUL, 2, {3, 2}, {S3(5, 7, 33), S2(7, 1)}, -2, 2, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-5, 1},
-    {"div_same", K_DIV, 2, {2, 2}, {S2(33, 31), S2(33, 31)}, 0.5f, 2, 0, 0, 0, 0, 0, {0}, 1e-5, 1e-5, 1},
-    {"div_bcast", K_DIV, 2, {2, 1}, {S2(7, 1000), S1(1000)}, 0.5f, 2, 0, 0, 0, 0, 0, {0}, 1e-5, 1e-5, 1},
+    {"add_same_1023", "add", 2, {1, 1}, {S1(1023), S1(1023)}, -2, 2, 0, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-6, 1, 0, 0},
+    {"add_row_bias", "add", 2, {2, 1}, {S2(33, 127), S1(127)}, -2, 2, 0, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-5, 1, 0, 0},
+    {"add_col", "add", 2, {2, 2}, {S2(7, 1), S2(7, 33)}, -2, 2, 0, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-5, 1, 0, 0},
+    {"add_outer", "add", 2, {2, 2}, {S2(7, 1), S2(1, 33)}, -2, 2, 0, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-5, 1, 0, 0},
+    {"add_4d", "add", 2, {4, 3}, {S4(2, 3, 5, 7), S3(3, 1, 7)}, -2, 2, 0, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-5, 1, 0, 0},
+    {"add_scalar", "add", 2, {2, 0}, {S2(7, 33), {0}}, -2, 2, 0, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-5, 1, 0, 0},
+    {"sub_bcast", "sub", 2, {2, 1}, {S2(127, 33), S1(33)}, -2, 2, 0, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-5, 1, 0, 0},
+    {"mul_bcast", "mul", 2, {3, 2}, {S3(5, 7, 33), S2(7, 1)}, -2, 2, 0, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-5, 1, 0, 0},
+    {"div_same", "div", 2, {2, 2}, {S2(33, 31), S2(33, 31)}, 0.5f, 2, 0, 0, 0, 0, 0, 0, {0}, 1e-5, 1e-5, 1, 0, 0},
+    {"div_bcast", "div", 2, {2, 1}, {S2(7, 1000), S1(1000)}, 0.5f, 2, 0, 0, 0, 0, 0, 0, {0}, 1e-5, 1e-5, 1, 0, 0},
+    {"pow_bcast", "pow", 2, {2, 1}, {S2(33, 17), S1(17)}, 0.5f, 1.6f, 0, 0, 0, 0, 0, 0, {0}, 1e-5, 1e-4, 1, 0, 0},
+    {"maximum_bcast", "maximum", 2, {2, 2}, {S2(7, 33), S2(1, 33)}, -2, 2, 0, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-5, 1, 1, 0},
+    {"minimum_4d", "minimum", 2, {4, 1}, {S4(2, 3, 5, 7), S1(7)}, -2, 2, 0, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-5, 1, 1, 0},
+    {"eq_max", "eq_max", 2, {2, 1}, {S2(33, 7), S1(7)}, -2, 2, 0, 0, 0, 0, 0, 0, {0}, 0, 0, 0, 0, 0},
+    {"lt_bcast", "lt", 2, {2, 1}, {S2(33, 7), S1(7)}, -2, 2, 0, 0, 0, 0, 0, 0, {0}, 0, 0, 0, 0, 0},
+    {"le_same", "le", 2, {1, 1}, {S1(1023), S1(1023)}, -2, 2, 0, 0, 0, 0, 0, 0, {0}, 0, 0, 0, 0, 0},
+    {"gt_scalar", "gt", 2, {2, 0}, {S2(7, 33), {0}}, -2, 2, 0, 0, 0, 0, 0, 0, {0}, 0, 0, 0, 0, 0},
+    {"ge_outer", "ge", 2, {2, 2}, {S2(7, 1), S2(1, 33)}, -2, 2, 0, 0, 0, 0, 0, 0, {0}, 0, 0, 0, 0, 0},
+    {"where_bcast", "where_gt", 3, {2, 2, 1}, {S2(33, 7), S2(33, 7), S1(7)}, -2, 2, 0, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-6, 1, 1, 0},
 
-    {"scale_1000", K_SCALE, 1, {1}, {S1(1000)}, -2, 2, 0, 0, 0, 0, -0.75f, {0}, 1e-6, 1e-6, 1},
-    {"relu_127x33", K_RELU, 1, {2}, {S2(127, 33)}, -2, 2, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-6, 1},
-    {"sigmoid_1023", K_SIGMOID, 1, {1}, {S1(1023)}, -6, 6, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-5, 1},
-    {"tanh_1023", K_TANH, 1, {1}, {S1(1023)}, -4, 4, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-5, 1},
-    {"gelu_1023", K_GELU, 1, {1}, {S1(1023)}, -4, 4, 0, 0, 0, 0, 0, {0}, 1e-5, 1e-4, 1},
-    {"exp_7x7", K_EXP, 1, {2}, {S2(7, 7)}, -3, 3, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-5, 1},
-    {"log_33", K_LOG, 1, {1}, {S1(33)}, 0.1f, 5, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-5, 1},
-    {"square_1", K_SQUARE, 1, {1}, {S1(1)}, -2, 2, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-6, 1},
+    {"scale_1000", "scale", 1, {1}, {S1(1000)}, -2, 2, 0, 0, 0, 0, -0.75f, 0, {0}, 1e-6, 1e-6, 1, 0, 0},
+    {"relu_127x33", "relu", 1, {2}, {S2(127, 33)}, -2, 2, 0, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-6, 1, 1, 0},
+    {"sigmoid_1023", "sigmoid", 1, {1}, {S1(1023)}, -6, 6, 0, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-5, 1, 0, 0},
+    {"tanh_1023", "tanh", 1, {1}, {S1(1023)}, -4, 4, 0, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-5, 1, 0, 0},
+    {"gelu_1023", "gelu", 1, {1}, {S1(1023)}, -4, 4, 0, 0, 0, 0, 0, 0, {0}, 1e-5, 1e-4, 1, 0, 0},
+    {"exp_7x7", "exp", 1, {2}, {S2(7, 7)}, -3, 3, 0, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-5, 1, 0, 0},
+    {"log_33", "log", 1, {1}, {S1(33)}, 0.1f, 5, 0, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-5, 1, 0, 0},
+    {"square_1", "square", 1, {1}, {S1(1)}, -2, 2, 0, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-6, 1, 0, 0},
+    {"abs_1023", "abs", 1, {1}, {S1(1023)}, -2, 2, 0, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-6, 1, 1, 0},
+    {"neg_7x33", "neg", 1, {2}, {S2(7, 33)}, -2, 2, 0, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-6, 1, 0, 0},
+    {"sqrt_127", "sqrt", 1, {1}, {S1(127)}, 0.1f, 4, 0, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-5, 1, 0, 0},
+    {"rsqrt_127", "rsqrt", 1, {1}, {S1(127)}, 0.2f, 4, 0, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-5, 1, 0, 0},
+    {"silu_1023", "silu", 1, {1}, {S1(1023)}, -6, 6, 0, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-5, 1, 0, 0},
+    {"softplus_1023", "softplus", 1, {1}, {S1(1023)}, -25, 25, 0, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-5, 1, 0, 0},
+    {"leaky_relu_33x7", "leaky_relu", 1, {2}, {S2(33, 7)}, -2, 2, 0, 0, 0, 0, 0.2f, 0, {0}, 1e-6, 1e-6, 1, 1, 0},
+    {"elu_1023", "elu", 1, {1}, {S1(1023)}, -3, 3, 0, 0, 0, 0, 1.5f, 0, {0}, 1e-6, 1e-5, 1, 1, 0},
+    {"clamp_1000", "clamp", 1, {1}, {S1(1000)}, -3, 3, 0, 0, 0, 0, -1.0f, 1.5f, {0}, 1e-6, 1e-6, 1, 1, 0},
 
-    {"softmax_7x10", K_SOFTMAX, 1, {2}, {S2(7, 10)}, -5, 5, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-5, 1},
-    {"softmax_1x1023", K_SOFTMAX, 1, {2}, {S2(1, 1023)}, -5, 5, 0, 0, 0, 0, 0, {0}, 1e-7, 1e-4, 1},
-    {"softmax_3d", K_SOFTMAX, 1, {3}, {S3(3, 5, 33)}, -5, 5, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-5, 1},
-    {"log_softmax_33x127", K_LOG_SOFTMAX, 1, {2}, {S2(33, 127)}, -5, 5, 0, 0, 0, 0, 0, {0}, 1e-5, 1e-5, 1},
+    {"softmax_7x10", "softmax", 1, {2}, {S2(7, 10)}, -5, 5, 0, 0, -1, 0, 0, 0, {0}, 1e-6, 1e-5, 1, 0, 0},
+    {"softmax_1x1023", "softmax", 1, {2}, {S2(1, 1023)}, -5, 5, 0, 0, -1, 0, 0, 0, {0}, 1e-7, 1e-4, 1, 0, 0},
+    {"softmax_3d", "softmax", 1, {3}, {S3(3, 5, 33)}, -5, 5, 0, 0, -1, 0, 0, 0, {0}, 1e-6, 1e-5, 1, 0, 0},
+    {"softmax_axis0", "softmax", 1, {3}, {S3(33, 5, 3)}, -5, 5, 0, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-5, 1, 0, 0},
+    {"log_softmax_33x127", "log_softmax", 1, {2}, {S2(33, 127)}, -5, 5, 0, 0, -1, 0, 0, 0, {0}, 1e-5, 1e-5, 1, 0, 0},
+    {"log_softmax_axis1", "log_softmax", 1, {4}, {S4(2, 129, 3, 5)}, -5, 5, 0, 0, 1, 0, 0, 0, {0}, 1e-5, 1e-5, 1, 0, 0},
 
-    {"sum_axis0", K_SUM, 1, {2}, {S2(1000, 7)}, -1, 1, 0, 0, 0, 0, 0, {0}, 1e-4, 1e-4, 1},
-    {"sum_axis1_keep", K_SUM, 1, {2}, {S2(7, 1023)}, -1, 1, 0, 0, 1, 1, 0, {0}, 1e-4, 1e-4, 1},
-    {"sum_axis1_4d", K_SUM, 1, {4}, {S4(2, 3, 5, 7)}, -1, 1, 0, 0, 1, 0, 0, {0}, 1e-5, 1e-4, 1},
-    {"mean_last", K_MEAN, 1, {3}, {S3(3, 7, 33)}, -1, 1, 0, 0, -1, 0, 0, {0}, 1e-6, 1e-4, 1},
-    {"sum_all_1023x7", K_SUM_ALL, 1, {2}, {S2(1023, 7)}, -1, 1, 0, 0, 0, 0, 0, {0}, 1e-3, 1e-4, 1},
-    {"argmax_last", K_ARGMAX, 1, {2}, {S2(127, 10)}, -1, 1, 0, 0, 1, 0, 0, {0}, 0, 0, 0},
-    {"argmax_axis0", K_ARGMAX, 1, {3}, {S3(7, 5, 3)}, -1, 1, 0, 0, 0, 0, 0, {0}, 0, 0, 0},
+    {"sum_axis0", "sum", 1, {2}, {S2(1000, 7)}, -1, 1, 0, 0, 0, 0, 0, 0, {0}, 1e-4, 1e-4, 1, 0, 0},
+    {"sum_axis1_keep", "sum", 1, {2}, {S2(7, 1023)}, -1, 1, 0, 0, 1, 1, 0, 0, {0}, 1e-4, 1e-4, 1, 0, 0},
+    {"sum_axis1_4d", "sum", 1, {4}, {S4(2, 3, 5, 7)}, -1, 1, 0, 0, 1, 0, 0, 0, {0}, 1e-5, 1e-4, 1, 0, 0},
+    {"mean_last", "mean", 1, {3}, {S3(3, 7, 33)}, -1, 1, 0, 0, -1, 0, 0, 0, {0}, 1e-6, 1e-4, 1, 0, 0},
+    {"sum_all_1023x7", "sum_all", 1, {2}, {S2(1023, 7)}, -1, 1, 0, 0, 0, 0, 0, 0, {0}, 1e-3, 1e-4, 1, 0, 0},
+    {"max_last", "max", 1, {2}, {S2(33, 127)}, -1, 1, 0, 0, -1, 0, 0, 0, {0}, 0, 0, 1, 1, 0},
+    {"max_axis1_keep", "max", 1, {3}, {S3(5, 1000, 3)}, -1, 1, 0, 0, 1, 1, 0, 0, {0}, 0, 0, 1, 1, 0},
+    {"min_axis0", "min", 1, {2}, {S2(7, 33)}, -1, 1, 0, 0, 0, 0, 0, 0, {0}, 0, 0, 1, 1, 0},
+    {"argmax_last", "argmax", 1, {2}, {S2(127, 10)}, -1, 1, 0, 0, 1, 0, 0, 0, {0}, 0, 0, 0, 0, 0},
+    {"argmax_axis0", "argmax", 1, {3}, {S3(7, 5, 3)}, -1, 1, 0, 0, 0, 0, 0, 0, {0}, 0, 0, 0, 0, 0},
+    {"argmin_axis1", "argmin", 1, {3}, {S3(7, 129, 3)}, -1, 1, 0, 0, 1, 0, 0, 0, {0}, 0, 0, 0, 0, 0},
 
-    {"reshape_2d_3d", K_RESHAPE, 1, {2}, {S2(6, 35)}, -1, 1, 0, 0, 0, 0, 0, {0}, 0, 0, 1},
-    {"transpose_2d", K_TRANSPOSE, 1, {2}, {S2(33, 127)}, -1, 1, 0, 0, 0, 0, 0, {1, 0}, 0, 0, 1},
-    {"transpose_4d", K_TRANSPOSE, 1, {4}, {S4(2, 3, 5, 7)}, -1, 1, 0, 0, 0, 0, 0, {2, 0, 3, 1}, 0, 0, 1},
+    {"reshape_2d_3d", "reshape", 1, {2}, {S2(6, 35)}, -1, 1, 0, 0, 0, 0, 0, 0, {0}, 0, 0, 1, 0, 0},
+    {"transpose_2d", "transpose", 1, {2}, {S2(33, 127)}, -1, 1, 0, 0, 0, 0, 0, 0, {1, 0}, 0, 0, 1, 0, 0},
+    {"transpose_4d", "transpose", 1, {4}, {S4(2, 3, 5, 7)}, -1, 1, 0, 0, 0, 0, 0, 0, {2, 0, 3, 1}, 0, 0, 1, 0, 0},
+    {"cast_halves", "cast_roundtrip", 1, {2}, {S2(33, 31)}, -4, 4, 0, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-2, 1, 0, 0},
+    {"cast_i32", "cast_i32", 1, {1}, {S1(1000)}, -50, 50, 0, 0, 0, 0, 0, 0, {0}, 0, 0, 0, 0, 0},
 
-    {"sparse_xent_32x10", K_SPARSE_XENT, 2, {2, 1}, {S2(32, 10), S1(32)}, -4, 4, 0, 0, 0, 0, 0, {0}, 1e-5, 1e-4, 1},
-    {"sparse_xent_1x1023", K_SPARSE_XENT, 2, {2, 1}, {S2(1, 1023), S1(1)}, -4, 4, 0, 0, 0, 0, 0, {0}, 1e-5, 1e-4, 1},
-    {"xent_7x33", K_XENT, 2, {2, 2}, {S2(7, 33), S2(7, 33)}, 0, 1, 0, 0, 0, 0, 0, {0}, 1e-5, 1e-4, 1},
-    {"mse_127x3", K_MSE, 2, {2, 2}, {S2(127, 3), S2(127, 3)}, -1, 1, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-4, 1},
-    {"dropout_1000", K_DROPOUT, 1, {2}, {S2(1000, 7)}, -1, 1, 0, 0, 0, 0, 0.3f, {0}, 1e-6, 1e-6, 1},
+    {"sparse_xent_32x10", "sparse_cross_entropy", 2, {2, 1}, {S2(32, 10), S1(32)}, -4, 4, 0, 0, 0, 0, 0, 0, {0}, 1e-5, 1e-4, 1, 0, 0},
+    {"sparse_xent_1x1023", "sparse_cross_entropy", 2, {2, 1}, {S2(1, 1023), S1(1)}, -4, 4, 0, 0, 0, 0, 0, 0, {0}, 1e-5, 1e-4, 1, 0, 0},
+    {"xent_7x33", "cross_entropy", 2, {2, 2}, {S2(7, 33), S2(7, 33)}, 0, 1, 0, 0, 0, 0, 0, 0, {0}, 1e-5, 1e-4, 1, 0, 0},
+    {"mse_127x3", "mse", 2, {2, 2}, {S2(127, 3), S2(127, 3)}, -1, 1, 0, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-4, 1, 0, 0},
+    {"dropout_1000", "dropout", 1, {2}, {S2(1000, 7)}, -1, 1, 0, 0, 0, 0, 0.3f, 0, {0}, 1e-6, 1e-6, 1, 0, 0},
+
+    /* one optimizer step on a parameter (in0): the parameter after it */
+    {"adam_step_33x7", "step_adam", 1, {2}, {S2(33, 7)}, -1, 1, 0, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-5, 0, 0, 0},
+    {"sgd_nesterov_clip_1000", "step_sgd_clip", 1, {1}, {S1(1000)}, -1, 1, 0, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-5, 0, 0, 0},
+    {"ema_127", "step_ema", 1, {1}, {S1(127)}, -1, 1, 0, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-5, 0, 0, 0},
+    {"amp_adam_7x33", "step_amp", 1, {2}, {S2(7, 33)}, -1, 1, 0, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-5, 0, 0, 0},
 };
 
 const int op_case_count = (int)(sizeof op_cases / sizeof op_cases[0]);
 
-loom_tensor op_case_build(loom_graph *g, const op_case *c, loom_tensor *in)
+int op_case_labels(const op_case *c, int i)
 {
-    switch (c->kind) {
-    case K_MATMUL: return loom_matmul(g, in[0], in[1], c->ta, c->tb);
-    case K_ADD: return loom_add(g, in[0], in[1]);
-    case K_SUB: return loom_sub(g, in[0], in[1]);
-    case K_MUL: return loom_mul(g, in[0], in[1]);
-    case K_DIV: return loom_div(g, in[0], in[1]);
-    case K_SCALE: return loom_scale(g, in[0], c->alpha);
-    case K_RELU: return loom_relu(g, in[0]);
-    case K_SIGMOID: return loom_sigmoid(g, in[0]);
-    case K_TANH: return loom_tanh(g, in[0]);
-    case K_GELU: return loom_gelu(g, in[0]);
-    case K_EXP: return loom_exp(g, in[0]);
-    case K_LOG: return loom_log(g, in[0]);
-    case K_SQUARE: return loom_square(g, in[0]);
-    case K_SOFTMAX: return loom_softmax(g, in[0]);
-    case K_LOG_SOFTMAX: return loom_log_softmax(g, in[0]);
-    case K_SUM: return loom_sum(g, in[0], c->axis, c->keepdim);
-    case K_MEAN: return loom_mean(g, in[0], c->axis, c->keepdim);
-    case K_SUM_ALL: return loom_sum_all(g, in[0]);
-    case K_ARGMAX: return loom_argmax(g, in[0], c->axis);
-    case K_RESHAPE: {
+    return i == 1 && !strcmp(c->op, "sparse_cross_entropy");
+}
+
+int op_case_stateful(const op_case *c)
+{
+    return !strncmp(c->op, "step_", 5);
+}
+
+static loom_tensor optimizer_step(loom_graph *g, const op_case *c, loom_tensor p, loom_dtype dt)
+{
+    loom_optimizer o = loom_optimizer_default(LOOM_OPT_ADAM);
+    loom_tensor y = loom_square(g, loom_scale(g, p, 1.5f));
+    if (!strcmp(c->op, "step_sgd_clip")) {
+        o = loom_optimizer_default(LOOM_OPT_SGD);
+        o.momentum = 0.9f;
+        o.nesterov = 1;
+        o.clip_norm = 0.5f;
+        o.l2 = 0.01f;
+    } else if (!strcmp(c->op, "step_ema")) {
+        o.ema_decay = 0.9f;
+    }
+    if (!strcmp(c->op, "step_amp")) {
+        /* mixed precision: f32 master weights, the arithmetic in dt */
+        y = loom_cast(g, loom_square(g, loom_cast(g, loom_scale(g, p, 1.5f), dt)), LOOM_F32);
+        loom_backward_scaled(g, loom_sum_all(g, y), NULL, 0, NULL);
+    } else {
+        loom_backward(g, loom_sum_all(g, y), NULL, 0);
+    }
+    loom_optimize(g, &o);
+    return p;
+}
+
+loom_tensor op_case_build(loom_graph *g, const op_case *c, loom_tensor *in, loom_dtype dt)
+{
+    loom_op op = loom_op_by_name(c->op);
+    /* the element-wise ops come from the table itself */
+    if (op != LOOM_OP_NONE && loom_op_def_of(op)->family == LOOM_FAM_UNARY)
+        return loom_op_elementwise(g, op, 1, in, c->p1, c->p2);
+    if (op != LOOM_OP_NONE && loom_op_def_of(op)->family == LOOM_FAM_BINARY)
+        return loom_op_elementwise(g, op, 2, in, 0, 0);
+    const char *b = c->op;
+    if (!strcmp(b, "matmul"))
+        return loom_matmul(g, in[0], in[1], c->ta, c->tb);
+    if (!strcmp(b, "dense"))
+        return loom_add(g, loom_matmul(g, in[0], in[1], 0, 0), in[2]);
+    if (!strcmp(b, "dense_tanh"))
+        return loom_tanh(g, loom_add(g, in[2], loom_matmul(g, in[0], in[1], 0, 0)));
+    if (!strcmp(b, "eq_max"))
+        return loom_eq(g, in[0], loom_maximum(g, in[0], in[1]));
+    if (!strcmp(b, "where_gt"))
+        return loom_where(g, loom_gt(g, in[0], in[2]), in[1], in[2]);
+    if (!strcmp(b, "softmax"))
+        return loom_softmax_axis(g, in[0], c->axis);
+    if (!strcmp(b, "log_softmax"))
+        return loom_log_softmax_axis(g, in[0], c->axis);
+    if (!strcmp(b, "sum"))
+        return loom_sum(g, in[0], c->axis, c->keepdim);
+    if (!strcmp(b, "mean"))
+        return loom_mean(g, in[0], c->axis, c->keepdim);
+    if (!strcmp(b, "sum_all"))
+        return loom_sum_all(g, in[0]);
+    if (!strcmp(b, "max"))
+        return loom_max(g, in[0], c->axis, c->keepdim);
+    if (!strcmp(b, "min"))
+        return loom_min(g, in[0], c->axis, c->keepdim);
+    if (!strcmp(b, "argmax"))
+        return loom_argmax(g, in[0], c->axis);
+    if (!strcmp(b, "argmin"))
+        return loom_argmin(g, in[0], c->axis);
+    if (!strcmp(b, "reshape")) {
         int64_t s[3] = {5, -1, 6};
         return loom_reshape(g, in[0], 3, s);
     }
-    case K_TRANSPOSE: return loom_transpose(g, in[0], c->perm);
-    case K_SPARSE_XENT: return loom_sparse_cross_entropy(g, in[0], in[1]);
-    case K_XENT: return loom_cross_entropy(g, in[0], in[1]);
-    case K_MSE: return loom_mse(g, in[0], in[1]);
-    case K_DROPOUT: return loom_dropout(g, in[0], c->alpha, 1234);
+    if (!strcmp(b, "transpose"))
+        return loom_transpose(g, in[0], c->perm);
+    if (!strcmp(b, "cast_roundtrip")) {
+        loom_dtype other = dt == LOOM_F16 ? LOOM_BF16 : LOOM_F16;
+        return loom_cast(g, loom_scale(g, loom_cast(g, loom_cast(g, in[0], other), LOOM_F32), 2.0f), dt);
     }
+    if (!strcmp(b, "cast_i32"))
+        return loom_cast(g, in[0], LOOM_I32);
+    if (!strcmp(b, "sparse_cross_entropy"))
+        return loom_sparse_cross_entropy(g, in[0], in[1]);
+    if (!strcmp(b, "cross_entropy"))
+        return loom_cross_entropy(g, in[0], in[1]);
+    if (!strcmp(b, "mse"))
+        return loom_mse(g, in[0], in[1]);
+    if (!strcmp(b, "dropout"))
+        return loom_dropout(g, in[0], c->p1, 1234);
+    if (op_case_stateful(c))
+        return optimizer_step(g, c, in[0], dt);
     return LOOM_NONE;
 }

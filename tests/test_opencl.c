@@ -348,7 +348,7 @@ START_TEST(profile_timestamps_on_host_timeline)
     loom_tensor x = loom_input(g, "x", LOOM_F32, 2, s);
     loom_tensor y = loom_softmax(g, loom_matmul(g, loom_relu(g, x), x, 0, 1));
     loom_output(g, loom_reshape(g, y, 1, (int64_t[]){64 * 64}), "y");
-    loom_compile_opts co = {1, 0};
+    loom_compile_opts co = {.profile = 1};
     loom_program *p;
     ck_assert_msg(loom_compile(g, dev, st, &co, &p) == LOOM_OK, "%s", loom_last_error(ctx));
     float *xv = malloc(64 * 96 * 4);

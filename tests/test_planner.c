@@ -132,7 +132,7 @@ START_TEST(hand_checked)
 END_TEST
 
 static loom_plan_report plan_mlp(loom_ctx *ctx, loom_program **pp, loom_graph **gp, loom_state **sp,
-                                 loom_device **dp, int64_t batch)
+                                 loom_device **dp, int64_t batch, int fusion)
 {
     *dp = tu_open(ctx, "cpu");
     ck_assert_int_eq(loom_state_create(*dp, sp), LOOM_OK);
@@ -151,7 +151,8 @@ static loom_plan_report plan_mlp(loom_ctx *ctx, loom_program **pp, loom_graph **
         h = l < 2 ? loom_relu(g, h) : loom_softmax(g, h);
     }
     loom_output(g, h, "probs");
-    ck_assert_int_eq(loom_compile(g, *dp, *sp, NULL, pp), LOOM_OK);
+    loom_compile_opts o = {.no_fusion = !fusion};
+    ck_assert_int_eq(loom_compile(g, *dp, *sp, &o, pp), LOOM_OK);
     loom_plan_report r;
     ck_assert_int_eq(loom_program_plan(*pp, &r), LOOM_OK);
     return r;
@@ -164,7 +165,7 @@ START_TEST(mlp_graph)
     loom_graph *g;
     loom_state *st;
     loom_device *dev;
-    loom_plan_report r = plan_mlp(ctx, &p, &g, &st, &dev, 256);
+    loom_plan_report r = plan_mlp(ctx, &p, &g, &st, &dev, 256, 0);
     ck_assert_uint_le(r.lower_bound, r.arena_bytes);
     ck_assert_uint_le(r.arena_bytes, r.naive_bytes);
     /* within 10% of the lower bound (the figure) */
@@ -174,6 +175,20 @@ START_TEST(mlp_graph)
     ck_assert_int_gt(r.inplace, 0);
     ck_assert_uint_eq(r.state_bytes, (784 * 64 + 64 + 64 * 64 + 64 + 64 * 10 + 10) * 4);
     ck_assert_int_eq(r.steps, loom_graph_node_count(g));
+    ck_assert_int_eq(r.fused, 0);
+    ck_assert_int_eq(r.dispatches, 9);
+    loom_program_destroy(p);
+    loom_graph_destroy(g);
+    loom_state_destroy(st);
+    loom_device_close(dev);
+    /* Fused, each layer is one node: matmul + bias (+ relu on the CPU),
+     * and the arena holds no pre-activation tensor. */
+    loom_plan_report f = plan_mlp(ctx, &p, &g, &st, &dev, 256, 1);
+    ck_assert_int_eq(f.fused, 3);
+    ck_assert_int_eq(f.dispatches, 4);
+    ck_assert_uint_le(f.arena_bytes, r.arena_bytes);
+    ck_assert_uint_lt(f.naive_bytes, r.naive_bytes);
+    ck_assert_uint_le(f.lower_bound, f.arena_bytes);
     loom_program_destroy(p);
     loom_graph_destroy(g);
     loom_state_destroy(st);

@@ -41,7 +41,8 @@ static loom_graph *forward_graph(loom_ctx *ctx)
 
 static loom_program *compile_forward(loom_device *dev, loom_state *st, loom_graph *g, int profile)
 {
-    loom_compile_opts o = {profile, 0};
+    /* node by node: the figures below are per node of the graph */
+    loom_compile_opts o = {.profile = profile, .no_fusion = 1};
     loom_program *p = NULL;
     loom_status s = loom_compile(g, dev, st, &o, &p);
     ck_assert_msg(s == LOOM_OK, "compile on %s: %s", loom_device_get(dev)->spec, loom_status_str(s));
@@ -155,7 +156,7 @@ static loom_graph *train_graph(loom_ctx *ctx, int64_t b)
 
 static loom_program *compile_train(loom_device *dev, loom_state *st, loom_graph *g, int64_t b, int profile)
 {
-    loom_compile_opts o = {profile, 0};
+    loom_compile_opts o = {.profile = profile};
     loom_program *p = NULL;
     ck_assert_int_eq(loom_compile(g, dev, st, &o, &p), LOOM_OK);
     float x[64 * 12];

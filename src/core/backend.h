@@ -7,10 +7,12 @@
 #ifndef LOOM_BACKEND_H
 #define LOOM_BACKEND_H
 
-#include "ir.h"
 #include "internal.h"
+#include "ir.h"
+#include "op_table.h"
+#include "push.h"
 
-#define LOOM_BACKEND_ABI 1
+#define LOOM_BACKEND_ABI 2
 
 typedef enum loom_lifetime {
     LOOM_LIFE_STATE = 0,    /* weights, moments: live as long as the state */
@@ -32,18 +34,28 @@ typedef struct loom_exec_tensor {
 
 typedef struct loom_exec_node {
     const loom_node *node;     /* op and attributes */
+    const loom_op_def *def;    /* the op table's entry for node->op */
     int index;                 /* position in the program (profiling slot) */
     int nin;
     const loom_exec_tensor *const *in;
     const loom_exec_tensor *out; /* NULL for updates (side effects only) */
+    int run_slot;              /* index into loom_run_args.slots, -1 if none */
 } loom_exec_node;
 
 typedef struct loom_exec_program {
     int nnodes;
     const loom_exec_node *nodes; /* in execution order; leaves excluded */
     int profile;               /* collect per-node timestamps */
+    int nslots;                /* run slots the nodes use */
     const char *name;          /* for messages */
 } loom_exec_program;
+
+/* Arguments of one run: the per-run values of every node that consumes
+ * some (loom_run_slot, shaders/push.h), computed once in core. */
+typedef struct loom_run_args {
+    int nslots;
+    const loom_run_slot *slots;
+} loom_run_args;
 
 typedef struct loom_backend_ops {
     uint32_t abi;              /* LOOM_BACKEND_ABI */
@@ -67,9 +79,14 @@ typedef struct loom_backend_ops {
     loom_status (*buffer_write)(void *bdev, void *buf, uint64_t offset, const void *src, uint64_t bytes);
     loom_status (*buffer_read)(void *bdev, void *buf, uint64_t offset, void *dst, uint64_t bytes);
 
-    /* Optional: 0 if the backend cannot run this node (core refuses the
-     * compile with LOOM_E_UNSUPPORTED naming the op). NULL: supports all. */
+    /* 0 if the backend cannot run this node on this device (core refuses
+     * the compile with LOOM_E_UNSUPPORTED naming the op, before it touches
+     * the state). Core also asks it about fused nodes it proposes (a
+     * matmul with attr.bias / attr.act) and keeps them apart when told 0. */
     int (*supports)(void *bdev, const loom_exec_node *node);
+    /* 1 if the backend carries a kernel for op in dtype at all (whatever
+     * the device): the op table's coverage test reads it. */
+    int (*has_kernel)(loom_op op, loom_dtype dt);
     /* Pipelines, kernels, descriptor sets and the recording, all at once. */
     loom_status (*prepare)(void *bdev, const loom_exec_program *prog, void **bprog);
     /* Replays the recording and waits for it. */

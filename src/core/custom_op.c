@@ -52,5 +52,6 @@ loom_tensor loom_custom_op(loom_graph *g, const char *name, const char *glsl, in
         return t;
     }
     nd->data = src;
+    nd->data_bytes = strlen(src) + 1;
     return t;
 }

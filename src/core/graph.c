@@ -1,21 +1,10 @@
 /* The graph: nodes, names, sticky errors, queries. */
 #include "graph.h"
+#include "op_table.h"
 #include "../common/checked.h"
 
 #include <stdio.h>
 #include <string.h>
-
-size_t loom_dtype_size(loom_dtype dt)
-{
-    static const size_t sizes[LOOM_DTYPE_COUNT] = {4, 4, 2, 2, 1};
-    return (unsigned)dt < LOOM_DTYPE_COUNT ? sizes[dt] : 0;
-}
-
-const char *loom_dtype_name(loom_dtype dt)
-{
-    static const char *names[LOOM_DTYPE_COUNT] = {"f32", "i32", "f16", "bf16", "i8"};
-    return (unsigned)dt < LOOM_DTYPE_COUNT ? names[dt] : "?";
-}
 
 int64_t loom_numel(int ndim, const int64_t *shape)
 {
@@ -63,10 +52,7 @@ void loom_graph_destroy(loom_graph *g)
         loom_node *nd = &g->nodes[i];
         loom_free(ctx, nd->in, (size_t)nd->nin * sizeof *nd->in);
         loom_strfree(ctx, nd->name);
-        if (nd->data && nd->op == LOOM_OP_CUSTOM)
-            loom_strfree(ctx, nd->data);
-        else if (nd->data)
-            loom_free(ctx, nd->data, (size_t)nd->numel * loom_dtype_size(nd->dtype));
+        loom_free(ctx, nd->data, nd->data_bytes);
     }
     loom_free(ctx, g->nodes, (size_t)g->cap * sizeof *g->nodes);
     loom_free(ctx, g->grad, (size_t)g->grad_cap * sizeof *g->grad);
@@ -254,41 +240,4 @@ loom_status loom_output(loom_graph *g, loom_tensor t, const char *name)
     }
     nd->is_output = 1;
     return LOOM_OK;
-}
-
-const char *loom_op_name(loom_op op)
-{
-    static const char *names[LOOM_OP_COUNT] = {
-        [LOOM_OP_NONE] = "none", [LOOM_OP_INPUT] = "input", [LOOM_OP_PARAM] = "param",
-        [LOOM_OP_CONST] = "const", [LOOM_OP_MATMUL] = "matmul", [LOOM_OP_ADD] = "add",
-        [LOOM_OP_SUB] = "sub", [LOOM_OP_MUL] = "mul", [LOOM_OP_DIV] = "div",
-        [LOOM_OP_SCALE] = "scale", [LOOM_OP_RELU] = "relu", [LOOM_OP_SIGMOID] = "sigmoid",
-        [LOOM_OP_TANH] = "tanh", [LOOM_OP_GELU] = "gelu", [LOOM_OP_EXP] = "exp",
-        [LOOM_OP_LOG] = "log", [LOOM_OP_SQUARE] = "square", [LOOM_OP_COPY] = "reshape",
-        [LOOM_OP_RELU_GRAD] = "relu_grad", [LOOM_OP_SIGMOID_GRAD] = "sigmoid_grad",
-        [LOOM_OP_TANH_GRAD] = "tanh_grad", [LOOM_OP_GELU_GRAD] = "gelu_grad",
-        [LOOM_OP_SOFTMAX] = "softmax", [LOOM_OP_LOG_SOFTMAX] = "log_softmax",
-        [LOOM_OP_SOFTMAX_GRAD] = "softmax_grad", [LOOM_OP_LOG_SOFTMAX_GRAD] = "log_softmax_grad",
-        [LOOM_OP_REDUCE_SUM] = "reduce_sum", [LOOM_OP_EXPAND] = "expand",
-        [LOOM_OP_TRANSPOSE] = "transpose", [LOOM_OP_ARGMAX] = "argmax",
-        [LOOM_OP_SPARSE_XENT] = "sparse_cross_entropy", [LOOM_OP_SPARSE_XENT_GRAD] = "sparse_cross_entropy_grad",
-        [LOOM_OP_DROPOUT] = "dropout", [LOOM_OP_SUMSQ] = "sumsq", [LOOM_OP_SGD_UPDATE] = "sgd_update",
-        [LOOM_OP_ADAM_UPDATE] = "adam_update", [LOOM_OP_EMA_UPDATE] = "ema_update",
-        [LOOM_OP_CUSTOM] = "custom",
-    };
-    return (unsigned)op < LOOM_OP_COUNT && names[op] ? names[op] : "?";
-}
-
-int loom_op_elementwise(loom_op op)
-{
-    switch (op) {
-    case LOOM_OP_SCALE: case LOOM_OP_RELU: case LOOM_OP_SIGMOID: case LOOM_OP_TANH:
-    case LOOM_OP_GELU: case LOOM_OP_EXP: case LOOM_OP_LOG: case LOOM_OP_SQUARE:
-    case LOOM_OP_COPY: case LOOM_OP_RELU_GRAD: case LOOM_OP_SIGMOID_GRAD:
-    case LOOM_OP_TANH_GRAD: case LOOM_OP_GELU_GRAD: case LOOM_OP_DROPOUT:
-    case LOOM_OP_ADD: case LOOM_OP_SUB: case LOOM_OP_MUL: case LOOM_OP_DIV:
-        return 1;
-    default:
-        return 0;
-    }
 }

@@ -17,6 +17,8 @@ struct loom_graph {
     uint32_t dropout_count;     /* salts for dropout nodes */
     loom_optimizer opt;         /* set by loom_optimize: the lr schedule */
     int has_opt;
+    int loss_scaling;           /* backward seeded with the run's loss scale */
+    loom_loss_scaling scaling;  /* its policy (loom_backward_scaled) */
 };
 
 /* Node of a tensor id, or NULL for LOOM_NONE / out of range. */
@@ -41,6 +43,10 @@ loom_tensor loom_graph_add(loom_graph *g, loom_op op, loom_dtype dt, int ndim,
 /* Checks the graph's sticky error and the inputs of an op about to be
  * built; 0 if the op must return LOOM_NONE. */
 int loom_graph_check_inputs(loom_graph *g, const char *op, int n, const loom_tensor *ts);
+
+/* An element-wise op of the table over n inputs (its shape rule, one
+ * dtype), with the unary parameters p1, p2. */
+loom_tensor loom_op_elementwise(loom_graph *g, loom_op op, int n, const loom_tensor *ins, float p1, float p2);
 
 /* numpy broadcasting of two shapes; 0 if incompatible. */
 int loom_broadcast_shape(int na, const int64_t *a, int nb, const int64_t *b,

@@ -1,6 +1,9 @@
 /* Op constructors: shape and dtype inference. A bad shape sets the graph's
- * sticky error (naming the op and the shapes) and returns LOOM_NONE. */
+ * sticky error (naming the op and the shapes) and returns LOOM_NONE. The
+ * element-wise constructors are generated from include/loom_ops.h and
+ * follow the op table's shape rule. */
 #include "graph.h"
+#include "op_table.h"
 #include "../common/checked.h"
 
 #include <string.h>
@@ -37,9 +40,9 @@ static loom_tensor leaf(loom_graph *g, loom_op op, loom_role role, const char *w
         return LOOM_NONE;
     if (!name || !*name)
         return loom_graph_fail(g, LOOM_E_INVALID, "%s: a name is required", what);
-    if (dt != LOOM_F32 && dt != LOOM_I32)
-        return loom_graph_fail(g, LOOM_E_DTYPE, "%s \"%s\": dtype %s is not supported yet (f32, i32)", what, name,
-                               loom_dtype_name(dt));
+    if ((unsigned)dt >= LOOM_DTYPE_COUNT || loom_dtypes[dt].block != 1 || loom_dtypes[dt].size == 1)
+        return loom_graph_fail(g, LOOM_E_DTYPE, "%s \"%s\": dtype %s is not supported (f32, f16, bf16, i32)", what,
+                               name, loom_dtype_name(dt));
     if (!valid_shape(g, what, name, ndim, shape))
         return LOOM_NONE;
     if (loom_graph_find(g, name).id)
@@ -61,6 +64,8 @@ loom_tensor loom_param(loom_graph *g, const char *name, loom_dtype dt, int ndim,
 {
     loom_tensor t = leaf(g, LOOM_OP_PARAM, LOOM_ROLE_PARAM, "loom_param", name, dt, ndim, shape);
     loom_node *nd = loom_node_of(g, t);
+    /* Updates keep f32 master weights: a half-precision parameter is
+     * read-only (cast an f32 one for mixed precision). */
     if (nd)
         nd->trainable = trainable && dt == LOOM_F32;
     return t;
@@ -84,6 +89,7 @@ loom_tensor loom_constant(loom_graph *g, const char *name, loom_dtype dt, int nd
     nd->data = loom_malloc(g->ctx, bytes);
     if (!nd->data)
         return loom_graph_fail(g, LOOM_E_OOM, "loom_constant \"%s\": out of memory for %zu bytes", name, bytes);
+    nd->data_bytes = bytes;
     memcpy(nd->data, data, bytes);
     return t;
 }
@@ -93,21 +99,104 @@ loom_tensor loom_scalar(loom_graph *g, float value)
     return loom_constant(g, NULL, LOOM_F32, 0, NULL, &value);
 }
 
-static int want_f32(loom_graph *g, const char *op, loom_tensor t)
+/* Arithmetic needs floats; every input of one op has one dtype. */
+static int want_float(loom_graph *g, const char *op, int n, const loom_tensor *ts)
 {
-    loom_node *nd = loom_node_of(g, t);
-    if (nd->dtype != LOOM_F32) {
-        loom_graph_fail(g, LOOM_E_DTYPE, "%s: input \"%s\" is %s, expected f32", op, nd->name,
-                        loom_dtype_name(nd->dtype));
-        return 0;
+    const loom_node *n0 = loom_node_of(g, ts[0]);
+    for (int i = 0; i < n; i++) {
+        const loom_node *nd = loom_node_of(g, ts[i]);
+        if (!loom_dtype_is_float(nd->dtype)) {
+            loom_graph_fail(g, LOOM_E_DTYPE, "%s: input \"%s\" is %s, a float dtype is needed", op, nd->name,
+                            loom_dtype_name(nd->dtype));
+            return 0;
+        }
+        if (nd->dtype != n0->dtype) {
+            loom_graph_fail(g, LOOM_E_DTYPE, "%s: inputs \"%s\" (%s) and \"%s\" (%s) differ in dtype (loom_cast one)",
+                            op, n0->name, loom_dtype_name(n0->dtype), nd->name, loom_dtype_name(nd->dtype));
+            return 0;
+        }
     }
     return 1;
+}
+
+/* The generated element-wise constructors: the table's arity, shape rule
+ * and parameters. */
+loom_tensor loom_op_elementwise(loom_graph *g, loom_op op, int n, const loom_tensor *ins, float p1, float p2)
+{
+    const loom_op_def *def = loom_op_def_of(op);
+    if (!loom_graph_check_inputs(g, def->name, n, ins) || !want_float(g, def->name, n, ins))
+        return LOOM_NONE;
+    const loom_node *n0 = loom_node_of(g, ins[0]);
+    int64_t shape[LOOM_MAX_DIMS];
+    int nd = n0->ndim;
+    memcpy(shape, n0->shape, sizeof shape);
+    if (def->shape == LOOM_SHAPE_BROADCAST)
+        for (int i = 1; i < n; i++) {
+            const loom_node *ni = loom_node_of(g, ins[i]);
+            char sa[96], sb[96];
+            int64_t prev[LOOM_MAX_DIMS];
+            int pn = nd;
+            memcpy(prev, shape, sizeof prev);
+            if (!loom_broadcast_shape(pn, prev, ni->ndim, ni->shape, &nd, shape))
+                return loom_graph_fail(g, LOOM_E_SHAPE, "%s: shapes %s and %s do not broadcast", def->name,
+                                       loom_shape_str(sa, sizeof sa, pn, prev), SHAPE(sb, ni));
+        }
+    loom_attr at = {0};
+    at.p1 = p1;
+    at.p2 = p2;
+    int32_t in[3];
+    for (int i = 0; i < n; i++)
+        in[i] = ins[i].id;
+    return loom_graph_add(g, op, n0->dtype, nd, shape, n, in, NULL, &at);
+}
+
+#define DEFINE_UNARY_(nm, ID, fl, gr)                                                                        \
+    loom_tensor loom_##nm(loom_graph *g, loom_tensor x) { return loom_op_elementwise(g, LOOM_OP_##ID, 1, &x, 0, 0); }
+#define DEFINE_UNARY1_(nm, ID, fl, gr, p)                                                                    \
+    loom_tensor loom_##nm(loom_graph *g, loom_tensor x, float p)                                             \
+    {                                                                                                        \
+        return loom_op_elementwise(g, LOOM_OP_##ID, 1, &x, p, 0);                                             \
+    }
+#define DEFINE_UNARY2_(nm, ID, fl, gr, p, q)                                                                 \
+    loom_tensor loom_##nm(loom_graph *g, loom_tensor x, float p, float q)                                    \
+    {                                                                                                        \
+        return loom_op_elementwise(g, LOOM_OP_##ID, 1, &x, p, q);                                             \
+    }
+#define DEFINE_BINARY_(nm, ID, fl, gr)                                                                       \
+    loom_tensor loom_##nm(loom_graph *g, loom_tensor a, loom_tensor b)                                       \
+    {                                                                                                        \
+        loom_tensor ab[2] = {a, b};                                                                          \
+        return loom_op_elementwise(g, LOOM_OP_##ID, 2, ab, 0, 0);                                             \
+    }
+LOOM_UNARY_OPS(DEFINE_UNARY_)
+LOOM_UNARY1_OPS(DEFINE_UNARY1_)
+LOOM_UNARY2_OPS(DEFINE_UNARY2_)
+LOOM_BINARY_OPS(DEFINE_BINARY_)
+
+loom_tensor loom_where(loom_graph *g, loom_tensor cond, loom_tensor a, loom_tensor b)
+{
+    loom_tensor ins[3] = {cond, a, b};
+    return loom_op_elementwise(g, LOOM_OP_WHERE, 3, ins, 0, 0);
+}
+
+loom_tensor loom_cast(loom_graph *g, loom_tensor x, loom_dtype dtype)
+{
+    if (!loom_graph_check_inputs(g, "cast", 1, &x))
+        return LOOM_NONE;
+    const loom_node *nx = loom_node_of(g, x);
+    if ((unsigned)dtype >= LOOM_DTYPE_COUNT || loom_dtypes[dtype].block != 1 || loom_dtypes[dtype].size == 1)
+        return loom_graph_fail(g, LOOM_E_DTYPE, "cast \"%s\": to %s is not supported (f32, f16, bf16, i32)",
+                               nx->name, loom_dtype_name(dtype));
+    if (nx->dtype == dtype)
+        return x;
+    int32_t in[1] = {x.id};
+    return loom_graph_add(g, LOOM_OP_CAST, dtype, nx->ndim, nx->shape, 1, in, NULL, NULL);
 }
 
 loom_tensor loom_matmul(loom_graph *g, loom_tensor a, loom_tensor b, int ta, int tb)
 {
     loom_tensor ins[2] = {a, b};
-    if (!loom_graph_check_inputs(g, "matmul", 2, ins) || !want_f32(g, "matmul", a) || !want_f32(g, "matmul", b))
+    if (!loom_graph_check_inputs(g, "matmul", 2, ins) || !want_float(g, "matmul", 2, ins))
         return LOOM_NONE;
     loom_node *na = loom_node_of(g, a), *nb = loom_node_of(g, b);
     char sa[96], sb[96];
@@ -123,67 +212,11 @@ loom_tensor loom_matmul(loom_graph *g, loom_tensor a, loom_tensor b, int ta, int
     loom_attr at = {0};
     at.ta = !!ta;
     at.tb = !!tb;
+    at.act = LOOM_OP_NONE;
     int64_t shape[2] = {m, n};
     int32_t in[2] = {a.id, b.id};
-    return loom_graph_add(g, LOOM_OP_MATMUL, LOOM_F32, 2, shape, 2, in, NULL, &at);
+    return loom_graph_add(g, LOOM_OP_MATMUL, na->dtype, 2, shape, 2, in, NULL, &at);
 }
-
-static loom_tensor binary(loom_graph *g, loom_op op, loom_tensor a, loom_tensor b)
-{
-    const char *name = loom_op_name(op);
-    loom_tensor ins[2] = {a, b};
-    if (!loom_graph_check_inputs(g, name, 2, ins) || !want_f32(g, name, a) || !want_f32(g, name, b))
-        return LOOM_NONE;
-    loom_node *na = loom_node_of(g, a), *nb = loom_node_of(g, b);
-    int64_t shape[LOOM_MAX_DIMS];
-    int nd;
-    char sa[96], sb[96];
-    if (!loom_broadcast_shape(na->ndim, na->shape, nb->ndim, nb->shape, &nd, shape))
-        return loom_graph_fail(g, LOOM_E_SHAPE, "%s: shapes %s and %s do not broadcast", name, SHAPE(sa, na),
-                               SHAPE(sb, nb));
-    int32_t in[2] = {a.id, b.id};
-    return loom_graph_add(g, op, LOOM_F32, nd, shape, 2, in, NULL, NULL);
-}
-
-loom_tensor loom_add(loom_graph *g, loom_tensor a, loom_tensor b) { return binary(g, LOOM_OP_ADD, a, b); }
-loom_tensor loom_sub(loom_graph *g, loom_tensor a, loom_tensor b) { return binary(g, LOOM_OP_SUB, a, b); }
-loom_tensor loom_mul(loom_graph *g, loom_tensor a, loom_tensor b) { return binary(g, LOOM_OP_MUL, a, b); }
-loom_tensor loom_div(loom_graph *g, loom_tensor a, loom_tensor b) { return binary(g, LOOM_OP_DIV, a, b); }
-
-static loom_tensor unary(loom_graph *g, loom_op op, loom_tensor x, float alpha)
-{
-    const char *name = loom_op_name(op);
-    if (!loom_graph_check_inputs(g, name, 1, &x) || !want_f32(g, name, x))
-        return LOOM_NONE;
-    loom_node *nx = loom_node_of(g, x);
-    loom_attr at = {0};
-    at.alpha = alpha;
-    int32_t in[1] = {x.id};
-    return loom_graph_add(g, op, LOOM_F32, nx->ndim, nx->shape, 1, in, NULL, &at);
-}
-
-loom_tensor loom_scale(loom_graph *g, loom_tensor x, float alpha) { return unary(g, LOOM_OP_SCALE, x, alpha); }
-loom_tensor loom_relu(loom_graph *g, loom_tensor x) { return unary(g, LOOM_OP_RELU, x, 0); }
-loom_tensor loom_sigmoid(loom_graph *g, loom_tensor x) { return unary(g, LOOM_OP_SIGMOID, x, 0); }
-loom_tensor loom_tanh(loom_graph *g, loom_tensor x) { return unary(g, LOOM_OP_TANH, x, 0); }
-loom_tensor loom_gelu(loom_graph *g, loom_tensor x) { return unary(g, LOOM_OP_GELU, x, 0); }
-loom_tensor loom_exp(loom_graph *g, loom_tensor x) { return unary(g, LOOM_OP_EXP, x, 0); }
-loom_tensor loom_log(loom_graph *g, loom_tensor x) { return unary(g, LOOM_OP_LOG, x, 0); }
-loom_tensor loom_square(loom_graph *g, loom_tensor x) { return unary(g, LOOM_OP_SQUARE, x, 0); }
-
-static loom_tensor last_axis(loom_graph *g, loom_op op, loom_tensor x)
-{
-    const char *name = loom_op_name(op);
-    if (!loom_graph_check_inputs(g, name, 1, &x) || !want_f32(g, name, x))
-        return LOOM_NONE;
-    if (loom_node_of(g, x)->ndim < 1)
-        return loom_graph_fail(g, LOOM_E_SHAPE, "%s: input \"%s\" is a scalar; it needs a last axis", name,
-                               loom_node_of(g, x)->name);
-    return unary(g, op, x, 0);
-}
-
-loom_tensor loom_softmax(loom_graph *g, loom_tensor x) { return last_axis(g, LOOM_OP_SOFTMAX, x); }
-loom_tensor loom_log_softmax(loom_graph *g, loom_tensor x) { return last_axis(g, LOOM_OP_LOG_SOFTMAX, x); }
 
 static int norm_axis(loom_graph *g, const char *op, const loom_node *nx, int axis)
 {
@@ -197,16 +230,46 @@ static int norm_axis(loom_graph *g, const char *op, const loom_node *nx, int axi
     return a;
 }
 
-static loom_tensor reduce(loom_graph *g, const char *op, loom_tensor x, int axis, int keepdim, int mean)
+static loom_tensor softmax_family(loom_graph *g, loom_op op, loom_tensor x, int axis)
 {
-    if (!loom_graph_check_inputs(g, op, 1, &x) || !want_f32(g, op, x))
+    const char *name = loom_op_name(op);
+    if (!loom_graph_check_inputs(g, name, 1, &x) || !want_float(g, name, 1, &x))
         return LOOM_NONE;
     loom_node *nx = loom_node_of(g, x);
-    int a = norm_axis(g, op, nx, axis);
+    if (nx->ndim < 1)
+        return loom_graph_fail(g, LOOM_E_SHAPE, "%s: input \"%s\" is a scalar; it needs an axis", name, nx->name);
+    int a = norm_axis(g, name, nx, axis);
+    if (a < 0)
+        return LOOM_NONE;
+    loom_attr at = {0};
+    at.axis = a;
+    int32_t in[1] = {x.id};
+    return loom_graph_add(g, op, nx->dtype, nx->ndim, nx->shape, 1, in, NULL, &at);
+}
+
+loom_tensor loom_softmax(loom_graph *g, loom_tensor x) { return softmax_family(g, LOOM_OP_SOFTMAX, x, -1); }
+loom_tensor loom_log_softmax(loom_graph *g, loom_tensor x) { return softmax_family(g, LOOM_OP_LOG_SOFTMAX, x, -1); }
+loom_tensor loom_softmax_axis(loom_graph *g, loom_tensor x, int axis)
+{
+    return softmax_family(g, LOOM_OP_SOFTMAX, x, axis);
+}
+loom_tensor loom_log_softmax_axis(loom_graph *g, loom_tensor x, int axis)
+{
+    return softmax_family(g, LOOM_OP_LOG_SOFTMAX, x, axis);
+}
+
+/* One axis reduced by op (sum with the factor alpha, max or min). */
+static loom_tensor reduce(loom_graph *g, const char *what, loom_op op, loom_tensor x, int axis, int keepdim, int mean)
+{
+    if (!loom_graph_check_inputs(g, what, 1, &x) || !want_float(g, what, 1, &x))
+        return LOOM_NONE;
+    loom_node *nx = loom_node_of(g, x);
+    int a = norm_axis(g, what, nx, axis);
     if (a < 0)
         return LOOM_NONE;
     loom_attr at = {0};
     at.rdim = nx->ndim;
+    at.axis = a;
     for (int i = 0; i < nx->ndim; i++)
         at.rshape[i] = i == a ? 1 : nx->shape[i];
     at.alpha = mean ? 1.0f / (float)nx->shape[a] : 1.0f;
@@ -216,15 +279,29 @@ static loom_tensor reduce(loom_graph *g, const char *op, loom_tensor x, int axis
         if (i != a || keepdim)
             shape[nd++] = at.rshape[i];
     int32_t in[1] = {x.id};
-    return loom_graph_add(g, LOOM_OP_REDUCE_SUM, LOOM_F32, nd, shape, 1, in, NULL, &at);
+    return loom_graph_add(g, op, nx->dtype, nd, shape, 1, in, NULL, &at);
 }
 
-loom_tensor loom_sum(loom_graph *g, loom_tensor x, int axis, int keepdim) { return reduce(g, "sum", x, axis, keepdim, 0); }
-loom_tensor loom_mean(loom_graph *g, loom_tensor x, int axis, int keepdim) { return reduce(g, "mean", x, axis, keepdim, 1); }
+loom_tensor loom_sum(loom_graph *g, loom_tensor x, int axis, int keepdim)
+{
+    return reduce(g, "sum", LOOM_OP_REDUCE_SUM, x, axis, keepdim, 0);
+}
+loom_tensor loom_mean(loom_graph *g, loom_tensor x, int axis, int keepdim)
+{
+    return reduce(g, "mean", LOOM_OP_REDUCE_SUM, x, axis, keepdim, 1);
+}
+loom_tensor loom_max(loom_graph *g, loom_tensor x, int axis, int keepdim)
+{
+    return reduce(g, "max", LOOM_OP_REDUCE_MAX, x, axis, keepdim, 0);
+}
+loom_tensor loom_min(loom_graph *g, loom_tensor x, int axis, int keepdim)
+{
+    return reduce(g, "min", LOOM_OP_REDUCE_MIN, x, axis, keepdim, 0);
+}
 
 loom_tensor loom_sum_all(loom_graph *g, loom_tensor x)
 {
-    if (!loom_graph_check_inputs(g, "sum_all", 1, &x) || !want_f32(g, "sum_all", x))
+    if (!loom_graph_check_inputs(g, "sum_all", 1, &x) || !want_float(g, "sum_all", 1, &x))
         return LOOM_NONE;
     loom_node *nx = loom_node_of(g, x);
     loom_attr at = {0};
@@ -233,15 +310,16 @@ loom_tensor loom_sum_all(loom_graph *g, loom_tensor x)
         at.rshape[i] = 1;
     at.alpha = 1.0f;
     int32_t in[1] = {x.id};
-    return loom_graph_add(g, LOOM_OP_REDUCE_SUM, LOOM_F32, 0, NULL, 1, in, NULL, &at);
+    return loom_graph_add(g, LOOM_OP_REDUCE_SUM, nx->dtype, 0, NULL, 1, in, NULL, &at);
 }
 
-loom_tensor loom_argmax(loom_graph *g, loom_tensor x, int axis)
+static loom_tensor arg_reduce(loom_graph *g, loom_op op, loom_tensor x, int axis)
 {
-    if (!loom_graph_check_inputs(g, "argmax", 1, &x) || !want_f32(g, "argmax", x))
+    const char *name = loom_op_name(op);
+    if (!loom_graph_check_inputs(g, name, 1, &x) || !want_float(g, name, 1, &x))
         return LOOM_NONE;
     loom_node *nx = loom_node_of(g, x);
-    int a = norm_axis(g, "argmax", nx, axis);
+    int a = norm_axis(g, name, nx, axis);
     if (a < 0)
         return LOOM_NONE;
     loom_attr at = {0};
@@ -252,8 +330,11 @@ loom_tensor loom_argmax(loom_graph *g, loom_tensor x, int axis)
         if (i != a)
             shape[nd++] = nx->shape[i];
     int32_t in[1] = {x.id};
-    return loom_graph_add(g, LOOM_OP_ARGMAX, LOOM_I32, nd, shape, 1, in, NULL, &at);
+    return loom_graph_add(g, op, LOOM_I32, nd, shape, 1, in, NULL, &at);
 }
+
+loom_tensor loom_argmax(loom_graph *g, loom_tensor x, int axis) { return arg_reduce(g, LOOM_OP_ARGMAX, x, axis); }
+loom_tensor loom_argmin(loom_graph *g, loom_tensor x, int axis) { return arg_reduce(g, LOOM_OP_ARGMIN, x, axis); }
 
 loom_tensor loom_reshape(loom_graph *g, loom_tensor x, int ndim, const int64_t *shape)
 {
@@ -265,22 +346,22 @@ loom_tensor loom_reshape(loom_graph *g, loom_tensor x, int ndim, const int64_t *
                                LOOM_MAX_DIMS);
     int64_t s[LOOM_MAX_DIMS];
     int infer = -1;
-    int64_t known = 1;
+    uint64_t known = 1;
     for (int i = 0; i < ndim; i++) {
         s[i] = shape[i];
         if (s[i] == -1 && infer < 0) {
             infer = i;
-        } else if (s[i] <= 0) {
+        } else if (s[i] <= 0 || loom_mul_u64(known, (uint64_t)s[i], &known) || known > (uint64_t)INT64_MAX) {
             char b[96];
             return loom_graph_fail(g, LOOM_E_SHAPE, "reshape \"%s\": bad target shape %s", nx->name,
                                    loom_shape_str(b, sizeof b, ndim, shape));
-        } else {
-            known *= s[i];
         }
     }
-    if (infer >= 0 && known > 0 && nx->numel % known == 0)
-        s[infer] = nx->numel / known;
-    if (loom_numel(ndim, s) != nx->numel || (infer >= 0 && nx->numel % known)) {
+    if (infer >= 0 && (uint64_t)nx->numel % known == 0)
+        s[infer] = (int64_t)((uint64_t)nx->numel / known);
+    uint64_t total;
+    if (loom_shape_bytes(ndim, s, 1, &total, NULL) || total != (uint64_t)nx->numel ||
+        (infer >= 0 && (uint64_t)nx->numel % known)) {
         char a[96], b[96];
         return loom_graph_fail(g, LOOM_E_SHAPE, "reshape \"%s\": %s (%lld elements) cannot become %s", nx->name,
                                SHAPE(a, nx), (long long)nx->numel, loom_shape_str(b, sizeof b, ndim, shape));
@@ -315,7 +396,8 @@ loom_tensor loom_transpose(loom_graph *g, loom_tensor x, const int *perm)
 loom_tensor loom_sparse_cross_entropy(loom_graph *g, loom_tensor logits, loom_tensor labels)
 {
     loom_tensor ins[2] = {logits, labels};
-    if (!loom_graph_check_inputs(g, "sparse_cross_entropy", 2, ins) || !want_f32(g, "sparse_cross_entropy", logits))
+    if (!loom_graph_check_inputs(g, "sparse_cross_entropy", 2, ins) ||
+        !want_float(g, "sparse_cross_entropy", 1, &logits))
         return LOOM_NONE;
     loom_node *nl = loom_node_of(g, logits), *ny = loom_node_of(g, labels);
     char a[96], b[96];
@@ -326,7 +408,11 @@ loom_tensor loom_sparse_cross_entropy(loom_graph *g, loom_tensor logits, loom_te
         return loom_graph_fail(g, LOOM_E_SHAPE,
                                "sparse_cross_entropy: logits %s and labels %s (want [N,C] and [N])", SHAPE(a, nl),
                                SHAPE(b, ny));
+    if (nl->shape[1] > INT32_MAX)
+        return loom_graph_fail(g, LOOM_E_SHAPE, "sparse_cross_entropy: %lld classes (labels are i32)",
+                               (long long)nl->shape[1]);
     int32_t in[2] = {logits.id, labels.id};
+    /* The loss is f32 whatever the logits' dtype (mixed precision). */
     return loom_graph_add(g, LOOM_OP_SPARSE_XENT, LOOM_F32, 0, NULL, 2, in, NULL, NULL);
 }
 
@@ -358,7 +444,7 @@ loom_tensor loom_mse(loom_graph *g, loom_tensor a, loom_tensor b)
 
 loom_tensor loom_dropout(loom_graph *g, loom_tensor x, float rate, uint32_t seed)
 {
-    if (!loom_graph_check_inputs(g, "dropout", 1, &x) || !want_f32(g, "dropout", x))
+    if (!loom_graph_check_inputs(g, "dropout", 1, &x) || !want_float(g, "dropout", 1, &x))
         return LOOM_NONE;
     if (!(rate >= 0.0f && rate < 1.0f))
         return loom_graph_fail(g, LOOM_E_INVALID, "dropout: rate %g outside [0, 1)", (double)rate);
@@ -368,5 +454,5 @@ loom_tensor loom_dropout(loom_graph *g, loom_tensor x, float rate, uint32_t seed
     at.seed = seed;
     at.salt = ++g->dropout_count;
     int32_t in[1] = {x.id};
-    return loom_graph_add(g, LOOM_OP_DROPOUT, LOOM_F32, nx->ndim, nx->shape, 1, in, NULL, &at);
+    return loom_graph_add(g, LOOM_OP_DROPOUT, nx->dtype, nx->ndim, nx->shape, 1, in, NULL, &at);
 }

@@ -96,7 +96,9 @@ loom_status loom_optimize(loom_graph *g, const loom_optimizer *opt)
         return LOOM_E_INVALID;
     }
     int32_t sumsq = 0;
-    if (opt->clip_norm > 0.0f) {
+    /* The global norm serves clipping, and the finite check of a
+     * loss-scaled step. */
+    if (opt->clip_norm > 0.0f || g->loss_scaling) {
         loom_tensor t = loom_graph_add(g, LOOM_OP_SUMSQ, LOOM_F32, 0, NULL, ngrads, sumsq_in, "grad_sumsq", NULL);
         if (!t.id)
             return g->err;
@@ -119,6 +121,7 @@ loom_status loom_optimize(loom_graph *g, const loom_optimizer *opt)
         at.l1 = opt->l1;
         at.l2 = opt->l2;
         at.clip_norm = opt->clip_norm;
+        at.skip_nonfinite = g->loss_scaling;
         loom_op op;
         if (opt->kind == LOOM_OPT_SGD) {
             op = LOOM_OP_SGD_UPDATE;

@@ -60,99 +60,24 @@ typedef struct loom_profile_data {
     int warned;
 } loom_profile_data;
 
-/* Arithmetic per output element in the CPU reference formulas; a
- * transcendental (exp, erf, log, tanh, sqrt) counts as one. */
-static double per_element(loom_op op)
-{
-    switch (op) {
-    case LOOM_OP_ADD: case LOOM_OP_SUB: case LOOM_OP_MUL: case LOOM_OP_DIV:
-    case LOOM_OP_SCALE: case LOOM_OP_RELU: case LOOM_OP_TANH: case LOOM_OP_EXP:
-    case LOOM_OP_LOG: case LOOM_OP_SQUARE: case LOOM_OP_RELU_GRAD: case LOOM_OP_DROPOUT:
-        return 1;
-    case LOOM_OP_SIGMOID: case LOOM_OP_SIGMOID_GRAD: case LOOM_OP_TANH_GRAD:
-        return 3;
-    case LOOM_OP_GELU:
-        return 5;
-    case LOOM_OP_GELU_GRAD:
-        return 8;
-    case LOOM_OP_SOFTMAX: case LOOM_OP_LOG_SOFTMAX:
-        return 5;              /* max, subtract, exp, sum, divide or log */
-    case LOOM_OP_SOFTMAX_GRAD: case LOOM_OP_LOG_SOFTMAX_GRAD:
-        return 4;
-    default:
-        return 0;
-    }
-}
-
 static double tensor_bytes(const loom_exec_tensor *t)
 {
     return (double)t->node->numel * (double)loom_dtype_size(t->node->dtype);
 }
 
+/* FLOPs from the op table: its cost function, or its arithmetic per output
+ * element (a transcendental counts as one); bytes are every input read once
+ * and the output (or, for updates, each input they write back) written once. */
 void loom_profile_cost(const loom_exec_node *x, double *flops, double *bytes)
 {
-    const loom_node *nd = x->node;
+    const loom_op_def *def = x->def;
     double in_bytes = 0, out_bytes = x->out ? tensor_bytes(x->out) : 0;
-    for (int k = 0; k < x->nin; k++)
+    for (int k = 0; k < x->nin; k++) {
         in_bytes += tensor_bytes(x->in[k]);
-    double numel = (double)nd->numel, f = 0;
-    double pnum = x->nin > 0 ? (double)x->in[0]->node->numel : 0;
-    switch (nd->op) {
-    case LOOM_OP_MATMUL: {
-        const loom_node *a = x->in[0]->node;
-        double k = (double)(nd->attr.ta ? a->shape[0] : a->shape[1]);
-        f = 2.0 * (double)nd->shape[0] * (double)nd->shape[1] * k;
-        break;
+        if (!x->out && k < 8 && (def->writes >> k) & 1)
+            out_bytes += tensor_bytes(x->in[k]);
     }
-    case LOOM_OP_REDUCE_SUM:
-        f = pnum + numel;      /* the adds, then the scale of each result */
-        break;
-    case LOOM_OP_ARGMAX:
-        f = pnum;
-        break;
-    case LOOM_OP_SPARSE_XENT: {
-        const loom_node *lg = x->in[0]->node;
-        f = 4.0 * (double)lg->numel + (double)lg->shape[0];
-        break;
-    }
-    case LOOM_OP_SPARSE_XENT_GRAD:
-        f = 5.0 * numel;
-        break;
-    case LOOM_OP_SUMSQ:
-        for (int k = 0; k < x->nin; k++)
-            f += 2.0 * (double)x->in[k]->node->numel;
-        break;
-    case LOOM_OP_SGD_UPDATE: {
-        const loom_attr *a = &nd->attr;
-        double e = 2 + (a->momentum != 0 ? 2 : 0) + (a->nesterov ? 2 : 0) + (a->l2 != 0 ? 2 : 0) +
-                   (a->l1 != 0 ? 2 : 0) + (a->clip ? 1 : 0);
-        f = e * pnum;
-        break;
-    }
-    case LOOM_OP_ADAM_UPDATE: {
-        const loom_attr *a = &nd->attr;
-        f = (12 + (a->weight_decay != 0 ? 2 : 0) + (a->l2 != 0 ? 2 : 0) + (a->l1 != 0 ? 2 : 0) +
-             (a->clip ? 1 : 0)) * pnum;
-        break;
-    }
-    case LOOM_OP_EMA_UPDATE:
-        f = 3 * pnum;
-        break;
-    default:
-        f = per_element(nd->op) * numel;
-        break;
-    }
-    if (!x->out) {
-        /* Updates write in place: the EMA, or the parameter and its moments
-         * (every input but the gradient and the clip scalar). */
-        if (nd->op == LOOM_OP_EMA_UPDATE)
-            out_bytes = tensor_bytes(x->in[0]);
-        else
-            for (int k = 0; k < x->nin - (nd->attr.clip ? 1 : 0); k++)
-                if (k != 1)
-                    out_bytes += tensor_bytes(x->in[k]);
-    }
-    *flops = f;
+    *flops = def->cost ? def->cost(x) : (double)def->flops * (double)x->node->numel;
     *bytes = in_bytes + out_bytes;
 }
 

@@ -1,9 +1,18 @@
-/* loom_compile and the program's life: plan, allocate, prepare, run. */
+/* loom_compile and the program's life: copy, fuse, ask the backend, plan,
+ * allocate, prepare, run. */
 #include "program.h"
 #include "graph.h"
 #include "profile.h"
 
+#include <math.h>
 #include <string.h>
+
+/* A node's input array has room for 3: the fusion pass turns an add (2
+ * inputs) or an activation (1) into a matmul with a bias (3). */
+static int in_room(int nin)
+{
+    return nin < 3 ? 3 : nin;
+}
 
 static void program_free(loom_program *p)
 {
@@ -16,16 +25,16 @@ static void program_free(loom_program *p)
     if (p->st)
         loom_state_detach(p->st, p);
     for (int i = 0; i < p->n; i++) {
-        loom_free(ctx, p->nodes[i].in, (size_t)p->nodes[i].nin * sizeof(int32_t));
+        loom_free(ctx, p->nodes[i].in, (size_t)in_room(p->nodes[i].nin) * sizeof(int32_t));
         loom_strfree(ctx, p->nodes[i].name);
-        if (p->nodes[i].op == LOOM_OP_CUSTOM)
-            loom_strfree(ctx, p->nodes[i].data);
+        loom_free(ctx, p->nodes[i].data, p->nodes[i].data_bytes);
     }
     loom_free(ctx, p->nodes, (size_t)p->nalloc * sizeof *p->nodes);
     loom_free(ctx, p->gidx, (size_t)p->nalloc * sizeof *p->gidx);
     loom_free(ctx, p->tensors, (size_t)(p->n ? p->n : 1) * sizeof *p->tensors);
     loom_free(ctx, p->exec, (size_t)(p->nexec ? p->nexec : 1) * sizeof *p->exec);
     loom_free(ctx, p->exec_in, (size_t)(p->nexec_in ? p->nexec_in : 1) * sizeof *p->exec_in);
+    loom_free(ctx, p->slots, (size_t)(p->eprog.nslots ? p->eprog.nslots : 1) * sizeof *p->slots);
     loom_plan_result_free(ctx, &p->plan);
     loom_profile_free(p);
     p->magic = 0;
@@ -74,33 +83,40 @@ static loom_status copy_needed(loom_program *p, const loom_graph *g)
     for (int i = 0; i < g->n; i++) {
         if (!map[i])
             continue;
+        const loom_node *gn = &g->nodes[i];
         loom_node *d = &p->nodes[p->n];
-        *d = g->nodes[i];
+        *d = *gn;
         p->gidx[p->n] = i;
         d->in = NULL;
         d->nin = 0;
         d->data = NULL;
-        d->name = loom_strdup(ctx, g->nodes[i].name);
-        /* A custom op's source goes to the backend's prepare. */
-        if (d->name && d->op == LOOM_OP_CUSTOM && !(d->data = loom_strdup(ctx, g->nodes[i].data))) {
-            loom_strfree(ctx, d->name);
-            d->name = NULL;
-        }
+        d->data_bytes = 0;
+        d->name = loom_strdup(ctx, gn->name);
         if (!d->name) {
             s = loom_fail(ctx, LOOM_E_OOM, "loom_compile: out of memory");
             goto out;
         }
         p->n++;
-        int nin = g->nodes[i].nin;
+        /* What a running node reads from its own data (a custom op's
+         * source) goes along; constants are uploaded from the graph. */
+        if (gn->data && gn->role == LOOM_ROLE_INTERMEDIATE) {
+            if (!(d->data = loom_malloc(ctx, gn->data_bytes))) {
+                s = loom_fail(ctx, LOOM_E_OOM, "loom_compile: out of memory");
+                goto out;
+            }
+            memcpy(d->data, gn->data, gn->data_bytes);
+            d->data_bytes = gn->data_bytes;
+        }
+        int nin = gn->nin;
         if (nin) {
-            d->in = loom_malloc(ctx, (size_t)nin * sizeof *d->in);
+            d->in = loom_malloc(ctx, (size_t)in_room(nin) * sizeof *d->in);
             if (!d->in) {
                 s = loom_fail(ctx, LOOM_E_OOM, "loom_compile: out of memory");
                 goto out;
             }
             d->nin = nin;
             for (int k = 0; k < nin; k++)
-                d->in[k] = map[g->nodes[i].in[k] - 1];
+                d->in[k] = map[gn->in[k] - 1];
         }
     }
 out:
@@ -112,6 +128,15 @@ static int is_upload(const loom_node *nd)
 {
     return nd->op == LOOM_OP_INPUT || nd->op == LOOM_OP_CONST;
 }
+
+/* Nodes that hold memory: everything but parameters (in the state), updates
+ * (no output) and nodes a fusion absorbed. */
+static int planned(const loom_node *nd)
+{
+    return nd->op != LOOM_OP_PARAM && !nd->side_effect && !nd->dead;
+}
+
+static int find_io(const loom_program *p, const char *name);
 
 static loom_status check_binding(loom_program *p, const loom_node *nd, uint64_t bytes)
 {
@@ -145,7 +170,7 @@ static loom_status plan(loom_program *p, uint64_t *offsets)
     for (int i = 0; i < n; i++)
         last[i] = i;
     for (int i = 0; i < n; i++)
-        for (int k = 0; k < p->nodes[i].nin; k++) {
+        for (int k = 0; k < p->nodes[i].nin && !p->nodes[i].dead; k++) {
             int src = p->nodes[i].in[k] - 1;
             if (last[src] < i)
                 last[src] = i;
@@ -159,7 +184,7 @@ static loom_status plan(loom_program *p, uint64_t *offsets)
         for (int i = 0; i < n; i++) {
             const loom_node *nd = &p->nodes[i];
             int early = is_upload(nd) || (p->guard && nd->is_output);
-            if (nd->op == LOOM_OP_PARAM || nd->side_effect || early != (pass == 0))
+            if (!planned(nd) || early != (pass == 0))
                 continue;
             loom_plan_tensor *t = &pt[np];
             int guarded = p->guard && nd->is_output;
@@ -169,12 +194,12 @@ static loom_status plan(loom_program *p, uint64_t *offsets)
             t->first = (pass == 0 || guarded) ? 0 : i;
             t->last = (pass == 0 || nd->is_output) ? n - 1 : last[i];
             t->inplace_src = -1;
-            if (pass == 1 && loom_op_elementwise(nd->op)) {
+            if (pass == 1 && (loom_op_def_of(nd->op)->flags & LOOM_OPF_INPLACE)) {
                 for (int k = 0; k < nd->nin; k++) {
                     int src = nd->in[k] - 1;
                     const loom_node *ns = &p->nodes[src];
-                    if (slot[src] >= 0 && !is_upload(ns) && !(p->guard && nd->is_output) && !ns->is_output && last[src] == i &&
-                        ns->numel == nd->numel && ns->dtype == nd->dtype) {
+                    if (slot[src] >= 0 && !is_upload(ns) && !(p->guard && nd->is_output) && !ns->is_output &&
+                        last[src] == i && ns->numel == nd->numel && ns->dtype == nd->dtype) {
                         t->inplace_src = slot[src];
                         break;
                     }
@@ -217,8 +242,7 @@ loom_status loom_program_check_guards(loom_program *p)
     unsigned char buf[1024];
     for (int i = 0; i < p->n; i++) {
         const loom_node *nd = &p->nodes[i];
-        if (!nd->is_output || nd->op == LOOM_OP_PARAM || nd->side_effect || nd->op == LOOM_OP_INPUT ||
-            nd->op == LOOM_OP_CONST)
+        if (!nd->is_output || !planned(nd) || is_upload(nd))
             continue;
         const loom_bref *m = &p->tensors[i].mem;
         for (int side = 0; side < 2; side++) {
@@ -235,22 +259,48 @@ loom_status loom_program_check_guards(loom_program *p)
     return LOOM_OK;
 }
 
+/* Class indices that are the program's own data (constants) are checked
+ * now, those that come with each run in loom_program_set_input; indices
+ * from the state reach the kernels, which give NaN for one out of range. */
+static loom_status check_labels(loom_program *p, const loom_node *nd, const int32_t *v, int64_t n,
+                                const char *what)
+{
+    const loom_node *logits = &p->nodes[nd->in[nd->nin - 2] - 1];
+    int64_t c = logits->shape[logits->ndim - 1];
+    for (int64_t j = 0; j < n; j++)
+        if (v[j] < 0 || v[j] >= c)
+            return loom_fail(p->ctx, LOOM_E_RANGE, "%s: label %d at index %lld of %s \"%s\" is outside [0, %lld)",
+                             loom_op_name(nd->op), v[j], (long long)j, what,
+                             p->nodes[nd->in[nd->nin - 1] - 1].name, (long long)c);
+    return LOOM_OK;
+}
+
+static loom_status check_constant_labels(loom_program *p, const loom_graph *g)
+{
+    for (int i = 0; i < p->n; i++) {
+        const loom_node *nd = &p->nodes[i];
+        if (!(loom_op_def_of(nd->op)->flags & LOOM_OPF_LABELS))
+            continue;
+        int li = nd->in[nd->nin - 1] - 1;
+        const loom_node *gl = &g->nodes[p->gidx[li]];
+        if (gl->op == LOOM_OP_CONST)
+            LOOM_TRY(check_labels(p, nd, gl->data, gl->numel, "the constant"));
+    }
+    return LOOM_OK;
+}
+
 static loom_status place_tensors(loom_program *p, const loom_graph *g)
 {
     loom_ctx *ctx = p->ctx;
     const loom_backend_ops *ops = p->dev->ops;
-    p->tensors = loom_calloc(ctx, (size_t)p->n, sizeof *p->tensors);
     uint64_t *offsets = loom_calloc(ctx, (size_t)p->n, sizeof *offsets);
     loom_status s = LOOM_OK;
-    if (!p->tensors || !offsets) {
-        s = loom_fail(ctx, LOOM_E_OOM, "loom_compile: out of memory");
-        goto out;
-    }
+    if (!offsets)
+        return loom_fail(ctx, LOOM_E_OOM, "loom_compile: out of memory");
     for (int i = 0; i < p->n; i++) {
         loom_node *nd = &p->nodes[i];
         uint64_t bytes = (uint64_t)nd->numel * loom_dtype_size(nd->dtype);
-        p->tensors[i].node = nd;
-        if (nd->side_effect)
+        if (nd->side_effect || nd->dead)
             continue;
         if ((s = check_binding(p, nd, bytes)) != LOOM_OK)
             goto out;
@@ -270,12 +320,12 @@ static loom_status place_tensors(loom_program *p, const loom_graph *g)
     }
     for (int i = 0; i < p->n; i++) {
         loom_node *nd = &p->nodes[i];
-        if (nd->op == LOOM_OP_PARAM || nd->side_effect)
+        if (!planned(nd))
             continue;
         uint64_t bytes = (uint64_t)nd->numel * loom_dtype_size(nd->dtype);
-        uint64_t g = p->guard && nd->is_output ? (uint64_t)p->guard : 0;
-        p->tensors[i].mem = (loom_bref){p->arena, offsets[i] + g, bytes};
-        if (g && (s = fill_guards(p, &p->tensors[i].mem)) != LOOM_OK)
+        uint64_t gb = p->guard && nd->is_output ? (uint64_t)p->guard : 0;
+        p->tensors[i].mem = (loom_bref){p->arena, offsets[i] + gb, bytes};
+        if (gb && (s = fill_guards(p, &p->tensors[i].mem)) != LOOM_OK)
             goto out;
     }
     /* Constants go up once, now. The graph still holds their data. */
@@ -292,48 +342,165 @@ out:
     return s;
 }
 
+static int backend_supports(const loom_program *p, const loom_exec_node *x)
+{
+    /* No supports() slot: every built-in op, but no custom kernel. */
+    return p->dev->ops->supports ? p->dev->ops->supports(p->dev->bdev, x)
+                                 : x->def->family != LOOM_FAM_CUSTOM;
+}
+
+static loom_status unsupported(const loom_program *p, const loom_node *nd)
+{
+    char sb[96];
+    return loom_fail(p->ctx, LOOM_E_UNSUPPORTED, "loom_compile: %s cannot run op %s (\"%s\" %s %s) on %s",
+                     p->dev->ops->name, loom_op_name(nd->op), nd->name, loom_dtype_name(nd->dtype),
+                     loom_shape_str(sb, sizeof sb, nd->ndim, nd->shape), p->dev->info.spec);
+}
+
+/* The exec nodes, in order, each asked of the backend before any memory
+ * or state tensor exists: a refused compile leaves the state as it was. */
 static loom_status build_exec(loom_program *p)
 {
     loom_ctx *ctx = p->ctx;
-    for (int i = 0; i < p->n; i++)
-        if (p->nodes[i].role == LOOM_ROLE_INTERMEDIATE) {
+    p->tensors = loom_calloc(ctx, (size_t)(p->n ? p->n : 1), sizeof *p->tensors);
+    if (!p->tensors)
+        return loom_fail(ctx, LOOM_E_OOM, "loom_compile: out of memory");
+    for (int i = 0; i < p->n; i++) {
+        p->tensors[i].node = &p->nodes[i];
+        if (p->nodes[i].role == LOOM_ROLE_INTERMEDIATE && !p->nodes[i].dead) {
             p->nexec++;
             p->nexec_in += p->nodes[i].nin;
         }
+    }
     p->exec = loom_calloc(ctx, (size_t)(p->nexec ? p->nexec : 1), sizeof *p->exec);
     p->exec_in = loom_calloc(ctx, (size_t)(p->nexec_in ? p->nexec_in : 1), sizeof *p->exec_in);
     if (!p->exec || !p->exec_in)
         return loom_fail(ctx, LOOM_E_OOM, "loom_compile: out of memory");
-    int e = 0, k = 0;
+    int e = 0, k = 0, nslots = 0;
     for (int i = 0; i < p->n; i++) {
         loom_node *nd = &p->nodes[i];
-        if (nd->role != LOOM_ROLE_INTERMEDIATE)
+        if (nd->role != LOOM_ROLE_INTERMEDIATE || nd->dead)
             continue;
         loom_exec_node *x = &p->exec[e];
         x->node = nd;
+        x->def = loom_op_def_of(nd->op);
         x->index = e;
         x->nin = nd->nin;
         x->in = &p->exec_in[k];
         for (int j = 0; j < nd->nin; j++)
             p->exec_in[k++] = &p->tensors[nd->in[j] - 1];
         x->out = nd->side_effect ? NULL : &p->tensors[i];
+        x->run_slot = x->def->runvals ? nslots++ : -1;
         if (nd->side_effect)
             p->has_updates = 1;
-        /* No supports() slot: every built-in op, but no custom kernel. */
-        int ok = p->dev->ops->supports ? p->dev->ops->supports(p->dev->bdev, x) : nd->op != LOOM_OP_CUSTOM;
-        if (!ok) {
-            char sb[96];
-            return loom_fail(ctx, LOOM_E_UNSUPPORTED, "loom_compile: %s cannot run op %s (\"%s\" %s) on %s",
-                             p->dev->ops->name, loom_op_name(nd->op), nd->name,
-                             loom_shape_str(sb, sizeof sb, nd->ndim, nd->shape), p->dev->info.spec);
-        }
+        if (!backend_supports(p, x))
+            return unsupported(p, nd);
         e++;
     }
     p->eprog.nnodes = p->nexec;
     p->eprog.nodes = p->exec;
     p->eprog.profile = p->profile;
+    p->eprog.nslots = nslots;
     p->eprog.name = "program";
+    p->slots = loom_calloc(ctx, (size_t)(nslots ? nslots : 1), sizeof *p->slots);
+    if (!p->slots)
+        return loom_fail(ctx, LOOM_E_OOM, "loom_compile: out of memory");
     return LOOM_OK;
+}
+
+/* ---- fusion -------------------------------------------------------------------- */
+
+/* The consumers of each node (of the live program). */
+static int consumers(const loom_program *p, int i, int *only)
+{
+    int c = 0;
+    for (int j = i + 1; j < p->n; j++) {
+        const loom_node *nd = &p->nodes[j];
+        if (nd->dead)
+            continue;
+        for (int k = 0; k < nd->nin; k++)
+            if (nd->in[k] - 1 == i) {
+                c++;
+                *only = j;
+            }
+    }
+    return c;
+}
+
+/* Would the backend run node m (a matmul) with this epilogue? Asked with a
+ * stand-alone exec node: nothing is placed yet. */
+static int epilogue_ok(const loom_program *p, const loom_node *m, const loom_node *out, int bias_id)
+{
+    loom_node fused = *m;
+    fused.dtype = out->dtype;
+    loom_exec_tensor ta = {&p->nodes[m->in[0] - 1], {0}}, tb = {&p->nodes[m->in[1] - 1], {0}},
+                     tc = {&p->nodes[bias_id - 1], {0}}, to = {&fused, {0}};
+    const loom_exec_tensor *ins[3] = {&ta, &tb, &tc};
+    loom_exec_node x = {&fused, loom_op_def_of(fused.op), 0, 3, ins, &to, -1};
+    return backend_supports(p, &x);
+}
+
+/* The core fusion pass, before planning: a matmul whose only consumer adds
+ * a row bias [N] becomes one node (attr.bias, in[2]); an activation that is
+ * the add's only consumer joins it (attr.act) where the backend accepts
+ * that too. The absorbed nodes are dead: never planned, never run. */
+static void fuse(loom_program *p)
+{
+    for (int i = 0; i < p->n; i++) {
+        loom_node *m = &p->nodes[i];
+        int j = -1, k = -1;
+        if (m->op != LOOM_OP_MATMUL || m->dead || m->is_output || m->attr.bias || consumers(p, i, &j) != 1)
+            continue;
+        loom_node *add = &p->nodes[j];
+        if (add->op != LOOM_OP_ADD || add->dtype != m->dtype)
+            continue;
+        int other = add->in[0] - 1 == i ? add->in[1] : add->in[0];
+        const loom_node *b = &p->nodes[other - 1];
+        int n = (int)m->shape[1];
+        if (other - 1 == i || b->numel != n || b->shape[b->ndim - 1] != n || b->dtype != m->dtype ||
+            add->numel != m->numel)
+            continue;
+        if (!epilogue_ok(p, &(loom_node){.op = LOOM_OP_MATMUL, .dtype = m->dtype, .ndim = 2, .shape = {m->shape[0], n},
+                                         .numel = m->numel, .nin = 3, .in = m->in,
+                                         .attr = (loom_attr){.ta = m->attr.ta, .tb = m->attr.tb, .bias = 1,
+                                                             .act = LOOM_OP_NONE}},
+                         add, other))
+            continue;
+        /* The add becomes the fused matmul, keeping its name, its output
+         * and its consumers. */
+        loom_node *last = add;
+        loom_attr at = m->attr;
+        at.bias = 1;
+        at.act = LOOM_OP_NONE;
+        if (!add->is_output && consumers(p, j, &k) == 1) {
+            loom_node *act = &p->nodes[k];
+            const loom_op_def *def = loom_op_def_of(act->op);
+            if (def->family == LOOM_FAM_UNARY && act->dtype == m->dtype) {
+                loom_attr a2 = at;
+                a2.act = act->op;
+                a2.p1 = act->attr.p1;
+                a2.p2 = act->attr.p2;
+                loom_node probe = {.op = LOOM_OP_MATMUL, .dtype = m->dtype, .ndim = 2, .shape = {m->shape[0], n},
+                                   .numel = m->numel, .nin = 3, .in = m->in, .attr = a2};
+                if (epilogue_ok(p, &probe, act, other)) {
+                    at = a2;
+                    last = act;
+                }
+            }
+        }
+        int32_t a_in = m->in[0], b_in = m->in[1];
+        last->op = LOOM_OP_MATMUL;
+        last->attr = at;
+        /* the node keeps its in array (room for 3 was made at copy) */
+        if (last != add)
+            add->dead = 1;
+        last->in[0] = a_in;
+        last->in[1] = b_in;
+        last->in[2] = other;
+        last->nin = 3;
+        m->dead = 1;
+        p->fused++;
+    }
 }
 
 loom_status loom_compile(loom_graph *g, loom_device *dev, loom_state *st, const loom_compile_opts *opts,
@@ -363,6 +530,8 @@ loom_status loom_compile(loom_graph *g, loom_device *dev, loom_state *st, const 
     p->guard = opts && opts->guard ? 1024 : 0;
     p->has_opt = g->has_opt;
     p->opt = g->opt;
+    p->loss_scaling = g->loss_scaling;
+    p->scaling = g->scaling;
     loom_status s = loom_state_attach(st, p);
     if (s != LOOM_OK) {
         loom_free(ctx, p, sizeof *p);
@@ -370,11 +539,22 @@ loom_status loom_compile(loom_graph *g, loom_device *dev, loom_state *st, const 
     }
     p->st = st;
     p->magic = LOOM_PROGRAM_MAGIC;
-    if ((s = copy_needed(p, g)) != LOOM_OK || (s = place_tensors(p, g)) != LOOM_OK ||
-        (s = build_exec(p)) != LOOM_OK || (s = dev->ops->prepare(dev->bdev, &p->eprog, &p->bprog)) != LOOM_OK) {
+    if ((s = copy_needed(p, g)) == LOOM_OK && (s = check_constant_labels(p, g)) == LOOM_OK) {
+        /* A loss-scaled step's sumsq is read after the run: it is kept. */
+        int ss = p->loss_scaling ? find_io(p, "grad_sumsq") : -1;
+        if (ss >= 0)
+            p->nodes[ss].is_output = 1;
+        if (!(opts && opts->no_fusion))
+            fuse(p);
+        if ((s = build_exec(p)) == LOOM_OK && (s = place_tensors(p, g)) == LOOM_OK)
+            s = dev->ops->prepare(dev->bdev, &p->eprog, &p->bprog);
+    }
+    if (s != LOOM_OK) {
         program_free(p);
         return s;
     }
+    if (p->loss_scaling && !(st->loss_scale > 0))
+        st->loss_scale = p->scaling.init;
     *out = p;
     return LOOM_OK;
 }
@@ -382,7 +562,7 @@ loom_status loom_compile(loom_graph *g, loom_device *dev, loom_state *st, const 
 static int find_io(const loom_program *p, const char *name)
 {
     for (int i = 0; i < p->n; i++)
-        if (!strcmp(p->nodes[i].name, name))
+        if (!p->nodes[i].dead && !strcmp(p->nodes[i].name, name))
             return i;
     return -1;
 }
@@ -390,26 +570,6 @@ static int find_io(const loom_program *p, const char *name)
 static int valid(const loom_program *p)
 {
     return p && p->magic == LOOM_PROGRAM_MAGIC;
-}
-
-/* Labels are checked on the host as they go up: a kernel that met a label
- * outside [0, C) could only produce a NaN or read out of bounds. */
-static loom_status check_labels(loom_program *p, int idx, const int32_t *v)
-{
-    for (int i = 0; i < p->n; i++) {
-        const loom_node *nd = &p->nodes[i];
-        int lab = nd->op == LOOM_OP_SPARSE_XENT ? 1 : nd->op == LOOM_OP_SPARSE_XENT_GRAD ? 2 : -1;
-        if (lab < 0 || nd->in[lab] - 1 != idx)
-            continue;
-        const loom_node *logits = &p->nodes[nd->in[lab - 1] - 1];
-        int64_t c = logits->shape[1];
-        for (int64_t j = 0; j < p->nodes[idx].numel; j++)
-            if (v[j] < 0 || v[j] >= c)
-                return loom_fail(p->ctx, LOOM_E_RANGE,
-                                 "sparse_cross_entropy: label %d at index %lld of \"%s\" is outside [0, %lld)",
-                                 v[j], (long long)j, p->nodes[idx].name, (long long)c);
-    }
-    return LOOM_OK;
 }
 
 loom_status loom_program_set_input(loom_program *p, const char *name, const void *data, size_t bytes)
@@ -430,9 +590,71 @@ loom_status loom_program_set_input(loom_program *p, const char *name, const void
                          loom_shape_str(sb, sizeof sb, p->nodes[i].ndim, p->nodes[i].shape),
                          (unsigned long long)m->bytes);
     }
-    if (p->nodes[i].dtype == LOOM_I32)
-        LOOM_TRY(check_labels(p, i, data));
+    /* Labels are checked on the host as they go up: a kernel that met a
+     * label outside [0, C) could only produce a NaN. */
+    for (int j = 0; j < p->n; j++) {
+        const loom_node *nd = &p->nodes[j];
+        if (!nd->dead && (loom_op_def_of(nd->op)->flags & LOOM_OPF_LABELS) && nd->in[nd->nin - 1] - 1 == i)
+            LOOM_TRY(check_labels(p, nd, data, p->nodes[i].numel, "the input"));
+    }
     return p->dev->ops->buffer_write(p->dev->bdev, m->buf, m->offset, data, m->bytes);
+}
+
+/* The per-run values, once, for every backend. */
+static void fill_slots(loom_program *p, int64_t step)
+{
+    float lr = p->has_opt ? loom_optimizer_lr(&p->opt, step) : 0.0f;
+    float scale = p->loss_scaling && p->st->loss_scale > 0 ? p->st->loss_scale : 1.0f;
+    for (int i = 0; i < p->nexec; i++) {
+        const loom_exec_node *x = &p->exec[i];
+        if (x->run_slot < 0)
+            continue;
+        const loom_attr *at = &x->node->attr;
+        loom_run_slot *s = &p->slots[x->run_slot];
+        memset(s, 0, sizeof *s);
+        s->lr = lr;
+        s->step = (uint32_t)step;
+        s->loss_scale = scale;
+        s->inv_scale = 1.0f / scale;
+        if (x->def->runvals & LOOM_RUN_ADAM) {
+            /* bias-corrected step size, in double and rounded once */
+            double t = (double)step;
+            s->alpha = (float)((double)lr * sqrt(1.0 - pow(at->beta2, t)) / (1.0 - pow(at->beta1, t)));
+        }
+        if (x->def->runvals & LOOM_RUN_EMA)
+            s->decay = step <= 1 ? 0.0f : at->decay; /* the first update copies the weights */
+        if (x->def->runvals & LOOM_RUN_DROPOUT)
+            s->h0 = loom_rng_h0(at->seed, at->salt, (uint32_t)step);
+    }
+}
+
+/* Dynamic loss scaling after a step: the gradients' sumsq says whether it
+ * was taken (the updates skipped it on device when it was not finite). */
+static loom_status scale_after_step(loom_program *p, int *taken)
+{
+    *taken = 1;
+    int i = find_io(p, "grad_sumsq");
+    if (i < 0)
+        return LOOM_OK;
+    float sumsq;
+    const loom_bref *m = &p->tensors[i].mem;
+    LOOM_TRY(p->dev->ops->buffer_read(p->dev->bdev, m->buf, m->offset, &sumsq, sizeof sumsq));
+    loom_state *st = p->st;
+    if (!isfinite(sumsq)) {
+        *taken = 0;
+        st->skipped_steps++;
+        st->good_steps = 0;
+        st->loss_scale *= p->scaling.backoff;
+        if (st->loss_scale < 1e-30f)
+            st->loss_scale = 1e-30f;
+        loom_logf(p->ctx, LOOM_LOG_INFO, "loss scaling: step %lld skipped (a gradient is not finite), scale now %g",
+                  (long long)st->step + 1, (double)st->loss_scale);
+    } else if (++st->good_steps >= p->scaling.interval) {
+        st->good_steps = 0;
+        if (st->loss_scale * p->scaling.growth < 3.0e38f)
+            st->loss_scale *= p->scaling.growth;
+    }
+    return LOOM_OK;
 }
 
 loom_status loom_program_run(loom_program *p)
@@ -441,16 +663,19 @@ loom_status loom_program_run(loom_program *p)
         return LOOM_E_INVALID;
     if (!p->st)
         return loom_fail(p->ctx, LOOM_E_STATE, "loom_program_run: the program's state was destroyed");
-    loom_run_args args = {0};
-    args.step = p->st->step + (p->has_updates ? 1 : 0);
-    args.lr = p->has_opt ? loom_optimizer_lr(&p->opt, args.step) : 0.0f;
+    int64_t step = p->st->step + (p->has_updates ? 1 : 0);
+    fill_slots(p, step);
+    loom_run_args args = {p->eprog.nslots, p->slots};
     double t0 = loom_now_ns();
     loom_status s = p->dev->ops->run(p->bprog, &args);
     p->last_run_ns = loom_now_ns() - t0;
     if (s != LOOM_OK)
         return s;
     p->runs++;
-    if (p->has_updates)
+    int taken = 1;
+    if (p->has_updates && p->loss_scaling)
+        LOOM_TRY(scale_after_step(p, &taken));
+    if (p->has_updates && taken)
         p->st->step++;
     if (p->profile)
         loom_profile_record(p, t0);
@@ -484,6 +709,8 @@ loom_status loom_program_plan(const loom_program *p, loom_plan_report *out)
     out->steps = p->plan.steps;
     out->live_bytes = p->plan.live_bytes;
     out->inplace = p->plan.inplace;
+    out->dispatches = p->nexec;
+    out->fused = p->fused;
     if (p->st)
         for (int i = 0; i < p->st->n; i++)
             out->state_bytes += p->st->e[i].bytes;

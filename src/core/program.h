@@ -30,6 +30,10 @@ struct loom_program {
     int has_updates;
     int has_opt;
     loom_optimizer opt;
+    int loss_scaling;           /* loom_backward_scaled */
+    loom_loss_scaling scaling;
+    loom_run_slot *slots;       /* eprog.nslots, filled before each run */
+    int fused;                  /* fusions the core pass made */
     int profile;
     int guard;                  /* bytes of guard before and after outputs */
     double last_run_ns;

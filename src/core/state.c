@@ -19,6 +19,7 @@ loom_status loom_state_create(loom_device *dev, loom_state **out)
         return loom_fail(dev->ctx, LOOM_E_OOM, "loom_state_create on %s: out of memory", dev->info.spec);
     st->ctx = dev->ctx;
     st->dev = dev;
+    st->loss_scale = 0; /* set by the first loss-scaled program */
     *out = st;
     return LOOM_OK;
 }
@@ -254,6 +255,29 @@ void loom_state_set_step(loom_state *st, int64_t step)
 {
     if (st)
         st->step = step;
+}
+
+float loom_state_loss_scale(const loom_state *st)
+{
+    return st ? st->loss_scale : 0;
+}
+
+int64_t loom_state_skipped_steps(const loom_state *st)
+{
+    return st ? st->skipped_steps : 0;
+}
+
+loom_status loom_state_set_loss_scale(loom_state *st, float scale, int64_t skipped)
+{
+    if (!st)
+        return LOOM_E_INVALID;
+    if (!(scale > 0) || scale > 3.0e38f || skipped < 0)
+        return loom_fail(st->ctx, LOOM_E_INVALID, "loom_state_set_loss_scale: scale %g, %lld skipped steps",
+                         (double)scale, (long long)skipped);
+    st->loss_scale = scale;
+    st->skipped_steps = skipped;
+    st->good_steps = 0;
+    return LOOM_OK;
 }
 
 loom_status loom_state_attach(loom_state *st, struct loom_program *p)

@@ -24,6 +24,9 @@ struct loom_state {
     int32_t *index;             /* open addressing by name: entry + 1, 0 empty */
     int index_cap;              /* a power of two, at least twice n */
     int64_t step;
+    float loss_scale;           /* dynamic loss scaling: the next step's scale */
+    int64_t good_steps;         /* finite steps since the scale last changed */
+    int64_t skipped_steps;      /* steps skipped for a non-finite gradient */
     struct loom_program **progs; /* compiled against this state */
     int nprogs, progs_cap;
 };

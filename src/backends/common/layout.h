@@ -1,6 +1,6 @@
 /* Index arithmetic every backend shares: shapes aligned to rank 4, the
- * strides of a broadcast operand and of a transpose, and the per-run
- * scalars of the optimizer updates. One definition, so the kernels of every
+ * strides of a broadcast operand, a transpose and the gather family, and a
+ * tensor split along one axis. One definition, so the kernels of every
  * backend walk tensors exactly as the CPU reference does. */
 #ifndef LOOM_BACKEND_LAYOUT_H
 #define LOOM_BACKEND_LAYOUT_H
@@ -8,6 +8,7 @@
 #include <math.h>
 
 #include "../../core/ir.h"
+#include "codes.h"
 
 /* Rank-4 view of a shape whose last dims line up with the output's. */
 static inline void loom_shape4(int nd, const int64_t *shape, int64_t out[4])
@@ -48,18 +49,44 @@ static inline void loom_transpose_strides(const loom_node *in, const loom_node *
     }
 }
 
-/* Adam's bias-corrected step size for update number `step`, in double and
- * rounded once (every backend passes this value to its kernel). */
-static inline float loom_adam_step_size(const loom_attr *at, float lr, int64_t step)
+/* out[i] = in[strided i] for the gather family: EXPAND walks the input
+ * with stride 0 along broadcast dims, TRANSPOSE with permuted strides; the
+ * out shape as rank 4 in d. (COPY needs no strides.) */
+static inline void loom_gather_strides(int code, const loom_node *in, const loom_node *out, int64_t d[4],
+                                       int64_t st[4])
 {
-    double t = (double)step;
-    return (float)((double)lr * sqrt(1.0 - pow(at->beta2, t)) / (1.0 - pow(at->beta1, t)));
+    if (code == LOOM_GATHER_TRANSPOSE) {
+        loom_transpose_strides(in, out, d, st);
+        return;
+    }
+    loom_shape4(out->ndim, out->shape, d);
+    if (code == LOOM_GATHER_EXPAND) {
+        loom_bstrides(out->attr.rdim, out->attr.rshape, d, st);
+    } else {
+        int64_t s = 1;
+        for (int i = 3; i >= 0; i--) {
+            st[i] = s;
+            s *= d[i];
+        }
+    }
 }
 
-/* The EMA's decay at update `step`: the first update copies the weights. */
-static inline float loom_ema_decay(const loom_attr *at, int64_t step)
+/* A tensor seen along one axis: outer x n x inner, row-major. */
+typedef struct loom_axis_split {
+    int64_t outer, n, inner;
+} loom_axis_split;
+
+static inline loom_axis_split loom_axis_split_of(const loom_node *t, int axis)
 {
-    return step <= 1 ? 0.0f : at->decay;
+    loom_axis_split s = {1, 1, 1};
+    if (t->ndim == 0)
+        return s;
+    s.n = t->shape[axis];
+    for (int i = 0; i < axis; i++)
+        s.outer *= t->shape[i];
+    for (int i = axis + 1; i < t->ndim; i++)
+        s.inner *= t->shape[i];
+    return s;
 }
 
 #endif

@@ -26,6 +26,10 @@ typedef struct cpu_prog {
     const loom_exec_program *prog;
     void **ptrs;            /* per node: out, then each input */
     int nptrs;
+    void **view;            /* one node's inputs as the kernel sees them */
+    int maxin;
+    float *scratch;         /* f32 views of half-precision tensors */
+    size_t nscratch;        /* floats */
     double *t0, *t1;        /* per node, when profiling */
 } cpu_prog;
 
@@ -166,16 +170,47 @@ static void *resolve(const loom_exec_tensor *t)
     return ((cpu_buf *)t->mem.buf)->data + t->mem.offset;
 }
 
+static int is_half(const loom_exec_tensor *t)
+{
+    return loom_dtype_traits_of(t->node->dtype)->half;
+}
+
+static void widen(float *dst, const void *src, loom_dtype dt, int64_t n)
+{
+    const uint16_t *h = src;
+    if (dt == LOOM_F16)
+        for (int64_t i = 0; i < n; i++)
+            dst[i] = loom_f16_to_f32(h[i]);
+    else
+        for (int64_t i = 0; i < n; i++)
+            dst[i] = loom_bf16_to_f32(h[i]);
+}
+
+static void narrow(void *dst, const float *src, loom_dtype dt, int64_t n)
+{
+    uint16_t *h = dst;
+    if (dt == LOOM_F16)
+        for (int64_t i = 0; i < n; i++)
+            h[i] = loom_f32_to_f16(src[i]);
+    else
+        for (int64_t i = 0; i < n; i++)
+            h[i] = loom_f32_to_bf16(src[i]);
+}
+
 static void cpu_release(void *bp)
 {
     cpu_prog *p = bp;
+    int nn = p->prog->nnodes ? p->prog->nnodes : 1;
     loom_free(p->ctx, p->ptrs, (size_t)p->nptrs * sizeof *p->ptrs);
-    loom_free(p->ctx, p->t0, (size_t)p->prog->nnodes * sizeof(double));
-    loom_free(p->ctx, p->t1, (size_t)p->prog->nnodes * sizeof(double));
+    loom_free(p->ctx, p->view, (size_t)(p->maxin ? p->maxin : 1) * sizeof *p->view);
+    loom_free(p->ctx, p->scratch, (p->nscratch ? p->nscratch : 1) * sizeof *p->scratch);
+    loom_free(p->ctx, p->t0, (size_t)nn * sizeof(double));
+    loom_free(p->ctx, p->t1, (size_t)nn * sizeof(double));
     loom_free(p->ctx, p, sizeof *p);
 }
 
-/* "Recording" on the CPU: every pointer is resolved once, here. */
+/* "Recording" on the CPU: every pointer is resolved once, here, and the
+ * f32 room for the half-precision tensors of the largest node is made. */
 static loom_status cpu_prepare(void *bdev, const loom_exec_program *prog, void **out)
 {
     cpu_dev *d = bdev;
@@ -184,18 +219,26 @@ static loom_status cpu_prepare(void *bdev, const loom_exec_program *prog, void *
         return loom_fail(d->ctx, LOOM_E_OOM, "cpu: out of memory preparing the program");
     p->ctx = d->ctx;
     p->prog = prog;
-    for (int i = 0; i < prog->nnodes; i++)
-        p->nptrs += 1 + prog->nodes[i].nin;
-    p->ptrs = loom_calloc(d->ctx, (size_t)(p->nptrs ? p->nptrs : 1), sizeof *p->ptrs);
+    int nn = prog->nnodes ? prog->nnodes : 1;
+    for (int i = 0; i < prog->nnodes; i++) {
+        const loom_exec_node *x = &prog->nodes[i];
+        p->nptrs += 1 + x->nin;
+        p->maxin = x->nin > p->maxin ? x->nin : p->maxin;
+        size_t need = x->out && is_half(x->out) ? (size_t)x->out->node->numel : 0;
+        for (int j = 0; j < x->nin; j++)
+            need += is_half(x->in[j]) ? (size_t)x->in[j]->node->numel : 0;
+        p->nscratch = need > p->nscratch ? need : p->nscratch;
+    }
     p->nptrs = p->nptrs ? p->nptrs : 1;
-    p->t0 = loom_calloc(d->ctx, (size_t)(prog->nnodes ? prog->nnodes : 1), sizeof(double));
-    p->t1 = loom_calloc(d->ctx, (size_t)(prog->nnodes ? prog->nnodes : 1), sizeof(double));
-    if (!p->ptrs || !p->t0 || !p->t1) {
-        loom_free(d->ctx, p->ptrs, (size_t)p->nptrs * sizeof *p->ptrs);
-        loom_free(d->ctx, p->t0, (size_t)(prog->nnodes ? prog->nnodes : 1) * sizeof(double));
-        loom_free(d->ctx, p->t1, (size_t)(prog->nnodes ? prog->nnodes : 1) * sizeof(double));
-        loom_free(d->ctx, p, sizeof *p);
-        return loom_fail(d->ctx, LOOM_E_OOM, "cpu: out of memory preparing the program");
+    p->ptrs = loom_calloc(d->ctx, (size_t)p->nptrs, sizeof *p->ptrs);
+    p->scratch = loom_malloc(d->ctx, (p->nscratch ? p->nscratch : 1) * sizeof *p->scratch);
+    p->view = loom_calloc(d->ctx, (size_t)(p->maxin ? p->maxin : 1), sizeof *p->view);
+    p->t0 = loom_calloc(d->ctx, (size_t)nn, sizeof(double));
+    p->t1 = loom_calloc(d->ctx, (size_t)nn, sizeof(double));
+    if (!p->ptrs || !p->scratch || !p->view || !p->t0 || !p->t1) {
+        cpu_release(p);
+        return loom_fail(d->ctx, LOOM_E_OOM, "cpu: out of memory preparing the program (%zu scratch floats)",
+                         p->nscratch);
     }
     int k = 0;
     for (int i = 0; i < prog->nnodes; i++) {
@@ -208,6 +251,34 @@ static loom_status cpu_prepare(void *bdev, const loom_exec_program *prog, void *
     return LOOM_OK;
 }
 
+/* One node: half-precision inputs widened into scratch, the f32 kernel,
+ * a half-precision output narrowed back. */
+static void run_node(cpu_prog *p, const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot)
+{
+    void **view = p->view;
+    void *const *args = in;
+    float *s = p->scratch;
+    int any = 0;
+    for (int j = 0; j < x->nin; j++) {
+        view[j] = in[j];
+        if (is_half(x->in[j])) {
+            widen(s, in[j], x->in[j]->node->dtype, x->in[j]->node->numel);
+            view[j] = s;
+            s += x->in[j]->node->numel;
+            any = 1;
+        }
+    }
+    if (any)
+        args = view;
+    void *y = out;
+    int narrow_out = x->out && is_half(x->out);
+    if (narrow_out)
+        y = s;
+    cpu_kernels[x->def->family](x, y, args, slot);
+    if (narrow_out)
+        narrow(out, s, x->out->node->dtype, x->out->node->numel);
+}
+
 static loom_status cpu_run(void *bp, const loom_run_args *args)
 {
     cpu_prog *p = bp;
@@ -217,7 +288,7 @@ static loom_status cpu_run(void *bp, const loom_run_args *args)
         const loom_exec_node *x = &prog->nodes[i];
         if (prog->profile)
             p->t0[i] = loom_now_ns();
-        loom_cpu_exec(x, p->ptrs[k], &p->ptrs[k + 1], args);
+        run_node(p, x, p->ptrs[k], &p->ptrs[k + 1], x->run_slot >= 0 ? &args->slots[x->run_slot] : NULL);
         if (prog->profile)
             p->t1[i] = loom_now_ns();
         k += 1 + x->nin;
@@ -235,6 +306,15 @@ static loom_status cpu_timestamps(void *bp, double *t0, double *t1, int n)
     return LOOM_OK;
 }
 
+static int cpu_supports(void *bdev, const loom_exec_node *x)
+{
+    (void)bdev;
+    for (int j = 0; j < x->nin; j++)
+        if (!loom_cpu_has_kernel(x->node->op, x->in[j]->node->dtype))
+            return 0;
+    return loom_cpu_has_kernel(x->node->op, x->node->dtype);
+}
+
 const loom_backend_ops loom_cpu_backend = {
     .abi = LOOM_BACKEND_ABI,
     .name = "cpu",
@@ -249,7 +329,8 @@ const loom_backend_ops loom_cpu_backend = {
     .buffer_free = cpu_buffer_free,
     .buffer_write = cpu_buffer_write,
     .buffer_read = cpu_buffer_read,
-    .supports = NULL,
+    .supports = cpu_supports,
+    .has_kernel = loom_cpu_has_kernel,
     .prepare = cpu_prepare,
     .run = cpu_run,
     .release = cpu_release,

@@ -1,4 +1,5 @@
-/* The executable reference of every op's semantics (see src/core/ir.h). */
+/* The executable reference of every op family's semantics (src/core/ir.h),
+ * in f32 over f32 views of the tensors. */
 #include "cpu_kernels.h"
 #include "../common/layout.h"
 
@@ -6,125 +7,243 @@
 #include <math.h>
 #include <string.h>
 
-static float binop(loom_op op, float a, float b)
+/* ---- element-wise ------------------------------------------------------------ */
+
+static void k_unary(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot)
 {
-    switch (op) {
-    case LOOM_OP_ADD: return a + b;
-    case LOOM_OP_SUB: return a - b;
-    case LOOM_OP_MUL: return a * b;
-    default: return a / b;
+    (void)slot;
+    const loom_attr *at = &x->node->attr;
+    cpu_unary[x->node->op].f(out, in[0], x->node->numel, at->p1, at->p2);
+}
+
+static void k_unary_grad(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot)
+{
+    (void)slot;
+    const loom_attr *at = &x->node->attr;
+    cpu_unary[at->fwd].d(out, in[0], in[1], x->node->numel, at->p1, at->p2);
+}
+
+/* The rank-4 walk of an output over operands that broadcast onto it. */
+typedef struct bwalk {
+    int64_t d[4];
+    int64_t s[3][4];
+} bwalk;
+
+static void bwalk_init(bwalk *w, const loom_node *o, int n, const loom_exec_tensor *const *ins)
+{
+    loom_shape4(o->ndim, o->shape, w->d);
+    for (int k = 0; k < n; k++)
+        loom_bstrides(ins[k]->node->ndim, ins[k]->node->shape, w->d, w->s[k]);
+}
+
+static int64_t bwalk_off(const bwalk *w, int k, int64_t i0, int64_t i1, int64_t i2, int64_t i3)
+{
+    return i0 * w->s[k][0] + i1 * w->s[k][1] + i2 * w->s[k][2] + i3 * w->s[k][3];
+}
+
+static void k_binary(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot)
+{
+    (void)slot;
+    float (*f)(float, float) = cpu_binary[x->node->op].f;
+    float *y = out;
+    const float *a = in[0], *b = in[1];
+    const loom_node *o = x->node;
+    if (x->in[0]->node->numel == o->numel && x->in[1]->node->numel == o->numel) {
+        for (int64_t i = 0; i < o->numel; i++)
+            y[i] = f(a[i], b[i]);
+        return;
+    }
+    bwalk w;
+    bwalk_init(&w, o, 2, x->in);
+    int64_t k = 0;
+    for (int64_t i0 = 0; i0 < w.d[0]; i0++)
+        for (int64_t i1 = 0; i1 < w.d[1]; i1++)
+            for (int64_t i2 = 0; i2 < w.d[2]; i2++)
+                for (int64_t i3 = 0; i3 < w.d[3]; i3++, k++)
+                    y[k] = f(a[bwalk_off(&w, 0, i0, i1, i2, i3)], b[bwalk_off(&w, 1, i0, i1, i2, i3)]);
+}
+
+/* dy * df/da (or df/db) at the output's shape; in: dy, a, b. */
+static void k_binary_grad(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot)
+{
+    (void)slot;
+    const loom_attr *at = &x->node->attr;
+    const cpu_binary_body *body = &cpu_binary[at->fwd];
+    float (*df)(float, float) = at->side ? body->db : body->da;
+    float *y = out;
+    const float *dy = in[0], *a = in[1], *b = in[2];
+    bwalk w;
+    bwalk_init(&w, x->node, 2, x->in + 1);
+    int64_t k = 0;
+    for (int64_t i0 = 0; i0 < w.d[0]; i0++)
+        for (int64_t i1 = 0; i1 < w.d[1]; i1++)
+            for (int64_t i2 = 0; i2 < w.d[2]; i2++)
+                for (int64_t i3 = 0; i3 < w.d[3]; i3++, k++)
+                    y[k] = dy[k] * df(a[bwalk_off(&w, 0, i0, i1, i2, i3)], b[bwalk_off(&w, 1, i0, i1, i2, i3)]);
+}
+
+static void k_where(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot)
+{
+    (void)slot;
+    float *y = out;
+    const float *c = in[0], *a = in[1], *b = in[2];
+    bwalk w;
+    bwalk_init(&w, x->node, 3, x->in);
+    int64_t k = 0;
+    for (int64_t i0 = 0; i0 < w.d[0]; i0++)
+        for (int64_t i1 = 0; i1 < w.d[1]; i1++)
+            for (int64_t i2 = 0; i2 < w.d[2]; i2++)
+                for (int64_t i3 = 0; i3 < w.d[3]; i3++, k++)
+                    y[k] = c[bwalk_off(&w, 0, i0, i1, i2, i3)] != 0.0f ? a[bwalk_off(&w, 1, i0, i1, i2, i3)]
+                                                                        : b[bwalk_off(&w, 2, i0, i1, i2, i3)];
+}
+
+/* Between f32 views and i32: to the nearest integer, saturating, NaN to 0. */
+static void k_cast(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot)
+{
+    (void)slot;
+    int from_int = x->in[0]->node->dtype == LOOM_I32, to_int = x->node->dtype == LOOM_I32;
+    int64_t n = x->node->numel;
+    if (from_int && !to_int) {
+        const int32_t *a = in[0];
+        float *y = out;
+        for (int64_t i = 0; i < n; i++)
+            y[i] = (float)a[i];
+    } else if (!from_int && to_int) {
+        const float *a = in[0];
+        int32_t *y = out;
+        for (int64_t i = 0; i < n; i++) {
+            float v = nearbyintf(a[i]);
+            y[i] = v != v ? 0 : v >= 2147483647.0f ? INT32_MAX : v <= -2147483648.0f ? INT32_MIN : (int32_t)v;
+        }
+    } else if (out != in[0]) {
+        memmove(out, in[0], (size_t)n * 4);
     }
 }
 
-static void binary(const loom_exec_node *x, float *y, const float *a, const float *b)
+/* ---- GEMM ----------------------------------------------------------------------- */
+
+static void k_matmul(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot)
 {
-    const loom_node *o = x->out->node, *na = x->in[0]->node, *nb = x->in[1]->node;
-    loom_op op = x->node->op;
-    if (na->numel == o->numel && nb->numel == o->numel) {
-        for (int64_t i = 0; i < o->numel; i++)
-            y[i] = binop(op, a[i], b[i]);
+    (void)slot;
+    const loom_node *nd = x->node, *na = x->in[0]->node, *nb = x->in[1]->node;
+    int m = (int)nd->shape[0], n = (int)nd->shape[1];
+    int k = (int)(nd->attr.ta ? na->shape[0] : na->shape[1]);
+    float *y = out;
+    float beta = 0.0f;
+    if (nd->attr.bias) {
+        /* C starts as the bias in every row; the GEMM adds onto it */
+        const float *bias = in[2];
+        for (int r = 0; r < m; r++)
+            memcpy(y + (int64_t)r * n, bias, (size_t)n * sizeof *y);
+        beta = 1.0f;
+    }
+    cblas_sgemm(CblasRowMajor, nd->attr.ta ? CblasTrans : CblasNoTrans, nd->attr.tb ? CblasTrans : CblasNoTrans, m,
+                n, k, 1.0f, in[0], (int)na->shape[1], in[1], (int)nb->shape[1], beta, y, n);
+    if (nd->attr.act != LOOM_OP_NONE)
+        cpu_unary[nd->attr.act].f(y, y, nd->numel, nd->attr.p1, nd->attr.p2);
+}
+
+/* ---- layout ---------------------------------------------------------------------- */
+
+static void k_gather(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot)
+{
+    (void)slot;
+    const loom_node *nd = x->node;
+    if (x->def->code == LOOM_GATHER_COPY) {
+        if (out != in[0])
+            memmove(out, in[0], (size_t)nd->numel * 4);
         return;
     }
-    int64_t d[4], sa[4], sb[4];
-    loom_shape4(o->ndim, o->shape, d);
-    loom_bstrides(na->ndim, na->shape, d, sa);
-    loom_bstrides(nb->ndim, nb->shape, d, sb);
+    int64_t d[4], st[4];
+    loom_gather_strides(x->def->code, x->in[0]->node, nd, d, st);
+    uint32_t *y = out;
+    const uint32_t *a = in[0];
     int64_t k = 0;
     for (int64_t i0 = 0; i0 < d[0]; i0++)
         for (int64_t i1 = 0; i1 < d[1]; i1++)
             for (int64_t i2 = 0; i2 < d[2]; i2++) {
-                const float *pa = a + i0 * sa[0] + i1 * sa[1] + i2 * sa[2];
-                const float *pb = b + i0 * sb[0] + i1 * sb[1] + i2 * sb[2];
+                const uint32_t *pa = a + i0 * st[0] + i1 * st[1] + i2 * st[2];
                 for (int64_t i3 = 0; i3 < d[3]; i3++)
-                    y[k++] = binop(op, pa[i3 * sa[3]], pb[i3 * sb[3]]);
+                    y[k++] = pa[i3 * st[3]];
             }
 }
 
-static float gelu(float x)
-{
-    return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
-}
+/* ---- along an axis ------------------------------------------------------------------ */
 
-static float gelu_grad(float x)
+static void k_softmax(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot)
 {
-    float cdf = 0.5f * (1.0f + erff(x * 0.70710678118654752f));
-    float pdf = expf(-0.5f * x * x) * 0.39894228040143268f;
-    return cdf + x * pdf;
-}
-
-static void unary(loom_op op, float alpha, int64_t n, float *y, const float *a)
-{
-    switch (op) {
-    case LOOM_OP_SCALE: for (int64_t i = 0; i < n; i++) y[i] = alpha * a[i]; break;
-    case LOOM_OP_RELU: for (int64_t i = 0; i < n; i++) y[i] = a[i] > 0.0f ? a[i] : 0.0f; break;
-    case LOOM_OP_SIGMOID: for (int64_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + expf(-a[i])); break;
-    case LOOM_OP_TANH: for (int64_t i = 0; i < n; i++) y[i] = tanhf(a[i]); break;
-    case LOOM_OP_GELU: for (int64_t i = 0; i < n; i++) y[i] = gelu(a[i]); break;
-    case LOOM_OP_EXP: for (int64_t i = 0; i < n; i++) y[i] = expf(a[i]); break;
-    case LOOM_OP_LOG: for (int64_t i = 0; i < n; i++) y[i] = logf(a[i]); break;
-    case LOOM_OP_SQUARE: for (int64_t i = 0; i < n; i++) y[i] = a[i] * a[i]; break;
-    default: break;
-    }
-}
-
-static void unary_grad(loom_op op, int64_t n, float *y, const float *dy, const float *v)
-{
-    switch (op) {
-    case LOOM_OP_RELU_GRAD: for (int64_t i = 0; i < n; i++) y[i] = v[i] > 0.0f ? dy[i] : 0.0f; break;
-    case LOOM_OP_SIGMOID_GRAD: for (int64_t i = 0; i < n; i++) y[i] = dy[i] * v[i] * (1.0f - v[i]); break;
-    case LOOM_OP_TANH_GRAD: for (int64_t i = 0; i < n; i++) y[i] = dy[i] * (1.0f - v[i] * v[i]); break;
-    case LOOM_OP_GELU_GRAD: for (int64_t i = 0; i < n; i++) y[i] = dy[i] * gelu_grad(v[i]); break;
-    default: break;
-    }
-}
-
-static void softmax_rows(loom_op op, int64_t rows, int64_t c, float *y, const float *a)
-{
-    for (int64_t r = 0; r < rows; r++) {
-        const float *x = a + r * c;
-        float *o = y + r * c;
-        float m = x[0];
-        for (int64_t j = 1; j < c; j++)
-            m = x[j] > m ? x[j] : m;
-        double s = 0;
-        for (int64_t j = 0; j < c; j++)
-            s += exp((double)(x[j] - m));
-        if (op == LOOM_OP_SOFTMAX) {
-            for (int64_t j = 0; j < c; j++)
-                o[j] = (float)(exp((double)(x[j] - m)) / s);
-        } else {
-            float lse = m + (float)log(s);
-            for (int64_t j = 0; j < c; j++)
-                o[j] = x[j] - lse;
+    (void)slot;
+    loom_axis_split sp = loom_axis_split_of(x->node, x->node->attr.axis);
+    int is_log = x->def->code == LOOM_SOFTMAX_LOG;
+    const float *a = in[0];
+    float *y = out;
+    for (int64_t o = 0; o < sp.outer; o++)
+        for (int64_t i = 0; i < sp.inner; i++) {
+            const float *r = a + o * sp.n * sp.inner + i;
+            float *w = y + o * sp.n * sp.inner + i;
+            float m = r[0];
+            for (int64_t j = 1; j < sp.n; j++)
+                m = r[j * sp.inner] > m ? r[j * sp.inner] : m;
+            double s = 0;
+            for (int64_t j = 0; j < sp.n; j++)
+                s += exp((double)(r[j * sp.inner] - m));
+            if (!is_log) {
+                for (int64_t j = 0; j < sp.n; j++)
+                    w[j * sp.inner] = (float)(exp((double)(r[j * sp.inner] - m)) / s);
+            } else {
+                float lse = m + (float)log(s);
+                for (int64_t j = 0; j < sp.n; j++)
+                    w[j * sp.inner] = r[j * sp.inner] - lse;
+            }
         }
-    }
 }
 
-static void softmax_grad_rows(loom_op op, int64_t rows, int64_t c, float *y, const float *dy, const float *v)
+static void k_softmax_grad(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot)
 {
-    for (int64_t r = 0; r < rows; r++) {
-        const float *d = dy + r * c, *s = v + r * c;
-        float *o = y + r * c;
-        double acc = 0;
-        if (op == LOOM_OP_SOFTMAX_GRAD) {
-            for (int64_t j = 0; j < c; j++)
-                acc += (double)d[j] * s[j];
-            for (int64_t j = 0; j < c; j++)
-                o[j] = s[j] * (d[j] - (float)acc);
-        } else {
-            for (int64_t j = 0; j < c; j++)
-                acc += d[j];
-            for (int64_t j = 0; j < c; j++)
-                o[j] = d[j] - expf(s[j]) * (float)acc;
+    (void)slot;
+    loom_axis_split sp = loom_axis_split_of(x->node, x->node->attr.axis);
+    int is_log = x->def->code == LOOM_SOFTMAX_LOG;
+    const float *dy = in[0], *v = in[1];
+    float *y = out;
+    for (int64_t o = 0; o < sp.outer; o++)
+        for (int64_t i = 0; i < sp.inner; i++) {
+            int64_t base = o * sp.n * sp.inner + i;
+            const float *d = dy + base, *s = v + base;
+            float *w = y + base;
+            double acc = 0;
+            for (int64_t j = 0; j < sp.n; j++)
+                acc += is_log ? (double)d[j * sp.inner] : (double)d[j * sp.inner] * s[j * sp.inner];
+            for (int64_t j = 0; j < sp.n; j++) {
+                int64_t t = j * sp.inner;
+                w[t] = is_log ? d[t] - expf(s[t]) * (float)acc : s[t] * (d[t] - (float)acc);
+            }
         }
-    }
 }
 
-/* out (rshape, in the input's rank) = alpha * sum of the input over the
- * dims where rshape is 1 and the input is not. */
-static void reduce_sum(const loom_exec_node *x, float *y, const float *a)
+/* out (rshape, in the input's rank) = alpha * the sum, max or min of the
+ * input over the dims where rshape is 1 and the input is not. */
+static void k_reduce(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot)
 {
+    (void)slot;
     const loom_node *ni = x->in[0]->node, *nd = x->node;
+    int code = x->def->code;
+    const float *a = in[0];
+    float *y = out;
+    if (code != LOOM_REDUCE_SUM) {
+        loom_axis_split sp = loom_axis_split_of(ni, nd->attr.axis);
+        for (int64_t o = 0; o < sp.outer; o++)
+            for (int64_t i = 0; i < sp.inner; i++) {
+                const float *r = a + o * sp.n * sp.inner + i;
+                float m = r[0];
+                for (int64_t j = 1; j < sp.n; j++) {
+                    float v = r[j * sp.inner];
+                    m = (code == LOOM_REDUCE_MAX ? v > m : v < m) ? v : m;
+                }
+                y[o * sp.inner + i] = m;
+            }
+        return;
+    }
     int64_t d[4], so[4];
     loom_shape4(ni->ndim, ni->shape, d);
     loom_bstrides(nd->attr.rdim, nd->attr.rshape, d, so);
@@ -142,59 +261,59 @@ static void reduce_sum(const loom_exec_node *x, float *y, const float *a)
         y[i] *= nd->attr.alpha;
 }
 
-static void expand(const loom_exec_node *x, float *y, const float *a)
+/* The first arg-max (arg-min) along the axis of one slice. */
+static int64_t arg_of(const float *r, int64_t n, int64_t stride, int code)
 {
-    const loom_node *o = x->node;
-    int64_t d[4], sa[4];
-    loom_shape4(o->ndim, o->shape, d);
-    loom_bstrides(o->attr.rdim, o->attr.rshape, d, sa);
-    int64_t k = 0;
-    for (int64_t i0 = 0; i0 < d[0]; i0++)
-        for (int64_t i1 = 0; i1 < d[1]; i1++)
-            for (int64_t i2 = 0; i2 < d[2]; i2++) {
-                const float *pa = a + i0 * sa[0] + i1 * sa[1] + i2 * sa[2];
-                for (int64_t i3 = 0; i3 < d[3]; i3++)
-                    y[k++] = pa[i3 * sa[3]];
-            }
+    int64_t best = 0;
+    for (int64_t j = 1; j < n; j++) {
+        float v = r[j * stride], b = r[best * stride];
+        if (code == LOOM_ARG_MAX ? v > b : v < b)
+            best = j;
+    }
+    return best;
 }
 
-static void transpose(const loom_exec_node *x, uint32_t *y, const uint32_t *a)
+static void k_arg_reduce(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot)
 {
-    int64_t d[4], st[4];
-    loom_transpose_strides(x->in[0]->node, x->node, d, st);
-    int64_t k = 0;
-    for (int64_t i0 = 0; i0 < d[0]; i0++)
-        for (int64_t i1 = 0; i1 < d[1]; i1++)
-            for (int64_t i2 = 0; i2 < d[2]; i2++)
-                for (int64_t i3 = 0; i3 < d[3]; i3++)
-                    y[k++] = a[i0 * st[0] + i1 * st[1] + i2 * st[2] + i3 * st[3]];
+    (void)slot;
+    loom_axis_split sp = loom_axis_split_of(x->in[0]->node, x->node->attr.axis);
+    const float *a = in[0];
+    int32_t *y = out;
+    for (int64_t o = 0; o < sp.outer; o++)
+        for (int64_t i = 0; i < sp.inner; i++)
+            y[o * sp.inner + i] = (int32_t)arg_of(a + o * sp.n * sp.inner + i, sp.n, sp.inner, x->def->code);
 }
 
-static void argmax(const loom_exec_node *x, int32_t *y, const float *a)
+/* in: dy (the reduced shape), x. dx = dy at each slice's arg, 0 elsewhere. */
+static void k_arg_grad(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot)
 {
-    const loom_node *ni = x->in[0]->node;
-    int ax = x->node->attr.axis;
-    int64_t outer = 1, inner = 1, n = ni->shape[ax];
-    for (int i = 0; i < ax; i++)
-        outer *= ni->shape[i];
-    for (int i = ax + 1; i < ni->ndim; i++)
-        inner *= ni->shape[i];
-    for (int64_t o = 0; o < outer; o++)
-        for (int64_t in = 0; in < inner; in++) {
-            const float *p = a + o * n * inner + in;
-            int32_t best = 0;
-            for (int64_t j = 1; j < n; j++)
-                if (p[j * inner] > p[best * inner])
-                    best = (int32_t)j;
-            y[o * inner + in] = best;
+    (void)slot;
+    loom_axis_split sp = loom_axis_split_of(x->node, x->node->attr.axis);
+    const float *dy = in[0], *a = in[1];
+    float *y = out;
+    memset(y, 0, (size_t)x->node->numel * sizeof *y);
+    for (int64_t o = 0; o < sp.outer; o++)
+        for (int64_t i = 0; i < sp.inner; i++) {
+            int64_t base = o * sp.n * sp.inner + i;
+            int64_t j = arg_of(a + base, sp.n, sp.inner, x->def->code);
+            y[base + j * sp.inner] = dy[o * sp.inner + i];
         }
 }
 
-static void sparse_xent(const loom_exec_node *x, float *y, const float *z, const int32_t *lab)
+/* ---- losses ------------------------------------------------------------------------ */
+
+static void k_xent(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot)
 {
+    (void)slot;
+    const float *z = in[0];
+    const int32_t *lab = in[1];
     int64_t n = x->in[0]->node->shape[0], c = x->in[0]->node->shape[1];
     double total = 0;
     for (int64_t r = 0; r < n; r++) {
+        if (lab[r] < 0 || lab[r] >= c) {
+            total = NAN; /* a label from the state that nothing checked */
+            break;
+        }
         const float *row = z + r * c;
         float m = row[0];
         for (int64_t j = 1; j < c; j++)
@@ -204,55 +323,106 @@ static void sparse_xent(const loom_exec_node *x, float *y, const float *z, const
             s += exp((double)(row[j] - m));
         total += (double)m + log(s) - (double)row[lab[r]];
     }
-    y[0] = (float)(total / (double)n);
+    ((float *)out)[0] = (float)(total / (double)n);
 }
 
-static void sparse_xent_grad(const loom_exec_node *x, float *y, const float *dl, const float *z, const int32_t *lab)
+static void k_xent_grad(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot)
 {
+    (void)slot;
+    const float *dl = in[0], *z = in[1];
+    const int32_t *lab = in[2];
+    float *y = out;
     int64_t n = x->in[1]->node->shape[0], c = x->in[1]->node->shape[1];
     float scale = dl[0] / (float)n;
-    softmax_rows(LOOM_OP_SOFTMAX, n, c, y, z);
     for (int64_t r = 0; r < n; r++) {
-        y[r * c + lab[r]] -= 1.0f;
+        const float *row = z + r * c;
+        float *o = y + r * c;
+        if (lab[r] < 0 || lab[r] >= c) {
+            for (int64_t j = 0; j < c; j++)
+                o[j] = NAN;
+            continue;
+        }
+        float m = row[0];
+        for (int64_t j = 1; j < c; j++)
+            m = row[j] > m ? row[j] : m;
+        double s = 0;
         for (int64_t j = 0; j < c; j++)
-            y[r * c + j] *= scale;
+            s += exp((double)(row[j] - m));
+        for (int64_t j = 0; j < c; j++)
+            o[j] = (float)(exp((double)(row[j] - m)) / s);
+        o[lab[r]] -= 1.0f;
+        for (int64_t j = 0; j < c; j++)
+            o[j] *= scale;
     }
 }
 
-static void dropout(const loom_exec_node *x, float *y, const float *a, const loom_run_args *args)
+static void k_dropout(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot)
 {
     const loom_attr *at = &x->node->attr;
     float keep = 1.0f / (1.0f - at->alpha);
-    for (int64_t i = 0; i < x->node->numel; i++) {
-        float u = loom_rng_uniform(at->seed, at->salt, (uint32_t)args->step, (uint32_t)i);
-        y[i] = u >= at->alpha ? a[i] * keep : 0.0f;
-    }
+    const float *a = in[0];
+    float *y = out;
+    for (int64_t i = 0; i < x->node->numel; i++)
+        y[i] = loom_rng_element(slot->h0, (uint32_t)i) >= at->alpha ? a[i] * keep : 0.0f;
 }
 
-static float clip_scale(const loom_exec_node *x, void *const *in)
+static void k_sumsq(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot)
+{
+    (void)slot;
+    double s = 0;
+    for (int k = 0; k < x->nin; k++) {
+        const float *a = in[k];
+        for (int64_t i = 0; i < x->in[k]->node->numel; i++)
+            s += (double)a[i] * a[i];
+    }
+    ((float *)out)[0] = (float)s;
+}
+
+static void k_run_value(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot)
+{
+    (void)x, (void)in;
+    ((float *)out)[0] = slot->loss_scale;
+}
+
+/* ---- optimizer updates ------------------------------------------------------------- */
+
+/* The factor every gradient is multiplied by (unscaling, clipping), or 0
+ * when the step is skipped (a loss-scaled gradient that is not finite). */
+static float grad_factor(const loom_exec_node *x, void *const *in, const loom_run_slot *slot, int *skip)
 {
     const loom_attr *at = &x->node->attr;
+    float u = slot->inv_scale;
+    *skip = 0;
     if (!at->clip)
-        return 1.0f;
-    float norm = sqrtf(((const float *)in[x->nin - 1])[0]);
-    return norm > at->clip_norm ? at->clip_norm / norm : 1.0f;
+        return u;
+    float ss = ((const float *)in[x->nin - 1])[0];
+    if (at->skip_nonfinite && !isfinite(ss)) {
+        *skip = 1;
+        return 0;
+    }
+    float norm = sqrtf(ss) * u;
+    return at->clip_norm > 0 && norm > at->clip_norm ? u * at->clip_norm / norm : u;
 }
 
-static float penalized(const loom_attr *at, float g, float p, float clip)
+static float penalized(const loom_attr *at, float g, float p, float factor)
 {
     float s = p > 0.0f ? 1.0f : p < 0.0f ? -1.0f : 0.0f;
-    return g * clip + 2.0f * at->l2 * p + at->l1 * s;
+    return g * factor + 2.0f * at->l2 * p + at->l1 * s;
 }
 
-static void sgd_update(const loom_exec_node *x, void *const *in, const loom_run_args *args)
+static void k_sgd(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot)
 {
+    (void)out;
     const loom_attr *at = &x->node->attr;
     float *p = in[0];
     const float *g = in[1];
     float *v = at->momentum != 0.0f ? in[2] : NULL;
-    float clip = clip_scale(x, in), lr = args->lr, mu = at->momentum;
+    int skip;
+    float f = grad_factor(x, in, slot, &skip), lr = slot->lr, mu = at->momentum;
+    if (skip)
+        return;
     for (int64_t i = 0; i < x->in[0]->node->numel; i++) {
-        float gi = penalized(at, g[i], p[i], clip);
+        float gi = penalized(at, g[i], p[i], f);
         if (!v) {
             p[i] -= lr * gi;
         } else {
@@ -262,15 +432,18 @@ static void sgd_update(const loom_exec_node *x, void *const *in, const loom_run_
     }
 }
 
-static void adam_update(const loom_exec_node *x, void *const *in, const loom_run_args *args)
+static void k_adam(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot)
 {
+    (void)out;
     const loom_attr *at = &x->node->attr;
     float *p = in[0], *m = in[2], *v = in[3];
     const float *g = in[1];
-    float clip = clip_scale(x, in), lr = args->lr;
-    float alpha = loom_adam_step_size(at, lr, args->step);
+    int skip;
+    float f = grad_factor(x, in, slot, &skip), lr = slot->lr, alpha = slot->alpha;
+    if (skip)
+        return;
     for (int64_t i = 0; i < x->in[0]->node->numel; i++) {
-        float gi = penalized(at, g[i], p[i], clip);
+        float gi = penalized(at, g[i], p[i], f);
         if (at->weight_decay != 0.0f)
             p[i] -= lr * at->weight_decay * p[i];
         m[i] += (gi - m[i]) * (1.0f - at->beta1);
@@ -279,71 +452,51 @@ static void adam_update(const loom_exec_node *x, void *const *in, const loom_run
     }
 }
 
-void loom_cpu_exec(const loom_exec_node *x, void *out, void *const *in, const loom_run_args *args)
+static void k_ema(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot)
 {
-    const loom_node *nd = x->node;
-    float *y = out;
-    switch (nd->op) {
-    case LOOM_OP_MATMUL: {
-        const loom_node *na = x->in[0]->node, *nb = x->in[1]->node;
-        int m = (int)nd->shape[0], n = (int)nd->shape[1];
-        int k = (int)(nd->attr.ta ? na->shape[0] : na->shape[1]);
-        cblas_sgemm(CblasRowMajor, nd->attr.ta ? CblasTrans : CblasNoTrans, nd->attr.tb ? CblasTrans : CblasNoTrans,
-                    m, n, k, 1.0f, in[0], (int)na->shape[1], in[1], (int)nb->shape[1], 0.0f, y, n);
-        break;
-    }
-    case LOOM_OP_ADD: case LOOM_OP_SUB: case LOOM_OP_MUL: case LOOM_OP_DIV:
-        binary(x, y, in[0], in[1]);
-        break;
-    case LOOM_OP_SCALE: case LOOM_OP_RELU: case LOOM_OP_SIGMOID: case LOOM_OP_TANH:
-    case LOOM_OP_GELU: case LOOM_OP_EXP: case LOOM_OP_LOG: case LOOM_OP_SQUARE:
-        unary(nd->op, nd->attr.alpha, nd->numel, y, in[0]);
-        break;
-    case LOOM_OP_COPY:
-        if (out != in[0])
-            memmove(out, in[0], (size_t)nd->numel * loom_dtype_size(nd->dtype));
-        break;
-    case LOOM_OP_RELU_GRAD: case LOOM_OP_SIGMOID_GRAD: case LOOM_OP_TANH_GRAD: case LOOM_OP_GELU_GRAD:
-        unary_grad(nd->op, nd->numel, y, in[0], in[1]);
-        break;
-    case LOOM_OP_SOFTMAX: case LOOM_OP_LOG_SOFTMAX: {
-        int64_t c = nd->shape[nd->ndim - 1];
-        softmax_rows(nd->op, nd->numel / c, c, y, in[0]);
-        break;
-    }
-    case LOOM_OP_SOFTMAX_GRAD: case LOOM_OP_LOG_SOFTMAX_GRAD: {
-        int64_t c = nd->shape[nd->ndim - 1];
-        softmax_grad_rows(nd->op, nd->numel / c, c, y, in[0], in[1]);
-        break;
-    }
-    case LOOM_OP_REDUCE_SUM: reduce_sum(x, y, in[0]); break;
-    case LOOM_OP_EXPAND: expand(x, y, in[0]); break;
-    case LOOM_OP_TRANSPOSE: transpose(x, out, in[0]); break;
-    case LOOM_OP_ARGMAX: argmax(x, out, in[0]); break;
-    case LOOM_OP_SPARSE_XENT: sparse_xent(x, y, in[0], in[1]); break;
-    case LOOM_OP_SPARSE_XENT_GRAD: sparse_xent_grad(x, y, in[0], in[1], in[2]); break;
-    case LOOM_OP_DROPOUT: dropout(x, y, in[0], args); break;
-    case LOOM_OP_SUMSQ: {
-        double s = 0;
-        for (int k = 0; k < x->nin; k++) {
-            const float *a = in[k];
-            for (int64_t i = 0; i < x->in[k]->node->numel; i++)
-                s += (double)a[i] * a[i];
-        }
-        y[0] = (float)s;
-        break;
-    }
-    case LOOM_OP_SGD_UPDATE: sgd_update(x, in, args); break;
-    case LOOM_OP_ADAM_UPDATE: adam_update(x, in, args); break;
-    case LOOM_OP_EMA_UPDATE: {
-        float *e = in[0];
-        const float *p = in[1];
-        float d = loom_ema_decay(&nd->attr, args->step);
-        for (int64_t i = 0; i < x->in[0]->node->numel; i++)
-            e[i] = d * e[i] + (1.0f - d) * p[i];
-        break;
-    }
-    default:
-        break;
+    (void)out;
+    float *e = in[0];
+    const float *p = in[1];
+    float d = slot->decay;
+    for (int64_t i = 0; i < x->in[0]->node->numel; i++)
+        e[i] = d * e[i] + (1.0f - d) * p[i];
+}
+
+const cpu_kernel cpu_kernels[LOOM_FAM_COUNT] = {
+    [LOOM_FAM_UNARY] = k_unary,
+    [LOOM_FAM_UNARY_GRAD] = k_unary_grad,
+    [LOOM_FAM_BINARY] = k_binary,
+    [LOOM_FAM_BINARY_GRAD] = k_binary_grad,
+    [LOOM_FAM_WHERE] = k_where,
+    [LOOM_FAM_CAST] = k_cast,
+    [LOOM_FAM_MATMUL] = k_matmul,
+    [LOOM_FAM_GATHER] = k_gather,
+    [LOOM_FAM_SOFTMAX] = k_softmax,
+    [LOOM_FAM_SOFTMAX_GRAD] = k_softmax_grad,
+    [LOOM_FAM_REDUCE] = k_reduce,
+    [LOOM_FAM_ARG_REDUCE] = k_arg_reduce,
+    [LOOM_FAM_ARG_GRAD] = k_arg_grad,
+    [LOOM_FAM_XENT] = k_xent,
+    [LOOM_FAM_XENT_GRAD] = k_xent_grad,
+    [LOOM_FAM_DROPOUT] = k_dropout,
+    [LOOM_FAM_SUMSQ] = k_sumsq,
+    [LOOM_FAM_RUN_VALUE] = k_run_value,
+    [LOOM_FAM_SGD] = k_sgd,
+    [LOOM_FAM_ADAM] = k_adam,
+    [LOOM_FAM_EMA] = k_ema,
+};
+
+int loom_cpu_has_kernel(loom_op op, loom_dtype dt)
+{
+    const loom_op_def *def = loom_op_def_of(op);
+    if (!cpu_kernels[def->family])
+        return 0;
+    /* every float dtype is widened to f32 and i32 passes through */
+    if (!loom_dtype_is_float(dt) && dt != LOOM_I32)
+        return 0;
+    switch (def->family) {
+    case LOOM_FAM_UNARY: return cpu_unary[op].f != NULL;
+    case LOOM_FAM_BINARY: return cpu_binary[op].f != NULL;
+    default: return 1;
     }
 }

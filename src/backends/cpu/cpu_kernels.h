@@ -1,10 +1,35 @@
-/* The CPU reference kernels: plain C loops (OpenBLAS for GEMM). */
+/* The CPU reference kernels: plain C loops (OpenBLAS for GEMM), one per
+ * op family, computing in f32 (half-precision tensors are widened before
+ * and narrowed after, cpu_backend.c). */
 #ifndef LOOM_CPU_KERNELS_H
 #define LOOM_CPU_KERNELS_H
 
 #include "../../core/backend.h"
 
-/* Runs one node; data pointers are resolved by the caller. */
-void loom_cpu_exec(const loom_exec_node *x, void *out, void *const *in, const loom_run_args *args);
+/* Element-wise bodies (cpu_ew.c), indexed by op. */
+typedef struct cpu_unary_body {
+    void (*f)(float *y, const float *x, int64_t n, float p1, float p2);
+    /* dy * f'(v), v the input or the output as the op's table entry says */
+    void (*d)(float *y, const float *dy, const float *v, int64_t n, float p1, float p2);
+} cpu_unary_body;
+
+typedef struct cpu_binary_body {
+    float (*f)(float a, float b);
+    float (*da)(float a, float b); /* d f / d a; NULL when composed or not differentiable */
+    float (*db)(float a, float b);
+} cpu_binary_body;
+
+extern const cpu_unary_body cpu_unary[LOOM_OP_COUNT];
+extern const cpu_binary_body cpu_binary[LOOM_OP_COUNT];
+
+/* One node: out and in are f32 views of every float tensor (i32 tensors as
+ * they are); slot is the node's run slot or NULL. */
+typedef void (*cpu_kernel)(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot);
+
+/* The kernel of each family; NULL: the CPU has none. */
+extern const cpu_kernel cpu_kernels[LOOM_FAM_COUNT];
+
+/* 1 if the CPU backend has a kernel for op in dtype. */
+int loom_cpu_has_kernel(loom_op op, loom_dtype dt);
 
 #endif

@@ -1,6 +1,8 @@
 /*
- * Push-constant structs of every Vulkan kernel, declared once for both C
- * (src/backends/vulkan/) and GLSL (the .comp files beside it).
+ * Push-constant structs of every Vulkan kernel and the per-run slot, each
+ * declared once for C (core and src/backends/), GLSL (shaders/glsl) and
+ * OpenCL C (shaders/opencl, which receives the run slot as a kernel
+ * argument).
  *
  * Every member is a 32-bit scalar or an array of them, so the C layout and
  * the std430 layout GLSL gives a push-constant block agree member by member;
@@ -10,12 +12,18 @@
 #ifndef LOOM_PUSH_H
 #define LOOM_PUSH_H
 
-#ifdef GL_core_profile
+#if defined(GL_core_profile)
 #define LU32 uint
 #define LI32 int
 #define LF32 float
 #define LOOM_PUSH_BEGIN(name) struct name {
 #define LOOM_PUSH_END(name) };
+#elif defined(__OPENCL_VERSION__)
+#define LU32 uint
+#define LI32 int
+#define LF32 float
+#define LOOM_PUSH_BEGIN(name) typedef struct name {
+#define LOOM_PUSH_END(name) } name;
 #else
 #include <stdint.h>
 #define LU32 uint32_t
@@ -120,17 +128,22 @@ LOOM_PUSH_BEGIN(loom_pc_custom)
     LU32 n[9];
 LOOM_PUSH_END(loom_pc_custom)
 
-/* Values that change from run to run, written by the host before each
- * submit into a small host-visible buffer: one slot per node that needs
- * them. */
+/* Values that change from run to run, computed once per run in core
+ * (src/core/program.c) for every node whose op consumes them, and handed to
+ * every backend: the CPU reads them, Vulkan copies them into a small
+ * host-visible buffer before each submit, OpenCL passes them as an argument. */
 LOOM_PUSH_BEGIN(loom_run_slot)
-    LF32 lr;
-    LF32 alpha;    /* Adam: lr sqrt(1 - b2^t) / (1 - b1^t), in double on the host */
-    LF32 decay;    /* EMA: 0 at step 1, else the decay */
-    LU32 step;
+    LF32 lr;         /* this update's learning rate */
+    LF32 alpha;      /* Adam: lr sqrt(1 - b2^t) / (1 - b1^t), in double on the host */
+    LF32 decay;      /* EMA: 0 at step 1, else the decay */
+    LU32 step;       /* 1-based number of this optimizer update */
+    LF32 loss_scale; /* the loss scale (1 without scaling) */
+    LF32 inv_scale;  /* 1 / loss_scale: gradients are unscaled by it */
+    LU32 h0;         /* dropout: loom_rng_h0(seed, salt, step) */
+    LU32 pad;
 LOOM_PUSH_END(loom_run_slot)
 
-#ifndef GL_core_profile
+#if !defined(GL_core_profile) && !defined(__OPENCL_VERSION__)
 _Static_assert(sizeof(loom_pc_gemm) == 32, "loom_pc_gemm layout");
 _Static_assert(sizeof(loom_pc_bcast) == 56, "loom_pc_bcast layout");
 _Static_assert(sizeof(loom_pc_unary) == 8, "loom_pc_unary layout");
@@ -140,7 +153,7 @@ _Static_assert(sizeof(loom_pc_argmax) == 12, "loom_pc_argmax layout");
 _Static_assert(sizeof(loom_pc_dropout) == 24, "loom_pc_dropout layout");
 _Static_assert(sizeof(loom_pc_sumsq) == 36, "loom_pc_sumsq layout");
 _Static_assert(sizeof(loom_pc_update) == 48, "loom_pc_update layout");
-_Static_assert(sizeof(loom_run_slot) == 16, "loom_run_slot layout");
+_Static_assert(sizeof(loom_run_slot) == 32, "loom_run_slot layout");
 _Static_assert(sizeof(loom_pc_custom) == 36, "loom_pc_custom layout");
 #endif
 

@@ -1,0 +1,198 @@
+/* The op table: what every op is, once. */
+#include "op_table.h"
+#include "autodiff.h"
+#include "backend.h"
+
+#include <string.h>
+
+/* ---- costs (FLOPs from shapes; see include/loom.h, profiling) ------------ */
+
+static double numel_of(const loom_exec_tensor *t)
+{
+    return (double)t->node->numel;
+}
+
+static double cost_matmul(const loom_exec_node *x)
+{
+    const loom_node *nd = x->node, *a = x->in[0]->node;
+    double k = (double)(nd->attr.ta ? a->shape[0] : a->shape[1]);
+    double f = 2.0 * (double)nd->shape[0] * (double)nd->shape[1] * k;
+    if (nd->attr.bias)
+        f += (double)nd->numel;
+    if (nd->attr.act != LOOM_OP_NONE)
+        f += (double)loom_op_def_of((loom_op)nd->attr.act)->flops * (double)nd->numel;
+    return f;
+}
+
+static double cost_reduce(const loom_exec_node *x)
+{
+    return numel_of(x->in[0]) + (double)x->node->numel; /* the adds, then the scale of each result */
+}
+
+static double cost_inputs(const loom_exec_node *x)
+{
+    return numel_of(x->in[x->nin - 1]);
+}
+
+static double cost_xent(const loom_exec_node *x)
+{
+    const loom_node *lg = x->in[0]->node;
+    return 4.0 * (double)lg->numel + (double)lg->shape[0];
+}
+
+static double cost_sumsq(const loom_exec_node *x)
+{
+    double f = 0;
+    for (int k = 0; k < x->nin; k++)
+        f += 2.0 * numel_of(x->in[k]);
+    return f;
+}
+
+static double cost_sgd(const loom_exec_node *x)
+{
+    const loom_attr *a = &x->node->attr;
+    double e = 2 + (a->momentum != 0 ? 2 : 0) + (a->nesterov ? 2 : 0) + (a->l2 != 0 ? 2 : 0) + (a->l1 != 0 ? 2 : 0) +
+               (a->clip ? 1 : 0);
+    return e * numel_of(x->in[0]);
+}
+
+static double cost_adam(const loom_exec_node *x)
+{
+    const loom_attr *a = &x->node->attr;
+    return (12 + (a->weight_decay != 0 ? 2 : 0) + (a->l2 != 0 ? 2 : 0) + (a->l1 != 0 ? 2 : 0) + (a->clip ? 1 : 0)) *
+           numel_of(x->in[0]);
+}
+
+static double cost_ema(const loom_exec_node *x)
+{
+    return 3 * numel_of(x->in[0]);
+}
+
+/* ---- the table -------------------------------------------------------------- */
+
+#define FROM_X_FLAG_ 0
+#define FROM_Y_FLAG_ LOOM_OPF_FROM_Y
+#define UNARY_DEF_(nm, ID, fl, from, np)                                                                     \
+    [LOOM_OP_##ID] = {.name = #nm, .family = LOOM_FAM_UNARY, .arity = 1, .shape = LOOM_SHAPE_SAME,            \
+                      .flags = LOOM_OPF_INPLACE | from##_FLAG_, .flops = fl, .grad = loom_grad_unary,         \
+                      .unary_params = np},
+#define UNARY0_(nm, ID, fl, from) UNARY_DEF_(nm, ID, fl, from, 0)
+#define UNARY1_(nm, ID, fl, from, p) UNARY_DEF_(nm, ID, fl, from, 1)
+#define UNARY2_(nm, ID, fl, from, p, q) UNARY_DEF_(nm, ID, fl, from, 2)
+
+#define GRAD_ADD_ loom_grad_add
+#define GRAD_SUB_ loom_grad_sub
+#define GRAD_MUL_ loom_grad_mul
+#define GRAD_DIV_ loom_grad_div
+#define GRAD_KERNEL_ loom_grad_binary
+#define GRAD_NONE_ NULL
+#define FLAGS_ADD_ 0
+#define FLAGS_SUB_ 0
+#define FLAGS_MUL_ 0
+#define FLAGS_DIV_ 0
+#define FLAGS_KERNEL_ 0
+#define FLAGS_NONE_ LOOM_OPF_NONDIFF
+#define BINARY_(nm, ID, fl, gr)                                                                              \
+    [LOOM_OP_##ID] = {.name = #nm, .family = LOOM_FAM_BINARY, .arity = 2, .shape = LOOM_SHAPE_BROADCAST,      \
+                      .flags = LOOM_OPF_INPLACE | FLAGS_##gr##_, .flops = fl, .grad = GRAD_##gr##_},
+
+/* The gradient ops are not differentiated again. */
+#define GRADIENT_OP_ LOOM_OPF_NO_GRAD
+
+const loom_op_def loom_op_defs[LOOM_OP_COUNT] = {
+    [LOOM_OP_NONE] = {.name = "none"},
+    [LOOM_OP_INPUT] = {.name = "input", .family = LOOM_FAM_LEAF},
+    [LOOM_OP_PARAM] = {.name = "param", .family = LOOM_FAM_LEAF},
+    [LOOM_OP_CONST] = {.name = "const", .family = LOOM_FAM_LEAF},
+
+    LOOM_UNARY_OPS(UNARY0_)
+    LOOM_UNARY1_OPS(UNARY1_)
+    LOOM_UNARY2_OPS(UNARY2_)
+    LOOM_BINARY_OPS(BINARY_)
+
+    [LOOM_OP_UNARY_GRAD] = {.name = "unary_grad", .family = LOOM_FAM_UNARY_GRAD, .arity = 2,
+                            .shape = LOOM_SHAPE_SAME, .flags = LOOM_OPF_INPLACE | GRADIENT_OP_, .flops = 2},
+    [LOOM_OP_BINARY_GRAD] = {.name = "binary_grad", .family = LOOM_FAM_BINARY_GRAD, .arity = 3,
+                             .shape = LOOM_SHAPE_BROADCAST, .flags = GRADIENT_OP_, .flops = 3},
+    [LOOM_OP_WHERE] = {.name = "where", .family = LOOM_FAM_WHERE, .arity = 3, .shape = LOOM_SHAPE_BROADCAST,
+                       .flags = LOOM_OPF_INPLACE, .flops = 1, .grad = loom_grad_where},
+    [LOOM_OP_CAST] = {.name = "cast", .family = LOOM_FAM_CAST, .arity = 1, .shape = LOOM_SHAPE_SAME, .flops = 1,
+                      .grad = loom_grad_cast},
+
+    [LOOM_OP_MATMUL] = {.name = "matmul", .family = LOOM_FAM_MATMUL, .arity = -1, .cost = cost_matmul,
+                        .grad = loom_grad_matmul},
+
+    [LOOM_OP_COPY] = {.name = "reshape", .family = LOOM_FAM_GATHER, .code = LOOM_GATHER_COPY, .arity = 1,
+                      .flags = LOOM_OPF_INPLACE, .grad = loom_grad_reshape},
+    [LOOM_OP_EXPAND] = {.name = "expand", .family = LOOM_FAM_GATHER, .code = LOOM_GATHER_EXPAND, .arity = 1,
+                        .grad = loom_grad_expand},
+    [LOOM_OP_TRANSPOSE] = {.name = "transpose", .family = LOOM_FAM_GATHER, .code = LOOM_GATHER_TRANSPOSE,
+                           .arity = 1, .grad = loom_grad_transpose},
+
+    /* max, subtract, exp, sum, divide or log */
+    [LOOM_OP_SOFTMAX] = {.name = "softmax", .family = LOOM_FAM_SOFTMAX, .code = LOOM_SOFTMAX_PLAIN, .arity = 1,
+                         .shape = LOOM_SHAPE_SAME, .flops = 5, .grad = loom_grad_softmax},
+    [LOOM_OP_LOG_SOFTMAX] = {.name = "log_softmax", .family = LOOM_FAM_SOFTMAX, .code = LOOM_SOFTMAX_LOG,
+                             .arity = 1, .shape = LOOM_SHAPE_SAME, .flops = 5, .grad = loom_grad_softmax},
+    [LOOM_OP_SOFTMAX_GRAD] = {.name = "softmax_grad", .family = LOOM_FAM_SOFTMAX_GRAD,
+                              .code = LOOM_SOFTMAX_PLAIN, .arity = 2, .shape = LOOM_SHAPE_SAME, .flops = 4,
+                              .flags = GRADIENT_OP_},
+    [LOOM_OP_LOG_SOFTMAX_GRAD] = {.name = "log_softmax_grad", .family = LOOM_FAM_SOFTMAX_GRAD,
+                                  .code = LOOM_SOFTMAX_LOG, .arity = 2, .shape = LOOM_SHAPE_SAME, .flops = 4,
+                                  .flags = GRADIENT_OP_},
+
+    [LOOM_OP_REDUCE_SUM] = {.name = "reduce_sum", .family = LOOM_FAM_REDUCE, .code = LOOM_REDUCE_SUM, .arity = 1,
+                            .cost = cost_reduce, .grad = loom_grad_reduce_sum},
+    [LOOM_OP_REDUCE_MAX] = {.name = "reduce_max", .family = LOOM_FAM_REDUCE, .code = LOOM_REDUCE_MAX, .arity = 1,
+                            .cost = cost_inputs, .grad = loom_grad_reduce_arg},
+    [LOOM_OP_REDUCE_MIN] = {.name = "reduce_min", .family = LOOM_FAM_REDUCE, .code = LOOM_REDUCE_MIN, .arity = 1,
+                            .cost = cost_inputs, .grad = loom_grad_reduce_arg},
+    [LOOM_OP_REDUCE_MAX_GRAD] = {.name = "reduce_max_grad", .family = LOOM_FAM_ARG_GRAD, .code = LOOM_ARG_MAX,
+                                 .arity = 2, .cost = cost_inputs, .flags = GRADIENT_OP_},
+    [LOOM_OP_REDUCE_MIN_GRAD] = {.name = "reduce_min_grad", .family = LOOM_FAM_ARG_GRAD, .code = LOOM_ARG_MIN,
+                                 .arity = 2, .cost = cost_inputs, .flags = GRADIENT_OP_},
+    [LOOM_OP_ARGMAX] = {.name = "argmax", .family = LOOM_FAM_ARG_REDUCE, .code = LOOM_ARG_MAX, .arity = 1,
+                        .cost = cost_inputs, .flags = LOOM_OPF_NONDIFF},
+    [LOOM_OP_ARGMIN] = {.name = "argmin", .family = LOOM_FAM_ARG_REDUCE, .code = LOOM_ARG_MIN, .arity = 1,
+                        .cost = cost_inputs, .flags = LOOM_OPF_NONDIFF},
+
+    [LOOM_OP_SPARSE_XENT] = {.name = "sparse_cross_entropy", .family = LOOM_FAM_XENT, .arity = 2,
+                             .flags = LOOM_OPF_LABELS, .cost = cost_xent, .grad = loom_grad_xent},
+    [LOOM_OP_SPARSE_XENT_GRAD] = {.name = "sparse_cross_entropy_grad", .family = LOOM_FAM_XENT_GRAD, .arity = 3,
+                                  .flags = LOOM_OPF_LABELS | GRADIENT_OP_, .flops = 5},
+
+    [LOOM_OP_DROPOUT] = {.name = "dropout", .family = LOOM_FAM_DROPOUT, .arity = 1, .shape = LOOM_SHAPE_SAME,
+                         .flags = LOOM_OPF_INPLACE, .runvals = LOOM_RUN_DROPOUT, .flops = 1,
+                         .grad = loom_grad_dropout},
+
+    [LOOM_OP_SUMSQ] = {.name = "sumsq", .family = LOOM_FAM_SUMSQ, .arity = -1, .cost = cost_sumsq,
+                       .flags = LOOM_OPF_NO_GRAD},
+    [LOOM_OP_LOSS_SCALE] = {.name = "loss_scale", .family = LOOM_FAM_RUN_VALUE, .arity = 0,
+                            .flags = LOOM_OPF_NONDIFF, .runvals = LOOM_RUN_SCALE},
+
+    [LOOM_OP_SGD_UPDATE] = {.name = "sgd_update", .family = LOOM_FAM_SGD, .arity = -1, .cost = cost_sgd,
+                            .flags = LOOM_OPF_UPDATE | LOOM_OPF_NO_GRAD, .writes = 0x5,
+                            .runvals = LOOM_RUN_STEP | LOOM_RUN_SCALE},
+    [LOOM_OP_ADAM_UPDATE] = {.name = "adam_update", .family = LOOM_FAM_ADAM, .arity = -1, .cost = cost_adam,
+                             .flags = LOOM_OPF_UPDATE | LOOM_OPF_NO_GRAD, .writes = 0xd,
+                             .runvals = LOOM_RUN_STEP | LOOM_RUN_ADAM | LOOM_RUN_SCALE},
+    [LOOM_OP_EMA_UPDATE] = {.name = "ema_update", .family = LOOM_FAM_EMA, .arity = 2, .cost = cost_ema,
+                            .flags = LOOM_OPF_UPDATE | LOOM_OPF_NO_GRAD, .writes = 0x1, .runvals = LOOM_RUN_EMA},
+
+    [LOOM_OP_CUSTOM] = {.name = "custom", .family = LOOM_FAM_CUSTOM, .arity = -1, .flags = LOOM_OPF_NO_GRAD,
+                        .gpu_reason = "users' GLSL runs on Vulkan only"},
+};
+
+const char *loom_op_name(loom_op op)
+{
+    const char *n = (unsigned)op < LOOM_OP_COUNT ? loom_op_defs[op].name : NULL;
+    return n ? n : "?";
+}
+
+loom_op loom_op_by_name(const char *name)
+{
+    for (int op = 1; op < LOOM_OP_COUNT; op++)
+        if (loom_op_defs[op].name && !strcmp(loom_op_defs[op].name, name))
+            return (loom_op)op;
+    return LOOM_OP_NONE;
+}
