@@ -59,15 +59,29 @@ LOOM_PUSH_BEGIN(loom_pc_bcast)
     LU32 sb[4];
 LOOM_PUSH_END(loom_pc_bcast)
 
+/* Element-wise unary ops and their gradients (and casts: n only). */
 LOOM_PUSH_BEGIN(loom_pc_unary)
     LU32 n;
-    LF32 alpha;
+    LF32 p1;
+    LF32 p2;
 LOOM_PUSH_END(loom_pc_unary)
 
-/* Row-wise kernels (softmax family, cross-entropy): rows of cols elements. */
+/* where: the output as in loom_pc_bcast, three operands. */
+LOOM_PUSH_BEGIN(loom_pc_where)
+    LU32 n;
+    LU32 d[4];
+    LU32 sc[4];
+    LU32 sa[4];
+    LU32 sb[4];
+LOOM_PUSH_END(loom_pc_where)
+
+/* Row-wise kernels (softmax family, cross-entropy): rows of cols elements,
+ * each inner apart (row r starts at (r / inner) * cols * inner + r % inner);
+ * inner is 1 for the last axis. */
 LOOM_PUSH_BEGIN(loom_pc_rows)
     LU32 rows;
     LU32 cols;
+    LU32 inner;
 LOOM_PUSH_END(loom_pc_rows)
 
 /* out[j] = alpha * sum of the input over the reduced dims. The input is
@@ -90,12 +104,16 @@ LOOM_PUSH_END(loom_pc_argmax)
 
 LOOM_PUSH_BEGIN(loom_pc_dropout)
     LU32 n;
-    LU32 seed;
-    LU32 salt;
-    LU32 slot;     /* index into the run slots: the step */
+    LU32 slot;     /* index into the run slots: h0 */
     LF32 rate;
     LF32 keep;     /* 1 / (1 - rate), computed on the host as the CPU does */
 LOOM_PUSH_END(loom_pc_dropout)
+
+/* A kernel that reads one run slot only (the loss scale). */
+LOOM_PUSH_BEGIN(loom_pc_slot)
+    LU32 n;
+    LU32 slot;
+LOOM_PUSH_END(loom_pc_slot)
 
 #define LOOM_SUMSQ_MAX_IN 8
 /* One dispatch sums the squares of up to 8 inputs; accumulate adds the
@@ -110,7 +128,8 @@ LOOM_PUSH_END(loom_pc_sumsq)
 LOOM_PUSH_BEGIN(loom_pc_update)
     LU32 n;
     LU32 slot;
-    LU32 clip;
+    LU32 clip;     /* the sumsq scalar is bound */
+    LU32 skip_nonfinite;
     LU32 nesterov;
     LF32 clip_norm;
     LF32 beta1;
@@ -146,13 +165,15 @@ LOOM_PUSH_END(loom_run_slot)
 #if !defined(GL_core_profile) && !defined(__OPENCL_VERSION__)
 _Static_assert(sizeof(loom_pc_gemm) == 32, "loom_pc_gemm layout");
 _Static_assert(sizeof(loom_pc_bcast) == 56, "loom_pc_bcast layout");
-_Static_assert(sizeof(loom_pc_unary) == 8, "loom_pc_unary layout");
-_Static_assert(sizeof(loom_pc_rows) == 8, "loom_pc_rows layout");
+_Static_assert(sizeof(loom_pc_unary) == 12, "loom_pc_unary layout");
+_Static_assert(sizeof(loom_pc_where) == 68, "loom_pc_where layout");
+_Static_assert(sizeof(loom_pc_rows) == 12, "loom_pc_rows layout");
+_Static_assert(sizeof(loom_pc_slot) == 8, "loom_pc_slot layout");
 _Static_assert(sizeof(loom_pc_reduce) == 60, "loom_pc_reduce layout");
 _Static_assert(sizeof(loom_pc_argmax) == 12, "loom_pc_argmax layout");
-_Static_assert(sizeof(loom_pc_dropout) == 24, "loom_pc_dropout layout");
+_Static_assert(sizeof(loom_pc_dropout) == 16, "loom_pc_dropout layout");
 _Static_assert(sizeof(loom_pc_sumsq) == 36, "loom_pc_sumsq layout");
-_Static_assert(sizeof(loom_pc_update) == 48, "loom_pc_update layout");
+_Static_assert(sizeof(loom_pc_update) == 52, "loom_pc_update layout");
 _Static_assert(sizeof(loom_run_slot) == 32, "loom_run_slot layout");
 _Static_assert(sizeof(loom_pc_custom) == 36, "loom_pc_custom layout");
 #endif

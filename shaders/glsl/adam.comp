@@ -21,10 +21,13 @@ void main()
     uint i = flat_gid();
     if (i >= p.n)
         return;
-    float clip = clip_scale(p.clip != 0u ? sumsq[0] : 0.0);
+    bool skip;
+    float f = grad_factor(p.clip != 0u ? sumsq[0] : 0.0, run[p.slot].inv_scale, skip);
+    if (skip)
+        return;
     float lr = run[p.slot].lr, alpha = run[p.slot].alpha;
     float wi = w[i];
-    float gi = penalized(g[i], wi, clip);
+    float gi = penalized(g[i], wi, f);
     if (p.weight_decay != 0.0)
         wi -= lr * p.weight_decay * wi;
     float mi = m[i] + (gi - m[i]) * (1.0 - p.beta1);

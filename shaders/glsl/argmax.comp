@@ -1,11 +1,14 @@
 #version 450
-// Index of the largest value along one axis, first on ties: one
-// invocation per (outer, inner) pair.
+// Index of the largest (CODE LOOM_ARG_MAX) or smallest value along one
+// axis, first on ties: one invocation per (outer, inner) pair.
 #include "common.glsl"
+#include "codes.h"
+#include "dtype.glsl"
 
 layout(local_size_x = 256) in;
+layout(constant_id = 0) const uint CODE = LOOM_ARG_MAX;
 
-layout(set = 0, binding = 0, std430) readonly buffer BufX { float x[]; };
+layout(set = 0, binding = 0, std430) readonly buffer BufX { TS x[]; };
 layout(set = 0, binding = 1, std430) writeonly buffer BufY { int y[]; };
 layout(push_constant) uniform Push { loom_pc_argmax p; };
 
@@ -16,11 +19,11 @@ void main()
         return;
     uint o = i / p.inner, in_ = i % p.inner;
     uint base = o * p.n * p.inner + in_;
-    float best = x[base];
+    float best = TLOAD(x[base]);
     int bi = 0;
     for (uint j = 1; j < p.n; j++) {
-        float v = x[base + j * p.inner];
-        if (v > best) {
+        float v = TLOAD(x[base + j * p.inner]);
+        if (CODE == LOOM_ARG_MAX ? v > best : v < best) {
             best = v;
             bi = int(j);
         }

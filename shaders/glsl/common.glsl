@@ -32,11 +32,10 @@ uint loom_rng_hash(uint x)
     return x;
 }
 
-float loom_rng_uniform(uint seed, uint salt, uint step, uint i)
+// loom_rng_element: element i of the mask whose run part is h0.
+float loom_rng_element(uint h0, uint i)
 {
-    uint h = loom_rng_hash(seed ^ loom_rng_hash(salt * 0x9e3779b9u + loom_rng_hash(step)));
-    h = loom_rng_hash(h ^ i);
-    return float(h >> 8) * (1.0 / 16777216.0);
+    return float(loom_rng_hash(h0 ^ i) >> 8) * (1.0 / 16777216.0);
 }
 
 // Rank-4 offset of flat index i over dims d with strides s.

@@ -1,9 +1,23 @@
 #version 450
-// SGEMM for GPUs: BM x BN tiles of C per workgroup, A and B staged through
+// GEMM for GPUs: BM x BN tiles of C per workgroup, A and B staged through
 // shared memory BK deep, a TM x TN register block per invocation. Any
 // transposes (through the strides), any sizes (loads outside the matrices
-// read zero, stores outside are skipped).
+// read zero, stores outside are skipped). One variant per dtype: the
+// operands are stored in it, the products accumulate in f32 (with
+// LOOM_F16_ARITH, on devices with shaderFloat16, the tiles are held and
+// multiplied in f16, the sums still in f32).
 #include "common.glsl"
+#include "dtype.glsl"
+#if defined(LOOM_F16_ARITH)
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#define TILE float16_t
+#define TILE_OF(v) (v)
+#define MULT(x, y) float((x) * (y))
+#else
+#define TILE float
+#define TILE_OF(v) TLOAD(v)
+#define MULT(x, y) ((x) * (y))
+#endif
 
 #define BM 64
 #define BN 64
@@ -15,14 +29,14 @@
 
 layout(local_size_x = WX, local_size_y = WY) in;
 
-layout(set = 0, binding = 0, std430) readonly buffer BufA { float a[]; };
-layout(set = 0, binding = 1, std430) readonly buffer BufB { float b[]; };
-layout(set = 0, binding = 2, std430) writeonly buffer BufC { float c[]; };
-layout(set = 0, binding = 3, std430) readonly buffer BufBias { float bias[]; };
+layout(set = 0, binding = 0, std430) readonly buffer BufA { TS a[]; };
+layout(set = 0, binding = 1, std430) readonly buffer BufB { TS b[]; };
+layout(set = 0, binding = 2, std430) writeonly buffer BufC { TS c[]; };
+layout(set = 0, binding = 3, std430) readonly buffer BufBias { TS bias[]; };
 layout(push_constant) uniform Push { loom_pc_gemm p; };
 
-shared float As[BK][BM];
-shared float Bs[BK][BN];
+shared TILE As[BK][BM];
+shared TILE Bs[BK][BN];
 
 void main()
 {
@@ -38,24 +52,24 @@ void main()
             uint e = t + r * WX * WY;
             uint row = e / BK, kk = e % BK;
             uint gm = m0 + row, gk = k0 + kk;
-            As[kk][row] = (gm < p.m && gk < p.k) ? a[gm * p.sam + gk * p.sak] : 0.0;
+            As[kk][row] = (gm < p.m && gk < p.k) ? TILE_OF(a[gm * p.sam + gk * p.sak]) : TILE(0.0);
         }
         [[unroll]] for (uint r = 0; r < BN * BK / (WX * WY); r++) {
             uint e = t + r * WX * WY;
             uint kk = e / BN, col = e % BN;
             uint gn = n0 + col, gk = k0 + kk;
-            Bs[kk][col] = (gn < p.n && gk < p.k) ? b[gk * p.sbk + gn * p.sbn] : 0.0;
+            Bs[kk][col] = (gn < p.n && gk < p.k) ? TILE_OF(b[gk * p.sbk + gn * p.sbn]) : TILE(0.0);
         }
         barrier();
         [[unroll]] for (uint kk = 0; kk < BK; kk++) {
-            float av[TM], bv[TN];
+            TILE av[TM], bv[TN];
             [[unroll]] for (uint i = 0; i < TM; i++)
                 av[i] = As[kk][ty + i * WY];
             [[unroll]] for (uint j = 0; j < TN; j++)
                 bv[j] = Bs[kk][tx + j * WX];
             [[unroll]] for (uint i = 0; i < TM; i++)
                 [[unroll]] for (uint j = 0; j < TN; j++)
-                    acc[i][j] += av[i] * bv[j];
+                    acc[i][j] += MULT(av[i], bv[j]);
         }
         barrier();
     }
@@ -64,7 +78,7 @@ void main()
         [[unroll]] for (uint j = 0; j < TN; j++) {
             uint gn = n0 + tx + j * WX;
             if (gm < p.m && gn < p.n)
-                c[gm * p.n + gn] = acc[i][j] + (p.has_bias != 0u ? bias[gn] : 0.0);
+                c[gm * p.n + gn] = TSTORE(acc[i][j] + (p.has_bias != 0u ? TLOAD(bias[gn]) : 0.0));
         }
     }
 }

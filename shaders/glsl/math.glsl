@@ -35,4 +35,33 @@ float loom_gelu_grad(float x)
     return cdf + x * pdf;
 }
 
+// log(1 + x) without losing the digits of a small x.
+float loom_log1p(float x)
+{
+    float u = 1.0 + x;
+    return u == 1.0 ? x : log(u) * (x / (u - 1.0));
+}
+
+// exp(x) - 1 without losing the digits of a small x.
+float loom_expm1(float x)
+{
+    float u = exp(x);
+    if (u == 1.0)
+        return x;
+    float um1 = u - 1.0;
+    return um1 == -1.0 ? -1.0 : um1 * x / log(u);
+}
+
+// a^b as C's powf for a >= 0 (GLSL's pow is undefined for a < 0 and
+// imprecise at a = 0): integral b of a negative a keeps its sign.
+float loom_pow(float a, float b)
+{
+    if (a == 0.0)
+        return b > 0.0 ? 0.0 : b == 0.0 ? 1.0 : uintBitsToFloat(0x7f800000u);
+    float r = exp2(b * log2(abs(a)));
+    if (a < 0.0)
+        return floor(b) == b ? (mod(b, 2.0) == 1.0 ? -r : r) : uintBitsToFloat(0x7fc00000u);
+    return r;
+}
+
 #endif

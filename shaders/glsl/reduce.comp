@@ -1,16 +1,20 @@
 #version 450
-// out[j] = alpha * sum of the input over the elements that broadcast onto
-// j (LOOM_OP_REDUCE_SUM). PER_THREAD = 1: one invocation per output (few
-// elements meet in each); 0: one workgroup per output.
+// out[j] = alpha * the sum (CODE LOOM_REDUCE_SUM), or the max or min, of
+// the input over the elements that meet in j. PER_THREAD = 1: one
+// invocation per output (few elements meet in each); 0: one workgroup per
+// output.
 #include "common.glsl"
+#include "codes.h"
+#include "dtype.glsl"
 #define WG 64
 #include "wgreduce.glsl"
 
 layout(local_size_x = WG) in;
 layout(constant_id = 0) const uint PER_THREAD = 0;
+layout(constant_id = 1) const uint CODE = LOOM_REDUCE_SUM;
 
-layout(set = 0, binding = 0, std430) readonly buffer BufX { float x[]; };
-layout(set = 0, binding = 1, std430) writeonly buffer BufY { float y[]; };
+layout(set = 0, binding = 0, std430) readonly buffer BufX { TS x[]; };
+layout(set = 0, binding = 1, std430) writeonly buffer BufY { TS y[]; };
 layout(push_constant) uniform Push { loom_pc_reduce p; };
 
 // Input offset of the t-th element (in input order) that meets in output j.
@@ -33,25 +37,35 @@ uint element(uint j, uint t)
     return off;
 }
 
+float start()
+{
+    return CODE == LOOM_REDUCE_SUM ? 0.0 : CODE == LOOM_REDUCE_MAX ? NEG_INF : -NEG_INF;
+}
+
+float combine(float s, float v)
+{
+    return CODE == LOOM_REDUCE_SUM ? s + v : CODE == LOOM_REDUCE_MAX ? max(s, v) : min(s, v);
+}
+
 void main()
 {
     if (PER_THREAD != 0) {
         uint j = flat_gid();
         if (j >= p.on)
             return;
-        float s = 0.0;
+        float s = start();
         for (uint t = 0; t < p.rn; t++)
-            s += x[element(j, t)];
-        y[j] = s * p.alpha;
+            s = combine(s, TLOAD(x[element(j, t)]));
+        y[j] = TSTORE(CODE == LOOM_REDUCE_SUM ? s * p.alpha : s);
     } else {
         uint j = flat_group();
         if (j >= p.on)
             return;
-        float s = 0.0;
+        float s = start();
         for (uint t = gl_LocalInvocationIndex; t < p.rn; t += WG)
-            s += x[element(j, t)];
-        s = wg_sum(s);
+            s = combine(s, TLOAD(x[element(j, t)]));
+        s = CODE == LOOM_REDUCE_SUM ? wg_sum(s) : CODE == LOOM_REDUCE_MAX ? wg_max(s) : -wg_max(-s);
         if (gl_LocalInvocationIndex == 0)
-            y[j] = s * p.alpha;
+            y[j] = TSTORE(CODE == LOOM_REDUCE_SUM ? s * p.alpha : s);
     }
 }

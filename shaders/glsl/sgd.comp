@@ -21,9 +21,12 @@ void main()
     uint i = flat_gid();
     if (i >= p.n)
         return;
-    float clip = clip_scale(p.clip != 0u ? sumsq[0] : 0.0);
+    bool skip;
+    float f = grad_factor(p.clip != 0u ? sumsq[0] : 0.0, run[p.slot].inv_scale, skip);
+    if (skip)
+        return;
     float lr = run[p.slot].lr;
-    float gi = penalized(g[i], w[i], clip);
+    float gi = penalized(g[i], w[i], f);
     if (MOMENTUM == 0) {
         w[i] -= lr * gi;
     } else {

@@ -1,6 +1,9 @@
 #version 450
-// Softmax and log-softmax over the last axis: one workgroup per row.
+// Softmax and log-softmax along an axis: a row is the axis at one (outer,
+// inner) position, its elements inner apart. One workgroup per row, or one
+// invocation per row.
 #include "common.glsl"
+#include "dtype.glsl"
 #define WG 64
 #include "wgreduce.glsl"
 
@@ -10,8 +13,10 @@ layout(constant_id = 0) const uint LOG = 0;
 // workgroup barrier is costly); 0: one workgroup per row.
 layout(constant_id = 1) const uint PER_THREAD = 0;
 
-layout(set = 0, binding = 0, std430) readonly buffer BufX { float x[]; };
-layout(set = 0, binding = 1, std430) writeonly buffer BufY { float y[]; };
+layout(set = 0, binding = 0, std430) readonly buffer BufX { TS x_[]; };
+layout(set = 0, binding = 1, std430) writeonly buffer BufY { TS y_[]; };
+#define X(j) TLOAD(x_[base + (j) * p.inner])
+#define Y(j, v) y_[base + (j) * p.inner] = TSTORE(v)
 layout(push_constant) uniform Push { loom_pc_rows p; };
 
 void row_alone()
@@ -19,16 +24,16 @@ void row_alone()
     uint row = flat_gid();
     if (row >= p.rows)
         return;
-    uint base = row * p.cols;
+    uint base = (row / p.inner) * p.cols * p.inner + row % p.inner;
     float m = NEG_INF;
     for (uint j = 0; j < p.cols; j++)
-        m = max(m, x[base + j]);
+        m = max(m, X(j));
     float s = 0.0;
     for (uint j = 0; j < p.cols; j++)
-        s += exp(x[base + j] - m);
+        s += exp(X(j) - m);
     float lse = m + log(s);
     for (uint j = 0; j < p.cols; j++)
-        y[base + j] = LOG != 0 ? x[base + j] - lse : exp(x[base + j] - m) / s;
+        Y(j, LOG != 0 ? X(j) - lse : exp(X(j) - m) / s);
 }
 
 void main()
@@ -40,22 +45,22 @@ void main()
     uint row = flat_group();
     if (row >= p.rows)
         return; // uniform over the workgroup
-    uint base = row * p.cols;
+    uint base = (row / p.inner) * p.cols * p.inner + row % p.inner;
     uint l = gl_LocalInvocationIndex;
     float m = NEG_INF;
     for (uint j = l; j < p.cols; j += WG)
-        m = max(m, x[base + j]);
+        m = max(m, X(j));
     m = wg_max(m);
     float s = 0.0;
     for (uint j = l; j < p.cols; j += WG)
-        s += exp(x[base + j] - m);
+        s += exp(X(j) - m);
     s = wg_sum(s);
     if (LOG != 0) {
         float lse = m + log(s);
         for (uint j = l; j < p.cols; j += WG)
-            y[base + j] = x[base + j] - lse;
+            Y(j, X(j) - lse);
     } else {
         for (uint j = l; j < p.cols; j += WG)
-            y[base + j] = exp(x[base + j] - m) / s;
+            Y(j, exp(X(j) - m) / s);
     }
 }

@@ -1,14 +1,17 @@
 #version 450
 // Sparse cross-entropy, forward: mean over rows of
-// logsumexp(z[r]) - z[r, label[r]]. One workgroup; each invocation walks
-// whole rows, then the workgroup sums.
+// logsumexp(z[r]) - z[r, label[r]] (f32 whatever the logits' dtype; NaN
+// for a label outside [0, C)). One workgroup; each invocation walks whole
+// rows, then the workgroup sums.
 #include "common.glsl"
+#include "dtype.glsl"
 #define WG 256
 #include "wgreduce.glsl"
 
 layout(local_size_x = WG) in;
 
-layout(set = 0, binding = 0, std430) readonly buffer BufZ { float z[]; };
+layout(set = 0, binding = 0, std430) readonly buffer BufZ { TS z_[]; };
+#define z(i) TLOAD(z_[i])
 layout(set = 0, binding = 1, std430) readonly buffer BufL { int lab[]; };
 layout(set = 0, binding = 2, std430) writeonly buffer BufY { float y[]; };
 layout(push_constant) uniform Push { loom_pc_rows p; };
@@ -19,13 +22,18 @@ void main()
     float total = 0.0;
     for (uint r = l; r < p.rows; r += WG) {
         uint base = r * p.cols;
-        float m = z[base];
+        int label = lab[r];
+        if (label < 0 || uint(label) >= p.cols) {
+            total += uintBitsToFloat(0x7fc00000u);
+            continue;
+        }
+        float m = z(base);
         for (uint j = 1; j < p.cols; j++)
-            m = max(m, z[base + j]);
+            m = max(m, z(base + j));
         float s = 0.0;
         for (uint j = 0; j < p.cols; j++)
-            s += exp(z[base + j] - m);
-        total += m + log(s) - z[base + uint(lab[r])];
+            s += exp(z(base + j) - m);
+        total += m + log(s) - z(base + uint(label));
     }
     total = wg_sum(total);
     if (l == 0 && p.rows > 0)

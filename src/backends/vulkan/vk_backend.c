@@ -267,7 +267,9 @@ static void fill_info(VkInstance inst, VkPhysicalDevice pd, loom_device_info *d,
     lim->max_push = p->limits.maxPushConstantsSize;
     lim->max_storage_per_stage = p->limits.maxPerStageDescriptorStorageBuffers;
     lim->timestamp_period = p->limits.timestampPeriod;
-    lim->storage16 = s16.storageBuffer16BitAccess != 0;
+    /* Half-precision tensors: 16-bit storage, and 16-bit integers (the
+     * bf16 conversions and 16-bit moves use them once optimized). */
+    lim->storage16 = s16.storageBuffer16BitAccess && f2.features.shaderInt16;
     lim->texel_r32f = (fp.bufferFeatures & VK_FORMAT_FEATURE_UNIFORM_TEXEL_BUFFER_BIT) != 0;
     lim->image_r32f = (fp.bufferFeatures & VK_FORMAT_FEATURE_STORAGE_TEXEL_BUFFER_BIT) != 0;
     lim->calibrated = monotonic_domain(inst, pd);
@@ -289,8 +291,11 @@ static void fill_info(VkInstance inst, VkPhysicalDevice pd, loom_device_info *d,
     d->subgroup_size = sub.subgroupSize;
     d->max_workgroup_size = p->limits.maxComputeWorkGroupInvocations;
     d->shared_memory_bytes = p->limits.maxComputeSharedMemorySize;
-    d->fp16 = f16.shaderFloat16 != 0;
-    d->int8 = f16.shaderInt8 != 0;
+    /* The features struct is core from Vulkan 1.2 on (the instance's
+     * version): older devices are taken to have neither. */
+    int v12 = base.apiVersion >= VK_API_VERSION_1_2;
+    d->fp16 = v12 && f16.shaderFloat16 != 0;
+    d->int8 = v12 && f16.shaderInt8 != 0;
     /* The kernels need a compute queue, 10 storage buffers per stage,
      * 128 bytes of push constants and workgroups of 256 invocations. */
     d->can_run = lim->queue_family != UINT32_MAX && lim->max_storage_per_stage >= VK_MAX_BINDINGS &&
@@ -496,7 +501,18 @@ static loom_status vk_device_open(void *bs, int i, void **bdev)
     uint32_t next = 0;
     if (lim->calibrated)
         exts[next++] = VK_EXT_CALIBRATED_TIMESTAMPS_EXTENSION_NAME;
+    /* Half-precision tensors need 16-bit storage; f16 arithmetic
+     * (gemm_tiled_f16a) needs shaderFloat16: enabled where present. */
+    VkPhysicalDevice16BitStorageFeatures s16 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES,
+                                                .storageBuffer16BitAccess = lim->storage16 ? VK_TRUE : VK_FALSE};
+    VkPhysicalDeviceShaderFloat16Int8Features f16 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES,
+                                                     .pNext = &s16,
+                                                     .shaderFloat16 = d->info->fp16 ? VK_TRUE : VK_FALSE};
+    VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2,
+                                    .pNext = d->info->fp16 ? (void *)&f16 : (void *)&s16};
+    f2.features.shaderInt16 = lim->storage16 ? VK_TRUE : VK_FALSE;
     VkDeviceCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
+                             .pNext = &f2,
                              .queueCreateInfoCount = 1,
                              .pQueueCreateInfos = &qi,
                              .enabledExtensionCount = next,
@@ -562,6 +578,7 @@ const loom_backend_ops loom_vulkan_backend = {
     .buffer_write = vk_buffer_write,
     .buffer_read = vk_buffer_read,
     .supports = vk_supports,
+    .has_kernel = vk_has_kernel,
     .prepare = vk_prepare,
     .run = vk_run,
     .release = vk_release,

@@ -91,7 +91,7 @@ typedef struct vk_shader {
 } vk_shader;
 
 typedef struct vk_pipe {
-    const vk_shader *sh;
+    vk_shader sh;               /* a copy: built-in variants are looked up per use */
     uint32_t spec[VK_MAX_SPEC];
     VkDescriptorSetLayout dsl;
     VkPipelineLayout layout;
@@ -185,10 +185,7 @@ typedef struct vk_prog {
     const loom_exec_program *prog;
     vk_dispatch *disp;
     int ndisp, capdisp;
-    int *slot_of;               /* per node: run slot, or -1 */
-    unsigned char *fused;       /* per node: done by an earlier node's dispatch */
-    int nslots;
-    vk_buf *runbuf;             /* nslots loom_run_slot, host-visible */
+    vk_buf *runbuf;             /* prog->nslots loom_run_slot, host-visible */
     VkDescriptorPool pool;
     VkBufferView *views;
     int nviews, capviews;
@@ -249,9 +246,13 @@ int vk_mkdirs(const char *path);
 
 /* ---- vk_kernels.c ------------------------------------------------------- */
 
-extern const vk_shader vk_sh_gemm_tiled, vk_sh_gemm_texel[3][3];
-/* 1 if the backend has a kernel for this node. */
+/* The GEMM kernels, for tuning: the storage-buffer tiled one (f32) and the
+ * texel one by read path of A and of B (gemm_texel.comp). */
+loom_status vk_gemm_shader(int texel_a, int texel_b, vk_shader *out);
+/* 1 if the backend can run this node on this device. */
 int vk_supports(void *bdev, const loom_exec_node *x);
+/* 1 if the backend carries a kernel for op in dtype (vk_kernels.c). */
+int vk_has_kernel(loom_op op, loom_dtype dt);
 /* Appends the dispatches of one node to the program. */
 loom_status vk_plan_node(vk_prog *p, const loom_exec_node *x);
 /* A new dispatch slot at the end of the program (pipe and grid unset). */

@@ -1,86 +1,75 @@
-/* Each op as dispatches: which shader variant, which tensors at which
- * bindings, the push constants and the grid. Semantics follow
- * src/backends/cpu/cpu_kernels.c exactly. */
+/* Each op family as dispatches: which shader variant (looked up by name in
+ * the build's registry: <family>[_<op>]_<dtype>), which tensors at which
+ * bindings, the push constants and the grid. Semantics follow the CPU
+ * reference (src/backends/cpu/) exactly; nothing here switches on an op. */
 #include "vk_internal.h"
 #include "../common/layout.h"
+#include "../../core/autodiff.h"
 #include "loom_spv.h"
 
+#include <stdio.h>
 #include <string.h>
 
-/* name, code, words, bindings (S storage, T texel), push size, workgroup */
-const vk_shader vk_sh_gemm_tiled = {"gemm_tiled", loom_gemm_tiled_spv, &loom_gemm_tiled_spv_words, "SSSS",
-                                    sizeof(loom_pc_gemm), {16, 16}};
-/* The texel GEMM by read path of A (k-vec4, m-vec4, scalar) and of B
- * (n-vec4, k-vec4, scalar): see gemm_texel.comp. */
-const vk_shader vk_sh_gemm_texel[3][3] = {
-    {{"gemm_texel_kn", loom_gemm_texel_kn_spv, &loom_gemm_texel_kn_spv_words, "TTSS", sizeof(loom_pc_gemm), {8, 8}},
-     {"gemm_texel_kk", loom_gemm_texel_kk_spv, &loom_gemm_texel_kk_spv_words, "TTSS", sizeof(loom_pc_gemm), {8, 8}},
-     {"gemm_texel_ks", loom_gemm_texel_ks_spv, &loom_gemm_texel_ks_spv_words, "TTSS", sizeof(loom_pc_gemm), {8, 8}}},
-    {{"gemm_texel_mn", loom_gemm_texel_mn_spv, &loom_gemm_texel_mn_spv_words, "TTSS", sizeof(loom_pc_gemm), {8, 8}},
-     {"gemm_texel_mk", loom_gemm_texel_mk_spv, &loom_gemm_texel_mk_spv_words, "TTSS", sizeof(loom_pc_gemm), {8, 8}},
-     {"gemm_texel_ms", loom_gemm_texel_ms_spv, &loom_gemm_texel_ms_spv_words, "TTSS", sizeof(loom_pc_gemm), {8, 8}}},
-    {{"gemm_texel_sn", loom_gemm_texel_sn_spv, &loom_gemm_texel_sn_spv_words, "TTSS", sizeof(loom_pc_gemm), {8, 8}},
-     {"gemm_texel_sk", loom_gemm_texel_sk_spv, &loom_gemm_texel_sk_spv_words, "TTSS", sizeof(loom_pc_gemm), {8, 8}},
-     {"gemm_texel_ss", loom_gemm_texel_ss_spv, &loom_gemm_texel_ss_spv_words, "TTSS", sizeof(loom_pc_gemm), {8, 8}}},
-};
-/* C per invocation of gemm_texel (its TM and 4 TN4), and the largest
- * workgroup side; gemm_tiled's tile (BM = BN). */
-#define TEXEL_ROWS 16
-#define TEXEL_COLS 8
-#define TEXEL_WG 8
-#define TILED_TILE 64
+/* ---- variants ------------------------------------------------------------- */
 
-static const vk_shader sh_binary = {"binary", loom_binary_spv, &loom_binary_spv_words, "SSS", sizeof(loom_pc_bcast),
-                                    {256, 1}};
-static const vk_shader sh_gather = {"gather", loom_gather_spv, &loom_gather_spv_words, "SS", sizeof(loom_pc_bcast),
-                                    {256, 1}};
-static const vk_shader sh_unary = {"unary", loom_unary_spv, &loom_unary_spv_words, "SS", sizeof(loom_pc_unary),
-                                   {256, 1}};
-static const vk_shader sh_unary_grad = {"unary_grad", loom_unary_grad_spv, &loom_unary_grad_spv_words, "SSS",
-                                        sizeof(loom_pc_unary), {256, 1}};
-static const vk_shader sh_softmax = {"softmax", loom_softmax_spv, &loom_softmax_spv_words, "SS", sizeof(loom_pc_rows),
-                                     {64, 1}};
-static const vk_shader sh_softmax_grad = {"softmax_grad", loom_softmax_grad_spv, &loom_softmax_grad_spv_words, "SSS",
-                                          sizeof(loom_pc_rows), {64, 1}};
-static const vk_shader sh_xent = {"xent", loom_xent_spv, &loom_xent_spv_words, "SSS", sizeof(loom_pc_rows), {256, 1}};
-static const vk_shader sh_xent_grad = {"xent_grad", loom_xent_grad_spv, &loom_xent_grad_spv_words, "SSSS",
-                                       sizeof(loom_pc_rows), {64, 1}};
-static const vk_shader sh_reduce = {"reduce", loom_reduce_spv, &loom_reduce_spv_words, "SS", sizeof(loom_pc_reduce),
-                                    {64, 1}};
-static const vk_shader sh_argmax = {"argmax", loom_argmax_spv, &loom_argmax_spv_words, "SS", sizeof(loom_pc_argmax),
-                                    {256, 1}};
-static const vk_shader sh_dropout = {"dropout", loom_dropout_spv, &loom_dropout_spv_words, "SSS",
-                                     sizeof(loom_pc_dropout), {256, 1}};
-static const vk_shader sh_sumsq = {"sumsq", loom_sumsq_spv, &loom_sumsq_spv_words, "SSSSSSSSS", sizeof(loom_pc_sumsq),
-                                   {256, 1}};
-static const vk_shader sh_sgd = {"sgd", loom_sgd_spv, &loom_sgd_spv_words, "SSSSS", sizeof(loom_pc_update), {256, 1}};
-static const vk_shader sh_adam = {"adam", loom_adam_spv, &loom_adam_spv_words, "SSSSSS", sizeof(loom_pc_update),
-                                  {256, 1}};
-static const vk_shader sh_ema = {"ema", loom_ema_spv, &loom_ema_spv_words, "SSS", sizeof(loom_pc_update), {256, 1}};
-
-int vk_supports(void *bdev, const loom_exec_node *x)
+static const loom_spv_entry *spv_find(const char *name)
 {
-    (void)bdev;
-    const loom_node *nd = x->node;
-    for (int i = 0; i < x->nin; i++)
-        if (loom_dtype_size(x->in[i]->node->dtype) != 4)
-            return 0;
-    switch (nd->op) {
-    case LOOM_OP_COPY: case LOOM_OP_TRANSPOSE: case LOOM_OP_EXPAND: case LOOM_OP_CUSTOM:
-        return loom_dtype_size(nd->dtype) == 4;
-    case LOOM_OP_ARGMAX:
-        return nd->dtype == LOOM_I32 && x->in[0]->node->dtype == LOOM_F32;
-    case LOOM_OP_SPARSE_XENT: case LOOM_OP_SPARSE_XENT_GRAD:
-        return x->in[x->nin - 1]->node->dtype == LOOM_I32;
-    case LOOM_OP_MATMUL: case LOOM_OP_ADD: case LOOM_OP_SUB: case LOOM_OP_MUL: case LOOM_OP_DIV:
-    case LOOM_OP_SCALE: case LOOM_OP_RELU: case LOOM_OP_SIGMOID: case LOOM_OP_TANH: case LOOM_OP_GELU:
-    case LOOM_OP_EXP: case LOOM_OP_LOG: case LOOM_OP_SQUARE: case LOOM_OP_RELU_GRAD: case LOOM_OP_SIGMOID_GRAD:
-    case LOOM_OP_TANH_GRAD: case LOOM_OP_GELU_GRAD: case LOOM_OP_SOFTMAX: case LOOM_OP_LOG_SOFTMAX:
-    case LOOM_OP_SOFTMAX_GRAD: case LOOM_OP_LOG_SOFTMAX_GRAD: case LOOM_OP_REDUCE_SUM: case LOOM_OP_DROPOUT:
-    case LOOM_OP_SUMSQ: case LOOM_OP_SGD_UPDATE: case LOOM_OP_ADAM_UPDATE: case LOOM_OP_EMA_UPDATE:
-        return nd->side_effect || nd->dtype == LOOM_F32;
-    default:
+    for (int i = 0; i < loom_spv_count; i++)
+        if (!strcmp(loom_spv_registry[i].name, name))
+            return &loom_spv_registry[i];
+    return NULL;
+}
+
+/* A family's shader layout: its bindings (S storage, T texel), its push
+ * constants and its workgroup. */
+typedef struct vk_layout {
+    const char *kinds;
+    uint32_t push_size;
+    uint32_t wg[2];
+} vk_layout;
+
+static int shader_of(const char *name, const vk_layout *l, vk_shader *out)
+{
+    const loom_spv_entry *e = spv_find(name);
+    if (!e)
         return 0;
+    *out = (vk_shader){e->name, e->code, &e->words, l->kinds, l->push_size, {l->wg[0], l->wg[1]}};
+    return 1;
+}
+
+static const char *dt_name(loom_dtype dt)
+{
+    return loom_dtype_name(dt);
+}
+
+/* The variant an exec node needs, by the family's naming rule. */
+static void variant_name(const loom_exec_node *x, char *buf, size_t n)
+{
+    const loom_op_def *def = x->def;
+    const loom_node *nd = x->node;
+    loom_dtype dt = nd->dtype;
+    switch (def->family) {
+    case LOOM_FAM_UNARY:
+    case LOOM_FAM_BINARY:
+        snprintf(buf, n, "%s_%s_%s", def->family == LOOM_FAM_UNARY ? "unary" : "binary", def->name, dt_name(dt));
+        break;
+    case LOOM_FAM_UNARY_GRAD:
+    case LOOM_FAM_BINARY_GRAD:
+        snprintf(buf, n, "%s_%s_%s", def->family == LOOM_FAM_UNARY_GRAD ? "unary_grad" : "binary_grad",
+                 loom_op_name((loom_op)nd->attr.fwd), dt_name(dt));
+        break;
+    case LOOM_FAM_CAST:
+        snprintf(buf, n, "cast_%s_%s", dt_name(x->in[0]->node->dtype), dt_name(dt));
+        break;
+    case LOOM_FAM_ARG_REDUCE:
+    case LOOM_FAM_XENT:
+        /* named after the input (the output is an index or an f32 loss) */
+        snprintf(buf, n, "%s_%s", def->family == LOOM_FAM_XENT ? "xent" : "argmax",
+                 dt_name(x->in[0]->node->dtype));
+        break;
+    default:
+        buf[0] = 0;
+        break;
     }
 }
 
@@ -119,6 +108,12 @@ static vk_bind alias(vk_bind b)
     return b;
 }
 
+/* The run slots' binding, filled in at prepare. */
+static vk_bind run_slots(void)
+{
+    return (vk_bind){VK_NULL_HANDLE, 0, 0, 0, VK_READ};
+}
+
 static int same_memory(const loom_exec_tensor *a, const loom_exec_tensor *b)
 {
     return a->mem.buf == b->mem.buf && a->mem.offset == b->mem.offset;
@@ -147,18 +142,32 @@ static loom_status grid(vk_prog *p, vk_dispatch *x, uint64_t items, uint32_t wg,
     return LOOM_OK;
 }
 
-static loom_status use_spec(vk_prog *p, vk_dispatch *x, const vk_shader *sh, const uint32_t spec[VK_MAX_SPEC],
-                            const void *push)
+/* Binds the dispatch to variant `name` of layout l with the spec constants
+ * and push constants given. */
+static loom_status use_variant(vk_prog *p, vk_dispatch *x, const char *name, const vk_layout *l,
+                               const uint32_t spec[VK_MAX_SPEC], const void *push)
 {
-    x->push_size = sh->push_size;
-    memcpy(x->push, push, sh->push_size);
-    return vk_pipe_get(p->d, sh, spec, &x->pipe);
+    vk_shader sh;
+    if (!shader_of(name, l, &sh))
+        return loom_fail(p->d->ctx, LOOM_E_UNSUPPORTED, "%s: no Vulkan kernel variant %s (op %s)", p->d->info->spec,
+                         name, loom_op_name(p->prog->nodes[x->node].node->op));
+    x->push_size = l->push_size;
+    memcpy(x->push, push, l->push_size);
+    return vk_pipe_get(p->d, &sh, spec, &x->pipe);
 }
 
-static loom_status use(vk_prog *p, vk_dispatch *x, const vk_shader *sh, uint32_t spec0, const void *push)
+static loom_status use1(vk_prog *p, vk_dispatch *x, const char *name, const vk_layout *l, uint32_t spec0,
+                        const void *push)
 {
     uint32_t spec[VK_MAX_SPEC] = {spec0, 0, 0};
-    return use_spec(p, x, sh, spec, push);
+    return use_variant(p, x, name, l, spec, push);
+}
+
+/* "<base>_<dtype of t>" into buf. */
+static const char *with_dt(char *buf, size_t n, const char *base, const loom_node *t)
+{
+    snprintf(buf, n, "%s_%s", base, dt_name(t->dtype));
+    return buf;
 }
 
 /* The shared index arithmetic, narrowed to the 32-bit push constants. */
@@ -170,10 +179,45 @@ static void bstrides32(int nd, const int64_t *shape, const int64_t out4[4], uint
         st[i] = (uint32_t)s[i];
 }
 
-static int slot(vk_prog *p, const loom_exec_node *x)
+static const vk_layout L_UNARY = {"SS", sizeof(loom_pc_unary), {256, 1}};
+static const vk_layout L_UNARY_GRAD = {"SSS", sizeof(loom_pc_unary), {256, 1}};
+static const vk_layout L_BINARY = {"SSS", sizeof(loom_pc_bcast), {256, 1}};
+static const vk_layout L_BINARY_GRAD = {"SSSS", sizeof(loom_pc_bcast), {256, 1}};
+static const vk_layout L_WHERE = {"SSSS", sizeof(loom_pc_where), {256, 1}};
+static const vk_layout L_GATHER = {"SS", sizeof(loom_pc_bcast), {256, 1}};
+static const vk_layout L_ROWS = {"SS", sizeof(loom_pc_rows), {64, 1}};
+static const vk_layout L_ROWS_GRAD = {"SSS", sizeof(loom_pc_rows), {64, 1}};
+static const vk_layout L_XENT = {"SSS", sizeof(loom_pc_rows), {256, 1}};
+static const vk_layout L_XENT_GRAD = {"SSSS", sizeof(loom_pc_rows), {64, 1}};
+static const vk_layout L_REDUCE = {"SS", sizeof(loom_pc_reduce), {64, 1}};
+static const vk_layout L_ARG = {"SS", sizeof(loom_pc_argmax), {256, 1}};
+static const vk_layout L_ARG_GRAD = {"SSS", sizeof(loom_pc_argmax), {256, 1}};
+static const vk_layout L_DROPOUT = {"SSS", sizeof(loom_pc_dropout), {256, 1}};
+static const vk_layout L_SUMSQ = {"SSSSSSSSS", sizeof(loom_pc_sumsq), {256, 1}};
+static const vk_layout L_SLOT = {"SS", sizeof(loom_pc_slot), {1, 1}};
+static const vk_layout L_SGD = {"SSSSS", sizeof(loom_pc_update), {256, 1}};
+static const vk_layout L_ADAM = {"SSSSSS", sizeof(loom_pc_update), {256, 1}};
+static const vk_layout L_EMA = {"SSS", sizeof(loom_pc_update), {256, 1}};
+static const vk_layout L_GEMM = {"SSSS", sizeof(loom_pc_gemm), {16, 16}};
+static const vk_layout L_GEMM_TEXEL = {"TTSS", sizeof(loom_pc_gemm), {8, 8}};
+
+/* C per invocation of gemm_texel (its TM and 4 TN4), and the largest
+ * workgroup side; gemm_tiled's tile (BM = BN). */
+#define TEXEL_ROWS 16
+#define TEXEL_COLS 8
+#define TEXEL_WG 8
+#define TILED_TILE 64
+
+loom_status vk_gemm_shader(int texel_a, int texel_b, vk_shader *out)
 {
-    p->slot_of[x->index] = p->nslots;
-    return p->nslots++;
+    static const char *const a_paths[3] = {"k", "m", "s"}, *const b_paths[3] = {"n", "k", "s"};
+    char name[32];
+    if (texel_a < 0 || texel_b < 0) {
+        snprintf(name, sizeof name, "gemm_tiled_f32");
+        return shader_of(name, &L_GEMM, out) ? LOOM_OK : LOOM_E_UNSUPPORTED;
+    }
+    snprintf(name, sizeof name, "gemm_texel_%s%s", a_paths[texel_a], b_paths[texel_b]);
+    return shader_of(name, &L_GEMM_TEXEL, out) ? LOOM_OK : LOOM_E_UNSUPPORTED;
 }
 
 /* ---- GEMM ----------------------------------------------------------------- */
@@ -195,36 +239,6 @@ static int operand_vec(const vk_dev *d, const loom_exec_tensor *t, uint32_t cont
     if (contiguous_dim % 4 == 0 && texel_ok(d, t, 4))
         return 4;
     return texel_ok(d, t, 1) ? 1 : 0;
-}
-
-/* How many inputs of the program's nodes are t. */
-static int consumers(const loom_exec_program *prog, const loom_exec_tensor *t)
-{
-    int n = 0;
-    for (int i = 0; i < prog->nnodes; i++)
-        for (int k = 0; k < prog->nodes[i].nin; k++)
-            n += prog->nodes[i].in[k] == t;
-    return n;
-}
-
-/* The node right after a GEMM, if it only adds a row bias to the GEMM's
- * result and nothing else reads that result: the GEMM then writes the sum
- * itself (one dispatch fewer). Returns the bias input's index, or -1. */
-static int bias_after(const vk_prog *p, const loom_exec_node *x)
-{
-    const loom_exec_program *prog = p->prog;
-    if (x->index + 1 >= prog->nnodes || x->out->node->is_output)
-        return -1;
-    const loom_exec_node *a = &prog->nodes[x->index + 1];
-    if (a->node->op != LOOM_OP_ADD || !a->out || a->out->node->numel != x->out->node->numel)
-        return -1;
-    int k = a->in[0] == x->out ? 1 : a->in[1] == x->out ? 0 : -1;
-    if (k < 0 || a->in[k] == x->out || consumers(prog, x->out) != 1)
-        return -1;
-    const loom_node *b = a->in[k]->node;
-    int64_t n = x->out->node->shape[1];
-    int row = (b->ndim == 1 && b->shape[0] == n) || (b->ndim == 2 && b->shape[0] == 1 && b->shape[1] == n);
-    return row && b->dtype == LOOM_F32 ? k : -1;
 }
 
 static loom_status plan_matmul(vk_prog *p, const loom_exec_node *x)
@@ -254,26 +268,29 @@ static loom_status plan_matmul(vk_prog *p, const loom_exec_node *x)
     dx->nbind = 4;
     dx->bind[0] = tensor(x->in[0], VK_READ);
     dx->bind[1] = tensor(x->in[1], VK_READ);
-    int kb = bias_after(p, x);
-    if (kb >= 0) {
-        const loom_exec_node *a = &p->prog->nodes[x->index + 1];
-        dx->bind[2] = tensor(a->out, VK_WRITE);
-        dx->bind[3] = tensor(a->in[kb], VK_READ);
+    dx->bind[2] = tensor(x->out, VK_WRITE);
+    if (nd->attr.bias) {
+        dx->bind[3] = tensor(x->in[2], VK_READ);
         pc.has_bias = 1;
-        p->fused[x->index + 1] = 1;
     } else {
-        dx->bind[2] = tensor(x->out, VK_WRITE);
         dx->bind[3] = alias(dx->bind[2]);
     }
-    const vk_shader *sh = &vk_sh_gemm_tiled;
+    char name[32];
+    const vk_layout *l = &L_GEMM;
     uint32_t tile_m = TILED_TILE, tile_n = TILED_TILE;
     uint32_t spec[VK_MAX_SPEC] = {0, 0, 0};
-    if (d->quirks & VK_QUIRK_TEXEL_READS) {
+    if (nd->dtype == LOOM_F16 && d->info->fp16)
+        snprintf(name, sizeof name, "gemm_tiled_f16a");
+    else
+        with_dt(name, sizeof name, "gemm_tiled", nd);
+    if (nd->dtype == LOOM_F32 && (d->quirks & VK_QUIRK_TEXEL_READS)) {
         int va = operand_vec(d, x->in[0], nd->attr.ta ? pc.m : pc.k);
         int vb = operand_vec(d, x->in[1], nd->attr.tb ? pc.k : pc.n);
         if (va && vb) {
+            static const char *const a_paths[3] = {"k", "m", "s"}, *const b_paths[3] = {"n", "k", "s"};
             int ia = va == 4 ? (nd->attr.ta ? 1 : 0) : 2, ib = vb == 4 ? (nd->attr.tb ? 1 : 0) : 2;
-            sh = &vk_sh_gemm_texel[ia][ib];
+            snprintf(name, sizeof name, "gemm_texel_%s%s", a_paths[ia], b_paths[ib]);
+            l = &L_GEMM_TEXEL;
             /* The smallest power-of-two workgroup (up to 8 x 8) whose
              * invocations all have rows and columns to compute. */
             uint32_t wx = 1, wy = 1;
@@ -295,14 +312,49 @@ static loom_status plan_matmul(vk_prog *p, const loom_exec_node *x)
     if (dx->groups[0] > d->lim->max_groups[0] || dx->groups[1] > d->lim->max_groups[1])
         return loom_fail(d->ctx, LOOM_E_UNSUPPORTED, "%s: matmul \"%s\" [%u,%u] needs more workgroups than the device has",
                          d->info->spec, nd->name, pc.m, pc.n);
-    return use_spec(p, dx, sh, spec, &pc);
+    return use_variant(p, dx, name, l, spec, &pc);
 }
 
-/* ---- element-wise --------------------------------------------------------- */
+/* ---- element-wise ---------------------------------------------------------- */
 
+static loom_status plan_unary(vk_prog *p, const loom_exec_node *x)
+{
+    loom_pc_unary pc = {(uint32_t)x->node->numel, x->node->attr.p1, x->node->attr.p2};
+    vk_dispatch *dx;
+    LOOM_TRY(vk_add_dispatch(p, x->index, &dx));
+    int grad = x->def->family == LOOM_FAM_UNARY_GRAD;
+    dx->nbind = grad ? 3 : 2;
+    dx->bind[0] = tensor(x->in[0], VK_READ);
+    if (grad)
+        dx->bind[1] = tensor(x->in[1], VK_READ);
+    dx->bind[dx->nbind - 1] = tensor(x->out, VK_WRITE);
+    LOOM_TRY(grid(p, dx, pc.n, 256, x->node));
+    char name[64];
+    variant_name(x, name, sizeof name);
+    return use1(p, dx, name, grad ? &L_UNARY_GRAD : &L_UNARY, 0, &pc);
+}
+
+static loom_status plan_cast(vk_prog *p, const loom_exec_node *x)
+{
+    loom_pc_unary pc = {(uint32_t)x->node->numel, 0, 0};
+    vk_dispatch *dx;
+    LOOM_TRY(vk_add_dispatch(p, x->index, &dx));
+    dx->nbind = 2;
+    dx->bind[0] = tensor(x->in[0], VK_READ);
+    dx->bind[1] = tensor(x->out, VK_WRITE);
+    LOOM_TRY(grid(p, dx, pc.n, 256, x->node));
+    char name[64];
+    variant_name(x, name, sizeof name);
+    return use1(p, dx, name, &L_UNARY, 0, &pc);
+}
+
+/* Binary ops and their gradients: the output as a rank-4 index, a and b
+ * at their broadcast strides; the gradient reads dy densely at binding 0. */
 static loom_status plan_binary(vk_prog *p, const loom_exec_node *x)
 {
-    const loom_node *o = x->out->node, *na = x->in[0]->node, *nb = x->in[1]->node;
+    int grad = x->def->family == LOOM_FAM_BINARY_GRAD;
+    const loom_exec_tensor *ta = x->in[grad], *tb = x->in[grad + 1];
+    const loom_node *o = x->out->node, *na = ta->node, *nb = tb->node;
     loom_pc_bcast pc = {0};
     pc.n = (uint32_t)o->numel;
     pc.dense = na->numel == o->numel && nb->numel == o->numel;
@@ -314,145 +366,114 @@ static loom_status plan_binary(vk_prog *p, const loom_exec_node *x)
     bstrides32(nb->ndim, nb->shape, d4, pc.sb);
     vk_dispatch *dx;
     LOOM_TRY(vk_add_dispatch(p, x->index, &dx));
-    dx->nbind = 3;
-    dx->bind[0] = tensor(x->in[0], VK_READ);
-    dx->bind[1] = tensor(x->in[1], VK_READ);
-    dx->bind[2] = tensor(x->out, VK_WRITE);
+    dx->nbind = 3 + grad;
+    for (int k = 0; k < x->nin; k++)
+        dx->bind[k] = tensor(x->in[k], VK_READ);
+    dx->bind[x->nin] = tensor(x->out, VK_WRITE);
     LOOM_TRY(grid(p, dx, pc.n, 256, o));
-    return use(p, dx, &sh_binary, (uint32_t)(x->node->op - LOOM_OP_ADD), &pc);
+    char name[64];
+    variant_name(x, name, sizeof name);
+    return use1(p, dx, name, grad ? &L_BINARY_GRAD : &L_BINARY, (uint32_t)x->node->attr.side, &pc);
 }
 
-/* out[i] = in[strided index]: copy, expand, transpose. */
-static loom_status plan_gather(vk_prog *p, const loom_exec_node *x, const loom_pc_bcast *pc)
-{
-    vk_dispatch *dx;
-    LOOM_TRY(vk_add_dispatch(p, x->index, &dx));
-    dx->nbind = 2;
-    dx->bind[0] = tensor(x->in[0], VK_READ);
-    dx->bind[1] = tensor(x->out, VK_WRITE);
-    LOOM_TRY(grid(p, dx, pc->n, 256, x->node));
-    return use(p, dx, &sh_gather, 0, pc);
-}
-
-static loom_status plan_copy(vk_prog *p, const loom_exec_node *x)
-{
-    if (same_memory(x->in[0], x->out))
-        return LOOM_OK; /* reshaped in place: nothing to move */
-    loom_pc_bcast pc = {0};
-    pc.n = (uint32_t)x->node->numel;
-    pc.dense = 1;
-    return plan_gather(p, x, &pc);
-}
-
-static loom_status plan_expand(vk_prog *p, const loom_exec_node *x)
+static loom_status plan_where(vk_prog *p, const loom_exec_node *x)
 {
     const loom_node *o = x->node;
-    loom_pc_bcast pc = {0};
+    loom_pc_where pc = {0};
     pc.n = (uint32_t)o->numel;
     int64_t d4[4];
     loom_shape4(o->ndim, o->shape, d4);
     for (int i = 0; i < 4; i++)
         pc.d[i] = (uint32_t)d4[i];
-    bstrides32(o->attr.rdim, o->attr.rshape, d4, pc.sa);
-    return plan_gather(p, x, &pc);
-}
-
-static loom_status plan_transpose(vk_prog *p, const loom_exec_node *x)
-{
-    int64_t d[4], st[4];
-    loom_transpose_strides(x->in[0]->node, x->node, d, st);
-    loom_pc_bcast pc = {0};
-    pc.n = (uint32_t)x->node->numel;
-    for (int i = 0; i < 4; i++) {
-        pc.d[i] = (uint32_t)d[i];
-        pc.sa[i] = (uint32_t)st[i];
-    }
-    return plan_gather(p, x, &pc);
-}
-
-static loom_status plan_unary(vk_prog *p, const loom_exec_node *x)
-{
-    loom_pc_unary pc = {(uint32_t)x->node->numel, x->node->attr.alpha};
+    bstrides32(x->in[0]->node->ndim, x->in[0]->node->shape, d4, pc.sc);
+    bstrides32(x->in[1]->node->ndim, x->in[1]->node->shape, d4, pc.sa);
+    bstrides32(x->in[2]->node->ndim, x->in[2]->node->shape, d4, pc.sb);
     vk_dispatch *dx;
     LOOM_TRY(vk_add_dispatch(p, x->index, &dx));
-    int grad = x->node->op >= LOOM_OP_RELU_GRAD && x->node->op <= LOOM_OP_GELU_GRAD;
-    dx->nbind = grad ? 3 : 2;
+    dx->nbind = 4;
+    for (int k = 0; k < 3; k++)
+        dx->bind[k] = tensor(x->in[k], VK_READ);
+    dx->bind[3] = tensor(x->out, VK_WRITE);
+    LOOM_TRY(grid(p, dx, pc.n, 256, o));
+    char name[32];
+    return use1(p, dx, with_dt(name, sizeof name, "where", o), &L_WHERE, 0, &pc);
+}
+
+/* out[i] = in[strided i]: copy, expand, transpose, by element size. */
+static loom_status plan_gather(vk_prog *p, const loom_exec_node *x)
+{
+    const loom_node *nd = x->node;
+    int code = x->def->code;
+    if (code == LOOM_GATHER_COPY && same_memory(x->in[0], x->out))
+        return LOOM_OK; /* reshaped in place: nothing to move */
+    loom_pc_bcast pc = {0};
+    pc.n = (uint32_t)nd->numel;
+    pc.dense = code == LOOM_GATHER_COPY;
+    if (!pc.dense) {
+        int64_t d4[4], st[4];
+        loom_gather_strides(code, x->in[0]->node, nd, d4, st);
+        for (int i = 0; i < 4; i++) {
+            pc.d[i] = (uint32_t)d4[i];
+            pc.sa[i] = (uint32_t)st[i];
+        }
+    }
+    vk_dispatch *dx;
+    LOOM_TRY(vk_add_dispatch(p, x->index, &dx));
+    dx->nbind = 2;
     dx->bind[0] = tensor(x->in[0], VK_READ);
-    if (grad)
-        dx->bind[1] = tensor(x->in[1], VK_READ);
-    dx->bind[dx->nbind - 1] = tensor(x->out, VK_WRITE);
-    LOOM_TRY(grid(p, dx, pc.n, 256, x->node));
-    if (grad)
-        return use(p, dx, &sh_unary_grad, (uint32_t)(x->node->op - LOOM_OP_RELU_GRAD), &pc);
-    return use(p, dx, &sh_unary, (uint32_t)(x->node->op - LOOM_OP_SCALE), &pc);
+    dx->bind[1] = tensor(x->out, VK_WRITE);
+    LOOM_TRY(grid(p, dx, pc.n, 256, nd));
+    return use1(p, dx, loom_dtype_size(nd->dtype) == 2 ? "gather_16" : "gather_32", &L_GATHER, 0, &pc);
 }
 
 static loom_status plan_dropout(vk_prog *p, const loom_exec_node *x)
 {
     const loom_attr *at = &x->node->attr;
-    loom_pc_dropout pc = {0};
-    pc.n = (uint32_t)x->node->numel;
-    pc.seed = at->seed;
-    pc.salt = at->salt;
-    pc.slot = (uint32_t)slot(p, x);
-    pc.rate = at->alpha;
-    pc.keep = 1.0f / (1.0f - at->alpha);
+    loom_pc_dropout pc = {(uint32_t)x->node->numel, (uint32_t)x->run_slot, at->alpha, 1.0f / (1.0f - at->alpha)};
     vk_dispatch *dx;
     LOOM_TRY(vk_add_dispatch(p, x->index, &dx));
     dx->nbind = 3;
     dx->bind[0] = tensor(x->in[0], VK_READ);
     dx->bind[1] = tensor(x->out, VK_WRITE);
-    dx->bind[2] = (vk_bind){VK_NULL_HANDLE, 0, 0, 0, VK_READ}; /* the run slots: filled at prepare */
+    dx->bind[2] = run_slots();
     LOOM_TRY(grid(p, dx, pc.n, 256, x->node));
-    return use(p, dx, &sh_dropout, 0, &pc);
+    char name[32];
+    return use1(p, dx, with_dt(name, sizeof name, "dropout", x->node), &L_DROPOUT, 0, &pc);
 }
 
 /* ---- rows and reductions ---------------------------------------------------- */
 
-static loom_status plan_rows(vk_prog *p, const loom_exec_node *x)
+/* Short rows, or a driver where barriers are dear and there are rows
+ * enough to keep it busy: one invocation per row; else a workgroup. */
+static uint32_t per_thread_rows(const vk_prog *p, uint32_t rows, uint32_t cols)
+{
+    return cols <= 32 || ((p->d->quirks & VK_QUIRK_SLOW_BARRIERS) && rows >= 16);
+}
+
+static loom_status plan_softmax(vk_prog *p, const loom_exec_node *x)
 {
     const loom_node *nd = x->node;
-    loom_op op = nd->op;
+    loom_axis_split sp = loom_axis_split_of(nd, nd->attr.axis);
+    loom_pc_rows pc = {(uint32_t)(sp.outer * sp.inner), (uint32_t)sp.n, (uint32_t)sp.inner};
+    int grad = x->def->family == LOOM_FAM_SOFTMAX_GRAD;
     vk_dispatch *dx;
     LOOM_TRY(vk_add_dispatch(p, x->index, &dx));
-    loom_pc_rows pc = {0};
-    const vk_shader *sh;
-    uint32_t spec = 0;
-    if (op == LOOM_OP_SOFTMAX || op == LOOM_OP_LOG_SOFTMAX) {
-        pc.cols = (uint32_t)nd->shape[nd->ndim - 1];
-        sh = &sh_softmax;
-        spec = op == LOOM_OP_LOG_SOFTMAX;
-        dx->nbind = 2;
-        dx->bind[0] = tensor(x->in[0], VK_READ);
-    } else if (op == LOOM_OP_SOFTMAX_GRAD || op == LOOM_OP_LOG_SOFTMAX_GRAD) {
-        pc.cols = (uint32_t)nd->shape[nd->ndim - 1];
-        sh = &sh_softmax_grad;
-        spec = op == LOOM_OP_LOG_SOFTMAX_GRAD;
-        dx->nbind = 3;
-        dx->bind[0] = tensor(x->in[0], VK_READ);
-        dx->bind[1] = tensor(x->in[1], VK_READ);
-    } else {
-        /* SPARSE_XENT_GRAD: dloss, logits, labels */
-        pc.cols = (uint32_t)x->in[1]->node->shape[1];
-        sh = &sh_xent_grad;
-        dx->nbind = 4;
-        for (int i = 0; i < 3; i++)
-            dx->bind[i] = tensor(x->in[i], VK_READ);
-    }
-    pc.rows = pc.cols ? (uint32_t)(nd->numel / pc.cols) : 0;
-    dx->bind[dx->nbind - 1] = tensor(x->out, VK_WRITE);
-    /* Short rows, or a driver where barriers are dear and there are rows
-     * enough to keep it busy: one invocation per row. */
-    uint32_t per_thread = pc.cols <= 32 || ((p->d->quirks & VK_QUIRK_SLOW_BARRIERS) && pc.rows >= 16);
-    LOOM_TRY(grid(p, dx, per_thread ? pc.rows : (uint64_t)pc.rows * 64, 64, nd));
-    uint32_t specs[VK_MAX_SPEC] = {spec, per_thread, 0};
-    return use_spec(p, dx, sh, specs, &pc);
+    dx->nbind = grad ? 3 : 2;
+    for (int k = 0; k < x->nin; k++)
+        dx->bind[k] = tensor(x->in[k], VK_READ);
+    dx->bind[x->nin] = tensor(x->out, VK_WRITE);
+    uint32_t pt = per_thread_rows(p, pc.rows, pc.cols);
+    LOOM_TRY(grid(p, dx, pt ? pc.rows : (uint64_t)pc.rows * 64, 64, nd));
+    uint32_t spec[VK_MAX_SPEC] = {x->def->code == LOOM_SOFTMAX_LOG, pt, 0};
+    char name[32];
+    return use_variant(p, dx, with_dt(name, sizeof name, grad ? "softmax_grad" : "softmax", nd),
+                       grad ? &L_ROWS_GRAD : &L_ROWS, spec, &pc);
 }
 
 static loom_status plan_xent(vk_prog *p, const loom_exec_node *x)
 {
     const loom_node *nz = x->in[0]->node;
-    loom_pc_rows pc = {(uint32_t)nz->shape[0], (uint32_t)nz->shape[1]};
+    loom_pc_rows pc = {(uint32_t)nz->shape[0], (uint32_t)nz->shape[1], 1};
     vk_dispatch *dx;
     LOOM_TRY(vk_add_dispatch(p, x->index, &dx));
     dx->nbind = 3;
@@ -460,7 +481,27 @@ static loom_status plan_xent(vk_prog *p, const loom_exec_node *x)
     dx->bind[1] = tensor(x->in[1], VK_READ);
     dx->bind[2] = tensor(x->out, VK_WRITE);
     dx->groups[0] = dx->groups[1] = dx->groups[2] = 1;
-    return use(p, dx, &sh_xent, 0, &pc);
+    char name[32];
+    variant_name(x, name, sizeof name);
+    return use1(p, dx, name, &L_XENT, 0, &pc);
+}
+
+/* in: dloss, logits, labels */
+static loom_status plan_xent_grad(vk_prog *p, const loom_exec_node *x)
+{
+    const loom_node *nd = x->node;
+    loom_pc_rows pc = {(uint32_t)nd->shape[0], (uint32_t)nd->shape[1], 1};
+    vk_dispatch *dx;
+    LOOM_TRY(vk_add_dispatch(p, x->index, &dx));
+    dx->nbind = 4;
+    for (int i = 0; i < 3; i++)
+        dx->bind[i] = tensor(x->in[i], VK_READ);
+    dx->bind[3] = tensor(x->out, VK_WRITE);
+    uint32_t pt = per_thread_rows(p, pc.rows, pc.cols);
+    LOOM_TRY(grid(p, dx, pt ? pc.rows : (uint64_t)pc.rows * 64, 64, nd));
+    uint32_t spec[VK_MAX_SPEC] = {0, pt, 0};
+    char name[32];
+    return use_variant(p, dx, with_dt(name, sizeof name, "xent_grad", nd), &L_XENT_GRAD, spec, &pc);
 }
 
 static loom_status plan_reduce(vk_prog *p, const loom_exec_node *x)
@@ -488,27 +529,33 @@ static loom_status plan_reduce(vk_prog *p, const loom_exec_node *x)
     dx->bind[1] = tensor(x->out, VK_WRITE);
     /* Few elements per output, or outputs enough on a driver where barriers
      * are dear: one invocation each; else a workgroup each. */
-    uint32_t per_thread = pc.rn < 64 || ((p->d->quirks & VK_QUIRK_SLOW_BARRIERS) && pc.on >= 16);
-    LOOM_TRY(grid(p, dx, per_thread ? pc.on : (uint64_t)pc.on * 64, 64, nd));
-    return use(p, dx, &sh_reduce, per_thread, &pc);
+    uint32_t pt = pc.rn < 64 || ((p->d->quirks & VK_QUIRK_SLOW_BARRIERS) && pc.on >= 16);
+    LOOM_TRY(grid(p, dx, pt ? pc.on : (uint64_t)pc.on * 64, 64, nd));
+    uint32_t spec[VK_MAX_SPEC] = {pt, x->def->code, 0};
+    char name[32];
+    return use_variant(p, dx, with_dt(name, sizeof name, "reduce", nd), &L_REDUCE, spec, &pc);
 }
 
-static loom_status plan_argmax(vk_prog *p, const loom_exec_node *x)
+/* argmax / argmin (in: x), and the gradients of max / min (in: dy, x). */
+static loom_status plan_arg(vk_prog *p, const loom_exec_node *x)
 {
-    const loom_node *ni = x->in[0]->node;
-    int ax = x->node->attr.axis;
-    loom_pc_argmax pc = {1, (uint32_t)ni->shape[ax], 1};
-    for (int i = 0; i < ax; i++)
-        pc.outer *= (uint32_t)ni->shape[i];
-    for (int i = ax + 1; i < ni->ndim; i++)
-        pc.inner *= (uint32_t)ni->shape[i];
+    int grad = x->def->family == LOOM_FAM_ARG_GRAD;
+    const loom_node *ni = x->in[grad]->node;
+    loom_axis_split sp = loom_axis_split_of(ni, x->node->attr.axis);
+    loom_pc_argmax pc = {(uint32_t)sp.outer, (uint32_t)sp.n, (uint32_t)sp.inner};
     vk_dispatch *dx;
     LOOM_TRY(vk_add_dispatch(p, x->index, &dx));
-    dx->nbind = 2;
-    dx->bind[0] = tensor(x->in[0], VK_READ);
-    dx->bind[1] = tensor(x->out, VK_WRITE);
+    dx->nbind = x->nin + 1;
+    for (int k = 0; k < x->nin; k++)
+        dx->bind[k] = tensor(x->in[k], VK_READ);
+    dx->bind[x->nin] = tensor(x->out, VK_WRITE);
     LOOM_TRY(grid(p, dx, (uint64_t)pc.outer * pc.inner, 256, x->node));
-    return use(p, dx, &sh_argmax, 0, &pc);
+    char name[32];
+    if (grad)
+        with_dt(name, sizeof name, "arg_grad", x->node);
+    else
+        variant_name(x, name, sizeof name);
+    return use1(p, dx, name, grad ? &L_ARG_GRAD : &L_ARG, x->def->code, &pc);
 }
 
 static loom_status plan_sumsq(vk_prog *p, const loom_exec_node *x)
@@ -528,21 +575,36 @@ static loom_status plan_sumsq(vk_prog *p, const loom_exec_node *x)
         }
         dx->bind[LOOM_SUMSQ_MAX_IN] = tensor(x->out, base > 0 ? VK_READ | VK_WRITE : VK_WRITE);
         dx->groups[0] = dx->groups[1] = dx->groups[2] = 1;
-        LOOM_TRY(use(p, dx, &sh_sumsq, 0, &pc));
+        LOOM_TRY(use1(p, dx, "sumsq", &L_SUMSQ, 0, &pc));
     }
     return LOOM_OK;
 }
 
+static loom_status plan_run_value(vk_prog *p, const loom_exec_node *x)
+{
+    loom_pc_slot pc = {1, (uint32_t)x->run_slot};
+    vk_dispatch *dx;
+    LOOM_TRY(vk_add_dispatch(p, x->index, &dx));
+    dx->nbind = 2;
+    dx->bind[0] = tensor(x->out, VK_WRITE);
+    dx->bind[1] = run_slots();
+    dx->groups[0] = dx->groups[1] = dx->groups[2] = 1;
+    return use1(p, dx, "loss_scale", &L_SLOT, 0, &pc);
+}
+
 /* ---- optimizer updates ---------------------------------------------------- */
 
+/* in[0] = param, in[1] = grad, then the moments the kernel has slots for
+ * (aliases where the variant does not use them), the sumsq scalar, the run
+ * slots. Inputs the op writes (the table's writes mask) are read-write. */
 static loom_status plan_update(vk_prog *p, const loom_exec_node *x)
 {
     const loom_attr *at = &x->node->attr;
-    loom_op op = x->node->op;
     loom_pc_update pc = {0};
     pc.n = (uint32_t)x->in[0]->node->numel;
-    pc.slot = (uint32_t)slot(p, x);
+    pc.slot = (uint32_t)x->run_slot;
     pc.clip = (uint32_t)at->clip;
+    pc.skip_nonfinite = (uint32_t)at->skip_nonfinite;
     pc.nesterov = (uint32_t)at->nesterov;
     pc.clip_norm = at->clip_norm;
     pc.beta1 = at->beta1;
@@ -554,58 +616,154 @@ static loom_status plan_update(vk_prog *p, const loom_exec_node *x)
     pc.l2 = at->l2;
     vk_dispatch *dx;
     LOOM_TRY(vk_add_dispatch(p, x->index, &dx));
-    const vk_shader *sh;
-    uint32_t spec = 0;
-    dx->bind[0] = tensor(x->in[0], VK_READ | VK_WRITE);
-    if (op == LOOM_OP_EMA_UPDATE) {
-        sh = &sh_ema;
-        dx->nbind = 3;
-        dx->bind[1] = tensor(x->in[1], VK_READ);
-    } else {
-        int nmom = op == LOOM_OP_ADAM_UPDATE ? 2 : at->momentum != 0.0f;
-        sh = op == LOOM_OP_ADAM_UPDATE ? &sh_adam : &sh_sgd;
-        spec = op == LOOM_OP_SGD_UPDATE && nmom;
-        int nslot = op == LOOM_OP_ADAM_UPDATE ? 2 : 1;
-        dx->nbind = 2 + nslot + 2;
-        dx->bind[1] = tensor(x->in[1], VK_READ);
-        for (int k = 0; k < nslot; k++)
-            dx->bind[2 + k] = k < nmom ? tensor(x->in[2 + k], VK_READ | VK_WRITE) : alias(dx->bind[0]);
-        dx->bind[2 + nslot] = at->clip ? tensor(x->in[x->nin - 1], VK_READ) : alias(dx->bind[1]);
-    }
-    dx->bind[dx->nbind - 1] = (vk_bind){VK_NULL_HANDLE, 0, 0, 0, VK_READ}; /* the run slots */
+    int family = x->def->family;
+    const vk_layout *l = family == LOOM_FAM_ADAM ? &L_ADAM : family == LOOM_FAM_SGD ? &L_SGD : &L_EMA;
+    const char *name = family == LOOM_FAM_ADAM ? "adam" : family == LOOM_FAM_SGD ? "sgd" : "ema";
+    int nmoments = (int)strlen(l->kinds) - (family == LOOM_FAM_EMA ? 3 : 4);
+    int have = x->nin - 2 - at->clip; /* moments the node has */
+    dx->nbind = (int)strlen(l->kinds);
+    for (int k = 0; k < 2; k++)
+        dx->bind[k] = tensor(x->in[k], (x->def->writes >> k) & 1 ? VK_READ | VK_WRITE : VK_READ);
+    for (int k = 0; k < nmoments; k++)
+        dx->bind[2 + k] = k < have ? tensor(x->in[2 + k], (x->def->writes >> (2 + k)) & 1 ? VK_READ | VK_WRITE : VK_READ)
+                                   : alias(dx->bind[0]);
+    if (family != LOOM_FAM_EMA)
+        dx->bind[2 + nmoments] = at->clip ? tensor(x->in[x->nin - 1], VK_READ) : alias(dx->bind[1]);
+    dx->bind[dx->nbind - 1] = run_slots();
     LOOM_TRY(grid(p, dx, pc.n, 256, x->node));
-    return use(p, dx, sh, spec, &pc);
+    return use1(p, dx, name, l, family == LOOM_FAM_SGD && have > 0, &pc);
+}
+
+/* ---- the family table ------------------------------------------------------- */
+
+typedef loom_status (*vk_planner)(vk_prog *p, const loom_exec_node *x);
+
+typedef struct vk_family {
+    vk_planner plan;
+    unsigned dtypes;           /* the output dtypes it is built for */
+} vk_family;
+
+#define F_ALL (LOOM_DT_FLOATS | LOOM_DT_BIT(LOOM_I32))
+static const vk_family vk_families[LOOM_FAM_COUNT] = {
+    [LOOM_FAM_UNARY] = {plan_unary, LOOM_DT_FLOATS},
+    [LOOM_FAM_UNARY_GRAD] = {plan_unary, LOOM_DT_FLOATS},
+    [LOOM_FAM_BINARY] = {plan_binary, LOOM_DT_FLOATS},
+    [LOOM_FAM_BINARY_GRAD] = {plan_binary, LOOM_DT_FLOATS},
+    [LOOM_FAM_WHERE] = {plan_where, LOOM_DT_FLOATS},
+    [LOOM_FAM_CAST] = {plan_cast, F_ALL},
+    [LOOM_FAM_MATMUL] = {plan_matmul, LOOM_DT_FLOATS},
+    [LOOM_FAM_GATHER] = {plan_gather, F_ALL},
+    [LOOM_FAM_SOFTMAX] = {plan_softmax, LOOM_DT_FLOATS},
+    [LOOM_FAM_SOFTMAX_GRAD] = {plan_softmax, LOOM_DT_FLOATS},
+    [LOOM_FAM_REDUCE] = {plan_reduce, LOOM_DT_FLOATS},
+    [LOOM_FAM_ARG_REDUCE] = {plan_arg, LOOM_DT_BIT(LOOM_I32)},
+    [LOOM_FAM_ARG_GRAD] = {plan_arg, LOOM_DT_FLOATS},
+    [LOOM_FAM_XENT] = {plan_xent, LOOM_DT_BIT(LOOM_F32)},
+    [LOOM_FAM_XENT_GRAD] = {plan_xent_grad, LOOM_DT_FLOATS},
+    [LOOM_FAM_DROPOUT] = {plan_dropout, LOOM_DT_FLOATS},
+    [LOOM_FAM_SUMSQ] = {plan_sumsq, LOOM_DT_BIT(LOOM_F32)},
+    [LOOM_FAM_RUN_VALUE] = {plan_run_value, LOOM_DT_BIT(LOOM_F32)},
+    [LOOM_FAM_SGD] = {plan_update, LOOM_DT_BIT(LOOM_F32)},
+    [LOOM_FAM_ADAM] = {plan_update, LOOM_DT_BIT(LOOM_F32)},
+    [LOOM_FAM_EMA] = {plan_update, LOOM_DT_BIT(LOOM_F32)},
+    [LOOM_FAM_CUSTOM] = {vk_plan_custom, LOOM_DT_BIT(LOOM_F32) | LOOM_DT_BIT(LOOM_I32)},
+};
+
+/* The variant a family uses for an op in dtype dt, whatever the device;
+ * "" when the family has no per-op or per-dtype variants to find. */
+static int variant_exists(loom_op op, loom_dtype dt, loom_dtype in_dt)
+{
+    const loom_op_def *def = loom_op_def_of(op);
+    loom_node nd = {.op = op, .dtype = dt};
+    loom_node ni = {.dtype = in_dt};
+    loom_exec_tensor ti = {&ni, {0}};
+    const loom_exec_tensor *ins[1] = {&ti};
+    loom_exec_node x = {.node = &nd, .def = def, .nin = 1, .in = ins};
+    char name[64];
+    switch (def->family) {
+    case LOOM_FAM_UNARY:
+    case LOOM_FAM_BINARY:
+    case LOOM_FAM_CAST:
+    case LOOM_FAM_ARG_REDUCE:
+    case LOOM_FAM_XENT:
+        variant_name(&x, name, sizeof name);
+        return spv_find(name) != NULL;
+    default:
+        return 1;
+    }
+}
+
+int vk_has_kernel(loom_op op, loom_dtype dt)
+{
+    const loom_op_def *def = loom_op_def_of(op);
+    const vk_family *f = &vk_families[def->family];
+    if (!f->plan)
+        return 0;
+    if (def->family == LOOM_FAM_ARG_REDUCE || def->family == LOOM_FAM_XENT)
+        return variant_exists(op, def->family == LOOM_FAM_XENT ? LOOM_F32 : LOOM_I32, dt);
+    if (!(f->dtypes & LOOM_DT_BIT(dt)))
+        return 0;
+    /* a cast is asked about from another dtype into dt */
+    loom_dtype from = def->family == LOOM_FAM_CAST ? (dt == LOOM_F32 ? LOOM_F16 : LOOM_F32) : dt;
+    if (!variant_exists(op, dt, dt == LOOM_I32 && def->family != LOOM_FAM_CAST ? LOOM_F32 : from))
+        return 0;
+    /* an element-wise op's derivative is a variant of its own */
+    char name[64];
+    if (def->grad == loom_grad_unary)
+        snprintf(name, sizeof name, "unary_grad_%s_%s", def->name, dt_name(dt));
+    else if (def->grad == loom_grad_binary)
+        snprintf(name, sizeof name, "binary_grad_%s_%s", def->name, dt_name(dt));
+    else
+        return 1;
+    return spv_find(name) != NULL;
+}
+
+int vk_supports(void *bdev, const loom_exec_node *x)
+{
+    const vk_dev *d = bdev;
+    const loom_node *nd = x->node;
+    const vk_family *f = &vk_families[x->def->family];
+    if (!f->plan)
+        return 0;
+    /* the kernels index with 32-bit invocations and element offsets */
+    if ((uint64_t)nd->numel > UINT32_MAX)
+        return 0;
+    for (int i = 0; i < x->nin; i++) {
+        const loom_node *ni = x->in[i]->node;
+        if ((uint64_t)ni->numel > UINT32_MAX)
+            return 0;
+        if (loom_dtype_traits_of(ni->dtype)->half && !d->lim->storage16)
+            return 0;
+    }
+    if (loom_dtype_traits_of(nd->dtype)->half && !d->lim->storage16)
+        return 0;
+    if (x->def->family == LOOM_FAM_CUSTOM)
+        return 1;
+    if (x->def->family == LOOM_FAM_MATMUL && nd->attr.act != LOOM_OP_NONE)
+        return 0; /* the epilogue adds a bias; activations run as their own dispatch */
+    loom_dtype in_dt = x->nin ? x->in[0]->node->dtype : nd->dtype;
+    if (x->def->family == LOOM_FAM_ARG_REDUCE || x->def->family == LOOM_FAM_XENT)
+        return variant_exists(nd->op, nd->dtype, in_dt);
+    if (!(f->dtypes & LOOM_DT_BIT(nd->dtype)) && !(x->def->flags & LOOM_OPF_UPDATE))
+        return 0;
+    if (x->def->family == LOOM_FAM_UNARY_GRAD || x->def->family == LOOM_FAM_BINARY_GRAD) {
+        char name[64];
+        variant_name(x, name, sizeof name);
+        return spv_find(name) != NULL;
+    }
+    return variant_exists(nd->op, nd->dtype, in_dt);
 }
 
 loom_status vk_plan_node(vk_prog *p, const loom_exec_node *x)
 {
-    if ((x->out && x->out->node->numel == 0) || p->fused[x->index])
+    if (x->out && x->out->node->numel == 0)
         return LOOM_OK;
-    switch (x->node->op) {
-    case LOOM_OP_MATMUL: return plan_matmul(p, x);
-    case LOOM_OP_ADD: case LOOM_OP_SUB: case LOOM_OP_MUL: case LOOM_OP_DIV: return plan_binary(p, x);
-    case LOOM_OP_SCALE: case LOOM_OP_RELU: case LOOM_OP_SIGMOID: case LOOM_OP_TANH: case LOOM_OP_GELU:
-    case LOOM_OP_EXP: case LOOM_OP_LOG: case LOOM_OP_SQUARE: case LOOM_OP_RELU_GRAD: case LOOM_OP_SIGMOID_GRAD:
-    case LOOM_OP_TANH_GRAD: case LOOM_OP_GELU_GRAD:
-        return plan_unary(p, x);
-    case LOOM_OP_COPY: return plan_copy(p, x);
-    case LOOM_OP_EXPAND: return plan_expand(p, x);
-    case LOOM_OP_TRANSPOSE: return plan_transpose(p, x);
-    case LOOM_OP_SOFTMAX: case LOOM_OP_LOG_SOFTMAX: case LOOM_OP_SOFTMAX_GRAD: case LOOM_OP_LOG_SOFTMAX_GRAD:
-    case LOOM_OP_SPARSE_XENT_GRAD:
-        return plan_rows(p, x);
-    case LOOM_OP_SPARSE_XENT: return plan_xent(p, x);
-    case LOOM_OP_REDUCE_SUM: return plan_reduce(p, x);
-    case LOOM_OP_ARGMAX: return plan_argmax(p, x);
-    case LOOM_OP_DROPOUT: return plan_dropout(p, x);
-    case LOOM_OP_SUMSQ: return plan_sumsq(p, x);
-    case LOOM_OP_SGD_UPDATE: case LOOM_OP_ADAM_UPDATE: case LOOM_OP_EMA_UPDATE: return plan_update(p, x);
-    case LOOM_OP_CUSTOM: return vk_plan_custom(p, x);
-    default: {
+    const vk_family *f = &vk_families[x->def->family];
+    if (!f->plan) {
         char sb[96];
         const loom_node *nd = x->node;
         return loom_fail(p->d->ctx, LOOM_E_UNSUPPORTED, "%s: no Vulkan kernel for op %s (\"%s\" %s)", p->d->info->spec,
                          loom_op_name(nd->op), nd->name, loom_shape_str(sb, sizeof sb, nd->ndim, nd->shape));
     }
-    }
+    return f->plan(p, x);
 }

@@ -273,7 +273,7 @@ loom_status vk_pipe_get(vk_dev *d, const vk_shader *sh, const uint32_t spec[VK_M
 {
     for (int i = 0; i < d->npipes; i++) {
         vk_pipe *p = d->pipes[i];
-        if (p->sh == sh && !memcmp(p->spec, spec, sizeof p->spec)) {
+        if (p->sh.code == sh->code && !strcmp(p->sh.kinds, sh->kinds) && !memcmp(p->spec, spec, sizeof p->spec)) {
             *out = p;
             return LOOM_OK;
         }
@@ -289,7 +289,7 @@ loom_status vk_pipe_get(vk_dev *d, const vk_shader *sh, const uint32_t spec[VK_M
     vk_pipe *p = loom_calloc(d->ctx, 1, sizeof *p);
     if (!p)
         return loom_fail(d->ctx, LOOM_E_OOM, "%s: out of memory for a pipeline", d->info->spec);
-    p->sh = sh;
+    p->sh = *sh;
     loom_status s = pipe_create(d, sh, spec, p);
     if (s != LOOM_OK) {
         pipe_destroy(d, p);
@@ -336,19 +336,19 @@ loom_status vk_pipes_warm(vk_dev *d)
         VkDescriptorSet set;
         r = vkAllocateDescriptorSets(d->dev, &ai, &set);
         if (r != VK_SUCCESS) {
-            s = vk_fail(d, r, "vkAllocateDescriptorSets", "warming shader %s", p->sh->name);
+            s = vk_fail(d, r, "vkAllocateDescriptorSets", "warming shader %s", p->sh.name);
             break;
         }
         VkWriteDescriptorSet w[VK_MAX_BINDINGS];
         VkDescriptorBufferInfo bi = {.buffer = d->scratch->block->buf, .offset = d->scratch->offset, .range = 256};
-        uint32_t nb = (uint32_t)strlen(p->sh->kinds);
+        uint32_t nb = (uint32_t)strlen(p->sh.kinds);
         for (uint32_t k = 0; k < nb; k++) {
-            int texel = p->sh->kinds[k] != 'S';
+            int texel = p->sh.kinds[k] != 'S';
             w[k] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
                                           .dstSet = set,
                                           .dstBinding = k,
                                           .descriptorCount = 1,
-                                          .descriptorType = vk_kind_type(p->sh->kinds[k]),
+                                          .descriptorType = vk_kind_type(p->sh.kinds[k]),
                                           .pBufferInfo = texel ? NULL : &bi,
                                           .pTexelBufferView = texel ? &d->scratch_view : NULL};
         }
@@ -361,7 +361,7 @@ loom_status vk_pipes_warm(vk_dev *d)
                              NULL, 0, NULL);
         vkCmdBindPipeline(cb, VK_PIPELINE_BIND_POINT_COMPUTE, p->pipe);
         vkCmdBindDescriptorSets(cb, VK_PIPELINE_BIND_POINT_COMPUTE, p->layout, 0, 1, &set, 0, NULL);
-        vkCmdPushConstants(cb, p->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, p->sh->push_size, zeros);
+        vkCmdPushConstants(cb, p->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, p->sh.push_size, zeros);
         vkCmdDispatch(cb, 1, 1, 1);
     }
     if (s == LOOM_OK) {

@@ -82,8 +82,6 @@ void vk_release(void *bp)
         vk_buffer_free(d, p->runbuf);
     loom_free(ctx, p->views, (size_t)p->capviews * sizeof *p->views);
     loom_free(ctx, p->disp, (size_t)p->capdisp * sizeof *p->disp);
-    loom_free(ctx, p->slot_of, (size_t)n * sizeof *p->slot_of);
-    loom_free(ctx, p->fused, (size_t)n);
     loom_free(ctx, p->t0, (size_t)n * sizeof *p->t0);
     loom_free(ctx, p->t1, (size_t)n * sizeof *p->t1);
     loom_free(ctx, p, sizeof *p);
@@ -124,7 +122,7 @@ static loom_status make_sets(vk_prog *p)
     uint32_t count[3] = {0, 0, 0};
     for (int i = 0; i < p->ndisp; i++)
         for (int k = 0; k < p->disp[i].nbind; k++) {
-            char kind = p->disp[i].pipe->sh->kinds[k];
+            char kind = p->disp[i].pipe->sh.kinds[k];
             count[kind == 'T' ? 1 : kind == 'I' ? 2 : 0]++;
         }
     VkDescriptorPoolSize ps[3];
@@ -158,7 +156,7 @@ static loom_status make_sets(vk_prog *p)
                                           .dstSet = x->set,
                                           .dstBinding = (uint32_t)k,
                                           .descriptorCount = 1};
-            char kind = x->pipe->sh->kinds[k];
+            char kind = x->pipe->sh.kinds[k];
             w[k].descriptorType = vk_kind_type(kind);
             if (kind != 'S') {
                 LOOM_TRY(make_view(p, b, &views[k]));
@@ -257,31 +255,27 @@ loom_status vk_prepare(void *bdev, const loom_exec_program *prog, void **out)
     p->d = d;
     p->prog = prog;
     int n = prog->nnodes ? prog->nnodes : 1;
-    p->slot_of = loom_malloc(ctx, (size_t)n * sizeof *p->slot_of);
-    p->fused = loom_calloc(ctx, (size_t)n, 1);
     p->t0 = loom_calloc(ctx, (size_t)n, sizeof *p->t0);
     p->t1 = loom_calloc(ctx, (size_t)n, sizeof *p->t1);
     loom_status s = LOOM_OK;
-    if (!p->slot_of || !p->fused || !p->t0 || !p->t1) {
+    if (!p->t0 || !p->t1) {
         s = loom_fail(ctx, LOOM_E_OOM, "%s: out of memory preparing %s", d->info->spec, prog->name);
         goto fail;
     }
-    for (int i = 0; i < n; i++)
-        p->slot_of[i] = -1;
     for (int i = 0; i < prog->nnodes && s == LOOM_OK; i++)
         s = vk_plan_node(p, &prog->nodes[i]);
     if (s != LOOM_OK)
         goto fail;
-    if (p->nslots) {
+    if (prog->nslots) {
         void *rb = NULL;
-        if ((s = vk_buffer_alloc(d, (uint64_t)p->nslots * sizeof(loom_run_slot), LOOM_LIFE_STAGING, &rb)) != LOOM_OK)
+        if ((s = vk_buffer_alloc(d, (uint64_t)prog->nslots * sizeof(loom_run_slot), LOOM_LIFE_STAGING, &rb)) != LOOM_OK)
             goto fail;
         p->runbuf = rb;
         for (int i = 0; i < p->ndisp; i++)
             for (int k = 0; k < p->disp[i].nbind; k++)
                 if (p->disp[i].bind[k].buf == VK_NULL_HANDLE)
                     p->disp[i].bind[k] = (vk_bind){p->runbuf->block->buf, p->runbuf->offset,
-                                                   (uint64_t)p->nslots * sizeof(loom_run_slot), 0, VK_READ};
+                                                   (uint64_t)prog->nslots * sizeof(loom_run_slot), 0, VK_READ};
     }
     if ((s = vk_pipes_warm(d)) != LOOM_OK)
         goto fail;
@@ -311,24 +305,10 @@ fail:
 
 /* ---- run ----------------------------------------------------------------------- */
 
+/* The run's values, computed in core, go up as they are. */
 static void write_slots(vk_prog *p, const loom_run_args *args)
 {
-    loom_run_slot *slots = vk_buffer_map(p->runbuf);
-    for (int i = 0; i < p->prog->nnodes; i++) {
-        int k = p->slot_of[i];
-        if (k < 0)
-            continue;
-        const loom_node *nd = p->prog->nodes[i].node;
-        loom_run_slot s = {0};
-        s.lr = args->lr;
-        s.step = (uint32_t)args->step;
-        if (nd->op == LOOM_OP_ADAM_UPDATE) {
-            s.alpha = loom_adam_step_size(&nd->attr, args->lr, args->step);
-        }
-        if (nd->op == LOOM_OP_EMA_UPDATE)
-            s.decay = loom_ema_decay(&nd->attr, args->step);
-        slots[k] = s;
-    }
+    memcpy(vk_buffer_map(p->runbuf), args->slots, (size_t)args->nslots * sizeof(loom_run_slot));
 }
 
 /* Device ticks to host CLOCK_MONOTONIC ns. */

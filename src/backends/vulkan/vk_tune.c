@@ -162,8 +162,10 @@ static loom_status time_gemm(vk_dev *d, const tune_bufs *t, int texel, int reps,
     for (int i = 0; i < 3; i++)
         tt[i] = (loom_exec_tensor){&nodes[i], {t->buf[i], 0, (uint64_t)n * n * 4}};
     const loom_exec_tensor *in[2] = {&tt[0], &tt[1]};
-    loom_exec_node x = {&nodes[2], 0, 2, in, &tt[2]};
-    loom_exec_program prog = {1, &x, 0, "GEMM tuning"};
+    nodes[2].attr.act = LOOM_OP_NONE;
+    loom_exec_node x = {.node = &nodes[2], .def = loom_op_def_of(LOOM_OP_MATMUL), .index = 0, .nin = 2, .in = in,
+                        .out = &tt[2], .run_slot = -1};
+    loom_exec_program prog = {.nnodes = 1, .nodes = &x, .name = "GEMM tuning"};
     unsigned saved = d->quirks;
     d->quirks = texel ? saved | VK_QUIRK_TEXEL_READS : saved & ~VK_QUIRK_TEXEL_READS;
     void *bp = NULL;
