@@ -19,8 +19,6 @@
 #define STB_IMAGE_IMPLEMENTATION
 #include <stb/stb_image.h>
 
-#include "dash_layout.h"
-
 /* draw_bench.c's colours, which the test looks for */
 #define WRONG_RGB 0xff2d2d
 #define REF_RGB 0xffffff
@@ -345,7 +343,6 @@ static void check_view(const char *const *files, int w, int h, const char *refs,
     args[n++] = png;
     args[n++] = "--size";
     args[n++] = size;
-    args[n++] = "--print-layout";
     args[n] = NULL;
     result r = dash(args);
     ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.err);
@@ -376,31 +373,6 @@ static void check_view(const char *const *files, int w, int h, const char *refs,
             ck_assert_msg(red == 0, "plot %s: %ld red pixels and nothing wrong", q->name, red);
     }
     stbi_image_free(img);
-    /* no text crosses another, a reference's lines or a best mark, and
-     * every figure's name is there whole (wrapped, not cut) */
-    char what[64];
-    snprintf(what, sizeof what, "bench view at %dx%d", w, h);
-    layout L = layout_parse(r.out);
-    layout_check(&L, w, h, what);
-    int marks = 0;
-    for (int i = 0; i < L.n; i++)
-        marks += L.b[i].kind == 'm';
-    ck_assert_int_gt(marks, 0);
-    dash_bench b;
-    dash_bench_init(&b);
-    char err[512];
-    for (int i = 0; files[i]; i++)
-        ck_assert_msg(dash_bench_load(&b, files[i], err, sizeof err) == 0, "%s", err);
-    const char *suites[8], *groups[32];
-    int ns = dash_bench_suites(&b, suites, 8);
-    for (int k = 0; k < ns; k++) {
-        int ng = dash_bench_groups(&b, suites[k], groups, 32);
-        for (int g = 0; g < ng; g++)
-            ck_assert_msg(layout_reads(&L, groups[g]), "%s: the name \"%s\" (%s) is not shown whole", what,
-                          groups[g], suites[k]);
-    }
-    dash_bench_free(&b);
-    layout_free(&L);
 }
 
 START_TEST(test_view_one_file)

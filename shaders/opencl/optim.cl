@@ -1,17 +1,23 @@
 /*
- * Optimizer updates, in place on state tensors (src/core/ir.h). Values the
- * CPU reference derives per step in double (Adam's step size, the EMA's
- * decay) arrive as kernel arguments computed the same way on the host.
- * Each item updates 8 consecutive values.
+ * Optimizer updates, in place on f32 state tensors (src/core/ir.h). The
+ * per-run values (the rate, Adam's step size, the EMA's decay, the loss
+ * scale) arrive in the run slot core computed. Each item updates 8
+ * consecutive values.
  */
 
-/* min(1, clip_norm / sqrt(sumsq)) when clipping, else 1. */
-inline float clip_scale(__global const float *ss, uint sso, float clip_norm, int has_clip)
+/* The factor of every gradient: the run's 1 / loss scale, clipped by the
+ * global norm when clipping; -1 when a loss-scaled step is skipped (its
+ * gradients are not finite). */
+inline float grad_factor(__global const float *ss, uint sso, float clip_norm, int has_ss, int skip_nonfinite,
+                         float inv_scale)
 {
-    if (!has_clip)
-        return 1.0f;
-    float norm = sqrt(ss[sso]);
-    return norm > clip_norm ? clip_norm / norm : 1.0f;
+    if (!has_ss)
+        return inv_scale;
+    float s = ss[sso];
+    if (skip_nonfinite && !isfinite(s))
+        return -1.0f;
+    float norm = sqrt(s) * inv_scale;
+    return clip_norm > 0.0f && norm > clip_norm ? inv_scale * clip_norm / norm : inv_scale;
 }
 
 /* The gradient with the Keras penalties: g * clip + 2 l2 p + l1 sign(p),
@@ -29,13 +35,15 @@ LOOM_DEF_PENALIZED(float8)
 /* momentum == 0: v is unused (any buffer). */
 __kernel __attribute__((reqd_work_group_size(LOOM_EW_WG, 1, 1)))
 void opt_sgd(__global float *p, uint po, __global const float *g, uint go, __global float *v, uint vo, uint n,
-             __global const float *ss, uint sso, float clip_norm, int has_clip, float l1, float l2, float mu,
-             int nesterov, float lr)
+             __global const float *ss, uint sso, float clip_norm, int has_clip, int skip_nonfinite, float l1, float l2,
+             float mu, int nesterov, loom_run_slot run)
 {
     uint i = (uint)get_global_id(0) * 8u;
     if (i >= n)
         return;
-    float clip = clip_scale(ss, sso, clip_norm, has_clip);
+    float clip = grad_factor(ss, sso, clip_norm, has_clip, skip_nonfinite, run.inv_scale), lr = run.lr;
+    if (clip < 0.0f)
+        return;
     if (i + 8u <= n) {
         float8 pi = vload8(0, p + po + i);
         float8 gi = penalized_float8(vload8(0, g + go + i), pi, clip, l1, l2);
@@ -74,12 +82,15 @@ void opt_sgd(__global float *p, uint po, __global const float *g, uint go, __glo
 __kernel __attribute__((reqd_work_group_size(LOOM_EW_WG, 1, 1)))
 void opt_adam(__global float *p, uint po, __global const float *g, uint go, __global float *m, uint mo,
               __global float *v, uint vo, uint n, __global const float *ss, uint sso, float clip_norm, int has_clip,
-              float l1, float l2, float b1, float b2, float eps, float wd, float lr, float alpha)
+              int skip_nonfinite, float l1, float l2, float b1, float b2, float eps, float wd, loom_run_slot run)
 {
     uint i = (uint)get_global_id(0) * 8u;
     if (i >= n)
         return;
-    float clip = clip_scale(ss, sso, clip_norm, has_clip);
+    float clip = grad_factor(ss, sso, clip_norm, has_clip, skip_nonfinite, run.inv_scale);
+    float lr = run.lr, alpha = run.alpha;
+    if (clip < 0.0f)
+        return;
     if (i + 8u <= n) {
         float8 p_ = vload8(0, p + po + i), g_ = vload8(0, g + go + i);
         float8 m_ = vload8(0, m + mo + i), v_ = vload8(0, v + vo + i);
@@ -100,8 +111,9 @@ void opt_adam(__global float *p, uint po, __global const float *g, uint go, __gl
 
 /* d = 0 at step 1 (the average starts at the parameter), else the decay. */
 __kernel __attribute__((reqd_work_group_size(LOOM_EW_WG, 1, 1)))
-void opt_ema(__global float *e, uint eo, __global const float *p, uint po, uint n, float d)
+void opt_ema(__global float *e, uint eo, __global const float *p, uint po, uint n, loom_run_slot run)
 {
+    float d = run.decay;
     uint i = (uint)get_global_id(0) * 8u;
     if (i + 8u <= n) {
         vstore8(d * vload8(0, e + eo + i) + (1.0f - d) * vload8(0, p + po + i), 0, e + eo + i);

@@ -36,6 +36,18 @@ static CLBlastTranspose tr(int t)
 loom_status loom_cl_gemm(cl_dev *d, const cl_gemm_call *g, cl_mem tmp, cl_event *ev, const char *what)
 {
     CLBlastStatusCode s;
+    if (g->half) {
+        /* f16 operands on a device with cl_khr_fp16 (1.0 and 0.0 as halves) */
+        const cl_half one = 0x3c00, zero = 0;
+        s = tmp ? CLBlastHgemmWithTempBuffer(CLBlastLayoutRowMajor, tr(g->ta), tr(g->tb), g->m, g->n, g->k, one, g->a,
+                                             g->ao, g->lda, g->b, g->bo, g->ldb, zero, g->c, g->co, g->ldc, &d->queue,
+                                             ev, tmp)
+                : CLBlastHgemm(CLBlastLayoutRowMajor, tr(g->ta), tr(g->tb), g->m, g->n, g->k, one, g->a, g->ao, g->lda,
+                               g->b, g->bo, g->ldb, zero, g->c, g->co, g->ldc, &d->queue, ev);
+        if (s != CLBlastSuccess)
+            return loom_cl_fail(d, s, "CLBlastHgemm", "matmul \"%s\" [%zu,%zu], k=%zu", what, g->m, g->n, g->k);
+        return LOOM_OK;
+    }
     if (tmp)
         s = CLBlastSgemmWithTempBuffer(CLBlastLayoutRowMajor, tr(g->ta), tr(g->tb), g->m, g->n, g->k, 1.0f, g->a, g->ao,
                                        g->lda, g->b, g->bo, g->ldb, 0.0f, g->c, g->co, g->ldc, &d->queue, ev, tmp);
@@ -51,8 +63,11 @@ loom_status loom_cl_gemm(cl_dev *d, const cl_gemm_call *g, cl_mem tmp, cl_event 
 loom_status loom_cl_gemm_tmp_size(cl_dev *d, const cl_gemm_call *g, size_t *bytes, const char *what)
 {
     size_t n = 0;
-    CLBlastStatusCode s = CLBlastSGemmTempBufferSize(CLBlastLayoutRowMajor, tr(g->ta), tr(g->tb), g->m, g->n, g->k,
-                                                     g->ao, g->lda, g->bo, g->ldb, g->co, g->ldc, &d->queue, &n);
+    CLBlastStatusCode s =
+        g->half ? CLBlastHGemmTempBufferSize(CLBlastLayoutRowMajor, tr(g->ta), tr(g->tb), g->m, g->n, g->k, g->ao, g->lda,
+                                             g->bo, g->ldb, g->co, g->ldc, &d->queue, &n)
+                : CLBlastSGemmTempBufferSize(CLBlastLayoutRowMajor, tr(g->ta), tr(g->tb), g->m, g->n, g->k, g->ao, g->lda,
+                                             g->bo, g->ldb, g->co, g->ldc, &d->queue, &n);
     if (s != CLBlastSuccess)
         return loom_cl_fail(d, s, "CLBlastSGemmTempBufferSize", "matmul \"%s\" [%zu,%zu], k=%zu", what, g->m, g->n,
                             g->k);
@@ -413,7 +428,7 @@ loom_status loom_cl_gemm_verify(cl_dev *d, size_t m, size_t n, size_t k, int ta,
         s = loom_cl_fail(d, e, "clCreateBuffer", "verifying GEMM parameters (%s)", what);
         goto out;
     }
-    cl_gemm_call g = {ta, tb, m, n, k, ma, mb, mc, ao, bo, co, ta ? m : k, tb ? k : n, n};
+    cl_gemm_call g = {ta, tb, 0, m, n, k, ma, mb, mc, ao, bo, co, ta ? m : k, tb ? k : n, n};
     if ((s = loom_cl_gemm(d, &g, NULL, NULL, what)) != LOOM_OK)
         goto out;
     e = clEnqueueReadBuffer(d->queue, mc, CL_TRUE, 0, nc * 4, c, 0, NULL, NULL);

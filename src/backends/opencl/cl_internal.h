@@ -45,13 +45,22 @@ typedef struct cl_limits {
 typedef struct cl_block cl_block;
 struct cl_gemm_params;
 
-/* Programs built from embedded sources, built lazily, one per file. */
+/* Programs built from embedded sources, lazily, once per (program,
+ * variant): the variant is the build options that pick a dtype
+ * ("-DLOOM_F16") or a cast's pair ("-DFROM_F16 -DTO_I32"). */
 typedef enum cl_progid {
     LOOM_CLP_ELEMENTWISE = 0,
     LOOM_CLP_REDUCE = 1,
     LOOM_CLP_OPTIM = 2,
-    LOOM_CLP_COUNT = 3
+    LOOM_CLP_CAST = 3,
+    LOOM_CLP_COUNT = 4
 } cl_progid;
+
+typedef struct cl_built {
+    cl_progid which;
+    char variant[48];
+    cl_program prog;
+} cl_built;
 
 typedef struct cl_dev {
     loom_ctx *ctx;
@@ -64,7 +73,8 @@ typedef struct cl_dev {
     cl_limits lim;
     cl_block **blocks;
     int nblocks, capblocks;
-    cl_program progs[LOOM_CLP_COUNT];
+    cl_built *progs;           /* built so far */
+    int nprogs, capprogs;
     uint32_t ew_wg, red_wg;    /* work-group sizes, passed to the builds */
     /* GEMM parameters: generation counts applications, so programs can
      * re-size CLBlast's temporary buffer when the set changed. */
@@ -106,9 +116,12 @@ uint64_t loom_cl_max_block(const cl_dev *d);
 
 /* ---- programs ----------------------------------------------------------- */
 
-/* The program of an embedded file, built (or loaded from the disk cache)
- * on first use. */
-loom_status loom_cl_program(cl_dev *d, cl_progid which, cl_program *out);
+/* The program `which` in `variant` (build options, "" for f32), built (or
+ * loaded from the disk cache) on first use. */
+loom_status loom_cl_program(cl_dev *d, cl_progid which, const char *variant, cl_program *out);
+/* 1 if the embedded sources of the program hold text (a kernel's body
+ * line): the kernel tables ask it without a device. */
+int loom_cl_source_has(cl_progid which, const char *text);
 /* Builds sources (concatenated in order) with options, through the binary
  * cache under ctx->cache_dir/opencl. what names it in messages; a build
  * failure returns LOOM_E_DEVICE with the build log. *from_cache says
@@ -133,17 +146,9 @@ typedef enum cl_launch_kind {
     LOOM_CLL_COPY
 } cl_launch_kind;
 
-/* Values an update or dropout kernel takes per run, set at run time. */
-typedef enum cl_runarg {
-    LOOM_CLR_NONE = 0,
-    LOOM_CLR_DROPOUT,          /* h0 */
-    LOOM_CLR_SGD,              /* lr */
-    LOOM_CLR_ADAM,             /* lr, alpha */
-    LOOM_CLR_EMA               /* d */
-} cl_runarg;
-
 typedef struct cl_gemm_call {
     int ta, tb;
+    int half;                  /* f16 operands (CLBlastHgemm), else f32 */
     size_t m, n, k;
     cl_mem a, b, c;
     size_t ao, bo, co;         /* elements */
@@ -156,22 +161,26 @@ typedef struct cl_launch {
     cl_kernel kernel;
     cl_uint dims;               /* 1, or 2 for (column chunks, rows) kernels */
     size_t gws[2], lws[2];
-    cl_runarg runarg;
-    cl_uint runarg_index;      /* first argument set per run */
+    int run_arg;               /* the argument that takes the node's run
+                                  slot, set before each run; -1 if none */
     cl_gemm_call gemm;
     cl_mem copy_src, copy_dst;
     size_t copy_so, copy_do, copy_bytes;
+    void *scratch;             /* a buffer the launch owns (f32 views of a
+                                  half GEMM's operands), freed at release */
 } cl_launch;
 
-/* Appends the launches of node x (one, or one per SUMSQ input); *n counts
- * them, cap is the room in out. Returns LOOM_E_INVALID when out is too
- * small (never: the caller sizes it by loom_cl_launch_count). */
+/* Appends the launches of node x; *n counts them, cap is the room in out.
+ * Returns LOOM_E_INVALID when out is too small (never: the caller sizes it
+ * by loom_cl_launch_count). */
 loom_status loom_cl_plan_node(cl_dev *d, const loom_exec_node *x, int node, cl_launch *out, int cap, int *n);
-int loom_cl_launch_count(const loom_exec_node *x);
-/* Sets the per-run arguments of l from args. */
-loom_status loom_cl_set_runargs(cl_dev *d, const loom_exec_node *x, const cl_launch *l, const loom_run_args *args);
-/* h0 of the dropout hash for one run (src/core/ir.h loom_rng_uniform). */
-uint32_t loom_cl_dropout_h0(uint32_t seed, uint32_t salt, uint32_t step);
+int loom_cl_launch_count(const cl_dev *d, const loom_exec_node *x);
+/* Sets the run slot argument of l (the node's slot of args). */
+loom_status loom_cl_set_run_slot(cl_dev *d, const loom_exec_node *x, const cl_launch *l, const loom_run_args *args);
+/* 1 if the backend can run this node on this device / has a kernel for op
+ * in dtype at all (cl_launch.c). */
+int loom_cl_supports(void *bdev, const loom_exec_node *x);
+int loom_cl_has_kernel(loom_op op, loom_dtype dt);
 
 /* ---- GEMM through CLBlast ----------------------------------------------- */
 

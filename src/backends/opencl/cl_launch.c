@@ -1,13 +1,15 @@
-/* One node of a program -> the kernel launches that compute it, with every
- * argument set here, once, at prepare. Only the per-run values (learning
- * rate, Adam's step size, the EMA's decay, the dropout hash of the step)
- * are set again at each run. Index math mirrors src/backends/cpu/cpu_kernels.c. */
+/* One node of a program -> the kernel launches that compute it, by op
+ * family, with every argument set here, once, at prepare. Only the node's
+ * run slot (the values core computes per run) is set again at each run.
+ * Kernels are found by name in the programs built per dtype
+ * (unary_<op>, binary_<op>, ...); nothing here switches on an op. Index
+ * math mirrors src/backends/cpu/. */
 #include "cl_internal.h"
 #include "../common/layout.h"
-#include "cl_codes.h"
+#include "../../core/autodiff.h"
 
 #include <assert.h>
-#include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 typedef struct argset {
@@ -41,23 +43,32 @@ static void a_u4(argset *a, const int64_t v[4])
     a_raw(a, sizeof u, &u);
 }
 
+/* The run slot: a placeholder now, the node's values before each run. */
+static void a_slot(argset *a, cl_launch *l)
+{
+    loom_run_slot zero = {0};
+    l->run_arg = (int)a->i;
+    a_raw(a, sizeof zero, &zero);
+}
+
 static cl_mem mem_of(const loom_bref *m)
 {
     return loom_cl_block_mem(((const cl_buf *)m->buf)->block);
 }
 
-/* Offset in 4-byte elements from the block's start. */
-static cl_uint elem_off(const loom_bref *m)
+/* Offset in elements of the tensor's dtype from the block's start. */
+static cl_uint elem_off(const loom_exec_tensor *t)
 {
-    uint64_t bytes = ((const cl_buf *)m->buf)->offset + m->offset;
-    assert(bytes % 4 == 0 && bytes / 4 <= 0xffffffffu);
-    return (cl_uint)(bytes / 4);
+    uint64_t es = loom_dtype_size(t->node->dtype);
+    uint64_t bytes = ((const cl_buf *)t->mem.buf)->offset + t->mem.offset;
+    assert(bytes % es == 0 && bytes / es <= 0xffffffffu);
+    return (cl_uint)(bytes / es);
 }
 
 static void a_tensor(argset *a, const loom_exec_tensor *t)
 {
     a_mem(a, mem_of(&t->mem));
-    a_u32(a, elem_off(&t->mem));
+    a_u32(a, elem_off(t));
 }
 
 static loom_status args_done(argset *a, const loom_exec_node *x, const char *kname)
@@ -68,11 +79,17 @@ static loom_status args_done(argset *a, const loom_exec_node *x, const char *kna
                         loom_op_name(x->node->op), x->node->name);
 }
 
-static loom_status make_kernel(cl_dev *d, cl_progid p, const char *name, const loom_exec_node *x, cl_launch *l,
-                               argset *a)
+/* The build options of a program's dtype variant. */
+static const char *dtype_variant(loom_dtype dt)
+{
+    return dt == LOOM_F16 ? "-DLOOM_F16" : dt == LOOM_BF16 ? "-DLOOM_BF16" : "";
+}
+
+static loom_status make_kernel(cl_dev *d, cl_progid p, const char *variant, const char *name,
+                               const loom_exec_node *x, cl_launch *l, argset *a)
 {
     cl_program prog;
-    LOOM_TRY(loom_cl_program(d, p, &prog));
+    LOOM_TRY(loom_cl_program(d, p, variant, &prog));
     cl_int e = CL_SUCCESS;
     l->kernel = clCreateKernel(prog, name, &e);
     if (e != CL_SUCCESS)
@@ -95,11 +112,11 @@ static void ew_size(cl_dev *d, cl_launch *l, int64_t n)
     l->gws[0] = round_up((size_t)((n + 7) / 8), l->lws[0]);
 }
 
-/* (column chunks of 8, rows): as many chunks per group as a row has, up
- * to the group size, the rest of the group along the rows. */
-static void rows_size(cl_dev *d, cl_launch *l, int64_t rows, int64_t c)
+/* (column chunks of `chunk`, rows): as many chunks per group as a row has,
+ * up to the group size, the rest of the group along the rows. */
+static void rows_size(cl_dev *d, cl_launch *l, int64_t rows, int64_t c, int64_t chunk)
 {
-    size_t chunks = (size_t)((c + 7) / 8), wx = 1;
+    size_t chunks = (size_t)((c + chunk - 1) / chunk), wx = 1;
     while (wx < chunks && wx < d->ew_wg)
         wx *= 2;
     size_t wy = d->ew_wg / wx;
@@ -110,116 +127,235 @@ static void rows_size(cl_dev *d, cl_launch *l, int64_t rows, int64_t c)
     l->gws[1] = round_up((size_t)rows, wy);
 }
 
-static cl_uint unary_code(loom_op op)
-{
-    switch (op) {
-    case LOOM_OP_SCALE: return LOOM_CL_U_SCALE;
-    case LOOM_OP_RELU: return LOOM_CL_U_RELU;
-    case LOOM_OP_SIGMOID: return LOOM_CL_U_SIGMOID;
-    case LOOM_OP_TANH: return LOOM_CL_U_TANH;
-    case LOOM_OP_GELU: return LOOM_CL_U_GELU;
-    case LOOM_OP_EXP: return LOOM_CL_U_EXP;
-    case LOOM_OP_LOG: return LOOM_CL_U_LOG;
-    default: return LOOM_CL_U_SQUARE;
-    }
-}
+/* ---- element-wise ---------------------------------------------------------- */
 
-static cl_uint grad_code(loom_op op)
+static loom_status plan_unary(cl_dev *d, const loom_exec_node *x, cl_launch *l)
 {
-    switch (op) {
-    case LOOM_OP_RELU_GRAD: return LOOM_CL_G_RELU;
-    case LOOM_OP_SIGMOID_GRAD: return LOOM_CL_G_SIGMOID;
-    case LOOM_OP_TANH_GRAD: return LOOM_CL_G_TANH;
-    default: return LOOM_CL_G_GELU;
-    }
-}
-
-static cl_uint binary_code(loom_op op)
-{
-    switch (op) {
-    case LOOM_OP_ADD: return LOOM_CL_B_ADD;
-    case LOOM_OP_SUB: return LOOM_CL_B_SUB;
-    case LOOM_OP_MUL: return LOOM_CL_B_MUL;
-    default: return LOOM_CL_B_DIV;
-    }
+    const loom_node *nd = x->node;
+    int grad = x->def->family == LOOM_FAM_UNARY_GRAD;
+    char kname[64];
+    snprintf(kname, sizeof kname, "%s_%s", grad ? "unary_grad" : "unary",
+             grad ? loom_op_name((loom_op)nd->attr.fwd) : x->def->name);
+    argset a;
+    LOOM_TRY(make_kernel(d, LOOM_CLP_ELEMENTWISE, dtype_variant(nd->dtype), kname, x, l, &a));
+    a_tensor(&a, x->out);
+    for (int k = 0; k < x->nin; k++)
+        a_tensor(&a, x->in[k]);
+    a_u32(&a, (cl_uint)nd->numel);
+    a_f32(&a, nd->attr.p1);
+    a_f32(&a, nd->attr.p2);
+    ew_size(d, l, nd->numel);
+    return args_done(&a, x, kname);
 }
 
 static loom_status plan_binary(cl_dev *d, const loom_exec_node *x, cl_launch *l)
 {
-    const loom_node *o = x->node, *na = x->in[0]->node, *nb = x->in[1]->node;
+    const loom_node *o = x->node;
+    int grad = x->def->family == LOOM_FAM_BINARY_GRAD;
+    const loom_exec_tensor *ta = x->in[grad], *tb = x->in[grad + 1];
+    const loom_node *na = ta->node, *nb = tb->node;
     int64_t dd[4], sa[4], sb[4];
     loom_shape4(o->ndim, o->shape, dd);
     loom_bstrides(na->ndim, na->shape, dd, sa);
     loom_bstrides(nb->ndim, nb->shape, dd, sb);
+    const char *shape, *name = grad ? loom_op_name((loom_op)o->attr.fwd) : x->def->name;
+    if (grad)
+        shape = "binary_grad";
+    else if (na->numel == o->numel && nb->numel == o->numel)
+        shape = "binary";
+    else if (na->numel == o->numel && nb->numel == dd[3] && (sb[0] == 0 || dd[0] == 1) &&
+             (sb[1] == 0 || dd[1] == 1) && (sb[2] == 0 || dd[2] == 1))
+        shape = "binary_row"; /* a bias over the last axis */
+    else
+        shape = "binary_bcast";
+    char kname[64];
+    snprintf(kname, sizeof kname, "%s_%s", shape, name);
     argset a;
-    const char *kname;
-    if (na->numel == o->numel && nb->numel == o->numel) {
-        kname = "ew_binary";
-    } else if (na->numel == o->numel && nb->numel == dd[3] && (sb[0] == 0 || dd[0] == 1) &&
-               (sb[1] == 0 || dd[1] == 1) && (sb[2] == 0 || dd[2] == 1)) {
-        kname = "ew_binary_row"; /* a bias over the last axis */
-    } else {
-        kname = "ew_binary_bcast";
-    }
-    LOOM_TRY(make_kernel(d, LOOM_CLP_ELEMENTWISE, kname, x, l, &a));
+    LOOM_TRY(make_kernel(d, LOOM_CLP_ELEMENTWISE, dtype_variant(o->dtype), kname, x, l, &a));
     a_tensor(&a, x->out);
-    a_tensor(&a, x->in[0]);
-    a_tensor(&a, x->in[1]);
-    if (!strcmp(kname, "ew_binary_row")) {
+    for (int k = 0; k < x->nin; k++)
+        a_tensor(&a, x->in[k]);
+    if (!strcmp(shape, "binary")) {
+        a_u32(&a, (cl_uint)o->numel);
+        ew_size(d, l, o->numel);
+    } else if (!strcmp(shape, "binary_row")) {
         a_u32(&a, (cl_uint)(o->numel / dd[3]));
         a_u32(&a, (cl_uint)dd[3]);
-        a_u32(&a, binary_code(o->op));
-        rows_size(d, l, o->numel / dd[3], dd[3]);
-        return args_done(&a, x, kname);
-    }
-    if (!strcmp(kname, "ew_binary_bcast")) {
+        rows_size(d, l, o->numel / dd[3], dd[3], 8);
+    } else {
         a_u32(&a, (cl_uint)(o->numel / dd[3]));
-        a_u32(&a, binary_code(o->op));
         a_u4(&a, dd);
         a_u4(&a, sa);
         a_u4(&a, sb);
-        rows_size(d, l, o->numel / dd[3], dd[3]);
-        return args_done(&a, x, kname);
+        if (grad)
+            a_u32(&a, (cl_uint)o->attr.side);
+        rows_size(d, l, o->numel / dd[3], dd[3], grad ? 1 : 8);
     }
-    a_u32(&a, (cl_uint)o->numel);
-    a_u32(&a, binary_code(o->op));
-    ew_size(d, l, o->numel);
     return args_done(&a, x, kname);
 }
 
-/* y[i] = a[offset of i in (dims, strides)]: EXPAND and TRANSPOSE. */
-static loom_status plan_gather(cl_dev *d, const loom_exec_node *x, cl_launch *l, const int64_t dd[4],
-                               const int64_t st[4])
-{
-    argset a;
-    LOOM_TRY(make_kernel(d, LOOM_CLP_ELEMENTWISE, "ew_gather", x, l, &a));
-    a_tensor(&a, x->out);
-    a_tensor(&a, x->in[0]);
-    a_u32(&a, (cl_uint)(x->node->numel / dd[3]));
-    a_u4(&a, dd);
-    a_u4(&a, st);
-    rows_size(d, l, x->node->numel / dd[3], dd[3]);
-    return args_done(&a, x, "ew_gather");
-}
-
-static loom_status plan_expand(cl_dev *d, const loom_exec_node *x, cl_launch *l)
+static loom_status plan_where(cl_dev *d, const loom_exec_node *x, cl_launch *l)
 {
     const loom_node *o = x->node;
-    int64_t dd[4], sa[4];
+    int64_t dd[4], s[3][4];
     loom_shape4(o->ndim, o->shape, dd);
-    loom_bstrides(o->attr.rdim, o->attr.rshape, dd, sa);
-    return plan_gather(d, x, l, dd, sa);
+    for (int k = 0; k < 3; k++)
+        loom_bstrides(x->in[k]->node->ndim, x->in[k]->node->shape, dd, s[k]);
+    argset a;
+    LOOM_TRY(make_kernel(d, LOOM_CLP_ELEMENTWISE, dtype_variant(o->dtype), "where_bcast", x, l, &a));
+    a_tensor(&a, x->out);
+    for (int k = 0; k < 3; k++)
+        a_tensor(&a, x->in[k]);
+    a_u32(&a, (cl_uint)o->numel);
+    a_u4(&a, dd);
+    for (int k = 0; k < 3; k++)
+        a_u4(&a, s[k]);
+    l->lws[0] = d->ew_wg;
+    l->gws[0] = round_up((size_t)o->numel, l->lws[0]);
+    return args_done(&a, x, "where_bcast");
 }
 
-static loom_status plan_transpose(cl_dev *d, const loom_exec_node *x, cl_launch *l)
+static const char *cast_option(loom_dtype dt)
 {
-    int64_t dd[4], st[4];
-    loom_transpose_strides(x->in[0]->node, x->node, dd, st);
-    return plan_gather(d, x, l, dd, st);
+    return dt == LOOM_F16 ? "F16" : dt == LOOM_BF16 ? "BF16" : dt == LOOM_I32 ? "I32" : "F32";
 }
 
-/* REDUCE_SUM: the kept dims and the reduced dims, each packed to the right
- * of a rank-4 index space with the input's strides. */
+/* from one buffer range to another: a tensor, or a GEMM's f32 scratch */
+static loom_status cast_launch(cl_dev *d, const loom_exec_node *x, cl_launch *l, loom_dtype from, cl_mem src,
+                               cl_uint so, loom_dtype to, cl_mem dst, cl_uint dof, int64_t n)
+{
+    char variant[48];
+    snprintf(variant, sizeof variant, "-DFROM_%s -DTO_%s", cast_option(from), cast_option(to));
+    argset a;
+    LOOM_TRY(make_kernel(d, LOOM_CLP_CAST, variant, "cast", x, l, &a));
+    a_mem(&a, dst);
+    a_u32(&a, dof);
+    a_mem(&a, src);
+    a_u32(&a, so);
+    a_u32(&a, (cl_uint)n);
+    l->lws[0] = d->ew_wg;
+    l->gws[0] = round_up((size_t)n, l->lws[0]);
+    return args_done(&a, x, "cast");
+}
+
+static loom_status plan_cast(cl_dev *d, const loom_exec_node *x, cl_launch *l)
+{
+    return cast_launch(d, x, l, x->in[0]->node->dtype, mem_of(&x->in[0]->mem), elem_off(x->in[0]), x->node->dtype,
+                       mem_of(&x->out->mem), elem_off(x->out), x->node->numel);
+}
+
+/* y[i] = a[offset of i in (dims, strides)]: copy, expand, transpose. */
+static loom_status plan_gather(cl_dev *d, const loom_exec_node *x, cl_launch *l)
+{
+    const loom_node *nd = x->node;
+    if (x->def->code == LOOM_GATHER_COPY) {
+        const loom_bref *src = &x->in[0]->mem, *dst = &x->out->mem;
+        if (mem_of(src) == mem_of(dst) && elem_off(x->in[0]) == elem_off(x->out))
+            return LOOM_OK; /* a reshape in place: nothing moves */
+        size_t es = loom_dtype_size(nd->dtype);
+        l->kind = LOOM_CLL_COPY;
+        l->copy_src = mem_of(src);
+        l->copy_dst = mem_of(dst);
+        l->copy_so = (size_t)elem_off(x->in[0]) * es;
+        l->copy_do = (size_t)elem_off(x->out) * es;
+        l->copy_bytes = (size_t)dst->bytes;
+        return LOOM_OK;
+    }
+    int64_t dd[4], st[4];
+    loom_gather_strides(x->def->code, x->in[0]->node, nd, dd, st);
+    const char *kname = loom_dtype_size(nd->dtype) == 2 ? "gather_16" : "gather_32";
+    argset a;
+    LOOM_TRY(make_kernel(d, LOOM_CLP_ELEMENTWISE, "", kname, x, l, &a));
+    a_tensor(&a, x->out);
+    a_tensor(&a, x->in[0]);
+    a_u32(&a, (cl_uint)(nd->numel / dd[3]));
+    a_u4(&a, dd);
+    a_u4(&a, st);
+    rows_size(d, l, nd->numel / dd[3], dd[3], 8);
+    return args_done(&a, x, kname);
+}
+
+static loom_status plan_dropout(cl_dev *d, const loom_exec_node *x, cl_launch *l)
+{
+    const loom_node *nd = x->node;
+    argset a;
+    LOOM_TRY(make_kernel(d, LOOM_CLP_ELEMENTWISE, dtype_variant(nd->dtype), "ew_dropout", x, l, &a));
+    a_tensor(&a, x->out);
+    a_tensor(&a, x->in[0]);
+    a_u32(&a, (cl_uint)nd->numel);
+    a_f32(&a, nd->attr.alpha);
+    a_f32(&a, 1.0f / (1.0f - nd->attr.alpha));
+    a_slot(&a, l);
+    ew_size(d, l, nd->numel);
+    return args_done(&a, x, "ew_dropout");
+}
+
+/* ---- GEMM -------------------------------------------------------------------- */
+
+static void gemm_call(const loom_exec_node *x, cl_gemm_call *g)
+{
+    const loom_node *nd = x->node, *na = x->in[0]->node, *nb = x->in[1]->node;
+    g->ta = nd->attr.ta;
+    g->tb = nd->attr.tb;
+    g->m = (size_t)nd->shape[0];
+    g->n = (size_t)nd->shape[1];
+    g->k = (size_t)(nd->attr.ta ? na->shape[0] : na->shape[1]);
+    g->lda = (size_t)na->shape[1];
+    g->ldb = (size_t)nb->shape[1];
+    g->ldc = g->n;
+}
+
+/* Half-precision GEMM on a device CLBlast cannot run it on: the operands
+ * widened into an f32 scratch the launch owns, SGEMM, the result narrowed
+ * back (4 launches). */
+static int converts(const cl_dev *d, const loom_exec_node *x)
+{
+    loom_dtype dt = x->node->dtype;
+    return dt == LOOM_BF16 || (dt == LOOM_F16 && !d->lim.fp16);
+}
+
+static loom_status plan_matmul(cl_dev *d, const loom_exec_node *x, cl_launch *l, int *n)
+{
+    loom_dtype dt = x->node->dtype;
+    cl_gemm_call *g = &l->gemm;
+    gemm_call(x, g);
+    if (!converts(d, x)) {
+        l->kind = LOOM_CLL_GEMM;
+        g->half = dt == LOOM_F16;
+        g->a = mem_of(&x->in[0]->mem);
+        g->b = mem_of(&x->in[1]->mem);
+        g->c = mem_of(&x->out->mem);
+        g->ao = elem_off(x->in[0]);
+        g->bo = elem_off(x->in[1]);
+        g->co = elem_off(x->out);
+        *n = 1;
+        return LOOM_OK;
+    }
+    int64_t na = x->in[0]->node->numel, nb = x->in[1]->node->numel, nc = x->node->numel;
+    void *buf = NULL;
+    LOOM_TRY(loom_cl_buffer_alloc(d, (uint64_t)(na + nb + nc) * 4, LOOM_LIFE_ARENA, &buf));
+    const cl_buf *sb = buf;
+    cl_mem s = loom_cl_block_mem(sb->block);
+    cl_uint s0 = (cl_uint)(sb->offset / 4), sa = s0, sbo = s0 + (cl_uint)na, sc = sbo + (cl_uint)nb;
+    cl_launch *gl = &l[2];
+    gl->scratch = buf;
+    LOOM_TRY(cast_launch(d, x, &l[0], dt, mem_of(&x->in[0]->mem), elem_off(x->in[0]), LOOM_F32, s, sa, na));
+    LOOM_TRY(cast_launch(d, x, &l[1], dt, mem_of(&x->in[1]->mem), elem_off(x->in[1]), LOOM_F32, s, sbo, nb));
+    gl->kind = LOOM_CLL_GEMM;
+    gl->gemm = *g;
+    gl->gemm.a = gl->gemm.b = gl->gemm.c = s;
+    gl->gemm.ao = sa;
+    gl->gemm.bo = sbo;
+    gl->gemm.co = sc;
+    LOOM_TRY(cast_launch(d, x, &l[3], LOOM_F32, s, sc, dt, mem_of(&x->out->mem), elem_off(x->out), nc));
+    *n = 4;
+    return LOOM_OK;
+}
+
+/* ---- reductions and rows -------------------------------------------------------- */
+
+/* The kept dims and the reduced dims, each packed to the right of a rank-4
+ * index space with the input's strides. */
 static loom_status plan_reduce(cl_dev *d, const loom_exec_node *x, cl_launch *l)
 {
     const loom_node *ni = x->in[0]->node, *nd = x->node;
@@ -252,17 +388,18 @@ static loom_status plan_reduce(cl_dev *d, const loom_exec_node *x, cl_launch *l)
         rs[4 - nr + i] = red[i][1];
     }
     int64_t R = rd[0] * rd[1] * rd[2] * rd[3], nout = kd[0] * kd[1] * kd[2] * kd[3];
+    const char *var = dtype_variant(nd->dtype);
     argset a;
-    /* Leading dims reduced, trailing ones kept: [R, C] -> [C], a column
-     * sum with vector loads (worth it from 8 columns). */
+    /* A sum with the leading dims reduced and the trailing ones kept:
+     * [R, C] -> [C], a column sum with vector loads (worth it from 8). */
     int split = 4;
     while (split > 0 && r4[split - 1] == dd[split - 1])
         split--;
-    int cols = nout >= 8;
+    int cols = nout >= 8 && x->def->code == LOOM_REDUCE_SUM;
     for (int i = 0; i < split; i++)
         cols &= r4[i] == 1;
     if (cols) {
-        LOOM_TRY(make_kernel(d, LOOM_CLP_REDUCE, "red_sum_cols", x, l, &a));
+        LOOM_TRY(make_kernel(d, LOOM_CLP_REDUCE, var, "red_sum_cols", x, l, &a));
         a_tensor(&a, x->out);
         a_tensor(&a, x->in[0]);
         a_u32(&a, (cl_uint)R);
@@ -274,8 +411,8 @@ static loom_status plan_reduce(cl_dev *d, const loom_exec_node *x, cl_launch *l)
     }
     /* Few long reductions: a work group each; else an item each. */
     int wg = R >= 128 && nout <= 256;
-    const char *kname = wg ? "red_sum_wg" : "red_sum_item";
-    LOOM_TRY(make_kernel(d, LOOM_CLP_REDUCE, kname, x, l, &a));
+    const char *kname = wg ? "red_wg" : "red_item";
+    LOOM_TRY(make_kernel(d, LOOM_CLP_REDUCE, var, kname, x, l, &a));
     a_tensor(&a, x->out);
     a_tensor(&a, x->in[0]);
     a_u32(&a, (cl_uint)nout);
@@ -285,42 +422,115 @@ static loom_status plan_reduce(cl_dev *d, const loom_exec_node *x, cl_launch *l)
     a_u4(&a, rs);
     a_u32(&a, (cl_uint)R);
     a_f32(&a, nd->attr.alpha);
+    a_u32(&a, x->def->code);
     l->lws[0] = d->red_wg;
     l->gws[0] = wg ? (size_t)nout * l->lws[0] : round_up((size_t)nout, l->lws[0]);
     return args_done(&a, x, kname);
 }
 
-/* Softmax family and the sparse cross-entropy gradient, rows of c. */
-static loom_status plan_rows(cl_dev *d, const loom_exec_node *x, cl_launch *l)
+/* The softmax family along an axis (in: x, or dy and y). */
+static loom_status plan_softmax(cl_dev *d, const loom_exec_node *x, cl_launch *l)
 {
     const loom_node *nd = x->node;
-    const loom_exec_tensor *ta = x->in[0], *tb = x->out, *tl = x->out;
-    cl_uint mode;
-    switch (nd->op) {
-    case LOOM_OP_SOFTMAX: mode = LOOM_CL_R_SOFTMAX; break;
-    case LOOM_OP_LOG_SOFTMAX: mode = LOOM_CL_R_LOG_SOFTMAX; break;
-    case LOOM_OP_SOFTMAX_GRAD: mode = LOOM_CL_R_SOFTMAX_GRAD, tb = x->in[1]; break;
-    case LOOM_OP_LOG_SOFTMAX_GRAD: mode = LOOM_CL_R_LOG_SOFTMAX_GRAD, tb = x->in[1]; break;
-    default: /* SPARSE_XENT_GRAD: in = dloss, logits, labels */
-        mode = LOOM_CL_R_XENT_GRAD, ta = x->in[1], tb = x->in[0], tl = x->in[2];
-        break;
-    }
-    int64_t c = nd->shape[nd->ndim - 1], rows = nd->numel / c;
-    int wg = c > 128;
+    loom_axis_split sp = loom_axis_split_of(nd, nd->attr.axis);
+    int grad = x->def->family == LOOM_FAM_SOFTMAX_GRAD;
+    int64_t rows = sp.outer * sp.inner;
+    int wg = sp.n > 128;
     const char *kname = wg ? "rows_wg" : "rows_item";
     argset a;
-    LOOM_TRY(make_kernel(d, LOOM_CLP_REDUCE, kname, x, l, &a));
+    LOOM_TRY(make_kernel(d, LOOM_CLP_REDUCE, dtype_variant(nd->dtype), kname, x, l, &a));
     a_tensor(&a, x->out);
-    a_tensor(&a, ta);
-    a_tensor(&a, tb);
-    a_tensor(&a, tl);
+    a_tensor(&a, x->in[0]);
+    a_tensor(&a, grad ? x->in[1] : x->in[0]);
     a_u32(&a, (cl_uint)rows);
-    a_u32(&a, (cl_uint)c);
-    a_u32(&a, mode);
+    a_u32(&a, (cl_uint)sp.n);
+    a_u32(&a, (cl_uint)sp.inner);
+    a_u32(&a, x->def->code);
+    a_u32(&a, (cl_uint)grad);
     l->lws[0] = d->red_wg;
     l->gws[0] = wg ? (size_t)rows * l->lws[0] : round_up((size_t)rows, l->lws[0]);
     return args_done(&a, x, kname);
 }
+
+/* argmax / argmin (in: x) and the gradients of max / min (in: dy, x). */
+static loom_status plan_arg(cl_dev *d, const loom_exec_node *x, cl_launch *l)
+{
+    int grad = x->def->family == LOOM_FAM_ARG_GRAD;
+    const loom_exec_tensor *tx = x->in[grad];
+    loom_axis_split sp = loom_axis_split_of(tx->node, x->node->attr.axis);
+    const char *kname = grad ? "red_arg_grad" : "red_arg";
+    argset a;
+    LOOM_TRY(make_kernel(d, LOOM_CLP_REDUCE, dtype_variant(tx->node->dtype), kname, x, l, &a));
+    a_tensor(&a, x->out);
+    for (int k = 0; k < x->nin; k++)
+        a_tensor(&a, x->in[k]);
+    a_u32(&a, (cl_uint)sp.outer);
+    a_u32(&a, (cl_uint)sp.n);
+    a_u32(&a, (cl_uint)sp.inner);
+    a_u32(&a, x->def->code);
+    l->lws[0] = d->red_wg;
+    l->gws[0] = round_up((size_t)(sp.outer * sp.inner), l->lws[0]);
+    return args_done(&a, x, kname);
+}
+
+static loom_status plan_xent(cl_dev *d, const loom_exec_node *x, cl_launch *l)
+{
+    const loom_node *nz = x->in[0]->node;
+    argset a;
+    LOOM_TRY(make_kernel(d, LOOM_CLP_REDUCE, dtype_variant(nz->dtype), "xent", x, l, &a));
+    a_tensor(&a, x->out);
+    a_tensor(&a, x->in[0]);
+    a_tensor(&a, x->in[1]);
+    a_u32(&a, (cl_uint)nz->shape[0]);
+    a_u32(&a, (cl_uint)nz->shape[1]);
+    l->lws[0] = l->gws[0] = d->red_wg;
+    return args_done(&a, x, "xent");
+}
+
+/* in: dloss, logits, labels */
+static loom_status plan_xent_grad(cl_dev *d, const loom_exec_node *x, cl_launch *l)
+{
+    const loom_node *nd = x->node;
+    argset a;
+    LOOM_TRY(make_kernel(d, LOOM_CLP_REDUCE, dtype_variant(nd->dtype), "xent_grad", x, l, &a));
+    a_tensor(&a, x->out);
+    for (int k = 0; k < 3; k++)
+        a_tensor(&a, x->in[k]);
+    a_u32(&a, (cl_uint)nd->shape[0]);
+    a_u32(&a, (cl_uint)nd->shape[1]);
+    l->lws[0] = d->red_wg;
+    l->gws[0] = round_up((size_t)nd->shape[0], l->lws[0]);
+    return args_done(&a, x, "xent_grad");
+}
+
+/* One launch per input: the first writes, the others add. */
+static loom_status plan_sumsq(cl_dev *d, const loom_exec_node *x, cl_launch *out, int *n)
+{
+    argset a;
+    for (int k = 0; k < x->nin; k++) {
+        LOOM_TRY(make_kernel(d, LOOM_CLP_REDUCE, "", "red_sumsq", x, &out[k], &a));
+        a_tensor(&a, x->out);
+        a_tensor(&a, x->in[k]);
+        a_u32(&a, (cl_uint)x->in[k]->node->numel);
+        a_i32(&a, k > 0);
+        out[k].lws[0] = out[k].gws[0] = d->red_wg;
+        LOOM_TRY(args_done(&a, x, "red_sumsq"));
+    }
+    *n = x->nin;
+    return LOOM_OK;
+}
+
+static loom_status plan_run_value(cl_dev *d, const loom_exec_node *x, cl_launch *l)
+{
+    argset a;
+    LOOM_TRY(make_kernel(d, LOOM_CLP_REDUCE, "", "run_loss_scale", x, l, &a));
+    a_tensor(&a, x->out);
+    a_slot(&a, l);
+    l->lws[0] = l->gws[0] = 1;
+    return args_done(&a, x, "run_loss_scale");
+}
+
+/* ---- optimizer updates ---------------------------------------------------------- */
 
 static loom_status plan_update(cl_dev *d, const loom_exec_node *x, cl_launch *l)
 {
@@ -329,68 +539,147 @@ static loom_status plan_update(cl_dev *d, const loom_exec_node *x, cl_launch *l)
     int64_t n = x->in[0]->node->numel;
     const loom_exec_tensor *p = x->in[0];
     const loom_exec_tensor *ss = at->clip ? x->in[x->nin - 1] : p;
+    int family = x->def->family;
+    const char *kname = family == LOOM_FAM_EMA ? "opt_ema" : family == LOOM_FAM_SGD ? "opt_sgd" : "opt_adam";
     argset a;
-    const char *kname;
-    if (nd->op == LOOM_OP_EMA_UPDATE) {
-        kname = "opt_ema";
-        LOOM_TRY(make_kernel(d, LOOM_CLP_OPTIM, kname, x, l, &a));
+    LOOM_TRY(make_kernel(d, LOOM_CLP_OPTIM, "", kname, x, l, &a));
+    if (family == LOOM_FAM_EMA) {
         a_tensor(&a, x->in[0]);
         a_tensor(&a, x->in[1]);
         a_u32(&a, (cl_uint)n);
-        l->runarg = LOOM_CLR_EMA;
-    } else if (nd->op == LOOM_OP_SGD_UPDATE) {
-        kname = "opt_sgd";
-        LOOM_TRY(make_kernel(d, LOOM_CLP_OPTIM, kname, x, l, &a));
-        a_tensor(&a, p);
-        a_tensor(&a, x->in[1]);
-        a_tensor(&a, at->momentum != 0.0f ? x->in[2] : p);
-        a_u32(&a, (cl_uint)n);
-        a_tensor(&a, ss);
-        a_f32(&a, at->clip_norm);
-        a_i32(&a, at->clip);
-        a_f32(&a, at->l1);
-        a_f32(&a, at->l2);
-        a_f32(&a, at->momentum);
-        a_i32(&a, at->nesterov);
-        l->runarg = LOOM_CLR_SGD;
     } else {
-        kname = "opt_adam";
-        LOOM_TRY(make_kernel(d, LOOM_CLP_OPTIM, kname, x, l, &a));
         a_tensor(&a, p);
         a_tensor(&a, x->in[1]);
-        a_tensor(&a, x->in[2]);
-        a_tensor(&a, x->in[3]);
+        if (family == LOOM_FAM_SGD) {
+            a_tensor(&a, at->momentum != 0.0f ? x->in[2] : p);
+        } else {
+            a_tensor(&a, x->in[2]);
+            a_tensor(&a, x->in[3]);
+        }
         a_u32(&a, (cl_uint)n);
         a_tensor(&a, ss);
         a_f32(&a, at->clip_norm);
         a_i32(&a, at->clip);
+        a_i32(&a, at->skip_nonfinite);
         a_f32(&a, at->l1);
         a_f32(&a, at->l2);
-        a_f32(&a, at->beta1);
-        a_f32(&a, at->beta2);
-        a_f32(&a, at->eps);
-        a_f32(&a, at->weight_decay);
-        l->runarg = LOOM_CLR_ADAM;
+        if (family == LOOM_FAM_SGD) {
+            a_f32(&a, at->momentum);
+            a_i32(&a, at->nesterov);
+        } else {
+            a_f32(&a, at->beta1);
+            a_f32(&a, at->beta2);
+            a_f32(&a, at->eps);
+            a_f32(&a, at->weight_decay);
+        }
     }
-    l->runarg_index = a.i;
+    a_slot(&a, l);
     ew_size(d, l, n);
     return args_done(&a, x, kname);
 }
 
-int loom_cl_launch_count(const loom_exec_node *x)
+/* ---- the family table ------------------------------------------------------------- */
+
+typedef loom_status (*cl_planner)(cl_dev *d, const loom_exec_node *x, cl_launch *l);
+
+typedef struct cl_family {
+    cl_planner plan;            /* one launch (NULL where a family plans several) */
+    cl_progid prog;             /* where its kernels are */
+    unsigned dtypes;            /* the output dtypes it serves */
+} cl_family;
+
+#define F_ALL (LOOM_DT_FLOATS | LOOM_DT_BIT(LOOM_I32))
+static const cl_family cl_families[LOOM_FAM_COUNT] = {
+    [LOOM_FAM_UNARY] = {plan_unary, LOOM_CLP_ELEMENTWISE, LOOM_DT_FLOATS},
+    [LOOM_FAM_UNARY_GRAD] = {plan_unary, LOOM_CLP_ELEMENTWISE, LOOM_DT_FLOATS},
+    [LOOM_FAM_BINARY] = {plan_binary, LOOM_CLP_ELEMENTWISE, LOOM_DT_FLOATS},
+    [LOOM_FAM_BINARY_GRAD] = {plan_binary, LOOM_CLP_ELEMENTWISE, LOOM_DT_FLOATS},
+    [LOOM_FAM_WHERE] = {plan_where, LOOM_CLP_ELEMENTWISE, LOOM_DT_FLOATS},
+    [LOOM_FAM_CAST] = {plan_cast, LOOM_CLP_CAST, F_ALL},
+    [LOOM_FAM_MATMUL] = {NULL, LOOM_CLP_COUNT, LOOM_DT_FLOATS}, /* plan_matmul: 1 or 4 launches */
+    [LOOM_FAM_GATHER] = {plan_gather, LOOM_CLP_ELEMENTWISE, F_ALL},
+    [LOOM_FAM_SOFTMAX] = {plan_softmax, LOOM_CLP_REDUCE, LOOM_DT_FLOATS},
+    [LOOM_FAM_SOFTMAX_GRAD] = {plan_softmax, LOOM_CLP_REDUCE, LOOM_DT_FLOATS},
+    [LOOM_FAM_REDUCE] = {plan_reduce, LOOM_CLP_REDUCE, LOOM_DT_FLOATS},
+    [LOOM_FAM_ARG_REDUCE] = {plan_arg, LOOM_CLP_REDUCE, LOOM_DT_BIT(LOOM_I32)},
+    [LOOM_FAM_ARG_GRAD] = {plan_arg, LOOM_CLP_REDUCE, LOOM_DT_FLOATS},
+    [LOOM_FAM_XENT] = {plan_xent, LOOM_CLP_REDUCE, LOOM_DT_BIT(LOOM_F32)},
+    [LOOM_FAM_XENT_GRAD] = {plan_xent_grad, LOOM_CLP_REDUCE, LOOM_DT_FLOATS},
+    [LOOM_FAM_DROPOUT] = {plan_dropout, LOOM_CLP_ELEMENTWISE, LOOM_DT_FLOATS},
+    [LOOM_FAM_SUMSQ] = {NULL, LOOM_CLP_REDUCE, LOOM_DT_BIT(LOOM_F32)}, /* plan_sumsq: one launch per input */
+    [LOOM_FAM_RUN_VALUE] = {plan_run_value, LOOM_CLP_REDUCE, LOOM_DT_BIT(LOOM_F32)},
+    [LOOM_FAM_SGD] = {plan_update, LOOM_CLP_OPTIM, LOOM_DT_BIT(LOOM_F32)},
+    [LOOM_FAM_ADAM] = {plan_update, LOOM_CLP_OPTIM, LOOM_DT_BIT(LOOM_F32)},
+    [LOOM_FAM_EMA] = {plan_update, LOOM_CLP_OPTIM, LOOM_DT_BIT(LOOM_F32)},
+};
+
+static int family_present(loom_op_family f)
 {
-    return x->node->op == LOOM_OP_SUMSQ ? (x->nin > 0 ? x->nin : 1) : 1;
+    return cl_families[f].plan || f == LOOM_FAM_MATMUL || f == LOOM_FAM_SUMSQ;
 }
 
-uint32_t loom_cl_dropout_h0(uint32_t seed, uint32_t salt, uint32_t step)
+/* The body line an element-wise op's kernels are made from. */
+static int has_body(const char *macro, loom_op op)
 {
-    return loom_rng_hash(seed ^ loom_rng_hash(salt * 0x9e3779b9U + loom_rng_hash(step)));
+    char text[64];
+    snprintf(text, sizeof text, "%s(%s,", macro, loom_op_name(op));
+    return loom_cl_source_has(LOOM_CLP_ELEMENTWISE, text);
+}
+
+int loom_cl_has_kernel(loom_op op, loom_dtype dt)
+{
+    const loom_op_def *def = loom_op_def_of(op);
+    if (!family_present(def->family))
+        return 0;
+    if (def->family == LOOM_FAM_ARG_REDUCE || def->family == LOOM_FAM_XENT)
+        return loom_dtype_is_float(dt);
+    if (!(cl_families[def->family].dtypes & LOOM_DT_BIT(dt)))
+        return 0;
+    if (def->family == LOOM_FAM_UNARY)
+        return has_body("LOOM_UNARY", op);
+    if (def->family == LOOM_FAM_BINARY)
+        return has_body("LOOM_BINARY", op) && (def->grad != loom_grad_binary || has_body("LOOM_BINARY_GRAD", op));
+    return 1;
+}
+
+int loom_cl_supports(void *bdev, const loom_exec_node *x)
+{
+    (void)bdev;
+    const loom_node *nd = x->node;
+    loom_op_family f = x->def->family;
+    if (!family_present(f))
+        return 0;
+    /* kernels index with 32-bit element offsets (loom_cl_max_block) */
+    if ((uint64_t)nd->numel > UINT32_MAX)
+        return 0;
+    if (f == LOOM_FAM_MATMUL && (nd->attr.bias || nd->attr.act != LOOM_OP_NONE))
+        return 0; /* CLBlast takes no epilogue: bias and activation stay their own launches */
+    if (x->def->flags & LOOM_OPF_UPDATE)
+        return 1;
+    if (f == LOOM_FAM_ARG_REDUCE || f == LOOM_FAM_XENT)
+        return loom_dtype_is_float(x->in[0]->node->dtype);
+    if (!(cl_families[f].dtypes & LOOM_DT_BIT(nd->dtype)))
+        return 0;
+    if (f == LOOM_FAM_UNARY_GRAD)
+        return has_body("LOOM_UNARY", (loom_op)nd->attr.fwd);
+    if (f == LOOM_FAM_BINARY_GRAD)
+        return has_body("LOOM_BINARY_GRAD", (loom_op)nd->attr.fwd);
+    return loom_cl_has_kernel(nd->op, nd->dtype);
+}
+
+int loom_cl_launch_count(const cl_dev *d, const loom_exec_node *x)
+{
+    if (x->def->family == LOOM_FAM_SUMSQ)
+        return x->nin > 0 ? x->nin : 1;
+    if (x->def->family == LOOM_FAM_MATMUL && converts(d, x))
+        return 4;
+    return 1;
 }
 
 loom_status loom_cl_plan_node(cl_dev *d, const loom_exec_node *x, int node, cl_launch *out, int cap, int *n)
 {
     const loom_node *nd = x->node;
-    int need = loom_cl_launch_count(x);
+    int need = loom_cl_launch_count(d, x);
     if (need > cap)
         return loom_fail(d->ctx, LOOM_E_INVALID, "%s: internal: %d launches for op %s, room for %d", d->label, need,
                          loom_op_name(nd->op), cap);
@@ -400,155 +689,22 @@ loom_status loom_cl_plan_node(cl_dev *d, const loom_exec_node *x, int node, cl_l
         out[i].node = node;
         out[i].dims = 1;
         out[i].gws[1] = out[i].lws[1] = 1;
+        out[i].run_arg = -1;
     }
-    cl_launch *l = out;
-    argset a;
-    switch (nd->op) {
-    case LOOM_OP_MATMUL: {
-        const loom_node *na = x->in[0]->node, *nb = x->in[1]->node;
-        cl_gemm_call *g = &l->gemm;
-        l->kind = LOOM_CLL_GEMM;
-        g->ta = nd->attr.ta;
-        g->tb = nd->attr.tb;
-        g->m = (size_t)nd->shape[0];
-        g->n = (size_t)nd->shape[1];
-        g->k = (size_t)(nd->attr.ta ? na->shape[0] : na->shape[1]);
-        g->a = mem_of(&x->in[0]->mem);
-        g->b = mem_of(&x->in[1]->mem);
-        g->c = mem_of(&x->out->mem);
-        g->ao = elem_off(&x->in[0]->mem);
-        g->bo = elem_off(&x->in[1]->mem);
-        g->co = elem_off(&x->out->mem);
-        g->lda = (size_t)na->shape[1];
-        g->ldb = (size_t)nb->shape[1];
-        g->ldc = g->n;
-        return LOOM_OK;
-    }
-    case LOOM_OP_ADD: case LOOM_OP_SUB: case LOOM_OP_MUL: case LOOM_OP_DIV:
-        return plan_binary(d, x, l);
-    case LOOM_OP_SCALE: case LOOM_OP_RELU: case LOOM_OP_SIGMOID: case LOOM_OP_TANH:
-    case LOOM_OP_GELU: case LOOM_OP_EXP: case LOOM_OP_LOG: case LOOM_OP_SQUARE:
-        LOOM_TRY(make_kernel(d, LOOM_CLP_ELEMENTWISE, "ew_unary", x, l, &a));
-        a_tensor(&a, x->out);
-        a_tensor(&a, x->in[0]);
-        a_u32(&a, (cl_uint)nd->numel);
-        a_u32(&a, unary_code(nd->op));
-        a_f32(&a, nd->attr.alpha);
-        ew_size(d, l, nd->numel);
-        return args_done(&a, x, "ew_unary");
-    case LOOM_OP_COPY: {
-        const loom_bref *src = &x->in[0]->mem, *dst = &x->out->mem;
-        if (mem_of(src) == mem_of(dst) && elem_off(src) == elem_off(dst))
-            return LOOM_OK; /* a reshape in place: nothing moves */
-        l->kind = LOOM_CLL_COPY;
-        l->copy_src = mem_of(src);
-        l->copy_dst = mem_of(dst);
-        l->copy_so = (size_t)elem_off(src) * 4;
-        l->copy_do = (size_t)elem_off(dst) * 4;
-        l->copy_bytes = (size_t)dst->bytes;
-        return LOOM_OK;
-    }
-    case LOOM_OP_RELU_GRAD: case LOOM_OP_SIGMOID_GRAD: case LOOM_OP_TANH_GRAD: case LOOM_OP_GELU_GRAD:
-        LOOM_TRY(make_kernel(d, LOOM_CLP_ELEMENTWISE, "ew_unary_grad", x, l, &a));
-        a_tensor(&a, x->out);
-        a_tensor(&a, x->in[0]);
-        a_tensor(&a, x->in[1]);
-        a_u32(&a, (cl_uint)nd->numel);
-        a_u32(&a, grad_code(nd->op));
-        ew_size(d, l, nd->numel);
-        return args_done(&a, x, "ew_unary_grad");
-    case LOOM_OP_SOFTMAX: case LOOM_OP_LOG_SOFTMAX: case LOOM_OP_SOFTMAX_GRAD: case LOOM_OP_LOG_SOFTMAX_GRAD:
-    case LOOM_OP_SPARSE_XENT_GRAD:
-        return plan_rows(d, x, l);
-    case LOOM_OP_REDUCE_SUM:
-        return plan_reduce(d, x, l);
-    case LOOM_OP_EXPAND:
-        return plan_expand(d, x, l);
-    case LOOM_OP_TRANSPOSE:
-        return plan_transpose(d, x, l);
-    case LOOM_OP_ARGMAX: {
-        const loom_node *ni = x->in[0]->node;
-        int ax = nd->attr.axis;
-        int64_t outer = 1, inner = 1;
-        for (int i = 0; i < ax; i++)
-            outer *= ni->shape[i];
-        for (int i = ax + 1; i < ni->ndim; i++)
-            inner *= ni->shape[i];
-        LOOM_TRY(make_kernel(d, LOOM_CLP_REDUCE, "red_argmax", x, l, &a));
-        a_tensor(&a, x->out);
-        a_tensor(&a, x->in[0]);
-        a_u32(&a, (cl_uint)outer);
-        a_u32(&a, (cl_uint)ni->shape[ax]);
-        a_u32(&a, (cl_uint)inner);
-        l->lws[0] = d->red_wg;
-        l->gws[0] = round_up((size_t)(outer * inner), l->lws[0]);
-        return args_done(&a, x, "red_argmax");
-    }
-    case LOOM_OP_SPARSE_XENT: {
-        const loom_node *nz = x->in[0]->node;
-        LOOM_TRY(make_kernel(d, LOOM_CLP_REDUCE, "xent", x, l, &a));
-        a_tensor(&a, x->out);
-        a_tensor(&a, x->in[0]);
-        a_tensor(&a, x->in[1]);
-        a_u32(&a, (cl_uint)nz->shape[0]);
-        a_u32(&a, (cl_uint)nz->shape[1]);
-        l->lws[0] = l->gws[0] = d->red_wg;
-        return args_done(&a, x, "xent");
-    }
-    case LOOM_OP_DROPOUT: {
-        const loom_attr *at = &nd->attr;
-        LOOM_TRY(make_kernel(d, LOOM_CLP_ELEMENTWISE, "ew_dropout", x, l, &a));
-        a_tensor(&a, x->out);
-        a_tensor(&a, x->in[0]);
-        a_u32(&a, (cl_uint)nd->numel);
-        l->runarg = LOOM_CLR_DROPOUT;
-        l->runarg_index = a.i;
-        a_u32(&a, 0); /* h0, per run */
-        a_f32(&a, at->alpha);
-        a_f32(&a, 1.0f / (1.0f - at->alpha));
-        ew_size(d, l, nd->numel);
-        return args_done(&a, x, "ew_dropout");
-    }
-    case LOOM_OP_SUMSQ:
-        for (int k = 0; k < x->nin; k++) {
-            LOOM_TRY(make_kernel(d, LOOM_CLP_REDUCE, "red_sumsq", x, &out[k], &a));
-            a_tensor(&a, x->out);
-            a_tensor(&a, x->in[k]);
-            a_u32(&a, (cl_uint)x->in[k]->node->numel);
-            a_i32(&a, k > 0);
-            out[k].lws[0] = out[k].gws[0] = d->red_wg;
-            LOOM_TRY(args_done(&a, x, "red_sumsq"));
-        }
-        return LOOM_OK;
-    case LOOM_OP_SGD_UPDATE: case LOOM_OP_ADAM_UPDATE: case LOOM_OP_EMA_UPDATE:
-        return plan_update(d, x, l);
-    default:
+    const cl_family *f = &cl_families[x->def->family];
+    if (x->def->family == LOOM_FAM_MATMUL)
+        return plan_matmul(d, x, out, n);
+    if (x->def->family == LOOM_FAM_SUMSQ)
+        return plan_sumsq(d, x, out, n);
+    if (!f->plan)
         return loom_fail(d->ctx, LOOM_E_UNSUPPORTED, "%s: no kernel for op %s (\"%s\")", d->label,
                          loom_op_name(nd->op), nd->name);
-    }
+    return f->plan(d, x, out);
 }
 
-loom_status loom_cl_set_runargs(cl_dev *d, const loom_exec_node *x, const cl_launch *l, const loom_run_args *args)
+loom_status loom_cl_set_run_slot(cl_dev *d, const loom_exec_node *x, const cl_launch *l, const loom_run_args *args)
 {
-    const loom_attr *at = &x->node->attr;
-    argset a = {d, l->kernel, l->runarg_index, CL_SUCCESS, 0};
-    switch (l->runarg) {
-    case LOOM_CLR_DROPOUT:
-        a_u32(&a, loom_cl_dropout_h0(at->seed, at->salt, (uint32_t)args->step));
-        break;
-    case LOOM_CLR_SGD:
-        a_f32(&a, args->lr);
-        break;
-    case LOOM_CLR_ADAM: {
-        a_f32(&a, args->lr);
-        a_f32(&a, loom_adam_step_size(at, args->lr, args->step));
-        break;
-    }
-    case LOOM_CLR_EMA:
-        a_f32(&a, loom_ema_decay(at, args->step));
-        break;
-    default:
-        return LOOM_OK;
-    }
-    return args_done(&a, x, "per-run arguments");
+    argset a = {d, l->kernel, (cl_uint)l->run_arg, CL_SUCCESS, 0};
+    a_raw(&a, sizeof(loom_run_slot), &args->slots[x->run_slot]);
+    return args_done(&a, x, "the run slot");
 }

@@ -16,7 +16,16 @@
 
 #define MAGIC "LOOMCLB1"
 
-static const char *const prog_files[LOOM_CLP_COUNT] = {"elementwise.cl", "reduce.cl", "optim.cl"};
+/* The files of each program, after the shared head (push.h, codes.h,
+ * common.cl). The element-wise program's kernels are made from the body
+ * lines of ew_unary.cl and ew_binary.cl. */
+static const char *const prog_files[LOOM_CLP_COUNT][3] = {
+    [LOOM_CLP_ELEMENTWISE] = {"elementwise.cl", "ew_unary.cl", "ew_binary.cl"},
+    [LOOM_CLP_REDUCE] = {"reduce.cl"},
+    [LOOM_CLP_OPTIM] = {"optim.cl"},
+    [LOOM_CLP_CAST] = {"cast.cl"},
+};
+static const char *const head_files[3] = {"push.h", "codes.h", "common.cl"};
 
 static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
 {
@@ -235,33 +244,66 @@ static const loom_cl_source *find_source(const char *name)
     return NULL;
 }
 
-loom_status loom_cl_program(cl_dev *d, cl_progid which, cl_program *out)
+int loom_cl_source_has(cl_progid which, const char *text)
 {
-    if (d->progs[which]) {
-        *out = d->progs[which];
-        return LOOM_OK;
+    for (int i = 0; i < 3 && prog_files[which][i]; i++) {
+        const loom_cl_source *s = find_source(prog_files[which][i]);
+        if (s && strstr(s->text, text))
+            return 1;
     }
-    const char *files[3] = {"cl_codes.h", "common.cl", prog_files[which]};
-    const char *srcs[3];
-    size_t lens[3];
+    return 0;
+}
+
+loom_status loom_cl_program(cl_dev *d, cl_progid which, const char *variant, cl_program *out)
+{
+    for (int i = 0; i < d->nprogs; i++)
+        if (d->progs[i].which == which && !strcmp(d->progs[i].variant, variant)) {
+            *out = d->progs[i].prog;
+            return LOOM_OK;
+        }
+    if (d->nprogs == d->capprogs) {
+        int ncap = d->capprogs ? 2 * d->capprogs : 8;
+        cl_built *np = loom_realloc(d->ctx, d->progs, (size_t)d->capprogs * sizeof *np, (size_t)ncap * sizeof *np);
+        if (!np)
+            return loom_fail(d->ctx, LOOM_E_OOM, "%s: out of memory for programs", d->label);
+        d->progs = np;
+        d->capprogs = ncap;
+    }
+    const char *srcs[6];
+    size_t lens[6];
+    int n = 0;
     for (int i = 0; i < 3; i++) {
-        const loom_cl_source *s = find_source(files[i]);
-        assert(s && "every program file is embedded by shaders/opencl/meson.build");
-        srcs[i] = s->text;
-        lens[i] = s->len;
+        const loom_cl_source *s = find_source(head_files[i]);
+        assert(s && "the shared head is embedded by shaders/opencl/meson.build");
+        srcs[n] = s->text;
+        lens[n++] = s->len;
     }
-    char options[256];
+    for (int i = 0; i < 3 && prog_files[which][i]; i++) {
+        const loom_cl_source *s = find_source(prog_files[which][i]);
+        assert(s && "every program file is embedded by shaders/opencl/meson.build");
+        srcs[n] = s->text;
+        lens[n++] = s->len;
+    }
+    char options[512], what[128];
     loom_cl_options(d, options, sizeof options);
-    LOOM_TRY(loom_cl_build(d, srcs, lens, 3, options, prog_files[which], &d->progs[which], NULL));
-    *out = d->progs[which];
+    size_t used = strlen(options);
+    snprintf(options + used, sizeof options - used, "%s%s", *variant ? " " : "", variant);
+    snprintf(what, sizeof what, "%s%s%s", prog_files[which][0], *variant ? " " : "", variant);
+    cl_built *b = &d->progs[d->nprogs];
+    memset(b, 0, sizeof *b);
+    snprintf(b->variant, sizeof b->variant, "%s", variant);
+    b->which = which;
+    LOOM_TRY(loom_cl_build(d, srcs, lens, n, options, what, &b->prog, NULL));
+    d->nprogs++;
+    *out = b->prog;
     return LOOM_OK;
 }
 
 void loom_cl_programs_release(cl_dev *d)
 {
-    for (int i = 0; i < LOOM_CLP_COUNT; i++)
-        if (d->progs[i]) {
-            clReleaseProgram(d->progs[i]);
-            d->progs[i] = NULL;
-        }
+    for (int i = 0; i < d->nprogs; i++)
+        clReleaseProgram(d->progs[i].prog);
+    loom_free(d->ctx, d->progs, (size_t)d->capprogs * sizeof *d->progs);
+    d->progs = NULL;
+    d->nprogs = d->capprogs = 0;
 }

@@ -41,9 +41,12 @@ void loom_cl_release(void *bp)
         return;
     loom_ctx *ctx = p->d->ctx;
     release_events(p);
-    for (int i = 0; i < p->nl; i++)
+    for (int i = 0; i < p->nl; i++) {
         if (p->l[i].kernel)
             clReleaseKernel(p->l[i].kernel);
+        if (p->l[i].scratch)
+            loom_cl_buffer_free(p->d, p->l[i].scratch);
+    }
     if (p->tmp)
         clReleaseMemObject(p->tmp);
     int nn = p->prog->nnodes ? p->prog->nnodes : 1, nl = p->nl ? p->nl : 1;
@@ -100,7 +103,7 @@ loom_status loom_cl_prepare(void *bdev, const loom_exec_program *prog, void **ou
     p->prog = prog;
     int total = 0;
     for (int i = 0; i < prog->nnodes; i++)
-        total += loom_cl_launch_count(&prog->nodes[i]);
+        total += loom_cl_launch_count(d, &prog->nodes[i]);
     int nn = prog->nnodes ? prog->nnodes : 1, nl = total ? total : 1;
     p->l = loom_calloc(d->ctx, (size_t)nl, sizeof *p->l);
     p->t0 = loom_calloc(d->ctx, (size_t)nn, sizeof *p->t0);
@@ -122,9 +125,12 @@ loom_status loom_cl_prepare(void *bdev, const loom_exec_program *prog, void **ou
          * their kernels. */
         p->nl += s == LOOM_OK ? n : 0;
         if (s != LOOM_OK)
-            for (int k = 0; k < n; k++)
+            for (int k = 0; k < n; k++) {
                 if (p->l[p->nl + k].kernel)
                     clReleaseKernel(p->l[p->nl + k].kernel);
+                if (p->l[p->nl + k].scratch)
+                    loom_cl_buffer_free(d, p->l[p->nl + k].scratch);
+            }
     }
     if (s == LOOM_OK)
         s = size_tmp(p);
@@ -224,8 +230,8 @@ loom_status loom_cl_run(void *bp, const loom_run_args *args)
         cl_int e = CL_SUCCESS;
         switch (l->kind) {
         case LOOM_CLL_KERNEL:
-            if (l->runarg != LOOM_CLR_NONE) {
-                loom_status s = loom_cl_set_runargs(d, x, l, args);
+            if (l->run_arg >= 0) {
+                loom_status s = loom_cl_set_run_slot(d, x, l, args);
                 if (s != LOOM_OK) {
                     clFinish(d->queue);
                     return s;

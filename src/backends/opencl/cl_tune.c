@@ -47,7 +47,7 @@ static void progress(tuner *t, const char *fmt, double gflops)
 static loom_status time_gemm_reps(tuner *t, size_t n, int reps, double *gflops)
 {
     cl_dev *d = t->d;
-    cl_gemm_call g = {0, 0, n, n, n, t->a, t->b, t->c, 0, 0, 0, n, n, n};
+    cl_gemm_call g = {0, 0, 0, n, n, n, t->a, t->b, t->c, 0, 0, 0, n, n, n};
     double best = 0;
     for (int rep = -1; rep < reps; rep++) {
         double t0 = loom_now_ns();
