@@ -399,6 +399,42 @@ START_TEST(json_outputs)
 }
 END_TEST
 
+/* The model records its inputs' scaling: eval and a resumed run apply the
+ * training set's standardisation, not x/255. */
+START_TEST(scaling_recorded)
+{
+    const char *data = make_data();
+    char model[600], ck[600];
+    snprintf(model, sizeof model, "%s/std.st", tmpdir);
+    snprintf(ck, sizeof ck, "%s/std-ck.st", tmpdir);
+    int rc = run("train", "--device", "cpu", "--data", data, "--epochs", "1", "--hidden", "16", "--scaling",
+                 "standard", "--save", model, "--checkpoint", ck, "--checkpoint-every", "10", "--json");
+    expect(rc, 0);
+    cJSON *j = json_out();
+    ck_assert_str_eq(str(j, "scaling"), "standard");
+    double acc = num(j, "test_accuracy"), loss = num(j, "test_loss"), mean = num(j, "scaling_mean");
+    double sd = num(j, "scaling_std");
+    ck_assert(mean > 0 && sd > 0 && sd != 255);
+    cJSON_Delete(j);
+    rc = run("eval", "--device", "cpu", "--data", data, "--model", model, "--json");
+    expect(rc, 0);
+    j = json_out();
+    ck_assert_double_eq(num(j, "test_accuracy"), acc);
+    ck_assert_double_eq_tol(num(j, "test_loss"), loss, 1e-9);
+    cJSON_Delete(j);
+    rc = run("train", "--device", "cpu", "--data", data, "--epochs", "2", "--resume", ck, "--json");
+    expect(rc, 0);
+    j = json_out();
+    ck_assert_str_eq(str(j, "scaling"), "standard");
+    ck_assert_double_eq(num(j, "scaling_mean"), mean);
+    ck_assert_double_eq(num(j, "scaling_std"), sd);
+    cJSON_Delete(j);
+    rc = run("train", "--device", "cpu", "--data", data, "--epochs", "2", "--resume", ck, "--scaling", "unit");
+    expect(rc, 2);
+    expect_in(err, "--scaling unit differs from");
+}
+END_TEST
+
 /* ---- early stopping and the EMA --------------------------------------------- */
 
 START_TEST(early_stopping_and_ema)
@@ -819,6 +855,7 @@ int main(void)
     tcase_add_checked_fixture(t, setup, teardown);
     tcase_set_timeout(t, 600);
     tcase_add_test(t, json_outputs);
+    tcase_add_test(t, scaling_recorded);
     tcase_add_test(t, early_stopping_and_ema);
     tcase_add_test(t, resume_checked);
     tcase_add_test(t, dash_without_shell);

@@ -342,10 +342,17 @@ static loom_status apply(loom_sequential *m, const loom_tensor_file *f, const fi
             const void *data;
             loom_safetensors_tensor(f, plan->from[i], NULL, NULL, NULL, NULL, &data);
             LOOM_TRY(loom_state_write(m->st, name, dt, ndim, shape, data));
-            continue;
         }
+    }
+    /* after every weight is in: averages the file does not hold */
+    for (int i = 0; i < plan->nstate; i++) {
+        const char *name;
+        loom_dtype dt;
+        int ndim;
+        int64_t shape[LOOM_MAX_DIMS];
+        loom_state_entry(m->st, i, &name, &dt, &ndim, shape);
         size_t len = strlen(name);
-        if (classify(m, name).role != ROLE_EMA || len < 5)
+        if (plan->from[i] >= 0 || classify(m, name).role != ROLE_EMA || len < 5)
             continue;
         /* A model file saved without an average: the average of weights
          * with no history is the weights. */

@@ -381,6 +381,7 @@ int cmd_train(int argc, char **argv)
     int classes = loom_dataset_classes(train);
     loom_scaling how = (loom_scaling)t.scaling;
     float stats[2] = {0, 255};
+    int recorded = 0;           /* stats from the resumed model's record */
     int checkpoint = 0;
     int64_t done_epochs = 0;
     if (t.resume) {
@@ -415,11 +416,12 @@ int cmd_train(int argc, char **argv)
             how = fh;
             stats[0] = fs[0];
             stats[1] = fs[1];
+            recorded = 1;
         }
     }
     /* Standardisation takes its statistics from the training rows; the
      * test rows (and the model file) get the same. */
-    if (loom_dataset_scale(train, how, how == LOOM_SCALE_STANDARD && t.resume ? stats : NULL, stats) ||
+    if (loom_dataset_scale(train, how, recorded ? stats : NULL, stats) ||
         loom_dataset_scale(test, how, stats, NULL))
         goto fail;
     if (!t.resume) {
