@@ -378,6 +378,12 @@ loom_status loom_backward_scaled(loom_graph *g, loom_tensor loss, const loom_ten
 typedef struct loom_dataset loom_dataset;
 typedef struct loom_sequential loom_sequential;
 
+/* How inputs are scaled (loom_dataset_scale, a model's preprocessing). */
+typedef enum {
+    LOOM_SCALE_UNIT = 0,       /* x/255 -> [0,1] */
+    LOOM_SCALE_STANDARD = 1    /* (x-mean)/std */
+} loom_scaling;
+
 typedef enum loom_activation {
     LOOM_ACT_NONE = 0,
     LOOM_ACT_RELU,
@@ -431,6 +437,8 @@ typedef struct loom_fit_stats {
     double seconds;            /* of training in this epoch */
     double samples_per_s;
     int end_of_epoch;
+    int early_stopped;         /* set in the last stats when early stopping
+                                  ended the fit (patience ran out) */
 } loom_fit_stats;
 
 /* Return non-zero to stop training. */
@@ -444,8 +452,11 @@ typedef struct loom_fit_config {
     loom_progress_fn progress;
     void *user;
     int64_t progress_every;    /* call progress every N steps (0: epoch ends) */
-    int early_stopping_patience; /* > 0: stop after N epochs without a better val_loss */
-    int64_t checkpoint_every;  /* > 0: save a checkpoint every N steps */
+    int early_stopping_patience; /* > 0: stop after N epochs without a better
+                                  val_loss (needs validation data:
+                                  LOOM_E_INVALID otherwise) */
+    int64_t checkpoint_every;  /* > 0: save a checkpoint every N steps
+                                  (needs checkpoint_path) */
     const char *checkpoint_path;
     struct loom_metrics *metrics; /* a step line every metrics_every steps
                                   (default: each progress report) and at
@@ -457,6 +468,11 @@ typedef struct loom_fit_config {
 } loom_fit_config;
 
 loom_fit_config loom_fit_config_default(void);
+/* The first fit of a model on data scaled by loom_dataset_scale records
+ * that scaling as the model's preprocessing (unless one is set); fit and
+ * evaluate refuse data scaled otherwise than the model records
+ * (LOOM_E_INVALID). A model loaded from a checkpoint resumes at its epoch
+ * and step: a position outside this data set's epoch is LOOM_E_FORMAT. */
 loom_status loom_sequential_fit(loom_sequential *m, loom_dataset *train, const loom_fit_config *cfg,
                                 loom_fit_stats *last);
 
@@ -467,6 +483,7 @@ typedef struct loom_eval_result {
     int64_t *confusion;        /* [true][predicted], classes x classes */
     int64_t count;
     double seconds;
+    loom_ctx *ctx;             /* whose allocator holds the arrays */
 } loom_eval_result;
 
 /* use_ema: evaluate with the exponential moving average of the weights
@@ -478,24 +495,51 @@ void loom_eval_result_free(loom_eval_result *r);
  * trace_runs batches into the trace (the model compiled with profile = 1). */
 loom_status loom_sequential_monitor(loom_sequential *m, struct loom_metrics *metrics, struct loom_trace *trace,
                                     int64_t trace_runs);
-/* x [n, input_features] -> out [n, outputs] (probabilities for softmax). */
+/* x [n, input_features] -> out [n, outputs] (probabilities for softmax);
+ * x is already preprocessed (loom_sequential_preprocess). */
 loom_status loom_sequential_predict(loom_sequential *m, const float *x, int64_t n, float *out);
 int64_t loom_sequential_outputs(const loom_sequential *m);
+int64_t loom_sequential_inputs(const loom_sequential *m);
 
-/* Model files (safetensors, the architecture in __metadata__). save writes
- * the weights; checkpoint writes weights, optimizer moments and progress. */
+/* The inputs' preprocessing, recorded in model files so that whoever
+ * loads a model scales its inputs as the training data was: x/255
+ * (LOOM_SCALE_UNIT; stats ignored, reported as {0, 255}) or (x - mean) /
+ * std (LOOM_SCALE_STANDARD, stats = {mean, std} of the training set).
+ * Fit sets it from its training data when it is not set. */
+loom_status loom_sequential_set_preprocess(loom_sequential *m, loom_scaling how, const float stats[2]);
+/* LOOM_E_STATE when the model records none (a file from before). */
+loom_status loom_sequential_get_preprocess(const loom_sequential *m, loom_scaling *how, float stats[2]);
+/* Applies the recorded preprocessing in place to n rows of raw inputs
+ * (the same arithmetic as loom_dataset_scale); LOOM_E_STATE when none. */
+loom_status loom_sequential_preprocess(const loom_sequential *m, float *x, int64_t n);
+
+/* Model files (safetensors, the architecture, configuration, preprocessing
+ * and step in __metadata__). save writes the weights (and their moving
+ * average when the optimizer keeps one), not the optimizer's moments;
+ * checkpoint writes weights, moments and the progress (epoch, step). */
 loom_status loom_sequential_save(loom_sequential *m, const char *path);
 loom_status loom_sequential_checkpoint(loom_sequential *m, const char *path);
-/* Rebuilds a model from a file and compiles it on dev with cfg (NULL:
- * defaults); a checkpoint also restores the optimizer and the progress, so
- * fit continues where it stopped. */
+/* Rebuilds a model from a file and compiles it on dev with cfg (NULL: the
+ * file's configuration); a checkpoint also restores the optimizer and the
+ * progress, so fit continues where it stopped; a model file's optimizer
+ * starts afresh (step 0, zero moments).
+ * Every file is validated first, and refused with LOOM_E_FORMAT naming the
+ * file and the record or tensor: metadata records of loom's ("loom.*")
+ * that are unknown; a loom.config that is not JSON, or a field unknown,
+ * not a number or out of range (loss, optimizer kind, schedule, batch in
+ * [1, 2^31), ...); loom.step, loom.epoch, loom.epoch_step that are not
+ * whole numbers >= 0; a weight the architecture needs that is missing;
+ * a tensor the architecture does not know; a dtype or shape other than
+ * the architecture's; a NaN or an infinity; a checkpoint without a moment
+ * its optimizer keeps. */
 loom_status loom_sequential_load(loom_ctx *ctx, const char *path, loom_device *dev, const loom_model_config *cfg,
                                  loom_sequential **out);
 /* The training configuration saved in a model file (to change a field,
- * e.g. profile, before loom_sequential_load). */
+ * e.g. profile, before loom_sequential_load), validated as load does. */
 loom_status loom_model_config_read(loom_ctx *ctx, const char *path, loom_model_config *out);
 /* Loads weights (and moments) from a file into a compiled model of the same
- * architecture; on any error the model is unchanged. */
+ * architecture, validated as load does; on any error the model is
+ * unchanged. */
 loom_status loom_sequential_restore(loom_sequential *m, const char *path);
 
 /* ---- custom GLSL kernels (Vulkan: src/backends/vulkan/vk_custom.c) ---- */
@@ -527,6 +571,9 @@ loom_status loom_state_read(loom_state *st, const char *name, void *data, size_t
 int loom_state_count(const loom_state *st);
 loom_status loom_state_entry(const loom_state *st, int i, const char **name,
                              loom_dtype *dt, int *ndim, int64_t shape[LOOM_MAX_DIMS]);
+/* The context the state was created in (NULL for NULL): code built on
+ * loom that is handed only a state reports its errors there. */
+loom_ctx *loom_state_ctx(const loom_state *st);
 /* Optimizer updates taken so far (saved in checkpoints). */
 int64_t loom_state_step(const loom_state *st);
 void loom_state_set_step(loom_state *st, int64_t step);
@@ -617,7 +664,11 @@ loom_status loom_device_get_tuning(loom_device *dev, char *buf, size_t n);
 typedef struct loom_dataset loom_dataset;
 /* MNIST-format IDX files (gzip or not: zlib's gzopen reads both). Images
  * become f32 [n, rows*cols] (raw 0..255 values until loom_dataset_scale),
- * labels i32 [n]. */
+ * labels i32 [n]. Labels must number the classes 0..C-1 with every class
+ * used at least once (C = the largest label + 1): a stray label byte (one
+ * 255 in a 10-class set) is LOOM_E_FORMAT naming the label and its row,
+ * never a silent 256-way softmax. A gzip stream cut short, its CRC and
+ * length trailer included, is LOOM_E_FORMAT. */
 loom_status loom_dataset_load_idx(loom_ctx *ctx, const char *images_path, const char *labels_path,
                                   loom_dataset **out);
 /* dir holds train-images-idx3-ubyte(.gz) etc. (the layout of Debian's
@@ -632,10 +683,6 @@ int64_t loom_dataset_features(const loom_dataset *ds);
 int loom_dataset_classes(const loom_dataset *ds);
 const float *loom_dataset_images(const loom_dataset *ds);
 const int32_t *loom_dataset_labels(const loom_dataset *ds);
-typedef enum {
-    LOOM_SCALE_UNIT = 0,       /* x/255 -> [0,1] */
-    LOOM_SCALE_STANDARD = 1    /* (x-mean)/std */
-} loom_scaling;
 /* STANDARD computes mean/std over ds unless stats (mean, std) are given (to
  * apply training stats to test data); returns them in stats_out if
  * non-NULL. A data set is scaled once: a second call is LOOM_E_STATE. */

@@ -71,7 +71,8 @@ static void write_raw(const char *path, int gz, const unsigned char *b, size_t n
     } else {
         FILE *f = fopen(path, "wb");
         ck_assert_ptr_nonnull(f);
-        ck_assert_uint_eq(fwrite(b, 1, n, f), n);
+        if (n) /* fwrite of NULL is undefined even for 0 bytes */
+            ck_assert_uint_eq(fwrite(b, 1, n, f), n);
         fclose(f);
     }
 }
@@ -241,7 +242,9 @@ END_TEST
 START_TEST(idx_mismatch_and_size)
 {
     loom_ctx *ctx = data_ctx();
-    unsigned char px[FN * FR * FC + 8], lb[FN] = {1, 2, 3, 4, 5};
+    /* classes 0..4, each present, also in the first four (the label rule
+     * of loom_dataset_load_idx) */
+    unsigned char px[FN * FR * FC + 8], lb[FN] = {0, 1, 2, 3, 4};
     for (size_t i = 0; i < sizeof px; i++)
         px[i] = fix_pixel(i);
     uint32_t di[3] = {FN, FR, FC}, d4[1] = {FN - 1}, dl[1] = {FN};
@@ -262,7 +265,7 @@ START_TEST(idx_mismatch_and_size)
         /* The untouched pair still loads. */
         loom_dataset *ds = NULL;
         ck_assert_int_eq(loom_dataset_load_idx(ctx, tpath("img"), tpath("lab"), &ds), LOOM_OK);
-        ck_assert_int_eq(loom_dataset_classes(ds), 6);
+        ck_assert_int_eq(loom_dataset_classes(ds), 5);
         loom_dataset_destroy(ds);
     }
     loom_ctx_destroy(ctx);
@@ -309,6 +312,76 @@ START_TEST(idx_broken_gzip)
     loom_dataset_destroy(ds);
     free(raw);
     free(px);
+    loom_ctx_destroy(ctx);
+}
+END_TEST
+
+/* A stray label byte must not silently widen the softmax: one 255 in a
+ * 10-class set, and a gap below the largest label, are refused naming the
+ * label and its row; classes 0..C-1 all present load. */
+START_TEST(idx_label_range)
+{
+    loom_ctx *ctx = data_ctx();
+    enum { N = 40 };
+    unsigned char px[N * 4] = {0}, lb[N];
+    for (int i = 0; i < N; i++)
+        lb[i] = (unsigned char)(i % 10);
+    uint32_t di[3] = {N, 2, 2}, dl[1] = {N};
+    for (int gz = 0; gz < 2; gz++) {
+        write_idx(tpath("img"), gz, 8, 3, di, px, sizeof px);
+        write_idx(tpath("lab"), gz, 8, 1, dl, lb, N);
+        loom_dataset *ds = NULL;
+        ck_assert_int_eq(loom_dataset_load_idx(ctx, tpath("img"), tpath("lab"), &ds), LOOM_OK);
+        ck_assert_int_eq(loom_dataset_classes(ds), 10);
+        loom_dataset_destroy(ds);
+        unsigned char bad[N];
+        memcpy(bad, lb, N);
+        bad[17] = 255;
+        write_idx(tpath("lab255"), gz, 8, 1, dl, bad, N);
+        expect_fail(ctx, tpath("img"), tpath("lab255"), LOOM_E_FORMAT, tpath("lab255"),
+                    "label 255 (first at row 17) is out of range: classes 10..254 have no example");
+        /* 0..9 and one 12: classes 10 and 11 are empty */
+        memcpy(bad, lb, N);
+        bad[3] = 12;
+        bad[13] = 3;
+        write_idx(tpath("lab12"), gz, 8, 1, dl, bad, N);
+        expect_fail(ctx, tpath("img"), tpath("lab12"), LOOM_E_FORMAT, tpath("lab12"),
+                    "label 12 (first at row 3) is out of range: classes 10..11 have no example");
+        /* one class missing in the middle */
+        memcpy(bad, lb, N);
+        for (int i = 0; i < N; i++)
+            if (bad[i] == 4)
+                bad[i] = 5;
+        write_idx(tpath("lab4"), gz, 8, 1, dl, bad, N);
+        expect_fail(ctx, tpath("img"), tpath("lab4"), LOOM_E_FORMAT, tpath("lab4"), "class 4 has no example");
+    }
+    loom_ctx_destroy(ctx);
+}
+END_TEST
+
+/* A gzip stream whose 8-byte CRC/length trailer is cut off (whole or in
+ * part) decodes every data byte: zlib's reads do not report it, the
+ * loader must. */
+START_TEST(idx_gzip_no_trailer)
+{
+    loom_ctx *ctx = data_ctx();
+    write_fixture(tpath("img.gz"), tpath("lab.gz"), 1);
+    size_t n;
+    unsigned char *raw = read_raw(tpath("img.gz"), &n);
+    for (size_t cut = 1; cut <= 8; cut++) {
+        write_raw(tpath("cut.gz"), 0, raw, n - cut);
+        expect_fail(ctx, tpath("cut.gz"), tpath("lab.gz"), LOOM_E_FORMAT, tpath("cut.gz"),
+                    "truncated gzip stream: it ends without its CRC and length trailer");
+    }
+    free(raw);
+    raw = read_raw(tpath("lab.gz"), &n);
+    write_raw(tpath("labcut.gz"), 0, raw, n - 4);
+    expect_fail(ctx, tpath("img.gz"), tpath("labcut.gz"), LOOM_E_FORMAT, tpath("labcut.gz"), "trailer");
+    free(raw);
+    loom_dataset *ds = NULL;
+    ck_assert_int_eq(loom_dataset_load_idx(ctx, tpath("img.gz"), tpath("lab.gz"), &ds), LOOM_OK);
+    check_fixture(ds);
+    loom_dataset_destroy(ds);
     loom_ctx_destroy(ctx);
 }
 END_TEST
@@ -771,6 +844,8 @@ static Suite *suite(void)
     tcase_add_test(t, idx_bad_headers);
     tcase_add_test(t, idx_mismatch_and_size);
     tcase_add_test(t, idx_broken_gzip);
+    tcase_add_test(t, idx_label_range);
+    tcase_add_test(t, idx_gzip_no_trailer);
     tcase_add_test(t, mnist_folder);
     tcase_add_test(t, idx_out_of_memory);
     suite_add_tcase(s, t);

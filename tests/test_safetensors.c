@@ -689,6 +689,65 @@ START_TEST(shape_against_state)
 }
 END_TEST
 
+/* ---- many tensors -------------------------------------------------------- */
+
+/* A file of `count` one-element F32 tensors "t000000".., the i-th holding
+ * i; dup >= 0 names tensor dup twice (the last entry repeats it). */
+static void write_many(const char *path, int count, int dup)
+{
+    size_t cap = (size_t)count * 80 + 64;
+    char *h = malloc(cap);
+    size_t n = 0;
+    n += (size_t)snprintf(h + n, cap - n, "{\"__metadata__\":{\"format\":\"pt\"}");
+    for (int i = 0; i < count; i++) {
+        int id = dup >= 0 && i == count - 1 ? dup : i;
+        n += (size_t)snprintf(h + n, cap - n, ",\"t%06d\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[%d,%d]}", id,
+                              4 * i, 4 * i + 4);
+    }
+    n += (size_t)snprintf(h + n, cap - n, "}");
+    float *data = malloc((size_t)count * 4);
+    for (int i = 0; i < count; i++)
+        data[i] = (float)i;
+    unsigned char *file = malloc(8 + n + 8 + (size_t)count * 4);
+    size_t size = build_file(file, h, 1, data, (size_t)count * 4);
+    write_raw(path, file, size);
+    free(file);
+    free(data);
+    free(h);
+}
+
+/* 200,000 tensors (a 13 MB file): the duplicate-name scan must not be
+ * quadratic (it took minutes); a duplicate among them is still found. */
+START_TEST(many_tensors)
+{
+    loom_ctx *ctx = cpu_ctx(NULL, NULL);
+    enum { COUNT = 200000 };
+    write_many(tpath("many.st"), COUNT, -1);
+    loom_tensor_file *f = NULL;
+    ck_assert_msg(loom_safetensors_open(ctx, tpath("many.st"), &f) == LOOM_OK, "%s", loom_last_error(ctx));
+    ck_assert_int_eq(loom_safetensors_count(f), COUNT);
+    for (int i = 0; i < COUNT; i += 19997) {
+        const char *name;
+        const void *data;
+        char want[16];
+        snprintf(want, sizeof want, "t%06d", i);
+        ck_assert_int_eq(loom_safetensors_tensor(f, i, &name, NULL, NULL, NULL, &data), LOOM_OK);
+        ck_assert_str_eq(name, want);
+        float v;
+        memcpy(&v, data, 4);
+        ck_assert_float_eq(v, (float)i);
+    }
+    ck_assert_str_eq(loom_safetensors_metadata(f, "format"), "pt");
+    loom_safetensors_close(f);
+    write_many(tpath("dup.st"), COUNT, 123456);
+    f = (loom_tensor_file *)&f;
+    ck_assert_int_eq(loom_safetensors_open(ctx, tpath("dup.st"), &f), LOOM_E_FORMAT);
+    ck_assert_ptr_null(f);
+    ck_assert_ptr_nonnull(strstr(loom_last_error(ctx), "tensor \"t123456\" appears twice"));
+    loom_ctx_destroy(ctx);
+}
+END_TEST
+
 /* ---- the atomic write ---------------------------------------------------- */
 
 START_TEST(atomic_write)
@@ -827,6 +886,7 @@ int main(void)
     tcase_add_test(t, bad_headers);
     tcase_add_test(t, missing_and_not_files);
     tcase_add_test(t, shape_against_state);
+    tcase_add_test(t, many_tensors);
     suite_add_tcase(s, t);
     t = tcase_create("writing");
     tcase_add_checked_fixture(t, setup, teardown);

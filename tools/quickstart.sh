@@ -3,6 +3,25 @@
 # Adam, sparse categorical cross-entropy, 5 epochs) on the best device
 # found; prints test accuracy, throughput and where the model was saved.
 set -euo pipefail
+
+usage() {
+    cat <<'EOF'
+usage: tools/quickstart.sh [--help] [loom train options...]
+
+Installs what is missing (tools/bootstrap.sh), builds loom, lists the
+devices and trains the seed's Fashion-MNIST MLP, saving the model.
+Options are passed on to `loom train` (see `loom train --help`).
+
+environment: LOOM_BUILD_DIR (build), LOOM_MODEL (where the model is
+saved), EPOCHS (5), BATCH (32), LOOM_DEVICE (auto)
+EOF
+}
+for arg in "$@"; do
+    case "$arg" in
+    -h | --help) usage; exit 0 ;;
+    esac
+done
+
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 

@@ -246,6 +246,11 @@ loom_status loom_state_entry(const loom_state *st, int i, const char **name, loo
     return LOOM_OK;
 }
 
+loom_ctx *loom_state_ctx(const loom_state *st)
+{
+    return st ? st->ctx : NULL;
+}
+
 int64_t loom_state_step(const loom_state *st)
 {
     return st ? st->step : 0;

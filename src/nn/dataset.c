@@ -70,6 +70,18 @@ const int32_t *loom_dataset_labels(const loom_dataset *ds)
     return ds ? ds->y : NULL;
 }
 
+void loom_scale_values(loom_scaling how, const float stats[2], float *x, size_t n)
+{
+    if (how == LOOM_SCALE_UNIT) {
+        for (size_t i = 0; i < n; i++)
+            x[i] /= 255.0f;
+        return;
+    }
+    float m = stats[0], inv = (float)(1.0 / (double)stats[1]);
+    for (size_t i = 0; i < n; i++)
+        x[i] = (x[i] - m) * inv;
+}
+
 loom_status loom_dataset_scale(loom_dataset *ds, loom_scaling how, const float *stats_in, float *stats_out)
 {
     if (!ds)
@@ -78,27 +90,17 @@ loom_status loom_dataset_scale(loom_dataset *ds, loom_scaling how, const float *
     if (ds->scaled)
         return loom_fail(ctx, LOOM_E_STATE, "loom_dataset_scale: the data set (%lld rows) is already scaled",
                          (long long)ds->n);
-    size_t total = (size_t)ds->n * (size_t)ds->features;
-    if (how == LOOM_SCALE_UNIT) {
-        for (size_t i = 0; i < total; i++)
-            ds->x[i] /= 255.0f;
-        if (stats_out) {
-            stats_out[0] = 0.0f;
-            stats_out[1] = 255.0f;
-        }
-        ds->scaled = 1;
-        return LOOM_OK;
-    }
-    if (how != LOOM_SCALE_STANDARD)
+    if (how != LOOM_SCALE_UNIT && how != LOOM_SCALE_STANDARD)
         return loom_fail(ctx, LOOM_E_INVALID, "loom_dataset_scale: unknown scaling %d", (int)how);
-    double mean, sd;
-    if (stats_in) {
-        mean = stats_in[0];
-        sd = stats_in[1];
-        if (!isfinite(mean) || !isfinite(sd) || !(sd > 0))
+    size_t total = (size_t)ds->n * (size_t)ds->features;
+    float stats[2] = {0.0f, 255.0f};
+    if (how == LOOM_SCALE_STANDARD && stats_in) {
+        stats[0] = stats_in[0];
+        stats[1] = stats_in[1];
+        if (!isfinite(stats[0]) || !isfinite(stats[1]) || !(stats[1] > 0))
             return loom_fail(ctx, LOOM_E_INVALID, "loom_dataset_scale: stats (mean %g, std %g) need a finite mean "
-                             "and a std > 0", mean, sd);
-    } else {
+                             "and a std > 0", (double)stats[0], (double)stats[1]);
+    } else if (how == LOOM_SCALE_STANDARD) {
         if (total == 0)
             return loom_fail(ctx, LOOM_E_INVALID, "loom_dataset_scale: no data to compute mean and std over");
         /* Two passes in double: the one-pass formula loses digits on
@@ -106,25 +108,32 @@ loom_status loom_dataset_scale(loom_dataset *ds, loom_scaling how, const float *
         double sum = 0;
         for (size_t i = 0; i < total; i++)
             sum += ds->x[i];
-        mean = sum / (double)total;
+        double mean = sum / (double)total;
         double ss = 0;
         for (size_t i = 0; i < total; i++) {
             double d = ds->x[i] - mean;
             ss += d * d;
         }
-        sd = sqrt(ss / (double)total);
+        double sd = sqrt(ss / (double)total);
         /* Constant data is only centred rather than turned into NaN. */
         if (!(sd > 0))
             sd = 1.0;
+        /* Rounded to float before use, so the same stats handed back in
+         * (test data, a model file's record) scale bit for bit alike. */
+        stats[0] = (float)mean;
+        stats[1] = (float)sd;
+        if (!(stats[1] > 0))
+            stats[1] = 1.0f;
     }
-    float m = (float)mean, inv = (float)(1.0 / sd);
-    for (size_t i = 0; i < total; i++)
-        ds->x[i] = (ds->x[i] - m) * inv;
+    loom_scale_values(how, stats, ds->x, total);
     if (stats_out) {
-        stats_out[0] = m;
-        stats_out[1] = (float)sd;
+        stats_out[0] = stats[0];
+        stats_out[1] = stats[1];
     }
     ds->scaled = 1;
+    ds->scaling = how;
+    ds->stats[0] = stats[0];
+    ds->stats[1] = stats[1];
     return LOOM_OK;
 }
 
@@ -144,6 +153,9 @@ loom_status loom_dataset_subset(const loom_dataset *ds, int64_t start, int64_t c
     d->rows = ds->rows;
     d->cols = ds->cols;
     d->scaled = ds->scaled;
+    d->scaling = ds->scaling;
+    d->stats[0] = ds->stats[0];
+    d->stats[1] = ds->stats[1];
     memcpy(d->x, ds->x + (size_t)start * (size_t)ds->features, (size_t)count * (size_t)ds->features * sizeof(float));
     memcpy(d->y, ds->y + start, (size_t)count * sizeof(int32_t));
     /* A subset keeps the class count of its parent: a small slice that

@@ -1,11 +1,10 @@
 /* Training (fit), evaluation and prediction of a Sequential model. */
 #include "model.h"
+#include "nn_internal.h"
 
 #include <math.h>
-#include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
-
-#include "../core/internal.h"
 
 loom_fit_config loom_fit_config_default(void)
 {
@@ -34,6 +33,31 @@ static loom_status check_data(loom_sequential *m, loom_dataset *ds, const char *
                          (long long)loom_dataset_features(ds), (long long)m->in_features);
     if (loom_dataset_count(ds) == 0)
         return loom_fail(m->ctx, LOOM_E_INVALID, "%s: the data set is empty", what);
+    return loom_model_check_scaling(m, ds, what);
+}
+
+static const char *scaling_str(char *buf, size_t n, loom_scaling how, const float *stats)
+{
+    if (how == LOOM_SCALE_UNIT)
+        snprintf(buf, n, "x/255 (LOOM_SCALE_UNIT)");
+    else
+        snprintf(buf, n, "(x - %.9g) / %.9g (LOOM_SCALE_STANDARD)", (double)stats[0], (double)stats[1]);
+    return buf;
+}
+
+loom_status loom_model_check_scaling(loom_sequential *m, const loom_dataset *ds, const char *what)
+{
+    if (!m->pre_set)
+        return LOOM_OK;
+    char a[96], b[96];
+    if (!ds->scaled)
+        return loom_fail(m->ctx, LOOM_E_INVALID, "%s: the model's inputs are scaled %s, the data set is not scaled "
+                         "(loom_dataset_scale with the model's loom_sequential_get_preprocess)", what,
+                         scaling_str(a, sizeof a, m->pre_how, m->pre_stats));
+    if (ds->scaling != m->pre_how || ds->stats[0] != m->pre_stats[0] || ds->stats[1] != m->pre_stats[1])
+        return loom_fail(m->ctx, LOOM_E_INVALID, "%s: the model's inputs are scaled %s, the data set %s", what,
+                         scaling_str(a, sizeof a, m->pre_how, m->pre_stats),
+                         scaling_str(b, sizeof b, ds->scaling, ds->stats));
     return LOOM_OK;
 }
 
@@ -80,15 +104,18 @@ static loom_status step(loom_sequential *m, int train, int64_t nb, double *loss_
 static loom_status run_eval(loom_sequential *m, loom_dataset *ds, loom_eval_result *r)
 {
     int64_t n = loom_dataset_count(ds), b = m->cfg.batch;
-    int64_t *idx = malloc((size_t)b * sizeof *idx);
+    size_t idx_bytes;
+    int64_t *idx = NULL;
+    if (!loom_mul_size((size_t)b, sizeof *idx, &idx_bytes))
+        idx = loom_malloc(m->ctx, idx_bytes);
     if (!idx)
-        return loom_fail(m->ctx, LOOM_E_OOM, "evaluate: out of memory");
+        return loom_fail(m->ctx, LOOM_E_OOM, "evaluate: out of memory for a batch of %lld", (long long)b);
     int k = r ? r->classes : 0;
     model_prog *last = NULL;
     double loss = 0;
     int64_t correct = 0;
     loom_status s = LOOM_OK;
-    double t0 = loom_now_ns();
+    double t0 = loom_nn_now_s();
     for (int64_t start = 0; start < n && s == LOOM_OK; start += b) {
         int64_t nb = n - start < b ? n - start : b;
         for (int64_t i = 0; i < nb; i++)
@@ -108,12 +135,12 @@ static loom_status run_eval(loom_sequential *m, loom_dataset *ds, loom_eval_resu
                 if (m->ybuf[i] >= 0 && m->ybuf[i] < k && m->pbuf[i] >= 0 && m->pbuf[i] < k)
                     r->confusion[m->ybuf[i] * k + m->pbuf[i]]++;
     }
-    free(idx);
+    loom_free(m->ctx, idx, idx_bytes);
     if (s == LOOM_OK && r) {
         r->loss = loss / (double)n;
         r->accuracy = (double)correct / (double)n;
         r->count = n;
-        r->seconds = (loom_now_ns() - t0) * 1e-9;
+        r->seconds = loom_nn_now_s() - t0;
         if (m->mon_metrics && last) {
             loom_metrics_line line;
             loom_metrics_line_init(&line);
@@ -146,11 +173,15 @@ static loom_status swap_ema(loom_sequential *m)
             continue;
         char pname[256];
         snprintf(pname, sizeof pname, "%.*s", (int)(len - 4), name);
-        size_t bytes = 4;
-        for (int d = 0; d < nd; d++)
-            bytes *= (size_t)shape[d];
-        float *a = malloc(bytes), *b = malloc(bytes);
-        loom_status s = a && b ? LOOM_OK : loom_fail(m->ctx, LOOM_E_OOM, "evaluate: out of memory");
+        uint64_t bytes64;
+        float *a = NULL, *b = NULL;
+        size_t bytes = 0;
+        if (!loom_shape_bytes(nd, shape, sizeof(float), NULL, &bytes64) && bytes64 <= SIZE_MAX) {
+            bytes = (size_t)bytes64;
+            a = loom_malloc(m->ctx, bytes);
+            b = loom_malloc(m->ctx, bytes);
+        }
+        loom_status s = a && b ? LOOM_OK : loom_fail(m->ctx, LOOM_E_OOM, "evaluate: out of memory for \"%s\"", name);
         if (s == LOOM_OK)
             s = loom_state_read(st, name, a, bytes);
         if (s == LOOM_OK)
@@ -159,8 +190,8 @@ static loom_status swap_ema(loom_sequential *m)
             s = loom_state_write(st, pname, dt, nd, shape, a);
         if (s == LOOM_OK)
             s = loom_state_write(st, name, dt, nd, shape, b);
-        free(a);
-        free(b);
+        loom_free(m->ctx, a, bytes);
+        loom_free(m->ctx, b, bytes);
         if (s != LOOM_OK)
             return s;
         found++;
@@ -177,18 +208,27 @@ loom_status loom_sequential_evaluate(loom_sequential *m, loom_dataset *ds, int u
     if (!out)
         return loom_fail(m->ctx, LOOM_E_INVALID, "loom_sequential_evaluate: NULL result");
     memset(out, 0, sizeof *out);
-    int k = (int)loom_model_outputs(m);
+    int64_t outs = loom_model_outputs(m);
+    size_t kk;
+    if (outs > 65536 || loom_mul_size((size_t)outs, (size_t)outs, &kk))
+        return loom_fail(m->ctx, LOOM_E_INVALID, "loom_sequential_evaluate: %lld outputs are too many classes for a "
+                         "confusion matrix", (long long)outs);
+    int k = (int)outs;
+    out->ctx = m->ctx;
     out->classes = k;
-    out->precision = calloc((size_t)k, sizeof *out->precision);
-    out->recall = calloc((size_t)k, sizeof *out->recall);
-    out->confusion = calloc((size_t)k * (size_t)k, sizeof *out->confusion);
+    out->precision = loom_calloc(m->ctx, (size_t)k, sizeof *out->precision);
+    out->recall = loom_calloc(m->ctx, (size_t)k, sizeof *out->recall);
+    out->confusion = loom_calloc(m->ctx, kk, sizeof *out->confusion);
     if (!out->precision || !out->recall || !out->confusion) {
         loom_eval_result_free(out);
         return loom_fail(m->ctx, LOOM_E_OOM, "loom_sequential_evaluate: out of memory");
     }
-    if (use_ema)
-        LOOM_TRY(swap_ema(m));
-    loom_status s = run_eval(m, ds, out);
+    loom_status s = use_ema ? swap_ema(m) : LOOM_OK;
+    if (s != LOOM_OK) {
+        loom_eval_result_free(out);
+        return s;
+    }
+    s = run_eval(m, ds, out);
     if (use_ema) {
         loom_status s2 = swap_ema(m);
         s = s == LOOM_OK ? s2 : s;
@@ -223,11 +263,12 @@ loom_status loom_sequential_monitor(loom_sequential *m, struct loom_metrics *met
 
 void loom_eval_result_free(loom_eval_result *r)
 {
-    if (!r)
+    if (!r || !r->ctx)
         return;
-    free(r->precision);
-    free(r->recall);
-    free(r->confusion);
+    size_t k = r->classes > 0 ? (size_t)r->classes : 0;
+    loom_free(r->ctx, r->precision, k * sizeof *r->precision);
+    loom_free(r->ctx, r->recall, k * sizeof *r->recall);
+    loom_free(r->ctx, r->confusion, k * k * sizeof *r->confusion);
     r->precision = r->recall = NULL;
     r->confusion = NULL;
 }
@@ -285,6 +326,18 @@ loom_status loom_sequential_fit(loom_sequential *m, loom_dataset *train, const l
     LOOM_TRY(need_compiled(m, "loom_sequential_fit"));
     LOOM_TRY(check_data(m, train, "loom_sequential_fit"));
     loom_fit_config cfg = cfgp ? *cfgp : loom_fit_config_default();
+    if (cfg.early_stopping_patience > 0 && !cfg.validation && !(cfg.validation_split > 0.0f))
+        return loom_fail(m->ctx, LOOM_E_INVALID, "loom_sequential_fit: early stopping (patience %d) watches the "
+                         "validation loss: give a validation set or a validation_split", cfg.early_stopping_patience);
+    if (cfg.checkpoint_every > 0 && !cfg.checkpoint_path)
+        return loom_fail(m->ctx, LOOM_E_INVALID, "loom_sequential_fit: checkpoint_every %lld without a checkpoint_path",
+                         (long long)cfg.checkpoint_every);
+    if (cfg.epochs < 0)
+        return loom_fail(m->ctx, LOOM_E_INVALID, "loom_sequential_fit: %d epochs", cfg.epochs);
+    /* The first fit of a model on scaled data records how, so that its
+     * files tell predict and evaluate to scale their inputs alike. */
+    if (!m->pre_set && train->scaled)
+        LOOM_TRY(loom_sequential_set_preprocess(m, train->scaling, train->stats));
     loom_dataset *tr = train, *val = cfg.validation, *own_tr = NULL, *own_val = NULL;
     if (!val && cfg.validation_split > 0.0f) {
         LOOM_TRY(loom_dataset_split(train, cfg.validation_split, &own_tr, &own_val));
@@ -295,8 +348,16 @@ loom_status loom_sequential_fit(loom_sequential *m, loom_dataset *train, const l
         LOOM_TRY(check_data(m, val, "loom_sequential_fit (validation)"));
     int64_t n = loom_dataset_count(tr), b = m->cfg.batch;
     int64_t steps = (n + b - 1) / b;
-    int64_t *order = malloc((size_t)n * sizeof *order);
+    size_t order_bytes = 0;
+    int64_t *order = NULL;
+    if (!loom_mul_size((size_t)n, sizeof *order, &order_bytes))
+        order = loom_malloc(m->ctx, order_bytes);
     loom_status s = order ? LOOM_OK : loom_fail(m->ctx, LOOM_E_OOM, "fit: out of memory for %lld rows", (long long)n);
+    /* A checkpoint's position must lie inside this data set's epoch. */
+    if (s == LOOM_OK && (m->epoch_step < 0 || m->epoch_step > steps))
+        s = loom_fail(m->ctx, LOOM_E_FORMAT, "loom_sequential_fit: the checkpoint's loom.epoch_step %lld is outside "
+                      "[0, %lld], the steps of an epoch of %lld rows in batches of %lld (another data set or batch?)",
+                      (long long)m->epoch_step, (long long)steps, (long long)n, (long long)b);
     loom_fit_stats st;
     memset(&st, 0, sizeof st);
     st.epochs = cfg.epochs;
@@ -320,12 +381,12 @@ loom_status loom_sequential_fit(loom_sequential *m, loom_dataset *train, const l
         st.end_of_epoch = 0;
         for (int64_t k = m->epoch_step; k < steps && s == LOOM_OK && !stop; k++) {
             int64_t nb = n - k * b < b ? n - k * b : b;
-            double t0 = loom_now_ns();
+            double t0 = loom_nn_now_s();
             s = loom_dataset_gather(tr, order + k * b, nb, m->xbuf, m->ybuf);
             model_prog *mp = NULL;
             if (s == LOOM_OK)
                 s = step(m, 1, nb, &loss, &correct, &mp);
-            secs += (loom_now_ns() - t0) * 1e-9;
+            secs += loom_nn_now_s() - t0;
             if (s != LOOM_OK)
                 break;
             if (cfg.trace && m->cfg.profile && traced < cfg.trace_steps) {
@@ -379,6 +440,7 @@ loom_status loom_sequential_fit(loom_sequential *m, loom_dataset *train, const l
                 } else if (++bad_epochs >= cfg.early_stopping_patience) {
                     loom_logf(m->ctx, LOOM_LOG_INFO, "fit: early stop after epoch %d (val_loss %.4f, best %.4f)",
                               st.epoch, r.loss, best_val);
+                    st.early_stopped = 1;
                     stop = 1;
                 }
             }
@@ -392,7 +454,7 @@ loom_status loom_sequential_fit(loom_sequential *m, loom_dataset *train, const l
         if (s == LOOM_OK && report(&cfg, &st))
             stop = 1;
     }
-    free(order);
+    loom_free(m->ctx, order, order_bytes);
     loom_dataset_destroy(own_tr);
     loom_dataset_destroy(own_val);
     if (last)

@@ -6,6 +6,7 @@
 #include "nn_internal.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -106,11 +107,23 @@ static loom_status idx_open(loom_ctx *ctx, const char *path, int want_ndim, idx_
     return LOOM_OK;
 }
 
-static void idx_close(idx_file *f)
+/* Closes the stream; with check, a stream that ended inside a gzip member
+ * (its CRC and length trailer missing) is LOOM_E_FORMAT: zlib's reads
+ * return every byte of such a file without an error. */
+static loom_status idx_close(loom_ctx *ctx, idx_file *f, int check)
 {
-    if (f->gz)
-        gzclose(f->gz);
+    if (!f->gz)
+        return LOOM_OK;
+    int r = gzclose_r(f->gz);
     f->gz = NULL;
+    if (!check || r == Z_OK)
+        return LOOM_OK;
+    if (r == Z_BUF_ERROR)
+        return loom_fail(ctx, LOOM_E_FORMAT, "IDX file %s: truncated gzip stream: it ends without its CRC and "
+                         "length trailer", f->path);
+    if (r == Z_ERRNO)
+        return loom_fail(ctx, LOOM_E_IO, "IDX file %s: read error: %s", f->path, strerror(errno));
+    return loom_fail(ctx, LOOM_E_FORMAT, "IDX file %s: corrupt gzip data (zlib status %d)", f->path, r);
 }
 
 /* Reads the f->total data bytes and checks nothing follows. The buffer
@@ -144,18 +157,54 @@ static loom_status idx_body(loom_ctx *ctx, idx_file *f, unsigned char **out)
     if (s == LOOM_OK) {
         unsigned char extra[64];
         int r = gzread(f->gz, extra, sizeof extra);
+        int zerr = Z_OK;
         if (r > 0)
             s = loom_fail(ctx, LOOM_E_FORMAT,
                           "IDX file %s: wrong size: data continues past the %llu bytes its header gives", f->path,
                           (unsigned long long)total);
         else if (r < 0)
             s = short_read(ctx, f, "data", total, total);
+        else if ((gzerror(f->gz, &zerr), zerr) == Z_BUF_ERROR)
+            s = loom_fail(ctx, LOOM_E_FORMAT, "IDX file %s: truncated gzip stream: it ends without its CRC and "
+                          "length trailer", f->path);
     }
     if (s != LOOM_OK) {
         loom_free(ctx, buf, cap);
         return s;
     }
     *out = buf;
+    return LOOM_OK;
+}
+
+/* The rule for labels: they number the classes 0..C-1 and every class has
+ * at least one example, C being the largest label + 1. A stray byte (one
+ * 255 in a 10-class set) would otherwise silently make a 256-way softmax;
+ * here it leaves classes without examples and the file is refused. */
+static loom_status check_labels(loom_ctx *ctx, const char *path, const unsigned char *labels, size_t n)
+{
+    size_t count[256] = {0}, first[256] = {0};
+    int top = -1;
+    for (size_t i = 0; i < n; i++) {
+        if (!count[labels[i]]++)
+            first[labels[i]] = i;
+        top = labels[i] > top ? labels[i] : top;
+    }
+    for (int c = 0; c < top; c++) {
+        if (count[c])
+            continue;
+        int last = c;
+        while (last + 1 < top && !count[last + 1])
+            last++;
+        char gap[32];
+        if (last == c)
+            snprintf(gap, sizeof gap, "class %d has", c);
+        else
+            snprintf(gap, sizeof gap, "classes %d..%d have", c, last);
+        return loom_fail(ctx, LOOM_E_FORMAT,
+                         "IDX file %s: label %d (first at row %zu) is out of range: %s no example. Labels must "
+                         "number the classes 0..C-1, each used at least once (a corrupt label byte?)", path, top,
+                         first[top], gap);
+    }
     return LOOM_OK;
 }
 
@@ -174,16 +223,24 @@ loom_status loom_dataset_load_idx(loom_ctx *ctx, const char *images_path, const 
     loom_status s = idx_open(ctx, labels_path, 1, &lf);
     if (s == LOOM_OK)
         s = idx_body(ctx, &lf, &labels);
-    idx_close(&lf);
-    if (s != LOOM_OK)
+    loom_status cs = idx_close(ctx, &lf, s == LOOM_OK);
+    if (s == LOOM_OK)
+        s = cs;
+    if (s == LOOM_OK)
+        s = check_labels(ctx, labels_path, labels, (size_t)lf.total);
+    if (s != LOOM_OK) {
+        loom_free(ctx, labels, (size_t)lf.total);
         return s;
+    }
     s = idx_open(ctx, images_path, 3, &imf);
     if (s == LOOM_OK && imf.dims[0] != lf.dims[0])
         s = loom_fail(ctx, LOOM_E_FORMAT, "IDX files %s and %s: %lld images but %lld labels", images_path,
                       labels_path, (long long)imf.dims[0], (long long)lf.dims[0]);
     if (s == LOOM_OK)
         s = idx_body(ctx, &imf, &pixels);
-    idx_close(&imf);
+    cs = idx_close(ctx, &imf, s == LOOM_OK);
+    if (s == LOOM_OK)
+        s = cs;
     if (s == LOOM_OK) {
         ds = loom_dataset_alloc(ctx, imf.dims[0], imf.dims[1] * imf.dims[2]);
         if (!ds)

@@ -1,12 +1,20 @@
 /* The Sequential model's internals, shared by sequential.c (layers,
- * programs), fit.c (training and evaluation) and model_io.c (files). */
+ * programs), fit.c (training and evaluation), model_config.c (the
+ * configuration and preprocessing records) and model_io.c (files). */
 #ifndef LOOM_NN_MODEL_H
 #define LOOM_NN_MODEL_H
 
 #include "loom.h"
 
+#include <stddef.h>
+
 #define LOOM_MAX_LAYERS 64
 #define LOOM_MAX_PROGS 8
+/* The largest batch a configuration may ask for: labels and row counts
+ * stay in 32 bits, and a file cannot make the batch buffers overflow. */
+#define LOOM_MAX_BATCH ((int64_t)INT32_MAX)
+/* The widest layer (or input) an architecture may declare. */
+#define LOOM_MAX_UNITS ((int64_t)1 << 30)
 
 typedef enum layer_kind { LAYER_DENSE = 0, LAYER_DROPOUT = 1 } layer_kind;
 
@@ -31,7 +39,11 @@ struct loom_sequential {
     int64_t in_features;
     layer layers[LOOM_MAX_LAYERS];
     int nlayers;
-    char *describe;            /* JSON, malloc'd */
+    char *describe;            /* JSON (loom_strdup) */
+    /* the inputs' preprocessing, recorded in model files */
+    int pre_set;
+    loom_scaling pre_how;
+    float pre_stats[2];
     /* after compile */
     loom_device *dev;
     loom_state *st;
@@ -45,6 +57,7 @@ struct loom_sequential {
     float *xbuf;               /* batch staging on the host */
     int32_t *ybuf, *pbuf;
     float *tbuf;               /* one-hot / regression targets */
+    size_t xbuf_bytes, ybuf_bytes, tbuf_bytes;
     struct loom_metrics *mon_metrics; /* evaluation's monitors */
     struct loom_trace *mon_trace;
     int64_t mon_trace_runs, mon_traced;
@@ -54,10 +67,35 @@ struct loom_sequential {
 loom_status loom_model_prog(loom_sequential *m, int train, int64_t batch, model_prog **out);
 /* Builds the JSON architecture from the layers (m->describe). */
 loom_status loom_model_describe(loom_sequential *m);
-/* Parses an architecture JSON into a new, uncompiled model. */
-loom_status loom_model_from_json(loom_ctx *ctx, const char *json, loom_sequential **out);
+/* Parses an architecture JSON into a new, uncompiled model; what names the
+ * file for messages (LOOM_E_FORMAT naming the bad field). */
+loom_status loom_model_from_json(loom_ctx *ctx, const char *json, const char *what, loom_sequential **out);
 int64_t loom_model_outputs(const loom_sequential *m);
 /* Name of layer l's kernel / bias params. */
 void loom_model_param_names(int l, char *kernel, char *bias, size_t n);
+
+/* ---- model_config.c ---- */
+
+/* NULL when every field of c is in range, else a description of the first
+ * one that is not ("optimizer.kind 7 is not 0 (sgd), 1 (adam) or 2
+ * (adamw)") in buf. */
+const char *loom_model_config_problem(const loom_model_config *c, char *buf, size_t n);
+/* The configuration as JSON (loom_strdup'd: free with loom_strfree);
+ * NULL when out of memory. */
+char *loom_model_config_json(loom_ctx *ctx, const loom_model_config *c);
+/* Parses and checks a file's loom.config: JSON, every field known, a
+ * number, in range; LOOM_E_FORMAT naming the file and the field. Fields
+ * the file leaves out keep their defaults. */
+loom_status loom_model_config_parse(loom_ctx *ctx, const char *path, const char *json, loom_model_config *out);
+/* The preprocessing record (loom.preprocess) of m; NULL when none is set
+ * or out of memory (loom_strfree). */
+char *loom_model_preprocess_json(const loom_sequential *m);
+/* Parses a loom.preprocess record into how / stats (LOOM_E_FORMAT naming
+ * the field). */
+loom_status loom_model_preprocess_parse(loom_ctx *ctx, const char *path, const char *json, loom_scaling *how,
+                                        float stats[2]);
+/* Checks that a data set was scaled as the model's inputs must be (when
+ * the model records a preprocessing): LOOM_E_INVALID naming both. */
+loom_status loom_model_check_scaling(loom_sequential *m, const loom_dataset *ds, const char *what);
 
 #endif

@@ -1,84 +1,89 @@
 /* Model files and checkpoints: safetensors with the architecture, the
- * training configuration and the progress in __metadata__. */
+ * training configuration, the inputs' preprocessing and the progress in
+ * __metadata__.
+ *
+ * A model file (loom_sequential_save) holds the weights and, when the
+ * optimizer keeps one, their moving average; a checkpoint also holds the
+ * optimizer's moments and the progress. Reading either goes through one
+ * validation pass before anything is written into the model: every
+ * metadata record known and in range, every tensor the architecture needs
+ * present as F32 of its shape, nothing the architecture does not know,
+ * every value finite; a checkpoint must carry each moment its optimizer
+ * keeps. Any failure is LOOM_E_FORMAT naming the file and what is wrong. */
 #include "model.h"
+#include "name_map.h"
+#include "nn_internal.h"
 
-#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../core/internal.h"
+#define BAD(...) loom_fail(ctx, LOOM_E_FORMAT, __VA_ARGS__)
 
-static char *config_json(const loom_model_config *c)
-{
-    const loom_optimizer *o = &c->optimizer;
-    cJSON *r = cJSON_CreateObject();
-    cJSON_AddNumberToObject(r, "loss", c->loss);
-    cJSON_AddNumberToObject(r, "batch", (double)c->batch);
-    cJSON_AddNumberToObject(r, "seed", (double)c->seed);
-    cJSON *j = cJSON_AddObjectToObject(r, "optimizer");
-    cJSON_AddNumberToObject(j, "kind", o->kind);
-    cJSON_AddNumberToObject(j, "lr", o->lr);
-    cJSON_AddNumberToObject(j, "beta1", o->beta1);
-    cJSON_AddNumberToObject(j, "beta2", o->beta2);
-    cJSON_AddNumberToObject(j, "eps", o->eps);
-    cJSON_AddNumberToObject(j, "momentum", o->momentum);
-    cJSON_AddNumberToObject(j, "nesterov", o->nesterov);
-    cJSON_AddNumberToObject(j, "weight_decay", o->weight_decay);
-    cJSON_AddNumberToObject(j, "l1", o->l1);
-    cJSON_AddNumberToObject(j, "l2", o->l2);
-    cJSON_AddNumberToObject(j, "clip_norm", o->clip_norm);
-    cJSON_AddNumberToObject(j, "schedule", o->schedule);
-    cJSON_AddNumberToObject(j, "step_size", (double)o->step_size);
-    cJSON_AddNumberToObject(j, "gamma", o->gamma);
-    cJSON_AddNumberToObject(j, "warmup_steps", (double)o->warmup_steps);
-    cJSON_AddNumberToObject(j, "total_steps", (double)o->total_steps);
-    cJSON_AddNumberToObject(j, "lr_min", o->lr_min);
-    cJSON_AddNumberToObject(j, "ema_decay", o->ema_decay);
-    char *s = cJSON_PrintUnformatted(r);
-    cJSON_Delete(r);
-    return s;
-}
+/* ---- tensors a model knows -------------------------------------------------- */
 
-static double num(const cJSON *o, const char *k, double def)
-{
-    const cJSON *v = cJSON_GetObjectItem(o, k);
-    return cJSON_IsNumber(v) ? v->valuedouble : def;
-}
+typedef enum tensor_role { ROLE_UNKNOWN, ROLE_PARAM, ROLE_MOMENT, ROLE_EMA } tensor_role;
 
-static loom_model_config config_parse(const char *json)
+/* What a name means to the model: its role and the shape it must have. */
+typedef struct tensor_kind {
+    tensor_role role;
+    int ndim;
+    int64_t shape[2];
+} tensor_kind;
+
+static const char *const moment_suffixes[] = {"m", "v", "momentum"};
+
+static tensor_kind classify(const loom_sequential *m, const char *name)
 {
-    loom_model_config c = loom_model_config_default();
-    cJSON *r = json ? cJSON_Parse(json) : NULL;
-    if (!r)
-        return c;
-    c.loss = (loom_loss)(int)num(r, "loss", c.loss);
-    c.batch = (int64_t)num(r, "batch", (double)c.batch);
-    c.seed = (uint64_t)num(r, "seed", (double)c.seed);
-    const cJSON *j = cJSON_GetObjectItem(r, "optimizer");
-    if (j) {
-        loom_optimizer *o = &c.optimizer;
-        *o = loom_optimizer_default((loom_optimizer_kind)(int)num(j, "kind", o->kind));
-        o->lr = (float)num(j, "lr", o->lr);
-        o->beta1 = (float)num(j, "beta1", o->beta1);
-        o->beta2 = (float)num(j, "beta2", o->beta2);
-        o->eps = (float)num(j, "eps", o->eps);
-        o->momentum = (float)num(j, "momentum", o->momentum);
-        o->nesterov = (int)num(j, "nesterov", o->nesterov);
-        o->weight_decay = (float)num(j, "weight_decay", o->weight_decay);
-        o->l1 = (float)num(j, "l1", o->l1);
-        o->l2 = (float)num(j, "l2", o->l2);
-        o->clip_norm = (float)num(j, "clip_norm", o->clip_norm);
-        o->schedule = (loom_lr_schedule)(int)num(j, "schedule", o->schedule);
-        o->step_size = (int64_t)num(j, "step_size", (double)o->step_size);
-        o->gamma = (float)num(j, "gamma", o->gamma);
-        o->warmup_steps = (int64_t)num(j, "warmup_steps", (double)o->warmup_steps);
-        o->total_steps = (int64_t)num(j, "total_steps", (double)o->total_steps);
-        o->lr_min = (float)num(j, "lr_min", o->lr_min);
-        o->ema_decay = (float)num(j, "ema_decay", o->ema_decay);
+    tensor_kind k = {ROLE_UNKNOWN, 0, {0, 0}};
+    int64_t in = m->in_features;
+    int dense = 0;
+    for (int i = 0; i < m->nlayers; i++) {
+        const layer *l = &m->layers[i];
+        if (l->kind != LAYER_DENSE)
+            continue;
+        char kn[64], bn[64];
+        loom_model_param_names(dense++, kn, bn, sizeof kn);
+        for (int b = 0; b < 2; b++) {
+            const char *p = b ? bn : kn;
+            size_t len = strlen(p);
+            if (strncmp(name, p, len))
+                continue;
+            k.ndim = b ? 1 : 2;
+            k.shape[0] = b ? l->units : in;
+            k.shape[1] = b ? 0 : l->units;
+            if (!name[len]) {
+                k.role = ROLE_PARAM;
+                return k;
+            }
+            if (name[len] != '/')
+                continue;
+            const char *suffix = name + len + 1;
+            if (!strcmp(suffix, "ema")) {
+                k.role = ROLE_EMA;
+                return k;
+            }
+            for (size_t s = 0; s < sizeof moment_suffixes / sizeof moment_suffixes[0]; s++)
+                if (!strcmp(suffix, moment_suffixes[s])) {
+                    k.role = ROLE_MOMENT;
+                    return k;
+                }
+        }
+        in = l->units;
     }
-    cJSON_Delete(r);
-    return c;
+    k.role = ROLE_UNKNOWN;
+    return k;
+}
+
+/* ---- writing ------------------------------------------------------------------ */
+
+/* A model file keeps the weights and their average, not the moments. */
+static int model_keep(const char *name, void *user)
+{
+    tensor_role r = classify(user, name).role;
+    return r == ROLE_PARAM || r == ROLE_EMA;
 }
 
 static loom_status write_file(loom_sequential *m, const char *path, int checkpoint)
@@ -89,16 +94,35 @@ static loom_status write_file(loom_sequential *m, const char *path, int checkpoi
         return loom_fail(m->ctx, LOOM_E_STATE, "save %s: compile (or train) the model first", path ? path : "");
     if (!path)
         return loom_fail(m->ctx, LOOM_E_INVALID, "save: NULL path");
-    char *cfg = config_json(&m->cfg);
+    loom_ctx *ctx = m->ctx;
+    char *cfg = loom_model_config_json(ctx, &m->cfg);
+    char *pre = loom_model_preprocess_json(m);
+    if (!cfg || (m->pre_set && !pre)) {
+        loom_strfree(ctx, cfg);
+        loom_strfree(ctx, pre);
+        return loom_fail(ctx, LOOM_E_OOM, "save %s: out of memory", path);
+    }
     char step[32], epoch[32], estep[32];
     snprintf(step, sizeof step, "%lld", (long long)loom_state_step(m->st));
     snprintf(epoch, sizeof epoch, "%lld", (long long)m->epoch);
     snprintf(estep, sizeof estep, "%lld", (long long)m->epoch_step);
-    const char *meta[] = {"format", "loom", "loom.kind", checkpoint ? "checkpoint" : "model",
-                          "loom.architecture", m->describe, "loom.config", cfg ? cfg : "{}",
-                          "loom.step", step, "loom.epoch", epoch, "loom.epoch_step", estep, NULL};
-    loom_status s = loom_safetensors_save(m->st, path, meta, NULL);
-    free(cfg);
+    const char *meta[20];
+    int k = 0;
+    meta[k++] = "format", meta[k++] = "loom";
+    meta[k++] = "loom.kind", meta[k++] = checkpoint ? "checkpoint" : "model";
+    meta[k++] = "loom.architecture", meta[k++] = m->describe;
+    meta[k++] = "loom.config", meta[k++] = cfg;
+    if (pre)
+        meta[k++] = "loom.preprocess", meta[k++] = pre;
+    meta[k++] = "loom.step", meta[k++] = step;
+    if (checkpoint) {
+        meta[k++] = "loom.epoch", meta[k++] = epoch;
+        meta[k++] = "loom.epoch_step", meta[k++] = estep;
+    }
+    meta[k] = NULL;
+    loom_status s = loom_safetensors_save_filtered(m->st, path, meta, checkpoint ? NULL : model_keep, m);
+    loom_strfree(ctx, cfg);
+    loom_strfree(ctx, pre);
     return s;
 }
 
@@ -112,18 +136,278 @@ loom_status loom_sequential_checkpoint(loom_sequential *m, const char *path)
     return write_file(m, path, 1);
 }
 
-static void restore_progress(loom_sequential *m, const loom_tensor_file *f)
+/* ---- reading: the metadata ---------------------------------------------------- */
+
+static const char *const known_meta[] = {"loom.kind", "loom.architecture", "loom.config", "loom.preprocess",
+                                         "loom.step", "loom.epoch", "loom.epoch_step", NULL};
+
+/* A metadata value that must be a whole decimal number >= 0. */
+static loom_status meta_count(loom_ctx *ctx, const char *path, const loom_tensor_file *f, const char *key,
+                              int required, int64_t *out)
 {
-    const char *kind = loom_safetensors_metadata(f, "loom.kind");
-    const char *step = loom_safetensors_metadata(f, "loom.step");
-    if (step)
-        loom_state_set_step(m->st, atoll(step));
-    if (kind && !strcmp(kind, "checkpoint")) {
-        const char *e = loom_safetensors_metadata(f, "loom.epoch");
-        const char *es = loom_safetensors_metadata(f, "loom.epoch_step");
-        m->epoch = e ? atoll(e) : 0;
-        m->epoch_step = es ? atoll(es) : 0;
+    const char *v = loom_safetensors_metadata(f, key);
+    if (!v) {
+        if (required)
+            return BAD("model file %s: the checkpoint has no %s", path, key);
+        *out = 0;
+        return LOOM_OK;
     }
+    char *end = NULL;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (!*v || *end || errno == ERANGE || (*v != '-' && (*v < '0' || *v > '9')))
+        return BAD("model file %s: %s \"%.40s\" is not a whole number", path, key, v);
+    if (x < 0)
+        return BAD("model file %s: %s %lld is negative", path, key, x);
+    *out = x;
+    return LOOM_OK;
+}
+
+/* Everything read from a file before the model is touched. */
+typedef struct file_record {
+    int checkpoint;
+    loom_model_config cfg;
+    int pre_set;
+    loom_scaling pre_how;
+    float pre_stats[2];
+    int64_t step, epoch, epoch_step;
+} file_record;
+
+static loom_status read_meta(loom_ctx *ctx, const char *path, const loom_tensor_file *f, file_record *r)
+{
+    memset(r, 0, sizeof *r);
+    const char *kind = loom_safetensors_metadata(f, "loom.kind");
+    if (!kind)
+        return BAD("model file %s: no loom.kind in the file's __metadata__ (not a loom model file?)", path);
+    if (strcmp(kind, "model") && strcmp(kind, "checkpoint"))
+        return BAD("model file %s: loom.kind \"%.40s\" is not \"model\" or \"checkpoint\"", path, kind);
+    r->checkpoint = !strcmp(kind, "checkpoint");
+    LOOM_TRY(loom_model_config_parse(ctx, path, loom_safetensors_metadata(f, "loom.config"), &r->cfg));
+    const char *pre = loom_safetensors_metadata(f, "loom.preprocess");
+    if (pre) {
+        LOOM_TRY(loom_model_preprocess_parse(ctx, path, pre, &r->pre_how, r->pre_stats));
+        r->pre_set = 1;
+    }
+    LOOM_TRY(meta_count(ctx, path, f, "loom.step", r->checkpoint, &r->step));
+    if (r->checkpoint) {
+        LOOM_TRY(meta_count(ctx, path, f, "loom.epoch", 1, &r->epoch));
+        LOOM_TRY(meta_count(ctx, path, f, "loom.epoch_step", 1, &r->epoch_step));
+    }
+    return LOOM_OK;
+}
+
+/* Refuses records in loom's namespace that this version does not know
+ * (a newer or a damaged writer); other keys ("format", a user's notes)
+ * are left alone. */
+static loom_status check_meta_keys(loom_ctx *ctx, const char *path, const loom_tensor_file *f)
+{
+    for (int i = 0; i < loom_safetensors_meta_count(f); i++) {
+        const char *key = loom_safetensors_meta_key(f, i);
+        if (strncmp(key, "loom.", 5))
+            continue;
+        int known = 0;
+        for (int k = 0; known_meta[k] && !known; k++)
+            known = !strcmp(key, known_meta[k]);
+        if (!known)
+            return BAD("model file %s: unknown metadata record \"%.64s\"", path, key);
+    }
+    return LOOM_OK;
+}
+
+/* ---- reading: the tensors ---------------------------------------------------- */
+
+static int same_shape(const tensor_kind *k, int ndim, const int64_t *shape)
+{
+    if (k->ndim != ndim)
+        return 0;
+    for (int d = 0; d < ndim; d++)
+        if (shape[d] != k->shape[d])
+            return 0;
+    return 1;
+}
+
+/* The first element of an F32 tensor that is NaN or infinite, or -1. */
+static int64_t first_nonfinite(const void *data, uint64_t count, float *bad)
+{
+    const unsigned char *p = data;
+    for (uint64_t i = 0; i < count; i++) {
+        float v;
+        memcpy(&v, p + i * sizeof v, sizeof v);
+        if (!isfinite(v)) {
+            *bad = v;
+            return (int64_t)i;
+        }
+    }
+    return -1;
+}
+
+/* What the validation found: for each state entry, the file tensor that
+ * fills it (-1: none; the moments stay zero, an average starts as the
+ * weights). */
+typedef struct load_plan {
+    int nstate;
+    int *from;
+} load_plan;
+
+static loom_status check_tensors(loom_sequential *m, const char *path, const loom_tensor_file *f, int checkpoint,
+                                 load_plan *plan)
+{
+    loom_ctx *ctx = m->ctx;
+    char a[96], b[96];
+    int nstate = loom_state_count(m->st);
+    nn_name_map smap;
+    LOOM_TRY(nn_name_map_init(&smap, ctx, (size_t)nstate, path));
+    for (int i = 0; i < nstate; i++) {
+        const char *name;
+        loom_state_entry(m->st, i, &name, NULL, NULL, NULL);
+        nn_name_map_put(&smap, name, i);
+    }
+    plan->nstate = nstate;
+    plan->from = loom_malloc(ctx, (size_t)(nstate ? nstate : 1) * sizeof *plan->from);
+    loom_status s = plan->from ? LOOM_OK : loom_fail(ctx, LOOM_E_OOM, "model file %s: out of memory", path);
+    for (int i = 0; i < nstate && s == LOOM_OK; i++)
+        plan->from[i] = -1;
+    int n = loom_safetensors_count(f);
+    for (int i = 0; i < n && s == LOOM_OK; i++) {
+        const char *name;
+        loom_dtype dt;
+        int ndim;
+        int64_t shape[LOOM_MAX_DIMS];
+        const void *data;
+        loom_safetensors_tensor(f, i, &name, &dt, &ndim, shape, &data);
+        tensor_kind k = classify(m, name);
+        if (k.role == ROLE_UNKNOWN) {
+            s = BAD("model file %s: tensor \"%.100s\" is not part of the model's architecture", path, name);
+            break;
+        }
+        if (dt != LOOM_F32 || !same_shape(&k, ndim, shape)) {
+            s = BAD("model file %s: tensor \"%.100s\" is %s %s in the file, the architecture needs f32 %s", path,
+                    name, loom_dtype_name(dt), loom_shape_str(a, sizeof a, ndim, shape),
+                    loom_shape_str(b, sizeof b, k.ndim, k.shape));
+            break;
+        }
+        uint64_t count = 1;
+        for (int d = 0; d < ndim; d++)
+            count *= (uint64_t)shape[d]; /* the shape matched the architecture's */
+        float bad;
+        int64_t at = first_nonfinite(data, count, &bad);
+        if (at >= 0) {
+            s = BAD("model file %s: tensor \"%.100s\" holds %s at element %lld", path, name,
+                    isnan(bad) ? "NaN" : "an infinity", (long long)at);
+            break;
+        }
+        int slot = nn_name_map_get(&smap, name);
+        if (slot >= 0)
+            plan->from[slot] = i;
+        else
+            loom_logf(ctx, LOOM_LOG_INFO, "model file %s: tensor \"%s\" is not used by this optimizer, skipped", path,
+                      name);
+    }
+    for (int i = 0; i < nstate && s == LOOM_OK; i++) {
+        if (plan->from[i] >= 0)
+            continue;
+        const char *name;
+        loom_state_entry(m->st, i, &name, NULL, NULL, NULL);
+        tensor_role r = classify(m, name).role;
+        if (r == ROLE_PARAM)
+            s = BAD("model file %s: weight \"%.100s\" is missing", path, name);
+        else if (checkpoint && r == ROLE_MOMENT)
+            s = BAD("model file %s: the checkpoint lacks optimizer moment \"%.100s\", which its optimizer keeps "
+                    "(a resumed run would start it from zero)", path, name);
+        else if (checkpoint && r == ROLE_EMA)
+            s = BAD("model file %s: the checkpoint lacks the moving average \"%.100s\" (ema_decay is set)", path,
+                    name);
+    }
+    nn_name_map_free(&smap);
+    return s;
+}
+
+static void free_plan(loom_ctx *ctx, load_plan *plan)
+{
+    loom_free(ctx, plan->from, (size_t)(plan->nstate ? plan->nstate : 1) * sizeof *plan->from);
+    plan->from = NULL;
+}
+
+/* Writes the checked file into the model. */
+static loom_status apply(loom_sequential *m, const loom_tensor_file *f, const file_record *r, const load_plan *plan)
+{
+    loom_ctx *ctx = m->ctx;
+    for (int i = 0; i < plan->nstate; i++) {
+        const char *name;
+        loom_dtype dt;
+        int ndim;
+        int64_t shape[LOOM_MAX_DIMS];
+        loom_state_entry(m->st, i, &name, &dt, &ndim, shape);
+        if (plan->from[i] >= 0) {
+            const void *data;
+            loom_safetensors_tensor(f, plan->from[i], NULL, NULL, NULL, NULL, &data);
+            LOOM_TRY(loom_state_write(m->st, name, dt, ndim, shape, data));
+        }
+    }
+    /* after every weight is in: averages the file does not hold */
+    for (int i = 0; i < plan->nstate; i++) {
+        const char *name;
+        loom_dtype dt;
+        int ndim;
+        int64_t shape[LOOM_MAX_DIMS];
+        loom_state_entry(m->st, i, &name, &dt, &ndim, shape);
+        size_t len = strlen(name);
+        if (plan->from[i] >= 0 || classify(m, name).role != ROLE_EMA || len < 5)
+            continue;
+        /* A model file saved without an average: the average of weights
+         * with no history is the weights. */
+        char pname[128];
+        snprintf(pname, sizeof pname, "%.*s", (int)(len - 4), name);
+        uint64_t bytes;
+        if (loom_shape_bytes(ndim, shape, sizeof(float), NULL, &bytes) || bytes > SIZE_MAX)
+            return loom_fail(ctx, LOOM_E_OOM, "load: tensor \"%s\" is too large", name);
+        float *w = loom_malloc(ctx, (size_t)bytes);
+        if (!w)
+            return loom_fail(ctx, LOOM_E_OOM, "load: out of memory for \"%s\"", name);
+        loom_status s = loom_state_read(m->st, pname, w, (size_t)bytes);
+        if (s == LOOM_OK)
+            s = loom_state_write(m->st, name, dt, ndim, shape, w);
+        loom_free(ctx, w, (size_t)bytes);
+        LOOM_TRY(s);
+    }
+    /* A checkpoint resumes its optimizer; a model file's optimizer starts
+     * afresh (its moments are not in the file). */
+    loom_state_set_step(m->st, r->checkpoint ? r->step : 0);
+    m->epoch = r->checkpoint ? r->epoch : 0;
+    m->epoch_step = r->checkpoint ? r->epoch_step : 0;
+    if (r->pre_set) {
+        m->pre_set = 1;
+        m->pre_how = r->pre_how;
+        m->pre_stats[0] = r->pre_stats[0];
+        m->pre_stats[1] = r->pre_stats[1];
+    }
+    return LOOM_OK;
+}
+
+/* The validation pass and, if it passes, the write. */
+static loom_status check_and_apply(loom_sequential *m, const char *path, const loom_tensor_file *f,
+                                   const file_record *r)
+{
+    load_plan plan = {0, NULL};
+    loom_status s = check_tensors(m, path, f, r->checkpoint, &plan);
+    if (s == LOOM_OK)
+        s = apply(m, f, r, &plan);
+    free_plan(m->ctx, &plan);
+    return s;
+}
+
+/* Opens a model file and reads its metadata records. */
+static loom_status open_model(loom_ctx *ctx, const char *path, loom_tensor_file **f, file_record *r)
+{
+    LOOM_TRY(loom_safetensors_open(ctx, path, f));
+    loom_status s = check_meta_keys(ctx, path, *f);
+    if (s == LOOM_OK)
+        s = read_meta(ctx, path, *f, r);
+    if (s != LOOM_OK) {
+        loom_safetensors_close(*f);
+        *f = NULL;
+    }
+    return s;
 }
 
 loom_status loom_sequential_restore(loom_sequential *m, const char *path)
@@ -132,17 +416,17 @@ loom_status loom_sequential_restore(loom_sequential *m, const char *path)
         return LOOM_E_INVALID;
     if (!m->compiled)
         return loom_fail(m->ctx, LOOM_E_STATE, "restore %s: compile the model first", path ? path : "");
+    loom_ctx *ctx = m->ctx;
     loom_tensor_file *f = NULL;
-    LOOM_TRY(loom_safetensors_open(m->ctx, path, &f));
+    file_record r;
+    LOOM_TRY(open_model(ctx, path, &f, &r));
     const char *arch = loom_safetensors_metadata(f, "loom.architecture");
     loom_status s = LOOM_OK;
     if (!arch || strcmp(arch, m->describe) != 0)
-        s = loom_fail(m->ctx, LOOM_E_FORMAT, "restore %s: the file holds another architecture (%.200s) than the model (%.200s)",
-                      path, arch ? arch : "none", m->describe);
+        s = BAD("restore %s: the file holds another architecture (%.200s) than the model (%.200s)", path,
+                arch ? arch : "none", m->describe);
     if (s == LOOM_OK)
-        s = loom_safetensors_to_state(f, m->st);
-    if (s == LOOM_OK)
-        restore_progress(m, f);
+        s = check_and_apply(m, path, f, &r);
     loom_safetensors_close(f);
     return s;
 }
@@ -154,22 +438,19 @@ loom_status loom_sequential_load(loom_ctx *ctx, const char *path, loom_device *d
         return LOOM_E_INVALID;
     *out = NULL;
     loom_tensor_file *f = NULL;
-    LOOM_TRY(loom_safetensors_open(ctx, path, &f));
+    file_record r;
+    LOOM_TRY(open_model(ctx, path, &f, &r));
     const char *arch = loom_safetensors_metadata(f, "loom.architecture");
     loom_sequential *m = NULL;
     loom_status s = LOOM_OK;
     if (!arch)
-        s = loom_fail(ctx, LOOM_E_FORMAT, "load %s: no loom.architecture in the file's __metadata__", path);
+        s = BAD("model file %s: no loom.architecture in the file's __metadata__", path);
     if (s == LOOM_OK)
-        s = loom_model_from_json(ctx, arch, &m);
-    if (s == LOOM_OK) {
-        loom_model_config c = cfg ? *cfg : config_parse(loom_safetensors_metadata(f, "loom.config"));
-        s = loom_sequential_compile(m, dev, &c);
-    }
+        s = loom_model_from_json(ctx, arch, path, &m);
     if (s == LOOM_OK)
-        s = loom_safetensors_to_state(f, m->st);
+        s = loom_sequential_compile(m, dev, cfg ? cfg : &r.cfg);
     if (s == LOOM_OK)
-        restore_progress(m, f);
+        s = check_and_apply(m, path, f, &r);
     loom_safetensors_close(f);
     if (s != LOOM_OK) {
         loom_sequential_destroy(m);
@@ -184,8 +465,9 @@ loom_status loom_model_config_read(loom_ctx *ctx, const char *path, loom_model_c
     if (!ctx || !out)
         return LOOM_E_INVALID;
     loom_tensor_file *f = NULL;
-    LOOM_TRY(loom_safetensors_open(ctx, path, &f));
-    *out = config_parse(loom_safetensors_metadata(f, "loom.config"));
+    file_record r;
+    LOOM_TRY(open_model(ctx, path, &f, &r));
     loom_safetensors_close(f);
+    *out = r.cfg;
     return LOOM_OK;
 }

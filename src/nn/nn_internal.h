@@ -1,8 +1,13 @@
-/* Internals shared by the data-set and model-file code of src/nn. */
+/* Internals shared by the data-set and model-file code of src/nn, which is
+ * built on the public API (include/loom.h) alone. */
 #ifndef LOOM_NN_INTERNAL_H
 #define LOOM_NN_INTERNAL_H
 
-#include "../core/internal.h"
+#include "loom.h"
+#include "../common/checked.h"
+
+#include <stddef.h>
+#include <time.h>
 
 struct loom_dataset {
     loom_ctx *ctx;
@@ -11,6 +16,8 @@ struct loom_dataset {
     int64_t rows, cols;         /* the image size the features came from */
     int classes;
     int scaled;                 /* loom_dataset_scale ran: a second one is a bug */
+    loom_scaling scaling;       /* when scaled: how, and its (mean, std) */
+    float stats[2];
     float *x;                   /* [n, features] */
     int32_t *y;                 /* [n] */
 };
@@ -20,6 +27,28 @@ struct loom_dataset {
 loom_dataset *loom_dataset_alloc(loom_ctx *ctx, int64_t n, int64_t features);
 /* Recomputes ds->classes from the labels. */
 void loom_dataset_count_classes(loom_dataset *ds);
+
+/* Applies a scaling to n values in place: the one definition that
+ * loom_dataset_scale and loom_sequential_preprocess share, so a model's
+ * inputs are scaled bit for bit as its training data was. */
+void loom_scale_values(loom_scaling how, const float stats[2], float *x, size_t n);
+
+/* Monotonic clock in seconds (src/nn keeps its own: core's is internal). */
+static inline double loom_nn_now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Saves the tensors of st that keep(name, user) accepts (every one when
+ * keep is NULL), as loom_safetensors_save does. */
+loom_status loom_safetensors_save_filtered(loom_state *st, const char *path, const char *const *meta,
+                                           int (*keep)(const char *name, void *user), void *user);
+
+/* The keys of a tensor file's __metadata__, in file order. */
+int loom_safetensors_meta_count(const loom_tensor_file *f);
+const char *loom_safetensors_meta_key(const loom_tensor_file *f, int i);
 
 /* File formats fix their byte order; these read and write it whatever the
  * host's order is. */

@@ -7,11 +7,12 @@
  * of the data section. Files written here pad the header with spaces to a
  * multiple of 8 and lay tensors end to end, as the Python library does. */
 #include "nn_internal.h"
-#include "../core/state.h"
+#include "name_map.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -41,6 +42,7 @@ struct loom_tensor_file {
     int nmeta, meta_cap;
     unsigned char *data;
     size_t data_bytes;
+    nn_name_map names;          /* while the header is parsed: duplicates */
 };
 
 static const struct {
@@ -166,9 +168,8 @@ static loom_status parse_tensor(loom_tensor_file *f, const cJSON *j)
     char sb[96];
     if (!cJSON_IsObject(j))
         return BAD("safetensors file %s: entry \"%s\" is not an object", f->path, name);
-    for (int i = 0; i < f->n; i++)
-        if (!strcmp(f->t[i].name, name))
-            return BAD("safetensors file %s: tensor \"%s\" appears twice", f->path, name);
+    if (nn_name_map_get(&f->names, name) >= 0)
+        return BAD("safetensors file %s: tensor \"%s\" appears twice", f->path, name);
     st_entry e = {0};
     const cJSON *dt = cJSON_GetObjectItemCaseSensitive(j, "dtype");
     const cJSON *shape = cJSON_GetObjectItemCaseSensitive(j, "shape");
@@ -224,7 +225,11 @@ static loom_status parse_tensor(loom_tensor_file *f, const cJSON *j)
     e.name = loom_strdup(ctx, name);
     if (!e.name)
         return OOM();
-    f->t[f->n++] = e;
+    /* f->t never moves (its capacity is the header's entry count), so the
+     * map may keep pointing at the names. */
+    f->t[f->n] = e;
+    nn_name_map_put(&f->names, f->t[f->n].name, f->n);
+    f->n++;
     return LOOM_OK;
 }
 
@@ -285,6 +290,8 @@ static loom_status parse_header(loom_tensor_file *f, const char *json, size_t le
             s = OOM();
         else
             f->cap = n;
+        if (s == LOOM_OK && nn_name_map_init(&f->names, ctx, (size_t)n, f->path) != LOOM_OK)
+            s = OOM();
         for (const cJSON *j = root->child; j && s == LOOM_OK; j = j->next) {
             if (!strcmp(j->string, ST_META))
                 s = f->meta ? BAD("safetensors file %s: \"__metadata__\" appears twice", f->path)
@@ -294,6 +301,7 @@ static loom_status parse_header(loom_tensor_file *f, const char *json, size_t le
         }
     }
     cJSON_Delete(root);
+    nn_name_map_free(&f->names);
     if (s == LOOM_OK)
         s = check_overlap(f);
     return s;
@@ -397,6 +405,16 @@ const char *loom_safetensors_metadata(const loom_tensor_file *f, const char *key
     return NULL;
 }
 
+int loom_safetensors_meta_count(const loom_tensor_file *f)
+{
+    return f ? f->nmeta : 0;
+}
+
+const char *loom_safetensors_meta_key(const loom_tensor_file *f, int i)
+{
+    return f && i >= 0 && i < f->nmeta ? f->meta[i].key : NULL;
+}
+
 int loom_safetensors_count(const loom_tensor_file *f)
 {
     return f ? f->n : 0;
@@ -424,35 +442,61 @@ loom_status loom_safetensors_tensor(const loom_tensor_file *f, int i, const char
     return LOOM_OK;
 }
 
+/* The state's entry of a name: its index, dtype and shape (-1 if none). */
+typedef struct state_index {
+    nn_name_map map;
+    int n;
+} state_index;
+
+static loom_status index_state(loom_ctx *ctx, loom_state *st, state_index *ix, const char *what)
+{
+    ix->n = loom_state_count(st);
+    LOOM_TRY(nn_name_map_init(&ix->map, ctx, (size_t)ix->n, what));
+    for (int i = 0; i < ix->n; i++) {
+        const char *name;
+        loom_state_entry(st, i, &name, NULL, NULL, NULL);
+        nn_name_map_put(&ix->map, name, i);
+    }
+    return LOOM_OK;
+}
+
 loom_status loom_safetensors_to_state(const loom_tensor_file *f, loom_state *st)
 {
     if (!f || !st)
         return LOOM_E_INVALID;
-    loom_ctx *ctx = st->ctx;
+    loom_ctx *ctx = f->ctx;
     char a[96], b[96];
+    state_index ix;
+    LOOM_TRY(index_state(ctx, st, &ix, f->path));
+    loom_status s = LOOM_OK;
     /* Every check first, so a bad file leaves the model as it was. */
-    for (int i = 0; i < f->n; i++) {
+    for (int i = 0; i < f->n && s == LOOM_OK; i++) {
         const st_entry *e = &f->t[i];
-        for (int k = 0; k < e->ndim; k++)
+        for (int k = 0; k < e->ndim && s == LOOM_OK; k++)
             if (e->shape[k] == 0)
-                return BAD("safetensors file %s: tensor \"%s\" has shape %s with no elements, which a state "
-                           "cannot hold", f->path, e->name, loom_shape_str(a, sizeof a, e->ndim, e->shape));
-        const loom_state_slot *have = loom_state_find(st, e->name);
-        if (!have)
+                s = BAD("safetensors file %s: tensor \"%s\" has shape %s with no elements, which a state "
+                        "cannot hold", f->path, e->name, loom_shape_str(a, sizeof a, e->ndim, e->shape));
+        int at = s == LOOM_OK ? nn_name_map_get(&ix.map, e->name) : -1;
+        if (at < 0)
             continue;
-        int same = have->dtype == e->dtype && have->ndim == e->ndim;
+        loom_dtype hdt;
+        int hnd;
+        int64_t hshape[LOOM_MAX_DIMS];
+        loom_state_entry(st, at, NULL, &hdt, &hnd, hshape);
+        int same = hdt == e->dtype && hnd == e->ndim;
         for (int k = 0; same && k < e->ndim; k++)
-            same = have->shape[k] == e->shape[k];
+            same = hshape[k] == e->shape[k];
         if (!same)
-            return BAD("safetensors file %s: tensor \"%s\" is %s %s in the file but %s %s in the model", f->path,
-                       e->name, dtype_str(e->dtype), loom_shape_str(a, sizeof a, e->ndim, e->shape),
-                       dtype_str(have->dtype), loom_shape_str(b, sizeof b, have->ndim, have->shape));
+            s = BAD("safetensors file %s: tensor \"%s\" is %s %s in the file but %s %s in the model", f->path,
+                    e->name, dtype_str(e->dtype), loom_shape_str(a, sizeof a, e->ndim, e->shape), dtype_str(hdt),
+                    loom_shape_str(b, sizeof b, hnd, hshape));
     }
-    for (int i = 0; i < f->n; i++) {
+    nn_name_map_free(&ix.map);
+    for (int i = 0; i < f->n && s == LOOM_OK; i++) {
         const st_entry *e = &f->t[i];
-        LOOM_TRY(loom_state_write(st, e->name, e->dtype, e->ndim, e->shape, f->data + e->begin));
+        s = loom_state_write(st, e->name, e->dtype, e->ndim, e->shape, f->data + e->begin);
     }
-    return LOOM_OK;
+    return s;
 }
 
 /* ---- writing ------------------------------------------------------------- */
@@ -516,9 +560,31 @@ static void sb_json(sbuf *b, const char *s)
     sb_put(b, "\"", 1);
 }
 
-static int has_prefix(const char *s, const char *prefix)
+/* One state entry as the writer needs it. */
+typedef struct save_entry {
+    const char *name;
+    loom_dtype dtype;
+    int ndim;
+    int64_t shape[LOOM_MAX_DIMS];
+    uint64_t bytes;
+} save_entry;
+
+static void get_entry(loom_state *st, int i, save_entry *e)
 {
-    return !prefix || !strncmp(s, prefix, strlen(prefix));
+    loom_state_entry(st, i, &e->name, &e->dtype, &e->ndim, e->shape);
+    /* a state only holds tensors whose byte count fits */
+    if (loom_shape_bytes(e->ndim, e->shape, loom_dtype_size(e->dtype), NULL, &e->bytes))
+        e->bytes = 0;
+}
+
+typedef struct save_filter {
+    int (*keep)(const char *name, void *user);
+    void *user;
+} save_filter;
+
+static int kept(const save_filter *f, const char *name)
+{
+    return !f->keep || f->keep(name, f->user);
 }
 
 static loom_status check_text(loom_ctx *ctx, const char *path, const char *what, const char *s)
@@ -531,10 +597,9 @@ static loom_status check_text(loom_ctx *ctx, const char *path, const char *what,
 /* The header: metadata first, then the selected tensors end to end in
  * state order, padded with spaces to a multiple of 8 so the data section
  * starts 8-aligned. */
-static loom_status build_header(loom_state *st, const char *path, const char *const *meta, const char *prefix,
-                                sbuf *b, uint64_t *data_bytes)
+static loom_status build_header(loom_ctx *ctx, loom_state *st, const char *path, const char *const *meta,
+                                const save_filter *flt, sbuf *b, uint64_t *data_bytes)
 {
-    loom_ctx *ctx = st->ctx;
     sb_str(b, "{");
     int first = 1;
     if (meta && meta[0]) {
@@ -557,9 +622,10 @@ static loom_status build_header(loom_state *st, const char *path, const char *co
         first = 0;
     }
     uint64_t off = 0;
-    for (int i = 0; i < st->n; i++) {
-        const loom_state_slot *e = &st->e[i];
-        if (!has_prefix(e->name, prefix))
+    for (int i = 0; i < loom_state_count(st); i++) {
+        save_entry ent, *e = &ent;
+        get_entry(st, i, e);
+        if (!kept(flt, e->name))
             continue;
         if (!strcmp(e->name, ST_META))
             return loom_fail(ctx, LOOM_E_INVALID, "safetensors save %s: a tensor may not be named \"%s\"", path,
@@ -584,9 +650,12 @@ static loom_status build_header(loom_state *st, const char *path, const char *co
         sb_str(b, "],\"data_offsets\":[");
         sb_u64(b, off);
         sb_str(b, ",");
-        sb_u64(b, off + e->bytes);
+        uint64_t end;
+        if (loom_add_u64(off, e->bytes, &end))
+            return loom_fail(ctx, LOOM_E_OOM, "safetensors save %s: too large for this machine", path);
+        sb_u64(b, end);
         sb_str(b, "]}");
-        off += e->bytes;
+        off = end;
     }
     sb_str(b, "}");
     while (b->n % 8)
@@ -597,11 +666,24 @@ static loom_status build_header(loom_state *st, const char *path, const char *co
     return LOOM_OK;
 }
 
+static int prefix_keep(const char *name, void *user)
+{
+    const char *prefix = user;
+    return !strncmp(name, prefix, strlen(prefix));
+}
+
 loom_status loom_safetensors_save(loom_state *st, const char *path, const char *const *meta, const char *prefix)
+{
+    return loom_safetensors_save_filtered(st, path, meta, prefix ? prefix_keep : NULL, (void *)prefix);
+}
+
+loom_status loom_safetensors_save_filtered(loom_state *st, const char *path, const char *const *meta,
+                                           int (*keep)(const char *name, void *user), void *user)
 {
     if (!st)
         return LOOM_E_INVALID;
-    loom_ctx *ctx = st->ctx;
+    loom_ctx *ctx = loom_state_ctx(st);
+    save_filter flt = {keep, user};
     if (!path)
         return loom_fail(ctx, LOOM_E_INVALID, "loom_safetensors_save: NULL path");
     for (int k = 0; meta && meta[2 * k]; k++)
@@ -610,7 +692,7 @@ loom_status loom_safetensors_save(loom_state *st, const char *path, const char *
                              meta[2 * k]);
     sbuf b = {ctx, NULL, 0, 0, 0};
     uint64_t data_bytes = 0;
-    loom_status s = build_header(st, path, meta, prefix, &b, &data_bytes);
+    loom_status s = build_header(ctx, st, path, meta, &flt, &b, &data_bytes);
     unsigned char *file = NULL;
     size_t size = 0;
     if (s == LOOM_OK) {
@@ -627,9 +709,10 @@ loom_status loom_safetensors_save(loom_state *st, const char *path, const char *
         loom_store_le64(file, b.n);
         memcpy(file + 8, b.p, b.n);
         unsigned char *d = file + 8 + b.n;
-        for (int i = 0; i < st->n && s == LOOM_OK; i++) {
-            const loom_state_slot *e = &st->e[i];
-            if (!has_prefix(e->name, prefix))
+        for (int i = 0; i < loom_state_count(st) && s == LOOM_OK; i++) {
+            save_entry ent, *e = &ent;
+            get_entry(st, i, e);
+            if (!kept(&flt, e->name))
                 continue;
             s = loom_state_read(st, e->name, d, (size_t)e->bytes);
             if (s == LOOM_OK && !loom_host_is_le())

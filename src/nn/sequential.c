@@ -1,22 +1,21 @@
 /* The Sequential model: layers, weight initialization, and the training
  * and evaluation graphs compiled from them. */
 #include "model.h"
+#include "nn_internal.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-
-#include "../core/internal.h"
 
 loom_status loom_sequential_create(loom_ctx *ctx, int64_t input_features, loom_sequential **out)
 {
     if (!ctx || !out)
         return LOOM_E_INVALID;
     *out = NULL;
-    if (input_features <= 0)
-        return loom_fail(ctx, LOOM_E_SHAPE, "loom_sequential_create: %lld input features", (long long)input_features);
+    if (input_features <= 0 || input_features > LOOM_MAX_UNITS)
+        return loom_fail(ctx, LOOM_E_SHAPE, "loom_sequential_create: %lld input features (1 to %lld)",
+                         (long long)input_features, (long long)LOOM_MAX_UNITS);
     loom_sequential *m = loom_calloc(ctx, 1, sizeof *m);
     if (!m)
         return loom_fail(ctx, LOOM_E_OOM, "loom_sequential_create: out of memory");
@@ -24,6 +23,17 @@ loom_status loom_sequential_create(loom_ctx *ctx, int64_t input_features, loom_s
     m->in_features = input_features;
     *out = m;
     return LOOM_OK;
+}
+
+static void free_buffers(loom_sequential *m)
+{
+    loom_free(m->ctx, m->xbuf, m->xbuf_bytes);
+    loom_free(m->ctx, m->ybuf, m->ybuf_bytes);
+    loom_free(m->ctx, m->pbuf, m->ybuf_bytes);
+    loom_free(m->ctx, m->tbuf, m->tbuf_bytes);
+    m->xbuf = m->tbuf = NULL;
+    m->ybuf = m->pbuf = NULL;
+    m->xbuf_bytes = m->ybuf_bytes = m->tbuf_bytes = 0;
 }
 
 static void free_progs(loom_sequential *m)
@@ -41,11 +51,8 @@ void loom_sequential_destroy(loom_sequential *m)
         return;
     free_progs(m);
     loom_state_destroy(m->st);
-    free(m->describe);
-    free(m->xbuf);
-    free(m->ybuf);
-    free(m->pbuf);
-    free(m->tbuf);
+    loom_strfree(m->ctx, m->describe);
+    free_buffers(m);
     loom_free(m->ctx, m, sizeof *m);
 }
 
@@ -63,8 +70,9 @@ static loom_status add_layer(loom_sequential *m, layer l, const char *what)
 
 loom_status loom_sequential_add_dense(loom_sequential *m, int64_t units, loom_activation act, loom_init init)
 {
-    if (m && units <= 0)
-        return loom_fail(m->ctx, LOOM_E_SHAPE, "dense: %lld units", (long long)units);
+    if (m && (units <= 0 || units > LOOM_MAX_UNITS))
+        return loom_fail(m->ctx, LOOM_E_SHAPE, "dense: %lld units (1 to %lld)", (long long)units,
+                         (long long)LOOM_MAX_UNITS);
     if (m && ((unsigned)act > LOOM_ACT_SOFTMAX || (unsigned)init > LOOM_INIT_HE_NORMAL))
         return loom_fail(m->ctx, LOOM_E_INVALID, "dense: unknown activation %d or init %d", (int)act, (int)init);
     layer l = {LAYER_DENSE, units, act, init, 0};
@@ -108,10 +116,14 @@ loom_status loom_model_describe(loom_sequential *m)
     }
     char *s = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
-    if (!s)
+    /* cJSON allocates with malloc: the model keeps a copy made through the
+     * context's allocator. */
+    char *copy = s ? loom_strdup(m->ctx, s) : NULL;
+    cJSON_free(s);
+    if (!copy)
         return loom_fail(m->ctx, LOOM_E_OOM, "sequential: out of memory describing the model");
-    free(m->describe);
-    m->describe = s;
+    loom_strfree(m->ctx, m->describe);
+    m->describe = copy;
     return LOOM_OK;
 }
 
@@ -123,44 +135,103 @@ static int find_name(const char *const *names, int n, const char *s)
     return -1;
 }
 
-loom_status loom_model_from_json(loom_ctx *ctx, const char *json, loom_sequential **out)
+/* A JSON number that is an integer in [lo, hi]. */
+static int json_int(const cJSON *j, int64_t lo, int64_t hi, int64_t *out)
+{
+    if (!cJSON_IsNumber(j))
+        return 0;
+    double d = j->valuedouble;
+    if (!(d >= (double)lo && d <= (double)hi) || d != floor(d))
+        return 0;
+    *out = (int64_t)d;
+    return 1;
+}
+
+/* Every key of object o is one of the NULL-terminated names; else the
+ * first that is not. */
+static const char *unknown_key(const cJSON *o, const char *const *names)
+{
+    for (const cJSON *k = o->child; k; k = k->next) {
+        int known = 0;
+        for (int i = 0; names[i] && !known; i++)
+            known = k->string && !strcmp(k->string, names[i]);
+        if (!known)
+            return k->string ? k->string : "?";
+    }
+    return NULL;
+}
+
+static const char *const arch_keys[] = {"input", "layers", NULL};
+static const char *const dense_keys[] = {"type", "units", "activation", "init", NULL};
+static const char *const dropout_keys[] = {"type", "rate", NULL};
+
+#define ARCH_BAD(...) (s = loom_fail(ctx, LOOM_E_FORMAT, __VA_ARGS__))
+
+loom_status loom_model_from_json(loom_ctx *ctx, const char *json, const char *what, loom_sequential **out)
 {
     cJSON *root = cJSON_Parse(json);
     loom_status s = LOOM_OK;
     loom_sequential *m = NULL;
-    const cJSON *in = root ? cJSON_GetObjectItem(root, "input") : NULL;
-    const cJSON *layers = root ? cJSON_GetObjectItem(root, "layers") : NULL;
-    if (!cJSON_IsNumber(in) || !cJSON_IsArray(layers)) {
-        s = loom_fail(ctx, LOOM_E_FORMAT, "model architecture: not a loom Sequential description: %.80s", json);
+    const cJSON *in = cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "input") : NULL;
+    const cJSON *layers = cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "layers") : NULL;
+    int64_t nin = 0;
+    const char *unk = NULL;
+    if (!cJSON_IsObject(root) || !cJSON_IsArray(layers)) {
+        ARCH_BAD("%s: loom.architecture is not a loom Sequential description: %.80s", what, json);
         goto out;
     }
-    if ((s = loom_sequential_create(ctx, (int64_t)in->valuedouble, &m)) != LOOM_OK)
+    if ((unk = unknown_key(root, arch_keys))) {
+        ARCH_BAD("%s: loom.architecture has an unknown field \"%.64s\"", what, unk);
+        goto out;
+    }
+    if (!json_int(in, 1, LOOM_MAX_UNITS, &nin)) {
+        ARCH_BAD("%s: loom.architecture: \"input\" is not an integer in [1, %lld]", what, (long long)LOOM_MAX_UNITS);
+        goto out;
+    }
+    if (cJSON_GetArraySize(layers) > LOOM_MAX_LAYERS) {
+        ARCH_BAD("%s: loom.architecture has %d layers, at most %d are allowed", what, cJSON_GetArraySize(layers),
+                 LOOM_MAX_LAYERS);
+        goto out;
+    }
+    if ((s = loom_sequential_create(ctx, nin, &m)) != LOOM_OK)
         goto out;
     const cJSON *l;
+    int li = 0;
     cJSON_ArrayForEach(l, layers)
     {
-        const char *type = cJSON_GetStringValue(cJSON_GetObjectItem(l, "type"));
+        const char *type = cJSON_IsObject(l) ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(l, "type")) : NULL;
         if (type && !strcmp(type, "dense")) {
-            const cJSON *units = cJSON_GetObjectItem(l, "units");
-            int act = find_name(act_names, 6, cJSON_GetStringValue(cJSON_GetObjectItem(l, "activation")));
-            int init = find_name(init_names, 2, cJSON_GetStringValue(cJSON_GetObjectItem(l, "init")));
-            if (!cJSON_IsNumber(units) || act < 0 || init < 0) {
-                s = loom_fail(ctx, LOOM_E_FORMAT, "model architecture: bad dense layer");
-                goto out;
-            }
-            s = loom_sequential_add_dense(m, (int64_t)units->valuedouble, (loom_activation)act, (loom_init)init);
+            int64_t units = 0;
+            int act = find_name(act_names, 6, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(l, "activation")));
+            int init = find_name(init_names, 2, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(l, "init")));
+            if ((unk = unknown_key(l, dense_keys)))
+                ARCH_BAD("%s: loom.architecture layer %d has an unknown field \"%.64s\"", what, li, unk);
+            else if (!json_int(cJSON_GetObjectItemCaseSensitive(l, "units"), 1, LOOM_MAX_UNITS, &units))
+                ARCH_BAD("%s: loom.architecture layer %d (dense): \"units\" is not an integer in [1, %lld]", what,
+                         li, (long long)LOOM_MAX_UNITS);
+            else if (act < 0)
+                ARCH_BAD("%s: loom.architecture layer %d (dense): unknown \"activation\"", what, li);
+            else if (init < 0)
+                ARCH_BAD("%s: loom.architecture layer %d (dense): unknown \"init\"", what, li);
+            else
+                s = loom_sequential_add_dense(m, units, (loom_activation)act, (loom_init)init);
         } else if (type && !strcmp(type, "dropout")) {
-            const cJSON *rate = cJSON_GetObjectItem(l, "rate");
-            s = cJSON_IsNumber(rate) ? loom_sequential_add_dropout(m, (float)rate->valuedouble)
-                                     : loom_fail(ctx, LOOM_E_FORMAT, "model architecture: bad dropout layer");
+            const cJSON *rate = cJSON_GetObjectItemCaseSensitive(l, "rate");
+            if ((unk = unknown_key(l, dropout_keys)))
+                ARCH_BAD("%s: loom.architecture layer %d has an unknown field \"%.64s\"", what, li, unk);
+            else if (!cJSON_IsNumber(rate) || !(rate->valuedouble >= 0.0 && rate->valuedouble < 1.0))
+                ARCH_BAD("%s: loom.architecture layer %d (dropout): \"rate\" is not a number in [0, 1)", what, li);
+            else
+                s = loom_sequential_add_dropout(m, (float)rate->valuedouble);
         } else {
-            s = loom_fail(ctx, LOOM_E_FORMAT, "model architecture: unknown layer type \"%s\"", type ? type : "?");
+            ARCH_BAD("%s: loom.architecture layer %d has unknown type \"%.64s\"", what, li, type ? type : "?");
         }
         if (s != LOOM_OK) {
-            if (s != LOOM_E_OOM)
-                s = LOOM_E_FORMAT;
+            if (s != LOOM_E_OOM && s != LOOM_E_FORMAT)
+                s = loom_fail(ctx, LOOM_E_FORMAT, "%s: loom.architecture layer %d: %s", what, li, loom_last_error(ctx));
             goto out;
         }
+        li++;
     }
 out:
     cJSON_Delete(root);
@@ -184,6 +255,11 @@ int64_t loom_model_outputs(const loom_sequential *m)
 int64_t loom_sequential_outputs(const loom_sequential *m)
 {
     return m ? loom_model_outputs(m) : 0;
+}
+
+int64_t loom_sequential_inputs(const loom_sequential *m)
+{
+    return m ? m->in_features : 0;
 }
 
 loom_model_config loom_sequential_config(const loom_sequential *m)
@@ -238,12 +314,17 @@ static loom_status init_weights(loom_sequential *m)
         if (l->kind != LAYER_DENSE)
             continue;
         int64_t out = l->units;
-        float *w = malloc((size_t)(in * out) * sizeof *w);
-        float *b = calloc((size_t)out, sizeof *b);
+        size_t wn, wb = 0;
+        float *w = NULL, *b = NULL;
+        if (!loom_mul_size((size_t)in, (size_t)out, &wn) && !loom_mul_size(wn, sizeof *w, &wb)) {
+            w = loom_malloc(m->ctx, wb);
+            b = loom_calloc(m->ctx, (size_t)out, sizeof *b);
+        }
         if (!w || !b) {
-            free(w);
-            free(b);
-            return loom_fail(m->ctx, LOOM_E_OOM, "sequential: out of memory initializing dense%d", dense);
+            loom_free(m->ctx, w, wb);
+            loom_free(m->ctx, b, (size_t)out * sizeof *b);
+            return loom_fail(m->ctx, LOOM_E_OOM, "sequential: out of memory initializing dense%d [%lld,%lld]", dense,
+                             (long long)in, (long long)out);
         }
         if (l->init == LOOM_INIT_GLOROT_UNIFORM) {
             double lim = sqrt(6.0 / (double)(in + out));
@@ -262,8 +343,8 @@ static loom_status init_weights(loom_sequential *m)
         loom_status s = loom_state_write(m->st, kn, LOOM_F32, 2, ks, w);
         if (s == LOOM_OK)
             s = loom_state_write(m->st, bn, LOOM_F32, 1, bs, b);
-        free(w);
-        free(b);
+        loom_free(m->ctx, w, wb);
+        loom_free(m->ctx, b, (size_t)out * sizeof *b);
         if (s != LOOM_OK)
             return s;
         in = out;
@@ -399,16 +480,29 @@ loom_status loom_sequential_compile(loom_sequential *m, loom_device *dev, const 
         dense += m->layers[i].kind == LAYER_DENSE;
     if (!dense)
         return loom_fail(m->ctx, LOOM_E_INVALID, "loom_sequential_compile: the model has no dense layer");
-    m->cfg = cfg ? *cfg : loom_model_config_default();
-    if (m->cfg.batch <= 0)
-        return loom_fail(m->ctx, LOOM_E_INVALID, "loom_sequential_compile: batch %lld", (long long)m->cfg.batch);
+    loom_model_config c = cfg ? *cfg : loom_model_config_default();
+    char why[160];
+    if (loom_model_config_problem(&c, why, sizeof why))
+        return loom_fail(m->ctx, LOOM_E_INVALID, "loom_sequential_compile: %s", why);
+    /* The batch buffers: every product checked, whatever the batch size
+     * a file or an option asked for. */
+    int64_t outs = loom_model_outputs(m), b = c.batch;
+    size_t xb, yb, tb;
+    if (loom_mul_size((size_t)b, (size_t)m->in_features, &xb) || loom_mul_size(xb, sizeof(float), &xb) ||
+        loom_mul_size((size_t)b, sizeof(int32_t), &yb) || loom_mul_size((size_t)b, (size_t)outs, &tb) ||
+        loom_mul_size(tb, sizeof(float), &tb))
+        return loom_fail(m->ctx, LOOM_E_OOM, "loom_sequential_compile: batch %lld of %lld inputs and %lld outputs "
+                         "is too large for this machine", (long long)b, (long long)m->in_features, (long long)outs);
+    m->cfg = c;
     m->dev = dev;
     LOOM_TRY(loom_state_create(dev, &m->st));
-    int64_t outs = loom_model_outputs(m), b = m->cfg.batch;
-    m->xbuf = malloc((size_t)(b * m->in_features) * sizeof *m->xbuf);
-    m->ybuf = malloc((size_t)b * sizeof *m->ybuf);
-    m->pbuf = malloc((size_t)b * sizeof *m->pbuf);
-    m->tbuf = malloc((size_t)(b * outs) * sizeof *m->tbuf);
+    m->xbuf = loom_malloc(m->ctx, xb);
+    m->ybuf = loom_malloc(m->ctx, yb);
+    m->pbuf = loom_malloc(m->ctx, yb);
+    m->tbuf = loom_malloc(m->ctx, tb);
+    m->xbuf_bytes = xb;
+    m->ybuf_bytes = yb;
+    m->tbuf_bytes = tb;
     loom_status s = LOOM_OK;
     model_prog *mp;
     if (!m->xbuf || !m->ybuf || !m->pbuf || !m->tbuf)
@@ -421,10 +515,64 @@ loom_status loom_sequential_compile(loom_sequential *m, loom_device *dev, const 
         s = loom_model_prog(m, 0, b, &mp);
     if (s != LOOM_OK) {
         free_progs(m);
+        free_buffers(m);
         loom_state_destroy(m->st);
         m->st = NULL;
         return s;
     }
     m->compiled = 1;
+    return LOOM_OK;
+}
+
+/* ---- preprocessing ---------------------------------------------------------- */
+
+loom_status loom_sequential_set_preprocess(loom_sequential *m, loom_scaling how, const float stats[2])
+{
+    if (!m)
+        return LOOM_E_INVALID;
+    float st[2] = {0.0f, 255.0f};
+    if (how == LOOM_SCALE_STANDARD) {
+        if (!stats)
+            return loom_fail(m->ctx, LOOM_E_INVALID, "loom_sequential_set_preprocess: standardisation needs its "
+                             "(mean, std)");
+        st[0] = stats[0];
+        st[1] = stats[1];
+        if (!isfinite(st[0]) || !isfinite(st[1]) || !(st[1] > 0))
+            return loom_fail(m->ctx, LOOM_E_INVALID, "loom_sequential_set_preprocess: stats (mean %g, std %g) need "
+                             "a finite mean and a std > 0", (double)st[0], (double)st[1]);
+    } else if (how != LOOM_SCALE_UNIT) {
+        return loom_fail(m->ctx, LOOM_E_INVALID, "loom_sequential_set_preprocess: unknown scaling %d", (int)how);
+    }
+    m->pre_set = 1;
+    m->pre_how = how;
+    m->pre_stats[0] = st[0];
+    m->pre_stats[1] = st[1];
+    return LOOM_OK;
+}
+
+loom_status loom_sequential_get_preprocess(const loom_sequential *m, loom_scaling *how, float stats[2])
+{
+    if (!m)
+        return LOOM_E_INVALID;
+    if (!m->pre_set)
+        return loom_fail(m->ctx, LOOM_E_STATE, "the model records no input preprocessing");
+    if (how)
+        *how = m->pre_how;
+    if (stats) {
+        stats[0] = m->pre_stats[0];
+        stats[1] = m->pre_stats[1];
+    }
+    return LOOM_OK;
+}
+
+loom_status loom_sequential_preprocess(const loom_sequential *m, float *x, int64_t n)
+{
+    if (!m)
+        return LOOM_E_INVALID;
+    size_t total;
+    if (!x || n < 0 || loom_mul_size((size_t)n, (size_t)m->in_features, &total))
+        return loom_fail(m->ctx, LOOM_E_INVALID, "loom_sequential_preprocess: bad arguments (n %lld)", (long long)n);
+    LOOM_TRY(loom_sequential_get_preprocess(m, NULL, NULL));
+    loom_scale_values(m->pre_how, m->pre_stats, x, total);
     return LOOM_OK;
 }

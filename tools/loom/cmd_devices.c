@@ -17,12 +17,26 @@ static const char *backend_name(loom_backend_kind b)
     return (unsigned)b < LOOM_BACKEND_COUNT ? n[b] : "?";
 }
 
+enum { O_JSON = CLI_OPT_BASE };
+
+static const struct option opts[] = {
+    {"json", no_argument, 0, O_JSON},
+    {"help", no_argument, 0, 'h'},
+    {0, 0, 0, 0},
+};
+
 int cmd_devices(int argc, char **argv)
 {
+    int json = 0;
+    cli_args a = cli_args_init("devices", argc, argv, opts);
+    for (int c; (c = cli_next(&a)) != -1;) {
+        if (c != O_JSON)
+            return a.rc;
+        json = 1;
+    }
     loom_ctx *ctx = cli_ctx();
     if (!ctx)
         return 1;
-    int json = cli_flag(argc, argv, "--json");
     int n = loom_device_count(ctx);
     cJSON *arr = json ? cJSON_CreateArray() : NULL;
     for (int i = 0; i < n; i++) {
@@ -58,12 +72,9 @@ int cmd_devices(int argc, char **argv)
                    d.int8 ? "yes" : "no");
         }
     }
-    if (json) {
-        char *s = cJSON_Print(arr);
-        printf("%s\n", s);
-        free(s);
-        cJSON_Delete(arr);
-    }
+    int rc = 0;
+    if (json)
+        rc = cli_print_json(arr);
     loom_device *dev = NULL;
     if (!json) {
         if (loom_device_open(ctx, "auto", &dev) == LOOM_OK) {
@@ -73,6 +84,5 @@ int cmd_devices(int argc, char **argv)
             printf("auto -> none: %s\n", loom_last_error(ctx));
         }
     }
-    loom_ctx_destroy(ctx);
-    return 0;
+    return cli_finish(ctx, "devices", rc);
 }

@@ -1,30 +1,44 @@
-/* loom train / eval / predict: the seed's Keras workflow on any device. */
+/* loom train: the seed's Keras workflow (fit, then test accuracy and
+ * samples/s) on any device. */
 #include "cli.h"
 
+#include <fcntl.h>
 #include <math.h>
-#include <stdio.h>
+#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-static const char *class_names[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                                      "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+extern char **environ;
+
+/* One finished epoch, for --json's history. */
+typedef struct epoch_record {
+    int epoch;
+    double loss, accuracy, val_loss, val_accuracy, seconds;
+} epoch_record;
 
 typedef struct progress {
     int tty;
     int quiet;
-    int64_t steps_per_epoch;
-    int64_t batch;
-    double epoch_s[64];         /* each epoch's training seconds, for --json */
-    int nepochs;
+    epoch_record *hist;
+    int nhist, cap;
+    int64_t trained;            /* rows fit trains on (after the split) */
 } progress;
 
 static int on_progress(void *user, const loom_fit_stats *s)
 {
     progress *p = user;
-    if (s->end_of_epoch && p->nepochs < (int)(sizeof p->epoch_s / sizeof p->epoch_s[0]))
-        p->epoch_s[p->nepochs++] = s->seconds;
+    p->trained = s->total;
+    if (s->end_of_epoch && p->nhist < p->cap) {
+        epoch_record *e = &p->hist[p->nhist++];
+        e->epoch = s->epoch;
+        e->loss = s->loss;
+        e->accuracy = s->accuracy;
+        e->val_loss = s->val_loss;
+        e->val_accuracy = s->val_accuracy;
+        e->seconds = s->seconds;
+    }
     if (p->quiet)
         return 0;
     char val[64] = "";
@@ -49,45 +63,30 @@ static int on_progress(void *user, const loom_fit_stats *s)
     return 0;
 }
 
+/* "64,64" -> {64, 64}; the count, or -1. */
 static int parse_hidden(const char *s, int64_t *h, int max)
 {
     int n = 0;
-    while (*s && n < max) {
+    while (*s) {
         char *end;
         long v = strtol(s, &end, 10);
-        if (end == s || v <= 0)
+        if (end == s || v <= 0 || v > (1 << 20) || n == max || (*end && *end != ','))
             return -1;
         h[n++] = v;
         s = *end == ',' ? end + 1 : end;
-        if (*end && *end != ',')
+        if (end[0] == ',' && !*s)
             return -1;
     }
-    return n;
+    return n ? n : -1;
 }
 
-static loom_status load_data(loom_ctx *ctx, const char *dir, int train, int64_t limit, loom_dataset **out)
-{
-    loom_dataset *ds = NULL;
-    loom_status s = loom_dataset_load_mnist(ctx, dir, train, &ds);
-    if (s == LOOM_OK)
-        s = loom_dataset_scale(ds, LOOM_SCALE_UNIT, NULL, NULL);
-    if (s == LOOM_OK && limit > 0 && limit < loom_dataset_count(ds)) {
-        loom_dataset *sub = NULL;
-        s = loom_dataset_subset(ds, 0, limit, &sub);
-        loom_dataset_destroy(ds);
-        ds = sub;
-    }
-    if (s != LOOM_OK) {
-        loom_dataset_destroy(ds);
-        return s;
-    }
-    *out = ds;
-    return LOOM_OK;
-}
-
-/* loom train --dash: loom-dash follows the run's metrics when a display
- * is there; otherwise says why not. */
-static void cli_start_dash(const char *metrics, int quiet)
+/* loom train --dash: starts loom-dash following the run's metrics when a
+ * display is there, otherwise says why not. The binary is LOOM_DASH, else
+ * the one beside this loom (the build tree keeps it in tools/dash beside
+ * tools/loom, an install in the same bin folder), else loom-dash on PATH.
+ * Started with an argument vector, never through a shell: the metrics
+ * path is passed as it is, whatever characters it holds. */
+static void start_dash(const char *metrics, int quiet)
 {
     const char *display = getenv("DISPLAY"), *wayland = getenv("WAYLAND_DISPLAY");
     if ((!display || !*display) && (!wayland || !*wayland)) {
@@ -95,129 +94,382 @@ static void cli_start_dash(const char *metrics, int quiet)
                         "  loom-dash --follow %s\n", metrics);
         return;
     }
-    char exe[1024], cmd[2600];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    exe[n > 0 ? n : 0] = 0;
-    char *slash = strrchr(exe, '/');
-    /* the build tree keeps loom-dash in tools/dash beside tools/loom; an
-     * install puts both in one bin folder */
-    if (slash) {
-        *slash = 0;
-        snprintf(cmd, sizeof cmd, "d=\"%s\"; b=\"$d/dash/loom-dash\"; [ -x \"$b\" ] || b=\"$d/loom-dash\"; "
-                 "[ -x \"$b\" ] || b=loom-dash; \"$b\" --follow \"%s\" >/dev/null 2>&1 &", exe, metrics);
-    } else {
-        snprintf(cmd, sizeof cmd, "loom-dash --follow \"%s\" >/dev/null 2>&1 &", metrics);
+    char exe[1024], bin[1100];
+    const char *prog = getenv("LOOM_DASH");
+    if (!prog || !*prog) {
+        prog = "loom-dash";
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+        exe[n > 0 ? n : 0] = 0;
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = 0;
+            snprintf(bin, sizeof bin, "%s/dash/loom-dash", exe);
+            if (access(bin, X_OK) != 0)
+                snprintf(bin, sizeof bin, "%s/loom-dash", exe);
+            if (access(bin, X_OK) == 0)
+                prog = bin;
+        }
     }
-    if (system(cmd) != 0)
-        fprintf(stderr, "loom train: --dash: could not start loom-dash\n");
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    char *argv[] = {(char *)prog, "--follow", (char *)metrics, NULL};
+    pid_t pid;
+    /* posix_spawnp searches PATH only for a name without a slash */
+    int err = posix_spawnp(&pid, prog, &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (err)
+        fprintf(stderr, "loom train: --dash: could not start %s: %s\n", prog, strerror(err));
     else if (!quiet)
-        printf("dashboard     loom-dash --follow %s\n", metrics);
+        printf("dashboard     %s --follow %s\n", prog, metrics);
+}
+
+enum {
+    O_DATA = CLI_OPT_BASE, O_HIDDEN, O_EPOCHS, O_BATCH, O_OPTIMIZER, O_DEVICE, O_SAVE, O_RESUME, O_CHECKPOINT,
+    O_CHECKPOINT_EVERY, O_LIMIT, O_TEST_LIMIT, O_VSPLIT, O_DROPOUT, O_EARLY, O_JSON, O_METRICS, O_METRICS_EVERY,
+    O_PROFILE, O_PROFILE_STEPS, O_DASH, O_LR, O_MOMENTUM, O_CLIP, O_EMA, O_SEED, O_SCALING
+};
+
+static const struct option train_opts[] = {
+    {"data", required_argument, 0, O_DATA},
+    {"hidden", required_argument, 0, O_HIDDEN},
+    {"epochs", required_argument, 0, O_EPOCHS},
+    {"batch", required_argument, 0, O_BATCH},
+    {"optimizer", required_argument, 0, O_OPTIMIZER},
+    {"device", required_argument, 0, O_DEVICE},
+    {"save", required_argument, 0, O_SAVE},
+    {"resume", required_argument, 0, O_RESUME},
+    {"checkpoint", required_argument, 0, O_CHECKPOINT},
+    {"checkpoint-every", required_argument, 0, O_CHECKPOINT_EVERY},
+    {"limit", required_argument, 0, O_LIMIT},
+    {"test-limit", required_argument, 0, O_TEST_LIMIT},
+    {"validation-split", required_argument, 0, O_VSPLIT},
+    {"dropout", required_argument, 0, O_DROPOUT},
+    {"early-stopping", required_argument, 0, O_EARLY},
+    {"json", no_argument, 0, O_JSON},
+    {"metrics", required_argument, 0, O_METRICS},
+    {"metrics-every", required_argument, 0, O_METRICS_EVERY},
+    {"profile", required_argument, 0, O_PROFILE},
+    {"profile-steps", required_argument, 0, O_PROFILE_STEPS},
+    {"dash", no_argument, 0, O_DASH},
+    {"lr", required_argument, 0, O_LR},
+    {"momentum", required_argument, 0, O_MOMENTUM},
+    {"clip-norm", required_argument, 0, O_CLIP},
+    {"ema", required_argument, 0, O_EMA},
+    {"seed", required_argument, 0, O_SEED},
+    {"scaling", required_argument, 0, O_SCALING},
+    {"help", no_argument, 0, 'h'},
+    {0, 0, 0, 0},
+};
+
+static const char *const optimizer_names[] = {"sgd", "adam", "adamw", NULL};
+static const char *const scaling_names[] = {"unit", "standard", NULL};
+
+typedef struct train_args {
+    const char *data, *device, *save, *resume, *ckpt, *metrics, *trace;
+    int64_t hidden[16];
+    int nhidden;
+    int64_t epochs, batch, ckpt_every, limit, test_limit, patience, metrics_every, trace_steps, seed;
+    double vsplit, dropout, lr, momentum, clip, ema;
+    int kind, scaling, json, dash;
+} train_args;
+
+/* Parses the command line; -1 to go on, or the exit status to stop with. */
+static int parse(int argc, char **argv, train_args *t, cli_args *a)
+{
+    memset(t, 0, sizeof *t);
+    t->data = LOOM_DEFAULT_DATA_DIR;
+    t->device = "auto";
+    t->hidden[0] = t->hidden[1] = 64;
+    t->nhidden = 2;
+    t->epochs = 5;
+    t->batch = 32;
+    t->kind = LOOM_OPT_ADAM;
+    t->metrics_every = 50;
+    t->trace_steps = 200;
+    t->seed = 42;
+    t->lr = -1;
+    t->scaling = LOOM_SCALE_UNIT;
+    *a = cli_args_init("train", argc, argv, train_opts);
+    for (int c; (c = cli_next(a)) != -1;) {
+        int bad = 0;
+        switch (c) {
+        case O_DATA: t->data = optarg; break;
+        case O_HIDDEN:
+            if ((t->nhidden = parse_hidden(optarg, t->hidden, 16)) < 0)
+                return cli_usage_error("train", "--hidden: \"%s\" is not a list of 1 to 16 layer widths in [1, "
+                                       "1048576] (e.g. 64,64)", optarg);
+            break;
+        case O_EPOCHS: bad = cli_int(a, 1, 100000, &t->epochs); break;
+        case O_BATCH: bad = cli_int(a, 1, 1 << 20, &t->batch); break;
+        case O_OPTIMIZER:
+            if ((t->kind = cli_choice(a, optimizer_names)) < 0)
+                return CLI_EXIT_USAGE;
+            break;
+        case O_DEVICE: t->device = optarg; break;
+        case O_SAVE: t->save = optarg; break;
+        case O_RESUME: t->resume = optarg; break;
+        case O_CHECKPOINT: t->ckpt = optarg; break;
+        case O_CHECKPOINT_EVERY: bad = cli_int(a, 1, INT64_MAX, &t->ckpt_every); break;
+        case O_LIMIT: bad = cli_int(a, 0, INT64_MAX, &t->limit); break;
+        case O_TEST_LIMIT: bad = cli_int(a, 0, INT64_MAX, &t->test_limit); break;
+        case O_VSPLIT: bad = cli_double(a, 0, 0.99, &t->vsplit); break;
+        case O_DROPOUT: bad = cli_double(a, 0, 0.99, &t->dropout); break;
+        case O_EARLY: bad = cli_int(a, 0, 100000, &t->patience); break;
+        case O_JSON: t->json = 1; break;
+        case O_METRICS: t->metrics = optarg; break;
+        case O_METRICS_EVERY: bad = cli_int(a, 1, INT64_MAX, &t->metrics_every); break;
+        case O_PROFILE: t->trace = optarg; break;
+        case O_PROFILE_STEPS: bad = cli_int(a, 0, 1000000000, &t->trace_steps); break;
+        case O_DASH: t->dash = 1; break;
+        case O_LR: bad = cli_double(a, 1e-12, 1e6, &t->lr); break;
+        case O_MOMENTUM: bad = cli_double(a, 0, 1, &t->momentum); break;
+        case O_CLIP: bad = cli_double(a, 0, 1e30, &t->clip); break;
+        case O_EMA: bad = cli_double(a, 0, 0.999999, &t->ema); break;
+        case O_SEED: bad = cli_int(a, 0, INT64_MAX, &t->seed); break;
+        case O_SCALING:
+            if ((t->scaling = cli_choice(a, scaling_names)) < 0)
+                return CLI_EXIT_USAGE;
+            break;
+        default: return a->rc;
+        }
+        if (bad)
+            return bad;
+    }
+
+    if (t->patience > 0 && !(t->vsplit > 0))
+        return cli_usage_error("train", "--early-stopping %lld watches the validation loss: it needs "
+                               "--validation-split F", (long long)t->patience);
+    if (t->ckpt_every > 0 && !t->ckpt)
+        return cli_usage_error("train", "--checkpoint-every %lld needs --checkpoint FILE", (long long)t->ckpt_every);
+    if (t->ckpt && !t->ckpt_every)
+        return cli_usage_error("train", "--checkpoint %s needs --checkpoint-every N (steps)", t->ckpt);
+    if (t->lr < 0)
+        t->lr = t->kind == LOOM_OPT_SGD ? 0.01 : 0.001;
+    return -1;
+}
+
+/* A fresh model of the command line's architecture. */
+static loom_status build_model(loom_ctx *ctx, const train_args *t, int64_t features, int classes,
+                               loom_sequential **out)
+{
+    loom_sequential *m = NULL;
+    loom_status s = loom_sequential_create(ctx, features, &m);
+    for (int i = 0; i < t->nhidden && s == LOOM_OK; i++) {
+        s = loom_sequential_add_dense(m, t->hidden[i], LOOM_ACT_RELU, LOOM_INIT_GLOROT_UNIFORM);
+        if (s == LOOM_OK && t->dropout > 0)
+            s = loom_sequential_add_dropout(m, (float)t->dropout);
+    }
+    if (s == LOOM_OK)
+        s = loom_sequential_add_dense(m, classes, LOOM_ACT_SOFTMAX, LOOM_INIT_GLOROT_UNIFORM);
+    if (s != LOOM_OK) {
+        loom_sequential_destroy(m);
+        m = NULL;
+    }
+    *out = m;
+    return s;
+}
+
+/* A resumed run keeps the file's model, optimizer and batch: an option
+ * that asks for another is an error, not silently ignored. 0, or the exit
+ * status. */
+static int check_resume(loom_ctx *ctx, const train_args *t, const cli_args *a, loom_sequential *m, int64_t features,
+                        int classes)
+{
+    if (cli_given(a, "hidden") || cli_given(a, "dropout")) {
+        loom_sequential *want = NULL;
+        if (build_model(ctx, t, features, classes, &want) != LOOM_OK) {
+            fprintf(stderr, "loom train: %s\n", loom_last_error(ctx));
+            return 1;
+        }
+        int same = !strcmp(loom_sequential_describe(want), loom_sequential_describe(m));
+        if (!same)
+            fprintf(stderr, "loom train: --hidden/--dropout ask for %s, but %s holds %s: a resumed run keeps the "
+                            "checkpoint's model\n", loom_sequential_describe(want), t->resume,
+                    loom_sequential_describe(m));
+        loom_sequential_destroy(want);
+        if (!same)
+            return CLI_EXIT_USAGE;
+    }
+    loom_model_config c = loom_sequential_config(m);
+    const loom_optimizer *o = &c.optimizer;
+    struct {
+        const char *name;
+        int differs;
+        double want, have;
+    } checks[] = {
+        {"optimizer", o->kind != (loom_optimizer_kind)t->kind, t->kind, o->kind},
+        {"lr", o->lr != (float)t->lr, t->lr, o->lr},
+        {"batch", c.batch != t->batch, (double)t->batch, (double)c.batch},
+        {"momentum", o->momentum != (float)t->momentum, t->momentum, o->momentum},
+        {"clip-norm", o->clip_norm != (float)t->clip, t->clip, o->clip_norm},
+        {"ema", o->ema_decay != (float)t->ema, t->ema, o->ema_decay},
+        {"seed", c.seed != (uint64_t)t->seed, (double)t->seed, (double)c.seed},
+    };
+    for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++)
+        if (cli_given(a, checks[i].name) && checks[i].differs) {
+            fprintf(stderr, "loom train: --%s %g differs from %s's %g: a resumed run keeps the checkpoint's "
+                            "optimizer, batch and seed\n", checks[i].name, checks[i].want, t->resume,
+                    checks[i].have);
+            return CLI_EXIT_USAGE;
+        }
+    return 0;
+}
+
+/* What the file is and how far it got: "checkpoint"/"model", its epoch. */
+static loom_status file_progress(loom_ctx *ctx, const char *path, int *checkpoint, int64_t *epoch)
+{
+    loom_tensor_file *f = NULL;
+    LOOM_TRY(loom_safetensors_open(ctx, path, &f));
+    const char *kind = loom_safetensors_metadata(f, "loom.kind");
+    const char *e = loom_safetensors_metadata(f, "loom.epoch");
+    *checkpoint = kind && !strcmp(kind, "checkpoint");
+    *epoch = *checkpoint && e ? atoll(e) : 0; /* validated by the load */
+    loom_safetensors_close(f);
+    return LOOM_OK;
+}
+
+static void add_history(cJSON *o, const progress *pr)
+{
+    cJSON *h = cJSON_AddArrayToObject(o, "history");
+    cJSON *es = cJSON_AddArrayToObject(o, "epoch_seconds");
+    for (int i = 0; i < pr->nhist; i++) {
+        const epoch_record *e = &pr->hist[i];
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddNumberToObject(r, "epoch", e->epoch);
+        cJSON_AddItemToObject(r, "loss", cli_json_number(e->loss));
+        cJSON_AddItemToObject(r, "accuracy", cli_json_number(e->accuracy));
+        cJSON_AddItemToObject(r, "val_loss", cli_json_number(e->val_loss));
+        cJSON_AddItemToObject(r, "val_accuracy", cli_json_number(e->val_accuracy));
+        cJSON_AddItemToObject(r, "seconds", cli_json_number(e->seconds));
+        cJSON_AddItemToArray(h, r);
+        cJSON_AddItemToArray(es, cli_json_number(e->seconds));
+    }
 }
 
 int cmd_train(int argc, char **argv)
 {
-    const char *data = cli_opt(argc, argv, "--data", LOOM_DEFAULT_DATA_DIR);
-    const char *hidden_s = cli_opt(argc, argv, "--hidden", "64,64");
-    int epochs = atoi(cli_opt(argc, argv, "--epochs", "5"));
-    int64_t batch = atoll(cli_opt(argc, argv, "--batch", "32"));
-    const char *opt_s = cli_opt(argc, argv, "--optimizer", "adam");
-    const char *spec = cli_opt(argc, argv, "--device", "auto");
-    const char *save = cli_opt(argc, argv, "--save", NULL);
-    const char *resume = cli_opt(argc, argv, "--resume", NULL);
-    const char *ckpt = cli_opt(argc, argv, "--checkpoint", NULL);
-    int64_t ckpt_every = atoll(cli_opt(argc, argv, "--checkpoint-every", "0"));
-    int64_t limit = atoll(cli_opt(argc, argv, "--limit", "0"));
-    int64_t test_limit = atoll(cli_opt(argc, argv, "--test-limit", "0"));
-    float vsplit = (float)atof(cli_opt(argc, argv, "--validation-split", "0"));
-    float dropout = (float)atof(cli_opt(argc, argv, "--dropout", "0"));
-    int patience = atoi(cli_opt(argc, argv, "--early-stopping", "0"));
-    int json = cli_flag(argc, argv, "--json");
-    const char *metrics_path = cli_opt(argc, argv, "--metrics", NULL);
-    const char *trace_path = cli_opt(argc, argv, "--profile", NULL);
-    int64_t trace_steps = atoll(cli_opt(argc, argv, "--profile-steps", "200"));
-    int dash = cli_flag(argc, argv, "--dash");
-    loom_optimizer_kind kind = !strcmp(opt_s, "sgd") ? LOOM_OPT_SGD : !strcmp(opt_s, "adamw") ? LOOM_OPT_ADAMW
-                                                                                               : LOOM_OPT_ADAM;
-    if (strcmp(opt_s, "sgd") && strcmp(opt_s, "adam") && strcmp(opt_s, "adamw")) {
-        fprintf(stderr, "loom train: --optimizer must be adam, adamw or sgd, not \"%s\"\n", opt_s);
-        return 2;
-    }
-    int64_t hidden[16];
-    int nh = parse_hidden(hidden_s, hidden, 16);
-    if (nh < 0 || epochs <= 0 || batch <= 0) {
-        fprintf(stderr, "loom train: bad --hidden, --epochs or --batch\n");
-        return 2;
-    }
-    loom_model_config mc = loom_model_config_default();
-    mc.optimizer = loom_optimizer_default(kind);
-    mc.optimizer.lr = (float)atof(cli_opt(argc, argv, "--lr", kind == LOOM_OPT_SGD ? "0.01" : "0.001"));
-    mc.optimizer.momentum = (float)atof(cli_opt(argc, argv, "--momentum", "0"));
-    mc.optimizer.clip_norm = (float)atof(cli_opt(argc, argv, "--clip-norm", "0"));
-    mc.optimizer.ema_decay = (float)atof(cli_opt(argc, argv, "--ema", "0"));
-    mc.batch = batch;
-    mc.seed = (uint64_t)atoll(cli_opt(argc, argv, "--seed", "42"));
-    mc.profile = trace_path != NULL || metrics_path != NULL || dash;
+    train_args t;
+    cli_args a;
+    int rc = parse(argc, argv, &t, &a);
+    if (rc >= 0)
+        return rc;
     char dash_metrics[256];
-    if (dash && !metrics_path) {
+    if (t.dash && !t.metrics) {
         snprintf(dash_metrics, sizeof dash_metrics, "/tmp/loom-train-%ld.jsonl", (long)getpid());
-        metrics_path = dash_metrics;
+        t.metrics = dash_metrics;
     }
-
     loom_ctx *ctx = cli_ctx();
     if (!ctx)
         return 1;
     loom_device *dev = NULL;
     loom_dataset *train = NULL, *test = NULL;
     loom_sequential *m = NULL;
-    loom_eval_result ev;
+    loom_eval_result ev, ev_ema;
     memset(&ev, 0, sizeof ev);
+    memset(&ev_ema, 0, sizeof ev_ema);
     loom_metrics *metrics = NULL;
     loom_trace *trace = NULL;
-    int rc = 1;
-    if (loom_device_open(ctx, spec, &dev) || load_data(ctx, data, 1, limit, &train) ||
-        load_data(ctx, data, 0, test_limit, &test))
+    progress pr = {isatty(1) && !t.json, t.json, NULL, 0, 0, 0};
+    rc = 1;
+    if (loom_device_open(ctx, t.device, &dev) || cli_load_data(ctx, t.data, 1, t.limit, &train) ||
+        cli_load_data(ctx, t.data, 0, t.test_limit, &test))
         goto fail;
-    if (resume) {
-        if (loom_sequential_load(ctx, resume, dev, NULL, &m))
+    int64_t features = loom_dataset_features(train);
+    int classes = loom_dataset_classes(train);
+    loom_scaling how = (loom_scaling)t.scaling;
+    float stats[2] = {0, 255};
+    int recorded = 0;           /* stats from the resumed model's record */
+    int checkpoint = 0;
+    int64_t done_epochs = 0;
+    if (t.resume) {
+        if (file_progress(ctx, t.resume, &checkpoint, &done_epochs) ||
+            loom_sequential_load(ctx, t.resume, dev, NULL, &m))
             goto fail;
-    } else {
-        if (loom_sequential_create(ctx, loom_dataset_features(train), &m))
-            goto fail;
-        for (int i = 0; i < nh; i++) {
-            if (loom_sequential_add_dense(m, hidden[i], LOOM_ACT_RELU, LOOM_INIT_GLOROT_UNIFORM))
-                goto fail;
-            if (dropout > 0 && loom_sequential_add_dropout(m, dropout))
-                goto fail;
+        if ((rc = check_resume(ctx, &t, &a, m, features, classes)) != 0)
+            goto done;
+        rc = 1;
+        loom_model_config c = loom_sequential_config(m);
+        t.batch = c.batch;
+        t.kind = c.optimizer.kind;
+        t.ema = c.optimizer.ema_decay;
+        if (done_epochs >= t.epochs) {
+            fprintf(stderr, "loom train: %s has finished %lld epochs already; ask for more with --epochs N\n",
+                    t.resume, (long long)done_epochs);
+            rc = CLI_EXIT_USAGE;
+            goto done;
         }
-        if (loom_sequential_add_dense(m, loom_dataset_classes(train), LOOM_ACT_SOFTMAX, LOOM_INIT_GLOROT_UNIFORM) ||
-            loom_sequential_compile(m, dev, &mc))
+        if (!checkpoint && !t.json)
+            printf("%s is a model file, not a checkpoint: its weights train on with a fresh optimizer from epoch 1\n",
+                   t.resume);
+        loom_scaling fh;
+        float fs[2];
+        if (loom_sequential_get_preprocess(m, &fh, fs) == LOOM_OK) {
+            if (cli_given(&a, "scaling") && fh != how) {
+                fprintf(stderr, "loom train: --scaling %s differs from %s's %s\n", scaling_names[how], t.resume,
+                        scaling_names[fh]);
+                rc = CLI_EXIT_USAGE;
+                goto done;
+            }
+            how = fh;
+            stats[0] = fs[0];
+            stats[1] = fs[1];
+            recorded = 1;
+        }
+    }
+    /* Standardisation takes its statistics from the training rows; the
+     * test rows (and the model file) get the same. */
+    if (loom_dataset_scale(train, how, recorded ? stats : NULL, stats) ||
+        loom_dataset_scale(test, how, stats, NULL))
+        goto fail;
+    if (!t.resume) {
+        loom_model_config mc = loom_model_config_default();
+        mc.optimizer = loom_optimizer_default((loom_optimizer_kind)t.kind);
+        mc.optimizer.lr = (float)t.lr;
+        mc.optimizer.momentum = (float)t.momentum;
+        mc.optimizer.clip_norm = (float)t.clip;
+        mc.optimizer.ema_decay = (float)t.ema;
+        mc.batch = t.batch;
+        mc.seed = (uint64_t)t.seed;
+        mc.profile = t.trace || t.metrics || t.dash;
+        if (build_model(ctx, &t, features, classes, &m) || loom_sequential_compile(m, dev, &mc))
             goto fail;
     }
     const loom_device_info *di = loom_device_get(dev);
-    progress pr = {isatty(1) && !json, json, 0, batch, {0}, 0};
-    if (!json)
-        printf("training %s on %s (%s): %lld images, batch %lld, %d epochs, %s\n", loom_sequential_describe(m),
-               di->spec, di->name, (long long)loom_dataset_count(train), (long long)batch, epochs, opt_s);
-    if (metrics_path && loom_metrics_open(ctx, metrics_path, dev, &metrics))
+    pr.cap = (int)t.epochs;
+    pr.hist = calloc((size_t)pr.cap, sizeof *pr.hist);
+    if (!pr.hist) {
+        fprintf(stderr, "loom train: out of memory\n");
+        goto done;
+    }
+    if (!t.json)
+        printf("training %s on %s (%s): %lld images, batch %lld, %lld epochs, %s, inputs %s\n",
+               loom_sequential_describe(m), di->spec, di->name, (long long)loom_dataset_count(train),
+               (long long)t.batch, (long long)t.epochs, optimizer_names[t.kind],
+               how == LOOM_SCALE_UNIT ? "x/255" : "standardised");
+    if (t.metrics && loom_metrics_open(ctx, t.metrics, dev, &metrics))
         goto fail;
-    if (trace_path && loom_trace_create(ctx, &trace))
+    if (t.trace && loom_trace_create(ctx, &trace))
         goto fail;
-    if (dash)
-        cli_start_dash(metrics_path, json);
+    if (t.dash)
+        start_dash(t.metrics, t.json);
     loom_fit_config fc = loom_fit_config_default();
-    fc.epochs = epochs;
+    fc.epochs = (int)t.epochs;
     fc.metrics = metrics;
-    fc.metrics_every = atoll(cli_opt(argc, argv, "--metrics-every", "50"));
+    fc.metrics_every = t.metrics_every;
     fc.trace = trace;
-    fc.trace_steps = trace_steps;
-    fc.validation_split = vsplit;
+    fc.trace_steps = t.trace_steps;
+    fc.validation_split = (float)t.vsplit;
     fc.progress = on_progress;
     fc.user = &pr;
     fc.progress_every = pr.tty ? 50 : 0;
-    fc.early_stopping_patience = patience;
-    fc.checkpoint_every = ckpt_every;
-    fc.checkpoint_path = ckpt;
+    fc.early_stopping_patience = (int)t.patience;
+    fc.checkpoint_every = t.ckpt_every;
+    fc.checkpoint_path = t.ckpt;
     loom_fit_stats last;
+    memset(&last, 0, sizeof last);
     /* The whole fit, first epoch included, as the peers in
      * tools/bench_peers.sh time theirs. */
     struct timespec f0, f1;
@@ -226,182 +478,92 @@ int cmd_train(int argc, char **argv)
         goto fail;
     clock_gettime(CLOCK_MONOTONIC, &f1);
     double fit_s = (double)(f1.tv_sec - f0.tv_sec) + (double)(f1.tv_nsec - f0.tv_nsec) * 1e-9;
-    if (save && loom_sequential_save(m, save))
+    if (last.early_stopped && !t.json)
+        printf("early stopping: val_loss did not improve for %lld epochs; stopped after epoch %d of %lld\n",
+               (long long)t.patience, last.epoch, (long long)t.epochs);
+    if (t.save && loom_sequential_save(m, t.save))
         goto fail;
     if (loom_sequential_evaluate(m, test, 0, &ev))
         goto fail;
-    if (trace && loom_trace_write(trace, trace_path))
+    if (t.ema > 0 && loom_sequential_evaluate(m, test, 1, &ev_ema))
         goto fail;
-    if (trace && !json)
-        printf("trace         %s (the first %lld steps; open in ui.perfetto.dev)\n", trace_path,
-               (long long)trace_steps);
-    if (metrics && !json)
-        printf("metrics       %s\n", metrics_path);
-    double sps = last.samples_per_s;
-    if (json) {
-        printf("{\"device\":\"%s\",\"device_name\":\"%s\",\"epochs\":%d,\"batch\":%lld,\"optimizer\":\"%s\","
-               "\"train_images\":%lld,\"test_images\":%lld,\"test_accuracy\":%.6f,\"test_loss\":%.6f,"
-               "\"train_loss\":%.6f,\"train_accuracy\":%.6f,\"train_seconds\":%.3f,\"samples_per_s\":%.1f,"
-               "\"fit_seconds\":%.3f,\"fit_samples_per_s\":%.1f,\"steps\":%lld,\"saved\":%s%s%s,\"epoch_seconds\":[",
-               di->spec, di->name, epochs, (long long)batch, opt_s, (long long)loom_dataset_count(train),
-               (long long)ev.count, ev.accuracy, ev.loss, last.loss, last.accuracy, last.seconds * epochs, sps, fit_s,
-               fit_s > 0 ? (double)last.epoch * (double)loom_dataset_count(train) / fit_s : 0.0,
-               (long long)last.step, save ? "\"" : "", save ? save : "null", save ? "\"" : "");
-        for (int i = 0; i < pr.nepochs; i++)
-            printf("%s%.3f", i ? "," : "", pr.epoch_s[i]);
-        printf("]}\n");
+    if (trace && loom_trace_write(trace, t.trace))
+        goto fail;
+    int64_t trained = pr.trained ? pr.trained : loom_dataset_count(train);
+    double train_s = 0;
+    for (int i = 0; i < pr.nhist; i++)
+        train_s += pr.hist[i].seconds;
+    if (t.json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "device", di->spec);
+        cJSON_AddStringToObject(o, "device_name", di->name);
+        cJSON_AddNumberToObject(o, "epochs", (double)t.epochs);
+        cJSON_AddNumberToObject(o, "epochs_run", pr.nhist);
+        cJSON_AddNumberToObject(o, "batch", (double)t.batch);
+        cJSON_AddStringToObject(o, "optimizer", optimizer_names[t.kind]);
+        cJSON_AddStringToObject(o, "scaling", scaling_names[how]);
+        cJSON_AddNumberToObject(o, "scaling_mean", stats[0]);
+        cJSON_AddNumberToObject(o, "scaling_std", stats[1]);
+        cJSON_AddNumberToObject(o, "train_images", (double)trained);
+        cJSON_AddNumberToObject(o, "validation_images", (double)(loom_dataset_count(train) - trained));
+        cJSON_AddNumberToObject(o, "test_images", (double)ev.count);
+        cJSON_AddItemToObject(o, "test_accuracy", cli_json_number(ev.accuracy));
+        cJSON_AddItemToObject(o, "test_loss", cli_json_number(ev.loss));
+        if (t.ema > 0) {
+            cJSON_AddItemToObject(o, "test_accuracy_ema", cli_json_number(ev_ema.accuracy));
+            cJSON_AddItemToObject(o, "test_loss_ema", cli_json_number(ev_ema.loss));
+        }
+        cJSON_AddItemToObject(o, "train_loss", cli_json_number(last.loss));
+        cJSON_AddItemToObject(o, "train_accuracy", cli_json_number(last.accuracy));
+        cJSON_AddItemToObject(o, "val_loss", cli_json_number(last.val_loss));
+        cJSON_AddItemToObject(o, "val_accuracy", cli_json_number(last.val_accuracy));
+        cJSON_AddItemToObject(o, "train_seconds", cli_json_number(train_s));
+        cJSON_AddItemToObject(o, "samples_per_s", cli_json_number(last.samples_per_s));
+        cJSON_AddItemToObject(o, "fit_seconds", cli_json_number(fit_s));
+        cJSON_AddItemToObject(o, "fit_samples_per_s",
+                              cli_json_number(fit_s > 0 ? (double)pr.nhist * (double)trained / fit_s : 0.0));
+        cJSON_AddNumberToObject(o, "steps", (double)last.step);
+        cJSON_AddBoolToObject(o, "early_stopped", last.early_stopped);
+        if (last.early_stopped)
+            cJSON_AddNumberToObject(o, "stopped_epoch", last.epoch);
+        if (t.save)
+            cJSON_AddStringToObject(o, "saved", t.save);
+        else
+            cJSON_AddNullToObject(o, "saved");
+        if (t.metrics)
+            cJSON_AddStringToObject(o, "metrics", t.metrics);
+        if (t.trace)
+            cJSON_AddStringToObject(o, "trace", t.trace);
+        add_history(o, &pr);
+        if (cli_print_json(o))
+            goto done;
     } else {
+        if (trace)
+            printf("trace         %s (the first %lld steps; open in ui.perfetto.dev)\n", t.trace,
+                   (long long)t.trace_steps);
+        if (metrics)
+            printf("metrics       %s\n", t.metrics);
         printf("test accuracy %.4f  test loss %.4f  (%lld images)\n", ev.accuracy, ev.loss, (long long)ev.count);
-        printf("throughput    %.0f samples/s training on %s (last epoch)\n", sps, di->spec);
-        if (save)
-            printf("model saved   %s\n", save);
+        if (t.ema > 0)
+            printf("EMA weights   test accuracy %.4f  test loss %.4f  (decay %g)\n", ev_ema.accuracy, ev_ema.loss,
+                   t.ema);
+        printf("throughput    %.0f samples/s training on %s (last epoch)\n", last.samples_per_s, di->spec);
+        if (t.save)
+            printf("model saved   %s\n", t.save);
     }
     rc = 0;
     goto done;
 fail:
     fprintf(stderr, "loom train: %s\n", loom_last_error(ctx));
 done:
+    free(pr.hist);
     loom_metrics_close(metrics);
     loom_trace_destroy(trace);
     loom_eval_result_free(&ev);
+    loom_eval_result_free(&ev_ema);
     loom_sequential_destroy(m);
     loom_dataset_destroy(train);
     loom_dataset_destroy(test);
     loom_device_close(dev);
-    loom_ctx_destroy(ctx);
-    return rc;
-}
-
-int cmd_eval(int argc, char **argv)
-{
-    const char *model = cli_opt(argc, argv, "--model", NULL);
-    const char *data = cli_opt(argc, argv, "--data", LOOM_DEFAULT_DATA_DIR);
-    const char *spec = cli_opt(argc, argv, "--device", "auto");
-    int json = cli_flag(argc, argv, "--json");
-    int ema = cli_flag(argc, argv, "--ema");
-    const char *metrics_path = cli_opt(argc, argv, "--metrics", NULL);
-    const char *trace_path = cli_opt(argc, argv, "--profile", NULL);
-    loom_metrics *metrics = NULL;
-    loom_trace *trace = NULL;
-    if (!model) {
-        fprintf(stderr, "loom eval: --model FILE is required\n");
-        return 2;
-    }
-    loom_ctx *ctx = cli_ctx();
-    if (!ctx)
-        return 1;
-    loom_device *dev = NULL;
-    loom_dataset *test = NULL;
-    loom_sequential *m = NULL;
-    loom_eval_result ev;
-    memset(&ev, 0, sizeof ev);
-    int rc = 1;
-    if (loom_device_open(ctx, spec, &dev) || load_data(ctx, data, 0, 0, &test))
-        goto fail;
-    loom_model_config mc;
-    if (loom_model_config_read(ctx, model, &mc))
-        goto fail;
-    mc.profile = metrics_path || trace_path;
-    if (loom_sequential_load(ctx, model, dev, &mc, &m))
-        goto fail;
-    if (metrics_path && loom_metrics_open(ctx, metrics_path, dev, &metrics))
-        goto fail;
-    if (trace_path && loom_trace_create(ctx, &trace))
-        goto fail;
-    if (loom_sequential_monitor(m, metrics, trace, 200) || loom_sequential_evaluate(m, test, ema, &ev))
-        goto fail;
-    if (trace && loom_trace_write(trace, trace_path))
-        goto fail;
-    if (json) {
-        printf("{\"device\":\"%s\",\"model\":\"%s\",\"test_images\":%lld,\"test_accuracy\":%.6f,\"test_loss\":%.6f,"
-               "\"seconds\":%.3f,\"precision\":[",
-               loom_device_get(dev)->spec, model, (long long)ev.count, ev.accuracy, ev.loss, ev.seconds);
-        for (int c = 0; c < ev.classes; c++)
-            printf("%s%.4f", c ? "," : "", ev.precision[c]);
-        printf("],\"recall\":[");
-        for (int c = 0; c < ev.classes; c++)
-            printf("%s%.4f", c ? "," : "", ev.recall[c]);
-        printf("],\"confusion\":[");
-        for (int c = 0; c < ev.classes * ev.classes; c++)
-            printf("%s%lld", c ? "," : "", (long long)ev.confusion[c]);
-        printf("]}\n");
-    } else {
-        printf("model %s on %s: %lld test images\n", model, loom_device_get(dev)->spec, (long long)ev.count);
-        printf("accuracy %.4f  loss %.4f\n\n%-12s %9s %9s\n", ev.accuracy, ev.loss, "class", "precision", "recall");
-        for (int c = 0; c < ev.classes; c++)
-            printf("%-12s %9.4f %9.4f\n", ev.classes == 10 ? class_names[c] : "", ev.precision[c], ev.recall[c]);
-        printf("\nconfusion (rows: true, columns: predicted)\n");
-        for (int r = 0; r < ev.classes; r++) {
-            for (int c = 0; c < ev.classes; c++)
-                printf("%5lld", (long long)ev.confusion[r * ev.classes + c]);
-            printf("\n");
-        }
-    }
-    rc = 0;
-    goto done;
-fail:
-    fprintf(stderr, "loom eval: %s\n", loom_last_error(ctx));
-done:
-    loom_metrics_close(metrics);
-    loom_trace_destroy(trace);
-    loom_eval_result_free(&ev);
-    loom_sequential_destroy(m);
-    loom_dataset_destroy(test);
-    loom_device_close(dev);
-    loom_ctx_destroy(ctx);
-    return rc;
-}
-
-int cmd_predict(int argc, char **argv)
-{
-    const char *model = cli_opt(argc, argv, "--model", NULL);
-    const char *data = cli_opt(argc, argv, "--data", LOOM_DEFAULT_DATA_DIR);
-    const char *spec = cli_opt(argc, argv, "--device", "auto");
-    long image = atol(cli_opt(argc, argv, "--image", "0"));
-    if (!model) {
-        fprintf(stderr, "loom predict: --model FILE is required\n");
-        return 2;
-    }
-    loom_ctx *ctx = cli_ctx();
-    if (!ctx)
-        return 1;
-    loom_device *dev = NULL;
-    loom_dataset *test = NULL;
-    loom_sequential *m = NULL;
-    float *x = NULL, *probs = NULL;
-    int rc = 1;
-    if (loom_device_open(ctx, spec, &dev) || load_data(ctx, data, 0, 0, &test) ||
-        loom_sequential_load(ctx, model, dev, NULL, &m))
-        goto fail;
-    if (image < 0 || image >= loom_dataset_count(test)) {
-        fprintf(stderr, "loom predict: --image %ld is outside [0, %lld)\n", image,
-                (long long)loom_dataset_count(test));
-        goto done;
-    }
-    int64_t k = loom_sequential_outputs(m);
-    x = malloc((size_t)loom_dataset_features(test) * sizeof *x);
-    probs = malloc((size_t)k * sizeof *probs);
-    int32_t label;
-    int64_t idx = image;
-    if (!x || !probs || loom_dataset_gather(test, &idx, 1, x, &label) || loom_sequential_predict(m, x, 1, probs))
-        goto fail;
-    int best = 0;
-    for (int c = 1; c < k; c++)
-        best = probs[c] > probs[best] ? c : best;
-    printf("test image %ld: predicted %d (%s, p=%.3f), true label %d (%s)\n", image, best,
-           k == 10 ? class_names[best] : "", (double)probs[best], label, k == 10 ? class_names[label] : "");
-    for (int c = 0; c < k; c++)
-        printf("  %d %-12s %.4f\n", c, k == 10 ? class_names[c] : "", (double)probs[c]);
-    rc = 0;
-    goto done;
-fail:
-    fprintf(stderr, "loom predict: %s\n", loom_last_error(ctx));
-done:
-    free(x);
-    free(probs);
-    loom_sequential_destroy(m);
-    loom_dataset_destroy(test);
-    loom_device_close(dev);
-    loom_ctx_destroy(ctx);
-    return rc;
+    return cli_finish(ctx, "train", rc);
 }

@@ -17,20 +17,46 @@ static void bar(void *user, int done, int total, const char *what)
     fflush(stderr);
 }
 
+enum { O_DEVICE = CLI_OPT_BASE, O_APPLY, O_SIZE, O_CANDIDATES, O_REPS, O_SHOW };
+
+static const struct option opts[] = {
+    {"device", required_argument, 0, O_DEVICE},
+    {"apply", required_argument, 0, O_APPLY},
+    {"size", required_argument, 0, O_SIZE},
+    {"candidates", required_argument, 0, O_CANDIDATES},
+    {"reps", required_argument, 0, O_REPS},
+    {"show", no_argument, 0, O_SHOW},
+    {"help", no_argument, 0, 'h'},
+    {0, 0, 0, 0},
+};
+
 int cmd_tune(int argc, char **argv)
 {
-    const char *spec = cli_opt(argc, argv, "--device", "auto");
-    const char *apply = cli_opt(argc, argv, "--apply", NULL);
+    const char *spec = "auto", *apply = NULL;
     loom_tune_opts o;
     loom_tune_opts_default(&o);
-    o.size = atoi(cli_opt(argc, argv, "--size", "1024"));
-    o.max_candidates = atoi(cli_opt(argc, argv, "--candidates", "24"));
-    o.reps = atoi(cli_opt(argc, argv, "--reps", "3"));
-    int show = cli_flag(argc, argv, "--show");
-    if (o.size < 16 || o.size > 8192 || o.max_candidates < 1 || o.reps < 1) {
-        fprintf(stderr, "loom tune: --size 16..8192, --candidates >= 1, --reps >= 1\n");
-        return 2;
+    int64_t size = 1024, candidates = 24, reps = 3;
+    int show = 0;
+    cli_args a = cli_args_init("tune", argc, argv, opts);
+    for (int c; (c = cli_next(&a)) != -1;) {
+        int bad = 0;
+        switch (c) {
+        case O_DEVICE: spec = optarg; break;
+        case O_APPLY: apply = optarg; break;
+        case O_SIZE: bad = cli_int(&a, 16, 8192, &size); break;
+        case O_CANDIDATES: bad = cli_int(&a, 1, 100000, &candidates); break;
+        case O_REPS: bad = cli_int(&a, 1, 1000, &reps); break;
+        case O_SHOW: show = 1; break;
+        default: return a.rc;
+        }
+        if (bad)
+            return bad;
     }
+    if (show && apply)
+        return cli_usage_error("tune", "--show and --apply exclude each other");
+    o.size = (int)size;
+    o.max_candidates = (int)candidates;
+    o.reps = (int)reps;
     loom_ctx *ctx = cli_ctx();
     if (!ctx)
         return 1;
@@ -82,6 +108,5 @@ fail:
     fprintf(stderr, "loom tune: %s\n", loom_last_error(ctx));
 done:
     loom_device_close(dev);
-    loom_ctx_destroy(ctx);
-    return rc;
+    return cli_finish(ctx, "tune", rc);
 }

@@ -13,21 +13,23 @@ typedef struct command {
 
 static const command commands[] = {
     {"devices", cmd_devices, "list every device of every API [--json]"},
-    {"plan", cmd_plan, "memory plan of the MLP graph [--batch N] [--device SPEC] [--json]"},
-    {"forward", cmd_forward, "run the MLP forward pass [--batch N] [--device SPEC] [--runs N]"},
+    {"plan", cmd_plan, "memory plan of the MLP graph [--batch N] [--device SPEC] [--json] [--timeline]"},
+    {"forward", cmd_forward, "run the MLP forward pass [--batch N] [--device SPEC] [--runs N] [--json]"},
     {"train", cmd_train,
      "train the Fashion-MNIST MLP [--data DIR] [--hidden 64,64] [--epochs 5] [--batch 32] [--lr 0.001]\n"
-     "             [--optimizer adam|adamw|sgd] [--device SPEC] [--seed N] [--save FILE] [--resume FILE]\n"
-     "             [--checkpoint FILE --checkpoint-every N] [--validation-split F] [--dropout R]\n"
-     "             [--early-stopping N] [--ema D] [--clip-norm C] [--limit N] [--test-limit N] [--json]\n"
-     "             [--metrics FILE] [--metrics-every N] [--profile TRACE.json] [--profile-steps N] [--dash]"},
+     "             [--optimizer adam|adamw|sgd] [--momentum M] [--device SPEC] [--seed N] [--scaling unit|standard]\n"
+     "             [--save FILE] [--resume FILE] [--checkpoint FILE --checkpoint-every N] [--validation-split F]\n"
+     "             [--dropout R] [--early-stopping N] [--ema D] [--clip-norm C] [--limit N] [--test-limit N]\n"
+     "             [--json] [--metrics FILE] [--metrics-every N] [--profile TRACE.json] [--profile-steps N] [--dash]"},
     {"bench", cmd_bench,
      "benchmark every device beside OpenBLAS / memcpy [--device SPEC|all]\n"
      "             [--suite gemm,bandwidth,dispatch,train,infer,startup] [--json FILE] [--compare BASELINE.json]\n"
      "             [--results FILE] [--quick] [--data DIR]"},
-    {"eval", cmd_eval, "evaluate a saved model on the test set --model FILE [--data DIR] [--ema] [--json]\n"
-     "             [--metrics FILE] [--profile TRACE.json]"},
-    {"predict", cmd_predict, "classify one test image --model FILE --image N [--data DIR]"},
+    {"eval", cmd_eval, "evaluate a saved model on the test set --model FILE [--data DIR] [--device SPEC] [--ema]\n"
+     "             [--limit N] [--json] [--metrics FILE] [--profile TRACE.json]"},
+    {"predict", cmd_predict,
+     "classify one test image or an image file --model FILE [--image N | --input FILE [--no-preprocess]]\n"
+     "             [--data DIR] [--device SPEC] [--json]   (FILE: PNG/PGM/BMP/JPEG, or raw float32 inputs)"},
     {"tune", cmd_tune,
      "search the device's GEMM parameters and store the best [--device SPEC] [--size 1024]\n"
      "             [--candidates 24] [--reps 3] | --show | --apply FILE"},
@@ -38,35 +40,15 @@ static void usage(FILE *f)
     fprintf(f, "usage: loom <command> [options]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\nexit status: 0 done, 1 the run failed, 2 a bad command line, 4 Vulkan validation errors\n");
 }
 
-loom_ctx *cli_ctx(void)
+const char *cli_help(const char *cmd)
 {
-    loom_ctx *ctx = NULL;
-    loom_status s = loom_ctx_create(NULL, &ctx);
-    if (s != LOOM_OK)
-        fprintf(stderr, "loom: cannot create a context: %s\n", loom_status_str(s));
-    return ctx;
-}
-
-const char *cli_opt(int argc, char **argv, const char *name, const char *def)
-{
-    size_t n = strlen(name);
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], name) && i + 1 < argc)
-            return argv[i + 1];
-        if (!strncmp(argv[i], name, n) && argv[i][n] == '=')
-            return argv[i] + n + 1;
-    }
-    return def;
-}
-
-int cli_flag(int argc, char **argv, const char *name)
-{
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], name))
-            return 1;
-    return 0;
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(cmd, commands[i].name))
+            return commands[i].help;
+    return "";
 }
 
 int main(int argc, char **argv)
