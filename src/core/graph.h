@@ -17,6 +17,8 @@ struct loom_graph {
     uint32_t dropout_count;     /* salts for dropout nodes */
     loom_optimizer opt;         /* set by loom_optimize: the lr schedule */
     int has_opt;
+    char scope[LOOM_SCOPE_MAX]; /* loom_graph_scope: prefix of generated names */
+    int scope_start;            /* the first node made in that scope */
 };
 
 /* Node of a tensor id, or NULL for LOOM_NONE / out of range. */
