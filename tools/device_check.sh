@@ -401,7 +401,9 @@ run_check() {
     } >>"$LOG"
 
     # the devices, and which to check: GPUs; else every one but the CPU
-    run_step devices "" 60 0 -- sh -c '"$1" devices --json >"$2"' sh "$bin/loom" "$OUT/devices.json"
+    # (the Vulkan loader says in the log why a driver did not load)
+    run_step devices "" 60 0 -- env VK_LOADER_DEBUG=error,warn sh -c '"$1" devices --json >"$2" && "$1" devices' \
+        sh "$bin/loom" "$OUT/devices.json"
     local l spec type backend can name
     while IFS= read -r l; do
         DEV_LINES+=("$l")
