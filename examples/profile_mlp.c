@@ -93,15 +93,18 @@ static loom_tensor mlp(loom_graph *g, int64_t b)
     int64_t xs[2] = {b, PIXELS};
     loom_tensor h = loom_input(g, "x", LOOM_F32, 2, xs);
     for (int l = 0; l < 3; l++) {
-        char kn[32], bn[32];
+        char kn[32], bn[32], scope[16];
         snprintf(kn, sizeof kn, "dense%d/kernel", l);
         snprintf(bn, sizeof bn, "dense%d/bias", l);
+        snprintf(scope, sizeof scope, "dense%d", l);
+        loom_graph_scope(g, scope); /* the profile names the layer's ops "dense0/matmul", ... */
         int64_t ks[2] = {widths[l], widths[l + 1]}, bs[1] = {widths[l + 1]};
         h = loom_add(g, loom_matmul(g, h, loom_param(g, kn, LOOM_F32, 2, ks, 1), 0, 0),
                      loom_param(g, bn, LOOM_F32, 1, bs, 1));
         if (l < 2)
             h = loom_relu(g, h);
     }
+    loom_graph_scope(g, NULL);
     return h;
 }
 

@@ -219,6 +219,14 @@ void loom_graph_destroy(loom_graph *g);
  * in loom_last_error of the graph's context and kept for loom_compile). */
 loom_status loom_graph_status(const loom_graph *g);
 const char *loom_graph_error(const loom_graph *g);
+/* Names the nodes that follow: an op given no name is called
+ * "<scope>/<op>" ("dense1/matmul"; "<scope>/<op>_<n>" when the scope
+ * already has one), which profiles and traces show, until the next call.
+ * NULL or "" ends the scope. Names given explicitly (inputs, params,
+ * outputs) are kept as they are. LOOM_E_INVALID for a scope of more than
+ * LOOM_SCOPE_MAX - 1 bytes. */
+#define LOOM_SCOPE_MAX 64
+loom_status loom_graph_scope(loom_graph *g, const char *scope);
 
 /* Leaves. Shapes are row-major, 0 to 4 dims (0 dims = a scalar). */
 loom_tensor loom_input(loom_graph *g, const char *name, loom_dtype dt,

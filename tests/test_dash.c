@@ -1,6 +1,9 @@
 /* loom-dash under Xvfb: --screenshot writes a PNG of the asked size whose
  * plot areas hold data for a recorded run (metrics and trace), stay blank
- * when the file has none, and bad files end with a message, not a crash. */
+ * when the file has none, and bad files end with a message, not a crash.
+ * Its layout (--print-layout) has no text crossing another or leaving the
+ * frame; the ops panel shows whole op names under column headers, with a
+ * legend of its bar colours; stdout stays empty unless asked. */
 #define _POSIX_C_SOURCE 200809L
 #include <check.h>
 #include <fcntl.h>
@@ -13,6 +16,9 @@
 
 #define STB_IMAGE_IMPLEMENTATION
 #include <stb/stb_image.h>
+
+#include "dash.h"
+#include "dash_layout.h"
 
 typedef struct result {
     int status;                 /* exit status; -1 if it did not exit */
@@ -117,7 +123,7 @@ static void check_frame(const char *file, const char *panel, int w, int h, int w
     snprintf(png, sizeof png, "%s/out.png", dir);
     snprintf(size, sizeof size, "%dx%d", w, h);
     remove(png);
-    const char *args[] = {"--screenshot", png, "--size", size, "--panel", panel, file, NULL};
+    const char *args[] = {"--screenshot", png, "--print-layout", "--size", size, "--panel", panel, file, NULL};
     result r = dash(args);
     ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.err);
     int iw = 0, ih = 0, comp = 0;
@@ -140,6 +146,11 @@ static void check_frame(const char *file, const char *panel, int w, int h, int w
         }
     }
     stbi_image_free(img);
+    char what[600];
+    snprintf(what, sizeof what, "%s panel %s at %dx%d", file, panel, w, h);
+    layout L = layout_parse(r.out);
+    layout_check(&L, w, h, what);
+    layout_free(&L);
 }
 
 static void setup(void)
@@ -275,7 +286,7 @@ START_TEST(test_truncated_metrics)
     write_file(in, text, cut);
     free(text);
     snprintf(png, sizeof png, "%s/out.png", dir);
-    const char *args[] = {"--screenshot", png, "--size", "900x600", in, NULL};
+    const char *args[] = {"--screenshot", png, "--print-layout", "--size", "900x600", in, NULL};
     result r = dash(args);
     ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.err);
     ck_assert_ptr_nonnull(strstr(r.err, "incomplete last line"));
@@ -293,6 +304,110 @@ START_TEST(test_truncated_metrics)
 }
 END_TEST
 
+/* The ops panel: each op's whole name (no "dense0/kernel/upda"), column
+ * headers, and a legend whose swatches are the bars' colours. */
+static void check_ops(const char *file, const char *panel, int w, int h, int names, const char *const *heads)
+{
+    char png[128], size[32], err[256];
+    snprintf(png, sizeof png, "%s/out.png", dir);
+    snprintf(size, sizeof size, "%dx%d", w, h);
+    const char *args[] = {"--screenshot", png, "--print-layout", "--size", size, "--panel", panel, file, NULL};
+    result r = dash(args);
+    ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.err);
+    dash_model m;
+    dash_model_init(&m);
+    ck_assert_msg(dash_load_trace(&m, file, err, sizeof err) == 0, "%s", err);
+    ck_assert_int_ge(m.nops, names);
+    layout L = layout_parse(r.out);
+    char what[600];
+    snprintf(what, sizeof what, "%s panel %s at %s", file, panel, size);
+    layout_check(&L, w, h, what);
+    for (int i = 0; i < names; i++)
+        ck_assert_msg(layout_find(&L, m.ops[i].name), "panel %s at %s: op %s is not shown whole", panel, size,
+                      m.ops[i].name);
+    for (int i = 0; heads[i]; i++) {
+        /* "a|b": either */
+        char alt[64];
+        snprintf(alt, sizeof alt, "%s", heads[i]);
+        char *bar = strchr(alt, '|');
+        if (bar)
+            *bar = 0;
+        ck_assert_msg(layout_find(&L, alt) || (bar && layout_find(&L, bar + 1)), "panel %s at %s: no column header \"%s\"",
+                      panel, size, heads[i]);
+    }
+    /* the legend names the first op's kind; its swatch, left of the name,
+     * has the colour of that op's bar in the plot */
+    plot p[8];
+    int np = parse_plots(r.out, p, 8);
+    ck_assert_int_ge(np, 1);
+    const plot *ops = NULL;
+    for (int i = 0; i < np; i++)
+        if (!strcmp(p[i].name, "ops"))
+            ops = &p[i];
+    ck_assert_ptr_nonnull(ops);
+    const lbox *kind = NULL;
+    for (int i = 0; i < L.n && !kind; i++)
+        if (L.b[i].kind == 't' && !strcmp(L.b[i].text, m.ops[0].op) && L.b[i].y < ops->y)
+            kind = &L.b[i];
+    ck_assert_msg(kind != NULL, "panel %s: no legend entry for %s above the plot", panel, m.ops[0].op);
+    int iw, ih, comp;
+    unsigned char *img = stbi_load(png, &iw, &ih, &comp, 3);
+    ck_assert_ptr_nonnull(img);
+    int sx = (int)(kind->x - kind->h * 0.6), sy = (int)(kind->y + kind->h / 2);
+    const unsigned char *sw = img + ((size_t)sy * (size_t)iw + (size_t)sx) * 3;
+    unsigned rgb = (unsigned)sw[0] << 16 | (unsigned)sw[1] << 8 | sw[2];
+    ck_assert_msg(rgb != ops->bg && rgb != 0x1b1f27, "panel %s: no swatch left of \"%s\"", panel, kind->text);
+    plot q = *ops;
+    q.bg = rgb;
+    long same = 0;
+    for (int y = q.y + 1; y < q.y + q.h - 1; y++)
+        for (int x = q.x + 1; x < q.x + q.w - 1; x++) {
+            const unsigned char *c = img + ((size_t)y * (size_t)iw + (size_t)x) * 3;
+            same += ((unsigned)c[0] << 16 | (unsigned)c[1] << 8 | c[2]) == rgb;
+        }
+    ck_assert_msg(same >= 20, "panel %s: the legend's %06x for %s is on %ld pixels of the bars", panel, rgb,
+                  m.ops[0].op, same);
+    stbi_image_free(img);
+    layout_free(&L);
+    dash_model_free(&m);
+}
+
+START_TEST(test_ops_panel_names)
+{
+    char f[512];
+    data_path(f, sizeof f, "trace_mlp.json");
+    /* the bar's header shortens to what fits over it */
+    const char *detail[] = {"op", "kind", "device time|time", "share", "total ms", "mean us", "GFLOP/s", "GB/s", NULL};
+    const char *brief[] = {"op", "device time|time", "GFLOP/s", NULL};
+    check_ops(f, "2", 1024, 640, 15, detail);
+    check_ops(f, "2", 640, 480, 10, detail);
+    check_ops(f, "1", 1280, 800, 8, brief);
+    check_ops(f, "1", 800, 600, 8, brief);
+}
+END_TEST
+
+/* stdout is for --print-layout and --version only. */
+START_TEST(test_stdout_quiet_and_version)
+{
+    char f[512], png[128];
+    data_path(f, sizeof f, "trace_mlp.json");
+    snprintf(png, sizeof png, "%s/out.png", dir);
+    const char *a1[] = {"--screenshot", png, f, NULL};
+    result r = dash(a1);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_msg(r.out[0] == 0, "stdout: \"%s\"", r.out);
+    ck_assert_int_eq(access(png, F_OK), 0);
+    const char *a2[] = {"--version", NULL};
+    r = dash(a2);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_msg(!strncmp(r.out, "loom-dash 0.", 12) && strstr(r.out, "(commit "), "%s", r.out);
+    const char *a3[] = {"--print-layout", f, NULL};
+    r = dash(a3);
+    ck_assert_int_eq(r.status, 2);
+    ck_assert_ptr_nonnull(strstr(r.err, "--print-layout goes with --screenshot"));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("dash");
@@ -304,6 +419,8 @@ int main(void)
     tcase_add_test(t, test_header_only_is_blank);
     tcase_add_test(t, test_bad_files);
     tcase_add_test(t, test_truncated_metrics);
+    tcase_add_test(t, test_ops_panel_names);
+    tcase_add_test(t, test_stdout_quiet_and_version);
     suite_add_tcase(s, t);
     SRunner *r = srunner_create(s);
     srunner_run_all(r, CK_NORMAL);

@@ -339,6 +339,7 @@ static void check_view(const char *const *files, int w, int h, const char *refs,
     int n = 1;
     for (int i = 0; files[i]; i++)
         args[n++] = files[i];
+    args[n++] = "--print-layout";
     args[n++] = "--screenshot";
     args[n++] = png;
     args[n++] = "--size";
@@ -395,6 +396,20 @@ START_TEST(test_view_two_files)
 }
 END_TEST
 
+/* A run recorded here (loom bench --quick, lavapipe and PoCL): its names
+ * are the long real ones ("sgemm 784x64x256 (x^T dH)", "per dispatch,
+ * 100-dispatch program"). */
+START_TEST(test_view_recorded_run)
+{
+    char f[512];
+    data_path(f, sizeof f, "bench_quick_recorded.json");
+    const char *files[] = {f, NULL};
+    check_view(files, 800, 600, "gemm bandwidth", "");
+    check_view(files, 1280, 800, "gemm bandwidth", "");
+    check_view(files, 1920, 1080, "gemm bandwidth", "");
+}
+END_TEST
+
 static void expect_refusal(const char *const *args, int status, const char *msg)
 {
     char png[128];
@@ -448,6 +463,7 @@ int main(void)
     tcase_set_timeout(v, 240);
     tcase_add_test(v, test_view_one_file);
     tcase_add_test(v, test_view_two_files);
+    tcase_add_test(v, test_view_recorded_run);
     tcase_add_test(v, test_view_bad_files);
     suite_add_tcase(s, v);
     SRunner *r = srunner_create(s);

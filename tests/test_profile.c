@@ -825,6 +825,128 @@ START_TEST(test_vendor_nvml)
 }
 END_TEST
 
+/* ---- names: loom_graph_scope ---- */
+
+START_TEST(test_graph_scope_names)
+{
+    loom_ctx *ctx = tu_ctx();
+    loom_graph *g = NULL;
+    ck_assert_int_eq(loom_graph_create(ctx, &g), LOOM_OK);
+    int64_t xs[2] = {4, 8}, ws[2] = {8, 8};
+    loom_tensor x = loom_input(g, "x", LOOM_F32, 2, xs);
+    ck_assert_int_eq(loom_graph_scope(g, "dense1"), LOOM_OK);
+    loom_tensor w = loom_param(g, "w", LOOM_F32, 2, ws, 1);
+    loom_tensor a = loom_matmul(g, x, w, 0, 0);
+    loom_tensor b = loom_add(g, a, x);
+    loom_tensor c = loom_matmul(g, b, w, 0, 0);
+    ck_assert_str_eq(loom_tensor_name(g, w), "w"); /* given names stay */
+    ck_assert_str_eq(loom_tensor_name(g, a), "dense1/matmul");
+    ck_assert_str_eq(loom_tensor_name(g, b), "dense1/add");
+    char want[64];
+    snprintf(want, sizeof want, "dense1/matmul_%d", c.id);
+    ck_assert_str_eq(loom_tensor_name(g, c), want);
+    ck_assert_int_eq(loom_graph_find(g, "dense1/matmul").id, a.id);
+    /* a new scope starts its own names; none goes back to the old ones */
+    ck_assert_int_eq(loom_graph_scope(g, "dense2"), LOOM_OK);
+    loom_tensor d = loom_matmul(g, c, w, 0, 0);
+    ck_assert_str_eq(loom_tensor_name(g, d), "dense2/matmul");
+    char big[LOOM_SCOPE_MAX + 1];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    ck_assert_int_eq(loom_graph_scope(g, big), LOOM_E_INVALID);
+    ck_assert_msg(strstr(loom_last_error(ctx), "loom_graph_scope") && strstr(loom_last_error(ctx), "at most 63"),
+                  "%s", loom_last_error(ctx));
+    ck_assert_str_eq(loom_tensor_name(g, loom_relu(g, d)), "dense2/relu"); /* the scope stays */
+    ck_assert_int_eq(loom_graph_scope(g, NULL), LOOM_OK);
+    loom_tensor e = loom_relu(g, d);
+    snprintf(want, sizeof want, "relu_%d", e.id);
+    ck_assert_str_eq(loom_tensor_name(g, e), want);
+    ck_assert_int_eq(loom_graph_status(g), LOOM_OK);
+    ck_assert_int_eq(loom_graph_scope(NULL, "x"), LOOM_E_INVALID);
+    loom_graph_destroy(g);
+    loom_ctx_destroy(ctx);
+}
+END_TEST
+
+/* A Sequential model's trace names a layer's ops after the layer, as its
+ * updates are ("dense0/kernel/update"), and the dashboard shows them. */
+START_TEST(test_sequential_trace_names)
+{
+    loom_ctx *ctx = tu_ctx();
+    loom_dataset *full = NULL, *tr = NULL;
+    loom_status s = loom_dataset_load_mnist(ctx, LOOM_DEFAULT_DATA_DIR, 0, &full);
+    ck_assert_msg(s == LOOM_OK, "%s", loom_last_error(ctx));
+    ck_assert_int_eq(loom_dataset_subset(full, 0, 128, &tr), LOOM_OK);
+    ck_assert_int_eq(loom_dataset_scale(tr, LOOM_SCALE_UNIT, NULL, NULL), LOOM_OK);
+    char specs[8][32];
+    int nd = tu_devices(ctx, specs, 8);
+    for (int d = 0; d < nd; d++) {
+        loom_device *dev = tu_open(ctx, specs[d]);
+        loom_sequential *m = NULL;
+        ck_assert_int_eq(loom_sequential_create(ctx, 784, &m), LOOM_OK);
+        ck_assert_int_eq(loom_sequential_add_dense(m, 16, LOOM_ACT_RELU, LOOM_INIT_GLOROT_UNIFORM), LOOM_OK);
+        ck_assert_int_eq(loom_sequential_add_dense(m, 10, LOOM_ACT_SOFTMAX, LOOM_INIT_GLOROT_UNIFORM), LOOM_OK);
+        loom_model_config mc = loom_model_config_default();
+        mc.batch = 32;
+        mc.profile = 1;
+        ck_assert_int_eq(loom_sequential_compile(m, dev, &mc), LOOM_OK);
+        loom_trace *t = NULL;
+        ck_assert_int_eq(loom_trace_create(ctx, &t), LOOM_OK);
+        loom_fit_config fc = loom_fit_config_default();
+        fc.epochs = 1;
+        fc.trace = t;
+        fc.trace_steps = 2;
+        loom_fit_stats st;
+        s = loom_sequential_fit(m, tr, &fc, &st);
+        ck_assert_msg(s == LOOM_OK, "%s: %s", specs[d], loom_last_error(ctx));
+        char *dir = tmpdir(), path[128];
+        snprintf(path, sizeof path, "%s/t.json", dir);
+        ck_assert_int_eq(loom_trace_write(t, path), LOOM_OK);
+        loom_trace_destroy(t);
+        char *text = slurp(path);
+        cJSON *root = cJSON_Parse(text);
+        ck_assert_ptr_nonnull(root);
+        static const char *want[] = {"dense0/matmul", "dense0/add",  "dense0/relu",         "dense1/matmul",
+                                     "dense1/add",    "dense1/softmax", "dense0/kernel/update"};
+        int seen[7] = {0};
+        const cJSON *e;
+        cJSON_ArrayForEach(e, cJSON_GetObjectItem(root, "traceEvents"))
+        {
+            const cJSON *cat = cJSON_GetObjectItem(e, "cat");
+            if (!cJSON_IsString(cat) || strcmp(cat->valuestring, "node"))
+                continue;
+            for (int k = 0; k < 7; k++)
+                seen[k] += !strcmp(cJSON_GetObjectItem(e, "name")->valuestring, want[k]);
+        }
+        /* a backend that fuses bias and activation into the matmul runs
+         * them inside "denseN/matmul" */
+        for (int k = 0; k < 7; k++) {
+            int fusable = strstr(want[k], "/add") || strstr(want[k], "/relu");
+            ck_assert_msg(seen[k] == 2 || (fusable && seen[k] == 0),
+                          "%s: node slice %s seen %d times, want one per traced step", specs[d], want[k], seen[k]);
+        }
+        dash_model dm;
+        dash_model_init(&dm);
+        char err[256];
+        ck_assert_msg(dash_load_trace(&dm, path, err, sizeof err) == 0, "%s", err);
+        int found = 0;
+        for (int i = 0; i < dm.nops; i++)
+            found += !strcmp(dm.ops[i].name, "dense1/matmul") && !strcmp(dm.ops[i].op, "matmul");
+        ck_assert_int_eq(found, 1);
+        dash_model_free(&dm);
+        cJSON_Delete(root);
+        free(text);
+        remove(path);
+        rmdir(dir);
+        loom_sequential_destroy(m);
+        loom_device_close(dev);
+    }
+    loom_dataset_destroy(tr);
+    loom_dataset_destroy(full);
+    loom_ctx_destroy(ctx);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("profile");
@@ -838,6 +960,10 @@ static Suite *suite(void)
     tcase_add_test(t, test_metrics_file);
     tcase_add_test(t, test_metrics_follow);
     tcase_add_test(t, test_model_lines);
+    suite_add_tcase(s, t);
+    t = tcase_create("names");
+    tcase_add_test(t, test_graph_scope_names);
+    tcase_add_test(t, test_sequential_trace_names);
     suite_add_tcase(s, t);
     t = tcase_create("vendor");
     tcase_add_test(t, test_vendor_cpu_absent);

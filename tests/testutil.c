@@ -73,13 +73,54 @@ loom_program *tu_compile_run(loom_graph *g, loom_device *dev, loom_state *st, in
     return p;
 }
 
+int tu_listed(const char *env, const char *name)
+{
+    const char *list = getenv(env);
+    if (!list || !*list)
+        return 1;
+    for (const char *p = list; *p;) {
+        size_t n = strcspn(p, ",");
+        if (n && !strncmp(name, p, n))
+            return 1;
+        p += n + (p[n] == ',');
+    }
+    return 0;
+}
+
 int tu_devices(loom_ctx *ctx, char specs[][32], int max)
 {
     int k = 0;
+    const char *only = getenv("LOOM_TEST_DEVICES");
     for (int i = 0; i < loom_device_count(ctx) && k < max; i++) {
         loom_device_info d;
-        if (loom_device_get_info(ctx, i, &d) == LOOM_OK && d.can_run)
+        if (loom_device_get_info(ctx, i, &d) != LOOM_OK || !d.can_run)
+            continue;
+        /* whole specs only: "vulkan:1" is not "vulkan:10" */
+        int keep = !only || !*only;
+        for (const char *p = only; !keep && p && *p;) {
+            size_t n = strcspn(p, ",");
+            keep = n == strlen(d.spec) && !strncmp(p, d.spec, n);
+            p += n + (p[n] == ',');
+        }
+        if (keep)
             snprintf(specs[k++], 32, "%s", d.spec);
+    }
+    /* a run aimed at a device must not pass without it */
+    char present[512] = "";
+    for (int i = 0; only && i < loom_device_count(ctx); i++) {
+        loom_device_info d;
+        size_t len = strlen(present);
+        if (loom_device_get_info(ctx, i, &d) == LOOM_OK && d.can_run)
+            snprintf(present + len, sizeof present - len, "%s%s", len ? ", " : "", d.spec);
+    }
+    for (const char *p = only; p && *p;) {
+        size_t n = strcspn(p, ",");
+        int found = 0;
+        for (int i = 0; i < k && !found; i++)
+            found = n == strlen(specs[i]) && !strncmp(p, specs[i], n);
+        ck_assert_msg(found || !n, "LOOM_TEST_DEVICES=%s: %.*s is not present or cannot run graphs (present: %s)",
+                      only, (int)n, p, present[0] ? present : "none");
+        p += n + (p[n] == ',');
     }
     return k;
 }

@@ -31,7 +31,12 @@ double tu_err(const float *a, const float *b, size_t n, double atol, double rtol
 loom_program *tu_compile_run(loom_graph *g, loom_device *dev, loom_state *st, int n, const char *const *names,
                              const void *const *data, const size_t *bytes);
 
-/* Specs of every device present that can run graphs, including "cpu". */
+/* Specs of every device present that can run graphs, including "cpu".
+ * LOOM_TEST_DEVICES=vulkan:1,opencl:0 keeps those alone (the CPU only when
+ * listed) and fails the test when one of them is absent. */
 int tu_devices(loom_ctx *ctx, char specs[][32], int max);
+/* 1 when the environment variable env is unset or empty, or name starts
+ * with one of its comma-separated prefixes (LOOM_TEST_CASES=matmul,add). */
+int tu_listed(const char *env, const char *name);
 
 #endif

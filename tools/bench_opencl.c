@@ -20,6 +20,7 @@
 #include "loom.h"
 
 #include <cblas.h>
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,18 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* One JSON object on one line of stdout (JSON lines), freed. */
+static void print_json(cJSON *o)
+{
+    char *s = cJSON_PrintUnformatted(o);
+    if (s)
+        puts(s);
+    else
+        fprintf(stderr, "loom-bench-opencl: out of memory printing JSON\n");
+    cJSON_free(s);
+    cJSON_Delete(o);
 }
 
 static const char *opt(int argc, char **argv, const char *name, const char *def)
@@ -119,11 +132,15 @@ static int startup(const char *spec, int json)
     if (loom_program_run(p) != LOOM_OK)
         goto out;
     double t_run = now_s();
-    if (json)
-        printf("{\"startup\": {\"ctx_s\": %.4f, \"open_s\": %.4f, \"compile_s\": %.4f, \"first_run_s\": %.4f, "
-               "\"total_s\": %.4f}}\n",
-               t_ctx - t0, t_open - t_ctx, t_compile - t_open, t_run - t_compile, t_run - t0);
-    else
+    if (json) {
+        cJSON *o = cJSON_CreateObject(), *su = cJSON_AddObjectToObject(o, "startup");
+        cJSON_AddNumberToObject(su, "ctx_s", t_ctx - t0);
+        cJSON_AddNumberToObject(su, "open_s", t_open - t_ctx);
+        cJSON_AddNumberToObject(su, "compile_s", t_compile - t_open);
+        cJSON_AddNumberToObject(su, "first_run_s", t_run - t_compile);
+        cJSON_AddNumberToObject(su, "total_s", t_run - t0);
+        print_json(o);
+    } else
         printf("start-up     context %.3f s, open %.3f s, compile MLP train step %.3f s, first step %.3f s: "
                "%.3f s in all\n",
                t_ctx - t0, t_open - t_ctx, t_compile - t_open, t_run - t_compile, t_run - t0);
@@ -315,12 +332,22 @@ int main(int argc, char **argv)
     }
 
     if (json) {
-        printf("{\"device\": \"%s\", \"sgemm_gflops\": [", spec);
-        for (int i = 0; i < ns; i++)
-            printf("%s{\"n\": %d, \"tuned\": %.2f, \"clblast_default\": %.2f, \"openblas\": %.2f}", i ? ", " : "",
-                   sizes[i], gtun[i], gdef[i], gblas[i]);
-        printf("], \"launch_us\": %.2f, \"run_1_node_us\": %.1f, \"run_401_nodes_us\": %.1f}\n", per_launch_us,
-               one * 1e6, many * 1e6);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "device", spec);
+        cJSON *arr = cJSON_AddArrayToObject(o, "sgemm_gflops");
+        for (int i = 0; i < ns; i++) {
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddNumberToObject(e, "n", sizes[i]);
+            /* no stored tuning: no figure, not a zero */
+            cJSON_AddItemToObject(e, "tuned", tuned ? cJSON_CreateNumber(gtun[i]) : cJSON_CreateNull());
+            cJSON_AddNumberToObject(e, "clblast_default", gdef[i]);
+            cJSON_AddNumberToObject(e, "openblas", gblas[i]);
+            cJSON_AddItemToArray(arr, e);
+        }
+        cJSON_AddNumberToObject(o, "launch_us", per_launch_us);
+        cJSON_AddNumberToObject(o, "run_1_node_us", one * 1e6);
+        cJSON_AddNumberToObject(o, "run_401_nodes_us", many * 1e6);
+        print_json(o);
     } else {
         printf("SGEMM GFLOP/s on %s (best of %d), square n x n x n:\n", spec, reps);
         printf("  %6s %12s %16s %10s %14s %14s\n", "n", "loom tuned", "CLBlast default", "OpenBLAS", "tuned/OpenBLAS",

@@ -100,6 +100,38 @@ int loom_graph_check_inputs(loom_graph *g, const char *op, int n, const loom_ten
     return 1;
 }
 
+loom_status loom_graph_scope(loom_graph *g, const char *scope)
+{
+    if (!g)
+        return LOOM_E_INVALID;
+    if (!scope)
+        scope = "";
+    size_t n = strlen(scope);
+    if (n >= sizeof g->scope)
+        return loom_fail(g->ctx, LOOM_E_INVALID, "loom_graph_scope: \"%.32s...\" is %zu bytes, at most %d", scope, n,
+                         LOOM_SCOPE_MAX - 1);
+    memcpy(g->scope, scope, n + 1);
+    g->scope_start = g->n;
+    return LOOM_OK;
+}
+
+/* "<op>_<n>", or in a scope "<scope>/<op>", numbered only when the scope
+ * already has that name (only the scope's own nodes are looked at). */
+static const char *generated_name(const loom_graph *g, loom_op op, char *buf, size_t n)
+{
+    if (!g->scope[0]) {
+        snprintf(buf, n, "%s_%d", loom_op_name(op), g->n + 1);
+        return buf;
+    }
+    snprintf(buf, n, "%s/%s", g->scope, loom_op_name(op));
+    for (int i = g->scope_start; i < g->n; i++)
+        if (!strcmp(g->nodes[i].name, buf)) {
+            snprintf(buf, n, "%s/%s_%d", g->scope, loom_op_name(op), g->n + 1);
+            break;
+        }
+    return buf;
+}
+
 loom_tensor loom_graph_add(loom_graph *g, loom_op op, loom_dtype dt, int ndim, const int64_t *shape, int nin,
                            const int32_t *in, const char *name, const loom_attr *attr)
 {
@@ -148,11 +180,9 @@ loom_tensor loom_graph_add(loom_graph *g, loom_op op, loom_dtype dt, int ndim, c
         memcpy(nd->in, in, (size_t)nin * sizeof *in);
         nd->nin = nin;
     }
-    char gen[64];
-    if (!name) {
-        snprintf(gen, sizeof gen, "%s_%d", loom_op_name(op), g->n + 1);
-        name = gen;
-    }
+    char gen[LOOM_SCOPE_MAX + 48];
+    if (!name)
+        name = generated_name(g, op, gen, sizeof gen);
     nd->name = loom_strdup(ctx, name);
     if (!nd->name) {
         loom_free(ctx, nd->in, (size_t)nin * sizeof *nd->in);

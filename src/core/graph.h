@@ -19,6 +19,8 @@ struct loom_graph {
     int has_opt;
     int loss_scaling;           /* backward seeded with the run's loss scale */
     loom_loss_scaling scaling;  /* its policy (loom_backward_scaled) */
+    char scope[LOOM_SCOPE_MAX]; /* loom_graph_scope: prefix of generated names */
+    int scope_start;            /* the first node made in that scope */
 };
 
 /* Node of a tensor id, or NULL for LOOM_NONE / out of range. */

@@ -466,8 +466,8 @@ static void fuse(loom_program *p)
                                                              .act = LOOM_OP_NONE}},
                          add, other))
             continue;
-        /* The add becomes the fused matmul, keeping its name, its output
-         * and its consumers. */
+        /* The add (or the activation) becomes the fused matmul, keeping its
+         * output and its consumers. */
         loom_node *last = add;
         loom_attr at = m->attr;
         at.bias = 1;
@@ -499,6 +499,13 @@ static void fuse(loom_program *p)
         last->in[2] = other;
         last->nin = 3;
         m->dead = 1;
+        /* Profiles and traces call it what it mostly is, the layer's matmul
+         * (an output keeps the name it is read by). */
+        if (!last->is_output) {
+            char *t = last->name;
+            last->name = m->name;
+            m->name = t;
+        }
         p->fused++;
     }
 }

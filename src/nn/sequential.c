@@ -388,8 +388,10 @@ static loom_status build(loom_sequential *m, loom_graph *g, int train, int64_t b
                 h = loom_dropout(g, h, l->rate, (uint32_t)(m->cfg.seed * 2654435761u) + (uint32_t)i);
             continue;
         }
-        char kn[64], bn[64];
+        char kn[64], bn[64], scope[16];
+        snprintf(scope, sizeof scope, "dense%d", dense);
         loom_model_param_names(dense++, kn, bn, sizeof kn);
+        LOOM_TRY(loom_graph_scope(g, scope)); /* the layer's ops are "dense1/matmul", ... */
         int64_t ks[2] = {in, l->units}, bs[1] = {l->units};
         h = loom_add(g, loom_matmul(g, h, loom_param(g, kn, LOOM_F32, 2, ks, 1), 0, 0),
                      loom_param(g, bn, LOOM_F32, 1, bs, 1));
@@ -397,6 +399,7 @@ static loom_status build(loom_sequential *m, loom_graph *g, int train, int64_t b
             logits = h;
         h = activate(g, h, l->act);
         in = l->units;
+        LOOM_TRY(loom_graph_scope(g, NULL));
     }
     int classify = m->cfg.loss != LOOM_LOSS_MSE;
     int softmax_out = last_dense >= 0 && m->layers[last_dense].act == LOOM_ACT_SOFTMAX;

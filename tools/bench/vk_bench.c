@@ -9,10 +9,12 @@
  * usage: loom-vk-bench [device-spec] [sizes...]   (default vulkan:0)
  * Uses the public API only, plus OpenBLAS for the reference figure.
  */
-#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700 /* nftw */
 #include "loom.h"
 
 #include <cblas.h>
+#include <errno.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +35,14 @@ static void fill(float *x, size_t n, unsigned seed)
         s = s * 1664525u + 1013904223u;
         x[i] = (float)(s >> 8) / 16777216.0f - 0.5f;
     }
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+    (void)sb, (void)type, (void)ftw;
+    if (remove(path) != 0)
+        fprintf(stderr, "loom-vk-bench: cannot remove %s: %s\n", path, strerror(errno));
+    return 0;
 }
 
 static int die(loom_ctx *ctx, const char *what)
@@ -281,9 +291,8 @@ int main(int argc, char **argv)
     double cold = startup(spec, dir), warm = startup(spec, dir);
     printf("start-up to the first training step (ctx, device, compile, run): cold cache %.1f ms, warm cache %.1f ms\n",
            cold * 1e3, warm * 1e3);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "loom-vk-bench: could not remove %s\n", dir);
+    /* the cache folder, deepest first, without a shell */
+    if (nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+        fprintf(stderr, "loom-vk-bench: cannot remove %s: %s\n", dir, strerror(errno));
     return 0;
 }

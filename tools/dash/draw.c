@@ -48,12 +48,41 @@ static void copy_text(char *dst, size_t n, const char *s)
     dst[k] = 0;
 }
 
-/* Text at a whole-number scale keeps stb_easy_font's strokes even. */
+static dash_view *recording; /* the frame being drawn, when it keeps a layout */
+
+static void record(char kind, dash_rect r, const char *s)
+{
+    dash_view *v = recording;
+    if (!v || !v->boxes || v->nboxes >= v->boxes_cap)
+        return;
+    dash_box *b = &v->boxes[v->nboxes++];
+    b->kind = kind;
+    b->r = r;
+    copy_text(b->text, sizeof b->text, s ? s : "");
+}
+
+void dash_record_into(dash_view *v)
+{
+    recording = v;
+    if (v)
+        v->nboxes = 0;
+}
+
+void dash_mark(dash_rect r)
+{
+    record('m', r, "");
+}
+
+/* Text at a whole-number scale keeps stb_easy_font's strokes even. Its ink
+ * spans 9 pixels down (descenders included) and its advance less the
+ * trailing pixel across, at scale 1. */
 static float text(float x, float y, float scale, unsigned c, const char *s)
 {
     static char vbuf[160000];
     char tmp[512];
     copy_text(tmp, sizeof tmp, s);
+    if (tmp[0])
+        record('t', (dash_rect){x, y, ((float)stb_easy_font_width(tmp) - 1) * scale, 9 * scale}, tmp);
     int quads = stb_easy_font_print(0, 0, tmp, NULL, vbuf, (int)sizeof vbuf);
     color(c);
     glPushMatrix();
@@ -131,25 +160,39 @@ typedef struct ctx {
 #define TITLE_H(c) (14.0f * (c)->s + 8)
 #define GUTTER_L(c) (56.0f * (c)->s)
 #define GUTTER_B(c) (12.0f * (c)->s + 4)
+#define LINE1 11.0f             /* a line of text at scale 1 */
 
-/* The panel's box, its title, and the plot rectangle it leaves. */
-static dash_rect panel(ctx *c, dash_rect box, const char *name, const char *title, int axes)
+static void add_plot(ctx *c, const char *name, dash_rect r)
+{
+    dash_view *v = c->v;
+    if (v->nplots >= DASH_MAX_PLOTS)
+        return;
+    snprintf(v->plots[v->nplots].name, sizeof v->plots[0].name, "%s", name);
+    v->plots[v->nplots].r = r;
+    v->plots[v->nplots].has_data = 0;
+    v->nplots++;
+}
+
+/* A title at the frame's scale, or at 1 when the box is too narrow. */
+static float title_scale(const ctx *c, dash_rect box, const char *title)
+{
+    return text_width(c->s, title) <= box.w - 16 ? c->s : 1;
+}
+
+/* The panel's box, its title, and the plot rectangle it leaves below
+ * `extra` pixels of legend lines and column headers. */
+static dash_rect panel(ctx *c, dash_rect box, const char *name, const char *title, int axes, float extra)
 {
     rect(box.x, box.y, box.w, box.h, C_PANEL);
-    text(box.x + 8, box.y + 5, c->s, C_TEXT, title);
-    dash_rect r = {box.x + 8, box.y + TITLE_H(c) + 4, box.w - 16, box.h - TITLE_H(c) - 12};
+    float ts = title_scale(c, box, title);
+    text(box.x + 8, box.y + 5 + (c->s - ts) * 3, ts, C_TEXT, title);
+    dash_rect r = {box.x + 8, box.y + TITLE_H(c) + 4 + extra, box.w - 16, box.h - TITLE_H(c) - 12 - extra};
     if (axes) {
         r.x += GUTTER_L(c);
         r.w -= GUTTER_L(c);
         r.h -= GUTTER_B(c);
     }
-    if (c->v->nplots < DASH_MAX_PLOTS) {
-        dash_view *v = c->v;
-        snprintf(v->plots[v->nplots].name, sizeof v->plots[0].name, "%s", name);
-        v->plots[v->nplots].r = r;
-        v->plots[v->nplots].has_data = 0;
-        v->nplots++;
-    }
+    add_plot(c, name, r);
     return r;
 }
 
@@ -186,35 +229,50 @@ static double nice_bytes(double v)
 }
 
 /* Legend entries after the title: a swatch and "label value" each, at the
- * title's scale or, if that does not fit, at scale 1. */
+ * title's scale, else at scale 1, and what does not fit on the title's
+ * line continues on lines below it: every entry is shown. Returns the
+ * height those lines take (0 when all sit beside the title); draws only
+ * when draw is set, so a caller can make room first. */
 typedef struct legend_item {
     unsigned color;
     int absent;
     char text[96];
 } legend_item;
 
-static void legend(ctx *c, dash_rect box, const char *title, const legend_item *it, int n)
+static float legend(ctx *c, dash_rect box, const char *title, const legend_item *it, int n, int draw)
 {
-    float start = box.x + 8 + text_width(c->s, title) + 14 * c->s, end = box.x + box.w - 8;
+    float start = box.x + 8 + text_width(title_scale(c, box, title), title) + 14 * c->s, end = box.x + box.w - 8;
     float s = c->s, need = 0;
     for (int i = 0; i < n; i++)
         need += 10 * s + text_width(s, it[i].text) + 12 * s;
-    if (start + need > end && s > 1)
+    if (start + need - 12 * s > end && s > 1)
         s = 1;
-    float lx = start, ty = box.y + 5 + (c->s - s) * 3;
+    float lx = start, ly = box.y + 5 + (c->s - s) * 3, below = box.y + TITLE_H(c) - 2, extra = 0;
     for (int i = 0; i < n; i++) {
-        if (lx + 10 * s + text_width(s, it[i].text) > end)
-            break;
-        rect(lx, ty + 2, 7 * s, 7 * s, it[i].absent ? C_FRAME : it[i].color);
-        lx += 10 * s;
-        lx += text(lx, ty, s, it[i].absent ? C_DIM : C_TEXT, it[i].text) + 12 * s;
+        float w = 10 * s + text_width(s, it[i].text);
+        if (lx + w > end && lx > box.x + 8) {
+            lx = box.x + 8;
+            ly = extra > 0 ? ly + LINE1 * s : below;
+            extra = ly + LINE1 * s - below;
+        }
+        if (draw) {
+            rect(lx, ly + 2, 7 * s, 7 * s, it[i].absent ? C_FRAME : it[i].color);
+            text(lx + 10 * s, ly, s, it[i].absent ? C_DIM : C_TEXT, it[i].text);
+        }
+        lx += w + 12 * s;
     }
+    return extra;
+}
+
+/* Seconds on a time axis with enough digits to tell the ends apart. */
+static void fmt_secs(char *b, size_t n, double v, double span)
+{
+    snprintf(b, n, span >= 10 ? "%.0f s" : span >= 1 ? "%.1f s" : span >= 0.01 ? "%.3f s" : "%.6f s", v);
 }
 
 static void line_chart(ctx *c, dash_rect box, const char *name, const char *title, const line *ls, int n,
                        enum unit u)
 {
-    dash_rect r = panel(c, box, name, title, 1);
     double x0 = INFINITY, x1 = -INFINITY, ymax = 0;
     int any = 0;
     for (int i = 0; i < n; i++)
@@ -226,7 +284,8 @@ static void line_chart(ctx *c, dash_rect box, const char *name, const char *titl
         }
     /* The legend: each series with its last value, or "absent". */
     legend_item it[8];
-    for (int i = 0; i < n && i < 8; i++) {
+    n = n < 8 ? n : 8;
+    for (int i = 0; i < n; i++) {
         char v[48];
         double last = dash_series_last(ls[i].s);
         it[i].absent = isnan(last);
@@ -237,7 +296,8 @@ static void line_chart(ctx *c, dash_rect box, const char *name, const char *titl
         it[i].color = ls[i].color;
         snprintf(it[i].text, sizeof it[i].text, "%s %s", ls[i].label, v);
     }
-    legend(c, box, title, it, n < 8 ? n : 8);
+    dash_rect r = panel(c, box, name, title, 1, legend(c, box, title, it, n, 0));
+    legend(c, box, title, it, n, 1);
     frame(r, C_FRAME);
     if (!any)
         return;
@@ -254,10 +314,11 @@ static void line_chart(ctx *c, dash_rect box, const char *name, const char *titl
         text(r.x - w - 6, y - 3 * c->s, c->s, C_DIM, b);
     }
     char b0[32], b1[48];
-    snprintf(b0, sizeof b0, "%.1f s", x0);
-    snprintf(b1, sizeof b1, "%.1f s", x1);
-    text(r.x, r.y + r.h + 4, c->s, C_DIM, b0);
-    text(r.x + r.w - text_width(c->s, b1), r.y + r.h + 4, c->s, C_DIM, b1);
+    fmt_secs(b0, sizeof b0, x0, x1 - x0);
+    fmt_secs(b1, sizeof b1, x1, x1 - x0);
+    float ts = text_width(c->s, b0) + text_width(c->s, b1) + 12 < r.w ? c->s : 1;
+    text(r.x, r.y + r.h + 4, ts, C_DIM, b0);
+    text(r.x + r.w - text_width(ts, b1), r.y + r.h + 4, ts, C_DIM, b1);
     glLineWidth(c->s > 1 ? 2.0f : 1.0f);
     for (int i = 0; i < n; i++) {
         const dash_series *s = ls[i].s;
@@ -280,6 +341,79 @@ static void line_chart(ctx *c, dash_rect box, const char *name, const char *titl
 
 /* ---- the ops bar chart ---- */
 
+/* Bars take their colour from the op's kind, in order of first appearance
+ * among the rows shown; kinds past the palette share grey ("other"). */
+static const unsigned op_palette[] = {C_BLUE, C_ORANGE, C_GREEN, C_PURPLE, C_CYAN, C_YELLOW, C_PINK};
+#define OP_COLORS ((int)(sizeof op_palette / sizeof op_palette[0]))
+
+static int op_kinds(const dash_model *m, int rows, const char *kinds[DASH_MAX_OPS])
+{
+    int n = 0;
+    for (int i = 0; i < rows; i++) {
+        int k = 0;
+        while (k < n && strcmp(kinds[k], m->ops[i].op))
+            k++;
+        if (k == n)
+            kinds[n++] = m->ops[i].op;
+    }
+    return n;
+}
+
+static unsigned op_color(const char *const *kinds, int nk, const char *op)
+{
+    for (int k = 0; k < nk && k < OP_COLORS; k++)
+        if (!strcmp(kinds[k], op))
+            return op_palette[k];
+    return C_DIM;
+}
+
+static int kinds_legend(const char *const *kinds, int nk, legend_item *it)
+{
+    int n = 0;
+    for (int k = 0; k < nk && k < OP_COLORS; k++) {
+        it[n].color = op_palette[k];
+        it[n].absent = 0;
+        copy_text(it[n].text, sizeof it[n].text, kinds[k]);
+        n++;
+    }
+    if (nk > OP_COLORS) {
+        it[n].color = C_DIM;
+        it[n].absent = 0;
+        snprintf(it[n].text, sizeof it[n].text, "%d other kinds", nk - OP_COLORS);
+        n++;
+    }
+    return n;
+}
+
+/* The columns right of the bar: header and each row's value. */
+enum { COL_SHARE, COL_TOTAL, COL_MEAN, COL_GFLOPS, COL_GBPS, NCOLS };
+
+static void op_values(const dash_op *o, double total, char v[NCOLS][32])
+{
+    snprintf(v[COL_SHARE], 32, "%.1f%%", total > 0 ? 100 * o->total_ms / total : 0);
+    snprintf(v[COL_TOTAL], 32, "%.3f", o->total_ms);
+    snprintf(v[COL_MEAN], 32, "%.1f", o->mean_us);
+    fmt_num(v[COL_GFLOPS], 32, o->gflops);
+    fmt_num(v[COL_GBPS], 32, o->gbps);
+}
+
+/* Shortens s to w pixels by taking out its middle ("dense0/..update"):
+ * only when a panel is too narrow for the name at scale 1. */
+static void squeeze(char *s, size_t n, float scale, float w)
+{
+    size_t len = strlen(s);
+    if (text_width(scale, s) <= w || len < 6)
+        return;
+    char orig[128];
+    copy_text(orig, sizeof orig, s);
+    for (size_t keep = len - 1; keep >= 4; keep--) {
+        size_t head = (keep + 1) / 2, tail = keep - head;
+        snprintf(s, n, "%.*s..%s", (int)head, orig, orig + len - tail);
+        if (text_width(scale, s) <= w)
+            return;
+    }
+}
+
 static void ops_chart(ctx *c, dash_rect box, int rows_max, int detail)
 {
     const dash_model *m = c->m;
@@ -288,59 +422,112 @@ static void ops_chart(ctx *c, dash_rect box, int rows_max, int detail)
         snprintf(title, sizeof title, "Top ops by device time (%lld runs)", (long long)m->ops_runs);
     else
         snprintf(title, sizeof title, "Top ops by device time");
-    dash_rect r = panel(c, box, "ops", title, 0);
+    static const char *heads[NCOLS] = {"share", "total ms", "mean us", "GFLOP/s", "GB/s"};
+    int first = detail ? COL_SHARE : COL_GFLOPS, last = detail ? COL_GBPS : COL_GFLOPS;
+    double total = 0;
+    for (int i = 0; i < m->nops; i++)
+        total += m->ops[i].total_ms;
+    /* At most as many rows as the box could hold; the scale that fits the
+     * widest name, kind and figures beside a bar of at least 40 pixels. */
+    float s = c->s;
+    int est = 0;
+    float name_w = 0, kind_w = 0, col_w[NCOLS] = {0}, avail = box.w - 16;
+    for (;;) {
+        est = (int)((box.h - TITLE_H(c) - 16 - 14 * s) / (12 * s + 6));
+        est = est < rows_max ? est : rows_max;
+        est = est < m->nops ? est : m->nops;
+        est = est > 0 ? est : 0;
+        name_w = text_width(s, "op");
+        kind_w = detail ? text_width(s, "kind") : 0;
+        for (int k = first; k <= last; k++)
+            col_w[k] = text_width(s, heads[k]);
+        for (int i = 0; i < est; i++) {
+            char v[NCOLS][32];
+            op_values(&m->ops[i], total, v);
+            name_w = fmaxf(name_w, text_width(s, m->ops[i].name));
+            if (detail)
+                kind_w = fmaxf(kind_w, text_width(s, m->ops[i].op));
+            for (int k = first; k <= last; k++)
+                col_w[k] = fmaxf(col_w[k], text_width(s, v[k]));
+        }
+        float need = name_w + 10 * s + (detail ? kind_w + 10 * s : 0) + 40 * s;
+        for (int k = first; k <= last; k++)
+            need += col_w[k] + 12 * s;
+        if (need <= avail || s <= 1)
+            break;
+        s = 1;
+    }
+    float vals_w = 0;
+    for (int k = first; k <= last; k++)
+        vals_w += col_w[k] + 12 * s;
+    float bar_w = avail - name_w - 10 * s - (detail ? kind_w + 10 * s : 0) - vals_w - 8;
+    if (bar_w < 12) { /* names give way, with a visible "..", never silently */
+        name_w = fmaxf(text_width(s, "op"), name_w - (12 - bar_w));
+        bar_w = 12;
+    }
+    /* The legend of the kinds shown, then one line of column headers. */
+    const char *kinds[DASH_MAX_OPS];
+    legend_item it[OP_COLORS + 1];
+    float row = 12 * s + 6, head_h = 12 * s + 4;
+    int rows = est, nk = 0, nit = 0;
+    for (int pass = 0; pass < 3; pass++) {
+        nk = op_kinds(m, rows, kinds);
+        nit = kinds_legend(kinds, nk, it);
+        float room = box.h - TITLE_H(c) - 12 - legend(c, box, title, it, nit, 0) - head_h - 4;
+        int fit = (int)(room / row);
+        int want = fit < est ? fit : est;
+        if (want == rows)
+            break;
+        rows = want > 0 ? want : 0;
+    }
+    float extra = legend(c, box, title, it, nit, 0);
+    dash_rect r = panel(c, box, "ops", title, 0, extra + head_h);
+    legend(c, box, title, it, nit, 1);
+    /* headers, above the plot: name and kind left, figures right-aligned */
+    float hy = r.y - head_h, x = r.x + 4;
+    text(x, hy, s, C_DIM, "op");
+    x += name_w + 10 * s;
+    if (detail) {
+        text(x, hy, s, C_DIM, "kind");
+        x += kind_w + 10 * s;
+    }
+    /* the bar's header as long as the bar has room for it (the title says
+     * what the bars are) */
+    const char *bar_head = text_width(s, "device time") <= bar_w ? "device time" : text_width(s, "time") <= bar_w ? "time" : "";
+    text(x, hy, s, C_DIM, bar_head);
+    float cx = r.x + r.w - 4;
+    for (int k = last; k >= first; k--) {
+        text(cx - text_width(s, heads[k]), hy, s, C_DIM, heads[k]);
+        cx -= col_w[k] + 12 * s;
+    }
     frame(r, C_FRAME);
-    if (!m->nops)
+    if (!m->nops || rows <= 0)
         return;
     mark_data(c);
-    float row = 12 * c->s + 6;
-    int rows = (int)(r.h / row);
-    if (rows > rows_max)
-        rows = rows_max;
-    if (rows > m->nops)
-        rows = m->nops;
-    double top = 0, total = 0;
-    for (int i = 0; i < m->nops; i++) {
+    double top = 0;
+    for (int i = 0; i < m->nops; i++)
         top = fmax(top, m->ops[i].total_ms);
-        total += m->ops[i].total_ms;
-    }
-    /* name [op] | bar | figures; the figures get what their widest row
-     * needs, the name up to half of the rest, the bar what remains. */
-    char vals[DASH_MAX_OPS][128];
-    float value_w = 0;
-    for (int i = 0; i < rows; i++) {
-        const dash_op *o = &m->ops[i];
-        char g[32], gb[32];
-        fmt_num(g, sizeof g, o->gflops);
-        fmt_num(gb, sizeof gb, o->gbps);
-        if (detail)
-            snprintf(vals[i], sizeof vals[i], "%5.1f%%  %9.3f ms  %9.1f us  %7s GF/s  %7s GB/s",
-                     total > 0 ? 100 * o->total_ms / total : 0, o->total_ms, o->mean_us, g, gb);
-        else
-            snprintf(vals[i], sizeof vals[i], "%s GF/s", g);
-        value_w = fmaxf(value_w, text_width(c->s, vals[i]) + 8);
-    }
-    float label_w = (r.w - value_w) * (detail ? 0.4f : 0.55f);
-    float bar_w = r.w - label_w - value_w - 8;
-    static const unsigned pal[] = {C_BLUE, C_CYAN, C_PURPLE, C_GREEN, C_YELLOW, C_ORANGE, C_PINK, C_RED};
     for (int i = 0; i < rows; i++) {
         const dash_op *o = &m->ops[i];
         float y = r.y + 4 + row * (float)i;
-        char lab[128];
-        /* Generated names ("matmul_4") already say the op. */
-        if (!strncmp(o->name, o->op, strlen(o->op)))
-            snprintf(lab, sizeof lab, "%s", o->name);
-        else
-            snprintf(lab, sizeof lab, "%s [%s]", o->name, o->op);
-        while (strlen(lab) > 4 && text_width(c->s, lab) > label_w - 6)
-            lab[strlen(lab) - 1] = 0;
-        text(r.x + 4, y + 2, c->s, C_TEXT, lab);
+        char lab[128], v[NCOLS][32];
+        copy_text(lab, sizeof lab, o->name);
+        squeeze(lab, sizeof lab, s, name_w);
+        x = r.x + 4;
+        text(x, y + 2, s, C_TEXT, lab);
+        x += name_w + 10 * s;
+        if (detail) {
+            text(x, y + 2, s, C_DIM, o->op);
+            x += kind_w + 10 * s;
+        }
         float w = top > 0 ? (float)(o->total_ms / top) * bar_w : 0;
-        unsigned h = 0;
-        for (const char *q = o->op; *q; q++)
-            h = h * 31 + (unsigned char)*q;
-        rect(r.x + label_w, y + 1, w > 1 ? w : 1, row - 4, pal[h % (sizeof pal / sizeof pal[0])]);
-        text(r.x + r.w - text_width(c->s, vals[i]) - 4, y + 2, c->s, C_DIM, vals[i]);
+        rect(x, y + 1, w > 1 ? w : 1, row - 4, op_color(kinds, nk, o->op));
+        op_values(o, total, v);
+        cx = r.x + r.w - 4;
+        for (int k = last; k >= first; k--) {
+            text(cx - text_width(s, v[k]), y + 2, s, C_DIM, v[k]);
+            cx -= col_w[k] + 12 * s;
+        }
     }
 }
 
@@ -352,11 +539,9 @@ static void plan_chart(ctx *c, dash_rect box)
     const dash_plan *p = m->nplans ? &m->plans[0] : NULL;
     char title[160];
     snprintf(title, sizeof title, p ? "Planner (%s)" : "Planner live bytes", p ? p->label : "");
-    dash_rect r = panel(c, box, "plan", title, 1);
+    legend_item it[3] = {{C_PURPLE, 0, ""}, {C_YELLOW, 0, ""}, {C_DIM, 0, ""}};
     if (p) {
-        legend_item it[3] = {{C_PURPLE, 0, ""}, {C_YELLOW, 0, ""}, {C_DIM, 0, ""}};
         char b[32];
-        fmt_bytes(b, sizeof b, p->nlive ? p->live[0] : 0);
         double peak = 0;
         for (int i = 0; i < p->nlive; i++)
             peak = fmax(peak, p->live[i]);
@@ -366,8 +551,10 @@ static void plan_chart(ctx *c, dash_rect box)
         snprintf(it[1].text, sizeof it[1].text, "arena %s", b);
         fmt_bytes(b, sizeof b, p->naive);
         snprintf(it[2].text, sizeof it[2].text, "naive %s", b);
-        legend(c, box, title, it, 3);
     }
+    dash_rect r = panel(c, box, "plan", title, 1, p ? legend(c, box, title, it, 3, 0) : 0);
+    if (p)
+        legend(c, box, title, it, 3, 1);
     frame(r, C_FRAME);
     if (!p || p->nlive == 0)
         return;
@@ -468,6 +655,7 @@ void dash_draw(const dash_model *m, dash_view *v)
 {
     ctx c = {m, v, v->width >= 1000 && v->height >= 640 ? 2.0f : 1.0f};
     v->nplots = 0;
+    dash_record_into(v);
     glViewport(0, 0, v->width, v->height);
     glMatrixMode(GL_PROJECTION);
     glLoadIdentity();
@@ -532,6 +720,94 @@ void dash_outline(dash_rect r, unsigned c)
 float dash_text(float x, float y, float scale, unsigned c, const char *s)
 {
     return text(x, y, scale, c, s);
+}
+
+float dash_text_up(float x, float y, unsigned c, const char *s)
+{
+    char tmp[512];
+    copy_text(tmp, sizeof tmp, s);
+    float w = text_width(1, tmp);
+    dash_view *keep = recording;
+    recording = NULL; /* its box in the turned frame would be wrong */
+    glPushMatrix();
+    glTranslatef(x, y, 0);
+    glRotatef(-90, 0, 0, 1);
+    text(0, 0, 1, c, tmp);
+    glPopMatrix();
+    recording = keep;
+    if (tmp[0])
+        record('t', (dash_rect){x, y - (w - 1), 9, w - 1}, tmp);
+    return w;
+}
+
+/* Where a word too long for a line may break: after a separator, or after
+ * the 'x' of "784x64x256". */
+static int breaks_after(const char *p, size_t j)
+{
+    char c = p[j - 1];
+    return strchr("/-_,.:;)", c) || (c == 'x' && j >= 2 && p[j - 2] >= '0' && p[j - 2] <= '9');
+}
+
+int dash_wrap(const char *s, float scale, float w, char (*lines)[DASH_LINE], int max)
+{
+    const int cap = DASH_LINE - 1;
+    int n = 0;
+    const char *p = s;
+    while (*p == ' ')
+        p++;
+    while (*p && n < max) {
+        char *l = lines[n];
+        size_t best = 0;
+        const char *next = p;
+        /* whole words while they fit */
+        for (const char *q = p;;) {
+            const char *e = q;
+            while (*e && *e != ' ')
+                e++;
+            size_t cand = (size_t)(e - p);
+            if (cand > (size_t)cap)
+                break;
+            snprintf(l, DASH_LINE, "%.*s", (int)cand, p);
+            if (text_width(scale, l) > w)
+                break;
+            best = cand;
+            next = e;
+            if (!*e)
+                break;
+            q = e + 1;
+        }
+        if (!best) {
+            /* one word wider than the line: as many characters as fit,
+             * back to a place where it reads well when there is one */
+            size_t k = 1;
+            while (p[k] && p[k] != ' ' && k < (size_t)cap) {
+                snprintf(l, DASH_LINE, "%.*s", (int)(k + 1), p);
+                if (text_width(scale, l) > w)
+                    break;
+                k++;
+            }
+            size_t j = k;
+            while (j > 1 && !breaks_after(p, j))
+                j--;
+            if (p[k] && p[k] != ' ' && j > 1)
+                k = j;
+            best = k;
+            next = p + k;
+        }
+        snprintf(l, DASH_LINE, "%.*s", (int)best, p);
+        n++;
+        p = next;
+        while (*p == ' ')
+            p++;
+    }
+    if (*p && n > 0) {
+        char *l = lines[n - 1];
+        size_t k = strlen(l);
+        while (k > 0 && (k > (size_t)cap - 2 || text_width(scale, l) + text_width(scale, "..") > w))
+            l[--k] = 0;
+        memcpy(l + k, "..", 3);
+    }
+    return n;
 }
 
 float dash_text_width(float scale, const char *s)

@@ -7,12 +7,16 @@
  *                                        render one frame to a PNG and exit
  *   loom-dash --bench results.json [more.json ...]
  *                                        loom bench results, devices side by side
+ *   --print-layout                       with --screenshot: print the plot areas,
+ *                                        texts and marks
+ *   --version
  *
  * Keys: space pauses, q or Esc quits, 1-4 switch panels.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "bench.h"
 #include "draw.h"
+#include "loom_commit.h"
 
 #include <GLFW/glfw3.h>
 #include <GL/glext.h>
@@ -33,6 +37,7 @@ typedef struct app {
     int nfiles;
     dash_bench b;
     const char *shot;
+    int print_layout;           /* the screenshot's plot areas and texts on stdout, for tests */
     int width, height, panel;
     int paused;
     dash_follow f;
@@ -41,11 +46,15 @@ typedef struct app {
 
 static void usage(FILE *o)
 {
-    fprintf(o, "usage: loom-dash [--follow] FILE [--screenshot OUT.png] [--size WxH] [--panel 1-4]\n"
-               "       loom-dash --bench RESULTS.json [MORE.json ...] [--screenshot OUT.png] [--size WxH]\n"
+    fprintf(o, "usage: loom-dash [--follow] FILE [--screenshot OUT.png [--print-layout]] [--size WxH] [--panel 1-4]\n"
+               "       loom-dash --bench RESULTS.json [MORE.json ...] [--screenshot OUT.png [--print-layout]] [--size WxH]\n"
+               "       loom-dash --version\n"
                "  FILE is a metrics file (JSON lines from loom train --metrics) or a Chrome\n"
                "  trace (from --profile). Keys: space pause, q/Esc quit, 1-4 panels:\n"
-               "  overview, ops, device, training. --bench shows files from loom bench --json.\n");
+               "  overview, ops, device, training. --bench shows files from loom bench --json.\n"
+               "  --screenshot renders one frame to a PNG and exits; --print-layout then prints\n"
+               "  each plot area (\"plot NAME X Y W H data|empty BGCOLOR\"), each text\n"
+               "  (\"text X Y W H STRING\") and each mark a text must not cross (\"mark X Y W H\").\n");
 }
 
 static int parse_args(app *a, int argc, char **argv)
@@ -54,7 +63,12 @@ static int parse_args(app *a, int argc, char **argv)
         const char *s = argv[i];
         if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
             usage(stdout);
-            exit(0);
+            return -1;
+        } else if (!strcmp(s, "--version")) {
+            printf("loom-dash %s (commit %s)\n", LOOM_DASH_VERSION, LOOM_COMMIT);
+            return -1;
+        } else if (!strcmp(s, "--print-layout")) {
+            a->print_layout = 1;
         } else if (!strcmp(s, "--follow") && i + 1 < argc && a->nfiles < DASH_BENCH_MAX_FILES) {
             a->follow = 1;
             a->file = argv[++i];
@@ -99,6 +113,10 @@ static int parse_args(app *a, int argc, char **argv)
     }
     if (!a->file) {
         usage(stderr);
+        return 2;
+    }
+    if (a->print_layout && !a->shot) {
+        fprintf(stderr, "loom-dash: --print-layout goes with --screenshot\n");
         return 2;
     }
     return 0;
@@ -204,6 +222,7 @@ static int screenshot(app *a, const char *status)
     fb.attach(GL_FRAMEBUFFER, GL_COLOR_ATTACHMENT0, GL_RENDERBUFFER, rb);
     int rc = 0;
     unsigned char *px = NULL;
+    dash_box *boxes = NULL;
     if (fb.check(GL_FRAMEBUFFER) != GL_FRAMEBUFFER_COMPLETE) {
         fprintf(stderr, "loom-dash: the offscreen framebuffer is incomplete\n");
         rc = 1;
@@ -215,6 +234,16 @@ static int screenshot(app *a, const char *status)
     v.panel = a->panel;
     v.status = status;
     v.source = a->file;
+    if (a->print_layout) {
+        boxes = calloc(4096, sizeof *boxes);
+        if (!boxes) {
+            fprintf(stderr, "loom-dash: out of memory for the layout\n");
+            rc = 1;
+            goto out;
+        }
+        v.boxes = boxes;
+        v.boxes_cap = 4096;
+    }
     if (a->bench)
         dash_draw_bench(&a->b, &v);
     else
@@ -242,11 +271,22 @@ static int screenshot(app *a, const char *status)
         rc = 1;
         goto out;
     }
-    for (int i = 0; i < v.nplots; i++)
+    for (int i = 0; a->print_layout && i < v.nplots; i++)
         printf("plot %s %d %d %d %d %s %06x\n", v.plots[i].name, (int)ceilf(v.plots[i].r.x),
                (int)ceilf(v.plots[i].r.y), (int)floorf(v.plots[i].r.w), (int)floorf(v.plots[i].r.h),
                v.plots[i].has_data ? "data" : "empty", DASH_PLOT_BG);
+    for (int i = 0; i < v.nboxes; i++) {
+        const dash_box *b = &v.boxes[i];
+        if (b->kind == 't')
+            printf("text %.1f %.1f %.1f %.1f %s\n", b->r.x, b->r.y, b->r.w, b->r.h, b->text);
+        else
+            printf("mark %.1f %.1f %.1f %.1f\n", b->r.x, b->r.y, b->r.w, b->r.h);
+    }
+    if (v.nboxes == v.boxes_cap && boxes)
+        fprintf(stderr, "loom-dash: the layout holds only the first %d texts and marks\n", v.boxes_cap);
 out:
+    dash_record_into(NULL);
+    free(boxes);
     free(px);
     fb.bind_fb(GL_FRAMEBUFFER, 0);
     fb.del_rb(1, &rb);
@@ -355,7 +395,7 @@ int main(int argc, char **argv)
     a.panel = 1;
     int rc = parse_args(&a, argc, argv);
     if (rc)
-        return rc;
+        return rc < 0 ? 0 : rc; /* -1: --help or --version, done */
     char err[512] = "";
     if (load(&a, err, sizeof err) < 0) {
         fprintf(stderr, "loom-dash: %s\n", err);

@@ -285,11 +285,51 @@ int bench_load(const char *path, bench_run *r)
 
 static double spread(const bench_fig *f)
 {
-    return f->median > 0 && !isnan(f->min) && !isnan(f->max) ? (f->max - f->min) / f->median : 0;
+    return f && f->median > 0 && !isnan(f->min) && !isnan(f->max) ? (f->max - f->min) / f->median : 0;
+}
+
+/* A reference measured in the run (openblas, memcpy, clblast:N) is written
+ * as a figure of a "device" the run's device list does not have. */
+static int is_reference(const bench_run *r, const char *dev)
+{
+    for (int i = 0; i < r->ndevs; i++)
+        if (!strcmp(r->devs[i].spec, dev))
+            return 0;
+    /* a saved run without its device list: the references' own names */
+    return r->ndevs > 0 || !strcmp(dev, "openblas") || !strcmp(dev, "memcpy") || !strncmp(dev, "clblast:", 8);
+}
+
+/* The reference row a figure's ratio was taken to, or NULL. */
+static const bench_fig *ref_row(const bench_run *r, const bench_fig *f)
+{
+    char dev[48] = "";
+    if (!strcmp(f->ref_name, "OpenBLAS"))
+        snprintf(dev, sizeof dev, "openblas");
+    else if (!strcmp(f->ref_name, "memcpy"))
+        snprintf(dev, sizeof dev, "memcpy");
+    else if (!strcmp(f->ref_name, "CLBlast default") && !strncmp(f->device, "opencl:", 7))
+        snprintf(dev, sizeof dev, "clblast:%.30s", f->device + 7);
+    if (!dev[0])
+        return NULL;
+    for (int i = 0; i < r->nfigs; i++)
+        if (!strcmp(r->figs[i].device, dev) && !strcmp(r->figs[i].suite, f->suite))
+            if (!strcmp(dev, "memcpy") || !strcmp(r->figs[i].name, f->name))
+                return &r->figs[i];
+    return NULL;
 }
 
 int bench_compare(const bench_run *base, const bench_run *cur, FILE *f)
 {
+    /* How far the machine itself moved between the runs: the largest change
+     * of a reference (OpenBLAS, memcpy) measured in both. loom's figures
+     * without a reference of their own are judged against it. */
+    double drift = 0;
+    for (int i = 0; i < cur->nfigs; i++) {
+        const bench_fig *c = &cur->figs[i];
+        const bench_fig *b = find(base, c->device, c->suite, c->name);
+        if (b && is_reference(cur, c->device) && b->median > 0 && c->median > 0)
+            drift = fmax(drift, fabs(c->median - b->median) / b->median);
+    }
     int regressions = 0;
     fprintf(f, "\ncompared with %s (%s, %s)\n%-12s %-44s %12s %12s %9s\n", base->date, base->commit, base->host,
             "device", "figure", "baseline", "now", "change");
@@ -298,17 +338,34 @@ int bench_compare(const bench_run *base, const bench_run *cur, FILE *f)
         const bench_fig *b = find(base, c->device, c->suite, c->name);
         if (!b || !(b->median > 0) || isnan(c->median))
             continue;
-        double change = (c->median - b->median) / b->median;
-        double worse = c->hib ? -change : change;
-        double noise = fmax(fmax(spread(b), spread(c)), 0.05);
-        int reg = worse > noise || (b->correct && !c->correct);
+        double change = (c->median - b->median) / b->median, worse, noise;
+        const char *how = "";
+        int ref = is_reference(cur, c->device);
+        if (!isnan(b->ratio) && !isnan(c->ratio) && b->ratio > 0) {
+            /* Judged by the ratio to the reference measured beside it: the
+             * machine's own speed cancels. Its noise is the spread of both. */
+            double rc = (c->ratio - b->ratio) / b->ratio;
+            worse = c->hib ? -rc : rc;
+            noise = fmax(spread(b) + spread(ref_row(base, b)), spread(c) + spread(ref_row(cur, c)));
+            how = " (ratio)";
+        } else {
+            worse = c->hib ? -change : change;
+            noise = fmax(fmax(spread(b), spread(c)), drift);
+        }
+        noise = fmax(noise, 0.05);
+        /* a reference is not loom's figure: its change is the drift, shown */
+        int reg = !ref && (worse > noise || (b->correct && !c->correct));
         regressions += reg;
         char label[64];
         snprintf(label, sizeof label, "%s: %s", c->suite, c->name);
-        fprintf(f, "%-12s %-44.44s %12.4g %12.4g %+8.1f%%%s\n", c->device, label, b->median, c->median,
-                change * 100.0, reg ? (c->correct ? "  REGRESSION" : "  REGRESSION (WRONG)") : "");
+        fprintf(f, "%-12s %-44.44s %12.4g %12.4g %+8.1f%%%s%s\n", c->device, label, b->median, c->median,
+                change * 100.0, ref ? "  (reference)" : how,
+                reg ? (c->correct ? "  REGRESSION" : "  REGRESSION (WRONG)") : "");
     }
-    fprintf(f, "%d regression%s beyond the measured noise (the larger of both runs' min-max spread, and 5%%)\n",
-            regressions, regressions == 1 ? "" : "s");
+    fprintf(f,
+            "%d regression%s beyond the noise (figures with a reference: their ratio to it, against both runs' "
+            "spread; the others: against the larger of both runs' min-max spread, the references' drift "
+            "between the runs (%.1f%%), and 5%%)\n",
+            regressions, regressions == 1 ? "" : "s", drift * 100.0);
     return regressions;
 }

@@ -1,10 +1,14 @@
 /* loom bench: GEMM, bandwidth, dispatch, training, inference and start-up
  * on every device, beside the references measured in the same run, with
  * every result checked against the CPU device. */
+#define _XOPEN_SOURCE 700 /* nftw */
 #include "bench.h"
 
 #include <cblas.h> /* the OpenBLAS reference, timed beside the devices */
 #include <cjson/cJSON.h>
+#include <errno.h>
+#include <ftw.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,6 +89,37 @@ static void fill(float *x, size_t n, uint32_t seed)
         s = s * 1664525u + 1013904223u;
         x[i] = (float)(s >> 8) / 16777216.0f - 0.5f;
     }
+}
+
+/* A fresh folder <TMPDIR or /tmp>/<stem>-XXXXXX; -1 with a message. */
+static int bench_mkdtemp(char *buf, size_t n, const char *stem)
+{
+    const char *base = getenv("TMPDIR");
+    if (!base || !base[0])
+        base = "/tmp";
+    int k = snprintf(buf, n, "%s/%s-XXXXXX", base, stem);
+    if (k < 0 || (size_t)k >= n || !mkdtemp(buf)) {
+        fprintf(stderr, "bench: cannot create a temporary folder %s/%s-XXXXXX: %s\n", base, stem,
+                k >= 0 && (size_t)k < n ? strerror(errno) : "path too long");
+        return -1;
+    }
+    return 0;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+    (void)sb, (void)type, (void)ftw;
+    if (remove(path) != 0)
+        fprintf(stderr, "bench: cannot remove %s: %s\n", path, strerror(errno));
+    return 0;
+}
+
+/* Removes a folder this run made, deepest first, without a shell: the
+ * path is used as it is, whatever characters it holds. */
+static void bench_rmtree(const char *dir)
+{
+    if (nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+        fprintf(stderr, "bench: cannot remove %s: %s\n", dir, strerror(errno));
 }
 
 /* ---- gemm --------------------------------------------------------------- */
@@ -363,7 +398,43 @@ static void suite_dispatch(devrun *devs, int ndev, int quick, bench_run *r)
 
 /* ---- train -------------------------------------------------------------- */
 
-static void suite_train(devrun *devs, int ndev, int quick, const char *data, bench_run *r)
+/* One epoch of the MLP on tr, then its test accuracy on te. */
+static loom_status train_once(devrun *dv, int64_t batch, loom_dataset *tr, loom_dataset *te, double *acc,
+                              double *samples_per_s)
+{
+    loom_sequential *m = NULL;
+    loom_model_config mc = loom_model_config_default();
+    mc.batch = batch;
+    loom_fit_config fc = loom_fit_config_default();
+    fc.epochs = 1;
+    loom_fit_stats last;
+    loom_eval_result ev;
+    memset(&ev, 0, sizeof ev);
+    loom_status e = loom_sequential_create(dv->ctx, 784, &m);
+    if (e == LOOM_OK)
+        e = loom_sequential_add_dense(m, 64, LOOM_ACT_RELU, LOOM_INIT_GLOROT_UNIFORM);
+    if (e == LOOM_OK)
+        e = loom_sequential_add_dense(m, 64, LOOM_ACT_RELU, LOOM_INIT_GLOROT_UNIFORM);
+    if (e == LOOM_OK)
+        e = loom_sequential_add_dense(m, 10, LOOM_ACT_SOFTMAX, LOOM_INIT_GLOROT_UNIFORM);
+    if (e == LOOM_OK)
+        e = loom_sequential_compile(m, dv->dev, &mc);
+    if (e == LOOM_OK) {
+        fprintf(stderr, "bench: train batch %lld on %s\n", (long long)batch, dv->spec);
+        e = loom_sequential_fit(m, tr, &fc, &last);
+    }
+    if (e == LOOM_OK)
+        e = loom_sequential_evaluate(m, te, 0, &ev);
+    if (e == LOOM_OK) {
+        *acc = ev.accuracy;
+        *samples_per_s = last.samples_per_s;
+    }
+    loom_eval_result_free(&ev);
+    loom_sequential_destroy(m);
+    return e;
+}
+
+static void suite_train(devrun *devs, int ndev, int quick, const char *data, devrun *ref, bench_run *r)
 {
     loom_ctx *ctx = devs[0].ctx;
     loom_dataset *full = NULL, *tr = NULL, *te = NULL;
@@ -374,54 +445,37 @@ static void suite_train(devrun *devs, int ndev, int quick, const char *data, ben
         goto out;
     }
     static const int64_t batches[2] = {32, 256};
-    double cpu_acc[2] = {NAN, NAN};
     for (int bi = 0; bi < 2; bi++) {
+        /* The reference: the same seed and data on the CPU device. When the
+         * CPU device is measured too (it comes first) its run is the
+         * reference, so it is not trained twice. */
+        double want = NAN, sps;
+        int cpu_measured = !strcmp(devs[0].spec, "cpu") && !devs[0].corrupt;
+        if (ref && !cpu_measured && train_once(ref, batches[bi], tr, te, &want, &sps) != LOOM_OK)
+            fprintf(stderr, "bench: no CPU reference for train: %s\n", loom_last_error(ref->ctx));
         for (int d = 0; d < ndev; d++) {
             devrun *dv = &devs[d];
-            loom_sequential *m = NULL;
-            loom_model_config mc = loom_model_config_default();
-            mc.batch = batches[bi];
-            loom_fit_config fc = loom_fit_config_default();
-            fc.epochs = 1;
-            loom_fit_stats last;
-            loom_eval_result ev;
-            memset(&ev, 0, sizeof ev);
-            loom_status e = loom_sequential_create(dv->ctx, 784, &m);
-            if (e == LOOM_OK)
-                e = loom_sequential_add_dense(m, 64, LOOM_ACT_RELU, LOOM_INIT_GLOROT_UNIFORM);
-            if (e == LOOM_OK)
-                e = loom_sequential_add_dense(m, 64, LOOM_ACT_RELU, LOOM_INIT_GLOROT_UNIFORM);
-            if (e == LOOM_OK)
-                e = loom_sequential_add_dense(m, 10, LOOM_ACT_SOFTMAX, LOOM_INIT_GLOROT_UNIFORM);
-            if (e == LOOM_OK)
-                e = loom_sequential_compile(m, dv->dev, &mc);
-            if (e == LOOM_OK) {
-                fprintf(stderr, "bench: train batch %lld on %s\n", (long long)batches[bi], dv->spec);
-                e = loom_sequential_fit(m, tr, &fc, &last);
-            }
-            if (e == LOOM_OK)
-                e = loom_sequential_evaluate(m, te, 0, &ev);
-            if (e == LOOM_OK) {
-                char name[64];
-                snprintf(name, sizeof name, "mlp train b%lld, %lld img/epoch", (long long)batches[bi],
-                         (long long)loom_dataset_count(tr));
-                bench_fig *f = add_fig(r, dv->spec, "train", name, "samples/s", 1);
-                if (f) {
-                    f->median = f->min = f->max = last.samples_per_s;
-                    f->runs = 1;
-                    double acc = ev.accuracy - (dv->corrupt ? 0.5 : 0);
-                    if (!strcmp(dv->spec, "cpu"))
-                        cpu_acc[bi] = acc;
-                    /* same seed and data: every device lands where the CPU does */
-                    f->correct = isnan(cpu_acc[bi]) ? acc > 0.5 : fabs(acc - cpu_acc[bi]) <= 0.02;
-                    f->extra = acc;
-                    snprintf(f->extra_name, sizeof f->extra_name, "test_accuracy");
-                }
-            } else {
+            double acc;
+            loom_status e = train_once(dv, batches[bi], tr, te, &acc, &sps);
+            if (e != LOOM_OK) {
                 fprintf(stderr, "bench: train on %s failed: %s\n", dv->spec, loom_last_error(dv->ctx));
+                continue;
             }
-            loom_eval_result_free(&ev);
-            loom_sequential_destroy(m);
+            if (d == 0 && cpu_measured)
+                want = acc;
+            char name[64];
+            snprintf(name, sizeof name, "mlp train b%lld, %lld img/epoch", (long long)batches[bi],
+                     (long long)loom_dataset_count(tr));
+            bench_fig *f = add_fig(r, dv->spec, "train", name, "samples/s", 1);
+            if (f) {
+                f->median = f->min = f->max = sps;
+                f->runs = 1;
+                acc -= dv->corrupt ? 0.5 : 0;
+                /* same seed and data: every device lands where the CPU does */
+                f->correct = fabs(acc - want) <= 0.02;
+                f->extra = acc;
+                snprintf(f->extra_name, sizeof f->extra_name, "test_accuracy");
+            }
         }
     }
 out:
@@ -432,52 +486,77 @@ out:
 
 /* ---- infer -------------------------------------------------------------- */
 
-static void suite_infer(devrun *devs, int ndev, int quick, bench_run *r)
+/* The MLP forward pass at one batch size on one device: compiled, seeded
+ * weights, a warm-up run, then reps timed runs (into t), and the
+ * probabilities read back. */
+static loom_status mlp_probs(devrun *dv, int64_t batch, const float *x, int reps, double *t, float *probs)
 {
     int hidden[2] = {64, 64};
-    static float ref1[10];
+    loom_graph *g = NULL;
+    loom_state *st = NULL;
+    loom_program *p = NULL;
+    loom_status e = loom_graph_create(dv->ctx, &g);
+    if (e == LOOM_OK)
+        e = loom_state_create(dv->dev, &st);
+    if (e == LOOM_OK) {
+        cli_mlp_forward(g, batch, hidden, 2);
+        e = loom_compile(g, dv->dev, st, NULL, &p);
+    }
+    if (e == LOOM_OK)
+        e = cli_mlp_init(st, hidden, 2, 7);
+    if (e == LOOM_OK)
+        e = loom_program_set_input(p, "x", x, (size_t)batch * 784 * 4);
+    if (e == LOOM_OK)
+        e = loom_program_run(p);
+    for (int i = 0; i < reps && e == LOOM_OK; i++) {
+        double t0 = now_s();
+        e = loom_program_run(p);
+        t[i] = now_s() - t0;
+    }
+    if (e == LOOM_OK)
+        e = loom_program_read(p, "probs", probs, (size_t)batch * 40);
+    loom_program_destroy(p);
+    loom_state_destroy(st);
+    loom_graph_destroy(g);
+    return e;
+}
+
+/* 1 if n probabilities match the reference (0 when there is none). */
+static int probs_match(const float *got, const float *ref, size_t n)
+{
+    if (!ref)
+        return 0;
+    for (size_t j = 0; j < n; j++)
+        if (!(fabsf(got[j] - ref[j]) <= 1e-4f))
+            return 0;
+    return 1;
+}
+
+static void suite_infer(devrun *devs, int ndev, int quick, devrun *ref, bench_run *r)
+{
+    static float probs[256 * 10], want[2][256 * 10];
     float *x = malloc(256 * 784 * sizeof *x);
     if (!x)
         return;
     fill(x, 256 * 784, 9);
+    /* the reference: the same batches on the CPU device, whichever devices
+     * are measured */
+    int have_ref = ref && mlp_probs(ref, 1, x, 0, NULL, want[0]) == LOOM_OK &&
+                   mlp_probs(ref, 256, x, 0, NULL, want[1]) == LOOM_OK;
+    if (!have_ref)
+        fprintf(stderr, "bench: no CPU reference for infer%s%s: every result is marked WRONG\n", ref ? ": " : "",
+                ref ? loom_last_error(ref->ctx) : "");
     for (int d = 0; d < ndev; d++) {
         devrun *dv = &devs[d];
         for (int mode = 0; mode < 2; mode++) {
             int64_t batch = mode ? 256 : 1;
             int reps = mode ? (quick ? 5 : 21) : (quick ? 50 : 500);
-            loom_graph *g = NULL;
-            loom_state *st = NULL;
-            loom_program *p = NULL;
             double *t = malloc((size_t)reps * sizeof *t);
-            float probs[2560];
-            loom_status e = t ? loom_graph_create(dv->ctx, &g) : LOOM_E_OOM;
-            if (e == LOOM_OK)
-                e = loom_state_create(dv->dev, &st);
-            if (e == LOOM_OK) {
-                cli_mlp_forward(g, batch, hidden, 2);
-                e = loom_compile(g, dv->dev, st, NULL, &p);
-            }
-            if (e == LOOM_OK)
-                e = cli_mlp_init(st, hidden, 2, 7);
-            if (e == LOOM_OK)
-                e = loom_program_set_input(p, "x", x, (size_t)batch * 784 * 4);
-            if (e == LOOM_OK)
-                e = loom_program_run(p);
-            for (int i = 0; i < reps && e == LOOM_OK; i++) {
-                double t0 = now_s();
-                e = loom_program_run(p);
-                t[i] = now_s() - t0;
-            }
-            if (e == LOOM_OK)
-                e = loom_program_read(p, "probs", probs, (size_t)batch * 40);
+            loom_status e = t ? mlp_probs(dv, batch, x, reps, t, probs) : LOOM_E_OOM;
             if (e == LOOM_OK) {
                 if (dv->corrupt)
                     probs[0] += 0.5f;
-                int ok = 1;
-                if (!strcmp(dv->spec, "cpu") && !mode)
-                    memcpy(ref1, probs, sizeof ref1);
-                for (int j = 0; j < 10; j++)
-                    ok &= fabsf(probs[j] - ref1[j]) <= 1e-4f;
+                int ok = probs_match(probs, have_ref ? want[mode] : NULL, (size_t)batch * 10);
                 if (mode == 0) {
                     double med, mn, mx, p99;
                     stats(t, reps, &med, &mn, &mx, &p99);
@@ -501,9 +580,6 @@ static void suite_infer(devrun *devs, int ndev, int quick, bench_run *r)
             } else {
                 fprintf(stderr, "bench: infer on %s failed: %s\n", dv->spec, loom_last_error(dv->ctx));
             }
-            loom_program_destroy(p);
-            loom_state_destroy(st);
-            loom_graph_destroy(g);
             free(t);
         }
     }
@@ -513,8 +589,9 @@ static void suite_infer(devrun *devs, int ndev, int quick, bench_run *r)
 /* ---- startup ------------------------------------------------------------ */
 
 /* ctx creation to the first result of a batch-1 MLP forward pass, with a
- * given cache folder. */
-static loom_status startup_once(const char *spec, const char *cache, double *secs, float *out)
+ * given cache folder. On failure the context's message is copied to err. */
+static loom_status startup_once(const char *spec, const char *cache, double *secs, float *out, char *err,
+                                size_t errlen)
 {
     double t0 = now_s();
     loom_ctx_opts o;
@@ -548,6 +625,8 @@ static loom_status startup_once(const char *spec, const char *cache, double *sec
     if (e == LOOM_OK)
         e = loom_program_read(p, "probs", out, 40);
     *secs = now_s() - t0;
+    if (e != LOOM_OK)
+        snprintf(err, errlen, "%s", ctx ? loom_last_error(ctx) : loom_status_str(e));
     loom_program_destroy(p);
     loom_graph_destroy(g);
     loom_state_destroy(st);
@@ -556,29 +635,34 @@ static loom_status startup_once(const char *spec, const char *cache, double *sec
     return e;
 }
 
-static void suite_startup(devrun *devs, int ndev, bench_run *r)
+static void suite_startup(devrun *devs, int ndev, devrun *ref, bench_run *r)
 {
-    char cache[] = "/tmp/loom-bench-cache-XXXXXX";
-    if (!mkdtemp(cache))
+    char cache[4096];
+    if (bench_mkdtemp(cache, sizeof cache, "loom-bench-cache") != 0)
         return;
-    float ref[10] = {0};
+    fprintf(stderr, "bench: startup with fresh caches in %s\n", cache);
+    /* the reference: the same first result on the CPU device */
+    float want[10], x[784];
+    fill(x, 784, 5);
+    int have_ref = ref && mlp_probs(ref, 1, x, 0, NULL, want) == LOOM_OK;
+    if (!have_ref)
+        fprintf(stderr, "bench: no CPU reference for startup%s%s: every result is marked WRONG\n", ref ? ": " : "",
+                ref ? loom_last_error(ref->ctx) : "");
     for (int d = 0; d < ndev; d++) {
-        char sub[128];
+        char sub[4200], err[512] = "";
         snprintf(sub, sizeof sub, "%s/%s", cache, devs[d].spec);
         double cold, warm;
         float out[10];
-        loom_status e = startup_once(devs[d].spec, sub, &cold, out);
+        loom_status e = startup_once(devs[d].spec, sub, &cold, out, err, sizeof err);
         if (e == LOOM_OK)
-            e = startup_once(devs[d].spec, sub, &warm, out);
+            e = startup_once(devs[d].spec, sub, &warm, out, err, sizeof err);
         if (e != LOOM_OK) {
-            fprintf(stderr, "bench: startup on %s failed\n", devs[d].spec);
+            fprintf(stderr, "bench: startup on %s failed: %s\n", devs[d].spec, err);
             continue;
         }
-        if (!strcmp(devs[d].spec, "cpu"))
-            memcpy(ref, out, sizeof ref);
-        int ok = !devs[d].corrupt;
-        for (int j = 0; j < 10; j++)
-            ok &= fabsf(out[j] - ref[j]) <= 1e-4f;
+        if (devs[d].corrupt)
+            out[0] += 0.5f;
+        int ok = probs_match(out, have_ref ? want : NULL, 10);
         bench_fig *f = add_fig(r, devs[d].spec, "startup", "ctx to first result, cold cache", "ms", 0);
         if (f)
             f->median = f->min = f->max = cold * 1e3, f->runs = 1, f->correct = ok;
@@ -586,10 +670,7 @@ static void suite_startup(devrun *devs, int ndev, bench_run *r)
         if (f)
             f->median = f->min = f->max = warm * 1e3, f->runs = 1, f->correct = ok;
     }
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", cache);
-    if (system(cmd) != 0)
-        fprintf(stderr, "bench: could not remove %s\n", cache);
+    bench_rmtree(cache);
 }
 
 /* ---- CLBlast's defaults ------------------------------------------------- */
@@ -600,8 +681,8 @@ static void suite_startup(devrun *devs, int ndev, bench_run *r)
  * no tuning, before the main context opens anything. */
 static void clblast_defaults(const char *spec, int quick, bench_run *r)
 {
-    char cache[] = "/tmp/loom-bench-untuned-XXXXXX";
-    if (!mkdtemp(cache))
+    char cache[4096];
+    if (bench_mkdtemp(cache, sizeof cache, "loom-bench-untuned") != 0)
         return;
     loom_ctx_opts o;
     loom_ctx_opts_default(&o);
@@ -625,10 +706,7 @@ static void clblast_defaults(const char *spec, int quick, bench_run *r)
         }
         loom_ctx_destroy(ctx);
     }
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", cache);
-    if (system(cmd) != 0)
-        fprintf(stderr, "bench: could not remove %s\n", cache);
+    bench_rmtree(cache);
 }
 
 /* An OpenCL device's GEMM figures are compared with CLBlast's defaults on
@@ -651,24 +729,93 @@ static void link_clblast_refs(bench_run *r)
 
 /* ---- the command -------------------------------------------------------- */
 
-static int has_suite(const char *list, const char *s)
+static const char *const suite_names[] = {"gemm", "bandwidth", "dispatch", "train", "infer", "startup"};
+#define NSUITES ((int)(sizeof suite_names / sizeof suite_names[0]))
+
+static const char bench_usage[] =
+    "usage: loom bench [--device SPEC|all] [--suite LIST] [--quick] [--data DIR] [--json FILE]\n"
+    "                  [--compare BASELINE.json] [--results FILE]\n"
+    "  --device SPEC    the devices to measure (default all); every result is checked against\n"
+    "                   the CPU device, which computes the reference whatever --device says\n"
+    "  --suite LIST     comma-separated, of gemm, bandwidth, dispatch, train, infer, startup (default all)\n"
+    "  --quick          fewer sizes and repetitions\n"
+    "  --data DIR       Fashion-MNIST for the train suite (default " LOOM_DEFAULT_DATA_DIR ")\n"
+    "  --json FILE      write the results (schema 1; loom-dash --bench shows them)\n"
+    "  --compare BASE   compare with a saved run: figures with a reference measured in the same run are\n"
+    "                   judged by their ratio to it, the others against the noise (both runs' spread, the\n"
+    "                   drift of the references between the runs, at least 5%)\n"
+    "  --results FILE   compare a saved run instead of measuring\n"
+    "exit status: 0 done; 1 no device, or a file that cannot be read or written; 2 a bad option;\n"
+    "             3 --compare found a regression beyond the noise\n";
+
+static int bench_bad_usage(const char *fmt, const char *arg)
 {
-    size_t n = strlen(s);
-    for (const char *p = list; (p = strstr(p, s)); p += n)
-        if ((p == list || p[-1] == ',') && (p[n] == 0 || p[n] == ','))
-            return 1;
-    return 0;
+    fprintf(stderr, "loom bench: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n%s", bench_usage);
+    return 2;
+}
+
+/* Parses "gemm,train" into want[]; -1 with the bad name in bad. */
+static int parse_suites(const char *list, int want[NSUITES], char *bad, size_t badlen)
+{
+    memset(want, 0, NSUITES * sizeof *want);
+    const char *p = list;
+    for (;;) {
+        size_t n = strcspn(p, ",");
+        int k = 0;
+        while (k < NSUITES && (strlen(suite_names[k]) != n || strncmp(p, suite_names[k], n)))
+            k++;
+        if (k == NSUITES) {
+            snprintf(bad, badlen, "%.*s", (int)n, p);
+            return -1;
+        }
+        want[k] = 1;
+        if (!p[n])
+            return 0;
+        p += n + 1;
+    }
 }
 
 int cmd_bench(int argc, char **argv)
 {
-    const char *spec = cli_opt(argc, argv, "--device", "all");
-    const char *suites = cli_opt(argc, argv, "--suite", "gemm,bandwidth,dispatch,train,infer,startup");
-    const char *json = cli_opt(argc, argv, "--json", NULL);
-    const char *baseline = cli_opt(argc, argv, "--compare", NULL);
-    const char *results = cli_opt(argc, argv, "--results", NULL);
-    const char *data = cli_opt(argc, argv, "--data", LOOM_DEFAULT_DATA_DIR);
-    int quick = cli_flag(argc, argv, "--quick");
+    const char *spec = "all", *suites = NULL, *json = NULL, *baseline = NULL, *results = NULL;
+    const char *data = LOOM_DEFAULT_DATA_DIR;
+    int quick = 0;
+    static const struct option longopts[] = {
+        {"device", required_argument, NULL, 'd'}, {"suite", required_argument, NULL, 's'},
+        {"json", required_argument, NULL, 'j'},   {"compare", required_argument, NULL, 'c'},
+        {"results", required_argument, NULL, 'r'}, {"data", required_argument, NULL, 'D'},
+        {"quick", no_argument, NULL, 'q'},         {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    optind = 1;
+    opterr = 0;
+    for (int c; (c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1;) {
+        switch (c) {
+        case 'd': spec = optarg; break;
+        case 's': suites = optarg; break;
+        case 'j': json = optarg; break;
+        case 'c': baseline = optarg; break;
+        case 'r': results = optarg; break;
+        case 'D': data = optarg; break;
+        case 'q': quick = 1; break;
+        case 'h': fputs(bench_usage, stdout); return 0;
+        case ':': return bench_bad_usage("%s needs a value", argv[optind - 1]);
+        default: return bench_bad_usage("unknown option %s", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return bench_bad_usage("unexpected argument \"%s\"", argv[optind]);
+    int want[NSUITES];
+    char bad[64];
+    if (parse_suites(suites ? suites : "gemm,bandwidth,dispatch,train,infer,startup", want, bad, sizeof bad)) {
+        fprintf(stderr, "loom bench: unknown suite \"%s\" in --suite %s; the suites are", bad, suites);
+        for (int k = 0; k < NSUITES; k++)
+            fprintf(stderr, "%s %s", k ? "," : "", suite_names[k]);
+        fprintf(stderr, "\n");
+        return 2;
+    }
     /* test hook: LOOM_BENCH_CORRUPT=<spec> makes that device's results wrong */
     const char *corrupt = getenv("LOOM_BENCH_CORRUPT");
     static bench_run run;
@@ -680,7 +827,7 @@ int cmd_bench(int argc, char **argv)
             return 1;
         }
     } else {
-        if (has_suite(suites, "gemm"))
+        if (want[0])
             clblast_defaults(spec, quick, &run);
         loom_ctx *ctx = cli_ctx();
         if (!ctx)
@@ -708,26 +855,37 @@ int cmd_bench(int argc, char **argv)
             loom_ctx_destroy(ctx);
             return 1;
         }
-        /* the CPU device first when present: it is every result's reference */
+        /* the CPU device first when measured */
         for (int d = 1; d < ndev; d++)
             if (!strcmp(devs[d].spec, "cpu")) {
                 devrun tmp = devs[0];
                 devs[0] = devs[d];
                 devs[d] = tmp;
             }
+        /* Every result is checked against the CPU device: opened for the
+         * reference alone when --device names another. */
+        devrun cpu_ref = {ctx, NULL, "cpu (reference)", 0}, *ref = &cpu_ref;
+        if (!strcmp(devs[0].spec, "cpu"))
+            cpu_ref.dev = devs[0].dev;
+        else if (loom_device_open(ctx, "cpu", &cpu_ref.dev) != LOOM_OK) {
+            fprintf(stderr, "bench: the CPU reference device cannot be opened: %s\n", loom_last_error(ctx));
+            ref = NULL;
+        }
         run.quick = quick;
-        if (has_suite(suites, "gemm"))
+        if (want[0])
             suite_gemm(devs, ndev, quick, &run, 1);
-        if (has_suite(suites, "bandwidth"))
+        if (want[1])
             suite_bandwidth(devs, ndev, quick, &run);
-        if (has_suite(suites, "dispatch"))
+        if (want[2])
             suite_dispatch(devs, ndev, quick, &run);
-        if (has_suite(suites, "train"))
-            suite_train(devs, ndev, quick, data, &run);
-        if (has_suite(suites, "infer"))
-            suite_infer(devs, ndev, quick, &run);
-        if (has_suite(suites, "startup"))
-            suite_startup(devs, ndev, &run);
+        if (want[3])
+            suite_train(devs, ndev, quick, data, ref, &run);
+        if (want[4])
+            suite_infer(devs, ndev, quick, ref, &run);
+        if (want[5])
+            suite_startup(devs, ndev, ref, &run);
+        if (cpu_ref.dev && cpu_ref.dev != devs[0].dev)
+            loom_device_close(cpu_ref.dev);
         for (int d = 0; d < ndev; d++)
             loom_device_close(devs[d].dev);
         loom_ctx_destroy(ctx);

@@ -24,7 +24,8 @@ static const command commands[] = {
     {"bench", cmd_bench,
      "benchmark every device beside OpenBLAS / memcpy [--device SPEC|all]\n"
      "             [--suite gemm,bandwidth,dispatch,train,infer,startup] [--json FILE] [--compare BASELINE.json]\n"
-     "             [--results FILE] [--quick] [--data DIR]"},
+     "             [--results FILE] [--quick] [--data DIR]\n"
+     "             exit status: 2 a bad option or suite; 3 --compare found a regression beyond the noise"},
     {"eval", cmd_eval, "evaluate a saved model on the test set --model FILE [--data DIR] [--device SPEC] [--ema]\n"
      "             [--limit N] [--json] [--metrics FILE] [--profile TRACE.json]"},
     {"predict", cmd_predict,

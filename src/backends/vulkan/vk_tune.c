@@ -315,11 +315,21 @@ loom_status vk_tune_device(void *bdev, const loom_tune_opts *opts, loom_tune_rep
 loom_status vk_get_tuning(void *bdev, char *buf, size_t n)
 {
     vk_dev *d = bdev;
-    int len = snprintf(buf, n, "{\"backend\": \"vulkan\", \"gemm_read\": \"%s\", \"slow_barriers\": %s}",
-                       d->quirks & VK_QUIRK_TEXEL_READS ? "texel" : "storage",
-                       d->quirks & VK_QUIRK_SLOW_BARRIERS ? "true" : "false");
-    if (len < 0 || (size_t)len >= n)
+    cJSON *o = cJSON_CreateObject();
+    int ok = o && cJSON_AddStringToObject(o, "backend", "vulkan") &&
+             cJSON_AddStringToObject(o, "gemm_read", d->quirks & VK_QUIRK_TEXEL_READS ? "texel" : "storage") &&
+             cJSON_AddBoolToObject(o, "slow_barriers", (d->quirks & VK_QUIRK_SLOW_BARRIERS) != 0);
+    char *s = ok ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
+    if (!s)
+        return loom_fail(d->ctx, LOOM_E_OOM, "loom_device_get_tuning (%s): out of memory", d->info->spec);
+    size_t len = strlen(s);
+    if (len >= n) {
+        cJSON_free(s);
         return loom_fail(d->ctx, LOOM_E_INVALID, "loom_device_get_tuning: %zu bytes are too few", n);
+    }
+    memcpy(buf, s, len + 1);
+    cJSON_free(s);
     return LOOM_OK;
 }
 
