@@ -208,6 +208,10 @@ size_t loom_dtype_size(loom_dtype dt);
 const char *loom_dtype_name(loom_dtype dt);
 /* 1 for f32, f16, bf16. */
 int loom_dtype_is_float(loom_dtype dt);
+/* count values from one float dtype to another (f32, f16, bf16), rounding
+ * to nearest even as every backend does; LOOM_E_DTYPE for other dtypes.
+ * For feeding half-precision inputs and reading half-precision outputs. */
+loom_status loom_convert(loom_dtype to, void *dst, loom_dtype from, const void *src, size_t count);
 
 /* A tensor is a node of one graph. id 0 is LOOM_NONE (a failed op). */
 typedef struct loom_tensor { int32_t id; } loom_tensor;
@@ -426,6 +430,11 @@ typedef struct loom_model_config {
     int64_t batch;             /* default 32 */
     uint64_t seed;             /* weights, shuffling and dropout; default 42 */
     int profile;               /* compile programs with profiling */
+    /* The dtype of activations and gradients: LOOM_F32 (default), or mixed
+     * precision as PyTorch AMP and Keras mixed_float16 do it: LOOM_F16
+     * (with dynamic loss scaling, loom_backward_scaled) or LOOM_BF16. The
+     * weights and optimizer moments stay f32 in the state either way. */
+    loom_dtype precision;
 } loom_model_config;
 
 loom_model_config loom_model_config_default(void);
@@ -447,6 +456,9 @@ typedef struct loom_fit_stats {
     int end_of_epoch;
     int early_stopped;         /* set in the last stats when early stopping
                                   ended the fit (patience ran out) */
+    double loss_scale;         /* mixed precision in f16: the dynamic loss
+                                  scale now (0 without loss scaling) */
+    int64_t skipped_steps;     /* steps skipped for a non-finite gradient */
 } loom_fit_stats;
 
 /* Return non-zero to stop training. */
@@ -526,6 +538,10 @@ loom_status loom_sequential_preprocess(const loom_sequential *m, float *x, int64
  * average when the optimizer keeps one), not the optimizer's moments;
  * checkpoint writes weights, moments and the progress (epoch, step). */
 loom_status loom_sequential_save(loom_sequential *m, const char *path);
+/* A model file whose weights are stored in dtype (LOOM_F16 or LOOM_BF16:
+ * half the size; LOOM_F32 is loom_sequential_save). Loading it widens the
+ * weights back into the model's f32 weights. */
+loom_status loom_sequential_save_as(loom_sequential *m, const char *path, loom_dtype dtype);
 loom_status loom_sequential_checkpoint(loom_sequential *m, const char *path);
 /* Rebuilds a model from a file and compiles it on dev with cfg (NULL: the
  * file's configuration); a checkpoint also restores the optimizer and the
@@ -876,6 +892,8 @@ typedef struct loom_metrics_line {
     double mem_bytes;          /* state + arena (+ staging when reported) */
     double state_bytes, arena_bytes;
     double vendor_mem_used_bytes;
+    double loss_scale;         /* dynamic loss scaling: the scale now */
+    double skipped_steps;      /* steps skipped for a non-finite gradient */
 } loom_metrics_line;
 
 /* Every field absent. */

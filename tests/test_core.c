@@ -372,6 +372,33 @@ START_TEST(state_many_names)
 }
 END_TEST
 
+/* A compile the backend refuses touches nothing: the state gets no tensor
+ * (it used to keep zero-filled entries for every parameter). */
+START_TEST(refused_compile_leaves_state)
+{
+    loom_ctx *ctx = tu_ctx();
+    loom_device *dev = tu_open(ctx, "cpu");
+    loom_state *st;
+    loom_graph *g;
+    ck_assert_int_eq(loom_state_create(dev, &st), LOOM_OK);
+    ck_assert_int_eq(loom_graph_create(ctx, &g), LOOM_OK);
+    int64_t s[1] = {8};
+    loom_tensor w = loom_param(g, "w", LOOM_F32, 1, s, 1);
+    uint32_t groups[3] = {1, 1, 1};
+    loom_tensor y = loom_custom_op(g, "mine", "#version 450\nvoid main() {}\n", 1, &w, LOOM_F32, 1, s, groups);
+    loom_output(g, loom_relu(g, y), "y");
+    loom_program *p = NULL;
+    ck_assert_int_eq(loom_compile(g, dev, st, NULL, &p), LOOM_E_UNSUPPORTED);
+    ck_assert_ptr_null(p);
+    ck_assert_ptr_nonnull(strstr(loom_last_error(ctx), "custom"));
+    ck_assert_int_eq(loom_state_count(st), 0);
+    loom_graph_destroy(g);
+    loom_state_destroy(st);
+    loom_device_close(dev);
+    loom_ctx_destroy(ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("core");
@@ -388,6 +415,7 @@ int main(void)
     tcase_add_test(tc, state_params);
     tcase_add_test(tc, oversized_shapes);
     tcase_add_test(tc, state_many_names);
+    tcase_add_test(tc, refused_compile_leaves_state);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -562,6 +562,141 @@ START_TEST(preprocessing_recorded)
 }
 END_TEST
 
+/* The bytes of a safetensors file's tensors (after its header). */
+static long data_bytes(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    unsigned char h[8];
+    ck_assert_uint_eq(fread(h, 1, 8, f), 8);
+    long header = 0;
+    for (int i = 7; i >= 0; i--)
+        header = header << 8 | h[i];
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fclose(f);
+    return n - 8 - header;
+}
+
+/* Mixed precision and half-precision files: a model trained in f16 (with
+ * loss scaling) and in bf16 records its precision; saved with its weights
+ * in f16 / bf16 the file holds half-precision tensors and loads back with
+ * the weights widened, predicting as the rounded weights do. */
+START_TEST(half_precision_models)
+{
+    loom_ctx *ctx = cpu_ctx();
+    loom_device *dev = tu_open(ctx, "cpu");
+    loom_dataset *ds = data(ctx, LOOM_SCALE_UNIT);
+    const loom_dtype precisions[2] = {LOOM_F16, LOOM_BF16};
+    for (int k = 0; k < 2; k++) {
+        loom_dtype dt = precisions[k];
+        loom_sequential *m = NULL;
+        ck_assert_int_eq(loom_sequential_create(ctx, F, &m), LOOM_OK);
+        ck_assert_int_eq(loom_sequential_add_dense(m, 16, LOOM_ACT_RELU, LOOM_INIT_GLOROT_UNIFORM), LOOM_OK);
+        ck_assert_int_eq(loom_sequential_add_dense(m, K, LOOM_ACT_SOFTMAX, LOOM_INIT_GLOROT_UNIFORM), LOOM_OK);
+        loom_model_config c = loom_model_config_default();
+        c.batch = 8;
+        c.precision = dt;
+        c.optimizer.lr = 0.01f;
+        ck_assert_int_eq(loom_sequential_compile(m, dev, &c), LOOM_OK);
+        loom_fit_config fc = loom_fit_config_default();
+        fc.epochs = 20;
+        loom_fit_stats st;
+        ck_assert_msg(loom_sequential_fit(m, ds, &fc, &st) == LOOM_OK, "%s", loom_last_error(ctx));
+        /* f16 keeps a dynamic loss scale, bf16 none */
+        ck_assert(dt == LOOM_F16 ? st.loss_scale > 0 : st.loss_scale == 0);
+        loom_eval_result e;
+        ck_assert_int_eq(loom_sequential_evaluate(m, ds, 0, &e), LOOM_OK);
+        ck_assert_msg(e.accuracy > 0.9, "%s training: accuracy %g", loom_dtype_name(dt), e.accuracy);
+        loom_eval_result_free(&e);
+        ck_assert_int_eq(loom_sequential_save(m, tpath("f32.st")), LOOM_OK);
+        ck_assert_int_eq(loom_sequential_save_as(m, tpath("half.st"), dt), LOOM_OK);
+        ck_assert_int_eq(loom_sequential_save_as(m, tpath("bad.st"), LOOM_I32), LOOM_E_DTYPE);
+        /* the tensors take half the bytes */
+        ck_assert_int_eq(2 * data_bytes(tpath("half.st")), data_bytes(tpath("f32.st")));
+        loom_tensor_file *tf = NULL;
+        ck_assert_int_eq(loom_safetensors_open(ctx, tpath("half.st"), &tf), LOOM_OK);
+        for (int i = 0; i < loom_safetensors_count(tf); i++) {
+            loom_dtype fdt;
+            ck_assert_int_eq(loom_safetensors_tensor(tf, i, NULL, &fdt, NULL, NULL, NULL), LOOM_OK);
+            ck_assert_int_eq(fdt, dt);
+        }
+        loom_safetensors_close(tf);
+        loom_sequential *r = NULL;
+        ck_assert_msg(loom_sequential_load(ctx, tpath("half.st"), dev, NULL, &r) == LOOM_OK, "%s",
+                      loom_last_error(ctx));
+        ck_assert_int_eq(loom_sequential_config(r).precision, dt);
+        /* every weight is the original rounded to dt, now in f32 */
+        float w[F * 16], wr[F * 16], h;
+        ck_assert_int_eq(loom_state_read(loom_sequential_state(m), "dense0/kernel", w, sizeof w), LOOM_OK);
+        ck_assert_int_eq(loom_state_read(loom_sequential_state(r), "dense0/kernel", wr, sizeof wr), LOOM_OK);
+        for (int i = 0; i < F * 16; i++) {
+            float back;
+            ck_assert_int_eq(loom_convert(dt, &h, LOOM_F32, &w[i], 1), LOOM_OK);
+            ck_assert_int_eq(loom_convert(LOOM_F32, &back, dt, &h, 1), LOOM_OK);
+            ck_assert_msg(wr[i] == back, "weight %d: %g loaded, %g rounded", i, (double)wr[i], (double)back);
+        }
+        ck_assert_int_eq(loom_sequential_evaluate(r, ds, 0, &e), LOOM_OK);
+        ck_assert_msg(e.accuracy > 0.9, "reloaded %s model: accuracy %g", loom_dtype_name(dt), e.accuracy);
+        loom_eval_result_free(&e);
+        loom_sequential_destroy(r);
+        loom_sequential_destroy(m);
+    }
+    loom_dataset_destroy(ds);
+    loom_device_close(dev);
+    loom_ctx_destroy(ctx);
+}
+END_TEST
+
+/* A safetensors file's F16 and BF16 tensors load into half-precision
+ * parameters of a graph, bit for bit. */
+START_TEST(half_tensors_into_params)
+{
+    loom_ctx *ctx = cpu_ctx();
+    loom_device *dev = tu_open(ctx, "cpu");
+    loom_state *st;
+    ck_assert_int_eq(loom_state_create(dev, &st), LOOM_OK);
+    int64_t s4[1] = {4};
+    float v[4] = {1.5f, -0.25f, 3.0e4f, 1e-3f};
+    uint16_t h[4], b[4];
+    ck_assert_int_eq(loom_convert(LOOM_F16, h, LOOM_F32, v, 4), LOOM_OK);
+    ck_assert_int_eq(loom_convert(LOOM_BF16, b, LOOM_F32, v, 4), LOOM_OK);
+    ck_assert_int_eq(loom_state_write(st, "h", LOOM_F16, 1, s4, h), LOOM_OK);
+    ck_assert_int_eq(loom_state_write(st, "b", LOOM_BF16, 1, s4, b), LOOM_OK);
+    ck_assert_int_eq(loom_safetensors_save(st, tpath("halves.st"), NULL, NULL), LOOM_OK);
+    loom_state_destroy(st);
+    ck_assert_int_eq(loom_state_create(dev, &st), LOOM_OK);
+    loom_tensor_file *tf = NULL;
+    ck_assert_int_eq(loom_safetensors_open(ctx, tpath("halves.st"), &tf), LOOM_OK);
+    ck_assert_int_eq(loom_safetensors_to_state(tf, st), LOOM_OK);
+    loom_safetensors_close(tf);
+    loom_graph *g;
+    ck_assert_int_eq(loom_graph_create(ctx, &g), LOOM_OK);
+    loom_tensor ph = loom_param(g, "h", LOOM_F16, 1, s4, 0), pb = loom_param(g, "b", LOOM_BF16, 1, s4, 0);
+    loom_output(g, loom_cast(g, loom_add(g, ph, ph), LOOM_F32), "h2");
+    loom_output(g, loom_cast(g, pb, LOOM_F32), "b32");
+    loom_program *p = tu_compile_run(g, dev, st, 0, NULL, NULL, NULL);
+    float h2[4], b32[4];
+    ck_assert_int_eq(loom_program_read(p, "h2", h2, sizeof h2), LOOM_OK);
+    ck_assert_int_eq(loom_program_read(p, "b32", b32, sizeof b32), LOOM_OK);
+    for (int i = 0; i < 4; i++) {
+        float hv, bv;
+        loom_convert(LOOM_F32, &hv, LOOM_F16, &h[i], 1);
+        loom_convert(LOOM_F32, &bv, LOOM_BF16, &b[i], 1);
+        ck_assert(h2[i] == 2 * hv);
+        ck_assert(b32[i] == bv);
+    }
+    /* a half-precision parameter is never trainable (updates keep f32 masters) */
+    ck_assert_int_eq(loom_backward(g, loom_sum_all(g, loom_cast(g, ph, LOOM_F32)), NULL, 0), LOOM_OK);
+    ck_assert_int_eq(loom_grad(g, ph).id, 0);
+    loom_program_destroy(p);
+    loom_graph_destroy(g);
+    loom_state_destroy(st);
+    loom_device_close(dev);
+    loom_ctx_destroy(ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("model_file");
@@ -573,6 +708,8 @@ int main(void)
     tcase_add_test(t, config_validated);
     tcase_add_test(t, progress_validated);
     tcase_add_test(t, preprocessing_recorded);
+    tcase_add_test(t, half_precision_models);
+    tcase_add_test(t, half_tensors_into_params);
     suite_add_tcase(s, t);
     SRunner *r = srunner_create(s);
     srunner_run_all(r, CK_NORMAL);

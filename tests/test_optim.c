@@ -249,6 +249,63 @@ START_TEST(bad_optimizer_use)
 }
 END_TEST
 
+/* Dynamic loss scaling on every device: the f16 gradient of 60000 x
+ * overflows at the initial scale (65536), so the step is skipped (the
+ * parameter, the step count stay), the scale halves; it takes 16 halvings
+ * before 60000 x scale fits a half, and then one step is taken with the
+ * gradient unscaled exactly. */
+START_TEST(loss_scaling_skips_overflow)
+{
+    loom_ctx *ctx = tu_ctx();
+    char specs[8][32];
+    int nd = tu_devices(ctx, specs, 8);
+    for (int d = 0; d < nd; d++) {
+        loom_device *dev = tu_open(ctx, specs[d]);
+        loom_state *st;
+        loom_graph *g;
+        ck_assert_int_eq(loom_state_create(dev, &st), LOOM_OK);
+        ck_assert_int_eq(loom_graph_create(ctx, &g), LOOM_OK);
+        int64_t s3[1] = {3};
+        loom_tensor p = loom_param(g, "p", LOOM_F32, 1, s3, 1);
+        loom_tensor y = loom_scale(g, loom_cast(g, p, LOOM_F16), 60000.0f);
+        loom_tensor loss = loom_sum_all(g, loom_cast(g, y, LOOM_F32));
+        loom_output(g, loss, "loss");
+        ck_assert_int_eq(loom_backward_scaled(g, loss, NULL, 0, NULL), LOOM_OK);
+        loom_optimizer o = loom_optimizer_default(LOOM_OPT_SGD);
+        o.lr = 1e-6f;
+        ck_assert_int_eq(loom_optimize(g, &o), LOOM_OK);
+        float p0[3] = {0.5f, 1.0f, -2.0f}, pv[3];
+        ck_assert_int_eq(loom_state_write(st, "p", LOOM_F32, 1, s3, p0), LOOM_OK);
+        loom_program *prog = NULL;
+        ck_assert_msg(loom_compile(g, dev, st, NULL, &prog) == LOOM_OK, "%s: %s", specs[d], loom_last_error(ctx));
+        ck_assert_int_eq(loom_program_run(prog), LOOM_OK);
+        ck_assert_int_eq(loom_state_step(st), 0);
+        ck_assert_int_eq(loom_state_skipped_steps(st), 1);
+        ck_assert(loom_state_loss_scale(st) == 32768.0f);
+        ck_assert_int_eq(loom_state_read(st, "p", pv, sizeof pv), LOOM_OK);
+        for (int i = 0; i < 3; i++)
+            ck_assert_msg(pv[i] == p0[i], "%s: a skipped step changed p[%d]: %g", specs[d], i, (double)pv[i]);
+        int runs = 1;
+        while (loom_state_step(st) == 0 && runs < 40) {
+            ck_assert_int_eq(loom_program_run(prog), LOOM_OK);
+            runs++;
+        }
+        ck_assert_int_eq(loom_state_step(st), 1);
+        ck_assert_int_eq(loom_state_skipped_steps(st), 16);
+        ck_assert(loom_state_loss_scale(st) == 1.0f);
+        ck_assert_int_eq(loom_state_read(st, "p", pv, sizeof pv), LOOM_OK);
+        for (int i = 0; i < 3; i++)
+            ck_assert_msg(fabsf(pv[i] - (p0[i] - 0.06f)) < 1e-6f, "%s: p[%d] = %g after the step, want %g", specs[d],
+                          i, (double)pv[i], (double)(p0[i] - 0.06f));
+        loom_program_destroy(prog);
+        loom_graph_destroy(g);
+        loom_state_destroy(st);
+        loom_device_close(dev);
+    }
+    loom_ctx_destroy(ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("optim");
@@ -259,6 +316,7 @@ int main(void)
     tcase_add_test(tc, schedules);
     tcase_add_test(tc, ema_of_weights);
     tcase_add_test(tc, bad_optimizer_use);
+    tcase_add_test(tc, loss_scaling_skips_overflow);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -101,3 +101,29 @@ float loom_bf16_to_f32(uint16_t b)
 {
     return float_of((uint32_t)b << 16);
 }
+
+loom_status loom_convert(loom_dtype to, void *dst, loom_dtype from, const void *src, size_t count)
+{
+    if (!loom_dtype_is_float(to) || !loom_dtype_is_float(from) || (count && (!dst || !src)))
+        return LOOM_E_DTYPE;
+    const unsigned char *s = src;
+    unsigned char *d = dst;
+    size_t is = loom_dtype_size(from), os = loom_dtype_size(to);
+    for (size_t i = 0; i < count; i++) {
+        float f;
+        uint16_t h;
+        if (from == LOOM_F32) {
+            memcpy(&f, s + i * is, sizeof f);
+        } else {
+            memcpy(&h, s + i * is, sizeof h);
+            f = from == LOOM_F16 ? loom_f16_to_f32(h) : loom_bf16_to_f32(h);
+        }
+        if (to == LOOM_F32) {
+            memcpy(d + i * os, &f, sizeof f);
+        } else {
+            h = to == LOOM_F16 ? loom_f32_to_f16(f) : loom_f32_to_bf16(f);
+            memcpy(d + i * os, &h, sizeof h);
+        }
+    }
+    return LOOM_OK;
+}

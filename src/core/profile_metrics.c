@@ -46,6 +46,7 @@ void loom_metrics_line_init(loom_metrics_line *l)
     l->loss = l->accuracy = l->val_loss = l->val_accuracy = l->lr = NAN;
     l->samples_per_s = l->step_ms = l->busy_pct = l->vendor_util_pct = l->engine_pct = NAN;
     l->mem_bytes = l->state_bytes = l->arena_bytes = l->vendor_mem_used_bytes = NAN;
+    l->loss_scale = l->skipped_steps = NAN;
 }
 
 static const char *type_name(loom_device_type t)
@@ -246,6 +247,8 @@ loom_status loom_metrics_write(loom_metrics *m, const loom_metrics_line *l)
     loom_jw_knum(&w, "state_bytes", l->state_bytes);
     loom_jw_knum(&w, "arena_bytes", l->arena_bytes);
     loom_jw_knum(&w, "vendor_mem_used_bytes", l->vendor_mem_used_bytes);
+    loom_jw_knum(&w, "loss_scale", l->loss_scale);
+    loom_jw_knum(&w, "skipped_steps", l->skipped_steps);
     loom_jw_end_obj(&w);
     return emit(m, &w, "step");
 }

@@ -311,6 +311,10 @@ static loom_status write_metrics(loom_sequential *m, const loom_fit_config *cfg,
     line.val_accuracy = st->val_accuracy;
     line.samples_per_s = st->samples_per_s;
     line.lr = loom_optimizer_lr(&m->cfg.optimizer, st->step > 0 ? st->step : 1);
+    if (st->loss_scale > 0) {
+        line.loss_scale = st->loss_scale;
+        line.skipped_steps = (double)st->skipped_steps;
+    }
     LOOM_TRY(loom_metrics_sample(cfg->metrics, mp->p, &line));
     return loom_metrics_write(cfg->metrics, &line);
 }
@@ -397,6 +401,8 @@ loom_status loom_sequential_fit(loom_sequential *m, loom_dataset *train, const l
             seen += nb;
             m->epoch_step = k + 1;
             st.step = loom_state_step(m->st);
+            st.loss_scale = loom_state_loss_scale(m->st);
+            st.skipped_steps = loom_state_skipped_steps(m->st);
             st.seen = m->epoch_step == steps ? n : m->epoch_step * b;
             st.loss = loss / (double)seen;
             st.accuracy = (double)correct / (double)seen;

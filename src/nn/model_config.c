@@ -31,6 +31,8 @@ const char *loom_model_config_problem(const loom_model_config *c, char *buf, siz
         return PROBLEM("loss %d is not 0 (sparse cross-entropy), 1 (cross-entropy) or 2 (mse)", (int)c->loss);
     if (c->batch < 1 || c->batch > LOOM_MAX_BATCH)
         return PROBLEM("batch %lld is outside [1, %lld]", (long long)c->batch, (long long)LOOM_MAX_BATCH);
+    if (c->precision != LOOM_F32 && c->precision != LOOM_F16 && c->precision != LOOM_BF16)
+        return PROBLEM("precision %d is not 0 (f32), 2 (f16) or 3 (bf16)", (int)c->precision);
     if ((unsigned)o->kind > LOOM_OPT_ADAMW)
         return PROBLEM("optimizer.kind %d is not 0 (sgd), 1 (adam) or 2 (adamw)", (int)o->kind);
     if (!(isfinite(o->lr) && o->lr > 0.0f))
@@ -89,6 +91,7 @@ char *loom_model_config_json(loom_ctx *ctx, const loom_model_config *c)
     cJSON_AddNumberToObject(r, "loss", c->loss);
     cJSON_AddNumberToObject(r, "batch", (double)c->batch);
     cJSON_AddNumberToObject(r, "seed", (double)c->seed);
+    cJSON_AddStringToObject(r, "precision", loom_dtype_name(c->precision));
     cJSON *j = cJSON_AddObjectToObject(r, "optimizer");
     cJSON_AddNumberToObject(j, "kind", o->kind);
     cJSON_AddNumberToObject(j, "lr", o->lr);
@@ -249,6 +252,16 @@ loom_status loom_model_config_parse(loom_ctx *ctx, const char *path, const char 
         } else if (!strcmp(k, "batch")) {
             field f = {"batch", F_INT, offsetof(loom_model_config, batch), 64};
             s = store(ctx, path, "", &f, e, &c);
+        } else if (!strcmp(k, "precision")) {
+            const char *v = cJSON_GetStringValue(e);
+            if (v && !strcmp(v, "f32"))
+                c.precision = LOOM_F32;
+            else if (v && !strcmp(v, "f16"))
+                c.precision = LOOM_F16;
+            else if (v && !strcmp(v, "bf16"))
+                c.precision = LOOM_BF16;
+            else
+                s = BAD("model file %s: loom.config field precision is not \"f32\", \"f16\" or \"bf16\"", path);
         } else if (!strcmp(k, "seed")) {
             double d = cJSON_IsNumber(e) ? e->valuedouble : -1;
             if (!(d >= 0 && d < 18446744073709551616.0) || d != floor(d))

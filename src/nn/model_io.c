@@ -86,7 +86,7 @@ static int model_keep(const char *name, void *user)
     return r == ROLE_PARAM || r == ROLE_EMA;
 }
 
-static loom_status write_file(loom_sequential *m, const char *path, int checkpoint)
+static loom_status write_file(loom_sequential *m, const char *path, int checkpoint, loom_dtype as)
 {
     if (!m)
         return LOOM_E_INVALID;
@@ -102,7 +102,9 @@ static loom_status write_file(loom_sequential *m, const char *path, int checkpoi
         loom_strfree(ctx, pre);
         return loom_fail(ctx, LOOM_E_OOM, "save %s: out of memory", path);
     }
-    char step[32], epoch[32], estep[32];
+    char step[32], epoch[32], estep[32], scale[64];
+    snprintf(scale, sizeof scale, "%.9g %lld", (double)loom_state_loss_scale(m->st),
+             (long long)loom_state_skipped_steps(m->st));
     snprintf(step, sizeof step, "%lld", (long long)loom_state_step(m->st));
     snprintf(epoch, sizeof epoch, "%lld", (long long)m->epoch);
     snprintf(estep, sizeof estep, "%lld", (long long)m->epoch_step);
@@ -118,28 +120,39 @@ static loom_status write_file(loom_sequential *m, const char *path, int checkpoi
     if (checkpoint) {
         meta[k++] = "loom.epoch", meta[k++] = epoch;
         meta[k++] = "loom.epoch_step", meta[k++] = estep;
+        /* dynamic loss scaling resumes at the scale it reached */
+        if (loom_state_loss_scale(m->st) > 0)
+            meta[k++] = "loom.loss_scale", meta[k++] = scale;
     }
     meta[k] = NULL;
-    loom_status s = loom_safetensors_save_filtered(m->st, path, meta, checkpoint ? NULL : model_keep, m);
+    loom_status s = loom_safetensors_save_filtered(m->st, path, meta, checkpoint ? NULL : model_keep, m, as);
     loom_strfree(ctx, cfg);
     loom_strfree(ctx, pre);
     return s;
 }
 
+loom_status loom_sequential_save_as(loom_sequential *m, const char *path, loom_dtype dtype)
+{
+    if (m && dtype != LOOM_F32 && dtype != LOOM_F16 && dtype != LOOM_BF16)
+        return loom_fail(m->ctx, LOOM_E_DTYPE, "save %s: weights in %s (f32, f16 or bf16)", path ? path : "",
+                         loom_dtype_name(dtype));
+    return write_file(m, path, 0, dtype);
+}
+
 loom_status loom_sequential_save(loom_sequential *m, const char *path)
 {
-    return write_file(m, path, 0);
+    return write_file(m, path, 0, LOOM_F32);
 }
 
 loom_status loom_sequential_checkpoint(loom_sequential *m, const char *path)
 {
-    return write_file(m, path, 1);
+    return write_file(m, path, 1, LOOM_F32);
 }
 
 /* ---- reading: the metadata ---------------------------------------------------- */
 
 static const char *const known_meta[] = {"loom.kind", "loom.architecture", "loom.config", "loom.preprocess",
-                                         "loom.step", "loom.epoch", "loom.epoch_step", NULL};
+                                         "loom.step", "loom.epoch", "loom.epoch_step", "loom.loss_scale", NULL};
 
 /* A metadata value that must be a whole decimal number >= 0. */
 static loom_status meta_count(loom_ctx *ctx, const char *path, const loom_tensor_file *f, const char *key,
@@ -171,6 +184,9 @@ typedef struct file_record {
     loom_scaling pre_how;
     float pre_stats[2];
     int64_t step, epoch, epoch_step;
+    int has_scale;             /* a checkpoint of loss-scaled training */
+    float loss_scale;
+    int64_t skipped;
 } file_record;
 
 static loom_status read_meta(loom_ctx *ctx, const char *path, const loom_tensor_file *f, file_record *r)
@@ -192,6 +208,18 @@ static loom_status read_meta(loom_ctx *ctx, const char *path, const loom_tensor_
     if (r->checkpoint) {
         LOOM_TRY(meta_count(ctx, path, f, "loom.epoch", 1, &r->epoch));
         LOOM_TRY(meta_count(ctx, path, f, "loom.epoch_step", 1, &r->epoch_step));
+        const char *ls = loom_safetensors_metadata(f, "loom.loss_scale");
+        if (ls) {
+            double scale;
+            long long skipped;
+            char end;
+            if (sscanf(ls, "%lf %lld%c", &scale, &skipped, &end) != 2 || !(scale > 0 && scale < 3.0e38) ||
+                skipped < 0)
+                return BAD("model file %s: loom.loss_scale \"%.40s\" is not a scale > 0 and a count >= 0", path, ls);
+            r->has_scale = 1;
+            r->loss_scale = (float)scale;
+            r->skipped = skipped;
+        }
     }
     return LOOM_OK;
 }
@@ -227,12 +255,13 @@ static int same_shape(const tensor_kind *k, int ndim, const int64_t *shape)
 }
 
 /* The first element of an F32 tensor that is NaN or infinite, or -1. */
-static int64_t first_nonfinite(const void *data, uint64_t count, float *bad)
+static int64_t first_nonfinite(const void *data, uint64_t count, loom_dtype dt, float *bad)
 {
     const unsigned char *p = data;
+    size_t es = loom_dtype_size(dt);
     for (uint64_t i = 0; i < count; i++) {
         float v;
-        memcpy(&v, p + i * sizeof v, sizeof v);
+        loom_convert(LOOM_F32, &v, dt, p + i * es, 1);
         if (!isfinite(v)) {
             *bad = v;
             return (int64_t)i;
@@ -280,7 +309,10 @@ static loom_status check_tensors(loom_sequential *m, const char *path, const loo
             s = BAD("model file %s: tensor \"%.100s\" is not part of the model's architecture", path, name);
             break;
         }
-        if (dt != LOOM_F32 || !same_shape(&k, ndim, shape)) {
+        /* weights may be stored in half precision (loom_sequential_save_as):
+         * they widen into the f32 weights */
+        int half_ok = (dt == LOOM_F16 || dt == LOOM_BF16) && k.role != ROLE_MOMENT;
+        if ((dt != LOOM_F32 && !half_ok) || !same_shape(&k, ndim, shape)) {
             s = BAD("model file %s: tensor \"%.100s\" is %s %s in the file, the architecture needs f32 %s", path,
                     name, loom_dtype_name(dt), loom_shape_str(a, sizeof a, ndim, shape),
                     loom_shape_str(b, sizeof b, k.ndim, k.shape));
@@ -290,7 +322,7 @@ static loom_status check_tensors(loom_sequential *m, const char *path, const loo
         for (int d = 0; d < ndim; d++)
             count *= (uint64_t)shape[d]; /* the shape matched the architecture's */
         float bad;
-        int64_t at = first_nonfinite(data, count, &bad);
+        int64_t at = first_nonfinite(data, count, dt, &bad);
         if (at >= 0) {
             s = BAD("model file %s: tensor \"%.100s\" holds %s at element %lld", path, name,
                     isnan(bad) ? "NaN" : "an infinity", (long long)at);
@@ -340,8 +372,22 @@ static loom_status apply(loom_sequential *m, const loom_tensor_file *f, const fi
         loom_state_entry(m->st, i, &name, &dt, &ndim, shape);
         if (plan->from[i] >= 0) {
             const void *data;
-            loom_safetensors_tensor(f, plan->from[i], NULL, NULL, NULL, NULL, &data);
-            LOOM_TRY(loom_state_write(m->st, name, dt, ndim, shape, data));
+            loom_dtype fdt;
+            loom_safetensors_tensor(f, plan->from[i], NULL, &fdt, NULL, NULL, &data);
+            if (fdt == dt) {
+                LOOM_TRY(loom_state_write(m->st, name, dt, ndim, shape, data));
+                continue;
+            }
+            uint64_t count;
+            if (loom_shape_bytes(ndim, shape, 4, &count, NULL) || count > SIZE_MAX / 4)
+                return loom_fail(ctx, LOOM_E_OOM, "load: tensor \"%s\" is too large", name);
+            float *w = loom_malloc(ctx, (size_t)count * 4);
+            loom_status s = w ? loom_convert(dt, w, fdt, data, (size_t)count)
+                              : loom_fail(ctx, LOOM_E_OOM, "load: out of memory for \"%s\"", name);
+            if (s == LOOM_OK)
+                s = loom_state_write(m->st, name, dt, ndim, shape, w);
+            loom_free(ctx, w, (size_t)count * 4);
+            LOOM_TRY(s);
         }
     }
     /* after every weight is in: averages the file does not hold */
@@ -373,6 +419,8 @@ static loom_status apply(loom_sequential *m, const loom_tensor_file *f, const fi
     /* A checkpoint resumes its optimizer; a model file's optimizer starts
      * afresh (its moments are not in the file). */
     loom_state_set_step(m->st, r->checkpoint ? r->step : 0);
+    if (r->has_scale)
+        LOOM_TRY(loom_state_set_loss_scale(m->st, r->loss_scale, r->skipped));
     m->epoch = r->checkpoint ? r->epoch : 0;
     m->epoch_step = r->checkpoint ? r->epoch_step : 0;
     if (r->pre_set) {

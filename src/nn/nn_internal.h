@@ -42,9 +42,10 @@ static inline double loom_nn_now_s(void)
 }
 
 /* Saves the tensors of st that keep(name, user) accepts (every one when
- * keep is NULL), as loom_safetensors_save does. */
+ * keep is NULL), as loom_safetensors_save does; its f32 tensors stored as
+ * `as` (LOOM_F32: as they are; LOOM_F16, LOOM_BF16: rounded). */
 loom_status loom_safetensors_save_filtered(loom_state *st, const char *path, const char *const *meta,
-                                           int (*keep)(const char *name, void *user), void *user);
+                                           int (*keep)(const char *name, void *user), void *user, loom_dtype as);
 
 /* The keys of a tensor file's __metadata__, in file order. */
 int loom_safetensors_meta_count(const loom_tensor_file *f);

@@ -580,7 +580,17 @@ static void get_entry(loom_state *st, int i, save_entry *e)
 typedef struct save_filter {
     int (*keep)(const char *name, void *user);
     void *user;
+    loom_dtype as;             /* f32 tensors stored in this dtype */
 } save_filter;
+
+/* The dtype and byte count an entry has in the file. */
+static void as_stored(const save_filter *f, save_entry *e)
+{
+    if (e->dtype == LOOM_F32 && f->as != LOOM_F32) {
+        e->dtype = f->as;
+        e->bytes = e->bytes / 4 * loom_dtype_size(f->as);
+    }
+}
 
 static int kept(const save_filter *f, const char *name)
 {
@@ -627,6 +637,7 @@ static loom_status build_header(loom_ctx *ctx, loom_state *st, const char *path,
         get_entry(st, i, e);
         if (!kept(flt, e->name))
             continue;
+        as_stored(flt, e);
         if (!strcmp(e->name, ST_META))
             return loom_fail(ctx, LOOM_E_INVALID, "safetensors save %s: a tensor may not be named \"%s\"", path,
                              ST_META);
@@ -674,16 +685,16 @@ static int prefix_keep(const char *name, void *user)
 
 loom_status loom_safetensors_save(loom_state *st, const char *path, const char *const *meta, const char *prefix)
 {
-    return loom_safetensors_save_filtered(st, path, meta, prefix ? prefix_keep : NULL, (void *)prefix);
+    return loom_safetensors_save_filtered(st, path, meta, prefix ? prefix_keep : NULL, (void *)prefix, LOOM_F32);
 }
 
 loom_status loom_safetensors_save_filtered(loom_state *st, const char *path, const char *const *meta,
-                                           int (*keep)(const char *name, void *user), void *user)
+                                           int (*keep)(const char *name, void *user), void *user, loom_dtype as)
 {
     if (!st)
         return LOOM_E_INVALID;
     loom_ctx *ctx = loom_state_ctx(st);
-    save_filter flt = {keep, user};
+    save_filter flt = {keep, user, as};
     if (!path)
         return loom_fail(ctx, LOOM_E_INVALID, "loom_safetensors_save: NULL path");
     for (int k = 0; meta && meta[2 * k]; k++)
@@ -714,6 +725,20 @@ loom_status loom_safetensors_save_filtered(loom_state *st, const char *path, con
             get_entry(st, i, e);
             if (!kept(&flt, e->name))
                 continue;
+            if (e->dtype == LOOM_F32 && as != LOOM_F32) {
+                /* read as f32, stored narrowed */
+                float *w = loom_malloc(ctx, (size_t)e->bytes);
+                s = w ? loom_state_read(st, e->name, w, (size_t)e->bytes)
+                      : loom_fail(ctx, LOOM_E_OOM, "safetensors save %s: out of memory", path);
+                if (s == LOOM_OK)
+                    s = loom_convert(as, d, LOOM_F32, w, (size_t)e->bytes / 4);
+                loom_free(ctx, w, (size_t)e->bytes);
+                as_stored(&flt, e);
+                if (s == LOOM_OK && !loom_host_is_le())
+                    loom_swap_elems(d, (size_t)e->bytes / loom_dtype_size(e->dtype), loom_dtype_size(e->dtype));
+                d += e->bytes;
+                continue;
+            }
             s = loom_state_read(st, e->name, d, (size_t)e->bytes);
             if (s == LOOM_OK && !loom_host_is_le())
                 loom_swap_elems(d, (size_t)e->bytes / loom_dtype_size(e->dtype), loom_dtype_size(e->dtype));

@@ -373,7 +373,11 @@ static loom_tensor activate(loom_graph *g, loom_tensor h, loom_activation a)
 static loom_status build(loom_sequential *m, loom_graph *g, int train, int64_t batch)
 {
     int64_t xs[2] = {batch, m->in_features};
-    loom_tensor h = loom_input(g, "x", LOOM_F32, 2, xs);
+    /* Mixed precision: the inputs and the f32 master weights are cast to
+     * the compute dtype where they are used; the logits go back to f32
+     * for the loss and the outputs. */
+    loom_dtype dt = m->cfg.precision;
+    loom_tensor h = loom_cast(g, loom_input(g, "x", LOOM_F32, 2, xs), dt);
     int64_t in = m->in_features;
     int dense = 0;
     int last_dense = -1;
@@ -393,10 +397,12 @@ static loom_status build(loom_sequential *m, loom_graph *g, int train, int64_t b
         loom_model_param_names(dense++, kn, bn, sizeof kn);
         LOOM_TRY(loom_graph_scope(g, scope)); /* the layer's ops are "dense1/matmul", ... */
         int64_t ks[2] = {in, l->units}, bs[1] = {l->units};
-        h = loom_add(g, loom_matmul(g, h, loom_param(g, kn, LOOM_F32, 2, ks, 1), 0, 0),
-                     loom_param(g, bn, LOOM_F32, 1, bs, 1));
-        if (i == last_dense)
+        h = loom_add(g, loom_matmul(g, h, loom_cast(g, loom_param(g, kn, LOOM_F32, 2, ks, 1), dt), 0, 0),
+                     loom_cast(g, loom_param(g, bn, LOOM_F32, 1, bs, 1), dt));
+        if (i == last_dense) {
+            h = loom_cast(g, h, LOOM_F32);
             logits = h;
+        }
         h = activate(g, h, l->act);
         in = l->units;
         LOOM_TRY(loom_graph_scope(g, NULL));
@@ -428,7 +434,11 @@ static loom_status build(loom_sequential *m, loom_graph *g, int train, int64_t b
     if (!train) {
         loom_output(g, h, "out");
     } else {
-        LOOM_TRY(loom_backward(g, loss, NULL, 0));
+        /* f16 gradients underflow without a loss scale; bf16 has f32's range */
+        if (dt == LOOM_F16)
+            LOOM_TRY(loom_backward_scaled(g, loss, NULL, 0, NULL));
+        else
+            LOOM_TRY(loom_backward(g, loss, NULL, 0));
         LOOM_TRY(loom_optimize(g, &m->cfg.optimizer));
     }
     return loom_graph_status(g);

@@ -129,7 +129,7 @@ static void start_dash(const char *metrics, int quiet)
 enum {
     O_DATA = CLI_OPT_BASE, O_HIDDEN, O_EPOCHS, O_BATCH, O_OPTIMIZER, O_DEVICE, O_SAVE, O_RESUME, O_CHECKPOINT,
     O_CHECKPOINT_EVERY, O_LIMIT, O_TEST_LIMIT, O_VSPLIT, O_DROPOUT, O_EARLY, O_JSON, O_METRICS, O_METRICS_EVERY,
-    O_PROFILE, O_PROFILE_STEPS, O_DASH, O_LR, O_MOMENTUM, O_CLIP, O_EMA, O_SEED, O_SCALING
+    O_PROFILE, O_PROFILE_STEPS, O_DASH, O_LR, O_MOMENTUM, O_CLIP, O_EMA, O_SEED, O_SCALING, O_PRECISION
 };
 
 static const struct option train_opts[] = {
@@ -160,12 +160,15 @@ static const struct option train_opts[] = {
     {"ema", required_argument, 0, O_EMA},
     {"seed", required_argument, 0, O_SEED},
     {"scaling", required_argument, 0, O_SCALING},
+    {"precision", required_argument, 0, O_PRECISION},
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0},
 };
 
 static const char *const optimizer_names[] = {"sgd", "adam", "adamw", NULL};
 static const char *const scaling_names[] = {"unit", "standard", NULL};
+static const char *const precision_names[] = {"f32", "f16", "bf16", NULL};
+static const loom_dtype precision_dtypes[] = {LOOM_F32, LOOM_F16, LOOM_BF16};
 
 typedef struct train_args {
     const char *data, *device, *save, *resume, *ckpt, *metrics, *trace;
@@ -173,7 +176,7 @@ typedef struct train_args {
     int nhidden;
     int64_t epochs, batch, ckpt_every, limit, test_limit, patience, metrics_every, trace_steps, seed;
     double vsplit, dropout, lr, momentum, clip, ema;
-    int kind, scaling, json, dash;
+    int kind, scaling, json, dash, precision;
 } train_args;
 
 /* Parses the command line; -1 to go on, or the exit status to stop with. */
@@ -231,6 +234,10 @@ static int parse(int argc, char **argv, train_args *t, cli_args *a)
         case O_SEED: bad = cli_int(a, 0, INT64_MAX, &t->seed); break;
         case O_SCALING:
             if ((t->scaling = cli_choice(a, scaling_names)) < 0)
+                return CLI_EXIT_USAGE;
+            break;
+        case O_PRECISION:
+            if ((t->precision = cli_choice(a, precision_names)) < 0)
                 return CLI_EXIT_USAGE;
             break;
         default: return a->rc;
@@ -433,6 +440,7 @@ int cmd_train(int argc, char **argv)
         mc.optimizer.ema_decay = (float)t.ema;
         mc.batch = t.batch;
         mc.seed = (uint64_t)t.seed;
+        mc.precision = precision_dtypes[t.precision];
         mc.profile = t.trace || t.metrics || t.dash;
         if (build_model(ctx, &t, features, classes, &m) || loom_sequential_compile(m, dev, &mc))
             goto fail;
@@ -524,6 +532,11 @@ int cmd_train(int argc, char **argv)
                               cli_json_number(fit_s > 0 ? (double)pr.nhist * (double)trained / fit_s : 0.0));
         cJSON_AddNumberToObject(o, "steps", (double)last.step);
         cJSON_AddBoolToObject(o, "early_stopped", last.early_stopped);
+        cJSON_AddStringToObject(o, "precision", loom_dtype_name(loom_sequential_config(m).precision));
+        if (last.loss_scale > 0) {
+            cJSON_AddItemToObject(o, "loss_scale", cli_json_number(last.loss_scale));
+            cJSON_AddItemToObject(o, "skipped_steps", cli_json_number((double)last.skipped_steps));
+        }
         if (last.early_stopped)
             cJSON_AddNumberToObject(o, "stopped_epoch", last.epoch);
         if (t.save)

@@ -18,6 +18,7 @@ static const command commands[] = {
     {"train", cmd_train,
      "train the Fashion-MNIST MLP [--data DIR] [--hidden 64,64] [--epochs 5] [--batch 32] [--lr 0.001]\n"
      "             [--optimizer adam|adamw|sgd] [--momentum M] [--device SPEC] [--seed N] [--scaling unit|standard]\n"
+     "             [--precision f32|f16|bf16]\n"
      "             [--save FILE] [--resume FILE] [--checkpoint FILE --checkpoint-every N] [--validation-split F]\n"
      "             [--dropout R] [--early-stopping N] [--ema D] [--clip-norm C] [--limit N] [--test-limit N]\n"
      "             [--json] [--metrics FILE] [--metrics-every N] [--profile TRACE.json] [--profile-steps N] [--dash]"},
