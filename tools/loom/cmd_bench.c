@@ -6,6 +6,7 @@
 
 #include <cblas.h> /* the OpenBLAS reference, timed beside the devices */
 #include <cjson/cJSON.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <ftw.h>
 #include <getopt.h>
@@ -127,42 +128,64 @@ static void bench_rmtree(const char *dir)
 typedef struct gemm_shape {
     int m, n, k, ta, tb;
     const char *name;
+    loom_dtype dt;             /* operands and result; f32 accumulation */
 } gemm_shape;
 
 static const gemm_shape gemm_shapes[] = {
-    {256, 256, 256, 0, 0, "sgemm 256"},
-    {512, 512, 512, 0, 0, "sgemm 512"},
-    {1024, 1024, 1024, 0, 0, "sgemm 1024"},
-    {2048, 2048, 2048, 0, 0, "sgemm 2048"},
+    {256, 256, 256, 0, 0, "sgemm 256", LOOM_F32},
+    {512, 512, 512, 0, 0, "sgemm 512", LOOM_F32},
+    {1024, 1024, 1024, 0, 0, "sgemm 1024", LOOM_F32},
+    {2048, 2048, 2048, 0, 0, "sgemm 2048", LOOM_F32},
     /* the MLP's backward at batch 256: dW0 = x^T dH, dX = dH W0^T */
-    {784, 64, 256, 1, 0, "sgemm 784x64x256 (x^T dH)"},
-    {256, 784, 64, 0, 1, "sgemm 256x784x64 (dH W^T)"},
+    {784, 64, 256, 1, 0, "sgemm 784x64x256 (x^T dH)", LOOM_F32},
+    {256, 784, 64, 0, 1, "sgemm 256x784x64 (dH W^T)", LOOM_F32},
+    /* half-precision storage: beside OpenBLAS on the rounded values */
+    {512, 512, 512, 0, 0, "fp16 gemm 512", LOOM_F16},
+    {1024, 1024, 1024, 0, 0, "fp16 gemm 1024", LOOM_F16},
+    {512, 512, 512, 0, 0, "bf16 gemm 512", LOOM_BF16},
+    {1024, 1024, 1024, 0, 0, "bf16 gemm 1024", LOOM_BF16},
 };
 
-static loom_status run_gemm(devrun *d, const gemm_shape *s, int reps, const float *a, const float *b,
-                            const float *ref, bench_run *r, double ref_gflops)
+/* OpenBLAS's bf16 GEMM where the library has it (Debian 12's is built
+ * without): found at run time, never a link dependency. */
+typedef void (*sbgemm_fn)(int order, int ta, int tb, int m, int n, int k, float alpha, const uint16_t *a, int lda,
+                          const uint16_t *b, int ldb, float beta, float *c, int ldc);
+
+static sbgemm_fn find_sbgemm(void)
 {
+    void *h = dlopen(NULL, RTLD_NOW);
+    return h ? (sbgemm_fn)(uintptr_t)dlsym(h, "cblas_sbgemm") : NULL;
+}
+
+static loom_status run_gemm(devrun *d, const gemm_shape *s, int reps, const float *a, const float *b,
+                            const float *ref, bench_run *r, double ref_gflops, const char *ref_name)
+{
+    size_t es = loom_dtype_size(s->dt), na = (size_t)s->m * s->k, nb = (size_t)s->k * s->n;
+    void *ha = malloc(na * es), *hb = malloc(nb * es), *hc = malloc((size_t)s->m * s->n * es);
     loom_graph *g = NULL;
     loom_state *st = NULL;
     loom_program *p = NULL;
     float *c = malloc((size_t)s->m * (size_t)s->n * sizeof *c);
     double *t = malloc((size_t)reps * sizeof *t);
-    loom_status e = c && t ? LOOM_OK : LOOM_E_OOM;
+    loom_status e = c && t && ha && hb && hc ? LOOM_OK : LOOM_E_OOM;
+    if (e == LOOM_OK)
+        e = loom_convert(s->dt, ha, LOOM_F32, a, na);
+    if (e == LOOM_OK)
+        e = loom_convert(s->dt, hb, LOOM_F32, b, nb);
     if (e == LOOM_OK)
         e = loom_graph_create(d->ctx, &g);
     if (e == LOOM_OK)
         e = loom_state_create(d->dev, &st);
     if (e == LOOM_OK) {
         int64_t sa[2] = {s->ta ? s->k : s->m, s->ta ? s->m : s->k}, sb[2] = {s->tb ? s->n : s->k, s->tb ? s->k : s->n};
-        loom_output(g, loom_matmul(g, loom_input(g, "a", LOOM_F32, 2, sa), loom_input(g, "b", LOOM_F32, 2, sb), s->ta,
-                                   s->tb),
+        loom_output(g, loom_matmul(g, loom_input(g, "a", s->dt, 2, sa), loom_input(g, "b", s->dt, 2, sb), s->ta, s->tb),
                     "c");
         e = loom_compile(g, d->dev, st, NULL, &p);
     }
     if (e == LOOM_OK)
-        e = loom_program_set_input(p, "a", a, (size_t)s->m * s->k * 4);
+        e = loom_program_set_input(p, "a", ha, na * es);
     if (e == LOOM_OK)
-        e = loom_program_set_input(p, "b", b, (size_t)s->k * s->n * 4);
+        e = loom_program_set_input(p, "b", hb, nb * es);
     if (e == LOOM_OK)
         e = loom_program_run(p); /* warm-up */
     for (int i = 0; i < reps && e == LOOM_OK; i++) {
@@ -171,7 +194,9 @@ static loom_status run_gemm(devrun *d, const gemm_shape *s, int reps, const floa
         t[i] = now_s() - t0;
     }
     if (e == LOOM_OK)
-        e = loom_program_read(p, "c", c, (size_t)s->m * s->n * 4);
+        e = loom_program_read(p, "c", hc, (size_t)s->m * s->n * es);
+    if (e == LOOM_OK)
+        e = loom_convert(LOOM_F32, c, s->dt, hc, (size_t)s->m * s->n);
     if (e == LOOM_OK) {
         bench_fig *f = add_fig(r, d->spec, "gemm", s->name, "GFLOP/s", 1);
         if (f) {
@@ -184,8 +209,11 @@ static loom_status run_gemm(devrun *d, const gemm_shape *s, int reps, const floa
                 worst = dd > worst ? dd : worst;
                 scale = fabs(ref[i]) > scale ? fabs(ref[i]) : scale;
             }
-            f->correct = worst <= 1e-4 * (scale + 1) * sqrt((double)s->k / 64.0 + 1);
-            snprintf(f->ref_name, sizeof f->ref_name, "OpenBLAS");
+            /* the products accumulate in f32 everywhere: a half result
+             * differs from the f32 reference by its own rounding */
+            double eps = s->dt == LOOM_F16 ? 1.0 / 1024 : s->dt == LOOM_BF16 ? 1.0 / 128 : 0;
+            f->correct = worst <= (1e-4 * sqrt((double)s->k / 64.0 + 1) + eps) * (scale + 1);
+            snprintf(f->ref_name, sizeof f->ref_name, "%s", ref_name);
             f->ref_median = ref_gflops;
         }
     }
@@ -194,6 +222,9 @@ static loom_status run_gemm(devrun *d, const gemm_shape *s, int reps, const floa
     loom_graph_destroy(g);
     free(c);
     free(t);
+    free(ha);
+    free(hb);
+    free(hc);
     return e;
 }
 
@@ -214,23 +245,49 @@ static void suite_gemm(devrun *devs, int ndev, int quick, bench_run *r, int with
         }
         fill(a, na, 1);
         fill(b, nb, 2);
-        /* the reference, timed the same way */
-        int lda = s->ta ? s->m : s->k, ldb = s->tb ? s->k : s->n;
-        cblas_sgemm(CblasRowMajor, s->ta ? CblasTrans : CblasNoTrans, s->tb ? CblasTrans : CblasNoTrans, s->m, s->n,
-                    s->k, 1, a, lda, b, ldb, 0, ref, s->n);
-        for (int i = 0; i < reps; i++) {
-            double t0 = now_s();
-            cblas_sgemm(CblasRowMajor, s->ta ? CblasTrans : CblasNoTrans, s->tb ? CblasTrans : CblasNoTrans, s->m,
-                        s->n, s->k, 1, a, lda, b, ldb, 0, ref, s->n);
-            t[i] = now_s() - t0;
+        /* half precision: every side sees the values rounded to the dtype */
+        if (s->dt != LOOM_F32) {
+            uint16_t *h = malloc((na > nb ? na : nb) * 2);
+            if (h) {
+                loom_convert(s->dt, h, LOOM_F32, a, na);
+                loom_convert(LOOM_F32, a, s->dt, h, na);
+                loom_convert(s->dt, h, LOOM_F32, b, nb);
+                loom_convert(LOOM_F32, b, s->dt, h, nb);
+            }
+            free(h);
         }
+        /* the reference, timed the same way: OpenBLAS sgemm on the (rounded)
+         * values, or its sbgemm on the bf16 ones where it has one */
+        int lda = s->ta ? s->m : s->k, ldb = s->tb ? s->k : s->n;
+        sbgemm_fn sb = s->dt == LOOM_BF16 ? find_sbgemm() : NULL;
+        uint16_t *a16 = sb ? malloc(na * 2) : NULL, *b16 = sb ? malloc(nb * 2) : NULL;
+        if (sb && a16 && b16) {
+            loom_convert(LOOM_BF16, a16, LOOM_F32, a, na);
+            loom_convert(LOOM_BF16, b16, LOOM_F32, b, nb);
+        } else {
+            sb = NULL;
+        }
+        const char *ref_name = sb ? "OpenBLAS sbgemm" : "OpenBLAS";
+        for (int i = -1; i < reps; i++) {
+            double t0 = now_s();
+            if (sb)
+                sb(CblasRowMajor, s->ta ? CblasTrans : CblasNoTrans, s->tb ? CblasTrans : CblasNoTrans, s->m, s->n,
+                   s->k, 1, a16, lda, b16, ldb, 0, ref, s->n);
+            else
+                cblas_sgemm(CblasRowMajor, s->ta ? CblasTrans : CblasNoTrans, s->tb ? CblasTrans : CblasNoTrans, s->m,
+                            s->n, s->k, 1, a, lda, b, ldb, 0, ref, s->n);
+            if (i >= 0)
+                t[i] = now_s() - t0;
+        }
+        free(a16);
+        free(b16);
         bench_fig *rf = with_ref ? add_fig(r, "openblas", "gemm", s->name, "GFLOP/s", 1) : NULL;
         if (rf)
             set_fig(rf, t, reps, 2.0 * s->m * s->n * (double)s->k, 1e-9);
         double refg = rf ? rf->median : NAN;
         for (int d = 0; d < ndev; d++) {
             fprintf(stderr, "bench: gemm %s on %s\n", s->name, devs[d].spec);
-            loom_status e = run_gemm(&devs[d], s, reps, a, b, ref, r, refg);
+            loom_status e = run_gemm(&devs[d], s, reps, a, b, ref, r, refg, ref_name);
             if (e != LOOM_OK)
                 fprintf(stderr, "bench: %s on %s failed: %s\n", s->name, devs[d].spec, loom_last_error(devs[d].ctx));
         }
