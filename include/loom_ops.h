@@ -31,7 +31,8 @@
     X(sqrt, SQRT, 1, FROM_Y)                                                                    \
     X(rsqrt, RSQRT, 2, FROM_Y)        /* 1 / sqrt(x) */                                         \
     X(silu, SILU, 4, FROM_X)          /* x sigmoid(x) (swish) */                                \
-    X(softplus, SOFTPLUS, 3, FROM_X)  /* log(1 + exp(x)), linear above x = 20 */
+    X(softplus, SOFTPLUS, 3, FROM_X)  /* log(1 + exp(x)), linear above x = 20 */                             \
+    X(softsign, SOFTSIGN, 3, FROM_X)  /* x / (1 + |x|) */
 
 /* y = f(x; p): loom_<name>(g, x, p). */
 #define LOOM_UNARY1_OPS(X)                                                                 \

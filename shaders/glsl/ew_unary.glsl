@@ -45,6 +45,9 @@ float d_silu(float dy, float x, float p, float q) { float s = 1.0 / (1.0 + exp(-
 float op_softplus(float x, float p, float q) { return x > 20.0 ? x : loom_log1p(exp(x)); }
 float d_softplus(float dy, float x, float p, float q) { return dy / (1.0 + exp(-x)); }
 
+float op_softsign(float x, float p, float q) { return x / (1.0 + abs(x)); }
+float d_softsign(float dy, float x, float p, float q) { float d = 1.0 + abs(x); return dy / (d * d); }
+
 float op_scale(float x, float a, float q) { return a * x; }
 float d_scale(float dy, float x, float a, float q) { return a * dy; }
 

@@ -21,6 +21,7 @@ LOOM_UNARY(rsqrt, (T)1.0f / sqrt(x), -0.5f * dy * v * v * v)
 LOOM_UNARY(silu, x / ((T)1.0f + exp(-x)),
            dy / ((T)1.0f + exp(-v)) * ((T)1.0f + v * ((T)1.0f - (T)1.0f / ((T)1.0f + exp(-v)))))
 LOOM_UNARY(softplus, x > (T)20.0f ? x : log1p(exp(x)), dy / ((T)1.0f + exp(-v)))
+LOOM_UNARY(softsign, x / ((T)1.0f + fabs(x)), dy / (((T)1.0f + fabs(v)) * ((T)1.0f + fabs(v))))
 LOOM_UNARY(scale, p * x, p * dy)
 LOOM_UNARY(leaky_relu, x > (T)0.0f ? x : p * x, v > (T)0.0f ? dy : p * dy)
 LOOM_UNARY(elu, x > (T)0.0f ? x : p * expm1(x), v > (T)0.0f ? dy : dy * p * exp(v))

@@ -182,6 +182,21 @@ static void softplus_d(float *y, const float *dy, const float *x, int64_t n, flo
         y[i] = dy[i] / (1.0f + expf(-x[i]));
 }
 
+static void softsign_f(float *y, const float *x, int64_t n, float p, float q)
+{
+    (void)p, (void)q;
+    for (int64_t i = 0; i < n; i++)
+        y[i] = x[i] / (1.0f + fabsf(x[i]));
+}
+static void softsign_d(float *y, const float *dy, const float *x, int64_t n, float p, float q)
+{
+    (void)p, (void)q;
+    for (int64_t i = 0; i < n; i++) {
+        float d = 1.0f + fabsf(x[i]);
+        y[i] = dy[i] / (d * d);
+    }
+}
+
 static void scale_f(float *y, const float *x, int64_t n, float a, float q)
 {
     (void)q;
@@ -246,6 +261,7 @@ const cpu_unary_body cpu_unary[LOOM_OP_COUNT] = {
     [LOOM_OP_RSQRT] = {rsqrt_f, rsqrt_d},
     [LOOM_OP_SILU] = {silu_f, silu_d},
     [LOOM_OP_SOFTPLUS] = {softplus_f, softplus_d},
+    [LOOM_OP_SOFTSIGN] = {softsign_f, softsign_d},
     [LOOM_OP_SCALE] = {scale_f, scale_d},
     [LOOM_OP_LEAKY_RELU] = {leaky_relu_f, leaky_relu_d},
     [LOOM_OP_ELU] = {elu_f, elu_d},
