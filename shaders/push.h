@@ -143,7 +143,14 @@ LOOM_PUSH_BEGIN(loom_pc_update)
     LF32 weight_decay;
     LF32 l1;
     LF32 l2;
+    LU32 grad_rows; /* the gradient is the column sum of a [grad_rows, n] one */
+    LU32 first;     /* multi-tensor: the group's first table word (n: its tensors) */
 LOOM_PUSH_END(loom_pc_update)
+
+/* A multi-tensor update's table entry, in words: element offsets of the
+ * parameter, the gradient, the two moments; the tensor's size, its
+ * gradient's rows (0: not a column sum); its first workgroup; padding. */
+#define LOOM_UPDATE_ENTRY 8u
 
 /* A custom kernel's element counts: the output's, then each input's (up to
  * LOOM_CUSTOM_MAX_INPUTS of include/loom.h). */
@@ -177,7 +184,7 @@ _Static_assert(sizeof(loom_pc_reduce) == 60, "loom_pc_reduce layout");
 _Static_assert(sizeof(loom_pc_argmax) == 12, "loom_pc_argmax layout");
 _Static_assert(sizeof(loom_pc_dropout) == 16, "loom_pc_dropout layout");
 _Static_assert(sizeof(loom_pc_sumsq) == 36, "loom_pc_sumsq layout");
-_Static_assert(sizeof(loom_pc_update) == 52, "loom_pc_update layout");
+_Static_assert(sizeof(loom_pc_update) == 60, "loom_pc_update layout");
 _Static_assert(sizeof(loom_run_slot) == 32, "loom_run_slot layout");
 _Static_assert(sizeof(loom_pc_custom) == 36, "loom_pc_custom layout");
 #endif

@@ -77,7 +77,8 @@ typedef enum loom_op {
      * [0, C) gives NaN (labels from the host are checked before). */
     LOOM_OP_SPARSE_XENT,
     /* in: dloss (f32 scalar), logits [N,C], labels [N].
-     * out [N,C] = dloss / N * (softmax(logits) - onehot(label)). */
+     * out [N,C] = dloss / N * (softmax(logits) - onehot(label)). Fused
+     * (node.also), it writes the loss and the arg-max of each row too. */
     LOOM_OP_SPARSE_XENT_GRAD,
 
     /* y = keep ? x / (1 - rate) : 0, keep = loom_rng_uniform(seed, salt,
@@ -143,6 +144,9 @@ typedef struct loom_attr {
     int32_t nesterov;
     int32_t clip;              /* 1: the last input is the SUMSQ scalar */
     int32_t skip_nonfinite;    /* loss-scaled: a non-finite sumsq skips the step */
+    int32_t grad_rows;         /* SGD/ADAM: in[1] is [grad_rows, n] and the gradient
+                                  is its column sum (a bias's, folded in by the
+                                  fusion pass); 0: in[1] is the gradient */
     uint32_t groups[3];        /* CUSTOM */
 } loom_attr;
 
@@ -160,6 +164,12 @@ typedef struct loom_node {
     int trainable;             /* PARAM */
     int side_effect;           /* updates: kept although nothing reads them */
     int dead;                  /* in a program: fused into a later node, not run */
+    int32_t by;                /* in a program: its value is computed by that later
+                                  node (id), along with the later node's own: planned
+                                  from there on, not run itself */
+    int32_t also[2];           /* in a program: the nodes (ids) whose values this one
+                                  computes too (SPARSE_XENT_GRAD: the loss, the
+                                  prediction); 0 if none */
     void *data;                /* CONST: the values; CUSTOM: the GLSL source */
     size_t data_bytes;
     loom_attr attr;

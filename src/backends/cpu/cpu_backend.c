@@ -170,6 +170,11 @@ static void *resolve(const loom_exec_tensor *t)
     return ((cpu_buf *)t->mem.buf)->data + t->mem.offset;
 }
 
+void *loom_cpu_tensor_data(const loom_exec_tensor *t)
+{
+    return resolve(t);
+}
+
 static int is_half(const loom_exec_tensor *t)
 {
     return loom_dtype_traits_of(t->node->dtype)->half;

@@ -337,30 +337,41 @@ static void k_xent(const loom_exec_node *x, void *out, void *const *in, const lo
     ((float *)out)[0] = (float)(total / (double)n);
 }
 
+/* Fused (x->also), the loss and each row's arg-max come out of the same
+ * pass, computed as k_xent and k_arg_reduce compute them. */
 static void k_xent_grad(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot)
 {
     (void)slot;
     const float *dl = in[0], *z = in[1];
     const int32_t *lab = in[2];
     float *y = out;
+    float *loss = x->also[0] ? loom_cpu_tensor_data(x->also[0]) : NULL;
+    int32_t *pred = x->also[1] ? loom_cpu_tensor_data(x->also[1]) : NULL;
     int64_t n = x->in[1]->node->shape[0], c = x->in[1]->node->shape[1];
     float scale = dl[0] / (float)n;
+    double total = 0;
     for (int64_t r = 0; r < n; r++) {
         const float *row = z + r * c;
         float *o = y + r * c;
+        if (pred)
+            pred[r] = (int32_t)arg_of(row, c, 1, LOOM_ARG_MAX);
         if (lab[r] < 0 || lab[r] >= c) {
             for (int64_t j = 0; j < c; j++)
                 o[j] = NAN;
+            total = NAN;
             continue;
         }
         double s;
         float m = row_max_sumexp(row, c, &s);
+        total += (double)m + log(s) - (double)row[lab[r]];
         for (int64_t j = 0; j < c; j++)
             o[j] = (float)(exp((double)(row[j] - m)) / s);
         o[lab[r]] -= 1.0f;
         for (int64_t j = 0; j < c; j++)
             o[j] *= scale;
     }
+    if (loss)
+        loss[0] = (float)(total / (double)n);
 }
 
 static void k_dropout(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot)
@@ -411,6 +422,19 @@ static float grad_factor(const loom_exec_node *x, void *const *in, const loom_ru
     return at->clip_norm > 0 && norm > at->clip_norm ? u * at->clip_norm / norm : u;
 }
 
+/* Element i of an update's gradient: in[1] itself, or (attr.grad_rows, a
+ * bias's gradient folded in) the sum of its column i, added in the order
+ * k_reduce adds. */
+static float grad_at(const loom_attr *at, const float *g, int64_t n, int64_t i)
+{
+    if (!at->grad_rows)
+        return g[i];
+    float s = 0.0f;
+    for (int64_t r = 0; r < at->grad_rows; r++)
+        s += g[r * n + i];
+    return s;
+}
+
 static float penalized(const loom_attr *at, float g, float p, float factor)
 {
     float s = p > 0.0f ? 1.0f : p < 0.0f ? -1.0f : 0.0f;
@@ -428,8 +452,9 @@ static void k_sgd(const loom_exec_node *x, void *out, void *const *in, const loo
     float f = grad_factor(x, in, slot, &skip), lr = slot->lr, mu = at->momentum;
     if (skip)
         return;
-    for (int64_t i = 0; i < x->in[0]->node->numel; i++) {
-        float gi = penalized(at, g[i], p[i], f);
+    int64_t n = x->in[0]->node->numel;
+    for (int64_t i = 0; i < n; i++) {
+        float gi = penalized(at, grad_at(at, g, n, i), p[i], f);
         if (!v) {
             p[i] -= lr * gi;
         } else {
@@ -449,8 +474,9 @@ static void k_adam(const loom_exec_node *x, void *out, void *const *in, const lo
     float f = grad_factor(x, in, slot, &skip), lr = slot->lr, alpha = slot->alpha;
     if (skip)
         return;
-    for (int64_t i = 0; i < x->in[0]->node->numel; i++) {
-        float gi = penalized(at, g[i], p[i], f);
+    int64_t n = x->in[0]->node->numel;
+    for (int64_t i = 0; i < n; i++) {
+        float gi = penalized(at, grad_at(at, g, n, i), p[i], f);
         if (at->weight_decay != 0.0f)
             p[i] -= lr * at->weight_decay * p[i];
         m[i] += (gi - m[i]) * (1.0f - at->beta1);

@@ -29,6 +29,10 @@ typedef void (*cpu_kernel)(const loom_exec_node *x, void *out, void *const *in, 
 /* The kernel of each family; NULL: the CPU has none. */
 extern const cpu_kernel cpu_kernels[LOOM_FAM_COUNT];
 
+/* Where a tensor's data lies (for the values a fused node writes besides
+ * its output, exec node.also). */
+void *loom_cpu_tensor_data(const loom_exec_tensor *t);
+
 /* 1 if the CPU backend has a kernel for op in dtype. */
 int loom_cpu_has_kernel(loom_op op, loom_dtype dt);
 

@@ -167,6 +167,8 @@ typedef struct vk_bind {
     uint64_t offset, range;
     int texel;                  /* floats per texel of a T or I binding's view (1 or 4) */
     int access;                 /* VK_READ | VK_WRITE, 0: unused binding */
+    int table;                  /* with buf VK_NULL_HANDLE: 1 the program's table,
+                                   0 the run slots (both bound at prepare) */
 } vk_bind;
 
 typedef struct vk_dispatch {
@@ -185,7 +187,11 @@ typedef struct vk_prog {
     const loom_exec_program *prog;
     vk_dispatch *disp;
     int ndisp, capdisp;
-    vk_buf *runbuf;             /* prog->nslots loom_run_slot, host-visible */
+    vk_buf *runbuf;             /* prog->nslots loom_run_slot, host-visible, then
+                                   the table */
+    uint32_t *table;            /* words the kernels read (multi-tensor updates'
+                                   entries), written once at prepare */
+    uint32_t ntable, captable;
     VkDescriptorPool pool;
     VkBufferView *views;
     int nviews, capviews;
