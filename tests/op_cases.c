@@ -29,6 +29,17 @@ const op_case op_cases[] = {
     {"mlp_relu_33x65x17", "mlp_relu", 3, {2, 2, 2}, {S2(33, 65), S2(65, 31), S2(31, 17)}, -1, 1, 0, 0, 0, 0, 0, 0, {0}, 1e-4, 1e-4, 1, 1, 0},
     {"mlp_sigmoid_7x127x33", "mlp_sigmoid", 3, {2, 2, 2}, {S2(7, 127), S2(127, 33), S2(33, 9)}, -1, 1, 0, 0, 0, 0, 0, 0, {0}, 1e-4, 1e-4, 1, 0, 0},
     {"dense_tanh_7x127x33", "dense_tanh", 3, {2, 2, 1}, {S2(7, 127), S2(127, 33), S1(33)}, -1, 1, 0, 0, 0, 0, 0, 0, {0}, 1e-4, 1e-4, 1, 0, 0},
+    /* every epilogue (LOOM_EPI_*), forward and through its gradient; sizes
+     * off every tile, k over several staged blocks, the transposes */
+    {"dense_relu_70x300x45", "dense_relu", 3, {2, 2, 1}, {S2(70, 300), S2(300, 45), S1(45)}, -1, 1, 0, 0, 0, 0, 0, 0, {0}, 1e-4, 1e-4, 1, 1, 0},
+    /* forward only: gelu's and silu's gradients read their input, which
+     * keeps the activation out of the GEMM in a training graph */
+    {"dense_gelu_33x65x17", "dense_gelu", 3, {2, 2, 1}, {S2(33, 65), S2(65, 17), S1(17)}, -1, 1, 0, 0, 0, 0, 0, 0, {0}, 1e-4, 1e-4, 0, 0, 0},
+    {"dense_silu_37x29x41", "dense_silu", 3, {2, 2, 1}, {S2(37, 29), S2(29, 41), S1(41)}, -1, 1, 0, 0, 0, 0, 0, 0, {0}, 1e-4, 1e-4, 0, 0, 0},
+    {"dense_sigmoid_129x64x10", "dense_sigmoid", 3, {2, 2, 1}, {S2(129, 64), S2(64, 10), S1(10)}, -1, 1, 0, 0, 0, 0, 0, 0, {0}, 1e-4, 1e-4, 1, 0, 0},
+    {"dense_relu_nt_31x23x50", "dense_relu", 3, {2, 2, 1}, {S2(31, 23), S2(50, 23), S1(50)}, -1, 1, 0, 1, 0, 0, 0, 0, {0}, 1e-4, 1e-4, 1, 1, 0},
+    {"dense_gelu_tn_70x40x33", "dense_gelu", 3, {2, 2, 1}, {S2(70, 40), S2(70, 33), S1(33)}, -1, 1, 1, 0, 0, 0, 0, 0, {0}, 1e-4, 1e-4, 1, 0, 0},
+    {"mlp_tanh_65x200x19", "mlp_tanh", 3, {2, 2, 2}, {S2(65, 200), S2(200, 37), S2(37, 19)}, -1, 1, 0, 0, 0, 0, 0, 0, {0}, 1e-4, 1e-4, 1, 0, 0},
 
     {"add_same_1023", "add", 2, {1, 1}, {S1(1023), S1(1023)}, -2, 2, 0, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-6, 1, 0, 0},
     {"add_row_bias", "add", 2, {2, 1}, {S2(33, 127), S1(127)}, -2, 2, 0, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-5, 1, 0, 0},
@@ -162,6 +173,16 @@ loom_tensor op_case_build(loom_graph *g, const op_case *c, loom_tensor *in, loom
         return loom_matmul(g, loom_relu(g, loom_matmul(g, in[0], in[1], 0, 0)), in[2], 0, 0);
     if (!strcmp(b, "mlp_sigmoid"))
         return loom_matmul(g, loom_sigmoid(g, loom_matmul(g, in[0], in[1], 0, 0)), in[2], 0, 0);
+    /* dense_<act>: act(op(x) op(w) + b); mlp_<act>: act(x w1) w2 */
+    if (!strncmp(b, "dense_", 6) && loom_op_by_name(b + 6) != LOOM_OP_NONE)
+        return loom_op_elementwise(g, loom_op_by_name(b + 6), 1,
+                                   (loom_tensor[]){loom_add(g, loom_matmul(g, in[0], in[1], c->ta, c->tb), in[2])},
+                                   c->p1, c->p2);
+    if (!strncmp(b, "mlp_", 4) && loom_op_by_name(b + 4) != LOOM_OP_NONE)
+        return loom_matmul(g,
+                           loom_op_elementwise(g, loom_op_by_name(b + 4), 1,
+                                               (loom_tensor[]){loom_matmul(g, in[0], in[1], 0, 0)}, c->p1, c->p2),
+                           in[2], 0, 0);
     if (!strcmp(b, "eq_max"))
         return loom_eq(g, in[0], loom_maximum(g, in[0], in[1]));
     if (!strcmp(b, "where_gt"))

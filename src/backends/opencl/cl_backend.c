@@ -244,7 +244,10 @@ static loom_status cl_device_open(void *bs, int i, void **bdev)
         cl_device_close(d);
         return st;
     }
-    loom_cl_gemm_load_stored(d);
+    /* the shipped database first; a set loom tune stored overrides it */
+    loom_cl_gemm_db_apply(d);
+    if (d->route != LOOM_CLR_CLBLAST)
+        loom_cl_gemm_load_stored(d);
     *bdev = d;
     return LOOM_OK;
 }

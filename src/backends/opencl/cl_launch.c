@@ -317,6 +317,10 @@ static int converts(const cl_dev *d, const loom_exec_node *x)
 static loom_status plan_matmul(cl_dev *d, const loom_exec_node *x, cl_launch *l, int *n)
 {
     loom_dtype dt = x->node->dtype;
+    if (loom_cl_gemm_own(d, x)) {
+        *n = 1;
+        return loom_cl_gemm_own_plan(d, x, l); /* cl_ogemm.c */
+    }
     cl_gemm_call *g = &l->gemm;
     gemm_call(x, g);
     if (!converts(d, x)) {
@@ -781,7 +785,6 @@ int loom_cl_has_kernel(loom_op op, loom_dtype dt)
 
 int loom_cl_supports(void *bdev, const loom_exec_node *x)
 {
-    (void)bdev;
     const loom_node *nd = x->node;
     loom_op_family f = x->def->family;
     if (!family_present(f))
@@ -789,8 +792,10 @@ int loom_cl_supports(void *bdev, const loom_exec_node *x)
     /* kernels index with 32-bit element offsets (loom_cl_max_block) */
     if ((uint64_t)nd->numel > UINT32_MAX)
         return 0;
-    if (f == LOOM_FAM_MATMUL && (nd->attr.bias || nd->attr.act != LOOM_OP_NONE || nd->attr.dact != LOOM_OP_NONE))
-        return 0; /* CLBlast takes no epilogue: bias and activation stay their own launches */
+    if (f == LOOM_FAM_MATMUL && (nd->attr.bias || nd->attr.act != LOOM_OP_NONE || nd->attr.dact != LOOM_OP_NONE) &&
+        (((const cl_dev *)bdev)->route == LOOM_CLR_CLBLAST || (nd->attr.act != LOOM_OP_NONE && !loom_op_epilogue(nd->attr.act)) ||
+         (nd->attr.dact != LOOM_OP_NONE && !loom_op_epilogue(nd->attr.dact))))
+        return 0; /* the own GEMM's epilogues (gemm.cl); CLBlast takes none */
     if (x->def->flags & LOOM_OPF_UPDATE)
         return 1;
     /* the loss and prediction fused in: one work group over every row */
@@ -811,7 +816,7 @@ int loom_cl_launch_count(const cl_dev *d, const loom_exec_node *x)
 {
     if (x->def->family == LOOM_FAM_SUMSQ)
         return x->nin > 0 ? x->nin : 1;
-    if (x->def->family == LOOM_FAM_MATMUL && converts(d, x))
+    if (x->def->family == LOOM_FAM_MATMUL && converts(d, x) && !loom_cl_gemm_own(d, x))
         return 4;
     if (x->def->flags & LOOM_OPF_UPDATE) {
         if (x->group == 0)
