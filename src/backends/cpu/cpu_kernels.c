@@ -1,9 +1,9 @@
 /* The executable reference of every op family's semantics (src/core/ir.h),
  * in f32 over f32 views of the tensors. */
 #include "cpu_kernels.h"
+#include "cpu_gemm.h"
 #include "../common/layout.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
@@ -126,24 +126,7 @@ static void k_cast(const loom_exec_node *x, void *out, void *const *in, const lo
 static void k_matmul(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot)
 {
     (void)slot;
-    const loom_node *nd = x->node, *na = x->in[0]->node, *nb = x->in[1]->node;
-    int m = (int)nd->shape[0], n = (int)nd->shape[1];
-    int k = (int)(nd->attr.ta ? na->shape[0] : na->shape[1]);
-    float *y = out;
-    float beta = 0.0f;
-    if (nd->attr.bias) {
-        /* C starts as the bias in every row; the GEMM adds onto it */
-        const float *bias = in[2];
-        for (int r = 0; r < m; r++)
-            memcpy(y + (int64_t)r * n, bias, (size_t)n * sizeof *y);
-        beta = 1.0f;
-    }
-    cblas_sgemm(CblasRowMajor, nd->attr.ta ? CblasTrans : CblasNoTrans, nd->attr.tb ? CblasTrans : CblasNoTrans, m,
-                n, k, 1.0f, in[0], (int)na->shape[1], in[1], (int)nb->shape[1], beta, y, n);
-    if (nd->attr.act != LOOM_OP_NONE)
-        cpu_unary[nd->attr.act].f(y, y, nd->numel, nd->attr.p1, nd->attr.p2);
-    if (nd->attr.dact != LOOM_OP_NONE)
-        cpu_unary[nd->attr.dact].d(y, y, in[2], nd->numel, nd->attr.p1, nd->attr.p2);
+    loom_cpu_matmul(x, out, in);
 }
 
 /* ---- layout ---------------------------------------------------------------------- */
