@@ -484,6 +484,13 @@ const cpu_kernel cpu_kernels[LOOM_FAM_COUNT] = {
     [LOOM_FAM_SGD] = k_sgd,
     [LOOM_FAM_ADAM] = k_adam,
     [LOOM_FAM_EMA] = k_ema,
+    [LOOM_FAM_CONV] = cpu_k_conv,
+    [LOOM_FAM_POOL] = cpu_k_pool,
+    [LOOM_FAM_POOL_GRAD] = cpu_k_pool_grad,
+    [LOOM_FAM_NORM] = cpu_k_norm,
+    [LOOM_FAM_NORM_UPDATE] = cpu_k_norm_update,
+    [LOOM_FAM_WINDOW] = cpu_k_window,
+    [LOOM_FAM_CONCAT] = cpu_k_concat,
 };
 
 int loom_cpu_has_kernel(loom_op op, loom_dtype dt)

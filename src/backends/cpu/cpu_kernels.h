@@ -29,6 +29,18 @@ typedef void (*cpu_kernel)(const loom_exec_node *x, void *out, void *const *in, 
 /* The kernel of each family; NULL: the CPU has none. */
 extern const cpu_kernel cpu_kernels[LOOM_FAM_COUNT];
 
+/* Convolutional networks' kernels (cpu_conv.c). */
+void cpu_k_conv(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot);
+void cpu_k_pool(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot);
+void cpu_k_pool_grad(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot);
+void cpu_k_norm(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot);
+void cpu_k_norm_update(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot);
+void cpu_k_window(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot);
+void cpu_k_concat(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot);
+/* Floats of scratch a node's kernel needs (the columns of a convolution),
+ * handed to it as in[nin]; 0 for most. */
+size_t cpu_workspace_floats(const loom_exec_node *x);
+
 /* 1 if the CPU backend has a kernel for op in dtype. */
 int loom_cpu_has_kernel(loom_op op, loom_dtype dt);
 
