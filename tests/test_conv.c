@@ -520,6 +520,132 @@ START_TEST(binding_limit_is_refused_by_name)
 }
 END_TEST
 
+
+/* conv2d forward and both gradients on one device with a given tuning
+ * (NULL: the device's own); y, dx, dw, db into out (n each). */
+typedef struct grads {
+    float *v[4];
+    size_t n[4];
+} grads;
+
+static grads conv_grads(loom_ctx *ctx, const char *spec, const char *tuning, const conv_case *k, loom_dtype dt)
+{
+    loom_device *dev = tu_open(ctx, spec);
+    if (tuning)
+        ck_assert_msg(loom_device_set_tuning(dev, tuning) == LOOM_OK, "%s", loom_last_error(ctx));
+    loom_graph *g;
+    ck_assert_int_eq(loom_graph_create(ctx, &g), LOOM_OK);
+    int64_t xs[4] = {k->n, k->c, k->h, k->w}, ws[4] = {k->oc, k->c / k->o.groups, k->kh, k->kw}, bs[1] = {k->oc};
+    loom_tensor x = loom_input(g, "x", LOOM_F32, 4, xs), w = loom_input(g, "w", LOOM_F32, 4, ws),
+                b = loom_input(g, "b", LOOM_F32, 1, bs);
+    loom_tensor y = loom_cast(g, loom_conv2d(g, loom_cast(g, x, dt), loom_cast(g, w, dt), loom_cast(g, b, dt), &k->o),
+                              LOOM_F32);
+    ck_assert_msg(y.id, "%s", loom_graph_error(g));
+    int64_t ys[4];
+    size_t ny = 1;
+    for (int i = 0; i < 4; i++)
+        ny *= (size_t)(ys[i] = loom_tensor_dim(g, y, i));
+    float *wt = malloc(ny * 4);
+    tu_fill(wt, ny, 21, -1, 1);
+    loom_tensor loss = loom_sum_all(g, loom_mul(g, y, loom_constant(g, "wt", LOOM_F32, 4, ys, wt)));
+    free(wt);
+    loom_tensor wrt[3] = {x, w, b};
+    ck_assert_int_eq(loom_backward(g, loss, wrt, 3), LOOM_OK);
+    loom_output(g, y, "y");
+    loom_output(g, loom_grad(g, x), "dx");
+    loom_output(g, loom_grad(g, w), "dw");
+    loom_output(g, loom_grad(g, b), "db");
+    grads r;
+    r.n[0] = ny;
+    r.n[1] = (size_t)(xs[0] * xs[1] * xs[2] * xs[3]);
+    r.n[2] = (size_t)(ws[0] * ws[1] * ws[2] * ws[3]);
+    r.n[3] = (size_t)k->oc;
+    float *in[3];
+    for (int i = 0; i < 3; i++) {
+        in[i] = malloc(r.n[i + 1] * 4);
+        tu_fill(in[i], r.n[i + 1], 31u + (uint32_t)i, -1, 1);
+    }
+    const char *names[3] = {"x", "w", "b"};
+    const void *data[3] = {in[0], in[1], in[2]};
+    size_t bytes[3] = {r.n[1] * 4, r.n[2] * 4, r.n[3] * 4};
+    loom_state *st;
+    ck_assert_int_eq(loom_state_create(dev, &st), LOOM_OK);
+    loom_program *p = tu_compile_run(g, dev, st, 3, names, data, bytes);
+    static const char *const outs[4] = {"y", "dx", "dw", "db"};
+    for (int i = 0; i < 4; i++) {
+        r.v[i] = malloc(r.n[i] * 4);
+        ck_assert_int_eq(loom_program_read(p, outs[i], r.v[i], r.n[i] * 4), LOOM_OK);
+    }
+    ck_assert_uint_eq(loom_validation_errors(ctx), 0);
+    for (int i = 0; i < 3; i++)
+        free(in[i]);
+    loom_program_destroy(p);
+    loom_state_destroy(st);
+    loom_graph_destroy(g);
+    loom_device_close(dev);
+    return r;
+}
+
+/* Every Vulkan convolution kernel, whichever a device would choose: the
+ * shared-memory tiles (GPUs), the register blocks through storage buffers
+ * and through texel buffers (CPU drivers), forward and both gradients, in
+ * f32 and f16, against the CPU. */
+START_TEST(vulkan_conv_variants)
+{
+    loom_ctx *ctx = tu_ctx();
+    char specs[16][32];
+    int nd = tu_devices(ctx, specs, 16);
+    static const char *const tunings[3] = {"{\"gemm_read\": \"storage\", \"slow_barriers\": false}",
+                                           "{\"gemm_read\": \"storage\", \"slow_barriers\": true}",
+                                           "{\"gemm_read\": \"texel\", \"slow_barriers\": true}"};
+    conv_case cases[4];
+    for (int i = 0; i < 4; i++)
+        cases[i].o = loom_conv2d_opts_default();
+    cases[0] = (conv_case){2, 5, 9, 7, 70, 3, 3, cases[0].o}; /* 70 output channels: two row tiles */
+    cases[0].o.stride[0] = cases[0].o.stride[1] = 2;
+    cases[0].o.pad[0] = cases[0].o.pad[1] = cases[0].o.pad[2] = cases[0].o.pad[3] = 1;
+    cases[1] = (conv_case){1, 6, 8, 9, 6, 3, 2, cases[1].o};
+    cases[1].o.groups = 6;
+    cases[1].o.dilation[0] = 2;
+    cases[1].o.pad[0] = 2, cases[1].o.pad[2] = 1;
+    cases[2] = (conv_case){3, 20, 5, 6, 9, 1, 1, cases[2].o};
+    cases[3] = (conv_case){1, 3, 11, 10, 4, 7, 5, cases[3].o};
+    cases[3].o.stride[0] = 2, cases[3].o.stride[1] = 3;
+    cases[3].o.pad[0] = cases[3].o.pad[1] = 3, cases[3].o.pad[2] = 2;
+    int ran = 0;
+    for (int d = 0; d < nd; d++) {
+        if (strncmp(specs[d], "vulkan:", 7))
+            continue;
+        for (int c = 0; c < 4; c++) {
+            grads ref = conv_grads(ctx, "cpu", NULL, &cases[c], LOOM_F32);
+            for (int t = 0; t < 3; t++)
+                for (int h = 0; h < 2; h++) {
+                    loom_dtype dt = h ? LOOM_F16 : LOOM_F32;
+                    if (t == 2 && h)
+                        continue; /* texel reads are f32 */
+                    grads r = conv_grads(ctx, specs[d], tunings[t], &cases[c], dt);
+                    for (int i = 0; i < 4; i++) {
+                        double big = 0;
+                        for (size_t j = 0; j < ref.n[i]; j++)
+                            big = fmax(big, fabs(ref.v[i][j]));
+                        double tol = h ? 4e-3 * (big + 1) : 1e-4;
+                        double e = tu_err(r.v[i], ref.v[i], r.n[i], tol, h ? 1e-2 : 1e-4);
+                        ck_assert_msg(e <= 1, "case %d on %s with %s in %s: %s differs from the CPU: %g", c, specs[d],
+                                      tunings[t], loom_dtype_name(dt), (const char *[]){"y", "dx", "dw", "db"}[i], e);
+                        free(r.v[i]);
+                    }
+                    ran++;
+                }
+            for (int i = 0; i < 4; i++)
+                free(ref.v[i]);
+        }
+    }
+    if (!ran)
+        fprintf(stderr, "conv: no Vulkan device, variant test skipped\n");
+    loom_ctx_destroy(ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("conv");
@@ -533,6 +659,10 @@ int main(void)
     tcase_add_test(tc, windows_and_concat);
     tcase_add_test(tc, bad_shapes_are_named);
     tcase_add_test(tc, binding_limit_is_refused_by_name);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("vulkan");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, vulkan_conv_variants);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
