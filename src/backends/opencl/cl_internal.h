@@ -53,7 +53,8 @@ typedef enum cl_progid {
     LOOM_CLP_REDUCE = 1,
     LOOM_CLP_OPTIM = 2,
     LOOM_CLP_CAST = 3,
-    LOOM_CLP_COUNT = 4
+    LOOM_CLP_CONV = 4,
+    LOOM_CLP_COUNT = 5
 } cl_progid;
 
 typedef struct cl_built {
@@ -181,6 +182,15 @@ loom_status loom_cl_set_run_slot(cl_dev *d, const loom_exec_node *x, const cl_la
  * in dtype at all (cl_launch.c). */
 int loom_cl_supports(void *bdev, const loom_exec_node *x);
 int loom_cl_has_kernel(loom_op op, loom_dtype dt);
+
+/* Convolutional networks' launches (cl_conv.c): one each, concat one per
+ * input. */
+loom_status loom_cl_plan_conv(cl_dev *d, const loom_exec_node *x, cl_launch *l);
+loom_status loom_cl_plan_pool(cl_dev *d, const loom_exec_node *x, cl_launch *l);
+loom_status loom_cl_plan_norm(cl_dev *d, const loom_exec_node *x, cl_launch *l);
+loom_status loom_cl_plan_norm_update(cl_dev *d, const loom_exec_node *x, cl_launch *l);
+loom_status loom_cl_plan_window(cl_dev *d, const loom_exec_node *x, cl_launch *l);
+loom_status loom_cl_plan_concat(cl_dev *d, const loom_exec_node *x, cl_launch *out, int *n);
 
 /* ---- GEMM through CLBlast ----------------------------------------------- */
 
