@@ -509,6 +509,52 @@ loom_status loom_sequential_add_dropout(loom_sequential *m, float rate);
 /* The architecture as JSON (stored in model files); valid while m lives. */
 const char *loom_sequential_describe(loom_sequential *m);
 
+/* Convolutional networks. A model over images takes rows of channels x
+ * height x width values (Fashion-MNIST: 1 x 28 x 28), seen as NCHW. Each
+ * layer checks its input's shape when it is added (LOOM_E_SHAPE naming
+ * the layer and the shapes): dense needs features (add a flatten), the
+ * convolutions and pooling need images. */
+loom_status loom_sequential_create_image(loom_ctx *ctx, int64_t channels, int64_t height, int64_t width,
+                                         loom_sequential **out);
+
+typedef struct loom_conv2d_layer {
+    int64_t filters;
+    int kernel[2];
+    int stride[2];            /* 0: 1 */
+    int dilation[2];          /* 0: 1 */
+    int same;                 /* 1: "same" padding (ceil(H / stride) rows), 0: "valid" */
+    int groups;               /* 0: 1; the input's channels for depthwise */
+    int no_bias;
+    loom_activation act;
+    loom_init init;           /* LOOM_INIT_HE_NORMAL for ReLU stacks */
+} loom_conv2d_layer;
+
+/* filters of kh x kw, stride 1, valid padding, a bias, no activation, He
+ * initialisation. */
+loom_conv2d_layer loom_conv2d_layer_default(int64_t filters, int kh, int kw);
+loom_status loom_sequential_add_conv2d(loom_sequential *m, const loom_conv2d_layer *l);
+/* Windows of kh x kw; stride 0 is the window's (Keras's default). */
+loom_status loom_sequential_add_max_pool2d(loom_sequential *m, int kh, int kw, int stride, int same);
+loom_status loom_sequential_add_avg_pool2d(loom_sequential *m, int kh, int kw, int stride, int same);
+/* [C, H, W] -> [C] */
+loom_status loom_sequential_add_global_avg_pool2d(loom_sequential *m);
+/* Batch normalization per channel (or per feature); 0, 0 give Keras's
+ * momentum 0.99 and eps 1e-3. Its parameters are "bn<i>/gamma",
+ * "bn<i>/beta" and the running statistics "bn<i>/running" [2, C] (mean,
+ * variance), which training updates and evaluation uses. */
+loom_status loom_sequential_add_batch_norm(loom_sequential *m, float momentum, float eps);
+/* [C, H, W] -> [C H W] */
+loom_status loom_sequential_add_flatten(loom_sequential *m);
+loom_status loom_sequential_add_activation(loom_sequential *m, loom_activation act);
+/* Dropout of whole channels (training only). */
+loom_status loom_sequential_add_spatial_dropout(loom_sequential *m, float rate);
+/* A model from its description: the JSON loom_sequential_describe gives
+ * and model files carry ({"input": 784 or [C, H, W], "layers": [{"type":
+ * "conv2d", "filters": 32, "kernel": [3, 3], "padding": "same", ...}]});
+ * fields a layer leaves out take their defaults. LOOM_E_FORMAT naming
+ * what (a file name) and the field when it is not one. */
+loom_status loom_sequential_from_json(loom_ctx *ctx, const char *json, const char *what, loom_sequential **out);
+
 typedef struct loom_model_config {
     loom_optimizer optimizer;  /* default: Adam with Keras defaults */
     loom_loss loss;            /* default: sparse categorical cross-entropy */
@@ -570,6 +616,12 @@ typedef struct loom_fit_config {
     struct loom_trace *trace;  /* the first trace_steps steps, when the model
                                   was compiled with profile = 1 */
     int64_t trace_steps;
+    /* Training augmentation of image models, drawn from the model's seed:
+     * each image shifted by up to augment_shift pixels either way (the
+     * uncovered pixels are 0 before scaling), and with augment_flip
+     * mirrored left to right half of the time. */
+    int augment_shift;
+    int augment_flip;
 } loom_fit_config;
 
 loom_fit_config loom_fit_config_default(void);

@@ -3,7 +3,7 @@
 //   LOOM_NORM_STATS       per statistic q: the mean and the biased variance
 //                         of x (two passes over its elements);
 //   LOOM_NORM_GRAD_STATS  per statistic q: sum gamma dy and sum gamma dy xhat;
-//   LOOM_NORM_DGAMMA      per channel: sum dy xhat.
+//   LOOM_NORM_DGAMMA      per channel: sum dy xhat and sum dy (rows 0, 1).
 // Bindings: 0 x (STATS) or dy, 1 x, 2 the statistics, 3 gamma, 4 the
 // result; those a code does not read are aliases.
 #include "common.glsl"
@@ -85,13 +85,18 @@ void main()
         if (j >= p.c)
             return;
         uint mc = p.n * p.s;
-        float s = 0.0;
+        float s = 0.0, sd = 0.0;
         for (uint t = l; t < mc; t += WG) {
             uint i = at_c(j, t), q = stat_of(i);
-            s += TLOAD(a[i]) * (TLOAD(x[i]) - TLOAD(st[q])) * rstd(q);
+            float d = TLOAD(a[i]);
+            s += d * (TLOAD(x[i]) - TLOAD(st[q])) * rstd(q);
+            sd += d;
         }
         s = wg_sum(s);
-        if (l == 0u)
+        sd = wg_sum(sd);
+        if (l == 0u) {
             y[j] = TSTORE(s);
+            y[p.c + j] = TSTORE(sd);
+        }
     }
 }

@@ -258,7 +258,7 @@ inline float norm_wg_sum(__local float *s, float v)
 
 /* One work group per result (codes.h): STATS the mean and biased variance
  * of statistic j; GRAD_STATS sum gamma dy and sum gamma dy xhat; DGAMMA
- * per channel sum dy xhat. a is x (STATS) or dy. */
+ * per channel sum dy xhat and sum dy (rows 0 and 1). a is x (STATS) or dy. */
 __kernel __attribute__((reqd_work_group_size(LOOM_RED_WG, 1, 1)))
 void norm_reduce(__global TS *y, uint yo, __global const TS *a, uint ao, __global const TS *x, uint xo,
                  __global const TS *st, uint so, __global const TS *gamma, uint go, loom_pc_norm p, uint code)
@@ -295,14 +295,19 @@ void norm_reduce(__global TS *y, uint yo, __global const TS *a, uint ao, __globa
         }
     } else {
         uint mc = p.n * p.s;
-        float sum = 0.0f;
+        float sum = 0.0f, sd = 0.0f;
         for (uint t = l; t < mc; t += LOOM_RED_WG) {
             uint i = ((t / p.s) * p.c + j) * p.s + t % p.s, q = ((i / p.s) / p.cpg) % p.q;
-            sum += LD(a, ao + i) * (LD(x, xo + i) - LD(st, so + q)) / sqrt(LD(st, so + p.q + q) + p.eps);
+            float d = LD(a, ao + i);
+            sum += d * (LD(x, xo + i) - LD(st, so + q)) / sqrt(LD(st, so + p.q + q) + p.eps);
+            sd += d;
         }
         sum = norm_wg_sum(s, sum);
-        if (l == 0)
+        sd = norm_wg_sum(s, sd);
+        if (l == 0) {
             ST(y, yo + j, sum);
+            ST(y, yo + p.c + j, sd);
+        }
     }
 }
 

@@ -84,10 +84,14 @@ void loom_grad_norm_apply(loom_graph *g, int32_t self, loom_tensor dy)
     }
     int32_t in_x[5] = {dy.id, x, stats, gamma, gs};
     loom_grad_accumulate(g, x, gs ? like(g, LOOM_OP_NORM_GRAD, &nx, 5, in_x, &nd.attr) : LOOM_NONE);
+    /* both parameters' gradients from one pass over dy and x: [2, C] */
     loom_node ng = node_at(g, gamma);
+    int64_t c = ng.shape[0], shape[2] = {2, c};
     int32_t in_g[3] = {dy.id, x, stats};
-    loom_grad_accumulate(g, gamma, like(g, LOOM_OP_NORM_DGAMMA, &ng, 3, in_g, &nd.attr));
-    loom_grad_accumulate(g, beta, channel_sum(g, dy));
+    loom_tensor both = loom_graph_add(g, LOOM_OP_NORM_DGAMMA, ng.dtype, 2, shape, 3, in_g, NULL, &nd.attr);
+    int64_t s0[2] = {0, 0}, e0[2] = {1, c}, s1[2] = {1, 0}, e1[2] = {2, c}, cs[1] = {c};
+    loom_grad_accumulate(g, gamma, loom_reshape(g, loom_slice(g, both, s0, e0, NULL), 1, cs));
+    loom_grad_accumulate(g, beta, loom_reshape(g, loom_slice(g, both, s1, e1, NULL), 1, cs));
 }
 
 void loom_grad_slice(loom_graph *g, int32_t self, loom_tensor dy)

@@ -150,7 +150,8 @@ typedef enum loom_op {
     /* in: dy, x, stats, gamma, gstats. dx = rstd (gamma dy - (A + xhat B) / M),
      * M the elements of one statistic (attr.side = 1: A = B = 0). */
     LOOM_OP_NORM_GRAD,
-    /* in: dy, x, stats. out [C]: per channel, the sum of dy xhat. */
+    /* in: dy, x, stats. out [2, C]: per channel, the sums of dy xhat (the
+     * gradient of gamma) and of dy (of beta), from one pass. */
     LOOM_OP_NORM_DGAMMA,
     /* An update: in: running [2, C] (f32, written), stats [2, C] (f32).
      * running = momentum running + (1 - momentum) stats. */

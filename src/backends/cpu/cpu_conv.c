@@ -12,9 +12,15 @@
 
 /* ---- convolutions ------------------------------------------------------------ */
 
-/* At most this many floats of columns per chunk of samples (32 MiB): the
- * workspace stays bounded whatever the batch. */
-#define COLS_MAX ((int64_t)8 << 20)
+/* At most this many floats of columns per chunk of samples: the columns
+ * of a chunk stay in the cache between im2col and the GEMM that reads
+ * them, and the workspace is bounded whatever the batch. A chunk of one
+ * sample also writes the GEMM's result straight into y (and reads dy as
+ * it is). */
+#define COLS_MAX ((int64_t)1 << LOOM_CONV_COLS_LOG2)
+#ifndef LOOM_CONV_COLS_LOG2
+#define LOOM_CONV_COLS_LOG2 17
+#endif
 
 static loom_conv_geom geom_of(const loom_exec_node *x)
 {
@@ -48,46 +54,65 @@ size_t cpu_workspace_floats(const loom_exec_node *x)
     return (size_t)((g.cg * g.kh * g.kw + g.ocg) * nb * ohw);
 }
 
+/* The loops around the GEMMs run on every core (cpu_parallel_for);
+ * OpenBLAS threads the GEMMs themselves. */
+typedef struct cols_job {
+    const loom_conv_geom *g;
+    const float *src;
+    float *dst;
+    int64_t n0, nb, gi;
+} cols_job;
+
 /* cols [K, nb * OHW] of samples n0.. of group gi: row (c, kh, kw), column
- * (n, oh, ow), zeros where the window is in the padding. */
-static void im2col(const loom_conv_geom *g, const float *x, int64_t n0, int64_t nb, int64_t gi, float *cols)
+ * (n, oh, ow), zeros where the window is in the padding. Rows [t0, t1). */
+static void im2col_rows(void *arg, int64_t t0, int64_t t1)
 {
-    int64_t ohw = g->oh * g->ow, ld = nb * ohw;
-    for (int64_t c = 0; c < g->cg; c++)
-        for (int64_t kh = 0; kh < g->kh; kh++)
-            for (int64_t kw = 0; kw < g->kw; kw++) {
-                float *row = cols + ((c * g->kh + kh) * g->kw + kw) * ld;
-                for (int64_t n = 0; n < nb; n++) {
-                    const float *plane = x + ((n0 + n) * g->c + gi * g->cg + c) * g->h * g->w;
-                    float *o = row + n * ohw;
-                    for (int64_t oh = 0; oh < g->oh; oh++, o += g->ow) {
-                        int64_t ih = oh * g->sh - g->pt + kh * g->dh;
-                        if (ih < 0 || ih >= g->h) {
-                            memset(o, 0, (size_t)g->ow * sizeof *o);
-                            continue;
-                        }
-                        const float *r = plane + ih * g->w;
-                        int64_t iw0 = kw * g->dw - g->pl;
-                        for (int64_t ow = 0; ow < g->ow; ow++) {
-                            int64_t iw = iw0 + ow * g->sw;
-                            o[ow] = iw >= 0 && iw < g->w ? r[iw] : 0.0f;
-                        }
-                    }
+    const cols_job *j = arg;
+    const loom_conv_geom *g = j->g;
+    int64_t ohw = g->oh * g->ow, ld = j->nb * ohw;
+    for (int64_t t = t0; t < t1; t++) {
+        int64_t c = t / (g->kh * g->kw), kh = t / g->kw % g->kh, kw = t % g->kw;
+        float *row = j->dst + t * ld;
+        for (int64_t n = 0; n < j->nb; n++) {
+            const float *plane = j->src + ((j->n0 + n) * g->c + j->gi * g->cg + c) * g->h * g->w;
+            float *o = row + n * ohw;
+            for (int64_t oh = 0; oh < g->oh; oh++, o += g->ow) {
+                int64_t ih = oh * g->sh - g->pt + kh * g->dh;
+                if (ih < 0 || ih >= g->h) {
+                    memset(o, 0, (size_t)g->ow * sizeof *o);
+                    continue;
+                }
+                const float *r = plane + ih * g->w;
+                int64_t iw0 = kw * g->dw - g->pl;
+                for (int64_t ow = 0; ow < g->ow; ow++) {
+                    int64_t iw = iw0 + ow * g->sw;
+                    o[ow] = iw >= 0 && iw < g->w ? r[iw] : 0.0f;
                 }
             }
+        }
+    }
+}
+
+static void im2col(const loom_conv_geom *g, const float *x, int64_t n0, int64_t nb, int64_t gi, float *cols)
+{
+    cols_job j = {g, x, cols, n0, nb, gi};
+    int64_t taps = g->cg * g->kh * g->kw;
+    cpu_parallel_for(taps, taps * nb * g->oh * g->ow, im2col_rows, &j);
 }
 
 /* The reverse of im2col: every column entry added into dx where it came
- * from. */
-static void col2im(const loom_conv_geom *g, const float *cols, int64_t n0, int64_t nb, int64_t gi, float *dx)
+ * from; channels [c0, c1) (each writes its own planes). */
+static void col2im_channels(void *arg, int64_t c0, int64_t c1)
 {
-    int64_t ohw = g->oh * g->ow, ld = nb * ohw;
-    for (int64_t c = 0; c < g->cg; c++)
+    const cols_job *j = arg;
+    const loom_conv_geom *g = j->g;
+    int64_t ohw = g->oh * g->ow, ld = j->nb * ohw;
+    for (int64_t c = c0; c < c1; c++)
         for (int64_t kh = 0; kh < g->kh; kh++)
             for (int64_t kw = 0; kw < g->kw; kw++) {
-                const float *row = cols + ((c * g->kh + kh) * g->kw + kw) * ld;
-                for (int64_t n = 0; n < nb; n++) {
-                    float *plane = dx + ((n0 + n) * g->c + gi * g->cg + c) * g->h * g->w;
+                const float *row = j->src + ((c * g->kh + kh) * g->kw + kw) * ld;
+                for (int64_t n = 0; n < j->nb; n++) {
+                    float *plane = j->dst + ((j->n0 + n) * g->c + j->gi * g->cg + c) * g->h * g->w;
                     const float *o = row + n * ohw;
                     for (int64_t oh = 0; oh < g->oh; oh++, o += g->ow) {
                         int64_t ih = oh * g->sh - g->pt + kh * g->dh;
@@ -103,6 +128,12 @@ static void col2im(const loom_conv_geom *g, const float *cols, int64_t n0, int64
                     }
                 }
             }
+}
+
+static void col2im(const loom_conv_geom *g, const float *cols, int64_t n0, int64_t nb, int64_t gi, float *dx)
+{
+    cols_job j = {g, cols, dx, n0, nb, gi};
+    cpu_parallel_for(g->cg, g->cg * g->kh * g->kw * nb * g->oh * g->ow, col2im_channels, &j);
 }
 
 /* rows [OCg, nb * OHW] of group gi <-> y [N, OC, OH, OW] */
@@ -141,11 +172,12 @@ static void conv_fwd(const loom_conv_geom *g, const float *x, const float *w, co
         }
         for (int64_t n0 = 0; n0 < g->n; n0 += nb) {
             int64_t cnt = g->n - n0 < nb ? g->n - n0 : nb;
-            float *cols = ws, *rows = ws + k * cnt * ohw;
+            float *cols = ws, *rows = cnt == 1 ? y + (n0 * g->oc + gi * g->ocg) * ohw : ws + k * cnt * ohw;
             im2col(g, x, n0, cnt, gi, cols);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)g->ocg, (int)(cnt * ohw), (int)k, 1.0f, wg,
                         (int)k, cols, (int)(cnt * ohw), 0.0f, rows, (int)(cnt * ohw));
-            rows_to_nchw(g, rows, n0, cnt, gi, y);
+            if (cnt > 1)
+                rows_to_nchw(g, rows, n0, cnt, gi, y);
         }
     }
     if (bias)
@@ -176,9 +208,13 @@ static void conv_bwd_data(const loom_conv_geom *g, const float *dy, const float 
         for (int64_t n0 = 0; n0 < g->n; n0 += nb) {
             int64_t cnt = g->n - n0 < nb ? g->n - n0 : nb;
             float *cols = ws, *rows = ws + k * cnt * ohw;
-            nchw_to_rows(g, dy, n0, cnt, gi, rows);
+            const float *r = rows;
+            if (cnt > 1)
+                nchw_to_rows(g, dy, n0, cnt, gi, rows);
+            else
+                r = dy + (n0 * g->oc + gi * g->ocg) * ohw;
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)k, (int)(cnt * ohw), (int)g->ocg, 1.0f, wg,
-                        (int)k, rows, (int)(cnt * ohw), 0.0f, cols, (int)(cnt * ohw));
+                        (int)k, r, (int)(cnt * ohw), 0.0f, cols, (int)(cnt * ohw));
             col2im(g, cols, n0, cnt, gi, dx);
         }
     }
@@ -207,9 +243,13 @@ static void conv_bwd_filter(const loom_conv_geom *g, const float *dy, const floa
         for (int64_t n0 = 0; n0 < g->n; n0 += nb) {
             int64_t cnt = g->n - n0 < nb ? g->n - n0 : nb;
             float *cols = ws, *rows = ws + k * cnt * ohw;
+            const float *r = rows;
             im2col(g, x, n0, cnt, gi, cols);
-            nchw_to_rows(g, dy, n0, cnt, gi, rows);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)g->ocg, (int)k, (int)(cnt * ohw), 1.0f, rows,
+            if (cnt > 1)
+                nchw_to_rows(g, dy, n0, cnt, gi, rows);
+            else
+                r = dy + (n0 * g->oc + gi * g->ocg) * ohw;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)g->ocg, (int)k, (int)(cnt * ohw), 1.0f, r,
                         (int)(cnt * ohw), cols, (int)(cnt * ohw), n0 ? 1.0f : 0.0f, dwg, (int)k);
         }
     }
@@ -260,74 +300,201 @@ static int64_t window_argmax(const float *plane, int64_t w, const window *wd)
     return best;
 }
 
-void cpu_k_pool(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot)
+typedef struct pool_job {
+    loom_conv_geom g;
+    const float *a, *dy;
+    float *y;
+    int is_max, count_pad;
+} pool_job;
+
+/* Windows that tile the input without overlap or padding (2 x 2 at stride
+ * 2, the common case) need no window arithmetic. */
+static int tiles(const loom_conv_geom *g)
 {
-    (void)slot;
-    loom_conv_geom g = loom_pool_geom_of(0, x->node, x->in[0]->node);
-    const float *a = in[0];
-    float *y = out;
-    int is_max = x->def->code == LOOM_POOL_MAX, count_pad = x->node->attr.side;
-    for (int64_t p = 0; p < g.n * g.c; p++) {
-        const float *plane = a + p * g.h * g.w;
-        float *o = y + p * g.oh * g.ow;
-        for (int64_t oh = 0; oh < g.oh; oh++)
-            for (int64_t ow = 0; ow < g.ow; ow++) {
-                window wd = window_of(&g, oh, ow, count_pad);
-                if (is_max) {
-                    o[oh * g.ow + ow] = plane[window_argmax(plane, g.w, &wd)];
+    return g->kh == g->sh && g->kw == g->sw && g->pt == 0 && g->pl == 0 && g->oh * g->kh <= g->h &&
+           g->ow * g->kw <= g->w;
+}
+
+static void pool_planes(void *arg, int64_t p0, int64_t p1)
+{
+    const pool_job *j = arg;
+    const loom_conv_geom *g = &j->g;
+    for (int64_t p = p0; p < p1; p++) {
+        const float *plane = j->a + p * g->h * g->w;
+        float *o = j->y + p * g->oh * g->ow;
+        if (j->is_max && tiles(g)) {
+            for (int64_t oh = 0; oh < g->oh; oh++)
+                for (int64_t ow = 0; ow < g->ow; ow++) {
+                    const float *r = plane + oh * g->kh * g->w + ow * g->kw;
+                    float m = r[0];
+                    for (int64_t h = 0; h < g->kh; h++)
+                        for (int64_t c = 0; c < g->kw; c++)
+                            m = r[h * g->w + c] > m ? r[h * g->w + c] : m;
+                    o[oh * g->ow + ow] = m;
+                }
+            continue;
+        }
+        for (int64_t oh = 0; oh < g->oh; oh++)
+            for (int64_t ow = 0; ow < g->ow; ow++) {
+                window wd = window_of(g, oh, ow, j->count_pad);
+                if (j->is_max) {
+                    o[oh * g->ow + ow] = plane[window_argmax(plane, g->w, &wd)];
                     continue;
                 }
                 float s = 0;
                 for (int64_t h = wd.h0; h < wd.h1; h++)
                     for (int64_t c = wd.w0; c < wd.w1; c++)
-                        s += plane[h * g.w + c];
-                o[oh * g.ow + ow] = s / (float)wd.count;
+                        s += plane[h * g->w + c];
+                o[oh * g->ow + ow] = s / (float)wd.count;
             }
     }
 }
 
-/* in: dy [, x]. Every window adds its dy into dx: at its arg-max (max), or
- * divided over its elements (average). */
-void cpu_k_pool_grad(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot)
+void cpu_k_pool(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot)
 {
     (void)slot;
-    loom_conv_geom g = loom_pool_geom_of(1, x->node, x->in[0]->node);
-    const float *dy = in[0], *a = x->nin > 1 ? in[1] : NULL;
-    float *dx = out;
-    int is_max = x->def->code == LOOM_POOL_MAX, count_pad = x->node->attr.side;
-    memset(dx, 0, (size_t)x->node->numel * sizeof *dx);
-    for (int64_t p = 0; p < g.n * g.c; p++) {
-        const float *plane = is_max ? a + p * g.h * g.w : NULL, *d = dy + p * g.oh * g.ow;
-        float *o = dx + p * g.h * g.w;
-        for (int64_t oh = 0; oh < g.oh; oh++)
-            for (int64_t ow = 0; ow < g.ow; ow++) {
-                window wd = window_of(&g, oh, ow, count_pad);
-                float v = d[oh * g.ow + ow];
-                if (is_max) {
-                    o[window_argmax(plane, g.w, &wd)] += v;
+    pool_job j = {loom_pool_geom_of(0, x->node, x->in[0]->node), in[0], NULL, out, x->def->code == LOOM_POOL_MAX,
+                  x->node->attr.side};
+    cpu_parallel_for(j.g.n * j.g.c, x->in[0]->node->numel, pool_planes, &j);
+}
+
+/* Every window adds its dy into dx: at its arg-max (max), or divided over
+ * its elements (average); planes [p0, p1). */
+static void pool_grad_planes(void *arg, int64_t p0, int64_t p1)
+{
+    const pool_job *j = arg;
+    const loom_conv_geom *g = &j->g;
+    for (int64_t p = p0; p < p1; p++) {
+        const float *plane = j->is_max ? j->a + p * g->h * g->w : NULL, *d = j->dy + p * g->oh * g->ow;
+        float *o = j->y + p * g->h * g->w;
+        memset(o, 0, (size_t)(g->h * g->w) * sizeof *o);
+        for (int64_t oh = 0; oh < g->oh; oh++)
+            for (int64_t ow = 0; ow < g->ow; ow++) {
+                window wd = window_of(g, oh, ow, j->count_pad);
+                float v = d[oh * g->ow + ow];
+                if (j->is_max) {
+                    o[window_argmax(plane, g->w, &wd)] += v;
                     continue;
                 }
                 v /= (float)wd.count;
                 for (int64_t h = wd.h0; h < wd.h1; h++)
                     for (int64_t c = wd.w0; c < wd.w1; c++)
-                        o[h * g.w + c] += v;
+                        o[h * g->w + c] += v;
             }
     }
 }
 
-/* ---- normalization -------------------------------------------------------------- */
-
-/* Element j of statistic q's elements: its offset in x. */
-static int64_t norm_at(const loom_norm_geom *g, int64_t q, int64_t j)
+void cpu_k_pool_grad(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot)
 {
-    return q * g->len + (j / g->len) * g->stride + j % g->len;
+    (void)slot;
+    pool_job j = {loom_pool_geom_of(1, x->node, x->in[0]->node), x->nin > 1 ? in[1] : NULL, in[0], out,
+                  x->def->code == LOOM_POOL_MAX, x->node->attr.side};
+    cpu_parallel_for(j.g.n * j.g.c, x->node->numel, pool_grad_planes, &j);
 }
+
+/* ---- normalization -------------------------------------------------------------- */
 
 static float rstd_of(float var, float eps)
 {
     return 1.0f / sqrtf(var + eps);
 }
 
+typedef struct norm_job {
+    loom_norm_geom g;
+    const loom_attr *at;
+    const float *a, *dy, *st, *gamma, *beta, *gs;
+    float *y;
+    double *sums;              /* per plane: sum dy, sum dy x */
+    int64_t p0;                /* the first plane of the sums' chunk */
+} norm_job;
+
+/* Statistics [q0, q1): the mean, then the biased variance, in two passes
+ * (in double across runs: means of a few hundred thousand similar values
+ * lose digits in one). */
+static void norm_stats_rows(void *arg, int64_t q0, int64_t q1)
+{
+    const norm_job *j = arg;
+    const loom_norm_geom *g = &j->g;
+    for (int64_t q = q0; q < q1; q++) {
+        double s = 0, ss = 0;
+        for (int64_t b = 0; b < g->blocks; b++) {
+            const float *r = j->a + q * g->len + b * g->stride;
+            float part = 0;
+            for (int64_t k = 0; k < g->len; k++)
+                part += r[k];
+            s += part;
+        }
+        float fm = (float)(s / (double)g->m);
+        for (int64_t b = 0; b < g->blocks; b++) {
+            const float *r = j->a + q * g->len + b * g->stride;
+            float part = 0;
+            for (int64_t k = 0; k < g->len; k++) {
+                float d = r[k] - fm;
+                part += d * d;
+            }
+            ss += part;
+        }
+        j->y[q] = fm;
+        j->y[g->q + q] = (float)(ss / (double)g->m);
+    }
+}
+
+/* y = (x - mean) rstd gamma + beta, planes [p0, p1) */
+static void norm_apply_planes(void *arg, int64_t p0, int64_t p1)
+{
+    const norm_job *j = arg;
+    const loom_norm_geom *g = &j->g;
+    for (int64_t p = p0; p < p1; p++) {
+        int64_t q = (p / g->cpg) % g->q, c = p % g->c;
+        float scale = rstd_of(j->st[g->q + q], j->at->eps) * j->gamma[c], shift = j->beta[c] - j->st[q] * scale;
+        const float *r = j->a + p * g->s;
+        float *o = j->y + p * g->s;
+        for (int64_t k = 0; k < g->s; k++)
+            o[k] = r[k] * scale + shift;
+    }
+}
+
+/* dx = rstd (gamma dy - (A + xhat B) / M), planes [p0, p1) */
+static void norm_grad_planes(void *arg, int64_t p0, int64_t p1)
+{
+    const norm_job *j = arg;
+    const loom_norm_geom *g = &j->g;
+    float inv_m = 1.0f / (float)g->m;
+    for (int64_t p = p0; p < p1; p++) {
+        int64_t q = (p / g->cpg) % g->q, c = p % g->c;
+        float rs = rstd_of(j->st[g->q + q], j->at->eps), gm = j->gamma[c] * rs, mean = j->st[q];
+        const float *d = j->dy + p * g->s, *r = j->a + p * g->s;
+        float *o = j->y + p * g->s;
+        if (j->at->side) {
+            for (int64_t k = 0; k < g->s; k++)
+                o[k] = gm * d[k];
+            continue;
+        }
+        float ca = j->gs[q] * inv_m, cb = j->gs[g->q + q] * inv_m * rs;
+        for (int64_t k = 0; k < g->s; k++)
+            o[k] = rs * (j->gamma[c] * d[k] - ca - (r[k] - mean) * cb);
+    }
+}
+
+/* Per plane of the chunk: the sums of dy and of dy x. */
+static void norm_sums_planes(void *arg, int64_t p0, int64_t p1)
+{
+    const norm_job *j = arg;
+    const loom_norm_geom *g = &j->g;
+    for (int64_t p = p0; p < p1; p++) {
+        const float *d = j->dy + (j->p0 + p) * g->s, *r = j->a + (j->p0 + p) * g->s;
+        float a = 0, b = 0;
+        for (int64_t k = 0; k < g->s; k++) {
+            a += d[k];
+            b += d[k] * r[k];
+        }
+        j->sums[2 * p] = a;
+        j->sums[2 * p + 1] = b;
+    }
+}
+
+/* x [N, C, S] plane by plane (contiguous runs of S), each plane's
+ * statistic q = ((n C + c) / cpg) % Q. */
 void cpu_k_norm(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot)
 {
     (void)slot;
@@ -335,71 +502,51 @@ void cpu_k_norm(const loom_exec_node *x, void *out, void *const *in, const loom_
     int code = x->def->code;
     /* x is in[0] for the statistics and the forward, in[1] for gradients */
     const loom_node *nx = code == LOOM_NORM_STATS || code == LOOM_NORM_APPLY ? x->in[0]->node : x->in[1]->node;
-    loom_norm_geom g = loom_norm_geom_of(nx, at->cgroups);
-    float *y = out;
+    norm_job j;
+    memset(&j, 0, sizeof j);
+    j.g = loom_norm_geom_of(nx, at->cgroups);
+    j.at = at;
+    j.y = out;
+    const loom_norm_geom *g = &j.g;
+    int64_t planes = g->n * g->c;
     if (code == LOOM_NORM_STATS) {
-        const float *a = in[0];
-        for (int64_t q = 0; q < g.q; q++) {
-            double s = 0, ss = 0;
-            for (int64_t j = 0; j < g.m; j++)
-                s += a[norm_at(&g, q, j)];
-            double mean = s / (double)g.m;
-            for (int64_t j = 0; j < g.m; j++) {
-                double dd = a[norm_at(&g, q, j)] - mean;
-                ss += dd * dd;
-            }
-            y[q] = (float)mean;
-            y[g.q + q] = (float)(ss / (double)g.m);
-        }
+        j.a = in[0];
+        cpu_parallel_for(g->q, 2 * nx->numel, norm_stats_rows, &j);
         return;
     }
     if (code == LOOM_NORM_APPLY) {
-        const float *a = in[0], *st = in[1], *gamma = in[2], *beta = in[3];
-        for (int64_t i = 0; i < nx->numel; i++) {
-            int64_t r = i / g.s, q = (r / g.cpg) % g.q, c = r % g.c;
-            y[i] = (a[i] - st[q]) * rstd_of(st[g.q + q], at->eps) * gamma[c] + beta[c];
-        }
+        j.a = in[0], j.st = in[1], j.gamma = in[2], j.beta = in[3];
+        cpu_parallel_for(planes, nx->numel, norm_apply_planes, &j);
         return;
     }
-    const float *dy = in[0], *a = in[1], *st = in[2];
-    if (code == LOOM_NORM_DGAMMA) {
-        for (int64_t c = 0; c < g.c; c++) {
-            double s = 0;
-            for (int64_t n = 0; n < g.n; n++)
-                for (int64_t k = 0; k < g.s; k++) {
-                    int64_t r = n * g.c + c, i = r * g.s + k, q = (r / g.cpg) % g.q;
-                    s += (double)dy[i] * (a[i] - st[q]) * rstd_of(st[g.q + q], at->eps);
-                }
-            y[c] = (float)s;
-        }
+    j.dy = in[0], j.a = in[1], j.st = in[2];
+    if (code == LOOM_NORM_GRAD) {
+        j.gamma = in[3], j.gs = in[4];
+        cpu_parallel_for(planes, 2 * nx->numel, norm_grad_planes, &j);
         return;
     }
-    const float *gamma = in[3];
-    if (code == LOOM_NORM_GRAD_STATS) {
-        for (int64_t q = 0; q < g.q; q++) {
-            double sa = 0, sb = 0;
-            float mean = st[q], rs = rstd_of(st[g.q + q], at->eps);
-            for (int64_t j = 0; j < g.m; j++) {
-                int64_t i = norm_at(&g, q, j), c = (i / g.s) % g.c;
-                double gd = (double)gamma[c] * dy[i];
-                sa += gd;
-                sb += gd * (double)((a[i] - mean) * rs);
-            }
-            y[q] = (float)sa;
-            y[g.q + q] = (float)sb;
+    /* GRAD_STATS (per statistic: sum gamma dy, sum gamma dy xhat) and
+     * DGAMMA (per channel: sum dy xhat, sum dy) from the planes' sums, as
+     * sum dy xhat = rstd (sum dy x - mean sum dy) */
+    const float *gamma = code == LOOM_NORM_GRAD_STATS ? in[3] : NULL;
+    int64_t rows = code == LOOM_NORM_DGAMMA ? g->c : g->q;
+    float *y = out;
+    memset(y, 0, (size_t)(2 * rows) * sizeof *y);
+    enum { CHUNK = 2048 };
+    double sums[2 * CHUNK];
+    j.sums = sums;
+    for (int64_t base = 0; base < planes; base += CHUNK) {
+        int64_t cnt = planes - base < CHUNK ? planes - base : CHUNK;
+        j.p0 = base;
+        cpu_parallel_for(cnt, 2 * cnt * g->s, norm_sums_planes, &j);
+        for (int64_t k = 0; k < cnt; k++) {
+            int64_t p = base + k, q = (p / g->cpg) % g->q, c = p % g->c;
+            double sd = sums[2 * k], sdx = sums[2 * k + 1];
+            double gx = rstd_of(j.st[g->q + q], at->eps) * (sdx - j.st[q] * sd);
+            int64_t r = code == LOOM_NORM_DGAMMA ? c : q;
+            y[r] += (float)(gamma ? gamma[c] * sd : gx);
+            y[rows + r] += (float)(gamma ? gamma[c] * gx : sd);
         }
-        return;
-    }
-    /* LOOM_NORM_GRAD */
-    const float *gs = in[4];
-    float inv_m = 1.0f / (float)g.m;
-    for (int64_t i = 0; i < nx->numel; i++) {
-        int64_t r = i / g.s, q = (r / g.cpg) % g.q, c = r % g.c;
-        float rs = rstd_of(st[g.q + q], at->eps), gd = gamma[c] * dy[i];
-        if (at->side)
-            y[i] = rs * gd;
-        else
-            y[i] = rs * (gd - (gs[q] + (a[i] - st[q]) * rs * gs[g.q + q]) * inv_m);
     }
 }
 

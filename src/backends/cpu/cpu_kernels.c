@@ -254,6 +254,14 @@ static void k_reduce(const loom_exec_node *x, void *out, void *const *in, const 
         for (int64_t i1 = 0; i1 < d[1]; i1++)
             for (int64_t i2 = 0; i2 < d[2]; i2++) {
                 float *po = y + i0 * so[0] + i1 * so[1] + i2 * so[2];
+                if (so[3] == 0 && d[3] > 1) {
+                    /* a reduced last dim: sum the row in a register */
+                    float sum = 0;
+                    for (int64_t i3 = 0; i3 < d[3]; i3++)
+                        sum += a[k++];
+                    po[0] += sum;
+                    continue;
+                }
                 for (int64_t i3 = 0; i3 < d[3]; i3++)
                     po[i3 * so[3]] += a[k++];
             }
