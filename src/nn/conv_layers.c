@@ -9,6 +9,7 @@
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- shapes ------------------------------------------------------------------ */
@@ -241,6 +242,14 @@ static void add_pair(cJSON *o, const char *key, const int v[2])
     cJSON_AddItemToArray(a, cJSON_CreateNumber(v[1]));
 }
 
+/* A float as its shortest decimal (0.99, not 0.990000009536743). */
+static double decimal(float v)
+{
+    char b[32];
+    snprintf(b, sizeof b, "%.7g", (double)v);
+    return strtod(b, NULL);
+}
+
 void loom_model_describe_conv(const layer *l, void *obj)
 {
     cJSON *o = obj;
@@ -264,14 +273,14 @@ void loom_model_describe_conv(const layer *l, void *obj)
         cJSON_AddStringToObject(o, "padding", l->same ? "same" : "valid");
         break;
     case LAYER_BATCH_NORM:
-        cJSON_AddNumberToObject(o, "momentum", (double)l->momentum);
-        cJSON_AddNumberToObject(o, "eps", (double)l->eps);
+        cJSON_AddNumberToObject(o, "momentum", decimal(l->momentum));
+        cJSON_AddNumberToObject(o, "eps", decimal(l->eps));
         break;
     case LAYER_ACTIVATION:
         cJSON_AddStringToObject(o, "activation", act_names[l->act]);
         break;
     case LAYER_SPATIAL_DROPOUT:
-        cJSON_AddNumberToObject(o, "rate", (double)l->rate);
+        cJSON_AddNumberToObject(o, "rate", decimal(l->rate));
         break;
     default:
         break;

@@ -208,6 +208,7 @@ static const char *const dense_keys[] = {"type", "units", "activation", "init", 
 static const char *const dropout_keys[] = {"type", "rate", NULL};
 
 #define ARCH_BAD(...) (s = loom_fail(ctx, LOOM_E_FORMAT, __VA_ARGS__))
+#define LOOM_ERRMSG_COPY 512
 
 loom_status loom_model_from_json(loom_ctx *ctx, const char *json, const char *what, loom_sequential **out)
 {
@@ -243,8 +244,11 @@ loom_status loom_model_from_json(loom_ctx *ctx, const char *json, const char *wh
     }
     s = image ? loom_sequential_create_image(ctx, img[0], img[1], img[2], &m) : loom_sequential_create(ctx, nin, &m);
     if (s != LOOM_OK) {
-        if (s != LOOM_E_OOM)
-            s = loom_fail(ctx, LOOM_E_FORMAT, "%s: loom.architecture: %s", what, loom_last_error(ctx));
+        if (s != LOOM_E_OOM) {
+            char why[LOOM_ERRMSG_COPY];
+            snprintf(why, sizeof why, "%s", loom_last_error(ctx));
+            s = loom_fail(ctx, LOOM_E_FORMAT, "%s: loom.architecture: %s", what, why);
+        }
         goto out;
     }
     const cJSON *l;
@@ -285,8 +289,12 @@ loom_status loom_model_from_json(loom_ctx *ctx, const char *json, const char *wh
             ARCH_BAD("%s: loom.architecture layer %d has unknown type \"%.64s\"", what, li, type ? type : "?");
         }
         if (s != LOOM_OK) {
-            if (s != LOOM_E_OOM && s != LOOM_E_FORMAT)
-                s = loom_fail(ctx, LOOM_E_FORMAT, "%s: loom.architecture layer %d: %s", what, li, loom_last_error(ctx));
+            if (s != LOOM_E_OOM && s != LOOM_E_FORMAT) {
+                /* a copy: the message is rewritten into the buffer it is read from */
+                char why[LOOM_ERRMSG_COPY];
+                snprintf(why, sizeof why, "%s", loom_last_error(ctx));
+                s = loom_fail(ctx, LOOM_E_FORMAT, "%s: loom.architecture layer %d: %s", what, li, why);
+            }
             goto out;
         }
         li++;

@@ -16,7 +16,8 @@ static const command commands[] = {
     {"plan", cmd_plan, "memory plan of the MLP graph [--batch N] [--device SPEC] [--json] [--timeline]"},
     {"forward", cmd_forward, "run the MLP forward pass [--batch N] [--device SPEC] [--runs N] [--json]"},
     {"train", cmd_train,
-     "train the Fashion-MNIST MLP [--data DIR] [--hidden 64,64] [--epochs 5] [--batch 32] [--lr 0.001]\n"
+     "train the Fashion-MNIST MLP, or any model [--model FILE.json] [--data DIR] [--hidden 64,64]\n"
+     "             [--epochs 5] [--batch 32] [--lr 0.001] [--augment-shift N] [--augment-flip]\n"
      "             [--optimizer adam|adamw|sgd] [--momentum M] [--device SPEC] [--seed N] [--scaling unit|standard]\n"
      "             [--precision f32|f16|bf16]\n"
      "             [--save FILE] [--resume FILE] [--checkpoint FILE --checkpoint-every N] [--validation-split F]\n"
