@@ -25,7 +25,7 @@ static const command commands[] = {
      "             [--json] [--metrics FILE] [--metrics-every N] [--profile TRACE.json] [--profile-steps N] [--dash]"},
     {"bench", cmd_bench,
      "benchmark every device beside OpenBLAS / memcpy [--device SPEC|all]\n"
-     "             [--suite gemm,bandwidth,dispatch,train,infer,startup] [--json FILE] [--compare BASELINE.json]\n"
+     "             [--suite gemm,bandwidth,dispatch,train,infer,startup,conv] [--json FILE] [--compare BASELINE.json]\n"
      "             [--results FILE] [--quick] [--data DIR]\n"
      "             exit status: 2 a bad option or suite; 3 --compare found a regression beyond the noise"},
     {"eval", cmd_eval, "evaluate a saved model on the test set --model FILE [--data DIR] [--device SPEC] [--ema]\n"
