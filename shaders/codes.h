@@ -34,4 +34,26 @@
 #define LOOM_EPI_SIGMOID 4
 #define LOOM_EPI_SILU 5
 
+/* convolutions: which of (x, w, y) a node computes from the other two */
+#define LOOM_CONV_FWD 0          /* y from x, w */
+#define LOOM_CONV_BWD_DATA 1     /* x from y, w (conv_transpose2d) */
+#define LOOM_CONV_BWD_FILTER 2   /* w from y, x */
+
+/* pooling */
+#define LOOM_POOL_MAX 0
+#define LOOM_POOL_AVG 1
+
+/* normalization: what a node of the family computes */
+#define LOOM_NORM_STATS 0
+#define LOOM_NORM_APPLY 1
+#define LOOM_NORM_GRAD_STATS 2
+#define LOOM_NORM_GRAD 3
+#define LOOM_NORM_DGAMMA 4
+
+/* windows of a tensor */
+#define LOOM_WINDOW_SLICE 0
+#define LOOM_WINDOW_SLICE_GRAD 1
+#define LOOM_WINDOW_PAD 2
+#define LOOM_WINDOW_PAD_GRAD 3
+
 #endif

@@ -28,4 +28,13 @@ void loom_grad_reduce_arg(loom_graph *g, int32_t self, loom_tensor dy);
 void loom_grad_xent(loom_graph *g, int32_t self, loom_tensor dy);
 void loom_grad_dropout(loom_graph *g, int32_t self, loom_tensor dy);
 
+/* convolutional networks (autodiff_conv.c) */
+void loom_grad_conv2d(loom_graph *g, int32_t self, loom_tensor dy);
+void loom_grad_conv_transpose2d(loom_graph *g, int32_t self, loom_tensor dy);
+void loom_grad_pool(loom_graph *g, int32_t self, loom_tensor dy);
+void loom_grad_norm_apply(loom_graph *g, int32_t self, loom_tensor dy);
+void loom_grad_slice(loom_graph *g, int32_t self, loom_tensor dy);
+void loom_grad_pad(loom_graph *g, int32_t self, loom_tensor dy);
+void loom_grad_concat(loom_graph *g, int32_t self, loom_tensor dy);
+
 #endif

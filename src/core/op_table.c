@@ -2,6 +2,7 @@
 #include "op_table.h"
 #include "autodiff.h"
 #include "backend.h"
+#include "conv_geom.h"
 
 #include <string.h>
 
@@ -68,6 +69,33 @@ static double cost_adam(const loom_exec_node *x)
 static double cost_ema(const loom_exec_node *x)
 {
     return 3 * numel_of(x->in[0]);
+}
+
+static double cost_conv(const loom_exec_node *x)
+{
+    const loom_node *in[3] = {x->in[0]->node, x->in[1]->node, NULL};
+    loom_conv_geom cg = loom_conv_geom_of(x->def->code, x->node, in);
+    return 2.0 * loom_conv_macs(&cg) + (x->nin > 2 ? (double)x->node->numel : 0);
+}
+
+/* a comparison or an add per window element, each output (forward) or each
+ * gradient element spread (backward) */
+static double cost_pool(const loom_exec_node *x)
+{
+    const loom_attr *a = &x->node->attr;
+    double window = (double)a->kernel[0] * (double)a->kernel[1];
+    return window * (double)x->in[0]->node->numel * (x->def->family == LOOM_FAM_POOL ? 0 : 1) +
+           window * (double)x->node->numel * (x->def->family == LOOM_FAM_POOL ? 1 : 0);
+}
+
+static double cost_norm(const loom_exec_node *x)
+{
+    static const double per[5] = {[LOOM_NORM_STATS] = 3, [LOOM_NORM_APPLY] = 4, [LOOM_NORM_GRAD_STATS] = 5,
+                                  [LOOM_NORM_GRAD] = 7, [LOOM_NORM_DGAMMA] = 4};
+    int code = x->def->code;
+    /* the statistics' node reads x, the others read dy and x of x's size */
+    const loom_node *big = code == LOOM_NORM_STATS || code == LOOM_NORM_APPLY ? x->in[0]->node : x->in[1]->node;
+    return per[code] * (double)big->numel;
 }
 
 /* ---- the table -------------------------------------------------------------- */
@@ -173,16 +201,54 @@ const loom_op_def loom_op_defs[LOOM_OP_COUNT] = {
                             .flags = LOOM_OPF_NONDIFF, .runvals = LOOM_RUN_SCALE},
 
     [LOOM_OP_SGD_UPDATE] = {.name = "sgd_update", .family = LOOM_FAM_SGD, .arity = -1, .cost = cost_sgd,
-                            .flags = LOOM_OPF_UPDATE | LOOM_OPF_NO_GRAD, .writes = 0x5,
+                            .flags = LOOM_OPF_UPDATE | LOOM_OPF_MULTI | LOOM_OPF_NO_GRAD, .writes = 0x5,
                             .runvals = LOOM_RUN_STEP | LOOM_RUN_SCALE},
     [LOOM_OP_ADAM_UPDATE] = {.name = "adam_update", .family = LOOM_FAM_ADAM, .arity = -1, .cost = cost_adam,
-                             .flags = LOOM_OPF_UPDATE | LOOM_OPF_NO_GRAD, .writes = 0xd,
+                             .flags = LOOM_OPF_UPDATE | LOOM_OPF_MULTI | LOOM_OPF_NO_GRAD, .writes = 0xd,
                              .runvals = LOOM_RUN_STEP | LOOM_RUN_ADAM | LOOM_RUN_SCALE},
     [LOOM_OP_EMA_UPDATE] = {.name = "ema_update", .family = LOOM_FAM_EMA, .arity = 2, .cost = cost_ema,
-                            .flags = LOOM_OPF_UPDATE | LOOM_OPF_NO_GRAD, .writes = 0x1, .runvals = LOOM_RUN_EMA},
+                            .flags = LOOM_OPF_UPDATE | LOOM_OPF_MULTI | LOOM_OPF_NO_GRAD, .writes = 0x1, .runvals = LOOM_RUN_EMA},
 
     [LOOM_OP_CUSTOM] = {.name = "custom", .family = LOOM_FAM_CUSTOM, .arity = -1, .flags = LOOM_OPF_NO_GRAD,
                         .gpu_reason = "users' GLSL runs on Vulkan only"},
+
+    [LOOM_OP_CONV2D] = {.name = "conv2d", .family = LOOM_FAM_CONV, .code = LOOM_CONV_FWD, .arity = -1,
+                        .cost = cost_conv, .grad = loom_grad_conv2d},
+    [LOOM_OP_CONV_TRANSPOSE2D] = {.name = "conv_transpose2d", .family = LOOM_FAM_CONV, .code = LOOM_CONV_BWD_DATA,
+                                  .arity = -1, .cost = cost_conv, .grad = loom_grad_conv_transpose2d},
+    [LOOM_OP_CONV2D_GRAD_WEIGHT] = {.name = "conv2d_grad_weight", .family = LOOM_FAM_CONV,
+                                    .code = LOOM_CONV_BWD_FILTER, .arity = 2, .cost = cost_conv,
+                                    .flags = GRADIENT_OP_},
+    [LOOM_OP_MAX_POOL2D] = {.name = "max_pool2d", .family = LOOM_FAM_POOL, .code = LOOM_POOL_MAX, .arity = 1,
+                            .cost = cost_pool, .grad = loom_grad_pool},
+    [LOOM_OP_AVG_POOL2D] = {.name = "avg_pool2d", .family = LOOM_FAM_POOL, .code = LOOM_POOL_AVG, .arity = 1,
+                            .cost = cost_pool, .grad = loom_grad_pool},
+    [LOOM_OP_MAX_POOL2D_GRAD] = {.name = "max_pool2d_grad", .family = LOOM_FAM_POOL_GRAD, .code = LOOM_POOL_MAX,
+                                 .arity = 2, .cost = cost_pool, .flags = GRADIENT_OP_},
+    [LOOM_OP_AVG_POOL2D_GRAD] = {.name = "avg_pool2d_grad", .family = LOOM_FAM_POOL_GRAD, .code = LOOM_POOL_AVG,
+                                 .arity = 1, .cost = cost_pool, .flags = GRADIENT_OP_},
+    /* the statistics' gradient is part of the normalization's (NORM_GRAD) */
+    [LOOM_OP_NORM_STATS] = {.name = "norm_stats", .family = LOOM_FAM_NORM, .code = LOOM_NORM_STATS, .arity = 1,
+                            .cost = cost_norm, .flags = LOOM_OPF_NONDIFF},
+    [LOOM_OP_NORM_APPLY] = {.name = "norm", .family = LOOM_FAM_NORM, .code = LOOM_NORM_APPLY, .arity = 4,
+                            .cost = cost_norm, .grad = loom_grad_norm_apply},
+    [LOOM_OP_NORM_GRAD_STATS] = {.name = "norm_grad_stats", .family = LOOM_FAM_NORM, .code = LOOM_NORM_GRAD_STATS,
+                                 .arity = 4, .cost = cost_norm, .flags = GRADIENT_OP_},
+    [LOOM_OP_NORM_GRAD] = {.name = "norm_grad", .family = LOOM_FAM_NORM, .code = LOOM_NORM_GRAD, .arity = 5,
+                           .cost = cost_norm, .flags = GRADIENT_OP_},
+    [LOOM_OP_NORM_DGAMMA] = {.name = "norm_dgamma", .family = LOOM_FAM_NORM, .code = LOOM_NORM_DGAMMA, .arity = 3,
+                             .cost = cost_norm, .flags = GRADIENT_OP_},
+    [LOOM_OP_NORM_RUNNING_UPDATE] = {.name = "norm_running_update", .family = LOOM_FAM_NORM_UPDATE, .arity = 2,
+                                     .cost = cost_ema, .flags = LOOM_OPF_UPDATE | LOOM_OPF_NO_GRAD, .writes = 0x1},
+    [LOOM_OP_SLICE] = {.name = "slice", .family = LOOM_FAM_WINDOW, .code = LOOM_WINDOW_SLICE, .arity = 1,
+                       .grad = loom_grad_slice},
+    [LOOM_OP_SLICE_GRAD] = {.name = "slice_grad", .family = LOOM_FAM_WINDOW, .code = LOOM_WINDOW_SLICE_GRAD,
+                            .arity = 1, .flags = GRADIENT_OP_},
+    [LOOM_OP_PAD] = {.name = "pad", .family = LOOM_FAM_WINDOW, .code = LOOM_WINDOW_PAD, .arity = 1,
+                     .grad = loom_grad_pad},
+    [LOOM_OP_PAD_GRAD] = {.name = "pad_grad", .family = LOOM_FAM_WINDOW, .code = LOOM_WINDOW_PAD_GRAD, .arity = 1,
+                          .flags = GRADIENT_OP_, .flops = 1},
+    [LOOM_OP_CONCAT] = {.name = "concat", .family = LOOM_FAM_CONCAT, .arity = -1, .grad = loom_grad_concat},
 };
 
 /* The activations GEMM kernels apply in their epilogue (shaders/codes.h). */

@@ -39,6 +39,13 @@ typedef enum loom_op_family {
     LOOM_FAM_ADAM,
     LOOM_FAM_EMA,
     LOOM_FAM_CUSTOM,
+    LOOM_FAM_CONV,         /* conv2d and its gradients: code LOOM_CONV_* */
+    LOOM_FAM_POOL,         /* code LOOM_POOL_* */
+    LOOM_FAM_POOL_GRAD,    /* code LOOM_POOL_* */
+    LOOM_FAM_NORM,         /* batch / group norm: code LOOM_NORM_* */
+    LOOM_FAM_NORM_UPDATE,  /* running statistics */
+    LOOM_FAM_WINDOW,       /* slice, pad and their gradients: code LOOM_WINDOW_* */
+    LOOM_FAM_CONCAT,
     LOOM_FAM_COUNT
 } loom_op_family;
 
@@ -52,6 +59,8 @@ enum {
     LOOM_OPF_LABELS = 1u << 4,   /* its last input holds class indices */
     LOOM_OPF_NO_GRAD = 1u << 5,  /* no gradient rule: loom_backward through it
                                    is LOOM_E_UNSUPPORTED naming it */
+    LOOM_OPF_MULTI = 1u << 6,    /* an optimizer update: the fusion pass groups
+                                   consecutive ones into one multi-tensor launch */
 };
 
 /* per-run values an op consumes (filled into its run slot) */

@@ -299,13 +299,18 @@ static loom_status place_tensors(loom_program *p, const loom_graph *g)
     loom_status s = LOOM_OK;
     if (!offsets)
         return loom_fail(ctx, LOOM_E_OOM, "loom_compile: out of memory");
+    /* Every tensor's binding first: a refused compile creates no state
+     * tensor. */
     for (int i = 0; i < p->n; i++) {
         loom_node *nd = &p->nodes[i];
-        uint64_t bytes = (uint64_t)nd->numel * loom_dtype_size(nd->dtype);
+        if (!nd->side_effect && !nd->dead &&
+            (s = check_binding(p, nd, (uint64_t)nd->numel * loom_dtype_size(nd->dtype))) != LOOM_OK)
+            goto out;
+    }
+    for (int i = 0; i < p->n; i++) {
+        loom_node *nd = &p->nodes[i];
         if (nd->side_effect || nd->dead)
             continue;
-        if ((s = check_binding(p, nd, bytes)) != LOOM_OK)
-            goto out;
         if (nd->op == LOOM_OP_PARAM) {
             loom_state_slot *e;
             if ((s = loom_state_ensure(p->st, nd->name, nd->dtype, nd->ndim, nd->shape, &e)) != LOOM_OK)
@@ -377,7 +382,7 @@ static void group_updates(loom_program *p)
     for (int i = 0; i < p->nexec;) {
         loom_exec_node *x = &p->exec[i];
         int j = i + 1;
-        if (x->def->flags & LOOM_OPF_UPDATE)
+        if (x->def->flags & LOOM_OPF_MULTI)
             while (j < p->nexec && same_update(x, &p->exec[j]))
                 p->exec[j++].group = 0;
         x->group = j - i;

@@ -16,15 +16,46 @@
 /* The widest layer (or input) an architecture may declare. */
 #define LOOM_MAX_UNITS ((int64_t)1 << 30)
 
-typedef enum layer_kind { LAYER_DENSE = 0, LAYER_DROPOUT = 1 } layer_kind;
+typedef enum layer_kind {
+    LAYER_DENSE = 0,
+    LAYER_DROPOUT = 1,
+    /* convolutional networks (conv_layers.c) */
+    LAYER_CONV2D,
+    LAYER_MAX_POOL2D,
+    LAYER_AVG_POOL2D,
+    LAYER_GLOBAL_AVG_POOL2D,
+    LAYER_BATCH_NORM,
+    LAYER_FLATTEN,
+    LAYER_ACTIVATION,
+    LAYER_SPATIAL_DROPOUT
+} layer_kind;
 
 typedef struct layer {
     layer_kind kind;
-    int64_t units;
+    int64_t units;             /* dense: units; conv2d: filters */
     loom_activation act;
     loom_init init;
     float rate;
+    /* convolutional layers: the window, and batch norm's parameters */
+    int kernel[2], stride[2], dilation[2];
+    int same, groups, use_bias;
+    float momentum, eps;
+    /* what the layer takes and gives per sample: [features] or [C, H, W] */
+    int in_ndim, out_ndim;
+    int64_t in_shape[3], out_shape[3];
 } layer;
+
+/* A parameter of a layer: its state name, shape and how it starts. */
+typedef enum param_init { PINIT_KERNEL, PINIT_ZEROS, PINIT_ONES, PINIT_RUNNING } param_init;
+
+typedef struct model_param {
+    char name[64];
+    int ndim;
+    int64_t shape[4];
+    int trainable;             /* 0: running statistics, updated by the forward pass */
+    param_init init;
+    int64_t fan_in, fan_out;   /* kernels' initialisation */
+} model_param;
 
 /* A compiled program for one (purpose, batch size). */
 typedef struct model_prog {
@@ -37,6 +68,8 @@ typedef struct model_prog {
 struct loom_sequential {
     loom_ctx *ctx;
     int64_t in_features;
+    int in_ndim;               /* 1: [features]; 3: images [C, H, W] */
+    int64_t in_shape[3];
     layer layers[LOOM_MAX_LAYERS];
     int nlayers;
     char *describe;            /* JSON (loom_strdup) */
@@ -73,6 +106,27 @@ loom_status loom_model_from_json(loom_ctx *ctx, const char *json, const char *wh
 int64_t loom_model_outputs(const loom_sequential *m);
 /* Name of layer l's kernel / bias params. */
 void loom_model_param_names(int l, char *kernel, char *bias, size_t n);
+/* The parameters of layer i (up to 3) into out; their count. */
+int loom_model_layer_params(const loom_sequential *m, int i, model_param out[3]);
+
+/* ---- conv_layers.c: the layers of convolutional networks ---- */
+
+/* The output shape of l over its input (l->in_*), into l->out_*; 0, or
+ * LOOM_E_SHAPE naming the layer (what) and the shapes. */
+loom_status loom_model_layer_shape(loom_ctx *ctx, layer *l, const char *what);
+/* The JSON of a convolutional layer into o (cJSON *). */
+void loom_model_describe_conv(const layer *l, void *o);
+/* 1 if type names a convolutional layer; then its fields from o into l
+ * (LOOM_E_FORMAT naming the field in *s). */
+int loom_model_parse_conv(loom_ctx *ctx, const char *type, const void *o, const char *what, int index, layer *l,
+                          loom_status *s);
+/* The parameters of a convolutional layer (index: its number among the
+ * layers of its kind). */
+int loom_model_conv_params(const layer *l, int index, model_param out[3]);
+/* Appends layer i (not dense or dropout) to the graph over h. */
+loom_tensor loom_model_build_conv(loom_sequential *m, loom_graph *g, int i, int train, loom_tensor h);
+/* Training augmentation of nb image rows in x (shift, flip). */
+loom_status loom_model_augment(loom_sequential *m, const loom_fit_config *cfg, float *x, int64_t nb, int64_t step);
 
 /* ---- model_config.c ---- */
 

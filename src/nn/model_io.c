@@ -30,35 +30,32 @@ typedef enum tensor_role { ROLE_UNKNOWN, ROLE_PARAM, ROLE_MOMENT, ROLE_EMA } ten
 typedef struct tensor_kind {
     tensor_role role;
     int ndim;
-    int64_t shape[2];
+    int64_t shape[4];
 } tensor_kind;
 
 static const char *const moment_suffixes[] = {"m", "v", "momentum"};
 
+/* Every layer's parameters (kernels, biases, batch norm's scale, shift and
+ * running statistics); trainable ones may carry optimizer moments and a
+ * moving average, "<name>/m" and the like. */
 static tensor_kind classify(const loom_sequential *m, const char *name)
 {
-    tensor_kind k = {ROLE_UNKNOWN, 0, {0, 0}};
-    int64_t in = m->in_features;
-    int dense = 0;
+    tensor_kind k = {ROLE_UNKNOWN, 0, {0, 0, 0, 0}};
     for (int i = 0; i < m->nlayers; i++) {
-        const layer *l = &m->layers[i];
-        if (l->kind != LAYER_DENSE)
-            continue;
-        char kn[64], bn[64];
-        loom_model_param_names(dense++, kn, bn, sizeof kn);
-        for (int b = 0; b < 2; b++) {
-            const char *p = b ? bn : kn;
+        model_param ps[3];
+        int np = loom_model_layer_params(m, i, ps);
+        for (int b = 0; b < np; b++) {
+            const char *p = ps[b].name;
             size_t len = strlen(p);
             if (strncmp(name, p, len))
                 continue;
-            k.ndim = b ? 1 : 2;
-            k.shape[0] = b ? l->units : in;
-            k.shape[1] = b ? 0 : l->units;
+            k.ndim = ps[b].ndim;
+            memcpy(k.shape, ps[b].shape, sizeof k.shape);
             if (!name[len]) {
                 k.role = ROLE_PARAM;
                 return k;
             }
-            if (name[len] != '/')
+            if (name[len] != '/' || !ps[b].trainable)
                 continue;
             const char *suffix = name + len + 1;
             if (!strcmp(suffix, "ema")) {
@@ -71,7 +68,6 @@ static tensor_kind classify(const loom_sequential *m, const char *name)
                     return k;
                 }
         }
-        in = l->units;
     }
     k.role = ROLE_UNKNOWN;
     return k;

@@ -21,8 +21,30 @@ loom_status loom_sequential_create(loom_ctx *ctx, int64_t input_features, loom_s
         return loom_fail(ctx, LOOM_E_OOM, "loom_sequential_create: out of memory");
     m->ctx = ctx;
     m->in_features = input_features;
+    m->in_ndim = 1;
+    m->in_shape[0] = input_features;
     *out = m;
     return LOOM_OK;
+}
+
+loom_status loom_sequential_create_image(loom_ctx *ctx, int64_t channels, int64_t height, int64_t width,
+                                         loom_sequential **out)
+{
+    if (!ctx || !out)
+        return LOOM_E_INVALID;
+    *out = NULL;
+    int64_t dims[3] = {channels, height, width};
+    uint64_t total = 1;
+    for (int i = 0; i < 3; i++)
+        if (dims[i] <= 0 || dims[i] > LOOM_MAX_UNITS || loom_mul_u64(total, (uint64_t)dims[i], &total) ||
+            total > (uint64_t)LOOM_MAX_UNITS)
+            return loom_fail(ctx, LOOM_E_SHAPE, "loom_sequential_create_image: images of %lld x %lld x %lld (each "
+                             "and their product in [1, %lld])", (long long)channels, (long long)height,
+                             (long long)width, (long long)LOOM_MAX_UNITS);
+    LOOM_TRY(loom_sequential_create(ctx, (int64_t)total, out));
+    (*out)->in_ndim = 3;
+    memcpy((*out)->in_shape, dims, sizeof dims);
+    return loom_model_describe(*out);
 }
 
 static void free_buffers(loom_sequential *m)
@@ -64,8 +86,20 @@ static loom_status add_layer(loom_sequential *m, layer l, const char *what)
         return loom_fail(m->ctx, LOOM_E_STATE, "%s: the model is already compiled", what);
     if (m->nlayers == LOOM_MAX_LAYERS)
         return loom_fail(m->ctx, LOOM_E_INVALID, "%s: more than %d layers", what, LOOM_MAX_LAYERS);
+    /* the layer takes what the one before gives (or the model's input) */
+    const layer *prev = m->nlayers ? &m->layers[m->nlayers - 1] : NULL;
+    l.in_ndim = prev ? prev->out_ndim : m->in_ndim;
+    memcpy(l.in_shape, prev ? prev->out_shape : m->in_shape, sizeof l.in_shape);
+    char where[64];
+    snprintf(where, sizeof where, "%s (layer %d)", what, m->nlayers);
+    LOOM_TRY(loom_model_layer_shape(m->ctx, &l, where));
     m->layers[m->nlayers++] = l;
     return loom_model_describe(m);
+}
+
+loom_status loom_model_add(loom_sequential *m, layer l, const char *what)
+{
+    return add_layer(m, l, what);
 }
 
 loom_status loom_sequential_add_dense(loom_sequential *m, int64_t units, loom_activation act, loom_init init)
@@ -75,7 +109,7 @@ loom_status loom_sequential_add_dense(loom_sequential *m, int64_t units, loom_ac
                          (long long)LOOM_MAX_UNITS);
     if (m && ((unsigned)act > LOOM_ACT_SOFTMAX || (unsigned)init > LOOM_INIT_HE_NORMAL))
         return loom_fail(m->ctx, LOOM_E_INVALID, "dense: unknown activation %d or init %d", (int)act, (int)init);
-    layer l = {LAYER_DENSE, units, act, init, 0};
+    layer l = {.kind = LAYER_DENSE, .units = units, .act = act, .init = init};
     return add_layer(m, l, "dense");
 }
 
@@ -83,7 +117,7 @@ loom_status loom_sequential_add_dropout(loom_sequential *m, float rate)
 {
     if (m && !(rate >= 0.0f && rate < 1.0f))
         return loom_fail(m->ctx, LOOM_E_INVALID, "dropout: rate %g outside [0, 1)", (double)rate);
-    layer l = {LAYER_DROPOUT, 0, LOOM_ACT_NONE, LOOM_INIT_GLOROT_UNIFORM, rate};
+    layer l = {.kind = LAYER_DROPOUT, .act = LOOM_ACT_NONE, .init = LOOM_INIT_GLOROT_UNIFORM, .rate = rate};
     return add_layer(m, l, "dropout");
 }
 
@@ -99,11 +133,19 @@ loom_status loom_model_describe(loom_sequential *m)
 {
     cJSON *root = cJSON_CreateObject();
     cJSON *layers = cJSON_AddArrayToObject(root, "layers");
-    cJSON_AddNumberToObject(root, "input", (double)m->in_features);
+    if (m->in_ndim == 3) {
+        cJSON *in = cJSON_AddArrayToObject(root, "input");
+        for (int i = 0; i < 3; i++)
+            cJSON_AddItemToArray(in, cJSON_CreateNumber((double)m->in_shape[i]));
+    } else {
+        cJSON_AddNumberToObject(root, "input", (double)m->in_features);
+    }
     for (int i = 0; i < m->nlayers; i++) {
         const layer *l = &m->layers[i];
         cJSON *o = cJSON_CreateObject();
-        if (l->kind == LAYER_DENSE) {
+        if (l->kind != LAYER_DENSE && l->kind != LAYER_DROPOUT) {
+            loom_model_describe_conv(l, o);
+        } else if (l->kind == LAYER_DENSE) {
             cJSON_AddStringToObject(o, "type", "dense");
             cJSON_AddNumberToObject(o, "units", (double)l->units);
             cJSON_AddStringToObject(o, "activation", act_names[l->act]);
@@ -166,6 +208,7 @@ static const char *const dense_keys[] = {"type", "units", "activation", "init", 
 static const char *const dropout_keys[] = {"type", "rate", NULL};
 
 #define ARCH_BAD(...) (s = loom_fail(ctx, LOOM_E_FORMAT, __VA_ARGS__))
+#define LOOM_ERRMSG_COPY 512
 
 loom_status loom_model_from_json(loom_ctx *ctx, const char *json, const char *what, loom_sequential **out)
 {
@@ -184,8 +227,14 @@ loom_status loom_model_from_json(loom_ctx *ctx, const char *json, const char *wh
         ARCH_BAD("%s: loom.architecture has an unknown field \"%.64s\"", what, unk);
         goto out;
     }
-    if (!json_int(in, 1, LOOM_MAX_UNITS, &nin)) {
-        ARCH_BAD("%s: loom.architecture: \"input\" is not an integer in [1, %lld]", what, (long long)LOOM_MAX_UNITS);
+    int64_t img[3];
+    int image = cJSON_IsArray(in) && cJSON_GetArraySize(in) == 3 &&
+                json_int(cJSON_GetArrayItem(in, 0), 1, LOOM_MAX_UNITS, &img[0]) &&
+                json_int(cJSON_GetArrayItem(in, 1), 1, LOOM_MAX_UNITS, &img[1]) &&
+                json_int(cJSON_GetArrayItem(in, 2), 1, LOOM_MAX_UNITS, &img[2]);
+    if (!image && !json_int(in, 1, LOOM_MAX_UNITS, &nin)) {
+        ARCH_BAD("%s: loom.architecture: \"input\" is not an integer in [1, %lld] or an image [C, H, W]", what,
+                 (long long)LOOM_MAX_UNITS);
         goto out;
     }
     if (cJSON_GetArraySize(layers) > LOOM_MAX_LAYERS) {
@@ -193,17 +242,30 @@ loom_status loom_model_from_json(loom_ctx *ctx, const char *json, const char *wh
                  LOOM_MAX_LAYERS);
         goto out;
     }
-    if ((s = loom_sequential_create(ctx, nin, &m)) != LOOM_OK)
+    s = image ? loom_sequential_create_image(ctx, img[0], img[1], img[2], &m) : loom_sequential_create(ctx, nin, &m);
+    if (s != LOOM_OK) {
+        if (s != LOOM_E_OOM) {
+            char why[LOOM_ERRMSG_COPY];
+            snprintf(why, sizeof why, "%s", loom_last_error(ctx));
+            s = loom_fail(ctx, LOOM_E_FORMAT, "%s: loom.architecture: %s", what, why);
+        }
         goto out;
+    }
     const cJSON *l;
     int li = 0;
     cJSON_ArrayForEach(l, layers)
     {
         const char *type = cJSON_IsObject(l) ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(l, "type")) : NULL;
-        if (type && !strcmp(type, "dense")) {
+        layer conv;
+        if (type && loom_model_parse_conv(ctx, type, l, what, li, &conv, &s)) {
+            if (s == LOOM_OK)
+                s = loom_model_add(m, conv, type);
+        } else if (type && !strcmp(type, "dense")) {
             int64_t units = 0;
-            int act = find_name(act_names, 6, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(l, "activation")));
-            int init = find_name(init_names, 2, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(l, "init")));
+            /* a description written by hand may leave the defaults out */
+            const cJSON *aj = cJSON_GetObjectItemCaseSensitive(l, "activation"), *ij = cJSON_GetObjectItemCaseSensitive(l, "init");
+            int act = aj ? find_name(act_names, 6, cJSON_GetStringValue(aj)) : LOOM_ACT_NONE;
+            int init = ij ? find_name(init_names, 2, cJSON_GetStringValue(ij)) : LOOM_INIT_GLOROT_UNIFORM;
             if ((unk = unknown_key(l, dense_keys)))
                 ARCH_BAD("%s: loom.architecture layer %d has an unknown field \"%.64s\"", what, li, unk);
             else if (!json_int(cJSON_GetObjectItemCaseSensitive(l, "units"), 1, LOOM_MAX_UNITS, &units))
@@ -227,8 +289,12 @@ loom_status loom_model_from_json(loom_ctx *ctx, const char *json, const char *wh
             ARCH_BAD("%s: loom.architecture layer %d has unknown type \"%.64s\"", what, li, type ? type : "?");
         }
         if (s != LOOM_OK) {
-            if (s != LOOM_E_OOM && s != LOOM_E_FORMAT)
-                s = loom_fail(ctx, LOOM_E_FORMAT, "%s: loom.architecture layer %d: %s", what, li, loom_last_error(ctx));
+            if (s != LOOM_E_OOM && s != LOOM_E_FORMAT) {
+                /* a copy: the message is rewritten into the buffer it is read from */
+                char why[LOOM_ERRMSG_COPY];
+                snprintf(why, sizeof why, "%s", loom_last_error(ctx));
+                s = loom_fail(ctx, LOOM_E_FORMAT, "%s: loom.architecture layer %d: %s", what, li, why);
+            }
             goto out;
         }
         li++;
@@ -243,13 +309,22 @@ out:
     return s;
 }
 
+loom_status loom_sequential_from_json(loom_ctx *ctx, const char *json, const char *what, loom_sequential **out)
+{
+    if (!ctx || !out)
+        return LOOM_E_INVALID;
+    *out = NULL;
+    if (!json)
+        return loom_fail(ctx, LOOM_E_INVALID, "loom_sequential_from_json: NULL description");
+    return loom_model_from_json(ctx, json, what ? what : "model description", out);
+}
+
 int64_t loom_model_outputs(const loom_sequential *m)
 {
-    int64_t n = m->in_features;
-    for (int i = 0; i < m->nlayers; i++)
-        if (m->layers[i].kind == LAYER_DENSE)
-            n = m->layers[i].units;
-    return n;
+    if (!m->nlayers)
+        return m->in_features;
+    const layer *l = &m->layers[m->nlayers - 1];
+    return l->out_ndim == 3 ? l->out_shape[0] * l->out_shape[1] * l->out_shape[2] : l->out_shape[0];
 }
 
 int64_t loom_sequential_outputs(const loom_sequential *m)
@@ -304,51 +379,74 @@ static double uniform01(uint64_t *s)
     return (double)(splitmix(s) >> 11) * (1.0 / 9007199254740992.0);
 }
 
+int loom_model_layer_params(const loom_sequential *m, int i, model_param out[3])
+{
+    const layer *l = &m->layers[i];
+    int index = 0;
+    for (int j = 0; j < i; j++)
+        index += m->layers[j].kind == l->kind;
+    if (l->kind != LAYER_DENSE)
+        return loom_model_conv_params(l, index, out);
+    loom_model_param_names(index, out[0].name, out[1].name, sizeof out[0].name);
+    for (int k = 0; k < 2; k++) {
+        memset(out[k].shape, 0, sizeof out[k].shape);
+        out[k].trainable = 1;
+    }
+    out[0].ndim = 2;
+    out[0].shape[0] = l->in_shape[0];
+    out[0].shape[1] = l->units;
+    out[0].init = PINIT_KERNEL;
+    out[0].fan_in = l->in_shape[0];
+    out[0].fan_out = l->units;
+    out[1].ndim = 1;
+    out[1].shape[0] = l->units;
+    out[1].init = PINIT_ZEROS;
+    return 2;
+}
+
+/* Every parameter in layer order; kernels draw from one seeded stream
+ * (Glorot uniform or He normal), biases and shifts start at 0, scales at
+ * 1, running statistics at mean 0 and variance 1. */
 static loom_status init_weights(loom_sequential *m)
 {
     uint64_t rng = m->cfg.seed * 0x2545f4914f6cdd1dULL + 1;
-    int64_t in = m->in_features;
-    int dense = 0;
     for (int i = 0; i < m->nlayers; i++) {
         const layer *l = &m->layers[i];
-        if (l->kind != LAYER_DENSE)
-            continue;
-        int64_t out = l->units;
-        size_t wn, wb = 0;
-        float *w = NULL, *b = NULL;
-        if (!loom_mul_size((size_t)in, (size_t)out, &wn) && !loom_mul_size(wn, sizeof *w, &wb)) {
-            w = loom_malloc(m->ctx, wb);
-            b = loom_calloc(m->ctx, (size_t)out, sizeof *b);
-        }
-        if (!w || !b) {
-            loom_free(m->ctx, w, wb);
-            loom_free(m->ctx, b, (size_t)out * sizeof *b);
-            return loom_fail(m->ctx, LOOM_E_OOM, "sequential: out of memory initializing dense%d [%lld,%lld]", dense,
-                             (long long)in, (long long)out);
-        }
-        if (l->init == LOOM_INIT_GLOROT_UNIFORM) {
-            double lim = sqrt(6.0 / (double)(in + out));
-            for (int64_t k = 0; k < in * out; k++)
-                w[k] = (float)((uniform01(&rng) * 2.0 - 1.0) * lim);
-        } else {
-            double sd = sqrt(2.0 / (double)in);
-            for (int64_t k = 0; k < in * out; k++) {
-                double u1 = uniform01(&rng), u2 = uniform01(&rng);
-                w[k] = (float)(sd * sqrt(-2.0 * log(u1 + 1e-300)) * cos(6.283185307179586 * u2));
+        model_param ps[3];
+        int np = loom_model_layer_params(m, i, ps);
+        for (int k = 0; k < np; k++) {
+            const model_param *p = &ps[k];
+            uint64_t count;
+            size_t bytes = 0;
+            float *w = NULL;
+            if (!loom_shape_bytes(p->ndim, p->shape, sizeof *w, &count, NULL) && count <= SIZE_MAX / sizeof *w) {
+                bytes = (size_t)count * sizeof *w;
+                w = loom_calloc(m->ctx, (size_t)count, sizeof *w);
             }
+            if (!w)
+                return loom_fail(m->ctx, LOOM_E_OOM, "sequential: out of memory initializing %s", p->name);
+            if (p->init == PINIT_KERNEL && l->init == LOOM_INIT_GLOROT_UNIFORM) {
+                double lim = sqrt(6.0 / (double)(p->fan_in + p->fan_out));
+                for (uint64_t e = 0; e < count; e++)
+                    w[e] = (float)((uniform01(&rng) * 2.0 - 1.0) * lim);
+            } else if (p->init == PINIT_KERNEL) {
+                double sd = sqrt(2.0 / (double)p->fan_in);
+                for (uint64_t e = 0; e < count; e++) {
+                    double u1 = uniform01(&rng), u2 = uniform01(&rng);
+                    w[e] = (float)(sd * sqrt(-2.0 * log(u1 + 1e-300)) * cos(6.283185307179586 * u2));
+                }
+            } else if (p->init == PINIT_ONES) {
+                for (uint64_t e = 0; e < count; e++)
+                    w[e] = 1.0f;
+            } else if (p->init == PINIT_RUNNING) {
+                for (int64_t e = 0; e < p->shape[1]; e++)
+                    w[p->shape[1] + e] = 1.0f; /* row 0 the mean, row 1 the variance */
+            }
+            loom_status s = loom_state_write(m->st, p->name, LOOM_F32, p->ndim, p->shape, w);
+            loom_free(m->ctx, w, bytes);
+            if (s != LOOM_OK)
+                return s;
         }
-        char kn[64], bn[64];
-        loom_model_param_names(dense, kn, bn, sizeof kn);
-        int64_t ks[2] = {in, out}, bs[1] = {out};
-        loom_status s = loom_state_write(m->st, kn, LOOM_F32, 2, ks, w);
-        if (s == LOOM_OK)
-            s = loom_state_write(m->st, bn, LOOM_F32, 1, bs, b);
-        loom_free(m->ctx, w, wb);
-        loom_free(m->ctx, b, (size_t)out * sizeof *b);
-        if (s != LOOM_OK)
-            return s;
-        in = out;
-        dense++;
     }
     return LOOM_OK;
 }
@@ -378,6 +476,11 @@ static loom_status build(loom_sequential *m, loom_graph *g, int train, int64_t b
      * for the loss and the outputs. */
     loom_dtype dt = m->cfg.precision;
     loom_tensor h = loom_cast(g, loom_input(g, "x", LOOM_F32, 2, xs), dt);
+    if (m->in_ndim == 3) {
+        /* the rows are images: NCHW, a reshape that moves nothing */
+        int64_t is[4] = {batch, m->in_shape[0], m->in_shape[1], m->in_shape[2]};
+        h = loom_reshape(g, h, 4, is);
+    }
     int64_t in = m->in_features;
     int dense = 0;
     int last_dense = -1;
@@ -385,6 +488,7 @@ static loom_status build(loom_sequential *m, loom_graph *g, int train, int64_t b
         if (m->layers[i].kind == LAYER_DENSE)
             last_dense = i;
     loom_tensor logits = LOOM_NONE;
+    int softmax_layer = 0;
     for (int i = 0; i < m->nlayers; i++) {
         const layer *l = &m->layers[i];
         if (l->kind == LAYER_DROPOUT) {
@@ -392,6 +496,17 @@ static loom_status build(loom_sequential *m, loom_graph *g, int train, int64_t b
                 h = loom_dropout(g, h, l->rate, (uint32_t)(m->cfg.seed * 2654435761u) + (uint32_t)i);
             continue;
         }
+        if (l->kind != LAYER_DENSE) {
+            /* a softmax of its own at the end: the loss takes its input */
+            if (i == m->nlayers - 1 && l->kind == LAYER_ACTIVATION && l->act == LOOM_ACT_SOFTMAX) {
+                h = loom_cast(g, h, LOOM_F32);
+                logits = h;
+                softmax_layer = 1;
+            }
+            h = loom_model_build_conv(m, g, i, train, h);
+            continue;
+        }
+        in = l->in_shape[0];
         char kn[64], bn[64], scope[16];
         snprintf(scope, sizeof scope, "dense%d", dense);
         loom_model_param_names(dense++, kn, bn, sizeof kn);
@@ -408,7 +523,7 @@ static loom_status build(loom_sequential *m, loom_graph *g, int train, int64_t b
         LOOM_TRY(loom_graph_scope(g, NULL));
     }
     int classify = m->cfg.loss != LOOM_LOSS_MSE;
-    int softmax_out = last_dense >= 0 && m->layers[last_dense].act == LOOM_ACT_SOFTMAX;
+    int softmax_out = softmax_layer || (last_dense >= 0 && m->layers[last_dense].act == LOOM_ACT_SOFTMAX);
     int64_t outs = loom_model_outputs(m);
     loom_tensor loss = LOOM_NONE;
     if (m->cfg.loss == LOOM_LOSS_SPARSE_CE) {
@@ -506,6 +621,9 @@ loom_status loom_sequential_compile(loom_sequential *m, loom_device *dev, const 
         dense += m->layers[i].kind == LAYER_DENSE;
     if (!dense)
         return loom_fail(m->ctx, LOOM_E_INVALID, "loom_sequential_compile: the model has no dense layer");
+    if (m->layers[m->nlayers - 1].out_ndim != 1)
+        return loom_fail(m->ctx, LOOM_E_SHAPE, "loom_sequential_compile: the model ends in images; end it with "
+                         "flatten, global_avg_pool2d or dense");
     loom_model_config c = cfg ? *cfg : loom_model_config_default();
     char why[160];
     if (loom_model_config_problem(&c, why, sizeof why))

@@ -38,6 +38,18 @@ typedef struct bench_run {
 } bench_run;
 
 int cmd_bench(int argc, char **argv);
+
+/* A device being measured (cmd_bench.c opens them). */
+typedef struct bench_device {
+    loom_ctx *ctx;
+    loom_device *dev;
+    const char *spec;
+    int corrupt;              /* test hook: this device's results are made wrong */
+} bench_device;
+
+/* --suite conv (bench_conv.c): conv2d forward and backward on every
+ * device beside im2col + OpenBLAS, checked against ref (the CPU device). */
+void bench_suite_conv(const bench_device *devs, int ndev, int quick, const bench_device *ref, bench_run *r);
 void bench_add_device(bench_run *r, const loom_device_info *d);
 void bench_print(const bench_run *r, FILE *f);
 int bench_save(bench_run *r, const char *path);

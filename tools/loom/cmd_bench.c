@@ -76,12 +76,7 @@ static void set_fig(bench_fig *f, double *times, int n, double work, double scal
     f->runs = n;
 }
 
-typedef struct devrun {
-    loom_ctx *ctx;
-    loom_device *dev;
-    const char *spec;
-    int corrupt;            /* test hook: corrupt this device's results */
-} devrun;
+typedef bench_device devrun;
 
 static void fill(float *x, size_t n, uint32_t seed)
 {
@@ -786,7 +781,7 @@ static void link_clblast_refs(bench_run *r)
 
 /* ---- the command -------------------------------------------------------- */
 
-static const char *const suite_names[] = {"gemm", "bandwidth", "dispatch", "train", "infer", "startup"};
+static const char *const suite_names[] = {"gemm", "bandwidth", "dispatch", "train", "infer", "startup", "conv"};
 #define NSUITES ((int)(sizeof suite_names / sizeof suite_names[0]))
 
 static const char bench_usage[] =
@@ -794,7 +789,8 @@ static const char bench_usage[] =
     "                  [--compare BASELINE.json] [--results FILE]\n"
     "  --device SPEC    the devices to measure (default all); every result is checked against\n"
     "                   the CPU device, which computes the reference whatever --device says\n"
-    "  --suite LIST     comma-separated, of gemm, bandwidth, dispatch, train, infer, startup (default all)\n"
+    "  --suite LIST     comma-separated, of gemm, bandwidth, dispatch, train, infer, startup, conv\n"
+    "                   (default all but conv: conv2d forward and backward beside im2col + OpenBLAS)\n"
     "  --quick          fewer sizes and repetitions\n"
     "  --data DIR       Fashion-MNIST for the train suite (default " LOOM_DEFAULT_DATA_DIR ")\n"
     "  --json FILE      write the results (schema 1; loom-dash --bench shows them)\n"
@@ -941,6 +937,8 @@ int cmd_bench(int argc, char **argv)
             suite_infer(devs, ndev, quick, ref, &run);
         if (want[5])
             suite_startup(devs, ndev, ref, &run);
+        if (want[6])
+            bench_suite_conv(devs, ndev, quick, ref, &run);
         if (cpu_ref.dev && cpu_ref.dev != devs[0].dev)
             loom_device_close(cpu_ref.dev);
         for (int d = 0; d < ndev; d++)

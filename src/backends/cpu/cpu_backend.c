@@ -230,10 +230,12 @@ static loom_status cpu_prepare(void *bdev, const loom_exec_program *prog, void *
     for (int i = 0; i < prog->nnodes; i++) {
         const loom_exec_node *x = &prog->nodes[i];
         p->nptrs += 1 + x->nin;
-        p->maxin = x->nin > p->maxin ? x->nin : p->maxin;
+        /* room for a workspace after the inputs */
+        p->maxin = x->nin + 1 > p->maxin ? x->nin + 1 : p->maxin;
         size_t need = x->out && is_half(x->out) ? (size_t)x->out->node->numel : 0;
         for (int j = 0; j < x->nin; j++)
             need += is_half(x->in[j]) ? (size_t)x->in[j]->node->numel : 0;
+        need += cpu_workspace_floats(x);
         p->nscratch = need > p->nscratch ? need : p->nscratch;
     }
     p->half = loom_calloc(d->ctx, (size_t)nn, 1);
@@ -283,11 +285,21 @@ static void run_half_node(cpu_prog *p, const loom_exec_node *x, void *out, void 
         args = view;
     void *y = out;
     int narrow_out = x->out && is_half(x->out);
-    if (narrow_out)
+    if (narrow_out) {
         y = s;
+        s += x->out->node->numel;
+    }
+    /* a kernel's workspace follows the inputs (cpu_workspace_floats) */
+    if (cpu_workspace_floats(x)) {
+        if (!any)
+            for (int j = 0; j < x->nin; j++)
+                view[j] = in[j];
+        view[x->nin] = s;
+        args = view;
+    }
     cpu_kernels[x->def->family](x, y, args, slot);
     if (narrow_out)
-        narrow(out, s, x->out->node->dtype, x->out->node->numel);
+        narrow(out, y, x->out->node->dtype, x->out->node->numel);
 }
 
 static loom_status cpu_run(void *bp, const loom_run_args *args)

@@ -239,6 +239,14 @@ static void k_reduce(const loom_exec_node *x, void *out, void *const *in, const 
         for (int64_t i1 = 0; i1 < d[1]; i1++)
             for (int64_t i2 = 0; i2 < d[2]; i2++) {
                 float *po = y + i0 * so[0] + i1 * so[1] + i2 * so[2];
+                if (so[3] == 0 && d[3] > 1) {
+                    /* a reduced last dim: sum the row in a register */
+                    float sum = 0;
+                    for (int64_t i3 = 0; i3 < d[3]; i3++)
+                        sum += a[k++];
+                    po[0] += sum;
+                    continue;
+                }
                 for (int64_t i3 = 0; i3 < d[3]; i3++)
                     po[i3 * so[3]] += a[k++];
             }
@@ -500,6 +508,13 @@ const cpu_kernel cpu_kernels[LOOM_FAM_COUNT] = {
     [LOOM_FAM_SGD] = k_sgd,
     [LOOM_FAM_ADAM] = k_adam,
     [LOOM_FAM_EMA] = k_ema,
+    [LOOM_FAM_CONV] = cpu_k_conv,
+    [LOOM_FAM_POOL] = cpu_k_pool,
+    [LOOM_FAM_POOL_GRAD] = cpu_k_pool_grad,
+    [LOOM_FAM_NORM] = cpu_k_norm,
+    [LOOM_FAM_NORM_UPDATE] = cpu_k_norm_update,
+    [LOOM_FAM_WINDOW] = cpu_k_window,
+    [LOOM_FAM_CONCAT] = cpu_k_concat,
 };
 
 int loom_cpu_has_kernel(loom_op op, loom_dtype dt)

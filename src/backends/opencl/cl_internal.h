@@ -91,7 +91,8 @@ typedef enum cl_progid {
     LOOM_CLP_OPTIM = 2,
     LOOM_CLP_CAST = 3,
     LOOM_CLP_GEMM = 4,
-    LOOM_CLP_COUNT = 5
+    LOOM_CLP_CONV = 5,
+    LOOM_CLP_COUNT = 6
 } cl_progid;
 
 typedef struct cl_built {
@@ -229,6 +230,15 @@ int loom_cl_supports(void *bdev, const loom_exec_node *x);
 int loom_cl_has_kernel(loom_op op, loom_dtype dt);
 /* Launches per replay (cl_record.c). */
 int loom_cl_dispatches(void *bprog);
+
+/* Convolutional networks' launches (cl_conv.c): one each, concat one per
+ * input. */
+loom_status loom_cl_plan_conv(cl_dev *d, const loom_exec_node *x, cl_launch *l);
+loom_status loom_cl_plan_pool(cl_dev *d, const loom_exec_node *x, cl_launch *l);
+loom_status loom_cl_plan_norm(cl_dev *d, const loom_exec_node *x, cl_launch *l);
+loom_status loom_cl_plan_norm_update(cl_dev *d, const loom_exec_node *x, cl_launch *l);
+loom_status loom_cl_plan_window(cl_dev *d, const loom_exec_node *x, cl_launch *l);
+loom_status loom_cl_plan_concat(cl_dev *d, const loom_exec_node *x, cl_launch *out, int *n);
 
 /* ---- GEMM through CLBlast ----------------------------------------------- */
 

@@ -751,12 +751,19 @@ static const cl_family cl_families[LOOM_FAM_COUNT] = {
     [LOOM_FAM_SGD] = {NULL, LOOM_CLP_OPTIM, LOOM_DT_BIT(LOOM_F32)},
     [LOOM_FAM_ADAM] = {NULL, LOOM_CLP_OPTIM, LOOM_DT_BIT(LOOM_F32)},
     [LOOM_FAM_EMA] = {NULL, LOOM_CLP_OPTIM, LOOM_DT_BIT(LOOM_F32)},
+    [LOOM_FAM_CONV] = {loom_cl_plan_conv, LOOM_CLP_CONV, LOOM_DT_FLOATS},
+    [LOOM_FAM_POOL] = {loom_cl_plan_pool, LOOM_CLP_CONV, LOOM_DT_FLOATS},
+    [LOOM_FAM_POOL_GRAD] = {loom_cl_plan_pool, LOOM_CLP_CONV, LOOM_DT_FLOATS},
+    [LOOM_FAM_NORM] = {loom_cl_plan_norm, LOOM_CLP_CONV, LOOM_DT_FLOATS},
+    [LOOM_FAM_NORM_UPDATE] = {loom_cl_plan_norm_update, LOOM_CLP_CONV, LOOM_DT_BIT(LOOM_F32)},
+    [LOOM_FAM_WINDOW] = {loom_cl_plan_window, LOOM_CLP_CONV, F_ALL},
+    [LOOM_FAM_CONCAT] = {NULL, LOOM_CLP_CONV, F_ALL}, /* loom_cl_plan_concat: one launch per input */
 };
 
 static int family_present(loom_op_family f)
 {
     return cl_families[f].plan || f == LOOM_FAM_MATMUL || f == LOOM_FAM_SUMSQ || f == LOOM_FAM_SGD ||
-           f == LOOM_FAM_ADAM || f == LOOM_FAM_EMA;
+           f == LOOM_FAM_ADAM || f == LOOM_FAM_EMA || f == LOOM_FAM_CONCAT;
 }
 
 /* The body line an element-wise op's kernels are made from. */
@@ -796,7 +803,7 @@ int loom_cl_supports(void *bdev, const loom_exec_node *x)
         (((const cl_dev *)bdev)->route == LOOM_CLR_CLBLAST || (nd->attr.act != LOOM_OP_NONE && !loom_op_epilogue(nd->attr.act)) ||
          (nd->attr.dact != LOOM_OP_NONE && !loom_op_epilogue(nd->attr.dact))))
         return 0; /* the own GEMM's epilogues (gemm.cl); CLBlast takes none */
-    if (x->def->flags & LOOM_OPF_UPDATE)
+    if (x->def->flags & LOOM_OPF_MULTI)
         return 1;
     /* the loss and prediction fused in: one work group over every row */
     if ((x->also[0] || x->also[1]) && (uint64_t)nd->numel > (1u << 20))
@@ -818,11 +825,13 @@ int loom_cl_launch_count(const cl_dev *d, const loom_exec_node *x)
         return x->nin > 0 ? x->nin : 1;
     if (x->def->family == LOOM_FAM_MATMUL && converts(d, x) && !loom_cl_gemm_own(d, x))
         return 4;
-    if (x->def->flags & LOOM_OPF_UPDATE) {
+    if (x->def->flags & LOOM_OPF_MULTI) {
         if (x->group == 0)
             return 0; /* launched with its group's first node */
         return update_runs(x);
     }
+    if (x->def->family == LOOM_FAM_CONCAT)
+        return x->nin > 0 ? x->nin : 1;
     return 1;
 }
 
@@ -846,8 +855,10 @@ loom_status loom_cl_plan_node(cl_dev *d, const loom_exec_node *x, int node, cl_l
         return plan_matmul(d, x, out, n);
     if (x->def->family == LOOM_FAM_SUMSQ)
         return plan_sumsq(d, x, out, n);
-    if (x->def->flags & LOOM_OPF_UPDATE)
+    if (x->def->flags & LOOM_OPF_MULTI)
         return plan_update(d, x, out, n);
+    if (x->def->family == LOOM_FAM_CONCAT)
+        return loom_cl_plan_concat(d, x, out, n);
     if (!f->plan)
         return loom_fail(d->ctx, LOOM_E_UNSUPPORTED, "%s: no kernel for op %s (\"%s\")", d->label,
                          loom_op_name(nd->op), nd->name);

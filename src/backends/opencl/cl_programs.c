@@ -28,6 +28,7 @@ static const char *const prog_files[LOOM_CLP_COUNT][3] = {
     [LOOM_CLP_CAST] = {"cast.cl"},
     /* the epilogues are made from the unary ops' body lines */
     [LOOM_CLP_GEMM] = {"epilogue.cl", "ew_unary.cl", "gemm.cl"},
+    [LOOM_CLP_CONV] = {"conv.cl"},
 };
 static const char *const head_files[3] = {"push.h", "codes.h", "common.cl"};
 

@@ -264,6 +264,16 @@ loom_status vk_plan_node(vk_prog *p, const loom_exec_node *x);
 /* A new dispatch slot at the end of the program (pipe and grid unset). */
 loom_status vk_add_dispatch(vk_prog *p, int node, vk_dispatch **out);
 
+/* ---- vk_conv.c ---------------------------------------------------------- */
+
+/* The dispatches of convolutional networks' op families. */
+loom_status vk_plan_conv(vk_prog *p, const loom_exec_node *x);
+loom_status vk_plan_pool(vk_prog *p, const loom_exec_node *x);
+loom_status vk_plan_norm(vk_prog *p, const loom_exec_node *x);
+loom_status vk_plan_norm_update(vk_prog *p, const loom_exec_node *x);
+loom_status vk_plan_window(vk_prog *p, const loom_exec_node *x);
+loom_status vk_plan_concat(vk_prog *p, const loom_exec_node *x);
+
 /* ---- vk_program.c ------------------------------------------------------- */
 
 loom_status vk_prepare(void *bdev, const loom_exec_program *prog, void **bprog);

@@ -842,6 +842,13 @@ static const vk_family vk_families[LOOM_FAM_COUNT] = {
     [LOOM_FAM_ADAM] = {plan_update, LOOM_DT_BIT(LOOM_F32)},
     [LOOM_FAM_EMA] = {plan_update, LOOM_DT_BIT(LOOM_F32)},
     [LOOM_FAM_CUSTOM] = {vk_plan_custom, LOOM_DT_BIT(LOOM_F32) | LOOM_DT_BIT(LOOM_I32)},
+    [LOOM_FAM_CONV] = {vk_plan_conv, LOOM_DT_FLOATS},
+    [LOOM_FAM_POOL] = {vk_plan_pool, LOOM_DT_FLOATS},
+    [LOOM_FAM_POOL_GRAD] = {vk_plan_pool, LOOM_DT_FLOATS},
+    [LOOM_FAM_NORM] = {vk_plan_norm, LOOM_DT_FLOATS},
+    [LOOM_FAM_NORM_UPDATE] = {vk_plan_norm_update, LOOM_DT_BIT(LOOM_F32)},
+    [LOOM_FAM_WINDOW] = {vk_plan_window, F_ALL},
+    [LOOM_FAM_CONCAT] = {vk_plan_concat, F_ALL},
 };
 
 /* The variant a family uses for an op in dtype dt, whatever the device;
