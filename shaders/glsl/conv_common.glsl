@@ -48,13 +48,15 @@ uint gemm_k()
 }
 
 // x at (sample nn, channel ch, row ih, column iw), 0 in the padding; the
-// tensor is binding 0 (FWD) or 1 (BWD_FILTER).
+// tensor is binding 0 (FWD) or 1 (BWD_FILTER). The load is clamped into
+// the tensor and the padding selected after it: no branch around a load,
+// which CPU drivers turn into per-lane loops.
 float x_at(uint nn, uint ch, int ih, int iw)
 {
-    if (ih < 0 || iw < 0 || ih >= int(p.h) || iw >= int(p.w))
-        return 0.0;
-    uint i = ((nn * p.c + ch) * p.h + uint(ih)) * p.w + uint(iw);
-    return MODE == LOOM_CONV_FWD ? LD0(i) : LD1(i);
+    bool in_ = ih >= 0 && iw >= 0 && ih < int(p.h) && iw < int(p.w);
+    uint i = ((nn * p.c + ch) * p.h + uint(clamp(ih, 0, int(p.h) - 1))) * p.w + uint(clamp(iw, 0, int(p.w) - 1));
+    float v = MODE == LOOM_CONV_FWD ? LD0(i) : LD1(i);
+    return in_ ? v : 0.0;
 }
 
 // dy at (nn, channel o) for the input position (hh, ww) reached through
@@ -62,12 +64,18 @@ float x_at(uint nn, uint ch, int ih, int iw)
 float dy_through(uint nn, uint o, uint hh, uint ww, uint a, uint b)
 {
     int ti = int(hh + p.pt) - int(a * p.dh), tj = int(ww + p.pl) - int(b * p.dw);
-    if (ti < 0 || tj < 0)
-        return 0.0;
-    uint i = uint(ti) / p.sh, j = uint(tj) / p.sw;
-    if (i * p.sh != uint(ti) || j * p.sw != uint(tj) || i >= p.oh || j >= p.ow)
-        return 0.0;
-    return LD0(((nn * p.oc + o) * p.oh + i) * p.ow + j);
+    bool ok = ti >= 0 && tj >= 0;
+    uint i = uint(max(ti, 0)), j = uint(max(tj, 0));
+    // stride 1 (most layers): no division
+    if (p.sh != 1u || p.sw != 1u) {
+        uint i2 = i / p.sh, j2 = j / p.sw;
+        ok = ok && i2 * p.sh == i && j2 * p.sw == j;
+        i = i2;
+        j = j2;
+    }
+    ok = ok && i < p.oh && j < p.ow;
+    float v = LD0(((nn * p.oc + o) * p.oh + min(i, p.oh - 1u)) * p.ow + min(j, p.ow - 1u));
+    return ok ? v : 0.0;
 }
 
 // C[m, j] of group g into the output, with the bias of its channel.

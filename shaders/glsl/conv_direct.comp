@@ -7,7 +7,9 @@
 // columns past the edges are clamped (their results are not stored).
 #include "conv_common.glsl"
 
-#define TM 4
+// TM (16, or 4 for a GEMM of few rows: depthwise) is a specialization
+// constant: the driver unrolls the block once it is known.
+layout(constant_id = 1) const uint TM = 16;
 #define TN 8
 layout(local_size_x = 64) in;
 
@@ -48,7 +50,9 @@ void main()
                     [[unroll]] for (uint j = 0; j < TN; j++) {
                         int ih = ih0[j] + int(a * p.dh), iw = iw0[j] + int(b * p.dw);
                         bool in_ = ih >= 0 && iw >= 0 && ih < int(p.h) && iw < int(p.w);
-                        xv[j] = in_ ? LD0(xb[j] + (c * p.h + uint(ih)) * p.w + uint(iw)) : 0.0;
+                        float v = LD0(xb[j] + (c * p.h + uint(clamp(ih, 0, int(p.h) - 1))) * p.w +
+                                      uint(clamp(iw, 0, int(p.w) - 1)));
+                        xv[j] = in_ ? v : 0.0;
                     }
                     [[unroll]] for (uint i = 0; i < TM; i++)
                         [[unroll]] for (uint j = 0; j < TN; j++)

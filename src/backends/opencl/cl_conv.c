@@ -60,10 +60,11 @@ static const char *variant_of(loom_dtype dt)
     return dt == LOOM_F16 ? "-DLOOM_F16" : dt == LOOM_BF16 ? "-DLOOM_BF16" : "";
 }
 
-static loom_status kernel(cl_dev *d, loom_dtype dt, const char *name, const loom_exec_node *x, cl_launch *l, args *a)
+static loom_status kernel_in(cl_dev *d, const char *variant, const char *name, const loom_exec_node *x, cl_launch *l,
+                             args *a)
 {
     cl_program prog;
-    LOOM_TRY(loom_cl_program(d, LOOM_CLP_CONV, variant_of(dt), &prog));
+    LOOM_TRY(loom_cl_program(d, LOOM_CLP_CONV, variant, &prog));
     cl_int e = CL_SUCCESS;
     l->kernel = clCreateKernel(prog, name, &e);
     if (e != CL_SUCCESS)
@@ -72,6 +73,11 @@ static loom_status kernel(cl_dev *d, loom_dtype dt, const char *name, const loom
     l->kind = LOOM_CLL_KERNEL;
     *a = (args){d, l->kernel, 0, CL_SUCCESS, 0};
     return LOOM_OK;
+}
+
+static loom_status kernel(cl_dev *d, loom_dtype dt, const char *name, const loom_exec_node *x, cl_launch *l, args *a)
+{
+    return kernel_in(d, variant_of(dt), name, x, l, a);
 }
 
 static size_t up(size_t v, size_t m)
@@ -87,8 +93,7 @@ static void size1(cl_launch *l, uint64_t items, size_t wg)
 
 /* ---- convolutions ------------------------------------------------------------------ */
 
-#define TM 4                   /* conv.cl's CONV_TM, CONV_TN */
-#define TN 8
+#define TN 8                   /* conv.cl's CONV_TN; its CONV_TM is the host's choice */
 
 loom_status loom_cl_plan_conv(cl_dev *d, const loom_exec_node *x, cl_launch *l)
 {
@@ -103,15 +108,20 @@ loom_status loom_cl_plan_conv(cl_dev *d, const loom_exec_node *x, cl_launch *l)
     uint64_t m = code == LOOM_CONV_BWD_DATA ? g.cg : g.ocg;
     uint64_t n = code == LOOM_CONV_FWD ? g.n * g.oh * g.ow : code == LOOM_CONV_BWD_DATA ? g.n * g.h * g.w
                                                                                          : g.cg * g.kh * g.kw;
+    /* 16 rows per item, or 4 where the GEMM has fewer rows (depthwise) */
+    uint64_t tm = m >= 16 ? 16 : 4;
+    char variant[48];
+    snprintf(variant, sizeof variant, "%s%s-DCONV_TM=%u", variant_of(nd->dtype), *variant_of(nd->dtype) ? " " : "",
+             (unsigned)tm);
     args a;
-    LOOM_TRY(kernel(d, nd->dtype, names[code], x, l, &a));
+    LOOM_TRY(kernel_in(d, variant, names[code], x, l, &a));
     arg_tensor(&a, x->out);
     arg_tensor(&a, x->in[0]);
     arg_tensor(&a, x->in[1]);
     arg_tensor(&a, x->nin > 2 ? x->in[2] : x->in[0]);
     raw(&a, sizeof pc, &pc);
     l->dims = 2;
-    size1(l, ((m + TM - 1) / TM) * ((n + TN - 1) / TN), 64);
+    size1(l, ((m + tm - 1) / tm) * ((n + TN - 1) / TN), 64);
     l->gws[1] = (size_t)g.groups;
     l->lws[1] = 1;
     return done(&a, x, names[code]);

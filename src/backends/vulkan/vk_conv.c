@@ -90,8 +90,7 @@ static int texel_ok(const vk_dev *d, const loom_exec_tensor *t)
 /* ---- convolutions --------------------------------------------------------------- */
 
 #define TILE 64                /* conv_tiled's block of C */
-#define DIRECT_TM 4            /* conv_direct's rows and columns per invocation */
-#define DIRECT_TN 8
+#define DIRECT_TN 8            /* conv_direct's columns per invocation (its rows: spec constant 1) */
 
 loom_status vk_plan_conv(vk_prog *p, const loom_exec_node *x)
 {
@@ -129,7 +128,9 @@ loom_status vk_plan_conv(vk_prog *p, const loom_exec_node *x)
                              dx->groups[1], dx->groups[2]);
         return use(p, dx, dt_suffix(name, sizeof name, "conv_tiled", nd->dtype), "SSSS", sizeof pc, 16, 16, spec, &pc);
     }
-    uint64_t items = ((m + DIRECT_TM - 1) / DIRECT_TM) * ((n + DIRECT_TN - 1) / DIRECT_TN);
+    uint32_t tm = m >= 16 ? 16 : 4;
+    spec[1] = tm;
+    uint64_t items = ((m + tm - 1) / tm) * ((n + DIRECT_TN - 1) / DIRECT_TN);
     LOOM_TRY(spread(p, dx, items, 64, (uint32_t)g.groups, nd));
     const char *kinds = "SSSS";
     if (nd->dtype == LOOM_F32 && (p->d->quirks & VK_QUIRK_TEXEL_READS) && texel_ok(p->d, x->in[0]) &&
