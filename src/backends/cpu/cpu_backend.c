@@ -254,7 +254,8 @@ static loom_status cpu_prepare(void *bdev, const loom_exec_program *prog, void *
     for (int i = 0; i < prog->nnodes; i++) {
         const loom_exec_node *x = &prog->nodes[i];
         p->ptrs[k++] = x->out ? resolve(x->out) : NULL;
-        p->half[i] = x->out && is_half(x->out);
+        /* the slow path also hands a kernel its workspace */
+        p->half[i] = (x->out && is_half(x->out)) || cpu_workspace_floats(x) > 0;
         for (int j = 0; j < x->nin; j++) {
             p->ptrs[k++] = resolve(x->in[j]);
             p->half[i] |= is_half(x->in[j]);
