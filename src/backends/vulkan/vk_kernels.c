@@ -231,7 +231,9 @@ static const vk_layout L_SGD_MULTI = {"SSSSS", sizeof(loom_pc_update), {256, 1}}
 static const vk_layout L_ADAM_MULTI = {"SSSSS", sizeof(loom_pc_update), {256, 1}};
 static const vk_layout L_EMA_MULTI = {"SSS", sizeof(loom_pc_update), {256, 1}};
 static const vk_layout L_GEMM = {"SSSS", sizeof(loom_pc_gemm), {16, 16}};
-static const vk_layout L_GEMM_TEXEL = {"TTSS", sizeof(loom_pc_gemm), {8, 8}};
+static const vk_layout L_GEMM_TEXEL = {"TTST", sizeof(loom_pc_gemm), {8, 8}};
+/* the same with C an rgba32f storage texel buffer (gemm_texel_*v) */
+static const vk_layout L_GEMM_TEXEL_CV = {"TTIT", sizeof(loom_pc_gemm), {8, 8}};
 
 /* C per invocation of gemm_texel (its TM and 4 TN4), and the largest
  * workgroup side; gemm_tiled's tile (BM = BN). */
@@ -322,11 +324,19 @@ static loom_status plan_matmul(vk_prog *p, const loom_exec_node *x)
     if (nd->dtype == LOOM_F32 && (d->quirks & VK_QUIRK_TEXEL_READS)) {
         int va = operand_vec(d, x->in[0], nd->attr.ta ? pc.m : pc.k);
         int vb = operand_vec(d, x->in[1], nd->attr.tb ? pc.k : pc.n);
-        if (va && vb) {
+        /* C as vec4 texels (a quarter of the per-lane store loops) where N
+         * and C's and the bias's or y's bindings allow; the bias / y is
+         * read as a texel buffer either way */
+        int third = nd->attr.bias || nd->attr.dact != LOOM_OP_NONE;
+        int cv = pc.n % 4 == 0 && texel_ok(d, x->out, 4) && (!third || texel_ok(d, x->in[2], 4));
+        if (va && vb && (cv || !third || texel_ok(d, x->in[2], 1))) {
             static const char *const a_paths[3] = {"k", "m", "s"}, *const b_paths[3] = {"n", "k", "s"};
             int ia = va == 4 ? (nd->attr.ta ? 1 : 0) : 2, ib = vb == 4 ? (nd->attr.tb ? 1 : 0) : 2;
-            snprintf(name, sizeof name, "gemm_texel_%s%s", a_paths[ia], b_paths[ib]);
-            l = &L_GEMM_TEXEL;
+            snprintf(name, sizeof name, "gemm_texel_%s%s%s", a_paths[ia], b_paths[ib], cv ? "v" : "");
+            l = cv ? &L_GEMM_TEXEL_CV : &L_GEMM_TEXEL;
+            /* the epilogue is compiled per pipeline: the driver would run
+             * every activation's arithmetic under a mask for a run-time one */
+            spec[0] = pc.has_bias | pc.epi << 1 | pc.depi << 5;
             /* The smallest power-of-two workgroup (up to 8 x 8) whose
              * invocations all have rows and columns to compute. */
             uint32_t wx = 1, wy = 1;
@@ -340,6 +350,12 @@ static loom_status plan_matmul(vk_prog *p, const loom_exec_node *x)
             tile_n = wx * TEXEL_COLS;
             dx->bind[0].texel = va;
             dx->bind[1].texel = vb;
+            if (cv)
+                dx->bind[2].texel = 4;
+            if (third)
+                dx->bind[3].texel = cv ? 4 : 1;
+            else
+                dx->bind[3] = alias(dx->bind[0]);
         }
     }
     dx->groups[0] = (pc.n + tile_n - 1) / tile_n;
