@@ -281,17 +281,21 @@ static void run_set(loom_ctx *ctx, loom_device *dev, const char *model, const ch
     memset(&info, 0, sizeof info);
     loom_status s = LOOM_OK;
     int loaded = 0;
-    for (int i = 0; i < ni; i++) {
-        size_t n;
-        unsigned char *d = read_all(ins[i], &n);
-        if (!d || (s = loom_onnx_tensor_read(ctx, d, n, NULL, &in_t[i])) != LOOM_OK) {
-            set_msg(r, d ? status_of(s) : ST_FAIL, "%s: %s", ins[i], d ? loom_last_error(ctx) : strerror(errno));
-            free(d);
-            goto out;
-        }
-        free(d);
-    }
     for (int attempt = 0; attempt < 2 && !loaded; attempt++) {
+        if (attempt == 1) {
+            /* the inputs' values, read only now: a model that is refused
+             * for its input types is that, not a file it cannot read */
+            for (int i = 0; i < ni; i++) {
+                size_t n;
+                unsigned char *d = read_all(ins[i], &n);
+                if (!d || (s = loom_onnx_tensor_read(ctx, d, n, NULL, &in_t[i])) != LOOM_OK) {
+                    set_msg(r, d ? status_of(s) : ST_FAIL, "%s: %s", ins[i], d ? loom_last_error(ctx) : strerror(errno));
+                    free(d);
+                    goto out;
+                }
+                free(d);
+            }
+        }
         loom_onnx_opts o;
         loom_onnx_opts_default(&o);
         loom_onnx_tensor frozen[MAX_IO];
@@ -324,6 +328,16 @@ static void run_set(loom_ctx *ctx, loom_device *dev, const char *model, const ch
     if ((s = loom_compile(g, dev, st, NULL, &p)) != LOOM_OK) {
         set_msg(r, status_of(s), "compile: %s", loom_last_error(ctx));
         goto out;
+    }
+    for (int i = 0; i < ni && !r->frozen; i++) {
+        size_t n;
+        unsigned char *d = read_all(ins[i], &n);
+        if (!d || (s = loom_onnx_tensor_read(ctx, d, n, NULL, &in_t[i])) != LOOM_OK) {
+            set_msg(r, d ? status_of(s) : ST_FAIL, "%s: %s", ins[i], d ? loom_last_error(ctx) : strerror(errno));
+            free(d);
+            goto out;
+        }
+        free(d);
     }
     for (int i = 0; i < ni && r->st == ST_PASS; i++) {
         const loom_onnx_tensor *t = &in_t[i];

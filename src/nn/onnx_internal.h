@@ -42,9 +42,19 @@ typedef struct ox_val {
     int param;                 /* t is a loom_param whose data k holds */
     int probe_input;           /* node_only: made a graph input */
     int live;                  /* a computed graph output depends on it */
+    struct ox_val *same;       /* Identity of an initializer: that value
+                                  (one parameter, not a copy) */
     int ndim;                  /* shape of a run-time value without k */
     int64_t shape[OX_MAX_RANK];
 } ox_val;
+
+/* protobuf-c allocations through the context's allocator; failed says
+ * whether one of them failed (protobuf-c answers NULL either way). */
+typedef struct ox_pb_alloc {
+    ProtobufCAllocator al;
+    loom_ctx *ctx;
+    int failed;
+} ox_pb_alloc;
 
 typedef struct ox ox;
 typedef loom_status (*ox_build_fn)(ox *b);
@@ -75,6 +85,7 @@ struct ox {
     const char *what;          /* the file, for messages */
     const char *base_dir;      /* external data (NULL: refused) */
     Onnx__ModelProto *model;
+    ox_pb_alloc pb;
     const Onnx__GraphProto *graph;
     int64_t opset;
     ox_val *vals;
@@ -195,8 +206,7 @@ loom_status ox_const_to_dtype(loom_ctx *ctx, const ox_const *k, loom_dtype dt, c
  * LOOM_E_FORMAT naming the field path and byte offset. */
 loom_status ox_wire_check(loom_ctx *ctx, const char *what, const uint8_t *data, size_t n,
                           const ProtobufCMessageDescriptor *desc);
-/* protobuf-c allocations through the context's allocator. */
-void ox_pb_allocator(loom_ctx *ctx, ProtobufCAllocator *out);
+void ox_pb_allocator(loom_ctx *ctx, ox_pb_alloc *a);
 
 /* ---- folding at load (onnx_fold.c) ---- */
 

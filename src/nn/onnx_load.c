@@ -342,6 +342,11 @@ loom_dtype ox_dtype(ox *b, const ox_val *v)
 
 static loom_status materialize(ox *b, ox_val *v, loom_dtype want, loom_tensor *out)
 {
+    if (v->same) {
+        LOOM_TRY(ox_tensor(b, v->same, LOOM_DTYPE_COUNT, &v->t));
+        *out = v->t;
+        return LOOM_OK;
+    }
     loom_status s;
     ox_const *k = ox_known(b, v, &s);
     if (s != LOOM_OK)
@@ -707,7 +712,7 @@ static loom_status build_node(ox *b, int n)
             return ox_fail(b, LOOM_E_UNSUPPORTED, "attribute '%s' is not supported", nd->attribute[i]->name);
     for (int i = 0; i < ox_nout(b); i++) {
         ox_val *v = ox_out(b, i);
-        if (v && !v->k && !v->t.id)
+        if (v && !v->k && !v->t.id && !v->init)
             return ox_fail(b, LOOM_E_UNSUPPORTED, "output %d \"%s\" is not produced by loom's %s", i, v->name,
                            nd->op_type);
     }
@@ -945,9 +950,10 @@ static loom_status run_load(ox *b, const uint8_t *data, size_t n, loom_state *st
 {
     loom_ctx *ctx = b->ctx;
     LOOM_TRY(ox_wire_check(ctx, b->what, data, n, &onnx__model_proto__descriptor));
-    ProtobufCAllocator al;
-    ox_pb_allocator(ctx, &al);
-    b->model = onnx__model_proto__unpack(&al, n, data);
+    ox_pb_allocator(ctx, &b->pb);
+    b->model = onnx__model_proto__unpack(&b->pb.al, n, data);
+    if (!b->model && b->pb.failed)
+        return ox_fail(b, LOOM_E_OOM, "out of memory parsing %zu bytes", n);
     if (!b->model)
         return ox_fail(b, LOOM_E_FORMAT, "not an ONNX model: %zu bytes that protobuf-c cannot parse as ModelProto",
                        n);
@@ -1010,6 +1016,15 @@ static loom_status run_load(ox *b, const uint8_t *data, size_t n, loom_state *st
         int only = i == b->opts.node_only;
         if (only) {
             /* the node alone: its computed inputs become graph inputs */
+            if (info) {
+                for (int k = 0; k < info->nnodes; k++) {
+                    loom_strfree(ctx, (char *)info->nodes[k].name);
+                    loom_strfree(ctx, (char *)info->nodes[k].op_type);
+                    loom_strfree(ctx, (char *)info->nodes[k].domain);
+                }
+                memset(info->nodes, 0, (size_t)info->nnodes * sizeof *info->nodes);
+                info->nnodes = 0;
+            }
             loom_graph_destroy(b->g);
             b->g = NULL;
             if ((s = loom_graph_create(ctx, &b->g)) != LOOM_OK)
@@ -1169,11 +1184,8 @@ static loom_status load(loom_ctx *ctx, const char *what, const uint8_t *data, si
     nn_name_map_free(&b.names);
     loom_free(ctx, b.attr_used, b.attr_cap);
     loom_free(ctx, b.fetched, (size_t)b.nfetched * sizeof *b.fetched);
-    if (b.model) {
-        ProtobufCAllocator al;
-        ox_pb_allocator(ctx, &al);
-        onnx__model_proto__free_unpacked(b.model, &al);
-    }
+    if (b.model)
+        onnx__model_proto__free_unpacked(b.model, &b.pb.al);
     if (s != LOOM_OK) {
         loom_graph_destroy(b.g);
         loom_onnx_info_free(info);

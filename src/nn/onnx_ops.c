@@ -160,6 +160,15 @@ loom_status oxb_identity(ox *b)
 {
     ox_val *x;
     LOOM_TRY(ox_need(b, 0, &x));
+    ox_val *o = ox_out(b, 0);
+    if (o && x->init) {
+        /* the same parameter under a second name (shared weights), still
+         * known at load for the shape arithmetic */
+        o->init = x->init;
+        o->same = x->same ? x->same : x;
+        o->type = x->type;
+        return LOOM_OK;
+    }
     if (ox_is_known(x)) {
         loom_status s;
         ox_const *k = ox_known(b, x, &s);
@@ -288,9 +297,16 @@ loom_status oxb_hard_swish(ox *b)
 loom_status oxb_mish(ox *b)
 {
     loom_tensor x;
+    loom_dtype dt;
     ox_val *v;
-    LOOM_TRY(ox_in_float(b, 0, &x, NULL, &v));
-    return ox_set_num(b, 0, loom_mul(b->g, x, loom_tanh(b->g, loom_softplus(b->g, x))), v->type);
+    LOOM_TRY(ox_in_float(b, 0, &x, &dt, &v));
+    /* tanh(softplus(x)) = n (n + 2) / (n (n + 2) + 2) with n = e^x: no
+     * cancellation for negative x (e^x clamped where the ratio is 1) */
+    loom_graph *g = b->g;
+    loom_tensor n = loom_exp(g, loom_clamp(g, x, -INFINITY, 20.0f));
+    loom_tensor t = loom_mul(g, n, loom_add(g, n, ox_scalar(b, 2, dt)));
+    loom_tensor y = loom_mul(g, x, loom_div(g, t, loom_add(g, t, ox_scalar(b, 2, dt))));
+    return ox_set_num(b, 0, y, v->type);
 }
 
 loom_status oxb_swish(ox *b)

@@ -589,9 +589,11 @@ loom_status loom_onnx_tensor_read(loom_ctx *ctx, const void *data, size_t bytes,
         return loom_fail(ctx, LOOM_E_INVALID, "loom_onnx_tensor_read: NULL %s", out ? "data" : "out");
     memset(out, 0, sizeof *out);
     LOOM_TRY(ox_wire_check(ctx, "TensorProto", data, bytes, &onnx__tensor_proto__descriptor));
-    ProtobufCAllocator al;
+    ox_pb_alloc al;
     ox_pb_allocator(ctx, &al);
-    Onnx__TensorProto *t = onnx__tensor_proto__unpack(&al, bytes, data);
+    Onnx__TensorProto *t = onnx__tensor_proto__unpack(&al.al, bytes, data);
+    if (!t && al.failed)
+        return loom_fail(ctx, LOOM_E_OOM, "TensorProto: out of memory parsing %zu bytes", bytes);
     if (!t)
         return loom_fail(ctx, LOOM_E_FORMAT, "TensorProto: %zu bytes that protobuf-c cannot parse", bytes);
     char what[160];
@@ -602,7 +604,7 @@ loom_status loom_onnx_tensor_read(loom_ctx *ctx, const void *data, size_t bytes,
         loom_free(ctx, out->data, out->bytes ? out->bytes : 1);
         s = loom_fail(ctx, LOOM_E_OOM, "%s: out of memory", what);
     }
-    onnx__tensor_proto__free_unpacked(t, &al);
+    onnx__tensor_proto__free_unpacked(t, &al.al);
     if (s != LOOM_OK) {
         memset(out, 0, sizeof *out);
         return s;

@@ -150,12 +150,13 @@ typedef union pb_head {
 
 static void *pb_alloc(void *user, size_t size)
 {
+    ox_pb_alloc *a = user;
     size_t total;
-    if (loom_add_size(size, sizeof(pb_head), &total))
+    pb_head *h = loom_add_size(size, sizeof(pb_head), &total) ? NULL : loom_malloc(a->ctx, total);
+    if (!h) {
+        a->failed = 1;
         return NULL;
-    pb_head *h = loom_malloc(user, total);
-    if (!h)
-        return NULL;
+    }
     h->size = total;
     return h + 1;
 }
@@ -165,12 +166,14 @@ static void pb_free(void *user, void *p)
     if (!p)
         return;
     pb_head *h = (pb_head *)p - 1;
-    loom_free(user, h, h->size);
+    loom_free(((ox_pb_alloc *)user)->ctx, h, h->size);
 }
 
-void ox_pb_allocator(loom_ctx *ctx, ProtobufCAllocator *out)
+void ox_pb_allocator(loom_ctx *ctx, ox_pb_alloc *a)
 {
-    out->alloc = pb_alloc;
-    out->free = pb_free;
-    out->allocator_data = ctx;
+    a->ctx = ctx;
+    a->failed = 0;
+    a->al.alloc = pb_alloc;
+    a->al.free = pb_free;
+    a->al.allocator_data = a;
 }
