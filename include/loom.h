@@ -642,11 +642,15 @@ typedef struct loom_plan_report {
     int steps;
     const uint64_t *live_bytes;/* per step; valid while the program lives */
     int inplace;               /* ops that wrote over a dying input */
-    int dispatches;            /* nodes that run per replay (after fusion) */
+    int dispatches;            /* kernel launches per replay (after fusion;
+                                  GEMM calls and copies count) */
     int fused;                 /* fusions made (matmul + bias [+ activation]) */
 } loom_plan_report;
 
 loom_status loom_program_plan(const loom_program *p, loom_plan_report *out);
+/* The planner's report of the model's training (train = 1) or evaluation
+ * program at its batch: arena, lower bound, dispatches per step. */
+loom_status loom_sequential_plan(loom_sequential *m, int train, loom_plan_report *out);
 
 /* ---- per-device tuning (OpenCL: CLBlast's GEMM parameters) -------------- */
 
@@ -986,6 +990,8 @@ typedef struct loom_profile_report {
     uint64_t arena_bytes;      /* the program's planned intermediates */
     uint64_t mem_bytes;        /* state + arena */
     int nnodes;                /* one entry per executed node */
+    int dispatches;            /* kernel launches per run (a fused node is
+                                  one; a node may take several) */
     const loom_profile_node *nodes; /* execution order; owned by the program,
                                   valid until it is destroyed; each run and
                                   reset update the values in place */

@@ -92,6 +92,9 @@ typedef struct loom_backend_ops {
     /* Replays the recording and waits for it. */
     loom_status (*run)(void *bprog, const loom_run_args *args);
     void (*release)(void *bprog);
+    /* Optional: how many kernel launches (dispatches, GEMM calls, copies)
+     * one replay makes. NULL: one per node. */
+    int (*dispatches)(void *bprog);
     /* Optional: per-node device start/end of the last run, in ns on the
      * host's CLOCK_MONOTONIC timeline. n = prog->nnodes. */
     loom_status (*timestamps)(void *bprog, double *start_ns, double *end_ns, int n);

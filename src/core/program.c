@@ -716,7 +716,7 @@ loom_status loom_program_plan(const loom_program *p, loom_plan_report *out)
     out->steps = p->plan.steps;
     out->live_bytes = p->plan.live_bytes;
     out->inplace = p->plan.inplace;
-    out->dispatches = p->nexec;
+    out->dispatches = p->dev->ops->dispatches ? p->dev->ops->dispatches(p->bprog) : p->nexec;
     out->fused = p->fused;
     if (p->st)
         for (int i = 0; i < p->st->n; i++)

@@ -482,6 +482,17 @@ loom_status loom_model_prog(loom_sequential *m, int train, int64_t batch, model_
     return LOOM_OK;
 }
 
+loom_status loom_sequential_plan(loom_sequential *m, int train, loom_plan_report *out)
+{
+    if (!m || !out)
+        return LOOM_E_INVALID;
+    if (!m->compiled)
+        return loom_fail(m->ctx, LOOM_E_STATE, "loom_sequential_plan: compile the model first");
+    model_prog *mp;
+    LOOM_TRY(loom_model_prog(m, !!train, m->cfg.batch, &mp));
+    return loom_program_plan(mp->p, out);
+}
+
 loom_status loom_sequential_compile(loom_sequential *m, loom_device *dev, const loom_model_config *cfg)
 {
     if (!m || !dev)

@@ -13,7 +13,8 @@ typedef struct command {
 
 static const command commands[] = {
     {"devices", cmd_devices, "list every device of every API [--json]"},
-    {"plan", cmd_plan, "memory plan of the MLP graph [--batch N] [--device SPEC] [--json] [--timeline]"},
+    {"plan", cmd_plan, "memory plan of the MLP graph (--train: the training step, with its dispatches)\n"
+     "             [--batch N] [--device SPEC] [--train] [--json] [--timeline]"},
     {"forward", cmd_forward, "run the MLP forward pass [--batch N] [--device SPEC] [--runs N] [--json]"},
     {"train", cmd_train,
      "train the Fashion-MNIST MLP [--data DIR] [--hidden 64,64] [--epochs 5] [--batch 32] [--lr 0.001]\n"

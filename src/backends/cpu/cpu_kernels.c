@@ -302,6 +302,19 @@ static void k_arg_grad(const loom_exec_node *x, void *out, void *const *in, cons
 
 /* ---- losses ------------------------------------------------------------------------ */
 
+/* The max of a row of c logits and the sum of exp(logit - max), in double. */
+static float row_max_sumexp(const float *row, int64_t c, double *sum)
+{
+    float m = row[0];
+    for (int64_t j = 1; j < c; j++)
+        m = row[j] > m ? row[j] : m;
+    double s = 0;
+    for (int64_t j = 0; j < c; j++)
+        s += exp((double)(row[j] - m));
+    *sum = s;
+    return m;
+}
+
 static void k_xent(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot)
 {
     (void)slot;
@@ -315,12 +328,8 @@ static void k_xent(const loom_exec_node *x, void *out, void *const *in, const lo
             break;
         }
         const float *row = z + r * c;
-        float m = row[0];
-        for (int64_t j = 1; j < c; j++)
-            m = row[j] > m ? row[j] : m;
-        double s = 0;
-        for (int64_t j = 0; j < c; j++)
-            s += exp((double)(row[j] - m));
+        double s;
+        float m = row_max_sumexp(row, c, &s);
         total += (double)m + log(s) - (double)row[lab[r]];
     }
     ((float *)out)[0] = (float)(total / (double)n);
@@ -342,12 +351,8 @@ static void k_xent_grad(const loom_exec_node *x, void *out, void *const *in, con
                 o[j] = NAN;
             continue;
         }
-        float m = row[0];
-        for (int64_t j = 1; j < c; j++)
-            m = row[j] > m ? row[j] : m;
-        double s = 0;
-        for (int64_t j = 0; j < c; j++)
-            s += exp((double)(row[j] - m));
+        double s;
+        float m = row_max_sumexp(row, c, &s);
         for (int64_t j = 0; j < c; j++)
             o[j] = (float)(exp((double)(row[j] - m)) / s);
         o[lab[r]] -= 1.0f;

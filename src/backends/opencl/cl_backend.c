@@ -265,6 +265,7 @@ const loom_backend_ops loom_opencl_backend = {
     .buffer_read = loom_cl_buffer_read,
     .supports = loom_cl_supports,
     .has_kernel = loom_cl_has_kernel,
+    .dispatches = loom_cl_dispatches,
     .prepare = loom_cl_prepare,
     .run = loom_cl_run,
     .release = loom_cl_release,

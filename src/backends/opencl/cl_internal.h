@@ -181,6 +181,8 @@ loom_status loom_cl_set_run_slot(cl_dev *d, const loom_exec_node *x, const cl_la
  * in dtype at all (cl_launch.c). */
 int loom_cl_supports(void *bdev, const loom_exec_node *x);
 int loom_cl_has_kernel(loom_op op, loom_dtype dt);
+/* Launches per replay (cl_record.c). */
+int loom_cl_dispatches(void *bprog);
 
 /* ---- GEMM through CLBlast ----------------------------------------------- */
 

@@ -264,6 +264,7 @@ loom_status vk_prepare(void *bdev, const loom_exec_program *prog, void **bprog);
 loom_status vk_run(void *bprog, const loom_run_args *args);
 void vk_release(void *bprog);
 loom_status vk_timestamps(void *bprog, double *start_ns, double *end_ns, int n);
+int vk_dispatches(void *bprog);
 
 /* ---- vk_custom.c -------------------------------------------------------- */
 

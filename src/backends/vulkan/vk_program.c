@@ -380,3 +380,8 @@ loom_status vk_timestamps(void *bp, double *start_ns, double *end_ns, int n)
     memcpy(end_ns, p->t1, (size_t)n * sizeof *end_ns);
     return LOOM_OK;
 }
+
+int vk_dispatches(void *bprog)
+{
+    return ((const vk_prog *)bprog)->ndisp;
+}
