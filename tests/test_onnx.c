@@ -9,8 +9,13 @@
 #define _POSIX_C_SOURCE 200809L
 #include "testutil.h"
 #include "onnx_build.h"
+#include "../tools/loom/npy.h"
 
+#include <cjson/cJSON.h>
+#include <fcntl.h>
 #include <math.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +37,8 @@ static void teardown(void)
     char cmd[128];
     /* only the folder this fixture made */
     snprintf(cmd, sizeof cmd, "%s", tmpdir);
-    const char *names[] = {"m.onnx", "w.bin", "sub/w.bin", "seq.onnx", "seq.onnx.tmp", NULL};
+    const char *names[] = {"m.onnx", "w.bin", "sub/w.bin", "seq.onnx", "x.npy", "y.npy", "out.txt", "err.txt",
+                           "trace.json", "bench.json", NULL};
     for (int i = 0; names[i]; i++) {
         char p[256];
         snprintf(p, sizeof p, "%s/%s", tmpdir, names[i]);
@@ -1023,6 +1029,172 @@ START_TEST(tensor_files_and_values)
 }
 END_TEST
 
+
+/* ---- export ---- */
+
+START_TEST(export_sequential)
+{
+    loom_ctx *ctx = tu_ctx();
+    char specs[8][32];
+    int nd = tu_devices(ctx, specs, 8);
+    loom_device *cpu = tu_open(ctx, "cpu");
+    loom_sequential *m = NULL;
+    ck_assert_int_eq(loom_sequential_create(ctx, 6, &m), LOOM_OK);
+    ck_assert_int_eq(loom_sequential_add_dense(m, 8, LOOM_ACT_RELU, LOOM_INIT_HE_NORMAL), LOOM_OK);
+    ck_assert_int_eq(loom_sequential_add_dropout(m, 0.5f), LOOM_OK);
+    ck_assert_int_eq(loom_sequential_add_dense(m, 7, LOOM_ACT_GELU, LOOM_INIT_GLOROT_UNIFORM), LOOM_OK);
+    ck_assert_int_eq(loom_sequential_add_dense(m, 5, LOOM_ACT_TANH, LOOM_INIT_GLOROT_UNIFORM), LOOM_OK);
+    ck_assert_int_eq(loom_sequential_add_dense(m, 3, LOOM_ACT_SOFTMAX, LOOM_INIT_GLOROT_UNIFORM), LOOM_OK);
+    /* not compiled: no weights to write */
+    ck_assert_int_eq(loom_onnx_save(m, tpath("seq.onnx")), LOOM_E_STATE);
+    loom_model_config cfg = loom_model_config_default();
+    ck_assert_int_eq(loom_sequential_compile(m, cpu, &cfg), LOOM_OK);
+    float x[24], want[12], got[12];
+    tu_fill(x, 24, 5, -2, 2);
+    ck_assert_int_eq(loom_sequential_predict(m, x, 4, want), LOOM_OK);
+    ck_assert_int_eq(loom_onnx_save(m, tpath("seq.onnx")), LOOM_OK);
+    for (int d = 0; d < nd; d++) {
+        loom_device *dev = tu_open(ctx, specs[d]);
+        loom_state *st = NULL;
+        ck_assert_int_eq(loom_state_create(dev, &st), LOOM_OK);
+        loom_onnx_opts o;
+        loom_onnx_opts_default(&o);
+        o.batch = 4;
+        loom_graph *g = NULL;
+        loom_onnx_info info;
+        ck_assert_msg(loom_onnx_load(ctx, tpath("seq.onnx"), &g, st, &o, &info) == LOOM_OK, "%s: %s", specs[d],
+                      loom_last_error(ctx));
+        ck_assert_str_eq(info.inputs[0].name, "x");
+        ck_assert_str_eq(info.outputs[0].name, "y");
+        ck_assert_int_eq(info.nparams, 11); /* 8 weights, the 3 constants of gelu */
+        ck_assert_ptr_nonnull(strstr(info.producer, "loom"));
+        const char *names[1] = {"x"};
+        const void *data[1] = {x};
+        size_t sizes[1] = {sizeof x};
+        loom_program *p = tu_compile_run(g, dev, st, 1, names, data, sizes);
+        ck_assert_int_eq(loom_program_read(p, "y", got, sizeof got), LOOM_OK);
+        double e = tu_err(got, want, 12, 1e-6, 1e-4);
+        ck_assert_msg(e <= 1.0, "%s: the exported model differs from predict (normalized error %g)", specs[d], e);
+        loom_program_destroy(p);
+        loom_graph_destroy(g);
+        loom_onnx_info_free(&info);
+        loom_state_destroy(st);
+        loom_device_close(dev);
+    }
+    loom_sequential_destroy(m);
+    loom_device_close(cpu);
+    loom_ctx_destroy(ctx);
+}
+END_TEST
+
+/* ---- the CLI: loom run, loom info, loom bench --model ---- */
+
+static int run_cli(const char *const *args)
+{
+    const char *cli = getenv("LOOM_CLI");
+    ck_assert_msg(cli != NULL, "LOOM_CLI is not set");
+    char *argv[32];
+    int argc = 0;
+    argv[argc++] = (char *)cli;
+    for (int i = 0; args[i] && argc < 31; i++)
+        argv[argc++] = (char *)args[i];
+    argv[argc] = NULL;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, tpath("out.txt"), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_addopen(&fa, 2, tpath("err.txt"), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    pid_t pid;
+    extern char **environ;
+    ck_assert_int_eq(posix_spawn(&pid, cli, &fa, NULL, argv, environ), 0);
+    posix_spawn_file_actions_destroy(&fa);
+    int st = 0;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    static char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = 0;
+    fclose(f);
+    return buf;
+}
+
+START_TEST(cli_run_info_bench)
+{
+    float w1[20], b1[5], w2[30], b2[6], x[8], want[12];
+    ob_model *m = mlp_model(w1, b1, w2, b2);
+    size_t n;
+    uint8_t *bytes = ob_pack(m, &n);
+    write_file(tpath("m.onnx"), bytes, n);
+    free(bytes);
+    tu_fill(x, 8, 11, -1, 1);
+    mlp_host(x, 2, w1, b1, w2, b2, want);
+    int64_t xs[2] = {2, 4};
+    unsigned char *npy = npy_encode(LOOM_ONNX_FLOAT, 2, xs, x, &n);
+    write_file(tpath("x.npy"), npy, n);
+    free(npy);
+    char in_arg[300];
+    snprintf(in_arg, sizeof in_arg, "x=%s", tpath("x.npy"));
+    /* the batch of 2 comes from the .npy file's shape */
+    const char *a1[] = {"run", tpath("m.onnx"), "--input", in_arg, "--device", "cpu", "--output", tmpdir, "--json",
+                        "--profile", tpath("trace.json"), NULL};
+    int rc = run_cli(a1);
+    ck_assert_msg(rc == 0, "loom run: %d\n%s", rc, slurp(tpath("err.txt")));
+    cJSON *j = cJSON_Parse(slurp(tpath("out.txt")));
+    ck_assert_ptr_nonnull(j);
+    cJSON *o0 = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "outputs"), 0);
+    ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(o0, "name")), "y");
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(o0, "shape")), 2);
+    cJSON_Delete(j);
+    npy_array y;
+    char err[256];
+    ck_assert_msg(npy_read(tpath("y.npy"), &y, err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(y.type, LOOM_ONNX_FLOAT);
+    ck_assert_int_eq(y.ndim, 2);
+    ck_assert_int_eq(y.shape[0], 2);
+    ck_assert_int_eq(y.shape[1], 6);
+    tu_assert_close((float *)y.data, want, 12, 1e-5, 1e-4);
+    npy_free(&y);
+    ck_assert_ptr_nonnull(strstr(slurp(tpath("trace.json")), "traceEvents"));
+    /* an input not given, a wrong name, a bad option */
+    const char *a2[] = {"run", tpath("m.onnx"), "--device", "cpu", "--output", tmpdir, NULL};
+    ck_assert_int_eq(run_cli(a2), 2);
+    ck_assert_ptr_nonnull(strstr(slurp(tpath("err.txt")), "input \"x\""));
+    const char *a3[] = {"run", tpath("m.onnx"), "--input", "nosuch=/dev/null", NULL};
+    ck_assert_int_eq(run_cli(a3), 2);
+    const char *a4[] = {"run", "--frobnicate", NULL};
+    ck_assert_int_eq(run_cli(a4), 2);
+    /* loom info: ops and the devices that run them */
+    const char *a5[] = {"info", tpath("m.onnx"), "--device", "cpu", "--json", NULL};
+    rc = run_cli(a5);
+    ck_assert_msg(rc == 0, "loom info: %d\n%s", rc, slurp(tpath("err.txt")));
+    j = cJSON_Parse(slurp(tpath("out.txt")));
+    ck_assert_ptr_nonnull(j);
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(j, "ops")), 5);
+    cJSON *gemm = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "nodes"), 3);
+    ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(gemm, "op_type")), "Gemm");
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(gemm, "runs_on"), "cpu")));
+    ck_assert_int_eq((int)cJSON_GetNumberValue(cJSON_GetObjectItem(j, "params")), 4);
+    cJSON_Delete(j);
+    /* loom bench --model */
+    const char *a6[] = {"bench", "--model", tpath("m.onnx"), "--device", "cpu", "--runs", "3", "--json",
+                        tpath("bench.json"), NULL};
+    rc = run_cli(a6);
+    ck_assert_msg(rc == 0, "loom bench --model: %d\n%s", rc, slurp(tpath("err.txt")));
+    j = cJSON_Parse(slurp(tpath("bench.json")));
+    ck_assert_ptr_nonnull(j);
+    cJSON *d0 = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "devices"), 0);
+    ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(d0, "device")), "cpu");
+    ck_assert(cJSON_GetNumberValue(cJSON_GetObjectItem(d0, "median_ms")) >= 0);
+    cJSON_Delete(j);
+    ob_free(m);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("onnx");
@@ -1035,6 +1207,8 @@ int main(void)
     tcase_add_test(t, initializer_dtypes);
     tcase_add_test(t, external_data);
     tcase_add_test(t, tensor_files_and_values);
+    tcase_add_test(t, export_sequential);
+    tcase_add_test(t, cli_run_info_bench);
     suite_add_tcase(s, t);
     t = tcase_create("errors");
     tcase_add_checked_fixture(t, setup, teardown);

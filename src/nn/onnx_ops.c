@@ -181,6 +181,27 @@ loom_status oxb_identity(ox *b)
     return ox_set(b, 0, t, x->type);
 }
 
+/* erf by Abramowitz and Stegun 7.1.26 (absolute error below 1.5e-7):
+ * 1 - (a1 t + ... + a5 t^5) exp(-x^2), t = 1 / (1 + p |x|), odd in x. */
+loom_status oxb_erf(ox *b)
+{
+    loom_tensor x;
+    loom_dtype dt;
+    ox_val *v;
+    LOOM_TRY(ox_in_float(b, 0, &x, &dt, &v));
+    loom_graph *g = b->g;
+    static const double a[5] = {0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429};
+    loom_tensor ax = loom_abs(g, x);
+    loom_tensor t = loom_div(g, ox_scalar(b, 1, dt), loom_add(g, loom_scale(g, ax, 0.3275911f), ox_scalar(b, 1, dt)));
+    loom_tensor poly = loom_scale(g, t, (float)a[4]);
+    for (int i = 3; i >= 0; i--)
+        poly = loom_mul(g, loom_add(g, poly, ox_scalar(b, a[i], dt)), t);
+    loom_tensor e = loom_sub(g, ox_scalar(b, 1, dt), loom_mul(g, poly, loom_exp(g, loom_neg(g, loom_square(g, x)))));
+    loom_tensor zero = ox_scalar(b, 0, dt);
+    loom_tensor y = loom_where(g, loom_lt(g, x, zero), loom_neg(g, e), e);
+    return ox_set_num(b, 0, y, v->type);
+}
+
 /* sign(x) = (x > 0) - (x < 0) */
 loom_status oxb_sign(ox *b)
 {

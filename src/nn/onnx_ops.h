@@ -51,6 +51,7 @@ loom_status oxb_div(ox *b);
 loom_status oxb_dropout(ox *b);
 loom_status oxb_elu(ox *b);
 loom_status oxb_equal(ox *b);
+loom_status oxb_erf(ox *b);
 loom_status oxb_exp(ox *b);
 loom_status oxb_expand(ox *b);
 loom_status oxb_eye_like(ox *b);

@@ -32,6 +32,7 @@ const ox_op ox_ops[] = {
     {"Dropout", 13, 27, oxb_dropout, NULL, OX_FLOATS},
     {"Elu", 13, 27, oxb_elu, NULL, OX_FLOATS},
     {"Equal", 13, 27, oxb_equal, oxf_equal, OX_ALL},
+    {"Erf", 13, 27, oxb_erf, NULL, OX_FLOATS},
     {"Exp", 13, 27, oxb_exp, NULL, OX_FLOATS},
     {"Expand", 13, 27, oxb_expand, NULL, OX_ALL},
     {"EyeLike", 13, 27, oxb_eye_like, NULL, OX_ALL},
