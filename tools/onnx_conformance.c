@@ -279,7 +279,8 @@ static void run_set(loom_ctx *ctx, loom_device *dev, const char *model, const ch
     loom_program *p = NULL;
     loom_onnx_info info;
     memset(&info, 0, sizeof info);
-    loom_status s = LOOM_OK;
+    loom_status s = LOOM_OK, load_s = LOOM_OK;
+    char load_msg[400] = "";
     int loaded = 0;
     for (int attempt = 0; attempt < 2 && !loaded; attempt++) {
         if (attempt == 1) {
@@ -317,12 +318,16 @@ static void run_set(loom_ctx *ctx, loom_device *dev, const char *model, const ch
         if (s == LOOM_OK) {
             loaded = 1;
             r->frozen = nf;
-        } else if (s != LOOM_E_UNSUPPORTED || !strstr(loom_last_error(ctx), "at load")) {
             break;
         }
+        load_s = s;
+        snprintf(load_msg, sizeof load_msg, "%s", loom_last_error(ctx));
+        if (s != LOOM_E_UNSUPPORTED || !strstr(load_msg, "at load"))
+            break;
     }
     if (!loaded) {
-        set_msg(r, status_of(s), "load: %s", loom_last_error(ctx));
+        if (r->st == ST_PASS)
+            set_msg(r, status_of(load_s), "load: %s", load_msg);
         goto out;
     }
     if ((s = loom_compile(g, dev, st, NULL, &p)) != LOOM_OK) {

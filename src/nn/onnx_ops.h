@@ -31,6 +31,11 @@ loom_status ox_axis_matrix(ox *b, loom_tensor x, int axis, const float *w, int64
 loom_status ox_axis_map(ox *b, loom_tensor x, int axis, const int64_t *idx, int64_t m, double fill,
                         loom_tensor *out);
 
+/* The tensors joined along axis (Concat at run time). */
+loom_status ox_concat(ox *b, int n, const loom_tensor *ts, int axis, loom_tensor *out);
+/* [start, start + len) along axis. */
+loom_status ox_slice_axis(ox *b, loom_tensor x, int axis, int64_t start, int64_t len, loom_tensor *out);
+
 /* builders */
 loom_status oxb_abs(ox *b);
 loom_status oxb_add(ox *b);
@@ -63,6 +68,7 @@ loom_status oxb_gemm(ox *b);
 loom_status oxb_global_avg_pool(ox *b);
 loom_status oxb_global_max_pool(ox *b);
 loom_status oxb_greater(ox *b);
+loom_status oxb_gru(ox *b);
 loom_status oxb_greater_equal(ox *b);
 loom_status oxb_group_norm(ox *b);
 loom_status oxb_group_norm18(ox *b);
@@ -79,6 +85,7 @@ loom_status oxb_less(ox *b);
 loom_status oxb_less_equal(ox *b);
 loom_status oxb_log(ox *b);
 loom_status oxb_log_softmax(ox *b);
+loom_status oxb_lstm(ox *b);
 loom_status oxb_lp_norm(ox *b);
 loom_status oxb_matmul(ox *b);
 loom_status oxb_max(ox *b);
@@ -118,6 +125,7 @@ loom_status oxb_reduce_sum_attr(ox *b);
 loom_status oxb_reduce_sum_square(ox *b);
 loom_status oxb_reduce_sum_square_attr(ox *b);
 loom_status oxb_relu(ox *b);
+loom_status oxb_rnn(ox *b);
 loom_status oxb_reshape(ox *b);
 loom_status oxb_rms_norm(ox *b);
 loom_status oxb_round(ox *b);

@@ -584,38 +584,69 @@ loom_status oxb_concat(ox *b)
     }
     if (nd > LOOM_MAX_DIMS)
         return ox_fail(b, LOOM_E_UNSUPPORTED, "%d dims (loom's tensors hold at most %d)", nd, LOOM_MAX_DIMS);
-    /* each input placed by an index map into its slot, summed */
     loom_dtype dt = LOOM_F32;
     for (int i = 0; i < nin; i++)
         if (!ox_is_known(ox_in(b, i))) {
             dt = ox_float_dt(b, ox_in(b, i));
             break;
         }
+    loom_tensor ts[64], y;
+    int nt = 0;
+    if (nin > 64)
+        return ox_fail(b, LOOM_E_UNSUPPORTED, "%d inputs (at most 64)", nin);
+    for (int i = 0; i < nin; i++) {
+        ox_val *v = ox_in(b, i);
+        if (ox_dim(b, v, a) == 0)
+            continue;
+        LOOM_TRY(ox_tensor(b, v, dt, &ts[nt]));
+        nt++;
+    }
+    LOOM_TRY(ox_concat(b, nt, ts, a, &y));
+    return ox_set_num(b, 0, y, x0->type);
+}
+
+loom_status ox_concat(ox *b, int n, const loom_tensor *ts, int axis, loom_tensor *out)
+{
+    /* each input placed by an index map into its slot, summed */
+    int64_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += loom_tensor_dim(b->g, ts[i], axis);
+    if (n == 1) {
+        *out = ts[0];
+        return LOOM_OK;
+    }
     loom_tensor acc = LOOM_NONE;
-    int64_t *idx = loom_calloc(b->ctx, (size_t)total, sizeof *idx);
+    int64_t *idx = loom_calloc(b->ctx, (size_t)(total ? total : 1), sizeof *idx);
     if (!idx)
         return ox_fail(b, LOOM_E_OOM, "out of memory");
     int64_t off = 0;
     loom_status s = LOOM_OK;
-    for (int i = 0; i < nin && s == LOOM_OK; i++) {
-        ox_val *v = ox_in(b, i);
-        int64_t len = ox_dim(b, v, a);
-        if (len == 0)
-            continue;
-        loom_tensor t, p;
-        if ((s = ox_tensor(b, v, dt, &t)) != LOOM_OK)
-            break;
+    for (int i = 0; i < n && s == LOOM_OK; i++) {
+        int64_t len = loom_tensor_dim(b->g, ts[i], axis);
+        loom_tensor p;
         for (int64_t j = 0; j < total; j++)
             idx[j] = j >= off && j < off + len ? j - off : -1;
-        if ((s = ox_axis_map(b, t, a, idx, total, 0, &p)) != LOOM_OK)
+        if ((s = ox_axis_map(b, ts[i], axis, idx, total, 0, &p)) != LOOM_OK)
             break;
         acc = acc.id ? loom_add(b->g, acc, p) : p;
         off += len;
     }
-    loom_free(b->ctx, idx, (size_t)total * sizeof *idx);
-    if (s != LOOM_OK)
-        return s;
-    return ox_set_num(b, 0, acc, x0->type);
+    loom_free(b->ctx, idx, (size_t)(total ? total : 1) * sizeof *idx);
+    *out = acc;
+    return s != LOOM_OK ? s : ox_check_graph(b);
+}
+
+/* Rows [start, start + len) of x along axis. */
+loom_status ox_slice_axis(ox *b, loom_tensor x, int axis, int64_t start, int64_t len, loom_tensor *out)
+{
+    int64_t *idx = loom_malloc(b->ctx, (size_t)(len ? len : 1) * sizeof *idx);
+    if (!idx)
+        return ox_fail(b, LOOM_E_OOM, "out of memory");
+    for (int64_t j = 0; j < len; j++)
+        idx[j] = start + j;
+    loom_status s = ox_axis_map(b, x, axis, idx, len, 0, out);
+    loom_free(b->ctx, idx, (size_t)(len ? len : 1) * sizeof *idx);
+    return s;
 }
 
 /* ---- Slice, Split, Gather ---- */

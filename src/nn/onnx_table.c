@@ -5,9 +5,9 @@
  * input 0 the builder takes (0: it checks them itself).
  *
  * Ops that wait for other work in loom (see DESIGN.md): Conv,
- * ConvTranspose, MaxPool, AveragePool (the CNN ops), LSTM, GRU, RNN,
- * Attention, batched MatMul and Gather with run-time indices (the sequence
- * ops). */
+ * ConvTranspose, MaxPool, AveragePool (the CNN ops), Attention, batched
+ * MatMul and Gather with run-time indices (the sequence ops). LSTM, GRU
+ * and RNN are unrolled over the sequence (onnx_ops_rnn.c). */
 #include "onnx_ops.h"
 
 #include <string.h>
@@ -38,6 +38,7 @@ const ox_op ox_ops[] = {
     {"EyeLike", 13, 27, oxb_eye_like, NULL, OX_ALL},
     {"Flatten", 13, 27, oxb_flatten, NULL, OX_ALL},
     {"Floor", 13, 27, oxb_floor, oxf_floor, OX_FLOATS},
+    {"GRU", 13, 27, oxb_gru, NULL, OX_FLOATS},
     {"Gather", 13, 27, oxb_gather, NULL, OX_ALL},
     {"Gelu", 20, 27, oxb_gelu, NULL, OX_FLOATS},
     {"Gemm", 13, 27, oxb_gemm, NULL, OX_FLOATS},
@@ -54,6 +55,7 @@ const ox_op ox_ops[] = {
     {"InstanceNormalization", 13, 27, oxb_instance_norm, NULL, OX_FLOATS},
     {"IsInf", 13, 27, oxb_is_inf, NULL, OX_FLOATS},
     {"IsNaN", 13, 27, oxb_is_nan, NULL, OX_FLOATS},
+    {"LSTM", 13, 27, oxb_lstm, NULL, OX_FLOATS},
     {"LayerNormalization", 17, 27, oxb_layer_norm, NULL, OX_FLOATS},
     {"LeakyRelu", 13, 27, oxb_leaky_relu, NULL, OX_FLOATS},
     {"Less", 13, 27, oxb_less, oxf_less, OX_ALL},
@@ -76,6 +78,7 @@ const ox_op ox_ops[] = {
     {"PRelu", 13, 27, oxb_prelu, NULL, OX_FLOATS},
     {"Pad", 13, 27, oxb_pad, NULL, OX_ALL},
     {"Pow", 13, 27, oxb_pow, oxf_pow, OX_NUMS},
+    {"RNN", 13, 27, oxb_rnn, NULL, OX_FLOATS},
     {"Range", 13, 27, oxb_range, NULL, OX_NUMS},
     {"Reciprocal", 13, 27, oxb_reciprocal, oxf_reciprocal, OX_FLOATS},
     {"ReduceL1", 13, 17, oxb_reduce_l1_attr, NULL, OX_NUMS},
