@@ -960,6 +960,60 @@ START_TEST(out_of_memory)
 }
 END_TEST
 
+
+/* A refused model frees everything it allocated: the live blocks of a
+ * counting allocator are back where they were after each refusal
+ * (ConstantOfShape with a value and a shape computed at run time leaked
+ * its value: found by tests/fuzz/fuzz_onnx.c). */
+START_TEST(refusals_free_everything)
+{
+    failing fa = {0, 0, 0};
+    loom_ctx_opts o;
+    loom_ctx_opts_default(&o);
+    o.alloc = fail_alloc;
+    o.alloc_user = &fa;
+    o.log = silent;
+    o.backends = 1 << LOOM_BACKEND_CPU;
+    loom_ctx *ctx = NULL;
+    ck_assert_int_eq(loom_ctx_create(&o, &ctx), LOOM_OK);
+    int64_t s1[1] = {2}, s2[2] = {2, 3};
+    for (int c = 0; c < 5; c++) {
+        ob_model *m = ob_new(13);
+        ob_input(m, "shape", I64, 1, s1);
+        ob_input(m, "x", F, 2, s2);
+        ob_output(m, "y", F, 2, s2);
+        float one = 1;
+        int64_t one_shape[1] = {1};
+        switch (c) {
+        case 0: { /* the leak */
+            Onnx__NodeProto *n = ob_node(m, "ConstantOfShape", "cos", "shape", "k");
+            ob_attr_tensor(m, n, "value", ob_tensor_f32(m, "", 1, one_shape, &one, 0));
+            ob_node(m, "Add", "add", "x,k", "y");
+            break;
+        }
+        case 1: ob_node(m, "Reshape", "r", "x,shape", "y"); break;
+        case 2: ob_node(m, "Expand", "e", "x,shape", "y"); break;
+        case 3: {
+            Onnx__NodeProto *n = ob_node(m, "Constant", "c", "", "k");
+            ob_attr_tensor(m, n, "value", ob_tensor_f32(m, "", 1, one_shape, &one, 0));
+            ob_node(m, "Tile", "t", "x,shape", "y");
+            break;
+        }
+        default: ob_node(m, "Slice", "s", "x,shape,shape", "y"); break;
+        }
+        long before = fa.live;
+        loom_graph *g = NULL;
+        loom_onnx_info info;
+        loom_status st = load_bytes(ctx, m, &g, NULL, NULL, &info);
+        ck_assert_msg(st == LOOM_E_UNSUPPORTED, "case %d: %s", c, loom_last_error(ctx));
+        ck_assert_ptr_null(g);
+        ck_assert_msg(fa.live == before, "case %d (%s): %ld blocks left", c, loom_last_error(ctx), fa.live - before);
+        ob_free(m);
+    }
+    loom_ctx_destroy(ctx);
+}
+END_TEST
+
 /* ---- TensorProto files, values fixed at load, one node alone ---- */
 
 START_TEST(tensor_files_and_values)
@@ -1216,6 +1270,7 @@ int main(void)
     tcase_add_test(t, all_or_nothing);
     tcase_add_test(t, corrupt_sweep);
     tcase_add_test(t, out_of_memory);
+    tcase_add_test(t, refusals_free_everything);
     suite_add_tcase(s, t);
     SRunner *r = srunner_create(s);
     srunner_run_all(r, CK_NORMAL);

@@ -1095,10 +1095,10 @@ loom_status oxb_constant_of_shape(ox *b)
     }
     int64_t shape[OX_MAX_RANK];
     int n;
-    LOOM_TRY(ox_known_ints(b, 0, shape, OX_MAX_RANK, &n, "the shape"));
-    if (n < 0) {
+    loom_status st = ox_known_ints(b, 0, shape, OX_MAX_RANK, &n, "the shape");
+    if (st != LOOM_OK || n < 0) {
         ox_const_free(b->ctx, v);
-        return ox_fail(b, LOOM_E_FORMAT, "input 0 (the shape) is missing");
+        return st != LOOM_OK ? st : ox_fail(b, LOOM_E_FORMAT, "input 0 (the shape) is missing");
     }
     uint64_t total;
     for (int i = 0; i < n; i++)
