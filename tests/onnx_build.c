@@ -167,7 +167,7 @@ Onnx__NodeProto *ob_node(ob_model *m, const char *op, const char *name, const ch
     Onnx__NodeProto ni = ONNX__NODE_PROTO__INIT;
     *n = ni;
     n->op_type = dup(m, op);
-    n->name = dup(m, name ? name : "");
+    n->name = name ? dup(m, name) : NULL; /* NULL: the field left out */
     n->domain = dup(m, "");
     split_names(m, ins, &n->n_input, &n->input);
     split_names(m, outs, &n->n_output, &n->output);

@@ -22,7 +22,7 @@ void ob_input(ob_model *m, const char *name, int type, int ndim, const int64_t *
 void ob_output(ob_model *m, const char *name, int type, int ndim, const int64_t *shape);
 
 /* A node; inputs and outputs comma-separated ("x,,w": the second input
- * left out). */
+ * left out); name NULL leaves the field out. */
 Onnx__NodeProto *ob_node(ob_model *m, const char *op, const char *name, const char *ins, const char *outs);
 void ob_attr_int(ob_model *m, Onnx__NodeProto *n, const char *name, int64_t v);
 void ob_attr_float(ob_model *m, Onnx__NodeProto *n, const char *name, float v);

@@ -630,6 +630,27 @@ START_TEST(refusals)
         ob_free(m);
     }
     {
+        /* the same by a node without a name (crashed: found by fuzz_onnx) */
+        ob_model *m = relu_model(13);
+        ob_node(m, "Neg", NULL, "x", "y");
+        Onnx__AttributeProto *a = NULL;
+        (void)a;
+        const char *p[] = {"\"y\"", "defined twice", "Neg", NULL};
+        expect_fail(ctx, m, LOOM_E_FORMAT, p);
+        ob_free(m);
+    }
+    {
+        /* an attribute without a name on a node without a name */
+        ob_model *m = relu_model(13);
+        Onnx__NodeProto *n = ob_node(m, "Neg", NULL, "y", "z");
+        ob_attr_int(m, n, "x", 1);
+        n->attribute[0]->name = NULL;
+        ob_output(m, "z", F, 2, s);
+        const char *p[] = {"node 1 (Neg)", "attribute ''", NULL};
+        expect_fail(ctx, m, LOOM_E_UNSUPPORTED, p);
+        ob_free(m);
+    }
+    {
         ob_model *m = relu_model(13);
         ob_output(m, "nothing", F, 2, s);
         const char *p[] = {"graph output", "\"nothing\"", NULL};

@@ -115,6 +115,8 @@ static void read_ops(const char *path, model_ops *mo)
     mo->listed = 1;
     for (size_t i = 0; i < m->graph->n_node; i++) {
         const Onnx__NodeProto *nd = m->graph->node[i];
+        if (!nd->op_type)
+            continue;
         if (!strstr(mo->ops, nd->op_type)) {
             size_t l = strlen(mo->ops);
             snprintf(mo->ops + l, sizeof mo->ops - l, "%s%s", l ? "," : "", nd->op_type);

@@ -425,10 +425,10 @@ static loom_status add_val(ox *b, const char *name, int producer, ox_val **out)
     if (prev >= 0) {
         const ox_val *p = &b->vals[prev];
         const char *by1 = p->producer >= 0 ? "a node output" : p->is_input ? "a graph input" : "an initializer";
+        const char *pn = producer >= 0 && b->graph->node[producer]->name ? b->graph->node[producer]->name : "";
         return ox_fail(b, LOOM_E_FORMAT, "value \"%s\" is defined twice (%s, then %s%s%s)", name, by1,
-                       producer >= 0 ? "the output of node " : "an initializer or input",
-                       producer >= 0 ? b->graph->node[producer]->name : "",
-                       producer >= 0 && !*b->graph->node[producer]->name ? b->graph->node[producer]->op_type : "");
+                       producer >= 0 ? "the output of node " : "an initializer or input", pn,
+                       producer >= 0 && !*pn ? b->graph->node[producer]->op_type : "");
     }
     ox_val *v = &b->vals[b->nvals++];
     memset(v, 0, sizeof *v);
@@ -709,7 +709,8 @@ static loom_status build_node(ox *b, int n)
         return s;
     for (size_t i = 0; i < nd->n_attribute; i++)
         if (!b->attr_used[i])
-            return ox_fail(b, LOOM_E_UNSUPPORTED, "attribute '%s' is not supported", nd->attribute[i]->name);
+            return ox_fail(b, LOOM_E_UNSUPPORTED, "attribute '%s' is not supported",
+                           nd->attribute[i]->name ? nd->attribute[i]->name : "");
     for (int i = 0; i < ox_nout(b); i++) {
         ox_val *v = ox_out(b, i);
         if (v && !v->k && !v->t.id && !v->init)
@@ -980,7 +981,8 @@ static loom_status run_load(ox *b, const uint8_t *data, size_t n, loom_state *st
     if (m->n_functions)
         for (size_t i = 0; i < b->graph->n_node; i++)
             for (size_t f = 0; f < m->n_functions; f++)
-                if (m->functions[f]->name && !strcmp(m->functions[f]->name, b->graph->node[i]->op_type))
+                if (m->functions[f]->name && b->graph->node[i]->op_type &&
+                    !strcmp(m->functions[f]->name, b->graph->node[i]->op_type))
                     return ox_fail(b, LOOM_E_UNSUPPORTED, "node %zu calls the model-local function %s (not supported)",
                                    i, m->functions[f]->name);
     LOOM_TRY(loom_graph_create(ctx, &b->g));

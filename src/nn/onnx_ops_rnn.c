@@ -44,7 +44,7 @@ static loom_status activations(ox *b, int count, int dirs, const rnn_act_kind *d
     const Onnx__NodeProto *nd = b->node;
     const Onnx__AttributeProto *acts = NULL;
     for (size_t i = 0; i < nd->n_attribute; i++)
-        if (!strcmp(nd->attribute[i]->name, "activations"))
+        if (nd->attribute[i]->name && !strcmp(nd->attribute[i]->name, "activations"))
             acts = nd->attribute[i];
     ox_attr_ignore(b, "activations");
     const float *al, *be;

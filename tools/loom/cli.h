@@ -21,6 +21,7 @@ int cmd_eval(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 /* loom bench --model (cmd_bench.c hands it over) */
 int cmd_bench_model(int argc, char **argv);
 

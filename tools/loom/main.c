@@ -41,6 +41,9 @@ static const command commands[] = {
     {"info", cmd_info,
      "an ONNX model's inputs, outputs, ops and the devices that run each: MODEL.onnx [--device SPEC|all]\n"
      "             [--batch N] [--dim NAME=N] [--nodes] [--no-probe] [--json]"},
+    {"export", cmd_export,
+     "a saved model as ONNX: --model FILE --output OUT.onnx [--sample N: OUT.x.npy and the model's OUT.y.npy]\n"
+     "             [--device SPEC]"},
     {"tune", cmd_tune,
      "search the device's GEMM parameters and store the best [--device SPEC] [--size 1024]\n"
      "             [--candidates 24] [--reps 3] | --show | --apply FILE"},
