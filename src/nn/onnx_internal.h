@@ -46,6 +46,9 @@ typedef struct ox_val {
                                   (one parameter, not a copy) */
     int ndim;                  /* shape of a run-time value without k */
     int64_t shape[OX_MAX_RANK];
+    int wide;                  /* more dims than loom holds: t is the value
+                                  with its size-1 dims left out; only
+                                  reshapes and transposes take it */
 } ox_val;
 
 /* protobuf-c allocations through the context's allocator; failed says
@@ -156,6 +159,12 @@ int ox_is_known(const ox_val *v);
  * loom_constant; dt LOOM_DTYPE_COUNT keeps the dtype loom holds v's type
  * in, else the value is cast (or made) in dt. */
 loom_status ox_tensor(ox *b, ox_val *v, loom_dtype dt, loom_tensor *out);
+/* A run-time v as its loom tensor even when it is wide (the size-1 dims
+ * left out), for the ops that only move dims. */
+loom_status ox_phys(ox *b, ox_val *v, loom_tensor *out);
+/* Sets output i to a value of shape (nd, shape), nd up to OX_MAX_RANK,
+ * whose data is t (of that shape, or of it without its size-1 dims). */
+loom_status ox_set_wide(ox *b, int i, loom_tensor t, int nd, const int64_t *shape, int type);
 /* The shape of v (known or at run time). */
 int ox_rank(ox *b, const ox_val *v);
 int64_t ox_dim(ox *b, const ox_val *v, int axis);

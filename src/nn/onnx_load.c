@@ -89,6 +89,7 @@ loom_status ox_set(ox *b, int i, loom_tensor t, int type)
     int nd = loom_tensor_ndim(b->g, t);
     v->t = t;
     v->type = type;
+    v->wide = 0;
     v->ndim = nd;
     for (int k = 0; k < nd; k++)
         v->shape[k] = loom_tensor_dim(b->g, t, k);
@@ -397,12 +398,62 @@ static loom_status materialize(ox *b, ox_val *v, loom_dtype want, loom_tensor *o
     return LOOM_OK;
 }
 
-loom_status ox_tensor(ox *b, ox_val *v, loom_dtype dt, loom_tensor *out)
+static void mark_fetched(ox *b, const ox_val *v)
 {
     if (b->node && b->fetched)
         for (size_t i = 0; i < b->node->n_input && i < 64; i++)
             if (val_of(b, b->node->input[i]) == v)
                 b->fetched[b->node_index] |= (uint64_t)1 << i;
+}
+
+loom_status ox_phys(ox *b, ox_val *v, loom_tensor *out)
+{
+    if (!v->wide)
+        return ox_tensor(b, v, LOOM_DTYPE_COUNT, out);
+    mark_fetched(b, v);
+    *out = v->t;
+    return LOOM_OK;
+}
+
+loom_status ox_set_wide(ox *b, int i, loom_tensor t, int nd, const int64_t *shape, int type)
+{
+    if (nd <= LOOM_MAX_DIMS) {
+        int same = loom_tensor_ndim(b->g, t) == nd;
+        for (int k = 0; same && k < nd; k++)
+            same = loom_tensor_dim(b->g, t, k) == shape[k];
+        return ox_set(b, i, same ? t : loom_reshape(b->g, t, nd, shape), type);
+    }
+    /* the dims that are not 1 must fit loom */
+    int64_t sq[OX_MAX_RANK];
+    int ns = 0;
+    for (int k = 0; k < nd; k++)
+        if (shape[k] != 1)
+            sq[ns++] = shape[k];
+    char sb[160];
+    if (ns > LOOM_MAX_DIMS)
+        return ox_fail(b, LOOM_E_UNSUPPORTED, "the result has %d dims of more than 1 (%s...); loom's tensors hold %d", ns,
+                       loom_shape_str(sb, sizeof sb, LOOM_MAX_DIMS, sq), LOOM_MAX_DIMS);
+    int same = loom_tensor_ndim(b->g, t) == ns;
+    for (int k = 0; same && k < ns; k++)
+        same = loom_tensor_dim(b->g, t, k) == sq[k];
+    if (!same)
+        t = loom_reshape(b->g, t, ns, sq);
+    LOOM_TRY(ox_set(b, i, t, type));
+    ox_val *v = ox_out(b, i);
+    if (v) {
+        v->wide = 1;
+        v->ndim = nd;
+        memcpy(v->shape, shape, (size_t)nd * sizeof *shape);
+    }
+    return LOOM_OK;
+}
+
+loom_status ox_tensor(ox *b, ox_val *v, loom_dtype dt, loom_tensor *out)
+{
+    if (v->wide)
+        return ox_fail(b, LOOM_E_UNSUPPORTED, "\"%s\" has %d dims: loom's tensors hold at most %d (only reshapes and "
+                       "transposes take wider values)", v->name, v->ndim, LOOM_MAX_DIMS);
+    mark_fetched(b, v);
     loom_tensor t = v->t;
     if (!t.id)
         LOOM_TRY(materialize(b, v, dt, &t));

@@ -1106,6 +1106,88 @@ loom_status oxb_matmul(ox *b)
     return ox_matmul_nd(b, tA, tB, a->type);
 }
 
+/* Both operands batched: one 2-D product per batch element (numpy's
+ * broadcasting of the batch dims), joined along the batch, until loom has
+ * a batched matmul. */
+#define MATMUL_MAX_UNROLL 256
+
+static loom_status batched(ox *b, loom_tensor tA, loom_tensor tB, int rA, int rB, int type, int a_vector)
+{
+    loom_graph *g = b->g;
+    int64_t as[LOOM_MAX_DIMS], bs[LOOM_MAX_DIMS];
+    for (int i = 0; i < rA; i++)
+        as[i] = loom_tensor_dim(g, tA, i);
+    for (int i = 0; i < rB; i++)
+        bs[i] = loom_tensor_dim(g, tB, i);
+    int na = rA - 2, nbd = rB - 2, nbat;
+    int64_t bat[LOOM_MAX_DIMS];
+    char sa[96], sb[96];
+    if (!ox_broadcast(na, as, nbd, bs, &nbat, bat))
+        return ox_fail(b, LOOM_E_SHAPE, "MatMul %s x %s: the batch dims do not broadcast",
+                       loom_shape_str(sa, sizeof sa, rA, as), loom_shape_str(sb, sizeof sb, rB, bs));
+    int64_t total = 1, ta = 1, tb = 1;
+    for (int i = 0; i < nbat; i++)
+        total *= bat[i];
+    for (int i = 0; i < na; i++)
+        ta *= as[i];
+    for (int i = 0; i < nbd; i++)
+        tb *= bs[i];
+    if (total > MATMUL_MAX_UNROLL)
+        return ox_fail(b, LOOM_E_UNSUPPORTED, "MatMul %s x %s: %lld products (loom unrolls at most %d)",
+                       loom_shape_str(sa, sizeof sa, rA, as), loom_shape_str(sb, sizeof sb, rB, bs), (long long)total,
+                       MATMUL_MAX_UNROLL);
+    int64_t M = as[rA - 2], K = as[rA - 1], N = bs[rB - 1];
+    int64_t a3[3] = {ta, M, K}, b3[3] = {tb, K, N}, a2[2] = {M, K}, b2[2] = {K, N}, y3[3] = {1, M, N};
+    loom_tensor A3 = loom_reshape(g, tA, 3, a3), B3 = loom_reshape(g, tB, 3, b3);
+    loom_tensor *ys = loom_calloc(b->ctx, (size_t)total, sizeof *ys);
+    if (!ys)
+        return ox_fail(b, LOOM_E_OOM, "out of memory");
+    loom_status s = LOOM_OK;
+    for (int64_t j = 0; j < total && s == LOOM_OK; j++) {
+        /* the flat batch index of each operand under broadcasting */
+        int64_t rem = j, ia = 0, ib = 0, sta = 1, stb = 1;
+        for (int d = nbat - 1; d >= 0; d--) {
+            int64_t c = rem % bat[d];
+            rem /= bat[d];
+            int ea = d - (nbat - na), eb = d - (nbat - nbd);
+            if (ea >= 0) {
+                if (as[ea] != 1)
+                    ia += c * sta;
+                sta *= as[ea];
+            }
+            if (eb >= 0) {
+                if (bs[eb] != 1)
+                    ib += c * stb;
+                stb *= bs[eb];
+            }
+        }
+        loom_tensor aj = A3, bj = B3;
+        if (ta > 1)
+            s = ox_slice_axis(b, A3, 0, ia, 1, &aj);
+        if (s == LOOM_OK && tb > 1)
+            s = ox_slice_axis(b, B3, 0, ib, 1, &bj);
+        if (s != LOOM_OK)
+            break;
+        loom_tensor y = loom_matmul(g, loom_reshape(g, aj, 2, a2), loom_reshape(g, bj, 2, b2), 0, 0);
+        ys[j] = loom_reshape(g, y, 3, y3);
+        s = ox_check_graph(b);
+    }
+    loom_tensor y = LOOM_NONE;
+    if (s == LOOM_OK)
+        s = ox_concat(b, (int)total, ys, 0, &y);
+    loom_free(b->ctx, ys, (size_t)total * sizeof *ys);
+    LOOM_TRY(s);
+    int64_t out[LOOM_MAX_DIMS];
+    for (int i = 0; i < nbat; i++)
+        out[i] = bat[i];
+    int no = nbat;
+    if (!a_vector)
+        out[no++] = M; /* a 1-D left operand loses its row dim */
+    out[no++] = N;
+    LOOM_TRY(ox_reshape(b, y, no, out, &y));
+    return ox_set_num(b, 0, y, type);
+}
+
 loom_status ox_matmul_nd(ox *b, loom_tensor tA, loom_tensor tB, int type)
 {
     loom_graph *g = b->g;
@@ -1145,8 +1227,7 @@ loom_status ox_matmul_nd(ox *b, loom_tensor tA, loom_tensor tB, int type)
         rB = 2;
     }
     if (rB > 2)
-        return ox_fail(b, LOOM_E_UNSUPPORTED, "MatMul %s x %s: a batched right operand needs batched matmul",
-                       loom_shape_str(sa, sizeof sa, ra, as), loom_shape_str(sb, sizeof sb, rb, bs));
+        return batched(b, tA, tB, rA, rB, type, ra == 1);
     /* batch dims: the left operand's, broadcast with the right's 1s */
     int nb = rA - 2;
     int64_t rows = M;

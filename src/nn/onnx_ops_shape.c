@@ -168,18 +168,8 @@ static loom_status set_reshaped(ox *b, ox_val *x, int nd, const int64_t *shape)
         return ox_set_const(b, 0, o);
     }
     loom_tensor t;
-    LOOM_TRY(ox_tensor(b, x, LOOM_DTYPE_COUNT, &t));
-    if (nd > LOOM_MAX_DIMS)
-        return ox_fail(b, LOOM_E_UNSUPPORTED, "the result has %d dims; loom's tensors hold at most %d", nd,
-                       LOOM_MAX_DIMS);
-    if (nd == loom_tensor_ndim(b->g, t)) {
-        int same = 1;
-        for (int i = 0; i < nd; i++)
-            same &= loom_tensor_dim(b->g, t, i) == shape[i];
-        if (same)
-            return ox_set(b, 0, t, x->type);
-    }
-    return ox_set(b, 0, loom_reshape(b->g, t, nd, shape), x->type);
+    LOOM_TRY(ox_phys(b, x, &t));
+    return ox_set_wide(b, 0, t, nd, shape, x->type);
 }
 
 /* ---- Shape, Size ---- */
@@ -435,13 +425,45 @@ loom_status oxb_transpose(ox *b)
         }
     }
     loom_tensor t;
-    LOOM_TRY(ox_tensor(b, x, LOOM_DTYPE_COUNT, &t));
-    if (nd > LOOM_MAX_DIMS)
-        return ox_fail(b, LOOM_E_UNSUPPORTED, "%d dims (loom's tensors hold at most %d)", nd, LOOM_MAX_DIMS);
-    int ident = 1;
+    LOOM_TRY(ox_phys(b, x, &t));
+    int64_t out[OX_MAX_RANK];
     for (int i = 0; i < nd; i++)
-        ident &= perm[i] == i;
-    return ox_set(b, 0, ident ? t : loom_transpose(b->g, t, perm), x->type);
+        out[i] = in[perm[i]];
+    if (nd <= LOOM_MAX_DIMS && !x->wide) {
+        int ident = 1;
+        for (int i = 0; i < nd; i++)
+            ident &= perm[i] == i;
+        return ox_set(b, 0, ident ? t : loom_transpose(b->g, t, perm), x->type);
+    }
+    /* a wide value: the dims of more than 1 keep their order among
+     * themselves but move, the 1s go wherever perm puts them */
+    int phys_of[OX_MAX_RANK], nphys = 0;
+    for (int i = 0; i < nd; i++)
+        phys_of[i] = in[i] != 1 ? nphys++ : -1;
+    int pp[LOOM_MAX_DIMS], k = 0;
+    if (nphys > LOOM_MAX_DIMS)
+        return ox_fail(b, LOOM_E_UNSUPPORTED, "%d dims of more than 1 (loom's tensors hold at most %d)", nphys,
+                       LOOM_MAX_DIMS);
+    for (int i = 0; i < nd; i++)
+        if (phys_of[perm[i]] >= 0)
+            pp[k++] = phys_of[perm[i]];
+    /* t holds the dims of more than 1 in order (its own rank may differ
+     * when it is not wide: reshaped to them first) */
+    int64_t sq[LOOM_MAX_DIMS];
+    for (int i = 0, j = 0; i < nd; i++)
+        if (in[i] != 1)
+            sq[j++] = in[i];
+    int same = loom_tensor_ndim(b->g, t) == nphys;
+    for (int i = 0; same && i < nphys; i++)
+        same = loom_tensor_dim(b->g, t, i) == sq[i];
+    if (!same)
+        t = loom_reshape(b->g, t, nphys, sq);
+    int ident = 1;
+    for (int i = 0; i < nphys; i++)
+        ident &= pp[i] == i;
+    if (!ident)
+        t = loom_transpose(b->g, t, pp);
+    return ox_set_wide(b, 0, t, nd, out, x->type);
 }
 
 /* ---- Expand ---- */
