@@ -235,7 +235,8 @@ Onnx__TensorProto *ob_tensor(ob_model *m, const char *name, int type, int ndim, 
     t->data_type = type;
     t->n_dims = (size_t)ndim;
     t->dims = zalloc(m, (size_t)ndim * sizeof *t->dims);
-    memcpy(t->dims, shape, (size_t)ndim * sizeof *shape);
+    if (ndim)
+        memcpy(t->dims, shape, (size_t)ndim * sizeof *shape);
     if (raw) {
         t->has_raw_data = 1;
         t->raw_data.len = raw_bytes;

@@ -640,6 +640,20 @@ START_TEST(refusals)
         ob_free(m);
     }
     {
+        /* a ConstantOfShape value of two values (read after it was freed:
+         * found by fuzz_onnx) */
+        ob_model *m = relu_model(13);
+        int64_t two = 2, s1[1] = {1};
+        float vals[2] = {1, 2};
+        ob_init(m, ob_tensor_i64(m, "shp", 1, s1, &two, 0));
+        Onnx__NodeProto *n = ob_node(m, "ConstantOfShape", "cos", "shp", "k");
+        ob_attr_tensor(m, n, "value", ob_tensor_f32(m, "", 1, &two, vals, 0));
+        ob_output(m, "k", F, 1, &two);
+        const char *p[] = {"\"cos\"", "holds 2 values, one expected", NULL};
+        expect_fail(ctx, m, LOOM_E_FORMAT, p);
+        ob_free(m);
+    }
+    {
         /* an attribute without a name on a node without a name */
         ob_model *m = relu_model(13);
         Onnx__NodeProto *n = ob_node(m, "Neg", NULL, "y", "z");
@@ -661,7 +675,7 @@ START_TEST(refusals)
         /* an initializer shorter than its shape, raw and typed */
         for (int typed = 0; typed < 2; typed++) {
             ob_model *m = relu_model(13);
-            float w[5] = {0};
+            float w[6] = {0};
             Onnx__TensorProto *t = ob_tensor_f32(m, "short", 2, s, w, typed);
             if (typed)
                 t->n_float_data = 5;
@@ -1074,7 +1088,9 @@ START_TEST(tensor_files_and_values)
     loom_graph_destroy(g);
     loom_onnx_info_free(&info);
     /* a truncated TensorProto names the field */
+    loom_onnx_tensor_free(&t);
     ck_assert_int_eq(loom_onnx_tensor_read(ctx, td, tn - 3, NULL, &t), LOOM_E_FORMAT);
+    ck_assert_ptr_nonnull(strstr(loom_last_error(ctx), "TensorProto"));
     ck_assert_ptr_null(t.data);
     loom_onnx_tensor_free(&t);
     free(td);

@@ -1111,8 +1111,9 @@ loom_status oxb_constant_of_shape(ox *b)
         snprintf(what, sizeof what, "%s: %s: attribute 'value'", b->what, b->node_desc);
         LOOM_TRY(ox_decode_tensor(b->ctx, t, b->base_dir, what, &v));
         if (v->n != 1) {
+            long long n = (long long)v->n;
             ox_const_free(b->ctx, v);
-            return ox_fail(b, LOOM_E_FORMAT, "attribute 'value' holds %lld values, one expected", (long long)v->n);
+            return ox_fail(b, LOOM_E_FORMAT, "attribute 'value' holds %lld values, one expected", n);
         }
     }
     int64_t shape[OX_MAX_RANK];
