@@ -25,4 +25,13 @@
 #define LOOM_ARG_MAX 0
 #define LOOM_ARG_MIN 1
 
+/* the activations a GEMM applies in its epilogue (and whose gradient it
+ * applies, for those whose derivative reads their output) */
+#define LOOM_EPI_NONE 0
+#define LOOM_EPI_RELU 1
+#define LOOM_EPI_GELU 2
+#define LOOM_EPI_TANH 3
+#define LOOM_EPI_SIGMOID 4
+#define LOOM_EPI_SILU 5
+
 #endif

@@ -45,6 +45,10 @@ LOOM_PUSH_BEGIN(loom_pc_gemm)
     LU32 sbk;
     LU32 sbn;
     LU32 has_bias;
+    LU32 epi;  /* LOOM_EPI_*: the activation applied to C (+ bias) */
+    LU32 depi; /* LOOM_EPI_*: C = (A x B) * f'(y), y bound as the third operand */
+    LF32 p1;
+    LF32 p2;
 LOOM_PUSH_END(loom_pc_gemm)
 
 /* Element i of the output, as a rank-4 index (i0, i1, i2, i3) over dims
@@ -163,7 +167,7 @@ LOOM_PUSH_BEGIN(loom_run_slot)
 LOOM_PUSH_END(loom_run_slot)
 
 #if !defined(GL_core_profile) && !defined(__OPENCL_VERSION__)
-_Static_assert(sizeof(loom_pc_gemm) == 32, "loom_pc_gemm layout");
+_Static_assert(sizeof(loom_pc_gemm) == 48, "loom_pc_gemm layout");
 _Static_assert(sizeof(loom_pc_bcast) == 56, "loom_pc_bcast layout");
 _Static_assert(sizeof(loom_pc_unary) == 12, "loom_pc_unary layout");
 _Static_assert(sizeof(loom_pc_where) == 68, "loom_pc_where layout");

@@ -24,6 +24,10 @@ const op_case op_cases[] = {
     {"matmul_1000x1023x7", "matmul", 2, {2, 2}, {S2(1000, 7), S2(7, 1023)}, -1, 1, 0, 0, 0, 0, 0, 0, {0}, 1e-4, 1e-4, 0, 0, 0},
     /* matmul + row bias (+ activation): the fusion pass's patterns */
     {"dense_bias_33x65x17", "dense", 3, {2, 2, 1}, {S2(33, 65), S2(65, 17), S1(17)}, -1, 1, 0, 0, 0, 0, 0, 0, {0}, 1e-4, 1e-4, 1, 0, 0},
+    /* two layers: the backward pass's matmul applies the activation's
+     * gradient in its epilogue */
+    {"mlp_relu_33x65x17", "mlp_relu", 3, {2, 2, 2}, {S2(33, 65), S2(65, 31), S2(31, 17)}, -1, 1, 0, 0, 0, 0, 0, 0, {0}, 1e-4, 1e-4, 1, 1, 0},
+    {"mlp_sigmoid_7x127x33", "mlp_sigmoid", 3, {2, 2, 2}, {S2(7, 127), S2(127, 33), S2(33, 9)}, -1, 1, 0, 0, 0, 0, 0, 0, {0}, 1e-4, 1e-4, 1, 0, 0},
     {"dense_tanh_7x127x33", "dense_tanh", 3, {2, 2, 1}, {S2(7, 127), S2(127, 33), S1(33)}, -1, 1, 0, 0, 0, 0, 0, 0, {0}, 1e-4, 1e-4, 1, 0, 0},
 
     {"add_same_1023", "add", 2, {1, 1}, {S1(1023), S1(1023)}, -2, 2, 0, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-6, 1, 0, 0},
@@ -154,6 +158,10 @@ loom_tensor op_case_build(loom_graph *g, const op_case *c, loom_tensor *in, loom
         return loom_add(g, loom_matmul(g, in[0], in[1], 0, 0), in[2]);
     if (!strcmp(b, "dense_tanh"))
         return loom_tanh(g, loom_add(g, in[2], loom_matmul(g, in[0], in[1], 0, 0)));
+    if (!strcmp(b, "mlp_relu"))
+        return loom_matmul(g, loom_relu(g, loom_matmul(g, in[0], in[1], 0, 0)), in[2], 0, 0);
+    if (!strcmp(b, "mlp_sigmoid"))
+        return loom_matmul(g, loom_sigmoid(g, loom_matmul(g, in[0], in[1], 0, 0)), in[2], 0, 0);
     if (!strcmp(b, "eq_max"))
         return loom_eq(g, in[0], loom_maximum(g, in[0], in[1]));
     if (!strcmp(b, "where_gt"))

@@ -20,6 +20,7 @@
 // columns past the edges are clamped into the matrices (their results are
 // never stored); k-steps past K in the last block read 0.
 #include "common.glsl"
+#include "epilogue.glsl"
 
 #define TM 16   // rows per invocation: TM / 4 groups of 4 adjacent rows
 #define TN4 2   // column groups of 4 adjacent columns per invocation
@@ -33,7 +34,8 @@ layout(local_size_x_id = 1, local_size_y_id = 2) in;
 layout(set = 0, binding = 0) uniform samplerBuffer A;
 layout(set = 0, binding = 1) uniform samplerBuffer B;
 layout(set = 0, binding = 2, std430) writeonly buffer BufC { float c[]; };
-layout(set = 0, binding = 3, std430) readonly buffer BufBias { float bias[]; };
+// the row bias (has_bias), or the activation's output y (depi)
+layout(set = 0, binding = 3, std430) readonly buffer BufThird { float third[]; };
 layout(push_constant) uniform Push { loom_pc_gemm p; };
 
 // Fetch bases, fixed for the whole K loop: per row (A) and per column (B)
@@ -169,8 +171,17 @@ void main()
         [[unroll]] for (uint j = 0; j < TN4; j++) {
             uint gn = col_of(j);
             [[unroll]] for (uint q = 0; q < 4; q++)
-                if (gm < p.m && gn + q < p.n)
-                    c[gm * p.n + gn + q] = acc[i][j][q] + (p.has_bias != 0u ? bias[gn + q] : 0.0);
+                if (gm < p.m && gn + q < p.n) {
+                    uint o = gm * p.n + gn + q;
+                    float v = acc[i][j][q];
+                    if (p.has_bias != 0u)
+                        v += third[gn + q];
+                    if (p.epi != LOOM_EPI_NONE)
+                        v = loom_epi(p.epi, v, p.p1, p.p2);
+                    if (p.depi != LOOM_EPI_NONE)
+                        v = loom_depi(p.depi, v, third[o], p.p1, p.p2);
+                    c[o] = v;
+                }
         }
     }
 }

@@ -37,9 +37,12 @@ typedef enum loom_op {
     /* in: x. out: the same values in the node's dtype. */
     LOOM_OP_CAST,
 
-    /* C = op(A) x op(B). in: A, B. attr: ta, tb. 2-D. With attr.bias (a
-     * fusion made at compile), in[2] is a row bias [N] added to every row,
-     * then attr.act (a unary op, params p1 p2) applied, if not NONE. */
+    /* C = op(A) x op(B). in: A, B. attr: ta, tb. 2-D. Fusions made at
+     * compile (src/core/program.c): with attr.bias, in[2] is a row bias [N]
+     * added to every row, then attr.act (a unary op, params p1 p2) applied,
+     * if not NONE; with attr.dact (a unary op whose derivative reads its
+     * output), in[2] is that output y and C = (A x B) * f'(y) -- a backward
+     * pass's activation gradient. */
     LOOM_OP_MATMUL,
 
     /* out[i] = in[strided i]: one gather kernel serves all three */
@@ -125,6 +128,7 @@ typedef struct loom_attr {
     int32_t ta, tb;            /* MATMUL */
     int32_t bias;              /* MATMUL: fused row bias (in[2]) */
     int32_t act;               /* MATMUL: fused unary op, LOOM_OP_NONE if none */
+    int32_t dact;              /* MATMUL: fused activation gradient, LOOM_OP_NONE if none */
     int32_t axis;              /* ARGMAX, softmax family, REDUCE_MAX/MIN and their grads */
     int32_t fwd;               /* UNARY_GRAD, BINARY_GRAD: the forward op */
     int32_t side;              /* BINARY_GRAD: 0 for a, 1 for b */

@@ -21,6 +21,8 @@ static double cost_matmul(const loom_exec_node *x)
         f += (double)nd->numel;
     if (nd->attr.act != LOOM_OP_NONE)
         f += (double)loom_op_def_of((loom_op)nd->attr.act)->flops * (double)nd->numel;
+    if (nd->attr.dact != LOOM_OP_NONE)
+        f += (double)loom_op_def_of((loom_op)nd->attr.dact)->flops * (double)nd->numel;
     return f;
 }
 
@@ -182,6 +184,23 @@ const loom_op_def loom_op_defs[LOOM_OP_COUNT] = {
     [LOOM_OP_CUSTOM] = {.name = "custom", .family = LOOM_FAM_CUSTOM, .arity = -1, .flags = LOOM_OPF_NO_GRAD,
                         .gpu_reason = "users' GLSL runs on Vulkan only"},
 };
+
+/* The activations GEMM kernels apply in their epilogue (shaders/codes.h). */
+static const struct {
+    loom_op op;
+    int code;
+} epilogues[] = {
+    {LOOM_OP_RELU, LOOM_EPI_RELU},   {LOOM_OP_GELU, LOOM_EPI_GELU}, {LOOM_OP_TANH, LOOM_EPI_TANH},
+    {LOOM_OP_SIGMOID, LOOM_EPI_SIGMOID}, {LOOM_OP_SILU, LOOM_EPI_SILU},
+};
+
+int loom_op_epilogue(loom_op op)
+{
+    for (size_t i = 0; i < sizeof epilogues / sizeof epilogues[0]; i++)
+        if (epilogues[i].op == op)
+            return epilogues[i].code;
+    return LOOM_EPI_NONE;
+}
 
 const char *loom_op_name(loom_op op)
 {

@@ -103,6 +103,9 @@ static inline const loom_op_def *loom_op_def_of(loom_op op)
 }
 
 const char *loom_op_name(loom_op op);
+/* The GEMM epilogue code of a unary op (LOOM_EPI_*), LOOM_EPI_NONE if a
+ * GEMM cannot apply it. */
+int loom_op_epilogue(loom_op op);
 /* The op of that name (one of the table's), LOOM_OP_NONE if none. */
 loom_op loom_op_by_name(const char *name);
 

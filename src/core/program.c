@@ -427,14 +427,15 @@ static int consumers(const loom_program *p, int i, int *only)
     return c;
 }
 
-/* Would the backend run node m (a matmul) with this epilogue? Asked with a
- * stand-alone exec node: nothing is placed yet. */
-static int epilogue_ok(const loom_program *p, const loom_node *m, const loom_node *out, int bias_id)
+/* Would the backend run node m (a matmul) with this epilogue (its third
+ * input: the bias, or the activation's output)? Asked with a stand-alone
+ * exec node: nothing is placed yet. */
+static int epilogue_ok(const loom_program *p, const loom_node *m, const loom_node *out, int third)
 {
     loom_node fused = *m;
     fused.dtype = out->dtype;
     loom_exec_tensor ta = {&p->nodes[m->in[0] - 1], {0}}, tb = {&p->nodes[m->in[1] - 1], {0}},
-                     tc = {&p->nodes[bias_id - 1], {0}}, to = {&fused, {0}};
+                     tc = {&p->nodes[third - 1], {0}}, to = {&fused, {0}};
     const loom_exec_tensor *ins[3] = {&ta, &tb, &tc};
     loom_exec_node x = {&fused, loom_op_def_of(fused.op), 0, 3, ins, &to, -1};
     return backend_supports(p, &x);
@@ -463,7 +464,7 @@ static void fuse(loom_program *p)
         if (!epilogue_ok(p, &(loom_node){.op = LOOM_OP_MATMUL, .dtype = m->dtype, .ndim = 2, .shape = {m->shape[0], n},
                                          .numel = m->numel, .nin = 3, .in = m->in,
                                          .attr = (loom_attr){.ta = m->attr.ta, .tb = m->attr.tb, .bias = 1,
-                                                             .act = LOOM_OP_NONE}},
+                                                             .act = LOOM_OP_NONE, .dact = LOOM_OP_NONE}},
                          add, other))
             continue;
         /* The add (or the activation) becomes the fused matmul, keeping its
@@ -471,11 +472,11 @@ static void fuse(loom_program *p)
         loom_node *last = add;
         loom_attr at = m->attr;
         at.bias = 1;
-        at.act = LOOM_OP_NONE;
+        at.act = at.dact = LOOM_OP_NONE;
         if (!add->is_output && consumers(p, j, &k) == 1) {
             loom_node *act = &p->nodes[k];
             const loom_op_def *def = loom_op_def_of(act->op);
-            if (def->family == LOOM_FAM_UNARY && act->dtype == m->dtype) {
+            if (def->family == LOOM_FAM_UNARY && act->dtype == m->dtype && loom_op_epilogue(act->op)) {
                 loom_attr a2 = at;
                 a2.act = act->op;
                 a2.p1 = act->attr.p1;
@@ -504,6 +505,46 @@ static void fuse(loom_program *p)
         if (!last->is_output) {
             char *t = last->name;
             last->name = m->name;
+            m->name = t;
+        }
+        p->fused++;
+    }
+
+    /* The backward pass: a matmul whose only consumer is the gradient of an
+     * activation that reads its output (relu, tanh, sigmoid) applies that
+     * gradient itself (attr.dact, in[2] = the activation's output). */
+    for (int i = 0; i < p->n; i++) {
+        loom_node *m = &p->nodes[i];
+        int j = -1;
+        if (m->op != LOOM_OP_MATMUL || m->dead || m->is_output || m->attr.bias || m->attr.dact ||
+            m->attr.act != LOOM_OP_NONE || consumers(p, i, &j) != 1)
+            continue;
+        loom_node *u = &p->nodes[j];
+        if (u->op != LOOM_OP_UNARY_GRAD || u->in[0] - 1 != i || u->dtype != m->dtype)
+            continue;
+        loom_op fwd = (loom_op)u->attr.fwd;
+        if (!(loom_op_def_of(fwd)->flags & LOOM_OPF_FROM_Y) || !loom_op_epilogue(fwd))
+            continue;
+        int y = u->in[1];
+        loom_attr at = m->attr;
+        at.dact = fwd;
+        at.p1 = u->attr.p1;
+        at.p2 = u->attr.p2;
+        loom_node probe = {.op = LOOM_OP_MATMUL, .dtype = m->dtype, .ndim = 2, .shape = {m->shape[0], m->shape[1]},
+                           .numel = m->numel, .nin = 3, .in = m->in, .attr = at};
+        if (!epilogue_ok(p, &probe, u, y))
+            continue;
+        int32_t a_in = m->in[0], b_in = m->in[1];
+        u->op = LOOM_OP_MATMUL;
+        u->attr = at;
+        u->in[0] = a_in;
+        u->in[1] = b_in;
+        u->in[2] = y;
+        u->nin = 3;
+        m->dead = 1;
+        if (!u->is_output) {
+            char *t = u->name;
+            u->name = m->name;
             m->name = t;
         }
         p->fused++;

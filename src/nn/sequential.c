@@ -429,8 +429,10 @@ static loom_status build(loom_sequential *m, loom_graph *g, int train, int64_t b
             loss = loom_mse(g, h, t);
     }
     loom_output(g, loss, "loss");
+    /* softmax keeps the order: the prediction comes from the logits, so a
+     * training step never computes the probabilities */
     if (classify)
-        loom_output(g, loom_argmax(g, h, -1), "pred");
+        loom_output(g, loom_argmax(g, softmax_out ? logits : h, -1), "pred");
     if (!train) {
         loom_output(g, h, "out");
     } else {

@@ -142,6 +142,8 @@ static void k_matmul(const loom_exec_node *x, void *out, void *const *in, const 
                 n, k, 1.0f, in[0], (int)na->shape[1], in[1], (int)nb->shape[1], beta, y, n);
     if (nd->attr.act != LOOM_OP_NONE)
         cpu_unary[nd->attr.act].f(y, y, nd->numel, nd->attr.p1, nd->attr.p2);
+    if (nd->attr.dact != LOOM_OP_NONE)
+        cpu_unary[nd->attr.dact].d(y, y, in[2], nd->numel, nd->attr.p1, nd->attr.p2);
 }
 
 /* ---- layout ---------------------------------------------------------------------- */

@@ -652,7 +652,7 @@ int loom_cl_supports(void *bdev, const loom_exec_node *x)
     /* kernels index with 32-bit element offsets (loom_cl_max_block) */
     if ((uint64_t)nd->numel > UINT32_MAX)
         return 0;
-    if (f == LOOM_FAM_MATMUL && (nd->attr.bias || nd->attr.act != LOOM_OP_NONE))
+    if (f == LOOM_FAM_MATMUL && (nd->attr.bias || nd->attr.act != LOOM_OP_NONE || nd->attr.dact != LOOM_OP_NONE))
         return 0; /* CLBlast takes no epilogue: bias and activation stay their own launches */
     if (x->def->flags & LOOM_OPF_UPDATE)
         return 1;

@@ -269,9 +269,13 @@ static loom_status plan_matmul(vk_prog *p, const loom_exec_node *x)
     dx->bind[0] = tensor(x->in[0], VK_READ);
     dx->bind[1] = tensor(x->in[1], VK_READ);
     dx->bind[2] = tensor(x->out, VK_WRITE);
-    if (nd->attr.bias) {
+    pc.epi = (uint32_t)loom_op_epilogue((loom_op)nd->attr.act);
+    pc.depi = (uint32_t)loom_op_epilogue((loom_op)nd->attr.dact);
+    pc.p1 = nd->attr.p1;
+    pc.p2 = nd->attr.p2;
+    if (nd->attr.bias || nd->attr.dact != LOOM_OP_NONE) {
         dx->bind[3] = tensor(x->in[2], VK_READ);
-        pc.has_bias = 1;
+        pc.has_bias = (uint32_t)nd->attr.bias;
     } else {
         dx->bind[3] = alias(dx->bind[2]);
     }
@@ -739,8 +743,9 @@ int vk_supports(void *bdev, const loom_exec_node *x)
         return 0;
     if (x->def->family == LOOM_FAM_CUSTOM)
         return 1;
-    if (x->def->family == LOOM_FAM_MATMUL && nd->attr.act != LOOM_OP_NONE)
-        return 0; /* the epilogue adds a bias; activations run as their own dispatch */
+    if (x->def->family == LOOM_FAM_MATMUL && ((nd->attr.act != LOOM_OP_NONE && !loom_op_epilogue(nd->attr.act)) ||
+                                              (nd->attr.dact != LOOM_OP_NONE && !loom_op_epilogue(nd->attr.dact))))
+        return 0; /* the epilogue applies only the activations of shaders/glsl/epilogue.glsl */
     loom_dtype in_dt = x->nin ? x->in[0]->node->dtype : nd->dtype;
     if (x->def->family == LOOM_FAM_ARG_REDUCE || x->def->family == LOOM_FAM_XENT)
         return variant_exists(nd->op, nd->dtype, in_dt);
