@@ -523,7 +523,7 @@ static const char *case_name(const char *dir)
 int main(int argc, char **argv)
 {
     const char *spec = "cpu", *json = NULL, *filter = NULL;
-    double timeout = 60;
+    double timeout = 300;
     int quiet = 0;
     static const struct option opts[] = {
         {"device", required_argument, 0, 'd'}, {"timeout", required_argument, 0, 't'},

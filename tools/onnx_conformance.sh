@@ -23,7 +23,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 build=$here/build
 devices=all
 out=$here/build/onnx-conformance
-timeout=60
+timeout=300
 filter=""
 onnx_dir=""
 

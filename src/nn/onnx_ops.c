@@ -1226,8 +1226,27 @@ loom_status ox_matmul_nd(ox *b, loom_tensor tA, loom_tensor tB, int type)
         tB = loom_reshape(g, tB, 2, s2);
         rB = 2;
     }
-    if (rB > 2)
+    if (rB > 2) {
+#ifdef LOOM_ONNX_SEQ
+        /* loom's matmul broadcasts batch dims of ranks up to 4 */
+        (void)batched;
+        loom_tensor y = loom_matmul(g, tA, tB, 0, 0);
+        LOOM_TRY(ox_check_graph(b));
+        int ny = loom_tensor_ndim(g, y);
+        int64_t ys[LOOM_MAX_DIMS];
+        for (int i = 0; i < ny; i++)
+            ys[i] = loom_tensor_dim(g, y, i);
+        if (ra == 1) {
+            /* a 1-D left operand loses its row dim */
+            ys[ny - 2] = ys[ny - 1];
+            ny--;
+        }
+        LOOM_TRY(ox_reshape(b, y, ny, ys, &y));
+        return ox_set_num(b, 0, y, type);
+#else
         return batched(b, tA, tB, rA, rB, type, ra == 1);
+#endif
+    }
     /* batch dims: the left operand's, broadcast with the right's 1s */
     int nb = rA - 2;
     int64_t rows = M;

@@ -155,6 +155,16 @@ loom_status oxb_unsqueeze(ox *b);
 loom_status oxb_where(ox *b);
 loom_status oxb_xor(ox *b);
 
+#ifdef LOOM_ONNX_CNN
+loom_status oxb_conv(ox *b);
+loom_status oxb_conv_transpose(ox *b);
+loom_status oxb_max_pool(ox *b);
+loom_status oxb_avg_pool(ox *b);
+#endif
+#ifdef LOOM_ONNX_SEQ
+loom_status oxb_attention(ox *b);
+#endif
+
 /* folders (every input known at load) */
 loom_status oxf_abs(ox *b);
 loom_status oxf_add(ox *b);

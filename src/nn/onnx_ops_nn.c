@@ -171,11 +171,48 @@ static loom_status trailing_norm(ox *b, int rms, loom_tensor *y, loom_dtype *dt_
     return ox_set(b, 0, *y, x->type);
 }
 
+#ifdef LOOM_ONNX_SEQ
+/* loom's own norms over the last axis, when that is the node's: scale and
+ * bias 1-D over it, no statistics asked for. 1 when done. */
+static int fused_norm(ox *b, int rms, loom_status *st)
+{
+    int64_t axis;
+    float eps;
+    *st = LOOM_OK;
+    ox_val *x = ox_in(b, 0), *sc = ox_in(b, 1), *bi = rms ? NULL : ox_in(b, 2);
+    if (!x || !sc || ox_out(b, 1) || ox_out(b, 2))
+        return 0;
+    if ((*st = ox_attr_int(b, "axis", -1, &axis, NULL)) != LOOM_OK)
+        return 1;
+    int r = ox_rank(b, x);
+    if (!(axis == -1 || axis == r - 1) || r < 1 || ox_rank(b, sc) != 1 || (bi && ox_rank(b, bi) != 1) ||
+        ox_dim(b, sc, 0) != ox_dim(b, x, r - 1))
+        return 0;
+    int64_t stash;
+    if ((*st = ox_attr_float(b, "epsilon", 1e-5f, &eps, NULL)) != LOOM_OK ||
+        (*st = ox_attr_int(b, "stash_type", 1, &stash, NULL)) != LOOM_OK)
+        return 1;
+    loom_dtype dt = ox_float_dt(b, x);
+    loom_tensor tx, ts, tb = LOOM_NONE;
+    if ((*st = ox_tensor(b, x, dt, &tx)) != LOOM_OK || (*st = ox_tensor(b, sc, dt, &ts)) != LOOM_OK ||
+        (bi && (*st = ox_tensor(b, bi, dt, &tb)) != LOOM_OK))
+        return 1;
+    loom_tensor y = rms ? loom_rms_norm(b->g, tx, ts, eps) : loom_layer_norm(b->g, tx, ts, tb, eps);
+    *st = ox_set_num(b, 0, y, x->type);
+    return 1;
+}
+#endif
+
 loom_status oxb_layer_norm(ox *b)
 {
     loom_tensor y;
     loom_dtype dt;
     int r;
+#ifdef LOOM_ONNX_SEQ
+    loom_status st;
+    if (fused_norm(b, 0, &st))
+        return st;
+#endif
     return trailing_norm(b, 0, &y, &dt, &r);
 }
 
@@ -184,8 +221,98 @@ loom_status oxb_rms_norm(ox *b)
     loom_tensor y;
     loom_dtype dt;
     int r;
+#ifdef LOOM_ONNX_SEQ
+    loom_status st;
+    if (fused_norm(b, 1, &st))
+        return st;
+#endif
     return trailing_norm(b, 1, &y, &dt, &r);
 }
+
+#ifdef LOOM_ONNX_SEQ
+/* Attention (opset 23) through loom's fused attention: q [B, Hq, Nq, D],
+ * k and v [B, Hkv, Nk, D], or the 3-D [B, N, H * D] forms with
+ * q_num_heads / kv_num_heads; an additive or boolean mask; causal with
+ * the upper-left alignment ONNX uses. */
+loom_status oxb_attention(ox *b)
+{
+    int64_t causal, qh, kvh, mode;
+    float scale, softcap;
+    int has_qh, has_kvh;
+    LOOM_TRY(ox_attr_int(b, "is_causal", 0, &causal, NULL));
+    LOOM_TRY(ox_attr_int(b, "q_num_heads", 0, &qh, &has_qh));
+    LOOM_TRY(ox_attr_int(b, "kv_num_heads", 0, &kvh, &has_kvh));
+    LOOM_TRY(ox_attr_int(b, "qk_matmul_output_mode", 0, &mode, NULL));
+    LOOM_TRY(ox_attr_float(b, "scale", 0, &scale, NULL));
+    LOOM_TRY(ox_attr_float(b, "softcap", 0, &softcap, NULL));
+    int64_t sp;
+    LOOM_TRY(ox_attr_int(b, "softmax_precision", 0, &sp, NULL));
+    if (softcap != 0)
+        return ox_fail(b, LOOM_E_UNSUPPORTED, "attribute 'softcap' = %g", (double)softcap);
+    if (ox_in(b, 4) || ox_in(b, 5) || ox_out(b, 1) || ox_out(b, 2) || ox_out(b, 3) || ox_in(b, 6))
+        return ox_fail(b, LOOM_E_UNSUPPORTED, "past and present keys and values, or the scores as an output");
+    ox_val *q, *k, *v, *mv = ox_in(b, 3);
+    LOOM_TRY(ox_need(b, 0, &q));
+    LOOM_TRY(ox_need(b, 1, &k));
+    LOOM_TRY(ox_need(b, 2, &v));
+    loom_dtype dt = ox_float_dt(b, q);
+    loom_tensor tq, tk, tv, tm = LOOM_NONE;
+    LOOM_TRY(ox_tensor(b, q, dt, &tq));
+    LOOM_TRY(ox_tensor(b, k, dt, &tk));
+    LOOM_TRY(ox_tensor(b, v, dt, &tv));
+    loom_graph *g = b->g;
+    int r = loom_tensor_ndim(g, tq);
+    int64_t B = loom_tensor_dim(g, tq, 0);
+    loom_attention_opts o = loom_attention_opts_default();
+    o.scale = scale;
+    if (r == 3) {
+        if (!has_qh || !has_kvh || qh < 1 || kvh < 1)
+            return ox_fail(b, LOOM_E_FORMAT, "3-D inputs need q_num_heads and kv_num_heads");
+        int64_t nq = loom_tensor_dim(g, tq, 1), nk = loom_tensor_dim(g, tk, 1);
+        int64_t sq[4] = {B, nq, qh, loom_tensor_dim(g, tq, 2) / qh}, sk[4] = {B, nk, kvh, loom_tensor_dim(g, tk, 2) / kvh};
+        int64_t sv[4] = {B, nk, kvh, loom_tensor_dim(g, tv, 2) / kvh};
+        tq = loom_reshape(g, tq, 4, sq);
+        tk = loom_reshape(g, tk, 4, sk);
+        tv = loom_reshape(g, tv, 4, sv);
+        o.layout = LOOM_LAYOUT_BNHD;
+    } else if (r != 4) {
+        return ox_fail(b, LOOM_E_SHAPE, "q has rank %d (3 or 4 expected)", r);
+    }
+    LOOM_TRY(ox_check_graph(b));
+    int64_t Nq = loom_tensor_dim(g, tq, r == 3 ? 1 : 2), Nk = loom_tensor_dim(g, tk, r == 3 ? 1 : 2);
+    if (mv) {
+        if (mv->type == LOOM_ONNX_BOOL) {
+            loom_tensor mb;
+            LOOM_TRY(ox_tensor(b, mv, dt, &mb));
+            tm = loom_where(g, mb, ox_scalar(b, 0, dt), ox_scalar(b, -INFINITY, dt));
+        } else {
+            LOOM_TRY(ox_tensor(b, mv, dt, &tm));
+        }
+    }
+    if (causal && Nq == Nk) {
+        o.causal = 1;
+    } else if (causal) {
+        float *c = loom_malloc(b->ctx, (size_t)(Nq * Nk) * sizeof *c);
+        if (!c)
+            return ox_fail(b, LOOM_E_OOM, "out of memory");
+        for (int64_t i = 0; i < Nq; i++)
+            for (int64_t j = 0; j < Nk; j++)
+                c[i * Nk + j] = j <= i ? 0.0f : -INFINITY;
+        int64_t cs[2] = {Nq, Nk};
+        loom_tensor cm = loom_constant(g, NULL, LOOM_F32, 2, cs, c);
+        loom_free(b->ctx, c, (size_t)(Nq * Nk) * sizeof *c);
+        if (dt != LOOM_F32)
+            cm = loom_cast(g, cm, dt);
+        tm = tm.id ? loom_add(g, tm, cm) : cm;
+    }
+    loom_tensor y = loom_attention(g, tq, tk, tv, tm, &o);
+    if (r == 3) {
+        int64_t s3[3] = {B, Nq, loom_tensor_dim(g, y, 2) * loom_tensor_dim(g, y, 3)};
+        y = loom_reshape(g, y, 3, s3);
+    }
+    return ox_set_num(b, 0, y, q->type);
+}
+#endif
 
 loom_status oxb_instance_norm(ox *b)
 {

@@ -95,6 +95,48 @@ loom_status ox_axis_map(ox *b, loom_tensor x, int axis, const int64_t *idx, int6
         *out = x;
         return LOOM_OK;
     }
+#if defined(LOOM_ONNX_CNN) || defined(LOOM_ONNX_SEQ)
+    {
+        int r = loom_tensor_ndim(b->g, x), in_range = 1;
+        int64_t step = m > 1 ? idx[1] - idx[0] : 1;
+        int regular = m >= 1 && step >= 1;
+        for (int64_t j = 0; j < m; j++) {
+            in_range &= idx[j] >= 0 && idx[j] < n;
+            regular &= idx[j] == idx[0] + j * step;
+        }
+#ifdef LOOM_ONNX_CNN
+        /* an ascending slice */
+        if (in_range && regular) {
+            int64_t st[LOOM_MAX_DIMS] = {0}, en[LOOM_MAX_DIMS], sp[LOOM_MAX_DIMS];
+            for (int i = 0; i < r; i++) {
+                en[i] = loom_tensor_dim(b->g, x, i);
+                sp[i] = 1;
+            }
+            st[axis] = idx[0];
+            en[axis] = idx[m - 1] + 1;
+            sp[axis] = step;
+            *out = loom_slice(b->g, x, st, en, sp);
+            return ox_check_graph(b);
+        }
+#endif
+#ifdef LOOM_ONNX_SEQ
+        /* any picks: a take by constant indices */
+        if (in_range) {
+            int32_t *ii = loom_malloc(b->ctx, (size_t)m * sizeof *ii);
+            if (!ii)
+                return ox_fail(b, LOOM_E_OOM, "out of memory");
+            for (int64_t j = 0; j < m; j++)
+                ii[j] = (int32_t)idx[j];
+            int64_t ms[1] = {m};
+            loom_tensor it = loom_constant(b->g, NULL, LOOM_I32, 1, ms, ii);
+            loom_free(b->ctx, ii, (size_t)m * sizeof *ii);
+            *out = loom_take(b->g, x, it, axis);
+            return ox_check_graph(b);
+        }
+#endif
+        (void)r;
+    }
+#endif
     uint64_t cells;
     if (loom_mul_u64((uint64_t)n, (uint64_t)m, &cells) || cells > ((uint64_t)1 << 26))
         return ox_fail(b, LOOM_E_UNSUPPORTED, "an index map of %lld x %lld along axis %d is too large",
@@ -629,6 +671,14 @@ loom_status oxb_concat(ox *b)
 
 loom_status ox_concat(ox *b, int n, const loom_tensor *ts, int axis, loom_tensor *out)
 {
+#ifdef LOOM_ONNX_CNN
+    if (n == 1) {
+        *out = ts[0];
+        return LOOM_OK;
+    }
+    *out = loom_concat(b->g, n, ts, axis);
+    return ox_check_graph(b);
+#endif
     /* each input placed by an index map into its slot, summed */
     int64_t total = 0;
     for (int i = 0; i < n; i++)
@@ -891,8 +941,21 @@ loom_status oxb_gather(ox *b)
     ox_const *ki = ox_known(b, iv, &s);
     if (s != LOOM_OK)
         return s;
-    if (!ki)
+    if (!ki) {
+#ifdef LOOM_ONNX_SEQ
+        /* a take by indices computed at run time; negative ones count
+         * from the end */
+        loom_tensor tx, ti;
+        LOOM_TRY(ox_tensor(b, x, LOOM_DTYPE_COUNT, &tx));
+        LOOM_TRY(ox_tensor(b, iv, LOOM_F32, &ti));
+        loom_graph *g = b->g;
+        ti = loom_where(g, loom_lt(g, ti, ox_scalar(b, 0, LOOM_F32)), loom_add(g, ti, ox_scalar(b, (double)in[a], LOOM_F32)),
+                        ti);
+        return ox_set(b, 0, loom_take(g, tx, loom_cast(g, ti, LOOM_I32), a), x->type);
+#else
         return ox_fail(b, LOOM_E_UNSUPPORTED, "indices computed at run time need a gather op");
+#endif
+    }
     int64_t n = in[a];
     int64_t *idx = loom_calloc(b->ctx, (size_t)(ki->n ? ki->n : 1), sizeof *idx);
     if (!idx)
@@ -1007,12 +1070,15 @@ loom_status oxb_pad(ox *b)
     if (np != 2 * nax)
         return ox_fail(b, LOOM_E_FORMAT, "pads has %d values for %d axes", np, nax);
     int64_t *maps[OX_MAX_RANK] = {0}, lens[OX_MAX_RANK] = {0};
+    int64_t los[OX_MAX_RANK] = {0}, his[OX_MAX_RANK] = {0};
     loom_status s = LOOM_OK;
     for (int i = 0; i < nax && s == LOOM_OK; i++) {
         int a;
         if ((s = ox_axis(b, na >= 0 ? axes[i] : i, nd, "axes", &a)) != LOOM_OK)
             break;
         int64_t lo = pads[i], hi = pads[i + nax], n = in[a];
+        los[a] = lo;
+        his[a] = hi;
         if (!lo && !hi)
             continue;
         int64_t len = n + lo + hi;
@@ -1048,6 +1114,26 @@ loom_status oxb_pad(ox *b)
             maps[a][j] = src;
         }
     }
+    (void)los, (void)his;
+#ifdef LOOM_ONNX_CNN
+    /* loom's pad: constant, or reflect within the dims, growing only */
+    int grows = 1, fits = 1;
+    for (int d = 0; d < nd; d++) {
+        grows &= los[d] >= 0 && his[d] >= 0;
+        fits &= los[d] < in[d] && his[d] < in[d];
+    }
+    if (s == LOOM_OK && !ox_is_known(x) && nd <= LOOM_MAX_DIMS && grows && (m == 0 || (m == 1 && fits))) {
+        loom_tensor t;
+        s = ox_tensor(b, x, LOOM_DTYPE_COUNT, &t);
+        if (s == LOOM_OK)
+            s = ox_set(b, 0, loom_pad(b->g, t, los, his, m ? LOOM_PAD_REFLECT : LOOM_PAD_CONSTANT, (float)cval),
+                       x->type);
+        for (int d = 0; d < nd; d++)
+            if (maps[d])
+                loom_free(b->ctx, maps[d], (size_t)(lens[d] ? lens[d] : 1) * sizeof *maps[d]);
+        return s;
+    }
+#endif
     if (s == LOOM_OK)
         s = pick_axes(b, x, 0, maps, lens, cval);
     for (int d = 0; d < nd; d++)

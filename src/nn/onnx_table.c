@@ -4,10 +4,10 @@
  * is known. Rows are sorted by op type; types names the element types of
  * input 0 the builder takes (0: it checks them itself).
  *
- * Ops that wait for other work in loom (see DESIGN.md): Conv,
- * ConvTranspose, MaxPool, AveragePool (the CNN ops), Attention, batched
- * MatMul and Gather with run-time indices (the sequence ops). LSTM, GRU
- * and RNN are unrolled over the sequence (onnx_ops_rnn.c). */
+ * Rows under LOOM_ONNX_CNN / LOOM_ONNX_SEQ map ops onto loom's CNN and
+ * sequence-model APIs (meson defines them when loom.h declares
+ * loom_conv2d / loom_layer_norm). LSTM, GRU and RNN are unrolled over the
+ * sequence (onnx_ops_rnn.c). */
 #include "onnx_ops.h"
 
 #include <string.h>
@@ -18,6 +18,12 @@ const ox_op ox_ops[] = {
     {"And", 13, 27, oxb_and, oxf_and, OX_T(LOOM_ONNX_BOOL)},
     {"ArgMax", 13, 27, oxb_argmax, NULL, OX_NUMS},
     {"ArgMin", 13, 27, oxb_argmin, NULL, OX_NUMS},
+#ifdef LOOM_ONNX_SEQ
+    {"Attention", 23, 27, oxb_attention, NULL, OX_FLOATS},
+#endif
+#ifdef LOOM_ONNX_CNN
+    {"AveragePool", 13, 27, oxb_avg_pool, NULL, OX_FLOATS},
+#endif
     {"BatchNormalization", 13, 27, oxb_batch_norm, NULL, OX_FLOATS},
     {"Cast", 13, 27, oxb_cast, oxf_cast, OX_ALL},
     {"CastLike", 15, 27, oxb_cast_like, oxf_cast_like, OX_ALL},
@@ -27,6 +33,12 @@ const ox_op ox_ops[] = {
     {"Concat", 13, 27, oxb_concat, NULL, OX_ALL},
     {"Constant", 13, 27, oxb_constant, NULL, 0},
     {"ConstantOfShape", 13, 27, oxb_constant_of_shape, NULL, OX_NUMS},
+#ifdef LOOM_ONNX_CNN
+    {"Conv", 13, 27, oxb_conv, NULL, OX_FLOATS},
+#endif
+#ifdef LOOM_ONNX_CNN
+    {"ConvTranspose", 13, 27, oxb_conv_transpose, NULL, OX_FLOATS},
+#endif
     {"CumSum", 13, 27, oxb_cumsum, NULL, OX_NUMS},
     {"Div", 13, 27, oxb_div, oxf_div, OX_NUMS},
     {"Dropout", 13, 27, oxb_dropout, NULL, OX_FLOATS},
@@ -65,6 +77,9 @@ const ox_op ox_ops[] = {
     {"LpNormalization", 13, 27, oxb_lp_norm, NULL, OX_FLOATS},
     {"MatMul", 13, 27, oxb_matmul, NULL, OX_NUMS},
     {"Max", 13, 27, oxb_max, oxf_max, OX_NUMS},
+#ifdef LOOM_ONNX_CNN
+    {"MaxPool", 13, 27, oxb_max_pool, NULL, OX_FLOATS},
+#endif
     {"Mean", 13, 27, oxb_mean, oxf_mean, OX_FLOATS},
     {"MeanVarianceNormalization", 13, 27, oxb_mvn, NULL, OX_FLOATS},
     {"Min", 13, 27, oxb_min, oxf_min, OX_NUMS},
