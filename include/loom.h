@@ -726,6 +726,9 @@ void loom_state_destroy(loom_state *st);
 /* Creates (or overwrites, when the shape matches) a named tensor. */
 loom_status loom_state_write(loom_state *st, const char *name, loom_dtype dt,
                              int ndim, const int64_t *shape, const void *data);
+/* Removes a named tensor (LOOM_E_INVALID if absent); LOOM_E_STATE while a
+ * program compiled against st binds it. */
+loom_status loom_state_remove(loom_state *st, const char *name);
 /* Copies a named tensor out; bytes must equal its size. */
 loom_status loom_state_read(loom_state *st, const char *name, void *data, size_t bytes);
 /* Number of tensors and the i-th name / shape (for saving). */
@@ -891,6 +894,188 @@ loom_status loom_safetensors_to_state(const loom_tensor_file *f, loom_state *st)
  * meta[1]=value0, ... NULL-terminated (meta may be NULL), through a
  * temporary name and a rename. prefix != NULL: only names that start with it. */
 loom_status loom_safetensors_save(loom_state *st, const char *path, const char *const *meta, const char *prefix);
+
+/* ---- ONNX models (src/nn/onnx*.c) ---- */
+
+/*
+ * An ONNX model becomes a loom graph: every graph input a loom_input of
+ * its name (static shapes; symbolic dimensions get their values from the
+ * options), every graph output a loom_output of its name, every
+ * initializer that is used as data a loom_param in the state (named
+ * prefix + its name). Nodes map through one table (ONNX op type and
+ * opset range -> a builder on this API); shape arithmetic (Shape, Gather,
+ * Concat, Unsqueeze, Constant, ConstantOfShape, ... of values known at
+ * load) is folded. Opsets 13 to LOOM_ONNX_MAX_OPSET of the default domain.
+ * Built when protobuf-c was found; otherwise every call answers
+ * LOOM_E_UNSUPPORTED.
+ */
+#define LOOM_ONNX_MIN_OPSET 13
+#define LOOM_ONNX_MAX_OPSET 27
+/* The rank of an ONNX tensor this API reads (loom's graphs hold 4). */
+#define LOOM_ONNX_MAX_RANK 8
+
+/* ONNX element types, numbered as TensorProto.DataType numbers them. */
+typedef enum loom_onnx_type {
+    LOOM_ONNX_UNDEFINED = 0,
+    LOOM_ONNX_FLOAT = 1,
+    LOOM_ONNX_UINT8 = 2,
+    LOOM_ONNX_INT8 = 3,
+    LOOM_ONNX_UINT16 = 4,
+    LOOM_ONNX_INT16 = 5,
+    LOOM_ONNX_INT32 = 6,
+    LOOM_ONNX_INT64 = 7,
+    LOOM_ONNX_STRING = 8,
+    LOOM_ONNX_BOOL = 9,
+    LOOM_ONNX_FLOAT16 = 10,
+    LOOM_ONNX_DOUBLE = 11,
+    LOOM_ONNX_UINT32 = 12,
+    LOOM_ONNX_UINT64 = 13,
+    LOOM_ONNX_BFLOAT16 = 16
+} loom_onnx_type;
+
+/* 1 when loom's ONNX op table maps op_type (of the default domain) at
+ * that opset; whether a given node imports also depends on its
+ * attributes, element types and shapes. */
+int loom_onnx_supports(const char *op_type, int64_t opset);
+/* "float", "int64", ...; "unknown" for a number loom does not know. */
+const char *loom_onnx_type_name(int type);
+/* The dtype loom holds values of an ONNX type in: f32 for float and
+ * double (computed in f32), f16, bf16, i32 for every integer type (values
+ * outside i32 are refused when they are read), f32 masks (0 / 1) for
+ * bool; LOOM_DTYPE_COUNT when loom holds none (strings, float8, ...). */
+loom_dtype loom_onnx_dtype(int type);
+/* count values of ONNX type `type` (host order, bool one byte each) into
+ * loom dtype dt, or back. Integers outside i32 and non-integral values
+ * into an integer type are LOOM_E_RANGE naming the index. */
+loom_status loom_onnx_to_dtype(loom_ctx *ctx, int type, const void *src, size_t count, loom_dtype dt, void *dst);
+loom_status loom_onnx_from_dtype(loom_ctx *ctx, loom_dtype dt, const void *src, size_t count, int type, void *dst);
+
+typedef struct loom_onnx_dim {
+    const char *name;          /* a symbolic dimension (dim_param), "batch" */
+    int64_t value;             /* >= 1 */
+} loom_onnx_dim;
+
+/* A graph input's shape chosen by the caller (over the model's). */
+typedef struct loom_onnx_shape {
+    const char *name;
+    int ndim;
+    int64_t shape[LOOM_MAX_DIMS];
+} loom_onnx_shape;
+
+typedef struct loom_onnx_tensor loom_onnx_tensor;
+
+typedef struct loom_onnx_opts {
+    int64_t batch;             /* every symbolic or unknown dimension not
+                                  named in dims (default 1) */
+    const loom_onnx_dim *dims; /* values of named symbolic dimensions */
+    int ndims;
+    const loom_onnx_shape *shapes; /* whole input shapes (may be NULL) */
+    int nshapes;
+    const char *prefix;        /* of the state tensors' names ("" default) */
+    const char *base_dir;      /* where external data files are: default
+                                  the model's folder; from memory, NULL
+                                  refuses external data */
+    int trainable;             /* f32 initializers become trainable params */
+    const loom_onnx_tensor *values; /* graph inputs given their values at
+                                  load: they become constants (the axes,
+                                  shapes, pads, k an op needs at load), not
+                                  inputs of the graph */
+    int nvalues;
+    int node_only;             /* >= 0: the graph of that node alone (in
+                                  the model's topological order), its
+                                  computed inputs turned into graph inputs
+                                  of the shapes the whole model gives them
+                                  (to ask which device runs it); -1 all */
+} loom_onnx_opts;
+
+void loom_onnx_opts_default(loom_onnx_opts *opts);
+
+/* A graph input or output as loom holds it. */
+typedef struct loom_onnx_value {
+    const char *name;
+    int type;                  /* the model's loom_onnx_type */
+    loom_dtype dtype;          /* what loom_program_set_input takes and
+                                  loom_program_read gives */
+    int ndim;
+    int64_t shape[LOOM_MAX_DIMS];
+    int used;                  /* inputs: 0 when no computed output depends
+                                  on it (only its shape is used, or
+                                  nothing): a program compiled from the
+                                  graph has no such input then */
+} loom_onnx_value;
+
+typedef struct loom_onnx_node {
+    const char *name;          /* the node's name, or "<op_type>_<index>" */
+    const char *op_type;
+    const char *domain;        /* "" for the default domain */
+    int first, count;          /* the loom nodes it became: ids first ..
+                                  first + count - 1; 0 when folded at load */
+} loom_onnx_node;
+
+typedef struct loom_onnx_info {
+    int64_t ir_version;
+    int64_t opset;             /* of the default domain */
+    const char *producer;      /* producer_name producer_version */
+    int ninputs, noutputs, nnodes;
+    loom_onnx_value *inputs, *outputs;
+    loom_onnx_node *nodes;     /* in topological order */
+    int nparams;               /* initializers that became state tensors */
+    uint64_t param_bytes;
+    loom_ctx *ctx;             /* whose allocator holds the arrays */
+} loom_onnx_info;
+
+/*
+ * Reads the model at path and builds *graph from it, writing its
+ * initializers into st (st may be NULL: they are read and checked, not
+ * written; a later compile creates them zero-filled). opts may be NULL
+ * (defaults); info may be NULL, else it is filled (loom_onnx_info_free).
+ * All-or-nothing: on failure *graph is NULL and st is as it was.
+ *   LOOM_E_UNSUPPORTED  an op type, opset, attribute (value), element type
+ *                       or rank loom cannot run, naming the node, its op
+ *                       type and the attribute or input;
+ *   LOOM_E_FORMAT       a truncated or corrupt file (naming the field and
+ *                       byte offset), an initializer shorter than its shape,
+ *                       a cycle, an input no node, initializer or graph
+ *                       input defines, a name defined twice;
+ *   LOOM_E_SHAPE        shapes a node cannot take (as the op says);
+ *   LOOM_E_IO           the file (or an external data file) cannot be read.
+ */
+loom_status loom_onnx_load(loom_ctx *ctx, const char *path, loom_graph **graph, loom_state *st,
+                           const loom_onnx_opts *opts, loom_onnx_info *info);
+/* The same from bytes in memory (not kept after the call). */
+loom_status loom_onnx_load_memory(loom_ctx *ctx, const void *data, size_t bytes, loom_graph **graph,
+                                  loom_state *st, const loom_onnx_opts *opts, loom_onnx_info *info);
+void loom_onnx_info_free(loom_onnx_info *info);
+
+/* One serialized TensorProto (the .pb files of ONNX's test data), its
+ * values in a host array of its own type (bool: one byte each; float16,
+ * bfloat16: 16-bit words; double: 8 bytes). */
+struct loom_onnx_tensor {
+    char *name;
+    int type;                  /* loom_onnx_type */
+    int ndim;
+    int64_t shape[LOOM_ONNX_MAX_RANK];
+    uint64_t count;            /* elements (0 for an empty tensor) */
+    void *data;                /* count * element size bytes */
+    size_t bytes;
+    loom_ctx *ctx;
+};
+
+/* LOOM_E_FORMAT for corrupt bytes or data shorter than the shape,
+ * LOOM_E_UNSUPPORTED for strings and element types loom cannot hold.
+ * base_dir: for external data (NULL refuses it). */
+loom_status loom_onnx_tensor_read(loom_ctx *ctx, const void *data, size_t bytes, const char *base_dir,
+                                  loom_onnx_tensor *out);
+void loom_onnx_tensor_free(loom_onnx_tensor *t);
+/* The element size of an ONNX type in host arrays (0 for none). */
+size_t loom_onnx_type_size(int type);
+
+/* Writes m (compiled or loaded) as an ONNX model of opset 17: input "x"
+ * [batch, input_features] f32 with a symbolic batch dimension "batch",
+ * output "y" (probabilities when the last layer is a softmax), the dense
+ * layers as MatMul + Add (+ activation), weights as f32 initializers named
+ * as the state names them. Through a temporary name and a rename. */
+loom_status loom_onnx_save(loom_sequential *m, const char *path);
 
 /* ---- profiling and metrics (src/core/profile.c) ---- */
 

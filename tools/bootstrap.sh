@@ -10,6 +10,7 @@ pkgs=(
   libvulkan-dev glslc libshaderc-dev vulkan-validationlayers mesa-vulkan-drivers vulkan-tools
   ocl-icd-opencl-dev opencl-headers pocl-opencl-icd libclblast-dev clinfo
   libglfw3-dev libgl-dev libstb-dev xvfb xauth
+  libprotobuf-c-dev protobuf-c-compiler libonnx-dev
   dataset-fashion-mnist
 )
 

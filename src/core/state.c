@@ -223,6 +223,35 @@ loom_status loom_state_read(loom_state *st, const char *name, void *data, size_t
     return st->dev->ops->buffer_read(st->dev->bdev, e->buf, 0, data, e->bytes);
 }
 
+loom_status loom_state_remove(loom_state *st, const char *name)
+{
+    if (!st)
+        return LOOM_E_INVALID;
+    if (!name)
+        return loom_fail(st->ctx, LOOM_E_INVALID, "loom_state_remove: NULL name");
+    loom_state_slot *e = loom_state_find(st, name);
+    if (!e)
+        return loom_fail(st->ctx, LOOM_E_INVALID, "loom_state_remove: no tensor \"%s\" in the state", name);
+    /* A compiled program binds the buffer itself: it must outlive them. */
+    for (int k = 0; k < st->nprogs; k++) {
+        const struct loom_program *p = st->progs[k];
+        for (int i = 0; i < p->n; i++)
+            if (p->nodes[i].op == LOOM_OP_PARAM && p->tensors && p->tensors[i].mem.buf == e->buf)
+                return loom_fail(st->ctx, LOOM_E_STATE,
+                                 "loom_state_remove \"%s\": a program compiled against the state uses it", name);
+    }
+    int at = (int)(e - st->e);
+    st->dev->ops->buffer_free(st->dev->bdev, e->buf);
+    loom_strfree(st->ctx, e->name);
+    /* Keep the order (files are saved in it) and rebuild the index. */
+    memmove(&st->e[at], &st->e[at + 1], (size_t)(st->n - at - 1) * sizeof *st->e);
+    st->n--;
+    memset(st->index, 0, (size_t)st->index_cap * sizeof *st->index);
+    for (int k = 0; k < st->n; k++)
+        index_put(st, k);
+    return LOOM_OK;
+}
+
 int loom_state_count(const loom_state *st)
 {
     return st ? st->n : 0;

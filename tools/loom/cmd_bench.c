@@ -798,6 +798,7 @@ static const char bench_usage[] =
     "                   judged by their ratio to it, the others against the noise (both runs' spread, the\n"
     "                   drift of the references between the runs, at least 5%)\n"
     "  --results FILE   compare a saved run instead of measuring\n"
+    "  --model M.onnx   time an ONNX model on each device instead (see loom --help)\n"
     "exit status: 0 done; 1 no device, or a file that cannot be read or written; 2 a bad option;\n"
     "             3 --compare found a regression beyond the noise\n";
 
@@ -832,6 +833,9 @@ static int parse_suites(const char *list, int want[NSUITES], char *bad, size_t b
 
 int cmd_bench(int argc, char **argv)
 {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--model") || !strncmp(argv[i], "--model=", 8))
+            return cmd_bench_model(argc, argv);
     const char *spec = "all", *suites = NULL, *json = NULL, *baseline = NULL, *results = NULL;
     const char *data = LOOM_DEFAULT_DATA_DIR;
     int quick = 0;

@@ -28,12 +28,23 @@ static const command commands[] = {
      "benchmark every device beside OpenBLAS / memcpy [--device SPEC|all]\n"
      "             [--suite gemm,bandwidth,dispatch,train,infer,startup,conv] [--json FILE] [--compare BASELINE.json]\n"
      "             [--results FILE] [--quick] [--data DIR]\n"
+     "             | --model MODEL.onnx [--runs 20] [--warmup 3] [--batch N] [--dim NAME=N] [--input NAME=FILE]\n"
+     "               [--json FILE]: an ONNX model timed on each device\n"
      "             exit status: 2 a bad option or suite; 3 --compare found a regression beyond the noise"},
     {"eval", cmd_eval, "evaluate a saved model on the test set --model FILE [--data DIR] [--device SPEC] [--ema]\n"
      "             [--limit N] [--json] [--metrics FILE] [--profile TRACE.json]"},
     {"predict", cmd_predict,
      "classify one test image or an image file --model FILE [--image N | --input FILE [--no-preprocess]]\n"
      "             [--data DIR] [--device SPEC] [--json]   (FILE: PNG/PGM/BMP/JPEG, or raw float32 inputs)"},
+    {"run", cmd_run,
+     "run an ONNX model once, outputs as .npy: MODEL.onnx [--input NAME=FILE.npy|.pb ...] [--random]\n"
+     "             [--device SPEC] [--output DIR] [--profile TRACE.json] [--batch N] [--dim NAME=N] [--json]"},
+    {"info", cmd_info,
+     "an ONNX model's inputs, outputs, ops and the devices that run each: MODEL.onnx [--device SPEC|all]\n"
+     "             [--batch N] [--dim NAME=N] [--nodes] [--no-probe] [--json]"},
+    {"export", cmd_export,
+     "a saved model as ONNX: --model FILE --output OUT.onnx [--sample N: OUT.x.npy and the model's OUT.y.npy]\n"
+     "             [--device SPEC]"},
     {"tune", cmd_tune,
      "search the device's GEMM parameters and store the best [--device SPEC] [--size 1024]\n"
      "             [--candidates 24] [--reps 3] | --show | --apply FILE"},

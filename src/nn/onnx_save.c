@@ -1,0 +1,346 @@
+/* loom_onnx_save: a Sequential model as an ONNX file (opset 17, IR 8),
+ * built through protoc-c's structs: input "x" [batch, features] with a
+ * symbolic batch, each dense layer as MatMul + Add (+ its activation),
+ * dropout left out (inference), output "y"; the weights, read from the
+ * state, as f32 initializers under the state's names. The inputs'
+ * preprocessing is recorded in metadata_props (loom.preprocess), as loom's
+ * own model files keep it: the graph takes preprocessed inputs, as
+ * loom_sequential_predict does. */
+#include "onnx_internal.h"
+#include "model.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SAVE_OPSET 17
+
+/* Everything the file's structs point to, freed together. */
+typedef struct saver {
+    loom_ctx *ctx;
+    void **owned;
+    size_t *sizes;
+    size_t n, cap;
+    int failed;
+} saver;
+
+static void *own(saver *s, size_t n)
+{
+    if (s->failed)
+        return NULL;
+    if (s->n == s->cap) {
+        size_t nc = s->cap ? s->cap * 2 : 64;
+        void **no = loom_realloc(s->ctx, s->owned, s->cap * sizeof *no, nc * sizeof *no);
+        if (no)
+            s->owned = no;
+        size_t *ns = no ? loom_realloc(s->ctx, s->sizes, s->cap * sizeof *ns, nc * sizeof *ns) : NULL;
+        if (!no || !ns) {
+            s->failed = 1;
+            return NULL;
+        }
+        s->sizes = ns;
+        s->cap = nc;
+    }
+    void *p = loom_calloc(s->ctx, 1, n ? n : 1);
+    if (!p) {
+        s->failed = 1;
+        return NULL;
+    }
+    s->owned[s->n] = p;
+    s->sizes[s->n++] = n ? n : 1;
+    return p;
+}
+
+static char *str(saver *s, const char *v)
+{
+    size_t n = strlen(v) + 1;
+    char *d = own(s, n);
+    if (d)
+        memcpy(d, v, n);
+    return d;
+}
+
+/* Appends p to a repeated field (count, array of pointers). */
+static void push(saver *s, size_t *n, void ***arr, void *p)
+{
+    void **grown = own(s, (*n + 1) * sizeof *grown);
+    if (!grown || !p) {
+        s->failed = 1;
+        return;
+    }
+    if (*n)
+        memcpy(grown, *arr, *n * sizeof *grown);
+    grown[(*n)++] = p;
+    *arr = grown;
+}
+
+static Onnx__NodeProto *node(saver *s, Onnx__GraphProto *g, const char *op, const char *name, const char *in0,
+                             const char *in1, const char *out)
+{
+    Onnx__NodeProto *n = own(s, sizeof *n);
+    if (!n)
+        return NULL;
+    Onnx__NodeProto init = ONNX__NODE_PROTO__INIT;
+    *n = init;
+    n->op_type = str(s, op);
+    n->name = str(s, name);
+    n->domain = str(s, "");
+    push(s, &n->n_input, (void ***)&n->input, str(s, in0));
+    if (in1)
+        push(s, &n->n_input, (void ***)&n->input, str(s, in1));
+    push(s, &n->n_output, (void ***)&n->output, str(s, out));
+    push(s, &g->n_node, (void ***)&g->node, n);
+    return n;
+}
+
+static void attr_int(saver *s, Onnx__NodeProto *n, const char *name, int64_t v)
+{
+    Onnx__AttributeProto *a = own(s, sizeof *a);
+    if (!a || !n)
+        return;
+    Onnx__AttributeProto init = ONNX__ATTRIBUTE_PROTO__INIT;
+    *a = init;
+    a->name = str(s, name);
+    a->has_type = 1;
+    a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
+    a->has_i = 1;
+    a->i = v;
+    push(s, &n->n_attribute, (void ***)&n->attribute, a);
+}
+
+static Onnx__ValueInfoProto *value(saver *s, const char *name, int64_t rows, int64_t cols)
+{
+    Onnx__ValueInfoProto *v = own(s, sizeof *v);
+    Onnx__TypeProto *tp = own(s, sizeof *tp);
+    Onnx__TypeProto__Tensor *tt = own(s, sizeof *tt);
+    Onnx__TensorShapeProto *sp = own(s, sizeof *sp);
+    if (!v || !tp || !tt || !sp)
+        return NULL;
+    Onnx__ValueInfoProto vi = ONNX__VALUE_INFO_PROTO__INIT;
+    Onnx__TypeProto ti = ONNX__TYPE_PROTO__INIT;
+    Onnx__TypeProto__Tensor tti = ONNX__TYPE_PROTO__TENSOR__INIT;
+    Onnx__TensorShapeProto si = ONNX__TENSOR_SHAPE_PROTO__INIT;
+    *v = vi;
+    *tp = ti;
+    *tt = tti;
+    *sp = si;
+    v->name = str(s, name);
+    tt->has_elem_type = 1;
+    tt->elem_type = LOOM_ONNX_FLOAT;
+    int64_t dims[2] = {rows, cols};
+    for (int i = 0; i < 2; i++) {
+        Onnx__TensorShapeProto__Dimension *d = own(s, sizeof *d);
+        if (!d)
+            return NULL;
+        Onnx__TensorShapeProto__Dimension di = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__INIT;
+        *d = di;
+        if (dims[i] > 0) {
+            d->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+            d->dim_value = dims[i];
+        } else {
+            d->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM;
+            d->dim_param = str(s, "batch");
+        }
+        push(s, &sp->n_dim, (void ***)&sp->dim, d);
+    }
+    tt->shape = sp;
+    tp->value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
+    tp->tensor_type = tt;
+    v->type = tp;
+    return v;
+}
+
+/* A weight of the state as an f32 initializer. */
+static loom_status weight(saver *s, loom_state *st, Onnx__GraphProto *g, const char *name, int ndim,
+                          const int64_t *shape)
+{
+    size_t n = 1;
+    for (int i = 0; i < ndim; i++)
+        n *= (size_t)shape[i];
+    Onnx__TensorProto *t = own(s, sizeof *t);
+    void *data = own(s, n * sizeof(float));
+    int64_t *dims = own(s, (size_t)ndim * sizeof *dims);
+    if (!t || !data || !dims)
+        return loom_fail(s->ctx, LOOM_E_OOM, "loom_onnx_save: out of memory for \"%s\"", name);
+    LOOM_TRY(loom_state_read(st, name, data, n * sizeof(float)));
+    Onnx__TensorProto ti = ONNX__TENSOR_PROTO__INIT;
+    *t = ti;
+    t->name = str(s, name);
+    t->has_data_type = 1;
+    t->data_type = LOOM_ONNX_FLOAT;
+    memcpy(dims, shape, (size_t)ndim * sizeof *dims);
+    t->dims = dims;
+    t->n_dims = (size_t)ndim;
+    t->has_raw_data = 1;
+    t->raw_data.data = data;
+    t->raw_data.len = n * sizeof(float);
+    push(s, &g->n_initializer, (void ***)&g->initializer, t);
+    return LOOM_OK;
+}
+
+/* y = act(h) under a node name; returns the output's name in buf. */
+static void activation(saver *s, Onnx__GraphProto *g, loom_activation act, int l, const char *in, char *out,
+                       size_t n)
+{
+    static const char *const ops[] = {NULL, "Relu", "Sigmoid", "Tanh", NULL, "Softmax"};
+    char name[64];
+    if (act == LOOM_ACT_NONE) {
+        snprintf(out, n, "%s", in);
+        return;
+    }
+    snprintf(out, n, "dense%d/act", l);
+    if (act == LOOM_ACT_GELU) {
+        /* 0.5 x (1 + erf(x / sqrt 2)): Gelu is an op from opset 20 */
+        char a[64], b[64], c[64];
+        snprintf(a, sizeof a, "dense%d/gelu_scaled", l);
+        snprintf(b, sizeof b, "dense%d/gelu_erf", l);
+        snprintf(c, sizeof c, "dense%d/gelu_1p", l);
+        snprintf(name, sizeof name, "dense%d/gelu_div", l);
+        node(s, g, "Div", name, in, "loom/sqrt2", a);
+        snprintf(name, sizeof name, "dense%d/gelu_erfop", l);
+        node(s, g, "Erf", name, a, NULL, b);
+        snprintf(name, sizeof name, "dense%d/gelu_add", l);
+        node(s, g, "Add", name, b, "loom/one", c);
+        char d[64];
+        snprintf(d, sizeof d, "dense%d/gelu_mul", l);
+        snprintf(name, sizeof name, "dense%d/gelu_mulop", l);
+        node(s, g, "Mul", name, in, c, d);
+        snprintf(name, sizeof name, "dense%d/gelu_half", l);
+        node(s, g, "Mul", name, d, "loom/half", out);
+        return;
+    }
+    snprintf(name, sizeof name, "dense%d/%s", l, ops[act]);
+    Onnx__NodeProto *nd = node(s, g, ops[act], name, in, NULL, out);
+    if (act == LOOM_ACT_SOFTMAX)
+        attr_int(s, nd, "axis", -1);
+}
+
+static void scalar_init(saver *s, Onnx__GraphProto *g, const char *name, float v)
+{
+    Onnx__TensorProto *t = own(s, sizeof *t);
+    float *d = own(s, sizeof *d);
+    if (!t || !d)
+        return;
+    Onnx__TensorProto ti = ONNX__TENSOR_PROTO__INIT;
+    *t = ti;
+    *d = v;
+    t->name = str(s, name);
+    t->has_data_type = 1;
+    t->data_type = LOOM_ONNX_FLOAT;
+    t->has_raw_data = 1;
+    t->raw_data.data = (uint8_t *)d;
+    t->raw_data.len = sizeof *d;
+    push(s, &g->n_initializer, (void ***)&g->initializer, t);
+}
+
+static void meta(saver *s, Onnx__ModelProto *m, const char *k, const char *v)
+{
+    Onnx__StringStringEntryProto *e = own(s, sizeof *e);
+    if (!e)
+        return;
+    Onnx__StringStringEntryProto ei = ONNX__STRING_STRING_ENTRY_PROTO__INIT;
+    *e = ei;
+    e->key = str(s, k);
+    e->value = str(s, v);
+    push(s, &m->n_metadata_props, (void ***)&m->metadata_props, e);
+}
+
+static loom_status build(saver *s, loom_sequential *m, Onnx__ModelProto *model)
+{
+    Onnx__GraphProto *g = own(s, sizeof *g);
+    Onnx__OperatorSetIdProto *op = own(s, sizeof *op);
+    if (!g || !op)
+        return loom_fail(s->ctx, LOOM_E_OOM, "loom_onnx_save: out of memory");
+    Onnx__GraphProto gi = ONNX__GRAPH_PROTO__INIT;
+    Onnx__OperatorSetIdProto oi = ONNX__OPERATOR_SET_ID_PROTO__INIT;
+    *g = gi;
+    *op = oi;
+    op->domain = str(s, "");
+    op->has_version = 1;
+    op->version = SAVE_OPSET;
+    push(s, &model->n_opset_import, (void ***)&model->opset_import, op);
+    model->has_ir_version = 1;
+    model->ir_version = 8;
+    model->producer_name = str(s, "loom");
+    model->producer_version = str(s, loom_version_string());
+    model->graph = g;
+    g->name = str(s, "loom_sequential");
+    push(s, &g->n_input, (void ***)&g->input, value(s, "x", 0, m->in_features));
+    char cur[64] = "x", next[64];
+    int dense = 0;
+    int64_t in = m->in_features;
+    int gelu = 0;
+    for (int i = 0; i < m->nlayers; i++) {
+        const layer *l = &m->layers[i];
+        if (l->kind != LAYER_DENSE)
+            continue; /* dropout: the identity at inference */
+        char kn[64], bn[64], name[64], mm[64], add[64];
+        loom_model_param_names(dense, kn, bn, sizeof kn);
+        int64_t ks[2] = {in, l->units}, bs[1] = {l->units};
+        LOOM_TRY(weight(s, m->st, g, kn, 2, ks));
+        LOOM_TRY(weight(s, m->st, g, bn, 1, bs));
+        snprintf(name, sizeof name, "dense%d/matmul", dense);
+        snprintf(mm, sizeof mm, "dense%d/mm", dense);
+        node(s, g, "MatMul", name, cur, kn, mm);
+        snprintf(name, sizeof name, "dense%d/add", dense);
+        snprintf(add, sizeof add, "dense%d/out", dense);
+        node(s, g, "Add", name, mm, bn, add);
+        activation(s, g, l->act, dense, add, next, sizeof next);
+        gelu |= l->act == LOOM_ACT_GELU;
+        snprintf(cur, sizeof cur, "%s", next);
+        in = l->units;
+        dense++;
+    }
+    if (gelu) {
+        scalar_init(s, g, "loom/sqrt2", 1.41421356237309515f);
+        scalar_init(s, g, "loom/one", 1.0f);
+        scalar_init(s, g, "loom/half", 0.5f);
+    }
+    /* the graph's output is "y": an Identity names it */
+    node(s, g, "Identity", "output", cur, NULL, "y");
+    push(s, &g->n_output, (void ***)&g->output, value(s, "y", 0, in));
+    loom_scaling how;
+    float stats[2];
+    if (loom_sequential_get_preprocess(m, &how, stats) == LOOM_OK) {
+        char v[96];
+        if (how == LOOM_SCALE_UNIT)
+            snprintf(v, sizeof v, "unit: x / 255");
+        else
+            snprintf(v, sizeof v, "standard: (x - %.9g) / %.9g", (double)stats[0], (double)stats[1]);
+        meta(s, model, "loom.preprocess", v);
+    }
+    meta(s, model, "loom.architecture", m->describe ? m->describe : "");
+    return s->failed ? loom_fail(s->ctx, LOOM_E_OOM, "loom_onnx_save: out of memory") : LOOM_OK;
+}
+
+loom_status loom_onnx_save(loom_sequential *m, const char *path)
+{
+    if (!m)
+        return LOOM_E_INVALID;
+    if (!path)
+        return loom_fail(m->ctx, LOOM_E_INVALID, "loom_onnx_save: NULL path");
+    if (!m->compiled || !m->st)
+        return loom_fail(m->ctx, LOOM_E_STATE, "loom_onnx_save %s: the model has no weights yet (compile or load it)",
+                         path);
+    saver s = {m->ctx, NULL, NULL, 0, 0, 0};
+    Onnx__ModelProto model = ONNX__MODEL_PROTO__INIT;
+    loom_status st = build(&s, m, &model);
+    uint8_t *bytes = NULL;
+    size_t n = 0;
+    if (st == LOOM_OK) {
+        n = onnx__model_proto__get_packed_size(&model);
+        bytes = loom_malloc(m->ctx, n ? n : 1);
+        if (!bytes)
+            st = loom_fail(m->ctx, LOOM_E_OOM, "loom_onnx_save %s: out of memory for %zu bytes", path, n);
+    }
+    if (st == LOOM_OK) {
+        onnx__model_proto__pack(&model, bytes);
+        st = loom_write_file_atomic(m->ctx, path, bytes, n);
+    }
+    loom_free(m->ctx, bytes, n ? n : 1);
+    for (size_t i = 0; i < s.n; i++)
+        loom_free(m->ctx, s.owned[i], s.sizes[i]);
+    loom_free(m->ctx, s.owned, s.cap * sizeof *s.owned);
+    loom_free(m->ctx, s.sizes, s.cap * sizeof *s.sizes);
+    return st;
+}
