@@ -202,6 +202,170 @@ START_TEST(train_step_dispatches_match_other_backends)
 }
 END_TEST
 
+/* ---- the GEMM database ------------------------------------------------------------ */
+
+/* A database of one entry for the device (by its exact name) before a
+ * line "first" that matches none, with own and clblast sections. */
+static char *db_for(const cl_dev *d, const char *own, const char *clblast)
+{
+    char *t = malloc(8192);
+    snprintf(t, 8192,
+             "{\"format\": \"loom opencl gemm database\", \"version\": 1, \"devices\": ["
+             "{\"id\": \"first\", \"match\": {\"name\": \"no such device*\"}, \"own\": {\"bad\": 1}},"
+             "{\"id\": \"this one\", \"match\": {\"name\": \"%s\", \"platform\": \"%.20s\"}%s%s%s%s}]}",
+             d->lim.name, d->lim.platform, own ? ", \"own\": " : "", own ? own : "", clblast ? ", \"clblast\": " : "",
+             clblast ? clblast : "");
+    return t;
+}
+
+static loom_status lookup(cl_dev *d, const char *text, int *found, char *entry, cl_gemm_choice *c, cl_gemm_params *p)
+{
+    return loom_cl_gemm_db_lookup(d, text, found, entry, 64, c, p);
+}
+
+START_TEST(gemm_database_entries)
+{
+    loom_ctx *ctx = tu_ctx();
+    if (!have_opencl(ctx)) {
+        loom_ctx_destroy(ctx);
+        return;
+    }
+    loom_device *dev = tu_open(ctx, SPEC);
+    cl_dev *d = cl_of(dev);
+    cl_gemm_choice c[LOOM_CLG_COUNT];
+    cl_gemm_params p;
+    char entry[64];
+    int found = -1;
+    /* The shipped database is valid here; the entry it found at the open is
+     * the one in use. */
+    ck_assert_ptr_nonnull(loom_cl_gemm_db_text());
+    ck_assert_msg(lookup(d, loom_cl_gemm_db_text(), &found, entry, c, &p) == LOOM_OK, "%s", loom_last_error(ctx));
+    ck_assert_str_eq(entry, d->db_entry);
+    if (found)
+        ck_assert_int_eq(memcmp(c, d->choice, sizeof c), 0);
+
+    /* A matching entry gives its parameters; a class it omits runs as square. */
+    char *t = db_for(d, "{\"square\": {\"WX\": 1, \"WY\": 4, \"TM\": 4, \"NV\": 1, \"VW\": 8, \"KB\": 32},"
+                        "\"nt\": {\"WX\": 2, \"WY\": 2, \"TM\": 2, \"NV\": 2, \"VW\": 4, \"KB\": 16, \"clblast_from\": 1000}}",
+                     "{\"GemmRoutine\": {\"XGEMM_MIN_INDIRECT_SIZE\": 384}}");
+    ck_assert_msg(lookup(d, t, &found, entry, c, &p) == LOOM_OK, "%s", loom_last_error(ctx));
+    ck_assert_int_eq(found, 1);
+    ck_assert_str_eq(entry, "this one");
+    ck_assert_int_eq(c[LOOM_CLG_SQUARE].own.wy, 4);
+    ck_assert_int_eq(c[LOOM_CLG_SQUARE].own.kb, 32);
+    ck_assert_int_eq(c[LOOM_CLG_TN].own.vw, 8);
+    ck_assert_int_eq(c[LOOM_CLG_NT].own.wx, 2);
+    ck_assert_uint_eq(c[LOOM_CLG_NT].clblast_from, 1000);
+    ck_assert_uint_eq(c[LOOM_CLG_SQUARE].clblast_from, 0);
+    ck_assert(p.has_routine && !p.has_xgemm && p.min_indirect == 384);
+    free(t);
+
+    /* None matches: no entry, no error. */
+    const char *none = "{\"format\": \"loom opencl gemm database\", \"version\": 1, \"devices\": ["
+                       "{\"id\": \"gpu\", \"match\": {\"type\": \"accelerator\", \"name\": \"nothing*\"}}]}";
+    ck_assert_int_eq(lookup(d, none, &found, entry, c, &p), LOOM_OK);
+    ck_assert_int_eq(found, 0);
+    ck_assert_str_eq(entry, "");
+
+    /* Broken entries are refused, naming the entry and the field. */
+    static const struct {
+        const char *own, *clblast;
+        loom_status want;
+        const char *says;
+    } bad[] = {
+        {"{\"square\": {\"WX\": 1, \"WY\": 4, \"TM\": 4, \"NV\": 1, \"VW\": 3, \"KB\": 32}}", NULL, LOOM_E_INVALID, "VW=3"},
+        {"{\"square\": {\"WX\": 1, \"WY\": 4, \"TM\": 4, \"NV\": 1, \"VW\": 8}}", NULL, LOOM_E_INVALID, "lacks KB"},
+        {"{\"square\": {\"WX\": 1, \"WY\": 4, \"TM\": 4, \"NV\": 1, \"VW\": 8, \"KB\": -2}}", NULL, LOOM_E_INVALID,
+         "KB is not an integer"},
+        {"{\"squre\": {}}", NULL, LOOM_E_INVALID, "no \"square\""},
+        {"{\"square\": {\"WX\": 1, \"WY\": 4, \"TM\": 4, \"NV\": 1, \"VW\": 8, \"KB\": 32}, \"wide\": {}}", NULL,
+         LOOM_E_INVALID, "unknown shape class \"wide\""},
+        {NULL, "{\"Xgemm\": {\"GEMMK\":0,\"KREG\":1,\"KWG\":64,\"KWI\":8,\"MDIMA\":8,\"MDIMC\":8,\"MWG\":60,"
+               "\"NDIMB\":8,\"NDIMC\":8,\"NWG\":64,\"SA\":1,\"SB\":1,\"STRM\":0,\"STRN\":0,\"VWM\":8,\"VWN\":8}}",
+         LOOM_E_INVALID, "MWG=60"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        t = db_for(d, bad[i].own, bad[i].clblast);
+        ck_assert_int_eq(lookup(d, t, &found, entry, c, &p), bad[i].want);
+        const char *msg = loom_last_error(ctx);
+        ck_assert_msg(strstr(msg, bad[i].says) && strstr(msg, "\"this one\""), "case %zu: %s", i, msg);
+        ck_assert_int_eq(found, 0);
+        free(t);
+    }
+    ck_assert_int_eq(lookup(d, "{\"format\": \"loom opencl gemm database\", \"devices\": [", &found, entry, c, &p),
+                     LOOM_E_FORMAT);
+    ck_assert_msg(strstr(loom_last_error(ctx), "not valid JSON"), "%s", loom_last_error(ctx));
+    ck_assert_int_eq(lookup(d, "{\"format\": \"something else\", \"version\": 1, \"devices\": []}", &found, entry,
+                            c, &p),
+                     LOOM_E_FORMAT);
+    ck_assert_int_eq(lookup(d, "{\"format\": \"loom opencl gemm database\", \"version\": 1, \"devices\": ["
+                               "{\"id\": \"x\", \"match\": {\"colour\": \"blue\"}}]}",
+                            &found, entry, c, &p),
+                     LOOM_E_INVALID);
+    ck_assert_msg(strstr(loom_last_error(ctx), "unknown match key \"colour\""), "%s", loom_last_error(ctx));
+    loom_device_close(dev);
+    loom_ctx_destroy(ctx);
+}
+END_TEST
+
+/* At open: an entry from LOOM_OPENCL_GEMM_DB is used; a database that
+ * matches nothing, or is broken, leaves the defaults (and says why), and
+ * GEMMs are right either way. */
+START_TEST(gemm_database_at_open)
+{
+    char dir[512], path[600];
+    fresh_dir(dir, sizeof dir, "db");
+    snprintf(path, sizeof path, "%s/db.json", dir);
+    logbuf *log = calloc(1, sizeof *log);
+    loom_ctx *ctx = ctx_in(dir, log);
+    if (!have_opencl(ctx)) {
+        loom_ctx_destroy(ctx);
+        free(log);
+        return;
+    }
+    loom_device *dev = tu_open(ctx, SPEC);
+    char *t = db_for(cl_of(dev), "{\"square\": {\"WX\": 1, \"WY\": 2, \"TM\": 3, \"NV\": 1, \"VW\": 4, \"KB\": 8}}",
+                     NULL);
+    loom_device_close(dev);
+    static const char *const texts[3] = {
+        NULL, /* the entry for this device */
+        "{\"format\": \"loom opencl gemm database\", \"version\": 1, \"devices\": []}",
+        "{\"format\": \"loom opencl gemm database\", \"version\": 1, \"devices\": [{\"id\": 7}]}",
+    };
+    for (int i = 0; i < 3; i++) {
+        FILE *f = fopen(path, "wb");
+        ck_assert_ptr_nonnull(f);
+        fputs(texts[i] ? texts[i] : t, f);
+        fclose(f);
+        setenv("LOOM_OPENCL_GEMM_DB", path, 1);
+        memset(log, 0, sizeof *log);
+        dev = tu_open(ctx, SPEC);
+        cl_dev *d = cl_of(dev);
+        cl_gemm_choice def[LOOM_CLG_COUNT];
+        loom_cl_own_default(d, def);
+        if (i == 0) {
+            ck_assert_str_eq(d->db_entry, "this one");
+            ck_assert_int_eq(d->choice[LOOM_CLG_SKINNY].own.tm, 3);
+            ck_assert_msg(strstr(d->gemm_source, "this one"), "%s", d->gemm_source);
+        } else {
+            ck_assert_str_eq(d->db_entry, "");
+            ck_assert_int_eq(memcmp(d->choice, def, sizeof def), 0);
+            ck_assert_msg(strstr(log->text, i == 1 ? "no GEMM database entry for this device"
+                                                    : "ignoring the GEMM database"),
+                          "log: %s", log->text);
+        }
+        loom_device_close(dev);
+        /* fused and plain GEMMs with what the open chose */
+        gemm_vs_cpu(ctx, 37, 41, 29, 0, 1);
+        gemm_vs_cpu(ctx, 70, 33, 131, 1, 0);
+        unsetenv("LOOM_OPENCL_GEMM_DB");
+    }
+    free(t);
+    loom_ctx_destroy(ctx);
+    free(log);
+}
+END_TEST
+
 /* ---- training steps ---------------------------------------------------------- */
 
 typedef struct trained {
@@ -660,7 +824,11 @@ START_TEST(tuning_stored_reloaded_applied)
     loom_device *dev = tu_open(ctx, SPEC);
     char before[4096];
     ck_assert_int_eq(loom_device_get_tuning(dev, before, sizeof before), LOOM_OK);
-    ck_assert_ptr_nonnull(strstr(before, "\"use_default\""));
+    /* CLBlast's own parameters, or those of the database's entry */
+    if (cl_of(dev)->db_entry[0])
+        ck_assert_msg(strstr(before, "\"Xgemm\"") || strstr(before, "\"use_default\""), "%s", before);
+    else
+        ck_assert_ptr_nonnull(strstr(before, "\"use_default\""));
     loom_tune_opts o;
     loom_tune_opts_default(&o);
     o.size = 128;
@@ -690,7 +858,10 @@ START_TEST(tuning_stored_reloaded_applied)
     char *stored = slurp(r.path);
     ck_assert_msg(same_params(again, stored), "reloaded %s, stored %s", again, stored);
     ck_assert_ptr_nonnull(strstr(stored, "\"gflops\""));
-    ck_assert_ptr_nonnull(strstr(stored, "\"GemmRoutine\""));
+    /* loom's kernel per class always; CLBlast's sections where it was in
+     * use or searched (it is skipped when far behind loom's kernel) */
+    ck_assert_ptr_nonnull(strstr(stored, "\"own\""));
+    ck_assert_ptr_nonnull(strstr(stored, "\"skinny\""));
     /* What the search left in use is what it stored, where it beat CLBlast. */
     if (strstr(stored, "\"Xgemm\""))
         ck_assert_msg(same_params(again, tuned), "in use after the search %s, stored %s", tuned, stored);
@@ -785,6 +956,8 @@ int main(void)
     tcase_add_test(tc, gemm_transposes_odd_sizes_offsets);
     tcase_add_test(tc, gemm_verify_with_offsets);
     tcase_add_test(tc, train_step_dispatches_match_other_backends);
+    tcase_add_test(tc, gemm_database_entries);
+    tcase_add_test(tc, gemm_database_at_open);
     tcase_add_test(tc, optimizers_match_cpu);
     tcase_add_test(tc, dropout_training_matches_cpu);
     tcase_add_test(tc, learning_matches_cpu);

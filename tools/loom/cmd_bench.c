@@ -733,9 +733,13 @@ static void suite_startup(devrun *devs, int ndev, devrun *ref, bench_run *r)
  * no tuning, before the main context opens anything. */
 static void clblast_defaults(const char *spec, int quick, bench_run *r)
 {
+    /* every GEMM on CLBlast, with its own parameters: neither loom's
+     * database nor its GEMM kernel (the backend reads this at open) */
     char cache[4096];
     if (bench_mkdtemp(cache, sizeof cache, "loom-bench-untuned") != 0)
         return;
+    char *was = getenv("LOOM_OPENCL_GEMM") ? strdup(getenv("LOOM_OPENCL_GEMM")) : NULL;
+    setenv("LOOM_OPENCL_GEMM", "clblast-default", 1);
     loom_ctx_opts o;
     loom_ctx_opts_default(&o);
     o.cache_dir = cache;
@@ -759,6 +763,11 @@ static void clblast_defaults(const char *spec, int quick, bench_run *r)
         loom_ctx_destroy(ctx);
     }
     bench_rmtree(cache);
+    if (was)
+        setenv("LOOM_OPENCL_GEMM", was, 1);
+    else
+        unsetenv("LOOM_OPENCL_GEMM");
+    free(was);
 }
 
 /* An OpenCL device's GEMM figures are compared with CLBlast's defaults on

@@ -246,7 +246,7 @@ static loom_status cl_device_open(void *bs, int i, void **bdev)
     }
     /* the shipped database first; a set loom tune stored overrides it */
     loom_cl_gemm_db_apply(d);
-    if (d->route != LOOM_CLR_CLBLAST)
+    if (!d->gemm_defaults)
         loom_cl_gemm_load_stored(d);
     *bdev = d;
     return LOOM_OK;

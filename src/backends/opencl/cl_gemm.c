@@ -359,7 +359,7 @@ void loom_cl_gemm_store_path(const cl_dev *d, char *path, size_t n)
     snprintf(path, n, "%s/opencl/clblast-%016llx.json", d->ctx->cache_dir, (unsigned long long)fnv1a(key));
 }
 
-static char *read_text(cl_dev *d, const char *path, size_t *n)
+char *loom_cl_read_text(cl_dev *d, const char *path, size_t *n)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
@@ -388,7 +388,7 @@ void loom_cl_gemm_load_stored(cl_dev *d)
     char path[1100];
     loom_cl_gemm_store_path(d, path, sizeof path);
     size_t n = 0;
-    char *text = read_text(d, path, &n);
+    char *text = loom_cl_read_text(d, path, &n);
     if (!text)
         return;
     cl_gemm_params p;
@@ -524,7 +524,7 @@ loom_status loom_cl_set_tuning(void *bdev, const char *json)
     int from_file = !json;
     if (from_file) {
         loom_cl_gemm_store_path(d, path, sizeof path);
-        text = read_text(d, path, &n);
+        text = loom_cl_read_text(d, path, &n);
         if (!text)
             return loom_fail(d->ctx, LOOM_E_IO, "%s: no stored GEMM parameters at %s (run loom tune)", d->label, path);
         json = text;

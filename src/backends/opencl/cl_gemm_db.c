@@ -7,9 +7,13 @@
  * a new user runs tuned GEMMs without `loom tune`; a set that `loom tune`
  * stored for the device overrides it (cl_gemm.c).
  *
- * LOOM_OPENCL_GEMM=clblast sends every GEMM to CLBlast with CLBlast's own
- * parameters, as before this database (`loom bench` measures CLBlast's
- * defaults that way); =own sends every GEMM to loom's kernel. */
+ * LOOM_OPENCL_GEMM=clblast sends every GEMM to CLBlast (fused ones are
+ * then declined: bias and activation run as their own launches);
+ * =clblast-default does too, with CLBlast's own parameters, as before this
+ * database (`loom bench` measures CLBlast's defaults that way); =own sends
+ * every GEMM to loom's kernel.
+ * LOOM_OPENCL_GEMM_DB=FILE reads the database from FILE instead of the
+ * built-in copy (an entry can be tried without a rebuild). */
 #include "cl_internal.h"
 #include "cl_kernels.h"
 
@@ -23,7 +27,7 @@
 #define DB_FORMAT "loom opencl gemm database"
 #define DB_VERSION 1
 
-static const char *db_text(void)
+const char *loom_cl_gemm_db_text(void)
 {
     for (int i = 0; i < loom_cl_source_count; i++)
         if (!strcmp(loom_cl_sources[i].name, "gemm_db.json"))
@@ -232,26 +236,42 @@ void loom_cl_gemm_db_apply(cl_dev *d)
 {
     loom_cl_own_default(d, d->choice);
     d->route = LOOM_CLR_AUTO;
+    d->gemm_defaults = 0;
     const char *env = getenv("LOOM_OPENCL_GEMM");
     if (env && *env) {
-        if (!strcmp(env, "clblast"))
+        if (!strcmp(env, "clblast") || !strcmp(env, "clblast-default"))
             d->route = LOOM_CLR_CLBLAST;
         else if (!strcmp(env, "own"))
             d->route = LOOM_CLR_OWN;
         else if (strcmp(env, "auto"))
-            loom_logf(d->ctx, LOOM_LOG_WARN, "%s: LOOM_OPENCL_GEMM=%s is not auto, own or clblast; auto it is",
-                      d->label, env);
+            loom_logf(d->ctx, LOOM_LOG_WARN,
+                      "%s: LOOM_OPENCL_GEMM=%s is not auto, own, clblast or clblast-default; auto it is", d->label,
+                      env);
     }
-    if (d->route == LOOM_CLR_CLBLAST) {
-        loom_logf(d->ctx, LOOM_LOG_INFO, "%s: LOOM_OPENCL_GEMM=clblast: CLBlast with its own parameters", d->label);
+    if (env && !strcmp(env, "clblast-default")) {
+        d->gemm_defaults = 1;
+        loom_logf(d->ctx, LOOM_LOG_INFO, "%s: LOOM_OPENCL_GEMM=clblast-default: CLBlast with its own parameters",
+                  d->label);
         return;
     }
-    const char *text = db_text();
+    const char *file = getenv("LOOM_OPENCL_GEMM_DB");
+    char *owned = NULL;
+    size_t owned_n = 0;
+    const char *text = loom_cl_gemm_db_text();
+    loom_status s = text ? LOOM_OK : loom_fail(d->ctx, LOOM_E_FORMAT, "%s: no GEMM database in this build", d->label);
+    if (file && *file) {
+        owned = loom_cl_read_text(d, file, &owned_n);
+        text = owned;
+        s = owned ? LOOM_OK
+                  : loom_fail(d->ctx, LOOM_E_IO, "%s: cannot read the GEMM database %s (LOOM_OPENCL_GEMM_DB)",
+                              d->label, file);
+    }
     int found = 0;
     cl_gemm_choice c[LOOM_CLG_COUNT];
     cl_gemm_params clb;
-    loom_status s = text ? loom_cl_gemm_db_lookup(d, text, &found, d->db_entry, sizeof d->db_entry, c, &clb)
-                         : loom_fail(d->ctx, LOOM_E_FORMAT, "%s: no GEMM database in this build", d->label);
+    if (s == LOOM_OK)
+        s = loom_cl_gemm_db_lookup(d, text, &found, d->db_entry, sizeof d->db_entry, c, &clb);
+    loom_free(d->ctx, owned, owned_n);
     if (s != LOOM_OK) {
         loom_logf(d->ctx, LOOM_LOG_WARN, "%s: ignoring the GEMM database: %s", d->label, loom_last_error(d->ctx));
         loom_clear_error(d->ctx);

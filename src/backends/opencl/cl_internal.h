@@ -75,7 +75,7 @@ typedef struct cl_gemm_choice {
 } cl_gemm_choice;
 
 /* Which GEMMs take which path: chosen by class (auto), or forced (tests,
- * LOOM_OPENCL_GEMM=own|clblast). */
+ * LOOM_OPENCL_GEMM=own|clblast|clblast-default). */
 typedef enum cl_gemm_route {
     LOOM_CLR_AUTO = 0,
     LOOM_CLR_OWN = 1,
@@ -123,6 +123,7 @@ typedef struct cl_dev {
     /* loom's own GEMM per shape class, and what routes to it */
     cl_gemm_choice choice[LOOM_CLG_COUNT];
     cl_gemm_route route;
+    int gemm_defaults;          /* CLBlast's own parameters only (no database, no stored set) */
     char db_entry[64];          /* the database entry that matched, "" if none */
 } cl_dev;
 
@@ -272,6 +273,9 @@ loom_status loom_cl_gemm_parse(cl_dev *d, const char *json, cl_gemm_params *p, i
                               cl_gemm_choice *choice, int *has_own);
 loom_status loom_cl_gemm_json(cl_dev *d, const cl_gemm_params *p, const cl_gemm_choice *choice, double gflops,
                               double baseline, int size, char **out);
+/* A text file of at most 1 MiB, NUL-terminated, in *n bytes (free with
+ * loom_free(ctx, text, *n)); NULL if it cannot be read. */
+char *loom_cl_read_text(cl_dev *d, const char *path, size_t *n);
 /* cache_dir/opencl/clblast-HASH.json for this device and driver. */
 void loom_cl_gemm_store_path(const cl_dev *d, char *path, size_t n);
 /* At open: applies the stored set if there is a valid one. Never fails
@@ -321,6 +325,8 @@ void loom_cl_choice_json(const cl_gemm_choice c[LOOM_CLG_COUNT], struct cJSON *o
  * it has them. Never fails the open: a broken entry is logged and
  * skipped. */
 void loom_cl_gemm_db_apply(cl_dev *d);
+/* The built-in database's text (NULL if the build has none). */
+const char *loom_cl_gemm_db_text(void);
 /* Finds the entry of text (the database) for the device: *found says
  * whether one matched; LOOM_E_FORMAT / LOOM_E_INVALID for a database that
  * is not valid JSON or whose matching entry is invalid (the message names

@@ -1,24 +1,34 @@
-/* The bounded search over CLBlast's GEMM parameters (loom tune):
- *   1. Xgemm (the tiled kernel of large sizes): hill climbing, one
- *      parameter at a time, from a known-good point for the device type,
- *      timed at the requested size with every size sent to Xgemm;
- *   2. XgemmDirect (small sizes): the same, timed at min(size, 256) with
- *      every size sent to XgemmDirect;
- *   3. the size where Xgemm starts to win (GemmRoutine's
- *      XGEMM_MIN_INDIRECT_SIZE), from both winners at 64..512.
- * Every candidate is checked against the host before it is timed. The
- * result is kept only where it beats the set in use before the search
- * (CLBlast's own unless a stored set was applied); it is stored as JSON and
- * applied at every later open of the device. Each distinct set costs a
- * build of CLBlast's GEMM program (seconds on PoCL, cached by the driver
- * afterwards), hence the budget. CLBlast cannot go back to its own values
- * within a process, so a process that searched keeps the last candidate
+/* loom tune on OpenCL, a bounded search from the parameters in use (the
+ * shipped database's, cl_gemm_db.c, or an earlier search's):
+ *   1. loom's own GEMM, per shape class at a shape of the class (square at
+ *      the requested size; the MLP's forward and its two backward
+ *      products): one step along each parameter from the set in use, every
+ *      candidate built at once in parallel threads, then timed; a second
+ *      round around a winner;
+ *   2. CLBlast, only where it can matter: its set in use is timed at the
+ *      square size, and searched only if it is within 20% of loom's kernel
+ *      there (on CPU drivers it is far behind, and each CLBlast candidate
+ *      costs a build of seconds):
+ *      a. Xgemm (the tiled kernel of large sizes): hill climbing, one
+ *         parameter at a time, from the set in use or a known-good point,
+ *         timed with every size sent to Xgemm;
+ *      b. XgemmDirect (small sizes): the same at min(size, 256);
+ *      c. the size where Xgemm starts to win (XGEMM_MIN_INDIRECT_SIZE);
+ *   3. the route: square GEMMs from the size go to CLBlast where it won
+ *      there (clblast_from), else none.
+ * Every candidate is checked against the host before it is timed. On a
+ * CPU device the timings are process CPU time (the device's threads are
+ * the process's), which a shared, loaded machine disturbs far less than
+ * the wall clock. The result is stored as JSON and applied at every later
+ * open of the device. CLBlast cannot go back to its own values within a
+ * process, so a process that searched CLBlast keeps the last candidate
  * where the search kept CLBlast's; later processes use what was stored. */
 #include "cl_internal.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 /* Every size is direct below this cube root (m n k < 4096^3). */
 #define ALL_DIRECT 4096
@@ -30,7 +40,18 @@ typedef struct tuner {
     cl_mem a, b, c;
     size_t cap;                /* elements in each buffer */
     int done, total;
+    int cpu_clock;             /* time by process CPU time (a CPU device) */
 } tuner;
+
+static double clock_s(const tuner *t)
+{
+    if (t->cpu_clock) {
+        struct timespec ts;
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+        return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+    }
+    return loom_now_ns() * 1e-9;
+}
 
 static void progress(tuner *t, const char *fmt, double gflops)
 {
@@ -42,25 +63,35 @@ static void progress(tuner *t, const char *fmt, double gflops)
     }
 }
 
-/* Best of reps runs of an n x n x n GEMM after one untimed run (which also
- * builds CLBlast's program for the parameters in use). */
-static loom_status time_gemm_reps(tuner *t, size_t n, int reps, double *gflops)
+/* Best of reps runs of an m x n x k GEMM (ta, tb) through CLBlast (own
+ * NULL) or the own kernel, after one untimed run (which also builds
+ * CLBlast's program for the parameters in use). */
+static loom_status time_shape(tuner *t, const cl_own_params *own, size_t m, size_t n, size_t k, int ta, int tb, int reps,
+                              double *gflops)
 {
     cl_dev *d = t->d;
-    cl_gemm_call g = {0, 0, 0, n, n, n, t->a, t->b, t->c, 0, 0, 0, n, n, n};
+    cl_gemm_call g = {ta, tb, 0, m, n, k, t->a, t->b, t->c, 0, 0, 0, ta ? m : k, tb ? k : n, n};
     double best = 0;
     for (int rep = -1; rep < reps; rep++) {
-        double t0 = loom_now_ns();
-        LOOM_TRY(loom_cl_gemm(d, &g, NULL, NULL, "tuning"));
+        double t0 = clock_s(t);
+        if (own)
+            LOOM_TRY(loom_cl_own_run(d, own, m, n, k, ta, tb, t->a, t->b, t->c, NULL));
+        else
+            LOOM_TRY(loom_cl_gemm(d, &g, NULL, NULL, "tuning"));
         cl_int e = clFinish(d->queue);
         if (e != CL_SUCCESS)
-            return loom_cl_fail(d, e, "clFinish", "timing a %zu^3 GEMM", n);
-        double s = (loom_now_ns() - t0) * 1e-9;
-        if (rep >= 0 && (best == 0 || s < best))
+            return loom_cl_fail(d, e, "clFinish", "timing a %zux%zux%zu GEMM", m, n, k);
+        double s = clock_s(t) - t0;
+        if (rep >= 0 && s > 0 && (best == 0 || s < best))
             best = s;
     }
-    *gflops = 2.0 * (double)n * (double)n * (double)n / best * 1e-9;
+    *gflops = best > 0 ? 2.0 * (double)m * (double)n * (double)k / best * 1e-9 : 0;
     return LOOM_OK;
+}
+
+static loom_status time_gemm_reps(tuner *t, size_t n, int reps, double *gflops)
+{
+    return time_shape(t, NULL, n, n, n, 0, 0, reps, gflops);
 }
 
 static loom_status time_gemm(tuner *t, size_t n, double *gflops)
@@ -269,6 +300,134 @@ static double climb_kernel(tuner *t, cl_gemm_params *base, int direct, const siz
     return g_cur;
 }
 
+/* ---- loom's own kernel: per shape class, candidates built in parallel ---- */
+
+#define OWN_MAX 32
+
+/* The values each parameter steps through (one step from the current). */
+static const int own_wx[] = {1, 2, 4, 8, 16}, own_wy[] = {1, 2, 4, 8, 16, 32}, own_tm[] = {2, 4, 6, 8, 12, 16},
+                 own_nv[] = {1, 2, 4}, own_vw[] = {4, 8, 16}, own_kb[] = {32, 64, 128, 256, 512};
+
+static int *own_field(cl_own_params *p, int a)
+{
+    int *f[6] = {&p->wx, &p->wy, &p->tm, &p->nv, &p->vw, &p->kb};
+    return f[a];
+}
+
+static int own_same(const cl_own_params *a, const cl_own_params *b)
+{
+    return a->wx == b->wx && a->wy == b->wy && a->tm == b->tm && a->nv == b->nv && a->vw == b->vw && a->kb == b->kb;
+}
+
+/* The valid sets one step from cur along one parameter, not in seen. */
+static int own_neighbours(cl_dev *d, const cl_own_params *cur, cl_own_params *seen, int *nseen, cl_own_params *out,
+                          int max)
+{
+    static const int *const vals[6] = {own_wx, own_wy, own_tm, own_nv, own_vw, own_kb};
+    static const int nvals[6] = {5, 6, 6, 3, 3, 5};
+    int n = 0;
+    for (int a = 0; a < 6; a++) {
+        int v = *own_field((cl_own_params *)cur, a), at = -1;
+        for (int k = 0; k < nvals[a]; k++)
+            if (vals[a][k] == v)
+                at = k;
+        for (int k = 0; k < nvals[a] && n < max && *nseen < OWN_MAX * 4; k++) {
+            if (k == at || (at >= 0 && k != at - 1 && k != at + 1))
+                continue;
+            cl_own_params c = *cur;
+            *own_field(&c, a) = vals[a][k];
+            int dup = 0;
+            for (int i = 0; i < *nseen && !dup; i++)
+                dup = own_same(&seen[i], &c);
+            if (dup)
+                continue;
+            seen[(*nseen)++] = c;
+            if (loom_cl_own_check(d, &c, "tuning candidate") != LOOM_OK) {
+                loom_clear_error(d->ctx);
+                continue;
+            }
+            out[n++] = c;
+        }
+    }
+    return n;
+}
+
+typedef struct own_shape {
+    cl_gemm_class c;
+    size_t m, n, k;
+    int ta, tb;
+} own_shape;
+
+/* Checks p on an odd size of the class's transposes and times it at the
+ * class's shape; 0 if it fails (not an error of the search). */
+static double own_measure(tuner *t, const cl_own_params *p, const own_shape *sh)
+{
+    cl_dev *d = t->d;
+    double g = 0;
+    loom_status s = loom_cl_gemm_verify(d, p, 61, 67, 71, sh->ta, sh->tb, "tuning candidate");
+    if (s == LOOM_OK)
+        s = time_shape(t, p, sh->m, sh->n, sh->k, sh->ta, sh->tb, t->o->reps, &g);
+    if (s != LOOM_OK) {
+        loom_logf(d->ctx, LOOM_LOG_INFO, "%s: tuning candidate rejected: %s", d->label, loom_last_error(d->ctx));
+        loom_clear_error(d->ctx);
+        t->r->rejected++;
+        return 0;
+    }
+    t->r->measured++;
+    return g;
+}
+
+/* Two rounds around the class's set in use: all neighbours built at once,
+ * then each timed beside the current set (3% is the noise of a shared
+ * machine). The winner becomes the class's set; returns its GFLOP/s. */
+static double own_search(tuner *t, const own_shape *sh, int budget)
+{
+    cl_dev *d = t->d;
+    cl_own_params cur = d->choice[sh->c].own, seen[OWN_MAX * 4], cand[OWN_MAX];
+    int nseen = 1, ok[OWN_MAX];
+    seen[0] = cur;
+    double g_cur = own_measure(t, &cur, sh);
+    char what[160];
+    snprintf(what, sizeof what, "own %s %zux%zux%zu in use: %%.1f", loom_cl_gemm_class_name(sh->c), sh->m, sh->n,
+             sh->k);
+    progress(t, what, g_cur);
+    for (int round = 0; round < 2 && budget > 0; round++) {
+        int n = own_neighbours(d, &cur, seen, &nseen, cand, budget < OWN_MAX ? budget : OWN_MAX);
+        if (n == 0)
+            break;
+        budget -= n;
+        if (loom_cl_own_build_all(d, cand, n, LOOM_F32, ok) != LOOM_OK) {
+            loom_clear_error(d->ctx);
+            break;
+        }
+        cl_own_params win = cur;
+        double g_win = 0;
+        for (int i = 0; i < n; i++) {
+            double g = ok[i] ? own_measure(t, &cand[i], sh) : 0;
+            if (!ok[i])
+                t->r->rejected++;
+            snprintf(what, sizeof what, "own %s WX %d WY %d TM %d NV %d VW %d KB %d: %%.1f",
+                     loom_cl_gemm_class_name(sh->c), cand[i].wx, cand[i].wy, cand[i].tm, cand[i].nv, cand[i].vw,
+                     cand[i].kb);
+            progress(t, what, g);
+            if (g > g_win) {
+                g_win = g;
+                win = cand[i];
+            }
+        }
+        if (g_win <= 0)
+            break;
+        double g_ref = own_measure(t, &cur, sh);
+        g_cur = g_ref > g_cur ? g_ref : g_cur;
+        if (g_win <= g_cur * 1.03)
+            break;
+        cur = win;
+        g_cur = g_win;
+    }
+    d->choice[sh->c].own = cur;
+    return g_cur;
+}
+
 /* ---- the search ----------------------------------------------------------- */
 
 static loom_status make_buffers(tuner *t, size_t n)
@@ -317,15 +476,24 @@ loom_status loom_cl_tune(void *bdev, const loom_tune_opts *o, loom_tune_report *
 {
     cl_dev *d = bdev;
     double t_start = loom_now_ns();
-    tuner t = {d, o, r, NULL, NULL, NULL, 0, 0, 0};
+    tuner t = {d, o, r, NULL, NULL, NULL, 0, 0, 0, 0};
     size_t n = (size_t)o->size, nd = n < 256 ? n : 256;
     int budget = o->max_candidates;
     int nx_max = budget > 1 ? (budget * 2 + 2) / 3 : 1, nd_max = budget - nx_max;
     cl_device_type type = 0;
     clGetDeviceInfo(d->id, CL_DEVICE_TYPE, sizeof type, &type, NULL);
     int gpu = (type & CL_DEVICE_TYPE_GPU) != 0;
-    t.total = 1 + nx_max + (nd_max > 0 ? nd_max + 1 : 0) + 2 + 1;
-    loom_status s = make_buffers(&t, n);
+    t.cpu_clock = (type & CL_DEVICE_TYPE_CPU) != 0;
+    /* the seed MLP's products: its forward, and the two of its backward */
+    const own_shape shapes[] = {
+        {LOOM_CLG_SQUARE, n, n, n, 0, 0},
+        {LOOM_CLG_SKINNY, 256, 64, 784, 0, 0},
+        {LOOM_CLG_NT, 256, 784, 64, 0, 1},
+        {LOOM_CLG_TN, 784, 64, 256, 1, 0},
+    };
+    int nshapes = (int)(sizeof shapes / sizeof shapes[0]);
+    t.total = nshapes * (2 * budget + 1) + 1;
+    loom_status s = make_buffers(&t, n < 512 ? 512 : n);
     if (s != LOOM_OK) {
         free_buffers(&t);
         return s;
@@ -334,16 +502,33 @@ loom_status loom_cl_tune(void *bdev, const loom_tune_opts *o, loom_tune_report *
     int had = d->gemm != NULL;
     if (had)
         before = *d->gemm;
-    /* The baseline is timed once only (CLBlast cannot return to it once
-     * overridden): three times the runs, the best kept. */
+    cl_gemm_choice choice_before[LOOM_CLG_COUNT];
+    memcpy(choice_before, d->choice, sizeof choice_before);
+
+    /* 1. loom's own kernel, per class. */
+    double own_g[LOOM_CLG_COUNT] = {0};
+    for (int i = 0; i < nshapes; i++)
+        own_g[shapes[i].c] = own_search(&t, &shapes[i], budget);
+    int own_improved = memcmp(choice_before, d->choice, sizeof choice_before) != 0;
+
+    /* 2. CLBlast, timed at the square size (once only: it cannot return to
+     * it once overridden); searched only if it is close to loom's kernel. */
     double baseline = 0;
     if ((s = time_gemm_reps(&t, n, 3 * o->reps, &baseline)) != LOOM_OK)
         goto out;
     r->baseline_gflops = baseline;
-    progress(&t, "baseline: %.1f GFLOP/s", baseline);
-
-    /* 1. Xgemm, every size sent to it. */
+    progress(&t, "CLBlast in use: %.1f GFLOP/s", baseline);
     cl_gemm_params best = {0};
+    double final = baseline;
+    int clb_improved = 0;
+    if (baseline < own_g[LOOM_CLG_SQUARE] * 0.8) {
+        loom_logf(d->ctx, LOOM_LOG_INFO, "%s: CLBlast at %.1f GFLOP/s is far behind loom's kernel at %.1f: not searched",
+                  d->label, baseline, own_g[LOOM_CLG_SQUARE]);
+        goto route;
+    }
+    t.total += 1 + nx_max + (nd_max > 0 ? nd_max + 1 : 0) + 2;
+
+    /* 2a. Xgemm, every size sent to it. */
     best.has_routine = 1;
     best.min_indirect = 0;
     double best_x = climb_kernel(&t, &best, 0, gpu ? xseed_gpu : xseed_cpu, n, nx_max);
@@ -351,7 +536,7 @@ loom_status loom_cl_tune(void *bdev, const loom_tune_opts *o, loom_tune_report *
     if (best_x <= baseline)
         best.has_xgemm = 0;
 
-    /* 2. XgemmDirect, every size sent to it; CLBlast's own first, which
+    /* 2b. XgemmDirect, every size sent to it; CLBlast's own first, which
      * stays unless beaten. */
     best.min_indirect = ALL_DIRECT;
     if (nd_max > 0) {
@@ -367,7 +552,7 @@ loom_status loom_cl_tune(void *bdev, const loom_tune_opts *o, loom_tune_report *
     }
     best.has_routine = 0;
 
-    /* 3. Where Xgemm starts to win: the smallest size from which it is at
+    /* 2c. Where Xgemm starts to win: the smallest size from which it is at
      * least as fast as XgemmDirect (the winner of 2, else CLBlast's). The
      * boundary is always part of the result, so this process and later
      * ones run the same set. */
@@ -398,9 +583,8 @@ loom_status loom_cl_tune(void *bdev, const loom_tune_opts *o, loom_tune_report *
     }
 
     /* The final set, checked on both paths and timed at the size asked. */
-    double final = baseline;
-    int improved = best.has_xgemm || best.has_direct || best.has_routine;
-    if (improved) {
+    clb_improved = best.has_xgemm || best.has_direct || best.has_routine;
+    if (clb_improved) {
         if ((s = loom_cl_gemm_apply(d, &best)) != LOOM_OK ||
             (s = loom_cl_gemm_verify(d, NULL, 29, 33, 17, 0, 1, "final set, small")) != LOOM_OK ||
             (s = loom_cl_gemm_verify(d, NULL, 131, 67, 259, 1, 1, "final set, large")) != LOOM_OK ||
@@ -414,10 +598,16 @@ loom_status loom_cl_tune(void *bdev, const loom_tune_opts *o, loom_tune_report *
                   "%s: no candidate beat CLBlast's own GEMM parameters; this process keeps the last candidate "
                   "(CLBlast cannot return to its own), later ones will use CLBlast's", d->label);
     }
-    progress(&t, "final: %.1f GFLOP/s", final);
-    r->best_gflops = final;
-    r->improved = improved;
-    s = store(&t, improved ? &best : (had ? &before : NULL), final, baseline);
+    progress(&t, "CLBlast final: %.1f GFLOP/s", final);
+
+route:
+    /* 3. Square GEMMs from the size go to CLBlast only where it won there. */
+    d->choice[LOOM_CLG_SQUARE].clblast_from = final > own_g[LOOM_CLG_SQUARE] ? (uint64_t)n * n * n : 0;
+    r->best_gflops = final > own_g[LOOM_CLG_SQUARE] ? final : own_g[LOOM_CLG_SQUARE];
+    r->improved = own_improved || clb_improved;
+    t.done = t.total - 1;
+    progress(&t, "final: %.1f GFLOP/s", r->best_gflops);
+    s = store(&t, clb_improved ? &best : (had ? &before : NULL), r->best_gflops, baseline);
     if (s == LOOM_OK)
         snprintf(d->gemm_source, sizeof d->gemm_source, "%s", r->path);
 out:
