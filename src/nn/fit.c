@@ -186,9 +186,12 @@ loom_status loom_sequential_evaluate(loom_sequential *m, loom_dataset *ds, int u
         loom_eval_result_free(out);
         return loom_fail(m->ctx, LOOM_E_OOM, "loom_sequential_evaluate: out of memory");
     }
-    if (use_ema)
-        LOOM_TRY(swap_ema(m));
-    loom_status s = run_eval(m, ds, out);
+    loom_status s = use_ema ? swap_ema(m) : LOOM_OK;
+    if (s != LOOM_OK) {
+        loom_eval_result_free(out);
+        return s;
+    }
+    s = run_eval(m, ds, out);
     if (use_ema) {
         loom_status s2 = swap_ema(m);
         s = s == LOOM_OK ? s2 : s;

@@ -45,6 +45,7 @@ struct loom_sequential {
     float *xbuf;               /* batch staging on the host */
     int32_t *ybuf, *pbuf;
     float *tbuf;               /* one-hot / regression targets */
+    size_t xbuf_bytes, ybuf_bytes, tbuf_bytes; /* pbuf: ybuf_bytes */
     struct loom_metrics *mon_metrics; /* evaluation's monitors */
     struct loom_trace *mon_trace;
     int64_t mon_trace_runs, mon_traced;

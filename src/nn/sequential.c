@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/checked.h"
 #include "../core/internal.h"
 
 loom_status loom_sequential_create(loom_ctx *ctx, int64_t input_features, loom_sequential **out)
@@ -35,6 +36,17 @@ static void free_progs(loom_sequential *m)
     m->nprogs = 0;
 }
 
+static void free_bufs(loom_sequential *m)
+{
+    loom_free(m->ctx, m->xbuf, m->xbuf_bytes);
+    loom_free(m->ctx, m->ybuf, m->ybuf_bytes);
+    loom_free(m->ctx, m->pbuf, m->ybuf_bytes);
+    loom_free(m->ctx, m->tbuf, m->tbuf_bytes);
+    m->xbuf = m->tbuf = NULL;
+    m->ybuf = m->pbuf = NULL;
+    m->xbuf_bytes = m->ybuf_bytes = m->tbuf_bytes = 0;
+}
+
 void loom_sequential_destroy(loom_sequential *m)
 {
     if (!m)
@@ -42,10 +54,7 @@ void loom_sequential_destroy(loom_sequential *m)
     free_progs(m);
     loom_state_destroy(m->st);
     free(m->describe);
-    free(m->xbuf);
-    free(m->ybuf);
-    free(m->pbuf);
-    free(m->tbuf);
+    free_bufs(m);
     loom_free(m->ctx, m, sizeof *m);
 }
 
@@ -123,6 +132,10 @@ static int find_name(const char *const *names, int n, const char *s)
     return -1;
 }
 
+/* Widths (inputs, units) a model file may give: beyond any dense layer
+ * loom can hold, and within what a double converts to int64_t exactly. */
+#define LOOM_ARCH_MAX_WIDTH 2147483647.0
+
 loom_status loom_model_from_json(loom_ctx *ctx, const char *json, loom_sequential **out)
 {
     cJSON *root = cJSON_Parse(json);
@@ -132,6 +145,12 @@ loom_status loom_model_from_json(loom_ctx *ctx, const char *json, loom_sequentia
     const cJSON *layers = root ? cJSON_GetObjectItem(root, "layers") : NULL;
     if (!cJSON_IsNumber(in) || !cJSON_IsArray(layers)) {
         s = loom_fail(ctx, LOOM_E_FORMAT, "model architecture: not a loom Sequential description: %.80s", json);
+        goto out;
+    }
+    /* a double outside int64_t's range converts with undefined behaviour */
+    if (!(in->valuedouble >= 1 && in->valuedouble <= LOOM_ARCH_MAX_WIDTH)) {
+        s = loom_fail(ctx, LOOM_E_FORMAT, "model architecture: input width %g is outside [1, %.0f]", in->valuedouble,
+                      LOOM_ARCH_MAX_WIDTH);
         goto out;
     }
     if ((s = loom_sequential_create(ctx, (int64_t)in->valuedouble, &m)) != LOOM_OK)
@@ -144,15 +163,17 @@ loom_status loom_model_from_json(loom_ctx *ctx, const char *json, loom_sequentia
             const cJSON *units = cJSON_GetObjectItem(l, "units");
             int act = find_name(act_names, 6, cJSON_GetStringValue(cJSON_GetObjectItem(l, "activation")));
             int init = find_name(init_names, 2, cJSON_GetStringValue(cJSON_GetObjectItem(l, "init")));
-            if (!cJSON_IsNumber(units) || act < 0 || init < 0) {
+            if (!cJSON_IsNumber(units) || !(units->valuedouble >= 1 && units->valuedouble <= LOOM_ARCH_MAX_WIDTH) ||
+                act < 0 || init < 0) {
                 s = loom_fail(ctx, LOOM_E_FORMAT, "model architecture: bad dense layer");
                 goto out;
             }
             s = loom_sequential_add_dense(m, (int64_t)units->valuedouble, (loom_activation)act, (loom_init)init);
         } else if (type && !strcmp(type, "dropout")) {
             const cJSON *rate = cJSON_GetObjectItem(l, "rate");
-            s = cJSON_IsNumber(rate) ? loom_sequential_add_dropout(m, (float)rate->valuedouble)
-                                     : loom_fail(ctx, LOOM_E_FORMAT, "model architecture: bad dropout layer");
+            s = cJSON_IsNumber(rate) && fabs(rate->valuedouble) <= 1.0
+                    ? loom_sequential_add_dropout(m, (float)rate->valuedouble)
+                    : loom_fail(ctx, LOOM_E_FORMAT, "model architecture: bad dropout layer");
         } else {
             s = loom_fail(ctx, LOOM_E_FORMAT, "model architecture: unknown layer type \"%s\"", type ? type : "?");
         }
@@ -400,15 +421,27 @@ loom_status loom_sequential_compile(loom_sequential *m, loom_device *dev, const 
     if (!dense)
         return loom_fail(m->ctx, LOOM_E_INVALID, "loom_sequential_compile: the model has no dense layer");
     m->cfg = cfg ? *cfg : loom_model_config_default();
-    if (m->cfg.batch <= 0)
-        return loom_fail(m->ctx, LOOM_E_INVALID, "loom_sequential_compile: batch %lld", (long long)m->cfg.batch);
+    if (m->cfg.batch <= 0 || m->cfg.batch > INT32_MAX)
+        return loom_fail(m->ctx, LOOM_E_INVALID, "loom_sequential_compile: batch %lld is outside [1, %d]",
+                         (long long)m->cfg.batch, INT32_MAX);
+    /* The batch buffers, sized by a batch a file may give: every product
+     * checked, through the context's allocator. */
+    int64_t outs = loom_model_outputs(m), b = m->cfg.batch;
+    size_t xb, yb, tb;
+    if (loom_mul_size((size_t)b, (size_t)m->in_features, &xb) || loom_mul_size(xb, sizeof(float), &xb) ||
+        loom_mul_size((size_t)b, sizeof(int32_t), &yb) || loom_mul_size((size_t)b, (size_t)outs, &tb) ||
+        loom_mul_size(tb, sizeof(float), &tb))
+        return loom_fail(m->ctx, LOOM_E_OOM, "loom_sequential_compile: batch %lld of %lld inputs and %lld outputs "
+                         "is too large for this machine", (long long)b, (long long)m->in_features, (long long)outs);
     m->dev = dev;
     LOOM_TRY(loom_state_create(dev, &m->st));
-    int64_t outs = loom_model_outputs(m), b = m->cfg.batch;
-    m->xbuf = malloc((size_t)(b * m->in_features) * sizeof *m->xbuf);
-    m->ybuf = malloc((size_t)b * sizeof *m->ybuf);
-    m->pbuf = malloc((size_t)b * sizeof *m->pbuf);
-    m->tbuf = malloc((size_t)(b * outs) * sizeof *m->tbuf);
+    m->xbuf = loom_malloc(m->ctx, xb);
+    m->ybuf = loom_malloc(m->ctx, yb);
+    m->pbuf = loom_malloc(m->ctx, yb);
+    m->tbuf = loom_malloc(m->ctx, tb);
+    m->xbuf_bytes = xb;
+    m->ybuf_bytes = yb;
+    m->tbuf_bytes = tb;
     loom_status s = LOOM_OK;
     model_prog *mp;
     if (!m->xbuf || !m->ybuf || !m->pbuf || !m->tbuf)
@@ -421,6 +454,7 @@ loom_status loom_sequential_compile(loom_sequential *m, loom_device *dev, const 
         s = loom_model_prog(m, 0, b, &mp);
     if (s != LOOM_OK) {
         free_progs(m);
+        free_bufs(m);
         loom_state_destroy(m->st);
         m->st = NULL;
         return s;
