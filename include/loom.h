@@ -426,6 +426,7 @@ typedef struct loom_eval_result {
     int64_t *confusion;        /* [true][predicted], classes x classes */
     int64_t count;
     double seconds;
+    loom_ctx *ctx;             /* whose allocator holds the arrays */
 } loom_eval_result;
 
 /* use_ema: evaluate with the exponential moving average of the weights

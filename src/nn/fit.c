@@ -1,5 +1,6 @@
 /* Training (fit), evaluation and prediction of a Sequential model. */
 #include "model.h"
+#include "../common/checked.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -177,11 +178,17 @@ loom_status loom_sequential_evaluate(loom_sequential *m, loom_dataset *ds, int u
     if (!out)
         return loom_fail(m->ctx, LOOM_E_INVALID, "loom_sequential_evaluate: NULL result");
     memset(out, 0, sizeof *out);
-    int k = (int)loom_model_outputs(m);
+    int64_t outs = loom_model_outputs(m);
+    size_t kk;
+    if (outs > 65536 || loom_mul_size((size_t)outs, (size_t)outs, &kk))
+        return loom_fail(m->ctx, LOOM_E_INVALID, "loom_sequential_evaluate: %lld outputs are too many classes for a "
+                         "confusion matrix", (long long)outs);
+    int k = (int)outs;
+    out->ctx = m->ctx;
     out->classes = k;
-    out->precision = calloc((size_t)k, sizeof *out->precision);
-    out->recall = calloc((size_t)k, sizeof *out->recall);
-    out->confusion = calloc((size_t)k * (size_t)k, sizeof *out->confusion);
+    out->precision = loom_calloc(m->ctx, (size_t)k, sizeof *out->precision);
+    out->recall = loom_calloc(m->ctx, (size_t)k, sizeof *out->recall);
+    out->confusion = loom_calloc(m->ctx, kk, sizeof *out->confusion);
     if (!out->precision || !out->recall || !out->confusion) {
         loom_eval_result_free(out);
         return loom_fail(m->ctx, LOOM_E_OOM, "loom_sequential_evaluate: out of memory");
@@ -226,11 +233,12 @@ loom_status loom_sequential_monitor(loom_sequential *m, struct loom_metrics *met
 
 void loom_eval_result_free(loom_eval_result *r)
 {
-    if (!r)
+    if (!r || !r->ctx)
         return;
-    free(r->precision);
-    free(r->recall);
-    free(r->confusion);
+    size_t k = r->classes > 0 ? (size_t)r->classes : 0;
+    loom_free(r->ctx, r->precision, k * sizeof *r->precision);
+    loom_free(r->ctx, r->recall, k * sizeof *r->recall);
+    loom_free(r->ctx, r->confusion, k * k * sizeof *r->confusion);
     r->precision = r->recall = NULL;
     r->confusion = NULL;
 }

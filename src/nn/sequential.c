@@ -259,12 +259,17 @@ static loom_status init_weights(loom_sequential *m)
         if (l->kind != LAYER_DENSE)
             continue;
         int64_t out = l->units;
-        float *w = malloc((size_t)(in * out) * sizeof *w);
-        float *b = calloc((size_t)out, sizeof *b);
+        size_t wn, wb = 0;
+        float *w = NULL, *b = NULL;
+        if (!loom_mul_size((size_t)in, (size_t)out, &wn) && !loom_mul_size(wn, sizeof *w, &wb)) {
+            w = loom_malloc(m->ctx, wb);
+            b = loom_calloc(m->ctx, (size_t)out, sizeof *b);
+        }
         if (!w || !b) {
-            free(w);
-            free(b);
-            return loom_fail(m->ctx, LOOM_E_OOM, "sequential: out of memory initializing dense%d", dense);
+            loom_free(m->ctx, w, wb);
+            loom_free(m->ctx, b, (size_t)out * sizeof *b);
+            return loom_fail(m->ctx, LOOM_E_OOM, "sequential: out of memory initializing dense%d [%lld,%lld]", dense,
+                             (long long)in, (long long)out);
         }
         if (l->init == LOOM_INIT_GLOROT_UNIFORM) {
             double lim = sqrt(6.0 / (double)(in + out));
@@ -283,8 +288,8 @@ static loom_status init_weights(loom_sequential *m)
         loom_status s = loom_state_write(m->st, kn, LOOM_F32, 2, ks, w);
         if (s == LOOM_OK)
             s = loom_state_write(m->st, bn, LOOM_F32, 1, bs, b);
-        free(w);
-        free(b);
+        loom_free(m->ctx, w, wb);
+        loom_free(m->ctx, b, (size_t)out * sizeof *b);
         if (s != LOOM_OK)
             return s;
         in = out;

@@ -35,7 +35,8 @@ loom_sequential *fz_model(void);
 loom_dataset *fz_data(void);
 /* Fit (progress-bounded: at most 8 steps, whatever epoch or step the
  * model claims), evaluate and predict once, ignoring the statuses: what is
- * tested is that none of them touches memory it must not. */
+ * tested is that none of them touches memory it must not. Models of more
+ * than 2^20 state elements are only loaded, not run (time, not safety). */
 void fz_exercise(loom_sequential *m);
 
 /* The shared model's file (loom_sequential_save, or _checkpoint after a
