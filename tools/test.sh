@@ -54,7 +54,7 @@ if [ $sanitize -eq 1 ]; then
   cc -shared -fPIC -O2 -o "$build/keep_loaded.so" tools/sanitize/keep_loaded.c
   export LD_PRELOAD="$here/$build/keep_loaded.so${LD_PRELOAD:+:$LD_PRELOAD}"
   export ASAN_OPTIONS="detect_leaks=1:verify_asan_link_order=0:halt_on_error=1:abort_on_error=0:print_summary=1"
-  export LSAN_OPTIONS="suppressions=$here/tools/sanitize/lsan.supp:print_suppressions=0"
+  export LSAN_OPTIONS="suppressions=$here/tools/sanitize/lsan.supp:print_suppressions=1"
   export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:print_summary=1"
   # about 3x slower than the plain build (the Vulkan suite, with the
   # validation layer, most: 42 s -> 190 s)
