@@ -1,9 +1,16 @@
 /* Context, devices, errors and the graph's sticky error rules. */
 #include "testutil.h"
 
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 START_TEST(status_strings)
 {
@@ -399,6 +406,140 @@ START_TEST(refused_compile_leaves_state)
 }
 END_TEST
 
+/* ---- atomic writes: stale temporaries of dead writers --------------------- */
+
+static int exists(const char *dir, const char *name)
+{
+    char p[1200];
+    struct stat sb;
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    return stat(p, &sb) == 0;
+}
+
+/* A child that creates `name` in dir, holds an exclusive flock on it (as a
+ * writer in the middle of a save does) and signals the parent through a
+ * pipe; it then waits to be killed. */
+static pid_t holder(const char *dir, const char *name_fmt, int use_own_pid)
+{
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        char p[1200], name[256];
+        snprintf(name, sizeof name, name_fmt, use_own_pid ? (long)getpid() : 0L);
+        snprintf(p, sizeof p, "%s/%s", dir, name);
+        int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        char ok = fd >= 0 && write(fd, "partial", 7) == 7 && flock(fd, LOCK_EX) == 0;
+        if (write(fds[1], &ok, 1) != 1)
+            _exit(1);
+        for (;;)
+            pause();
+    }
+    char ok = 0;
+    close(fds[1]);
+    ck_assert_int_eq(read(fds[0], &ok, 1), 1);
+    close(fds[0]);
+    ck_assert_msg(ok, "the holder could not create %s", name_fmt);
+    return pid;
+}
+
+static void kill_reap(pid_t pid)
+{
+    ck_assert_int_eq(kill(pid, SIGKILL), 0);
+    ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+}
+
+START_TEST(atomic_write_removes_stale_temps)
+{
+    char dir[] = "/tmp/loom_test_atomic_XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    loom_ctx *ctx = tu_ctx();
+    char target[1100], name[256];
+    snprintf(target, sizeof target, "%s/model.bin", dir);
+
+    /* A writer killed with -9 in the middle of a save. */
+    pid_t dead = holder(dir, "model.bin.tmp.%ld", 1);
+    kill_reap(dead);
+    char stale[256];
+    snprintf(stale, sizeof stale, "model.bin.tmp.%ld", (long)dead);
+    ck_assert(exists(dir, stale));
+    /* A live writer, saving right now. */
+    pid_t live = holder(dir, "model.bin.tmp.%ld", 1);
+    char live_name[256];
+    snprintf(live_name, sizeof live_name, "model.bin.tmp.%ld", (long)live);
+    /* Names that are not this target's temporaries, with the dead pid. */
+    const char *keep_fmt[] = {"other.bin.tmp.%ld", "model.bin.tmp.%ldx", "model.bin.tmp.0%ld", "model.bin.%ld",
+                              "xmodel.bin.tmp.%ld"};
+    for (int i = 0; i < 5; i++) {
+        char p[1200];
+        snprintf(name, sizeof name, keep_fmt[i], (long)dead);
+        snprintf(p, sizeof p, "%s/%s", dir, name);
+        FILE *f = fopen(p, "wb");
+        ck_assert_ptr_nonnull(f);
+        fclose(f);
+    }
+
+    ck_assert_int_eq(loom_write_file_atomic(ctx, target, "new", 3), LOOM_OK);
+    ck_assert_msg(!exists(dir, stale), "%s of dead pid %ld is still there", stale, (long)dead);
+    ck_assert_msg(exists(dir, live_name), "the live writer's %s was removed", live_name);
+    for (int i = 0; i < 5; i++) {
+        snprintf(name, sizeof name, keep_fmt[i], (long)dead);
+        ck_assert_msg(exists(dir, name), "%s is not a temporary of model.bin but was removed", name);
+    }
+    FILE *f = fopen(target, "rb");
+    char buf[8] = {0};
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fread(buf, 1, sizeof buf, f), 3);
+    fclose(f);
+    ck_assert_str_eq(buf, "new");
+    snprintf(name, sizeof name, "model.bin.tmp.%ld", (long)getpid());
+    ck_assert(!exists(dir, name));
+
+    /* A dead pid whose file is still locked (a writer in another pid
+     * namespace sharing the folder) is left alone. */
+    kill_reap(live);
+    pid_t gone = holder(dir, "model.bin.tmp.%ld", 1);
+    kill_reap(gone);
+    snprintf(stale, sizeof stale, "model.bin.tmp.%ld", (long)gone);
+    char p[1200];
+    snprintf(p, sizeof p, "%s/%s", dir, stale);
+    int fd = open(p, O_RDONLY);
+    ck_assert_int_ge(fd, 0);
+    pid_t locker = fork();
+    ck_assert_int_ge(locker, 0);
+    if (locker == 0) {
+        flock(fd, LOCK_EX);     /* the lock is the open file's: shared with the parent, hence a child */
+        for (;;)
+            pause();
+    }
+    close(fd);
+    for (int tries = 0; tries < 1000; tries++) {   /* until the child holds the lock */
+        int probe = open(p, O_RDONLY);
+        int held = flock(probe, LOCK_EX | LOCK_NB) != 0;
+        close(probe);
+        if (held)
+            break;
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    }
+    ck_assert_int_eq(loom_write_file_atomic(ctx, target, "newer", 5), LOOM_OK);
+    ck_assert_msg(exists(dir, stale), "%s was removed while its lock was held", stale);
+    ck_assert_msg(!exists(dir, live_name), "%s of the writer killed since is still there", live_name);
+    kill_reap(locker);
+    /* ... and removed by the next save once nobody holds it. */
+    ck_assert_int_eq(loom_write_file_atomic(ctx, target, "newest", 6), LOOM_OK);
+    ck_assert(!exists(dir, stale));
+    loom_ctx_destroy(ctx);
+    for (int i = 0; i < 5; i++) {
+        snprintf(name, sizeof name, keep_fmt[i], (long)dead);
+        snprintf(p, sizeof p, "%s/%s", dir, name);
+        ck_assert_int_eq(unlink(p), 0);
+    }
+    ck_assert_int_eq(unlink(target), 0);
+    ck_assert_int_eq(rmdir(dir), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("core");
@@ -416,6 +557,7 @@ int main(void)
     tcase_add_test(tc, oversized_shapes);
     tcase_add_test(tc, state_many_names);
     tcase_add_test(tc, refused_compile_leaves_state);
+    tcase_add_test(tc, atomic_write_removes_stale_temps);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

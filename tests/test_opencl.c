@@ -10,6 +10,7 @@
 #include "core/program.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -778,6 +779,107 @@ START_TEST(binary_cache_written_and_reused)
 }
 END_TEST
 
+/* Flips one byte of the binary section of the cached file at path. */
+static void flip_last_byte(const char *path)
+{
+    FILE *f = fopen(path, "r+b");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    ck_assert_int_eq(fseek(f, -1, SEEK_END), 0);
+    int c = fgetc(f);
+    ck_assert_int_ne(c, EOF);
+    ck_assert_int_eq(fseek(f, -1, SEEK_END), 0);
+    ck_assert_int_eq(fputc(c ^ 0x5a, f), c ^ 0x5a);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+START_TEST(binary_cache_corrupt_byte_rebuilt)
+{
+    char dir[512];
+    fresh_dir(dir, sizeof dir, "flip");
+    logbuf *log = calloc(1, sizeof *log);
+    loom_ctx *ctx = ctx_in(dir, log);
+    if (!have_opencl(ctx)) {
+        loom_ctx_destroy(ctx);
+        free(log);
+        return;
+    }
+    const char *src = "__kernel void twice(__global float *y) { y[get_global_id(0)] *= 2.0f; }\n";
+    size_t len = strlen(src);
+    loom_device *dev = tu_open(ctx, SPEC);
+    cl_program prog = NULL;
+    int cached = -1;
+    ck_assert_int_eq(loom_cl_build(cl_of(dev), &src, &len, 1, "", "twice.cl", &prog, &cached), LOOM_OK);
+    ck_assert_int_eq(cached, 0);
+    clReleaseProgram(prog);
+    char path[1100];
+    loom_cl_cache_path(cl_of(dev), &src, &len, 1, "", path, sizeof path);
+    /* loom's elementwise program, built and cached by this context */
+    int64_t n = 100;
+    loom_state *st;
+    loom_graph *g;
+    loom_program *p;
+    ck_assert_int_eq(loom_state_create(dev, &st), LOOM_OK);
+    ck_assert_int_eq(loom_graph_create(ctx, &g), LOOM_OK);
+    loom_output(g, loom_relu(g, loom_input(g, "x", LOOM_F32, 1, &n)), "y");
+    ck_assert_int_eq(loom_compile(g, dev, st, NULL, &p), LOOM_OK);
+    loom_program_destroy(p);
+    loom_state_destroy(st);
+    loom_graph_destroy(g);
+    loom_device_close(dev);
+    loom_ctx_destroy(ctx);
+
+    /* One flipped byte in every cached binary. */
+    char bindir[1200];
+    snprintf(bindir, sizeof bindir, "%s/opencl", dir);
+    DIR *dd = opendir(bindir);
+    ck_assert_ptr_nonnull(dd);
+    int flipped = 0;
+    for (struct dirent *e; (e = readdir(dd));) {
+        size_t l = strlen(e->d_name);
+        if (l > 4 && !strcmp(e->d_name + l - 4, ".bin")) {
+            char f[1400];
+            snprintf(f, sizeof f, "%s/%s", bindir, e->d_name);
+            flip_last_byte(f);
+            flipped++;
+        }
+    }
+    closedir(dd);
+    ck_assert_int_ge(flipped, 2);
+
+    /* A new context refuses them with a warning, rebuilds, and computes right. */
+    memset(log, 0, sizeof *log);
+    ctx = ctx_in(dir, log);
+    dev = tu_open(ctx, SPEC);
+    ck_assert_int_eq(loom_cl_build(cl_of(dev), &src, &len, 1, "", "twice.cl", &prog, &cached), LOOM_OK);
+    ck_assert_int_eq(cached, 0);
+    ck_assert_msg(strstr(log->text, "checksum mismatch"), "log: %s", log->text);
+    clReleaseProgram(prog);
+    ck_assert_int_eq(loom_state_create(dev, &st), LOOM_OK);
+    ck_assert_int_eq(loom_graph_create(ctx, &g), LOOM_OK);
+    loom_output(g, loom_relu(g, loom_input(g, "x", LOOM_F32, 1, &n)), "y");
+    ck_assert_int_eq(loom_compile(g, dev, st, NULL, &p), LOOM_OK);
+    float x[100], y[100];
+    tu_fill(x, 100, 3, -1, 1);
+    ck_assert_int_eq(loom_program_set_input(p, "x", x, sizeof x), LOOM_OK);
+    ck_assert_int_eq(loom_program_run(p), LOOM_OK);
+    ck_assert_int_eq(loom_program_read(p, "y", y, sizeof y), LOOM_OK);
+    for (int i = 0; i < 100; i++)
+        ck_assert(y[i] == (x[i] > 0 ? x[i] : 0.0f));
+    ck_assert_msg(strstr(log->text, "built elementwise.cl"), "log: %s", log->text);
+    ck_assert_msg(!strstr(log->text, "elementwise.cl from the binary cache"), "log: %s", log->text);
+    loom_program_destroy(p);
+    loom_state_destroy(st);
+    /* The rebuilt binaries were stored over the corrupt ones. */
+    ck_assert_int_eq(loom_cl_build(cl_of(dev), &src, &len, 1, "", "twice.cl", &prog, &cached), LOOM_OK);
+    ck_assert_int_eq(cached, 1);
+    clReleaseProgram(prog);
+    loom_graph_destroy(g);
+    loom_device_close(dev);
+    loom_ctx_destroy(ctx);
+    free(log);
+}
+END_TEST
+
 /* ---- tuning -------------------------------------------------------------------- */
 
 /* 1 if both JSON texts hold the same parameter sections. */
@@ -965,6 +1067,7 @@ int main(void)
     tcase_add_test(tc, memory_blocks_and_limits);
     tcase_add_test(tc, bad_kernel_gives_build_log);
     tcase_add_test(tc, binary_cache_written_and_reused);
+    tcase_add_test(tc, binary_cache_corrupt_byte_rebuilt);
     tcase_add_test(tc, tuning_stored_reloaded_applied);
     tcase_add_test(tc, impossible_tuning_gives_status);
     suite_add_tcase(s, tc);

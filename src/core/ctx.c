@@ -4,9 +4,14 @@
 #include "backend.h"
 #include "device_registry.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -163,13 +168,71 @@ double loom_now_ns(void)
     return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
+/* Temporary files are "<name>.tmp.<pid>" beside the target, held under an
+ * exclusive flock while written. A writer killed mid-save (kill -9, power
+ * loss) leaves its temporary behind; the next save of the same target
+ * removes those siblings whose pid is not a live process and whose lock is
+ * free. Both are checked: a pid alone can be reused, and a writer in another
+ * pid namespace sharing the folder has a pid we cannot see, but it holds the
+ * lock. Only names of exactly this pattern for this target are touched. */
+static void remove_stale_temps(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    size_t blen = strlen(base);
+    size_t dlen = slash ? (size_t)(slash - path) : 0;
+    char dir[1100];
+    if (dlen >= sizeof dir)
+        return;
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (dlen == 0)
+        snprintf(dir, sizeof dir, "/");
+    else
+        snprintf(dir, sizeof dir, "%.*s", (int)dlen, path);
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    int dfd = dirfd(d);
+    long self = (long)getpid();
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *n = e->d_name;
+        if (strncmp(n, base, blen) != 0 || strncmp(n + blen, ".tmp.", 5) != 0)
+            continue;
+        const char *digits = n + blen + 5;
+        char *end = NULL;
+        errno = 0;
+        long pid = strtol(digits, &end, 10);
+        if (digits[0] < '1' || digits[0] > '9' || *end || errno || pid <= 0 || pid == self || (pid_t)pid != pid)
+            continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;                   /* alive, or not ours to judge */
+        struct stat sb;
+        if (fstatat(dfd, n, &sb, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(sb.st_mode))
+            continue;
+        int fd = openat(dfd, n, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+            unlinkat(dfd, n, 0);
+        close(fd);
+    }
+    closedir(d);
+}
+
 loom_status loom_write_file_atomic(loom_ctx *ctx, const char *path, const void *data, size_t bytes)
 {
     char tmp[1100];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    remove_stale_temps(path);
     FILE *f = fopen(tmp, "wb");
     if (!f)
         return loom_fail(ctx, LOOM_E_IO, "write %s: cannot create %s: %s", path, tmp, strerror(errno));
+    /* Marks the temporary as in use for remove_stale_temps; released by
+     * fclose or by the process's death. A file system without flock still
+     * saves: the lock is advisory. */
+    (void)flock(fileno(f), LOCK_EX | LOCK_NB);
     int ok = fwrite(data, 1, bytes, f) == bytes;
     ok &= fflush(f) == 0;
     ok &= fsync(fileno(f)) == 0;

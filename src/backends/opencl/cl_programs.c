@@ -2,8 +2,11 @@
  * disk as binaries under cache_dir/opencl, keyed by a hash of the sources,
  * the options, the device's name, its driver version and the platform's,
  * so a second start builds nothing. The key is stored in the file and
- * compared in full: a colliding, foreign or corrupt file is rebuilt over,
- * never trusted. */
+ * compared in full, and the binary carries an FNV-1a checksum: a colliding,
+ * foreign or corrupt file is rebuilt over, never handed to the driver.
+ *
+ * File: "LOOMCLB2" | u32 key bytes | key | u64 binary bytes | u64 FNV-1a of
+ * the binary | binary (integers in host order: the file is per machine). */
 #include "cl_internal.h"
 #include "cl_kernels.h"
 
@@ -16,7 +19,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define MAGIC "LOOMCLB1"
+#define MAGIC "LOOMCLB2"
+#define FNV_BASIS 0xcbf29ce484222325ULL
 
 /* The files of each program, after the shared head (push.h, codes.h,
  * common.cl). The element-wise program's kernels are made from the body
@@ -121,10 +125,10 @@ static cl_program load_cached(cl_dev *d, const char *path, const char *key, cons
     unsigned char *data = read_all(d, path, &n);
     if (!data)
         return NULL;
-    size_t klen = strlen(key), mlen = strlen(MAGIC);
+    size_t klen = strlen(key), mlen = strlen(MAGIC), head = mlen + 4 + klen + 16;
     cl_program prog = NULL;
-    uint64_t blen = 0;
-    if (n < mlen + 4 + klen + 8 || memcmp(data, MAGIC, mlen) != 0) {
+    uint64_t blen = 0, sum = 0;
+    if (n < head || memcmp(data, MAGIC, mlen) != 0) {
         loom_logf(d->ctx, LOOM_LOG_WARN, "%s: ignoring %s: not a loom program binary", d->label, path);
         goto out;
     }
@@ -136,12 +140,17 @@ static cl_program load_cached(cl_dev *d, const char *path, const char *key, cons
         goto out;
     }
     memcpy(&blen, data + mlen + 4 + klen, 8);
-    if (blen != n - (mlen + 4 + klen + 8) || blen == 0) {
+    memcpy(&sum, data + mlen + 4 + klen + 8, 8);
+    if (blen != n - head || blen == 0) {
         loom_logf(d->ctx, LOOM_LOG_WARN, "%s: ignoring %s: truncated (%llu binary bytes announced, %zu present)",
-                  d->label, path, (unsigned long long)blen, n - (mlen + 4 + klen + 8));
+                  d->label, path, (unsigned long long)blen, n - head);
         goto out;
     }
-    const unsigned char *bin = data + mlen + 4 + klen + 8;
+    const unsigned char *bin = data + head;
+    if (fnv1a(FNV_BASIS, bin, (size_t)blen) != sum) {
+        loom_logf(d->ctx, LOOM_LOG_WARN, "%s: ignoring %s: checksum mismatch (corrupt binary)", d->label, path);
+        goto out;
+    }
     size_t bl = (size_t)blen;
     cl_int bstatus = CL_SUCCESS, e = CL_SUCCESS;
     prog = clCreateProgramWithBinary(d->context, 1, &d->id, &bl, &bin, &bstatus, &e);
@@ -164,11 +173,11 @@ static void store_binary(cl_dev *d, cl_program prog, const char *path, const cha
     size_t blen = 0;
     if (clGetProgramInfo(prog, CL_PROGRAM_BINARY_SIZES, sizeof blen, &blen, NULL) != CL_SUCCESS || blen == 0)
         return;
-    size_t klen = strlen(key), mlen = strlen(MAGIC), total = mlen + 4 + klen + 8 + blen;
+    size_t klen = strlen(key), mlen = strlen(MAGIC), total = mlen + 4 + klen + 16 + blen;
     unsigned char *buf = loom_malloc(d->ctx, total);
     if (!buf)
         return;
-    unsigned char *bin = buf + mlen + 4 + klen + 8;
+    unsigned char *bin = buf + mlen + 4 + klen + 16;
     uint32_t k32 = (uint32_t)klen;
     uint64_t b64 = blen;
     memcpy(buf, MAGIC, mlen);
@@ -176,6 +185,10 @@ static void store_binary(cl_dev *d, cl_program prog, const char *path, const cha
     memcpy(buf + mlen + 4, key, klen);
     memcpy(buf + mlen + 4 + klen, &b64, 8);
     cl_int e = clGetProgramInfo(prog, CL_PROGRAM_BINARIES, sizeof bin, &bin, NULL);
+    if (e == CL_SUCCESS) {
+        uint64_t sum = fnv1a(FNV_BASIS, bin, blen);
+        memcpy(buf + mlen + 4 + klen + 8, &sum, 8);
+    }
     if (e == CL_SUCCESS && loom_cl_make_dirs(path)) {
         if (loom_write_file_atomic(d->ctx, path, buf, total) != LOOM_OK) {
             loom_logf(d->ctx, LOOM_LOG_WARN, "%s: cannot cache a program binary: %s", d->label,
