@@ -2,6 +2,7 @@
  * in f32 over f32 views of the tensors. */
 #include "cpu_kernels.h"
 #include "cpu_gemm.h"
+#include "cpu_update.h"
 #include "../common/layout.h"
 
 #include <math.h>
@@ -432,14 +433,7 @@ static void k_adam(const loom_exec_node *x, void *out, void *const *in, const lo
     float f = grad_factor(x, in, slot, &skip), lr = slot->lr, alpha = slot->alpha;
     if (skip)
         return;
-    for (int64_t i = 0; i < x->in[0]->node->numel; i++) {
-        float gi = penalized(at, g[i], p[i], f);
-        if (at->weight_decay != 0.0f)
-            p[i] -= lr * at->weight_decay * p[i];
-        m[i] += (gi - m[i]) * (1.0f - at->beta1);
-        v[i] += (gi * gi - v[i]) * (1.0f - at->beta2);
-        p[i] -= alpha * m[i] / (sqrtf(v[i]) + at->eps);
-    }
+    loom_cpu_adam_span(at, p, g, 0, m, v, x->in[0]->node->numel, f, lr, alpha);
 }
 
 static void k_ema(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot)
