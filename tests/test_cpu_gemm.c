@@ -2,10 +2,12 @@
  * picks per product, that a product computes the bits OpenBLAS gives on that
  * many threads (OpenBLAS's sums round differently on one thread and on its
  * pool: 32x784x64 differs in most elements here), and the branch-free relu
- * epilogues against the reference element-wise bodies. */
+ * epilogues against the reference element-wise bodies; the four-lane Adam
+ * update (cpu_update.c) against the scalar loop it replaced, bit for bit. */
 #include "testutil.h"
 #include "backends/cpu/cpu_gemm.h"
 #include "backends/cpu/cpu_kernels.h"
+#include "backends/cpu/cpu_update.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -133,6 +135,71 @@ START_TEST(relu_epilogues_match_the_reference)
 }
 END_TEST
 
+/* The Adam loop cpu_kernels.c ran before loom_cpu_adam_span, verbatim but
+ * for the gradient's column sums (rows > 0). */
+static void adam_scalar(const loom_attr *at, float *p, const float *g, int64_t rows, float *m, float *v, int64_t n,
+                        float f, float lr, float alpha)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float gs = g[i];
+        if (rows) {
+            gs = 0.0f;
+            for (int64_t r = 0; r < rows; r++)
+                gs += g[r * n + i];
+        }
+        float sg = p[i] > 0.0f ? 1.0f : p[i] < 0.0f ? -1.0f : 0.0f;
+        float gi = gs * f + 2.0f * at->l2 * p[i] + at->l1 * sg;
+        if (at->weight_decay != 0.0f)
+            p[i] -= lr * at->weight_decay * p[i];
+        m[i] += (gi - m[i]) * (1.0f - at->beta1);
+        v[i] += (gi * gi - v[i]) * (1.0f - at->beta2);
+        p[i] -= alpha * m[i] / (sqrtf(v[i]) + at->eps);
+    }
+}
+
+START_TEST(adam_span_matches_the_scalar_loop)
+{
+    enum { MAX = 37, ROWS = 3 };
+    /* plain Adam, AdamW's decay, l1 + l2 penalties with a loss-scale factor */
+    const float cfg[3][4] = {{0.0f, 0.0f, 0.0f, 1.0f}, {0.0f, 0.0f, 0.004f, 1.0f}, {0.01f, 0.02f, 0.0f, 0.125f}};
+    for (int c = 0; c < 3; c++) {
+        loom_attr at;
+        memset(&at, 0, sizeof at);
+        at.l1 = cfg[c][0];
+        at.l2 = cfg[c][1];
+        at.weight_decay = cfg[c][2];
+        at.beta1 = 0.9f;
+        at.beta2 = 0.999f;
+        at.eps = 1e-7f;
+        for (int64_t rows = 0; rows <= ROWS; rows += ROWS) {
+            for (int n = 0; n <= MAX; n++) {
+                float g[ROWS * MAX], p[2][MAX + 2], m[2][MAX + 2], v[2][MAX + 2];
+                for (int i = 0; i < ROWS * MAX; i++)
+                    g[i] = (float)((i * 7919 + c * 31 + n) % 201 - 100) * 1e-3f;
+                for (int i = 0; i < MAX + 2; i++) {
+                    /* zeros of both signs and negatives among the weights */
+                    p[0][i] = i % 5 == 0 ? (i % 10 ? -0.0f : 0.0f) : (float)((i * 37 + n) % 41 - 20) * 0.05f;
+                    m[0][i] = (float)((i * 13 + c) % 9 - 4) * 1e-3f;
+                    v[0][i] = (float)((i * 11 + n) % 7) * 1e-5f;
+                }
+                memcpy(p[1], p[0], sizeof p[0]);
+                memcpy(m[1], m[0], sizeof m[0]);
+                memcpy(v[1], v[0], sizeof v[0]);
+                const float *gg = rows ? g : g + 5;
+                for (int step = 0; step < 3; step++) {
+                    adam_scalar(&at, p[0] + 1, gg, rows, m[0] + 1, v[0] + 1, n, cfg[c][3], 1e-3f, 7e-4f);
+                    loom_cpu_adam_span(&at, p[1] + 1, gg, rows, m[1] + 1, v[1] + 1, n, cfg[c][3], 1e-3f, 7e-4f);
+                }
+                ck_assert_msg(!memcmp(p[0], p[1], sizeof p[0]) && !memcmp(m[0], m[1], sizeof m[0]) &&
+                                  !memcmp(v[0], v[1], sizeof v[0]),
+                              "adam over %d values (config %d, %d gradient rows) differs from the scalar loop", n, c,
+                              (int)rows);
+            }
+        }
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("cpu_gemm");
@@ -141,6 +208,7 @@ int main(void)
     tcase_add_test(tc, small_products_take_one_thread);
     tcase_add_test(tc, large_products_take_the_pool);
     tcase_add_test(tc, relu_epilogues_match_the_reference);
+    tcase_add_test(tc, adam_span_matches_the_scalar_loop);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

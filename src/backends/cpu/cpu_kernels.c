@@ -2,6 +2,7 @@
  * in f32 over f32 views of the tensors. */
 #include "cpu_kernels.h"
 #include "cpu_gemm.h"
+#include "cpu_update.h"
 #include "../common/layout.h"
 
 #include <math.h>
@@ -465,15 +466,7 @@ static void k_adam(const loom_exec_node *x, void *out, void *const *in, const lo
     float f = grad_factor(x, in, slot, &skip), lr = slot->lr, alpha = slot->alpha;
     if (skip)
         return;
-    int64_t n = x->in[0]->node->numel;
-    for (int64_t i = 0; i < n; i++) {
-        float gi = penalized(at, grad_at(at, g, n, i), p[i], f);
-        if (at->weight_decay != 0.0f)
-            p[i] -= lr * at->weight_decay * p[i];
-        m[i] += (gi - m[i]) * (1.0f - at->beta1);
-        v[i] += (gi * gi - v[i]) * (1.0f - at->beta2);
-        p[i] -= alpha * m[i] / (sqrtf(v[i]) + at->eps);
-    }
+    loom_cpu_adam_span(at, p, g, at->grad_rows, m, v, x->in[0]->node->numel, f, lr, alpha);
 }
 
 static void k_ema(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot)
