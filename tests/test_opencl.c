@@ -179,8 +179,9 @@ static loom_plan_report seed_step_plan(loom_ctx *ctx, const char *spec)
 }
 
 /* The fusion pass's matmuls (bias + relu, bias, relu's gradient) run on
- * OpenCL in one launch each, as on the CPU and Vulkan: the step makes as
- * many launches as there. */
+ * OpenCL in one launch each, as on the CPU and Vulkan, and the updates in
+ * one multi-tensor launch, as on Vulkan: the step makes as many launches as
+ * Vulkan's, at most the issue's 12 (the CPU runs each update on its own). */
 START_TEST(train_step_dispatches_match_other_backends)
 {
     loom_ctx *ctx = tu_ctx();
@@ -189,9 +190,9 @@ START_TEST(train_step_dispatches_match_other_backends)
         return;
     }
     loom_plan_report cl = seed_step_plan(ctx, SPEC), cpu = seed_step_plan(ctx, "cpu");
-    ck_assert_int_eq(cl.fused, 5);
     ck_assert_int_eq(cl.fused, cpu.fused);
-    ck_assert_int_eq(cl.dispatches, cpu.dispatches);
+    ck_assert_int_le(cl.dispatches, 12);
+    ck_assert_int_lt(cl.dispatches, cpu.dispatches);
     for (int i = 0; i < loom_device_count(ctx); i++) {
         loom_device_info d;
         if (loom_device_get_info(ctx, i, &d) == LOOM_OK && d.can_run && !strcmp(d.spec, "vulkan:0")) {

@@ -25,22 +25,36 @@ loom_status loom_plan(loom_ctx *ctx, loom_plan_tensor *t, int n, int steps, uint
     out->steps = steps;
     out->live_bytes = loom_calloc(ctx, (size_t)(steps ? steps : 1), sizeof *out->live_bytes);
     unit *u = loom_calloc(ctx, (size_t)(n ? n : 1), sizeof *u);
+    /* the tensors by defining step (stable): a value a later node computes
+     * (node.by) comes before its definer in the node order */
+    int *byfirst = loom_malloc(ctx, (size_t)(n ? n : 1) * sizeof *byfirst);
+    int *rank = loom_malloc(ctx, (size_t)(n ? n : 1) * sizeof *rank);
     loom_suballoc fl;
     int have_fl = loom_suballoc_init(&fl, ctx, LOOM_SUBALLOC_GROW) == LOOM_OK;
     loom_status st = LOOM_OK;
-    if (!out->live_bytes || !u || !have_fl) {
+    if (!out->live_bytes || !u || !byfirst || !rank || !have_fl) {
         st = loom_fail(ctx, LOOM_E_OOM, "planner: out of memory for %d tensors over %d steps", n, steps);
         goto done;
     }
+    for (int k = 0; k < n; k++) {
+        int j = k;
+        while (j > 0 && t[byfirst[j - 1]].first > t[k].first) {
+            byfirst[j] = byfirst[j - 1];
+            j--;
+        }
+        byfirst[j] = k;
+    }
+    for (int k = 0; k < n; k++)
+        rank[byfirst[k]] = k;
     int nunits = 0;
     int ti = 0;
     for (int s = 0; s < steps; s++) {
-        for (; ti < n && t[ti].first == s; ti++) {
-            loom_plan_tensor *x = &t[ti];
+        for (; ti < n && t[byfirst[ti]].first == s; ti++) {
+            loom_plan_tensor *x = &t[byfirst[ti]];
             uint64_t size = align_up(x->bytes ? x->bytes : 1, alignment);
             out->naive_bytes += size;
             int src = x->inplace_src;
-            if (src >= 0 && src < ti && t[src].last == s && u[t[src].unit].last == s &&
+            if (src >= 0 && src < n && rank[src] < ti && t[src].last == s && u[t[src].unit].last == s &&
                 u[t[src].unit].size >= size) {
                 /* Extend the dying input's unit instead of a new block. */
                 x->unit = t[src].unit;
@@ -70,9 +84,16 @@ loom_status loom_plan(loom_ctx *ctx, loom_plan_tensor *t, int n, int steps, uint
         if (live > out->lower_bound)
             out->lower_bound = live;
     }
+    if (ti != n) {
+        st = loom_fail(ctx, LOOM_E_INVALID, "planner: internal: tensor %d defined at step %d of %d", byfirst[ti],
+                       t[byfirst[ti]].first, steps);
+        goto done;
+    }
     out->arena_bytes = fl.end;
 done:
     loom_free(ctx, u, (size_t)(n ? n : 1) * sizeof *u);
+    loom_free(ctx, byfirst, (size_t)(n ? n : 1) * sizeof *byfirst);
+    loom_free(ctx, rank, (size_t)(n ? n : 1) * sizeof *rank);
     if (have_fl)
         loom_suballoc_release(&fl);
     if (st != LOOM_OK)

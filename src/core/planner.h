@@ -26,8 +26,9 @@ typedef struct loom_plan_result {
     uint64_t *live_bytes;   /* steps entries, allocated through ctx */
 } loom_plan_result;
 
-/* Tensors must be given in order of `first`. Offsets are multiples of
- * alignment (a power of two or any positive number). */
+/* Tensors in any order (placed by `first`, ties in the given order); each
+ * first in [0, steps). Offsets are multiples of alignment (a power of two
+ * or any positive number). */
 loom_status loom_plan(loom_ctx *ctx, loom_plan_tensor *t, int n, int steps, uint64_t alignment,
                       loom_plan_result *out);
 void loom_plan_result_free(loom_ctx *ctx, loom_plan_result *r);
