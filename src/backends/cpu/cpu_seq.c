@@ -54,7 +54,7 @@ void loom_cpu_norm(const loom_exec_node *x, void *out, void *const *in, const lo
     const loom_node *nd = x->node;
     int rms = x->def->code == LOOM_NORM_RMS, aff = nd->attr.affine;
     int64_t c = nd->shape[nd->ndim - 1], rows = nd->numel / c;
-    const float *a = in[0], *gamma = (aff & 1) ? in[1] : NULL, *beta = (aff & 2) ? in[2] : NULL;
+    const float *a = in[0], *gamma = (aff & 1) ? in[1] : NULL, *beta = (aff & 2) ? in[1 + (aff & 1)] : NULL;
     float *y = out;
     for (int64_t r = 0; r < rows; r++) {
         double mean, rstd;
