@@ -611,11 +611,18 @@ static const cl_family cl_families[LOOM_FAM_COUNT] = {
     [LOOM_FAM_SGD] = {plan_update, LOOM_CLP_OPTIM, LOOM_DT_BIT(LOOM_F32)},
     [LOOM_FAM_ADAM] = {plan_update, LOOM_CLP_OPTIM, LOOM_DT_BIT(LOOM_F32)},
     [LOOM_FAM_EMA] = {plan_update, LOOM_CLP_OPTIM, LOOM_DT_BIT(LOOM_F32)},
+    [LOOM_FAM_BMM] = {NULL, LOOM_CLP_COUNT, LOOM_DT_FLOATS}, /* loom_cl_plan_bmm: 1 or 4 launches */
+    [LOOM_FAM_NORM] = {loom_cl_plan_norm, LOOM_CLP_SEQ, LOOM_DT_FLOATS},
+    [LOOM_FAM_NORM_GRAD] = {loom_cl_plan_norm, LOOM_CLP_SEQ, LOOM_DT_FLOATS},
+    [LOOM_FAM_TAKE] = {loom_cl_plan_index, LOOM_CLP_SEQ, LOOM_DT_FLOATS},
+    [LOOM_FAM_SCATTER] = {loom_cl_plan_index, LOOM_CLP_SEQ, LOOM_DT_FLOATS},
+    [LOOM_FAM_ROPE] = {loom_cl_plan_rope, LOOM_CLP_SEQ, LOOM_DT_FLOATS},
+    [LOOM_FAM_ATTENTION] = {loom_cl_plan_attention, LOOM_CLP_ATTENTION, LOOM_DT_FLOATS},
 };
 
 static int family_present(loom_op_family f)
 {
-    return cl_families[f].plan || f == LOOM_FAM_MATMUL || f == LOOM_FAM_SUMSQ;
+    return cl_families[f].plan || f == LOOM_FAM_MATMUL || f == LOOM_FAM_SUMSQ || f == LOOM_FAM_BMM;
 }
 
 /* The body line an element-wise op's kernels are made from. */
@@ -673,6 +680,8 @@ int loom_cl_launch_count(const cl_dev *d, const loom_exec_node *x)
         return x->nin > 0 ? x->nin : 1;
     if (x->def->family == LOOM_FAM_MATMUL && converts(d, x))
         return 4;
+    if (x->def->family == LOOM_FAM_BMM)
+        return loom_cl_bmm_launches(d, x);
     return 1;
 }
 
@@ -696,6 +705,8 @@ loom_status loom_cl_plan_node(cl_dev *d, const loom_exec_node *x, int node, cl_l
         return plan_matmul(d, x, out, n);
     if (x->def->family == LOOM_FAM_SUMSQ)
         return plan_sumsq(d, x, out, n);
+    if (x->def->family == LOOM_FAM_BMM)
+        return loom_cl_plan_bmm(d, x, out, n);
     if (!f->plan)
         return loom_fail(d->ctx, LOOM_E_UNSUPPORTED, "%s: no kernel for op %s (\"%s\")", d->label,
                          loom_op_name(nd->op), nd->name);

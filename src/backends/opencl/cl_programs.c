@@ -24,6 +24,8 @@ static const char *const prog_files[LOOM_CLP_COUNT][3] = {
     [LOOM_CLP_REDUCE] = {"reduce.cl"},
     [LOOM_CLP_OPTIM] = {"optim.cl"},
     [LOOM_CLP_CAST] = {"cast.cl"},
+    [LOOM_CLP_SEQ] = {"seq.cl"},
+    [LOOM_CLP_ATTENTION] = {"attention.cl"},
 };
 static const char *const head_files[3] = {"push.h", "codes.h", "common.cl"};
 
