@@ -317,6 +317,8 @@ int64_t loom_tensor_dim(const loom_graph *g, loom_tensor t, int axis);
 loom_dtype loom_tensor_dtype(const loom_graph *g, loom_tensor t);
 const char *loom_tensor_name(const loom_graph *g, loom_tensor t);
 int loom_graph_node_count(const loom_graph *g);
+/* The context the graph was created in (NULL for NULL). */
+loom_ctx *loom_graph_ctx(const loom_graph *g);
 loom_tensor loom_graph_find(const loom_graph *g, const char *name);
 
 /* ---- autodiff and optimizers -------------------------------------------- */
@@ -422,6 +424,14 @@ loom_status loom_sequential_create(loom_ctx *ctx, int64_t input_features, loom_s
 void loom_sequential_destroy(loom_sequential *m);
 loom_status loom_sequential_add_dense(loom_sequential *m, int64_t units, loom_activation act, loom_init init);
 loom_status loom_sequential_add_dropout(loom_sequential *m, float rate);
+/* Any layer from its JSON description, as loom.architecture holds it:
+ * {"type": "dense", "units": 64, "activation": "relu"}, or one of the
+ * sequence layers (README "Sequence layers"): reshape, patches,
+ * embedding, position, layer_norm, rms_norm, attention,
+ * transformer_encoder, transformer_decoder, pool, lstm, gru. The layer
+ * must take the samples the layers before it give (LOOM_E_SHAPE naming it);
+ * unknown types or fields are LOOM_E_FORMAT. */
+loom_status loom_sequential_add_json(loom_sequential *m, const char *layer_json);
 /* The architecture as JSON (stored in model files); valid while m lives. */
 const char *loom_sequential_describe(loom_sequential *m);
 
@@ -708,6 +718,13 @@ int64_t loom_dataset_features(const loom_dataset *ds);
 int loom_dataset_classes(const loom_dataset *ds);
 const float *loom_dataset_images(const loom_dataset *ds);
 const int32_t *loom_dataset_labels(const loom_dataset *ds);
+/* Labels per row: 1, or the length of the sequence a model predicts one
+ * label per position of (a language model's next tokens). */
+int64_t loom_dataset_label_len(const loom_dataset *ds);
+/* A data set of n rows from host arrays (copied): x [n, features] and y
+ * [n, label_len] (labels >= 0; the class count is the largest + 1). */
+loom_status loom_dataset_create(loom_ctx *ctx, int64_t n, int64_t features, const float *x, int64_t label_len,
+                                const int32_t *y, loom_dataset **out);
 /* STANDARD computes mean/std over ds unless stats (mean, std) are given (to
  * apply training stats to test data); returns them in stats_out if
  * non-NULL. A data set is scaled once: a second call is LOOM_E_STATE. */
@@ -721,8 +738,9 @@ loom_status loom_dataset_split(const loom_dataset *ds, float fraction, loom_data
 /* Seeded permutation of [0, n) for an epoch: the same (seed, epoch) gives
  * the same order on every machine. */
 loom_status loom_dataset_shuffle(const loom_dataset *ds, uint64_t seed, int64_t epoch, int64_t *order);
-/* Copies rows order[0..n) into x [n, features] and y [n] (either may be
- * NULL); the caller handles the last partial batch by passing a smaller n. */
+/* Copies rows order[0..n) into x [n, features] and y [n, label_len]
+ * (either may be NULL); the caller handles the last partial batch by
+ * passing a smaller n. */
 loom_status loom_dataset_gather(const loom_dataset *ds, const int64_t *order, int64_t n, float *x, int32_t *y);
 
 /* safetensors: an 8-byte little-endian header length, a JSON header

@@ -65,7 +65,7 @@ static loom_program *build(gctx *gc, loom_graph **gp, const op_case *c, int grad
         for (int i = 0; i < c->nin; i++) {
             if (op_case_nograd(c, i))
                 continue;
-            char gn[8];
+            char gn[16];
             snprintf(gn, sizeof gn, "g%d", i);
             /* an input that only decides a mask (where's condition) has none */
             loom_tensor gr = loom_grad(g, in[i]);
@@ -120,7 +120,7 @@ START_TEST(finite_differences)
             continue;
         size_t n = numel(c, i);
         float *an = malloc(n * 4);
-        char gn[8];
+        char gn[16];
         snprintf(gn, sizeof gn, "g%d", i);
         ck_assert_int_eq(loom_program_read(gc.grad_prog, gn, an, n * 4), LOOM_OK);
         /* up to 24 probed elements per input, spread over the tensor */

@@ -5,6 +5,7 @@
 #define LOOM_NN_MODEL_H
 
 #include "loom.h"
+#include "seq_layers.h"
 
 #include <stddef.h>
 
@@ -16,7 +17,7 @@
 /* The widest layer (or input) an architecture may declare. */
 #define LOOM_MAX_UNITS ((int64_t)1 << 30)
 
-typedef enum layer_kind { LAYER_DENSE = 0, LAYER_DROPOUT = 1 } layer_kind;
+typedef enum layer_kind { LAYER_DENSE = 0, LAYER_DROPOUT = 1, LAYER_SEQ = 2 } layer_kind;
 
 typedef struct layer {
     layer_kind kind;
@@ -24,6 +25,7 @@ typedef struct layer {
     loom_activation act;
     loom_init init;
     float rate;
+    nn_seq_layer seq;          /* LAYER_SEQ: the sequence layers of seq_layers.c */
 } layer;
 
 /* A compiled program for one (purpose, batch size). */
@@ -73,6 +75,22 @@ loom_status loom_model_from_json(loom_ctx *ctx, const char *json, const char *wh
 int64_t loom_model_outputs(const loom_sequential *m);
 /* Name of layer l's kernel / bias params. */
 void loom_model_param_names(int l, char *kernel, char *bias, size_t n);
+/* The sample shape into each layer, shapes[i], and out of the last,
+ * shapes[nlayers] (LOOM_E_SHAPE naming the layer that cannot take its). */
+loom_status loom_model_shapes(const loom_sequential *m, nn_shape *shapes);
+/* Layer i's scope, the prefix of its weights: "dense<k>" (the k-th dense
+ * layer), "<type><k>" for the sequence layers ("transformer_encoder1"). */
+void loom_model_scope(const loom_sequential *m, int i, char *buf, size_t n);
+/* The predictions per sample: the outputs over the classes (the last
+ * output dim): 1, or a sequence's length. */
+int64_t loom_model_positions(const loom_sequential *m);
+/* Every weight of the model in order: the count, and weight k's name,
+ * shape (up to 2 dims) and initialization. */
+int loom_model_param_count(const loom_sequential *m);
+/* Checks n rows of raw inputs the model reads as token ids (an embedding
+ * first): LOOM_E_RANGE naming the row, position and value. */
+loom_status loom_model_check_inputs(const loom_sequential *m, const float *x, int64_t n);
+loom_status loom_model_param_info(const loom_sequential *m, int k, char *name, size_t n, int *ndim, int64_t shape[4]);
 
 /* ---- model_config.c ---- */
 

@@ -30,48 +30,40 @@ typedef enum tensor_role { ROLE_UNKNOWN, ROLE_PARAM, ROLE_MOMENT, ROLE_EMA } ten
 typedef struct tensor_kind {
     tensor_role role;
     int ndim;
-    int64_t shape[2];
+    int64_t shape[4];
 } tensor_kind;
 
 static const char *const moment_suffixes[] = {"m", "v", "momentum"};
 
+/* The model's weights (loom_model_param_info: every layer's), their
+ * moments ("<weight>/m", ...) and averages ("<weight>/ema"). */
 static tensor_kind classify(const loom_sequential *m, const char *name)
 {
-    tensor_kind k = {ROLE_UNKNOWN, 0, {0, 0}};
-    int64_t in = m->in_features;
-    int dense = 0;
-    for (int i = 0; i < m->nlayers; i++) {
-        const layer *l = &m->layers[i];
-        if (l->kind != LAYER_DENSE)
+    tensor_kind k = {ROLE_UNKNOWN, 0, {0, 0, 0, 0}};
+    int np = loom_model_param_count(m);
+    for (int i = 0; i < np; i++) {
+        char p[128];
+        if (loom_model_param_info(m, i, p, sizeof p, &k.ndim, k.shape) != LOOM_OK)
+            break;
+        size_t len = strlen(p);
+        if (strncmp(name, p, len))
             continue;
-        char kn[64], bn[64];
-        loom_model_param_names(dense++, kn, bn, sizeof kn);
-        for (int b = 0; b < 2; b++) {
-            const char *p = b ? bn : kn;
-            size_t len = strlen(p);
-            if (strncmp(name, p, len))
-                continue;
-            k.ndim = b ? 1 : 2;
-            k.shape[0] = b ? l->units : in;
-            k.shape[1] = b ? 0 : l->units;
-            if (!name[len]) {
-                k.role = ROLE_PARAM;
-                return k;
-            }
-            if (name[len] != '/')
-                continue;
-            const char *suffix = name + len + 1;
-            if (!strcmp(suffix, "ema")) {
-                k.role = ROLE_EMA;
-                return k;
-            }
-            for (size_t s = 0; s < sizeof moment_suffixes / sizeof moment_suffixes[0]; s++)
-                if (!strcmp(suffix, moment_suffixes[s])) {
-                    k.role = ROLE_MOMENT;
-                    return k;
-                }
+        if (!name[len]) {
+            k.role = ROLE_PARAM;
+            return k;
         }
-        in = l->units;
+        if (name[len] != '/')
+            continue;
+        const char *suffix = name + len + 1;
+        if (!strcmp(suffix, "ema")) {
+            k.role = ROLE_EMA;
+            return k;
+        }
+        for (size_t s = 0; s < sizeof moment_suffixes / sizeof moment_suffixes[0]; s++)
+            if (!strcmp(suffix, moment_suffixes[s])) {
+                k.role = ROLE_MOMENT;
+                return k;
+            }
     }
     k.role = ROLE_UNKNOWN;
     return k;

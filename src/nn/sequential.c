@@ -65,6 +65,12 @@ static loom_status add_layer(loom_sequential *m, layer l, const char *what)
     if (m->nlayers == LOOM_MAX_LAYERS)
         return loom_fail(m->ctx, LOOM_E_INVALID, "%s: more than %d layers", what, LOOM_MAX_LAYERS);
     m->layers[m->nlayers++] = l;
+    nn_shape shapes[LOOM_MAX_LAYERS + 1];
+    loom_status s = loom_model_shapes(m, shapes);
+    if (s != LOOM_OK) {
+        m->nlayers--;
+        return s;
+    }
     return loom_model_describe(m);
 }
 
@@ -75,7 +81,7 @@ loom_status loom_sequential_add_dense(loom_sequential *m, int64_t units, loom_ac
                          (long long)LOOM_MAX_UNITS);
     if (m && ((unsigned)act > LOOM_ACT_SOFTMAX || (unsigned)init > LOOM_INIT_HE_NORMAL))
         return loom_fail(m->ctx, LOOM_E_INVALID, "dense: unknown activation %d or init %d", (int)act, (int)init);
-    layer l = {LAYER_DENSE, units, act, init, 0};
+    layer l = {.kind = LAYER_DENSE, .units = units, .act = act, .init = init};
     return add_layer(m, l, "dense");
 }
 
@@ -83,8 +89,22 @@ loom_status loom_sequential_add_dropout(loom_sequential *m, float rate)
 {
     if (m && !(rate >= 0.0f && rate < 1.0f))
         return loom_fail(m->ctx, LOOM_E_INVALID, "dropout: rate %g outside [0, 1)", (double)rate);
-    layer l = {LAYER_DROPOUT, 0, LOOM_ACT_NONE, LOOM_INIT_GLOROT_UNIFORM, rate};
+    layer l = {.kind = LAYER_DROPOUT, .act = LOOM_ACT_NONE, .init = LOOM_INIT_GLOROT_UNIFORM, .rate = rate};
     return add_layer(m, l, "dropout");
+}
+
+static loom_status parse_layer(loom_sequential *m, const cJSON *l, int li, const char *what);
+
+loom_status loom_sequential_add_json(loom_sequential *m, const char *layer_json)
+{
+    if (!m || !layer_json)
+        return m ? loom_fail(m->ctx, LOOM_E_INVALID, "loom_sequential_add_json: NULL layer") : LOOM_E_INVALID;
+    cJSON *o = cJSON_Parse(layer_json);
+    loom_status s = cJSON_IsObject(o) ? parse_layer(m, o, m->nlayers, "loom_sequential_add_json")
+                                      : loom_fail(m->ctx, LOOM_E_FORMAT, "loom_sequential_add_json: not a JSON object: "
+                                                  "%.80s", layer_json);
+    cJSON_Delete(o);
+    return s;
 }
 
 const char *loom_sequential_describe(loom_sequential *m)
@@ -108,6 +128,8 @@ loom_status loom_model_describe(loom_sequential *m)
             cJSON_AddNumberToObject(o, "units", (double)l->units);
             cJSON_AddStringToObject(o, "activation", act_names[l->act]);
             cJSON_AddStringToObject(o, "init", init_names[l->init]);
+        } else if (l->kind == LAYER_SEQ) {
+            loom_seq_describe(&l->seq, o);
         } else {
             cJSON_AddStringToObject(o, "type", "dropout");
             cJSON_AddNumberToObject(o, "rate", (double)l->rate);
@@ -167,6 +189,51 @@ static const char *const dropout_keys[] = {"type", "rate", NULL};
 
 #define ARCH_BAD(...) (s = loom_fail(ctx, LOOM_E_FORMAT, __VA_ARGS__))
 
+/* One layer of an architecture (li: its index, what: the file). */
+static loom_status parse_layer(loom_sequential *m, const cJSON *l, int li, const char *what)
+{
+    loom_ctx *ctx = m->ctx;
+    loom_status s = LOOM_OK;
+    const char *unk = NULL;
+    const char *type = cJSON_IsObject(l) ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(l, "type")) : NULL;
+    if (type && !strcmp(type, "dense")) {
+        int64_t units = 0;
+        /* activation and init may be left out: linear, Glorot uniform */
+        const cJSON *ja = cJSON_GetObjectItemCaseSensitive(l, "activation"), *ji = cJSON_GetObjectItemCaseSensitive(l, "init");
+        int act = ja ? find_name(act_names, 6, cJSON_GetStringValue(ja)) : 0;
+        int init = ji ? find_name(init_names, 2, cJSON_GetStringValue(ji)) : 0;
+        if ((unk = unknown_key(l, dense_keys)))
+            ARCH_BAD("%s: loom.architecture layer %d has an unknown field \"%.64s\"", what, li, unk);
+        else if (!json_int(cJSON_GetObjectItemCaseSensitive(l, "units"), 1, LOOM_MAX_UNITS, &units))
+            ARCH_BAD("%s: loom.architecture layer %d (dense): \"units\" is not an integer in [1, %lld]", what, li,
+                     (long long)LOOM_MAX_UNITS);
+        else if (act < 0)
+            ARCH_BAD("%s: loom.architecture layer %d (dense): unknown \"activation\"", what, li);
+        else if (init < 0)
+            ARCH_BAD("%s: loom.architecture layer %d (dense): unknown \"init\"", what, li);
+        else
+            s = loom_sequential_add_dense(m, units, (loom_activation)act, (loom_init)init);
+    } else if (type && !strcmp(type, "dropout")) {
+        const cJSON *rate = cJSON_GetObjectItemCaseSensitive(l, "rate");
+        if ((unk = unknown_key(l, dropout_keys)))
+            ARCH_BAD("%s: loom.architecture layer %d has an unknown field \"%.64s\"", what, li, unk);
+        else if (!cJSON_IsNumber(rate) || !(rate->valuedouble >= 0.0 && rate->valuedouble < 1.0))
+            ARCH_BAD("%s: loom.architecture layer %d (dropout): \"rate\" is not a number in [0, 1)", what, li);
+        else
+            s = loom_sequential_add_dropout(m, (float)rate->valuedouble);
+    } else if (loom_seq_kind(type) >= 0) {
+        layer sl = {.kind = LAYER_SEQ, .act = LOOM_ACT_NONE, .init = LOOM_INIT_GLOROT_UNIFORM};
+        s = loom_seq_parse(ctx, l, li, what, &sl.seq);
+        if (s == LOOM_OK)
+            s = add_layer(m, sl, loom_seq_type(sl.seq.kind));
+    } else {
+        ARCH_BAD("%s: loom.architecture layer %d has unknown type \"%.64s\"", what, li, type ? type : "?");
+    }
+    if (s != LOOM_OK && s != LOOM_E_OOM && s != LOOM_E_FORMAT)
+        s = loom_fail(ctx, LOOM_E_FORMAT, "%s: loom.architecture layer %d: %s", what, li, loom_last_error(ctx));
+    return s;
+}
+
 loom_status loom_model_from_json(loom_ctx *ctx, const char *json, const char *what, loom_sequential **out)
 {
     cJSON *root = cJSON_Parse(json);
@@ -199,38 +266,8 @@ loom_status loom_model_from_json(loom_ctx *ctx, const char *json, const char *wh
     int li = 0;
     cJSON_ArrayForEach(l, layers)
     {
-        const char *type = cJSON_IsObject(l) ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(l, "type")) : NULL;
-        if (type && !strcmp(type, "dense")) {
-            int64_t units = 0;
-            int act = find_name(act_names, 6, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(l, "activation")));
-            int init = find_name(init_names, 2, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(l, "init")));
-            if ((unk = unknown_key(l, dense_keys)))
-                ARCH_BAD("%s: loom.architecture layer %d has an unknown field \"%.64s\"", what, li, unk);
-            else if (!json_int(cJSON_GetObjectItemCaseSensitive(l, "units"), 1, LOOM_MAX_UNITS, &units))
-                ARCH_BAD("%s: loom.architecture layer %d (dense): \"units\" is not an integer in [1, %lld]", what,
-                         li, (long long)LOOM_MAX_UNITS);
-            else if (act < 0)
-                ARCH_BAD("%s: loom.architecture layer %d (dense): unknown \"activation\"", what, li);
-            else if (init < 0)
-                ARCH_BAD("%s: loom.architecture layer %d (dense): unknown \"init\"", what, li);
-            else
-                s = loom_sequential_add_dense(m, units, (loom_activation)act, (loom_init)init);
-        } else if (type && !strcmp(type, "dropout")) {
-            const cJSON *rate = cJSON_GetObjectItemCaseSensitive(l, "rate");
-            if ((unk = unknown_key(l, dropout_keys)))
-                ARCH_BAD("%s: loom.architecture layer %d has an unknown field \"%.64s\"", what, li, unk);
-            else if (!cJSON_IsNumber(rate) || !(rate->valuedouble >= 0.0 && rate->valuedouble < 1.0))
-                ARCH_BAD("%s: loom.architecture layer %d (dropout): \"rate\" is not a number in [0, 1)", what, li);
-            else
-                s = loom_sequential_add_dropout(m, (float)rate->valuedouble);
-        } else {
-            ARCH_BAD("%s: loom.architecture layer %d has unknown type \"%.64s\"", what, li, type ? type : "?");
-        }
-        if (s != LOOM_OK) {
-            if (s != LOOM_E_OOM && s != LOOM_E_FORMAT)
-                s = loom_fail(ctx, LOOM_E_FORMAT, "%s: loom.architecture layer %d: %s", what, li, loom_last_error(ctx));
+        if ((s = parse_layer(m, l, li, what)) != LOOM_OK)
             goto out;
-        }
         li++;
     }
 out:
@@ -243,13 +280,113 @@ out:
     return s;
 }
 
+loom_status loom_model_shapes(const loom_sequential *m, nn_shape *shapes)
+{
+    nn_shape sh = {1, {m->in_features, 0, 0}};
+    for (int i = 0; i < m->nlayers; i++) {
+        const layer *l = &m->layers[i];
+        shapes[i] = sh;
+        if (l->kind == LAYER_DENSE)
+            sh.d[sh.ndim - 1] = l->units;
+        else if (l->kind == LAYER_SEQ)
+            LOOM_TRY(loom_seq_shape(m->ctx, &l->seq, i, &shapes[i], &sh));
+    }
+    shapes[m->nlayers] = sh;
+    return LOOM_OK;
+}
+
+/* The sample shape out of the model (the layers were checked as added). */
+static nn_shape out_shape(const loom_sequential *m)
+{
+    nn_shape shapes[LOOM_MAX_LAYERS + 1];
+    if (loom_model_shapes(m, shapes) != LOOM_OK)
+        return (nn_shape){1, {m->in_features, 0, 0}};
+    return shapes[m->nlayers];
+}
+
 int64_t loom_model_outputs(const loom_sequential *m)
 {
-    int64_t n = m->in_features;
-    for (int i = 0; i < m->nlayers; i++)
-        if (m->layers[i].kind == LAYER_DENSE)
-            n = m->layers[i].units;
+    nn_shape sh = out_shape(m);
+    int64_t n = 1;
+    for (int i = 0; i < sh.ndim; i++)
+        n *= sh.d[i];
     return n;
+}
+
+int64_t loom_model_positions(const loom_sequential *m)
+{
+    nn_shape sh = out_shape(m);
+    return loom_model_outputs(m) / sh.d[sh.ndim - 1];
+}
+
+void loom_model_scope(const loom_sequential *m, int i, char *buf, size_t n)
+{
+    const layer *l = &m->layers[i];
+    int k = 0;
+    for (int j = 0; j < i; j++)
+        k += m->layers[j].kind == l->kind && (l->kind != LAYER_SEQ || m->layers[j].seq.kind == l->seq.kind);
+    if (l->kind == LAYER_SEQ)
+        snprintf(buf, n, "%s%d", loom_seq_type(l->seq.kind), k);
+    else
+        snprintf(buf, n, "%s%d", l->kind == LAYER_DENSE ? "dense" : "dropout", k);
+}
+
+/* Weight k of the model: its layer (*li), its index within (*wk). */
+static int param_at(const loom_sequential *m, int k, int *li, int *wk)
+{
+    for (int i = 0; i < m->nlayers; i++) {
+        const layer *l = &m->layers[i];
+        int n = l->kind == LAYER_DENSE ? 2 : l->kind == LAYER_SEQ ? loom_seq_nparams(&l->seq) : 0;
+        if (k < n) {
+            *li = i;
+            *wk = k;
+            return 1;
+        }
+        k -= n;
+    }
+    return 0;
+}
+
+int loom_model_param_count(const loom_sequential *m)
+{
+    int n = 0;
+    for (int i = 0; i < m->nlayers; i++)
+        n += m->layers[i].kind == LAYER_DENSE ? 2 : m->layers[i].kind == LAYER_SEQ ? loom_seq_nparams(&m->layers[i].seq)
+                                                                                  : 0;
+    return n;
+}
+
+/* Weight k's name, shape and initialization. */
+static loom_status param_full(const loom_sequential *m, int k, char *name, size_t n, int *ndim, int64_t shape[4],
+                              nn_init_kind *init, int *layer_index)
+{
+    int li, wk;
+    nn_shape shapes[LOOM_MAX_LAYERS + 1];
+    if (!param_at(m, k, &li, &wk))
+        return LOOM_E_INVALID;
+    LOOM_TRY(loom_model_shapes(m, shapes));
+    const layer *l = &m->layers[li];
+    char scope[64];
+    loom_model_scope(m, li, scope, sizeof scope);
+    *layer_index = li;
+    if (l->kind == LAYER_SEQ) {
+        loom_seq_param(&l->seq, scope, &shapes[li], wk, name, n, ndim, shape, init);
+        return LOOM_OK;
+    }
+    const nn_shape *in = &shapes[li];
+    snprintf(name, n, "%s/%s", scope, wk ? "bias" : "kernel");
+    *ndim = wk ? 1 : 2;
+    shape[0] = wk ? l->units : in->d[in->ndim - 1];
+    shape[1] = l->units;
+    *init = wk ? NN_INIT_ZERO : NN_INIT_GLOROT;
+    return LOOM_OK;
+}
+
+loom_status loom_model_param_info(const loom_sequential *m, int k, char *name, size_t n, int *ndim, int64_t shape[4])
+{
+    nn_init_kind init;
+    int li;
+    return param_full(m, k, name, n, ndim, shape, &init, &li);
 }
 
 int64_t loom_sequential_outputs(const loom_sequential *m)
@@ -276,6 +413,29 @@ void loom_model_param_names(int l, char *kernel, char *bias, size_t n)
 {
     snprintf(kernel, n, "dense%d/kernel", l);
     snprintf(bias, n, "dense%d/bias", l);
+}
+
+/* The index of the layer that reads token ids (an embedding first), -1. */
+static int token_layer(const loom_sequential *m)
+{
+    for (int i = 0; i < m->nlayers; i++) {
+        const layer *l = &m->layers[i];
+        if (l->kind == LAYER_SEQ && l->seq.kind == SEQ_EMBEDDING)
+            return i;
+        if (l->kind != LAYER_DROPOUT && !(l->kind == LAYER_SEQ && l->seq.kind == SEQ_RESHAPE))
+            return -1;
+    }
+    return -1;
+}
+
+loom_status loom_model_check_inputs(const loom_sequential *m, const float *x, int64_t n)
+{
+    int t = token_layer(m);
+    if (t < 0)
+        return LOOM_OK;
+    char scope[64];
+    loom_model_scope(m, t, scope, sizeof scope);
+    return loom_seq_check_tokens(m->ctx, &m->layers[t].seq, scope, x, n, m->in_features);
 }
 
 loom_model_config loom_model_config_default(void)
@@ -307,48 +467,44 @@ static double uniform01(uint64_t *s)
 static loom_status init_weights(loom_sequential *m)
 {
     uint64_t rng = m->cfg.seed * 0x2545f4914f6cdd1dULL + 1;
-    int64_t in = m->in_features;
-    int dense = 0;
-    for (int i = 0; i < m->nlayers; i++) {
-        const layer *l = &m->layers[i];
-        if (l->kind != LAYER_DENSE)
-            continue;
-        int64_t out = l->units;
+    int np = loom_model_param_count(m);
+    for (int k = 0; k < np; k++) {
+        char name[128];
+        int ndim, li;
+        int64_t shape[4] = {1, 1, 1, 1};
+        nn_init_kind init;
+        LOOM_TRY(param_full(m, k, name, sizeof name, &ndim, shape, &init, &li));
+        int64_t rows = shape[0], cols = ndim > 1 ? shape[1] : 1;
         size_t wn, wb = 0;
-        float *w = NULL, *b = NULL;
-        if (!loom_mul_size((size_t)in, (size_t)out, &wn) && !loom_mul_size(wn, sizeof *w, &wb)) {
+        float *w = NULL;
+        if (!loom_mul_size((size_t)rows, (size_t)cols, &wn) && !loom_mul_size(wn, sizeof *w, &wb))
             w = loom_malloc(m->ctx, wb);
-            b = loom_calloc(m->ctx, (size_t)out, sizeof *b);
-        }
-        if (!w || !b) {
-            loom_free(m->ctx, w, wb);
-            loom_free(m->ctx, b, (size_t)out * sizeof *b);
-            return loom_fail(m->ctx, LOOM_E_OOM, "sequential: out of memory initializing dense%d [%lld,%lld]", dense,
-                             (long long)in, (long long)out);
-        }
-        if (l->init == LOOM_INIT_GLOROT_UNIFORM) {
-            double lim = sqrt(6.0 / (double)(in + out));
-            for (int64_t k = 0; k < in * out; k++)
-                w[k] = (float)((uniform01(&rng) * 2.0 - 1.0) * lim);
-        } else {
-            double sd = sqrt(2.0 / (double)in);
-            for (int64_t k = 0; k < in * out; k++) {
+        if (!w)
+            return loom_fail(m->ctx, LOOM_E_OOM, "sequential: out of memory initializing %s [%lld,%lld]", name,
+                             (long long)rows, (long long)cols);
+        const layer *l = &m->layers[li];
+        if (init == NN_INIT_GLOROT && l->kind == LAYER_DENSE && l->init == LOOM_INIT_HE_NORMAL) {
+            double sd = sqrt(2.0 / (double)rows);
+            for (size_t i = 0; i < wn; i++) {
                 double u1 = uniform01(&rng), u2 = uniform01(&rng);
-                w[k] = (float)(sd * sqrt(-2.0 * log(u1 + 1e-300)) * cos(6.283185307179586 * u2));
+                w[i] = (float)(sd * sqrt(-2.0 * log(u1 + 1e-300)) * cos(6.283185307179586 * u2));
             }
+        } else if (init == NN_INIT_GLOROT) {
+            double lim = sqrt(6.0 / (double)(rows + cols));
+            for (size_t i = 0; i < wn; i++)
+                w[i] = (float)((uniform01(&rng) * 2.0 - 1.0) * lim);
+        } else if (init == NN_INIT_NORMAL) {
+            for (size_t i = 0; i < wn; i++) {
+                double u1 = uniform01(&rng), u2 = uniform01(&rng);
+                w[i] = (float)(0.02 * sqrt(-2.0 * log(u1 + 1e-300)) * cos(6.283185307179586 * u2));
+            }
+        } else {
+            for (size_t i = 0; i < wn; i++)
+                w[i] = init == NN_INIT_ONE ? 1.0f : 0.0f;
         }
-        char kn[64], bn[64];
-        loom_model_param_names(dense, kn, bn, sizeof kn);
-        int64_t ks[2] = {in, out}, bs[1] = {out};
-        loom_status s = loom_state_write(m->st, kn, LOOM_F32, 2, ks, w);
-        if (s == LOOM_OK)
-            s = loom_state_write(m->st, bn, LOOM_F32, 1, bs, b);
+        loom_status s = loom_state_write(m->st, name, LOOM_F32, ndim, shape, w);
         loom_free(m->ctx, w, wb);
-        loom_free(m->ctx, b, (size_t)out * sizeof *b);
-        if (s != LOOM_OK)
-            return s;
-        in = out;
-        dense++;
+        LOOM_TRY(s);
     }
     return LOOM_OK;
 }
@@ -370,20 +526,45 @@ static loom_tensor activate(loom_graph *g, loom_tensor h, loom_activation a)
 /* Builds forward (+ loss, backward and updates when train). Outputs:
  * "loss" (when targets exist), "out" (eval: the model's output), "pred"
  * (argmax, classification). */
+static int64_t sample_numel(const nn_shape *sh)
+{
+    int64_t n = 1;
+    for (int i = 0; i < sh->ndim; i++)
+        n *= sh->d[i];
+    return n;
+}
+
+/* [batch, sample...] as a tensor shape. */
+static int batched_shape(int64_t batch, const nn_shape *sh, int64_t *out)
+{
+    out[0] = batch;
+    for (int i = 0; i < sh->ndim; i++)
+        out[1 + i] = sh->d[i];
+    return 1 + sh->ndim;
+}
+
+/* Builds forward (+ loss, backward and updates when train). Outputs:
+ * "loss" (when targets exist), "out" (eval: the model's output), "pred"
+ * (argmax, classification). A model whose output is a sequence ([T, C]
+ * per sample) predicts each of its T positions: labels [batch * T]. */
 static loom_status build(loom_sequential *m, loom_graph *g, int train, int64_t batch)
 {
     int64_t xs[2] = {batch, m->in_features};
+    nn_shape shapes[LOOM_MAX_LAYERS + 1];
+    LOOM_TRY(loom_model_shapes(m, shapes));
     /* Mixed precision: the inputs and the f32 master weights are cast to
      * the compute dtype where they are used; the logits go back to f32
-     * for the loss and the outputs. */
+     * for the loss and the outputs. Token ids stay f32 (exact). */
     loom_dtype dt = m->cfg.precision;
-    loom_tensor h = loom_cast(g, loom_input(g, "x", LOOM_F32, 2, xs), dt);
-    int64_t in = m->in_features;
-    int dense = 0;
-    int last_dense = -1;
-    for (int i = 0; i < m->nlayers; i++)
+    loom_tensor x = loom_input(g, "x", LOOM_F32, 2, xs);
+    loom_tensor h = token_layer(m) >= 0 ? x : loom_cast(g, x, dt);
+    int last_dense = -1, last_compute = -1;
+    for (int i = 0; i < m->nlayers; i++) {
         if (m->layers[i].kind == LAYER_DENSE)
             last_dense = i;
+        if (m->layers[i].kind != LAYER_DROPOUT)
+            last_compute = i;
+    }
     loom_tensor logits = LOOM_NONE;
     for (int i = 0; i < m->nlayers; i++) {
         const layer *l = &m->layers[i];
@@ -392,11 +573,24 @@ static loom_status build(loom_sequential *m, loom_graph *g, int train, int64_t b
                 h = loom_dropout(g, h, l->rate, (uint32_t)(m->cfg.seed * 2654435761u) + (uint32_t)i);
             continue;
         }
-        char kn[64], bn[64], scope[16];
-        snprintf(scope, sizeof scope, "dense%d", dense);
-        loom_model_param_names(dense++, kn, bn, sizeof kn);
+        char scope[64];
+        loom_model_scope(m, i, scope, sizeof scope);
         LOOM_TRY(loom_graph_scope(g, scope)); /* the layer's ops are "dense1/matmul", ... */
-        int64_t ks[2] = {in, l->units}, bs[1] = {l->units};
+        if (l->kind == LAYER_SEQ) {
+            h = loom_seq_build(g, &l->seq, scope, &shapes[i], h, batch, train, dt,
+                               (uint32_t)(m->cfg.seed * 2654435761u) + (uint32_t)i);
+            LOOM_TRY(loom_graph_scope(g, NULL));
+            continue;
+        }
+        char kn[96], bn[96];
+        snprintf(kn, sizeof kn, "%s/kernel", scope);
+        snprintf(bn, sizeof bn, "%s/bias", scope);
+        /* over the last axis of samples of any rank: one GEMM over rows */
+        const nn_shape *in = &shapes[i];
+        int64_t fin = in->d[in->ndim - 1], rows = batch * (sample_numel(in) / fin);
+        int64_t ks[2] = {fin, l->units}, bs[1] = {l->units}, s2[2] = {rows, fin}, so[LOOM_MAX_DIMS];
+        if (in->ndim > 1)
+            h = loom_reshape(g, h, 2, s2);
         h = loom_add(g, loom_matmul(g, h, loom_cast(g, loom_param(g, kn, LOOM_F32, 2, ks, 1), dt), 0, 0),
                      loom_cast(g, loom_param(g, bn, LOOM_F32, 1, bs, 1), dt));
         if (i == last_dense) {
@@ -404,35 +598,41 @@ static loom_status build(loom_sequential *m, loom_graph *g, int train, int64_t b
             logits = h;
         }
         h = activate(g, h, l->act);
-        in = l->units;
+        if (in->ndim > 1)
+            h = loom_reshape(g, h, batched_shape(batch, &shapes[i + 1], so), so);
         LOOM_TRY(loom_graph_scope(g, NULL));
     }
+    h = loom_cast(g, h, LOOM_F32);
     int classify = m->cfg.loss != LOOM_LOSS_MSE;
-    int softmax_out = last_dense >= 0 && m->layers[last_dense].act == LOOM_ACT_SOFTMAX;
-    int64_t outs = loom_model_outputs(m);
+    /* the logits stand in for a softmax output when the softmax is the last thing computed */
+    int softmax_out = last_dense >= 0 && last_dense == last_compute && m->layers[last_dense].act == LOOM_ACT_SOFTMAX;
+    int64_t outs = loom_model_outputs(m), pos = loom_model_positions(m), classes = outs / pos;
+    int64_t flat2[2] = {batch * pos, classes}, out2[2] = {batch, outs};
+    loom_tensor hf = loom_reshape(g, h, 2, flat2);
     loom_tensor loss = LOOM_NONE;
     if (m->cfg.loss == LOOM_LOSS_SPARSE_CE) {
-        int64_t ls[1] = {batch};
+        int64_t ls[1] = {batch * pos};
         loom_tensor labels = loom_input(g, "labels", LOOM_I32, 1, ls);
         /* On a softmax output, the loss comes from the logits: the same
          * value as Keras's cross-entropy of the probabilities, stable. */
-        loss = softmax_out ? loom_sparse_cross_entropy(g, logits, labels)
-                           : loom_sparse_cross_entropy(g, h, labels);
+        loss = softmax_out ? loom_sparse_cross_entropy(g, loom_reshape(g, logits, 2, flat2), labels)
+                           : loom_sparse_cross_entropy(g, hf, labels);
     } else {
         int64_t ts[2] = {batch, outs};
         loom_tensor t = loom_input(g, "targets", LOOM_F32, 2, ts);
+        loom_tensor ho = loom_reshape(g, h, 2, out2);
         if (m->cfg.loss == LOOM_LOSS_CE)
-            loss = softmax_out ? loom_cross_entropy(g, logits, t)
-                               : loom_scale(g, loom_sum_all(g, loom_mul(g, t, loom_log(g, h))),
+            loss = softmax_out ? loom_cross_entropy(g, loom_reshape(g, logits, 2, out2), t)
+                               : loom_scale(g, loom_sum_all(g, loom_mul(g, t, loom_log(g, ho))),
                                             -1.0f / (float)batch);
         else
-            loss = loom_mse(g, h, t);
+            loss = loom_mse(g, ho, t);
     }
     loom_output(g, loss, "loss");
     if (classify)
-        loom_output(g, loom_argmax(g, h, -1), "pred");
+        loom_output(g, loom_argmax(g, hf, -1), "pred");
     if (!train) {
-        loom_output(g, h, "out");
+        loom_output(g, loom_reshape(g, h, 2, out2), "out");
     } else {
         /* f16 gradients underflow without a loss scale; bf16 has f32's range */
         if (dt == LOOM_F16)
@@ -499,10 +699,14 @@ loom_status loom_sequential_compile(loom_sequential *m, loom_device *dev, const 
         return loom_fail(m->ctx, LOOM_E_INVALID, "loom_sequential_compile: %s", why);
     /* The batch buffers: every product checked, whatever the batch size
      * a file or an option asked for. */
-    int64_t outs = loom_model_outputs(m), b = c.batch;
+    int64_t outs = loom_model_outputs(m), b = c.batch, pos = loom_model_positions(m);
+    if (pos > 1 && c.loss != LOOM_LOSS_SPARSE_CE)
+        return loom_fail(m->ctx, LOOM_E_INVALID, "loom_sequential_compile: the model predicts %lld positions per "
+                         "sample; only the sparse cross-entropy takes a label per position", (long long)pos);
     size_t xb, yb, tb;
     if (loom_mul_size((size_t)b, (size_t)m->in_features, &xb) || loom_mul_size(xb, sizeof(float), &xb) ||
-        loom_mul_size((size_t)b, sizeof(int32_t), &yb) || loom_mul_size((size_t)b, (size_t)outs, &tb) ||
+        loom_mul_size((size_t)b, (size_t)pos, &yb) || loom_mul_size(yb, sizeof(int32_t), &yb) ||
+        loom_mul_size((size_t)b, (size_t)outs, &tb) ||
         loom_mul_size(tb, sizeof(float), &tb))
         return loom_fail(m->ctx, LOOM_E_OOM, "loom_sequential_compile: batch %lld of %lld inputs and %lld outputs "
                          "is too large for this machine", (long long)b, (long long)m->in_features, (long long)outs);

@@ -19,6 +19,7 @@ int cmd_tune(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
 
 #define CLI_EXIT_USAGE 2
 #define CLI_EXIT_VALIDATION 4

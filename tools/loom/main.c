@@ -32,6 +32,9 @@ static const command commands[] = {
     {"predict", cmd_predict,
      "classify one test image or an image file --model FILE [--image N | --input FILE [--no-preprocess]]\n"
      "             [--data DIR] [--device SPEC] [--json]   (FILE: PNG/PGM/BMP/JPEG, or raw float32 inputs)"},
+    {"generate", cmd_generate,
+     "sample text from a character-level language model --model FILE [--prompt TEXT] [--length 200]\n"
+     "             [--temperature 1.0] [--top-k K] [--seed N] [--device SPEC] [--json]   (examples/char_lm.c)"},
     {"tune", cmd_tune,
      "search the device's GEMM parameters and store the best [--device SPEC] [--size 1024]\n"
      "             [--candidates 24] [--reps 3] | --show | --apply FILE"},
