@@ -37,7 +37,23 @@ typedef struct bench_run {
     int nfigs;
 } bench_run;
 
+/* A device being measured (cmd_bench.c). */
+typedef struct bench_devrun {
+    loom_ctx *ctx;
+    loom_device *dev;
+    const char *spec;
+    int corrupt;            /* test hook: corrupt this device's results */
+} bench_devrun;
+
 int cmd_bench(int argc, char **argv);
+/* A new figure (NULL when the run is full) and its value from timed
+ * samples: rates work / time (times scaled) when work > 0, else times. */
+bench_fig *bench_add_fig(bench_run *r, const char *dev, const char *suite, const char *name, const char *unit, int hib);
+void bench_set_fig(bench_fig *f, double *times, int n, double work, double scale);
+double bench_now_s(void);
+/* The attention suite (bench_attention.c): fused and unfused attention,
+ * forward and forward + backward, and their arenas, on every device. */
+void bench_suite_attention(bench_devrun *devs, int ndev, int quick, bench_run *r);
 void bench_add_device(bench_run *r, const loom_device_info *d);
 void bench_print(const bench_run *r, FILE *f);
 int bench_save(bench_run *r, const char *path);

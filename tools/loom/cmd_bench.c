@@ -76,12 +76,22 @@ static void set_fig(bench_fig *f, double *times, int n, double work, double scal
     f->runs = n;
 }
 
-typedef struct devrun {
-    loom_ctx *ctx;
-    loom_device *dev;
-    const char *spec;
-    int corrupt;            /* test hook: corrupt this device's results */
-} devrun;
+typedef bench_devrun devrun;
+
+bench_fig *bench_add_fig(bench_run *r, const char *dev, const char *suite, const char *name, const char *unit, int hib)
+{
+    return add_fig(r, dev, suite, name, unit, hib);
+}
+
+void bench_set_fig(bench_fig *f, double *times, int n, double work, double scale)
+{
+    set_fig(f, times, n, work, scale);
+}
+
+double bench_now_s(void)
+{
+    return now_s();
+}
 
 static void fill(float *x, size_t n, uint32_t seed)
 {
@@ -786,7 +796,7 @@ static void link_clblast_refs(bench_run *r)
 
 /* ---- the command -------------------------------------------------------- */
 
-static const char *const suite_names[] = {"gemm", "bandwidth", "dispatch", "train", "infer", "startup"};
+static const char *const suite_names[] = {"gemm", "bandwidth", "dispatch", "train", "infer", "startup", "attention"};
 #define NSUITES ((int)(sizeof suite_names / sizeof suite_names[0]))
 
 static const char bench_usage[] =
@@ -794,7 +804,8 @@ static const char bench_usage[] =
     "                  [--compare BASELINE.json] [--results FILE]\n"
     "  --device SPEC    the devices to measure (default all); every result is checked against\n"
     "                   the CPU device, which computes the reference whatever --device says\n"
-    "  --suite LIST     comma-separated, of gemm, bandwidth, dispatch, train, infer, startup (default all)\n"
+    "  --suite LIST     comma-separated, of gemm, bandwidth, dispatch, train, infer, startup (default all\n"
+    "                   of those), attention (fused vs unfused at sequence 128, 512, 2048: asked for alone)\n"
     "  --quick          fewer sizes and repetitions\n"
     "  --data DIR       Fashion-MNIST for the train suite (default " LOOM_DEFAULT_DATA_DIR ")\n"
     "  --json FILE      write the results (schema 1; loom-dash --bench shows them)\n"
@@ -941,6 +952,8 @@ int cmd_bench(int argc, char **argv)
             suite_infer(devs, ndev, quick, ref, &run);
         if (want[5])
             suite_startup(devs, ndev, ref, &run);
+        if (want[6])
+            bench_suite_attention(devs, ndev, quick, &run);
         if (cpu_ref.dev && cpu_ref.dev != devs[0].dev)
             loom_device_close(cpu_ref.dev);
         for (int d = 0; d < ndev; d++)

@@ -13,7 +13,9 @@ typedef struct command {
 
 static const command commands[] = {
     {"devices", cmd_devices, "list every device of every API [--json]"},
-    {"plan", cmd_plan, "memory plan of the MLP graph [--batch N] [--device SPEC] [--json] [--timeline]"},
+    {"plan", cmd_plan, "memory plan of the MLP graph [--batch N] [--device SPEC] [--json] [--timeline]\n"
+     "             | --graph attention [--seq 2048] [--heads 4] [--head-size 64] [--batch 1] [--forward]:\n"
+     "             fused beside unfused attention (forward + backward unless --forward)"},
     {"forward", cmd_forward, "run the MLP forward pass [--batch N] [--device SPEC] [--runs N] [--json]"},
     {"train", cmd_train,
      "train the Fashion-MNIST MLP [--data DIR] [--hidden 64,64] [--epochs 5] [--batch 32] [--lr 0.001]\n"
