@@ -93,14 +93,14 @@ loom_status loom_sequential_add_dropout(loom_sequential *m, float rate)
     return add_layer(m, l, "dropout");
 }
 
-static loom_status parse_layer(loom_sequential *m, const cJSON *l, int li, const char *what);
+static loom_status parse_layer(loom_sequential *m, const cJSON *l, int li, const char *what, int file);
 
 loom_status loom_sequential_add_json(loom_sequential *m, const char *layer_json)
 {
     if (!m || !layer_json)
         return m ? loom_fail(m->ctx, LOOM_E_INVALID, "loom_sequential_add_json: NULL layer") : LOOM_E_INVALID;
     cJSON *o = cJSON_Parse(layer_json);
-    loom_status s = cJSON_IsObject(o) ? parse_layer(m, o, m->nlayers, "loom_sequential_add_json")
+    loom_status s = cJSON_IsObject(o) ? parse_layer(m, o, m->nlayers, "loom_sequential_add_json", 0)
                                       : loom_fail(m->ctx, LOOM_E_FORMAT, "loom_sequential_add_json: not a JSON object: "
                                                   "%.80s", layer_json);
     cJSON_Delete(o);
@@ -189,8 +189,9 @@ static const char *const dropout_keys[] = {"type", "rate", NULL};
 
 #define ARCH_BAD(...) (s = loom_fail(ctx, LOOM_E_FORMAT, __VA_ARGS__))
 
-/* One layer of an architecture (li: its index, what: the file). */
-static loom_status parse_layer(loom_sequential *m, const cJSON *l, int li, const char *what)
+/* One layer of an architecture (li: its index, what: the file, or the
+ * call when not a file: its shape errors stay LOOM_E_SHAPE). */
+static loom_status parse_layer(loom_sequential *m, const cJSON *l, int li, const char *what, int file)
 {
     loom_ctx *ctx = m->ctx;
     loom_status s = LOOM_OK;
@@ -230,7 +231,8 @@ static loom_status parse_layer(loom_sequential *m, const cJSON *l, int li, const
         ARCH_BAD("%s: loom.architecture layer %d has unknown type \"%.64s\"", what, li, type ? type : "?");
     }
     if (s != LOOM_OK && s != LOOM_E_OOM && s != LOOM_E_FORMAT)
-        s = loom_fail(ctx, LOOM_E_FORMAT, "%s: loom.architecture layer %d: %s", what, li, loom_last_error(ctx));
+        s = loom_fail(ctx, file ? LOOM_E_FORMAT : s, "%s: loom.architecture layer %d: %s", what, li,
+                      loom_last_error(ctx));
     return s;
 }
 
@@ -266,7 +268,7 @@ loom_status loom_model_from_json(loom_ctx *ctx, const char *json, const char *wh
     int li = 0;
     cJSON_ArrayForEach(l, layers)
     {
-        if ((s = parse_layer(m, l, li, what)) != LOOM_OK)
+        if ((s = parse_layer(m, l, li, what, 1)) != LOOM_OK)
             goto out;
         li++;
     }
