@@ -34,11 +34,8 @@ typedef struct progress {
 static int report(void *user, const loom_fit_stats *s)
 {
     const progress *p = user;
-    printf("epoch %d/%d step %lld: loss %.4f accuracy %.4f%s%s, %.0f samples/s\n", s->epoch, s->epochs,
-           (long long)s->step, s->loss, s->accuracy, s->end_of_epoch ? ", val_accuracy " : "",
-           s->end_of_epoch ? "" : "", s->samples_per_s);
-    if (s->end_of_epoch && s->val_accuracy == s->val_accuracy)
-        printf("  validation: loss %.4f accuracy %.4f\n", s->val_loss, s->val_accuracy);
+    printf("epoch %d/%d step %lld: loss %.4f accuracy %.4f, %.0f samples/s%s\n", s->epoch, s->epochs,
+           (long long)s->step, s->loss, s->accuracy, s->samples_per_s, s->end_of_epoch ? " (end of epoch)" : "");
     fflush(stdout);
     return p->stop_after > 0 && s->step >= p->stop_after;
 }

@@ -292,6 +292,83 @@ START_TEST(graph_indices_safe)
 }
 END_TEST
 
+/* Indices from the state (an i32 tensor nothing checks on the host) reach
+ * the kernels too: NaN rows, nothing written outside. */
+START_TEST(state_indices_safe)
+{
+    loom_ctx *ctx = tu_ctx();
+    char specs[16][32];
+    int nd = tu_devices(ctx, specs, 16);
+    for (int d = 0; d < nd; d++) {
+        fixture f = fx_open(specs[d]);
+        int64_t ts[2] = {4, 2}, is[1] = {3};
+        int32_t ids[3] = {3, 4, -1};
+        ck_assert_int_eq(loom_state_write(f.st, "ids", LOOM_I32, 1, is, ids), LOOM_OK);
+        loom_tensor table = loom_input(f.g, "table", LOOM_F32, 2, ts);
+        loom_output(f.g, loom_embedding(f.g, table, loom_param(f.g, "ids", LOOM_I32, 1, is, 0)), "y");
+        loom_compile_opts o = {0};
+        o.guard = 1;
+        loom_program *p;
+        ck_assert_msg(loom_compile(f.g, f.dev, f.st, &o, &p) == LOOM_OK, "%s: %s", specs[d], loom_last_error(f.ctx));
+        float tv[8] = {0, 1, 2, 3, 4, 5, 6, 7}, y[6];
+        ck_assert_int_eq(loom_program_set_input(p, "table", tv, sizeof tv), LOOM_OK);
+        ck_assert_int_eq(loom_program_run(p), LOOM_OK);
+        ck_assert_int_eq(loom_program_check_guards(p), LOOM_OK);
+        ck_assert_int_eq(loom_program_read(p, "y", y, sizeof y), LOOM_OK);
+        ck_assert_msg(y[0] == 6 && y[1] == 7 && isnan(y[2]) && isnan(y[3]) && isnan(y[4]) && isnan(y[5]),
+                      "%s: %g %g %g %g %g %g", specs[d], (double)y[0], (double)y[1], (double)y[2], (double)y[3],
+                      (double)y[4], (double)y[5]);
+        loom_program_destroy(p);
+        fx_close(&f);
+    }
+    loom_ctx_destroy(ctx);
+}
+END_TEST
+
+/* The embedding's gradient sums each row's contributions in one order on
+ * every device: many repeats of a few rows give the same bits twice, and
+ * the CPU's bits. */
+START_TEST(scatter_deterministic)
+{
+    enum { IDS = 3000, ROWS = 7, DIM = 5 };
+    loom_ctx *ctx = tu_ctx();
+    char specs[16][32];
+    int nd = tu_devices(ctx, specs, 16);
+    int32_t *ids = malloc(IDS * sizeof *ids);
+    float *dy = malloc(IDS * DIM * sizeof *dy), ref[ROWS * DIM];
+    for (int i = 0; i < IDS; i++)
+        ids[i] = (i * 7 + i / 11) % ROWS;
+    tu_fill(dy, IDS * DIM, 17, -1, 1);
+    for (int d = 0; d < nd; d++) {
+        fixture f = fx_open(specs[d]);
+        int64_t ts[2] = {ROWS, DIM}, is[1] = {IDS}, ds[2] = {IDS, DIM};
+        loom_tensor table = loom_input(f.g, "table", LOOM_F32, 2, ts);
+        loom_tensor y = loom_embedding(f.g, table, loom_input(f.g, "ids", LOOM_I32, 1, is));
+        loom_tensor loss = loom_sum_all(f.g, loom_mul(f.g, y, loom_input(f.g, "dy", LOOM_F32, 2, ds)));
+        ck_assert_int_eq(loom_backward(f.g, loss, &table, 1), LOOM_OK);
+        loom_output(f.g, loom_grad(f.g, table), "dtable");
+        loom_program *p;
+        ck_assert_msg(loom_compile(f.g, f.dev, f.st, NULL, &p) == LOOM_OK, "%s: %s", specs[d], loom_last_error(f.ctx));
+        float a[ROWS * DIM], b[ROWS * DIM];
+        ck_assert_int_eq(loom_program_set_input(p, "ids", ids, IDS * sizeof *ids), LOOM_OK);
+        ck_assert_int_eq(loom_program_set_input(p, "dy", dy, IDS * DIM * sizeof *dy), LOOM_OK);
+        ck_assert_int_eq(loom_program_run(p), LOOM_OK);
+        ck_assert_int_eq(loom_program_read(p, "dtable", a, sizeof a), LOOM_OK);
+        ck_assert_int_eq(loom_program_run(p), LOOM_OK);
+        ck_assert_int_eq(loom_program_read(p, "dtable", b, sizeof b), LOOM_OK);
+        ck_assert_msg(!memcmp(a, b, sizeof a), "%s: two runs differ", specs[d]);
+        if (d == 0)
+            memcpy(ref, a, sizeof a);
+        ck_assert_msg(!memcmp(a, ref, sizeof a), "%s: the sums differ from %s's in their bits", specs[d], specs[0]);
+        loom_program_destroy(p);
+        fx_close(&f);
+    }
+    free(ids);
+    free(dy);
+    loom_ctx_destroy(ctx);
+}
+END_TEST
+
 /* A mask that depends on a trainable parameter would need a gradient the
  * fused op does not give: refused by name, not silently zero. */
 START_TEST(learned_mask_refused)
@@ -333,6 +410,8 @@ int main(void)
     tcase_set_timeout(ti, 300);
     tcase_add_test(ti, host_indices_checked);
     tcase_add_test(ti, graph_indices_safe);
+    tcase_add_test(ti, state_indices_safe);
+    tcase_add_test(ti, scatter_deterministic);
     suite_add_tcase(s, ti);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
