@@ -321,6 +321,91 @@ int loom_graph_node_count(const loom_graph *g);
 loom_ctx *loom_graph_ctx(const loom_graph *g);
 loom_tensor loom_graph_find(const loom_graph *g, const char *name);
 
+/* ---- convolutional networks (NCHW; src/core/ops_conv.c) ----------------- */
+
+/* The geometry of a convolution (or of a pooling window). Zeros mean the
+ * defaults: stride 1, dilation 1, no padding, one group. pad is explicit
+ * (top, left, bottom, right) unless same = 1: then the output has
+ * ceil(H / stride) rows (ceil(W / stride) columns), the padding split as
+ * evenly as it goes, the odd row or column at the bottom or right (as
+ * TensorFlow's "same"). */
+typedef struct loom_conv2d_opts {
+    int stride[2];
+    int dilation[2];
+    int pad[4];
+    int same;
+    int groups;               /* C and OC divisible by it; C: depthwise */
+} loom_conv2d_opts;
+
+loom_conv2d_opts loom_conv2d_opts_default(void);
+/* x [N, C, H, W] * w [OC, C / groups, KH, KW] (+ bias [OC], or LOOM_NONE)
+ * -> [N, OC, OH, OW], OH = (H + pad_top + pad_bottom - dilation (KH - 1) -
+ * 1) / stride + 1. o may be NULL (the defaults). */
+loom_tensor loom_conv2d(loom_graph *g, loom_tensor x, loom_tensor w, loom_tensor bias, const loom_conv2d_opts *o);
+/* x [N, C, L] * w [OC, C / groups, K] -> [N, OC, OL]: conv2d over one row
+ * (the second of stride, dilation, and pad[1] / pad[3] apply). */
+loom_tensor loom_conv1d(loom_graph *g, loom_tensor x, loom_tensor w, loom_tensor bias, const loom_conv2d_opts *o);
+/* The transpose of conv2d(., w): x [N, IC, H, W] with w [IC, OC / groups,
+ * KH, KW] (PyTorch's ConvTranspose2d layout) -> [N, OC, (H - 1) stride -
+ * pad_top - pad_bottom + dilation (KH - 1) + 1 + output_padding[0], ...];
+ * same = 1 gives H stride rows. output_padding may be NULL (0, 0). */
+loom_tensor loom_conv_transpose2d(loom_graph *g, loom_tensor x, loom_tensor w, loom_tensor bias,
+                                  const loom_conv2d_opts *o, const int output_padding[2]);
+
+/* Pooling windows of kernel[0] x kernel[1] over [N, C, H, W]; a stride of
+ * 0 is the kernel's. Padding (explicit or same) must be smaller than the
+ * window. Max ignores the padding, and its gradient goes to the first
+ * arg-max of each window. Average divides by the window's elements inside
+ * the input, or by the whole window with count_pad = 1 (PyTorch's
+ * count_include_pad). */
+typedef struct loom_pool2d_opts {
+    int kernel[2];
+    int stride[2];
+    int pad[4];
+    int same;
+    int count_pad;
+} loom_pool2d_opts;
+
+loom_tensor loom_max_pool2d(loom_graph *g, loom_tensor x, const loom_pool2d_opts *o);
+loom_tensor loom_avg_pool2d(loom_graph *g, loom_tensor x, const loom_pool2d_opts *o);
+/* [N, C, H, W] -> [N, C]: the mean of each channel. */
+loom_tensor loom_global_avg_pool2d(loom_graph *g, loom_tensor x);
+
+/* Batch normalization of x [N, C] or [N, C, ...] per channel, scaled by
+ * gamma [C] and shifted by beta [C] (x's dtype). running is a [2, C] f32
+ * parameter (the running mean, then the running variance; keep it
+ * untrainable). training = 1: the batch's statistics (mean and biased
+ * variance over N and the spatial dims), and when running is given an
+ * update node that writes running = momentum running + (1 - momentum)
+ * batch (Keras: momentum 0.99, eps 1e-3); the gradient accounts for the
+ * statistics. training = 0: the running statistics, fixed. */
+loom_tensor loom_batch_norm(loom_graph *g, loom_tensor x, loom_tensor gamma, loom_tensor beta, loom_tensor running,
+                            float momentum, float eps, int training);
+/* Group normalization: statistics per sample over groups of C / groups
+ * channels (C divisible by groups), then gamma [C] and beta [C]. */
+loom_tensor loom_group_norm(loom_graph *g, loom_tensor x, loom_tensor gamma, loom_tensor beta, int groups, float eps);
+
+/* Tensors joined along axis (negative counts from the end); every other
+ * dim equal, one dtype. */
+loom_tensor loom_concat(loom_graph *g, int n, const loom_tensor *xs, int axis);
+/* x[start:stop:step] along every axis (arrays of x's rank; NULL start: 0,
+ * NULL stop: the end, NULL step: 1). Negative start and stop count from
+ * the end and are clipped to the dim, as Python's slices; step >= 1; an
+ * empty result is LOOM_E_SHAPE. */
+loom_tensor loom_slice(loom_graph *g, loom_tensor x, const int64_t *start, const int64_t *stop, const int64_t *step);
+typedef enum loom_pad_mode {
+    LOOM_PAD_CONSTANT = 0,    /* value outside */
+    LOOM_PAD_REFLECT = 1      /* mirrored without the edge: lo, hi < dim */
+} loom_pad_mode;
+/* lo[i] before and hi[i] after axis i (arrays of x's rank). */
+loom_tensor loom_pad(loom_graph *g, loom_tensor x, const int64_t *lo, const int64_t *hi, loom_pad_mode mode,
+                     float value);
+/* [N, ...] -> [N, the rest]: a reshape, which moves nothing. */
+loom_tensor loom_flatten(loom_graph *g, loom_tensor x);
+/* Dropout of whole channels of x [N, C, ...] (the same mask over each
+ * channel's elements), scaled by 1 / (1 - rate). */
+loom_tensor loom_spatial_dropout(loom_graph *g, loom_tensor x, float rate, uint32_t seed);
+
 /* ---- autodiff and optimizers -------------------------------------------- */
 
 /* Appends gradient nodes of the scalar `loss` with respect to every
@@ -435,6 +520,52 @@ loom_status loom_sequential_add_json(loom_sequential *m, const char *layer_json)
 /* The architecture as JSON (stored in model files); valid while m lives. */
 const char *loom_sequential_describe(loom_sequential *m);
 
+/* Convolutional networks. A model over images takes rows of channels x
+ * height x width values (Fashion-MNIST: 1 x 28 x 28), seen as NCHW. Each
+ * layer checks its input's shape when it is added (LOOM_E_SHAPE naming
+ * the layer and the shapes): dense needs features (add a flatten), the
+ * convolutions and pooling need images. */
+loom_status loom_sequential_create_image(loom_ctx *ctx, int64_t channels, int64_t height, int64_t width,
+                                         loom_sequential **out);
+
+typedef struct loom_conv2d_layer {
+    int64_t filters;
+    int kernel[2];
+    int stride[2];            /* 0: 1 */
+    int dilation[2];          /* 0: 1 */
+    int same;                 /* 1: "same" padding (ceil(H / stride) rows), 0: "valid" */
+    int groups;               /* 0: 1; the input's channels for depthwise */
+    int no_bias;
+    loom_activation act;
+    loom_init init;           /* LOOM_INIT_HE_NORMAL for ReLU stacks */
+} loom_conv2d_layer;
+
+/* filters of kh x kw, stride 1, valid padding, a bias, no activation, He
+ * initialisation. */
+loom_conv2d_layer loom_conv2d_layer_default(int64_t filters, int kh, int kw);
+loom_status loom_sequential_add_conv2d(loom_sequential *m, const loom_conv2d_layer *l);
+/* Windows of kh x kw; stride 0 is the window's (Keras's default). */
+loom_status loom_sequential_add_max_pool2d(loom_sequential *m, int kh, int kw, int stride, int same);
+loom_status loom_sequential_add_avg_pool2d(loom_sequential *m, int kh, int kw, int stride, int same);
+/* [C, H, W] -> [C] */
+loom_status loom_sequential_add_global_avg_pool2d(loom_sequential *m);
+/* Batch normalization per channel (or per feature); 0, 0 give Keras's
+ * momentum 0.99 and eps 1e-3. Its parameters are "bn<i>/gamma",
+ * "bn<i>/beta" and the running statistics "bn<i>/running" [2, C] (mean,
+ * variance), which training updates and evaluation uses. */
+loom_status loom_sequential_add_batch_norm(loom_sequential *m, float momentum, float eps);
+/* [C, H, W] -> [C H W] */
+loom_status loom_sequential_add_flatten(loom_sequential *m);
+loom_status loom_sequential_add_activation(loom_sequential *m, loom_activation act);
+/* Dropout of whole channels (training only). */
+loom_status loom_sequential_add_spatial_dropout(loom_sequential *m, float rate);
+/* A model from its description: the JSON loom_sequential_describe gives
+ * and model files carry ({"input": 784 or [C, H, W], "layers": [{"type":
+ * "conv2d", "filters": 32, "kernel": [3, 3], "padding": "same", ...}]});
+ * fields a layer leaves out take their defaults. LOOM_E_FORMAT naming
+ * what (a file name) and the field when it is not one. */
+loom_status loom_sequential_from_json(loom_ctx *ctx, const char *json, const char *what, loom_sequential **out);
+
 typedef struct loom_model_config {
     loom_optimizer optimizer;  /* default: Adam with Keras defaults */
     loom_loss loss;            /* default: sparse categorical cross-entropy */
@@ -496,6 +627,12 @@ typedef struct loom_fit_config {
     struct loom_trace *trace;  /* the first trace_steps steps, when the model
                                   was compiled with profile = 1 */
     int64_t trace_steps;
+    /* Training augmentation of image models, drawn from the model's seed:
+     * each image shifted by up to augment_shift pixels either way (the
+     * uncovered pixels are 0 before scaling), and with augment_flip
+     * mirrored left to right half of the time. */
+    int augment_shift;
+    int augment_flip;
 } loom_fit_config;
 
 loom_fit_config loom_fit_config_default(void);
@@ -650,11 +787,15 @@ typedef struct loom_plan_report {
     int steps;
     const uint64_t *live_bytes;/* per step; valid while the program lives */
     int inplace;               /* ops that wrote over a dying input */
-    int dispatches;            /* nodes that run per replay (after fusion) */
+    int dispatches;            /* kernel launches per replay (after fusion;
+                                  GEMM calls and copies count) */
     int fused;                 /* fusions made (matmul + bias [+ activation]) */
 } loom_plan_report;
 
 loom_status loom_program_plan(const loom_program *p, loom_plan_report *out);
+/* The planner's report of the model's training (train = 1) or evaluation
+ * program at its batch: arena, lower bound, dispatches per step. */
+loom_status loom_sequential_plan(loom_sequential *m, int train, loom_plan_report *out);
 
 /* ---- per-device tuning (OpenCL: CLBlast's GEMM parameters) -------------- */
 
@@ -820,6 +961,8 @@ typedef struct loom_profile_report {
     uint64_t arena_bytes;      /* the program's planned intermediates */
     uint64_t mem_bytes;        /* state + arena */
     int nnodes;                /* one entry per executed node */
+    int dispatches;            /* kernel launches per run (a fused node is
+                                  one; a node may take several) */
     const loom_profile_node *nodes; /* execution order; owned by the program,
                                   valid until it is destroyed; each run and
                                   reset update the values in place */

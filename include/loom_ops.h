@@ -19,7 +19,7 @@
 
 /* y = f(x): loom_<name>(g, x). */
 #define LOOM_UNARY_OPS(X)                                                                  \
-    X(relu, RELU, 1, FROM_X)          /* max(x, 0) */                                           \
+    X(relu, RELU, 1, FROM_Y)          /* max(x, 0); y > 0 exactly where x > 0 */                                          \
     X(sigmoid, SIGMOID, 3, FROM_Y)    /* 1 / (1 + exp(-x)) */                                   \
     X(tanh, TANH, 1, FROM_Y)                                                                    \
     X(gelu, GELU, 5, FROM_X)          /* 0.5 x (1 + erf(x / sqrt 2)), the exact form */         \

@@ -25,9 +25,40 @@
 #define LOOM_ARG_MAX 0
 #define LOOM_ARG_MIN 1
 
+/* the activations a GEMM applies in its epilogue (and whose gradient it
+ * applies, for those whose derivative reads their output) */
+#define LOOM_EPI_NONE 0
+#define LOOM_EPI_RELU 1
+#define LOOM_EPI_GELU 2
+#define LOOM_EPI_TANH 3
+#define LOOM_EPI_SIGMOID 4
+#define LOOM_EPI_SILU 5
+
+/* convolutions: which of (x, w, y) a node computes from the other two */
+#define LOOM_CONV_FWD 0          /* y from x, w */
+#define LOOM_CONV_BWD_DATA 1     /* x from y, w (conv_transpose2d) */
+#define LOOM_CONV_BWD_FILTER 2   /* w from y, x */
+
+/* pooling */
+#define LOOM_POOL_MAX 0
+#define LOOM_POOL_AVG 1
+
+/* normalization: what a node of the family computes */
+#define LOOM_NORM_STATS 0
+#define LOOM_NORM_APPLY 1
+#define LOOM_NORM_GRAD_STATS 2
+#define LOOM_NORM_GRAD 3
+#define LOOM_NORM_DGAMMA 4
+
+/* windows of a tensor */
+#define LOOM_WINDOW_SLICE 0
+#define LOOM_WINDOW_SLICE_GRAD 1
+#define LOOM_WINDOW_PAD 2
+#define LOOM_WINDOW_PAD_GRAD 3
+
 /* layer norm, RMS norm and their gradients */
-#define LOOM_NORM_LAYER 0
-#define LOOM_NORM_RMS 1
+#define LOOM_LNORM_LAYER 0
+#define LOOM_LNORM_RMS 1
 
 /* indexing: take (embedding) and gather; their gradients (scatter-adds) */
 #define LOOM_INDEX_TAKE 0

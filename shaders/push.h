@@ -45,6 +45,10 @@ LOOM_PUSH_BEGIN(loom_pc_gemm)
     LU32 sbk;
     LU32 sbn;
     LU32 has_bias;
+    LU32 epi;  /* LOOM_EPI_*: the activation applied to C (+ bias) */
+    LU32 depi; /* LOOM_EPI_*: C = (A x B) * f'(y), y bound as the third operand */
+    LF32 p1;
+    LF32 p2;
 LOOM_PUSH_END(loom_pc_gemm)
 
 /* Element i of the output, as a rank-4 index (i0, i1, i2, i3) over dims
@@ -139,13 +143,105 @@ LOOM_PUSH_BEGIN(loom_pc_update)
     LF32 weight_decay;
     LF32 l1;
     LF32 l2;
+    LU32 grad_rows; /* the gradient is the column sum of a [grad_rows, n] one */
+    LU32 first;     /* multi-tensor: the group's first table word (n: its tensors) */
 LOOM_PUSH_END(loom_pc_update)
+
+/* A multi-tensor update's table entry, in words: element offsets of the
+ * parameter, the gradient, the two moments; the tensor's size, its
+ * gradient's rows (0: not a column sum); its first workgroup; padding. */
+#define LOOM_UPDATE_ENTRY 8u
 
 /* A custom kernel's element counts: the output's, then each input's (up to
  * LOOM_CUSTOM_MAX_INPUTS of include/loom.h). */
 LOOM_PUSH_BEGIN(loom_pc_custom)
     LU32 n[9];
 LOOM_PUSH_END(loom_pc_custom)
+
+/* Convolutions as an implicit GEMM (conv_tiled.comp, conv_direct.comp):
+ * the convolution X [n, c, h, w] * W [oc, cg, kh, kw] -> Y [n, oc, oh, ow]
+ * in groups of cg input and ocg output channels, stride (sh, sw),
+ * dilation (dh, dw), padding pt at the top and pl at the left. has_bias:
+ * the node's third input is added per output channel. */
+LOOM_PUSH_BEGIN(loom_pc_conv)
+    LU32 n;
+    LU32 c;
+    LU32 h;
+    LU32 w;
+    LU32 oc;
+    LU32 oh;
+    LU32 ow;
+    LU32 kh;
+    LU32 kw;
+    LU32 cg;
+    LU32 ocg;
+    LU32 sh;
+    LU32 sw;
+    LU32 dh;
+    LU32 dw;
+    LU32 pt;
+    LU32 pl;
+    LU32 has_bias;
+LOOM_PUSH_END(loom_pc_conv)
+
+/* Pooling over planes of h x w (n x c of them) into oh x ow: windows of
+ * kh x kw, stride (sh, sw), padding pt, pl; count_pad: averages divide by
+ * the whole window. */
+LOOM_PUSH_BEGIN(loom_pc_pool)
+    LU32 planes;
+    LU32 h;
+    LU32 w;
+    LU32 oh;
+    LU32 ow;
+    LU32 kh;
+    LU32 kw;
+    LU32 sh;
+    LU32 sw;
+    LU32 pt;
+    LU32 pl;
+    LU32 count_pad;
+LOOM_PUSH_END(loom_pc_pool)
+
+/* Normalization of x [n, c, s] by q statistics (src/core/conv_geom.h,
+ * loom_norm_geom): statistic j covers `blocks` runs of `len` elements,
+ * `stride` apart, from j * len; element i belongs to statistic
+ * ((i / s) / cpg) % q and channel (i / s) % c. frozen: the statistics are
+ * not the batch's (no terms through them in the gradient). */
+LOOM_PUSH_BEGIN(loom_pc_norm)
+    LU32 numel;
+    LU32 n;
+    LU32 c;
+    LU32 s;
+    LU32 q;
+    LU32 cpg;
+    LU32 blocks;
+    LU32 len;
+    LU32 stride;
+    LF32 eps;
+    LU32 frozen;
+LOOM_PUSH_END(loom_pc_norm)
+
+/* A window of a rank-4 tensor (slice, pad and their gradients; code
+ * LOOM_WINDOW_*): out dims od, in dims id, per dim the start (negative
+ * for padding) and the step; mode 1 reflects, else value fills. */
+LOOM_PUSH_BEGIN(loom_pc_window)
+    LU32 n;
+    LU32 mode;
+    LU32 od[4];
+    LU32 id[4];
+    LI32 start[4];
+    LU32 step[4];
+    LF32 value;
+LOOM_PUSH_END(loom_pc_window)
+
+/* One input of a concat: its outer x len elements to out[o * out_len +
+ * off + j]. */
+LOOM_PUSH_BEGIN(loom_pc_concat)
+    LU32 n;
+    LU32 len;
+    LU32 out_len;
+    LU32 off;
+LOOM_PUSH_END(loom_pc_concat)
 
 /* Values that change from run to run, computed once per run in core
  * (src/core/program.c) for every node whose op consumes them, and handed to
@@ -163,7 +259,7 @@ LOOM_PUSH_BEGIN(loom_run_slot)
 LOOM_PUSH_END(loom_run_slot)
 
 #if !defined(GL_core_profile) && !defined(__OPENCL_VERSION__)
-_Static_assert(sizeof(loom_pc_gemm) == 32, "loom_pc_gemm layout");
+_Static_assert(sizeof(loom_pc_gemm) == 48, "loom_pc_gemm layout");
 _Static_assert(sizeof(loom_pc_bcast) == 56, "loom_pc_bcast layout");
 _Static_assert(sizeof(loom_pc_unary) == 12, "loom_pc_unary layout");
 _Static_assert(sizeof(loom_pc_where) == 68, "loom_pc_where layout");
@@ -173,9 +269,14 @@ _Static_assert(sizeof(loom_pc_reduce) == 60, "loom_pc_reduce layout");
 _Static_assert(sizeof(loom_pc_argmax) == 12, "loom_pc_argmax layout");
 _Static_assert(sizeof(loom_pc_dropout) == 16, "loom_pc_dropout layout");
 _Static_assert(sizeof(loom_pc_sumsq) == 36, "loom_pc_sumsq layout");
-_Static_assert(sizeof(loom_pc_update) == 52, "loom_pc_update layout");
+_Static_assert(sizeof(loom_pc_update) == 60, "loom_pc_update layout");
 _Static_assert(sizeof(loom_run_slot) == 32, "loom_run_slot layout");
 _Static_assert(sizeof(loom_pc_custom) == 36, "loom_pc_custom layout");
+_Static_assert(sizeof(loom_pc_conv) == 72, "loom_pc_conv layout");
+_Static_assert(sizeof(loom_pc_pool) == 48, "loom_pc_pool layout");
+_Static_assert(sizeof(loom_pc_norm) == 44, "loom_pc_norm layout");
+_Static_assert(sizeof(loom_pc_window) == 76, "loom_pc_window layout");
+_Static_assert(sizeof(loom_pc_concat) == 16, "loom_pc_concat layout");
 #endif
 
 
@@ -201,12 +302,12 @@ LOOM_PUSH_END(loom_pc_bmm)
 
 /* Layer / RMS norm and their gradients over rows of cols elements;
  * affine: 1 gamma bound, 2 beta bound. */
-LOOM_PUSH_BEGIN(loom_pc_norm)
+LOOM_PUSH_BEGIN(loom_pc_lnorm)
     LU32 rows;
     LU32 cols;
     LF32 eps;
     LU32 affine;
-LOOM_PUSH_END(loom_pc_norm)
+LOOM_PUSH_END(loom_pc_lnorm)
 
 /* take / gather and their scatter-adds. take: x [outer, bound, inner],
  * nj indices; out (or dy) [outer, nj, inner]. gather: the index tensor's
@@ -254,7 +355,7 @@ LOOM_PUSH_END(loom_pc_attn)
 
 #if !defined(GL_core_profile) && !defined(__OPENCL_VERSION__)
 _Static_assert(sizeof(loom_pc_bmm) == 48, "loom_pc_bmm layout");
-_Static_assert(sizeof(loom_pc_norm) == 16, "loom_pc_norm layout");
+_Static_assert(sizeof(loom_pc_lnorm) == 16, "loom_pc_lnorm layout");
 _Static_assert(sizeof(loom_pc_index) == 84, "loom_pc_index layout");
 _Static_assert(sizeof(loom_pc_rope) == 24, "loom_pc_rope layout");
 _Static_assert(sizeof(loom_pc_attn) == 72, "loom_pc_attn layout");

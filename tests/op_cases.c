@@ -4,6 +4,8 @@
 #include "core/op_table.h"
 
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* The first rows are positional and leave the later fields (the sequence
@@ -31,7 +33,22 @@ const op_case op_cases[] = {
     {"matmul_1000x1023x7", "matmul", 2, {2, 2}, {S2(1000, 7), S2(7, 1023)}, -1, 1, 0, 0, 0, 0, 0, 0, {0}, 1e-4, 1e-4, 0, 0, 0},
     /* matmul + row bias (+ activation): the fusion pass's patterns */
     {"dense_bias_33x65x17", "dense", 3, {2, 2, 1}, {S2(33, 65), S2(65, 17), S1(17)}, -1, 1, 0, 0, 0, 0, 0, 0, {0}, 1e-4, 1e-4, 1, 0, 0},
+    /* two layers: the backward pass's matmul applies the activation's
+     * gradient in its epilogue */
+    {"mlp_relu_33x65x17", "mlp_relu", 3, {2, 2, 2}, {S2(33, 65), S2(65, 31), S2(31, 17)}, -1, 1, 0, 0, 0, 0, 0, 0, {0}, 1e-4, 1e-4, 1, 1, 0},
+    {"mlp_sigmoid_7x127x33", "mlp_sigmoid", 3, {2, 2, 2}, {S2(7, 127), S2(127, 33), S2(33, 9)}, -1, 1, 0, 0, 0, 0, 0, 0, {0}, 1e-4, 1e-4, 1, 0, 0},
     {"dense_tanh_7x127x33", "dense_tanh", 3, {2, 2, 1}, {S2(7, 127), S2(127, 33), S1(33)}, -1, 1, 0, 0, 0, 0, 0, 0, {0}, 1e-4, 1e-4, 1, 0, 0},
+    /* every epilogue (LOOM_EPI_*), forward and through its gradient; sizes
+     * off every tile, k over several staged blocks, the transposes */
+    {"dense_relu_70x300x45", "dense_relu", 3, {2, 2, 1}, {S2(70, 300), S2(300, 45), S1(45)}, -1, 1, 0, 0, 0, 0, 0, 0, {0}, 1e-4, 1e-4, 1, 1, 0},
+    /* forward only: gelu's and silu's gradients read their input, which
+     * keeps the activation out of the GEMM in a training graph */
+    {"dense_gelu_33x65x17", "dense_gelu", 3, {2, 2, 1}, {S2(33, 65), S2(65, 17), S1(17)}, -1, 1, 0, 0, 0, 0, 0, 0, {0}, 1e-4, 1e-4, 0, 0, 0},
+    {"dense_silu_37x29x41", "dense_silu", 3, {2, 2, 1}, {S2(37, 29), S2(29, 41), S1(41)}, -1, 1, 0, 0, 0, 0, 0, 0, {0}, 1e-4, 1e-4, 0, 0, 0},
+    {"dense_sigmoid_129x64x10", "dense_sigmoid", 3, {2, 2, 1}, {S2(129, 64), S2(64, 10), S1(10)}, -1, 1, 0, 0, 0, 0, 0, 0, {0}, 1e-4, 1e-4, 1, 0, 0},
+    {"dense_relu_nt_31x23x50", "dense_relu", 3, {2, 2, 1}, {S2(31, 23), S2(50, 23), S1(50)}, -1, 1, 0, 1, 0, 0, 0, 0, {0}, 1e-4, 1e-4, 1, 1, 0},
+    {"dense_gelu_tn_70x40x33", "dense_gelu", 3, {2, 2, 1}, {S2(70, 40), S2(70, 33), S1(33)}, -1, 1, 1, 0, 0, 0, 0, 0, {0}, 1e-4, 1e-4, 1, 0, 0},
+    {"mlp_tanh_65x200x19", "mlp_tanh", 3, {2, 2, 2}, {S2(65, 200), S2(200, 37), S2(37, 19)}, -1, 1, 0, 0, 0, 0, 0, 0, {0}, 1e-4, 1e-4, 1, 0, 0},
 
     {"add_same_1023", "add", 2, {1, 1}, {S1(1023), S1(1023)}, -2, 2, 0, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-6, 1, 0, 0},
     {"add_row_bias", "add", 2, {2, 1}, {S2(33, 127), S1(127)}, -2, 2, 0, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-5, 1, 0, 0},
@@ -180,6 +197,75 @@ const op_case op_cases[] = {
      .rtol = 1e-4, .backward = 1},
 #undef IDX
 #undef PAD
+    /* convolutional networks: odd sizes, stride 2, padding 1, dilation 2,
+     * groups = channels, 1x1, 7x7, non-square inputs and kernels, batch 1,
+     * channel counts that fit no tile. The builder's name is followed by
+     * its attributes: s stride, p padding top, left, bottom, right, d
+     * dilation, g groups, k window, ... (conv_case) */
+    {.name = "conv2d_3x3_p1", .op = "conv2d p=1,1,1,1 bias", .nin = 3, .ndim = {4, 4, 1}, .shape = {S4(2, 3, 7, 9), S4(4, 3, 3, 3), S1(4)}, .lo = -1, .hi = 1,
+     .atol = 1e-5, .rtol = 1e-4, .backward = 1, .kink = 0},
+    {.name = "conv2d_s2_p1", .op = "conv2d s=2,2 p=1,1,1,1 bias", .nin = 3, .ndim = {4, 4, 1}, .shape = {S4(2, 3, 9, 8), S4(5, 3, 3, 3), S1(5)}, .lo = -1, .hi = 1,
+     .atol = 1e-5, .rtol = 1e-4, .backward = 1, .kink = 0},
+    {.name = "conv2d_d2", .op = "conv2d d=2,2 p=2,2,2,2", .nin = 2, .ndim = {4, 4}, .shape = {S4(1, 2, 9, 9), S4(3, 2, 3, 3)}, .lo = -1, .hi = 1,
+     .atol = 1e-5, .rtol = 1e-4, .backward = 1, .kink = 0},
+    {.name = "conv2d_depthwise", .op = "conv2d g=6 p=1,1,1,1 bias", .nin = 3, .ndim = {4, 4, 1}, .shape = {S4(2, 6, 8, 7), S4(6, 1, 3, 3), S1(6)}, .lo = -1, .hi = 1,
+     .atol = 1e-5, .rtol = 1e-4, .backward = 1, .kink = 0},
+    {.name = "conv2d_groups2_3x2", .op = "conv2d g=2", .nin = 2, .ndim = {4, 4}, .shape = {S4(2, 4, 6, 6), S4(6, 2, 3, 2)}, .lo = -1, .hi = 1,
+     .atol = 1e-5, .rtol = 1e-4, .backward = 1, .kink = 0},
+    {.name = "conv2d_1x1", .op = "conv2d bias", .nin = 3, .ndim = {4, 4, 1}, .shape = {S4(2, 5, 6, 7), S4(3, 5, 1, 1), S1(3)}, .lo = -1, .hi = 1,
+     .atol = 1e-5, .rtol = 1e-4, .backward = 1, .kink = 0},
+    {.name = "conv2d_7x7_s2", .op = "conv2d s=2,2 p=3,3,3,3", .nin = 2, .ndim = {4, 4}, .shape = {S4(1, 3, 17, 15), S4(4, 3, 7, 7)}, .lo = -1, .hi = 1,
+     .atol = 1e-4, .rtol = 1e-4, .backward = 1, .kink = 0},
+    {.name = "conv2d_same_s2_4x4", .op = "conv2d s=2,2 same", .nin = 2, .ndim = {4, 4}, .shape = {S4(2, 2, 8, 9), S4(3, 2, 4, 4)}, .lo = -1, .hi = 1,
+     .atol = 1e-5, .rtol = 1e-4, .backward = 1, .kink = 0},
+    {.name = "conv2d_nonsquare", .op = "conv2d s=1,2 p=1,2,0,1", .nin = 2, .ndim = {4, 4}, .shape = {S4(1, 3, 5, 11), S4(2, 3, 2, 5)}, .lo = -1, .hi = 1,
+     .atol = 1e-5, .rtol = 1e-4, .backward = 1, .kink = 0},
+    {.name = "conv2d_b1_17to33", .op = "conv2d p=1,1,1,1 bias", .nin = 3, .ndim = {4, 4, 1}, .shape = {S4(1, 17, 5, 6), S4(33, 17, 3, 3), S1(33)}, .lo = -1, .hi = 1,
+     .atol = 1e-4, .rtol = 1e-4, .backward = 1, .kink = 0},
+    {.name = "conv1d_s2", .op = "conv1d s=1,2 p=0,2,0,2 bias", .nin = 3, .ndim = {3, 3, 1}, .shape = {S3(2, 3, 20), S3(4, 3, 5), S1(4)}, .lo = -1, .hi = 1,
+     .atol = 1e-5, .rtol = 1e-4, .backward = 1, .kink = 0},
+    {.name = "conv_transpose2d_s2", .op = "conv_transpose2d s=2,2 p=1,1,1,1 op=1,1 bias", .nin = 3, .ndim = {4, 4, 1}, .shape = {S4(2, 4, 5, 6), S4(4, 3, 3, 3), S1(3)}, .lo = -1, .hi = 1,
+     .atol = 1e-5, .rtol = 1e-4, .backward = 1, .kink = 0},
+    {.name = "conv_transpose2d_g2_d2", .op = "conv_transpose2d g=2 d=2,2", .nin = 2, .ndim = {4, 4}, .shape = {S4(1, 4, 4, 5), S4(4, 2, 2, 3)}, .lo = -1, .hi = 1,
+     .atol = 1e-5, .rtol = 1e-4, .backward = 1, .kink = 0},
+    {.name = "max_pool2d_2x2", .op = "max_pool2d k=2,2", .nin = 1, .ndim = {4}, .shape = {S4(2, 3, 8, 9)}, .lo = -1, .hi = 1,
+     .atol = 1e-6, .rtol = 1e-4, .backward = 1, .kink = 1},
+    {.name = "max_pool2d_3x3_s2_p1", .op = "max_pool2d k=3,3 s=2,2 p=1,1,1,1", .nin = 1, .ndim = {4}, .shape = {S4(1, 4, 9, 7)}, .lo = -1, .hi = 1,
+     .atol = 1e-6, .rtol = 1e-4, .backward = 1, .kink = 1},
+    {.name = "avg_pool2d_3x2_s1", .op = "avg_pool2d k=3,2 s=1,1 p=1,1,1,1", .nin = 1, .ndim = {4}, .shape = {S4(2, 2, 6, 5)}, .lo = -1, .hi = 1,
+     .atol = 1e-6, .rtol = 1e-4, .backward = 1, .kink = 0},
+    {.name = "avg_pool2d_count_pad", .op = "avg_pool2d k=3,3 s=2,2 p=1,1,1,1 cp", .nin = 1, .ndim = {4}, .shape = {S4(1, 3, 7, 7)}, .lo = -1, .hi = 1,
+     .atol = 1e-6, .rtol = 1e-4, .backward = 1, .kink = 0},
+    {.name = "global_avg_pool2d", .op = "global_avg_pool2d", .nin = 1, .ndim = {4}, .shape = {S4(2, 5, 4, 3)}, .lo = -1, .hi = 1,
+     .atol = 1e-6, .rtol = 1e-4, .backward = 1, .kink = 0},
+    {.name = "batch_norm_train_4d", .op = "batch_norm_train", .nin = 3, .ndim = {4, 1, 1}, .shape = {S4(4, 3, 5, 6), S1(3), S1(3)}, .lo = -2, .hi = 2,
+     .atol = 1e-4, .rtol = 1e-4, .backward = 1, .kink = 0},
+    {.name = "batch_norm_train_2d", .op = "batch_norm_train", .nin = 3, .ndim = {2, 1, 1}, .shape = {S2(7, 5), S1(5), S1(5)}, .lo = -2, .hi = 2,
+     .atol = 1e-4, .rtol = 1e-4, .backward = 1, .kink = 0},
+    {.name = "batch_norm_infer", .op = "batch_norm_infer", .nin = 3, .ndim = {4, 1, 1}, .shape = {S4(3, 4, 3, 3), S1(4), S1(4)}, .lo = 0.2f, .hi = 2,
+     .atol = 1e-5, .rtol = 1e-4, .backward = 1, .kink = 0},
+    {.name = "group_norm_g3", .op = "group_norm g=3", .nin = 3, .ndim = {4, 1, 1}, .shape = {S4(2, 6, 4, 5), S1(6), S1(6)}, .lo = -2, .hi = 2,
+     .atol = 1e-4, .rtol = 1e-4, .backward = 1, .kink = 0},
+    {.name = "group_norm_g1_3d", .op = "group_norm g=1", .nin = 3, .ndim = {3, 1, 1}, .shape = {S3(3, 4, 7), S1(4), S1(4)}, .lo = -2, .hi = 2,
+     .atol = 1e-4, .rtol = 1e-4, .backward = 1, .kink = 0},
+    {.name = "concat_axis1", .op = "concat axis=1", .nin = 3, .ndim = {4, 4, 4}, .shape = {S4(2, 3, 4, 5), S4(2, 1, 4, 5), S4(2, 2, 4, 5)}, .lo = -1, .hi = 1,
+     .atol = 0, .rtol = 1e-4, .backward = 1, .kink = 0},
+    {.name = "concat_last", .op = "concat axis=-1", .nin = 2, .ndim = {2, 2}, .shape = {S2(7, 3), S2(7, 10)}, .lo = -1, .hi = 1,
+     .atol = 0, .rtol = 1e-4, .backward = 1, .kink = 0},
+    {.name = "slice_steps", .op = "slice start=1,0,2 stop=5,7,9 step=2,3,1", .nin = 1, .ndim = {3}, .shape = {S3(5, 7, 9)}, .lo = -1, .hi = 1,
+     .atol = 0, .rtol = 1e-4, .backward = 1, .kink = 0},
+    {.name = "slice_negative", .op = "slice start=-20,1 stop=-1,10 step=3,2", .nin = 1, .ndim = {2}, .shape = {S2(33, 10)}, .lo = -1, .hi = 1,
+     .atol = 0, .rtol = 1e-4, .backward = 1, .kink = 0},
+    {.name = "pad_constant", .op = "pad lo=0,0,1,2 hi=0,1,2,1 value=0.5", .nin = 1, .ndim = {4}, .shape = {S4(2, 3, 4, 5)}, .lo = -1, .hi = 1,
+     .atol = 0, .rtol = 1e-4, .backward = 1, .kink = 0},
+    {.name = "pad_reflect", .op = "pad lo=0,0,2,1 hi=0,0,1,3 reflect", .nin = 1, .ndim = {4}, .shape = {S4(2, 3, 5, 6)}, .lo = -1, .hi = 1,
+     .atol = 1e-6, .rtol = 1e-4, .backward = 1, .kink = 0},
+    {.name = "flatten_4d", .op = "flatten", .nin = 1, .ndim = {4}, .shape = {S4(2, 3, 4, 5)}, .lo = -1, .hi = 1,
+     .atol = 0, .rtol = 1e-4, .backward = 1, .kink = 0},
+    {.name = "spatial_dropout", .op = "spatial_dropout", .nin = 1, .ndim = {4}, .shape = {S4(4, 6, 3, 3)}, .lo = -1, .hi = 1,
+     .atol = 1e-6, .rtol = 1e-4, .backward = 1, .kink = 0},
+    {.name = "bn_running_update", .op = "step_bn_running", .nin = 1, .ndim = {2}, .shape = {S2(2, 5)}, .lo = 0.5f,
+     .hi = 1.5f, .atol = 1e-5, .rtol = 1e-4},
 };
 
 const int op_case_count = (int)(sizeof op_cases / sizeof op_cases[0]);
@@ -244,6 +330,176 @@ static loom_tensor optimizer_step(loom_graph *g, const op_case *c, loom_tensor p
     return p;
 }
 
+
+/* The attributes after a builder's name ("conv2d s=2,2 p=1,1,1,1 bias"). */
+static const char *attrs_of(const op_case *c)
+{
+    const char *sp = strchr(c->op, ' ');
+    return sp ? sp + 1 : "";
+}
+
+/* 1 if the case's builder is `name`. */
+static int builder_is(const op_case *c, const char *name)
+{
+    size_t n = strlen(name);
+    return !strncmp(c->op, name, n) && (c->op[n] == ' ' || !c->op[n]);
+}
+
+/* The values of key=a,b,c in a case's attributes (up to max); the count, 0
+ * if the key is absent. A bare word is a flag: has_word. */
+static int attr_ints(const op_case *c, const char *key, int64_t *out, int max)
+{
+    const char *attrs = attrs_of(c);
+    size_t kl = strlen(key);
+    for (const char *p = attrs; (p = strstr(p, key)); p += kl) {
+        if ((p != attrs && p[-1] != ' ') || p[kl] != '=')
+            continue;
+        const char *q = p + kl + 1;
+        int n = 0;
+        while (n < max) {
+            char *end;
+            out[n++] = strtoll(q, &end, 10);
+            if (*end != ',')
+                break;
+            q = end + 1;
+        }
+        return n;
+    }
+    return 0;
+}
+
+static int has_word(const op_case *c, const char *word)
+{
+    const char *attrs = attrs_of(c);
+    size_t n = strlen(word);
+    for (const char *p = attrs; (p = strstr(p, word)); p += n)
+        if ((p == attrs || p[-1] == ' ') && (p[n] == ' ' || !p[n]))
+            return 1;
+    return 0;
+}
+
+static loom_conv2d_opts conv_opts(const op_case *c)
+{
+    loom_conv2d_opts o = loom_conv2d_opts_default();
+    int64_t v[4];
+    if (attr_ints(c, "s", v, 2) == 2)
+        o.stride[0] = (int)v[0], o.stride[1] = (int)v[1];
+    if (attr_ints(c, "d", v, 2) == 2)
+        o.dilation[0] = (int)v[0], o.dilation[1] = (int)v[1];
+    if (attr_ints(c, "p", v, 4) == 4)
+        for (int i = 0; i < 4; i++)
+            o.pad[i] = (int)v[i];
+    if (attr_ints(c, "g", v, 1) == 1)
+        o.groups = (int)v[0];
+    o.same = has_word(c, "same");
+    return o;
+}
+
+static loom_pool2d_opts pool_opts(const op_case *c)
+{
+    loom_pool2d_opts o;
+    memset(&o, 0, sizeof o);
+    int64_t v[4];
+    if (attr_ints(c, "k", v, 2) == 2)
+        o.kernel[0] = (int)v[0], o.kernel[1] = (int)v[1];
+    if (attr_ints(c, "s", v, 2) == 2)
+        o.stride[0] = (int)v[0], o.stride[1] = (int)v[1];
+    if (attr_ints(c, "p", v, 4) == 4)
+        for (int i = 0; i < 4; i++)
+            o.pad[i] = (int)v[i];
+    o.count_pad = has_word(c, "cp");
+    return o;
+}
+
+/* One running-statistics update over a batch the case makes itself. */
+static loom_tensor bn_running_step(loom_graph *g, loom_tensor running, loom_dtype dt)
+{
+    int64_t xs[4] = {4, 5, 3, 3}, cs[1] = {5};
+    float x[180], ga[5], be[5];
+    for (int i = 0; i < 180; i++)
+        x[i] = (float)((i * 37) % 23) / 7.0f - 1.5f + (float)(i % 5);
+    for (int i = 0; i < 5; i++)
+        ga[i] = 1.0f + 0.1f * (float)i, be[i] = 0.05f * (float)i;
+    uint16_t h[180];
+    const void *xd = x;
+    if (dt != LOOM_F32) {
+        loom_convert(dt, h, LOOM_F32, x, 180);
+        xd = h;
+    }
+    loom_tensor xt = loom_constant(g, "bn_x", dt, 4, xs, xd);
+    loom_tensor gt = loom_cast(g, loom_constant(g, "bn_gamma", LOOM_F32, 1, cs, ga), dt);
+    loom_tensor bt = loom_cast(g, loom_constant(g, "bn_beta", LOOM_F32, 1, cs, be), dt);
+    loom_batch_norm(g, xt, gt, bt, running, 0.9f, 1e-3f, 1);
+    return running;
+}
+
+static loom_tensor conv_case(loom_graph *g, const op_case *c, loom_tensor *in, loom_dtype dt)
+{
+    loom_tensor bias = c->nin > 2 && has_word(c, "bias") ? in[2] : LOOM_NONE;
+    int64_t v[4];
+    if (builder_is(c, "conv2d")) {
+        loom_conv2d_opts o = conv_opts(c);
+        return loom_conv2d(g, in[0], in[1], bias, &o);
+    }
+    if (builder_is(c, "conv1d")) {
+        loom_conv2d_opts o = conv_opts(c);
+        return loom_conv1d(g, in[0], in[1], bias, &o);
+    }
+    if (builder_is(c, "conv_transpose2d")) {
+        loom_conv2d_opts o = conv_opts(c);
+        int op[2] = {0, 0};
+        if (attr_ints(c, "op", v, 2) == 2)
+            op[0] = (int)v[0], op[1] = (int)v[1];
+        return loom_conv_transpose2d(g, in[0], in[1], bias, &o, op);
+    }
+    if (builder_is(c, "max_pool2d") || builder_is(c, "avg_pool2d")) {
+        loom_pool2d_opts o = pool_opts(c);
+        return c->op[0] == 'm' ? loom_max_pool2d(g, in[0], &o) : loom_avg_pool2d(g, in[0], &o);
+    }
+    if (builder_is(c, "global_avg_pool2d"))
+        return loom_global_avg_pool2d(g, in[0]);
+    if (builder_is(c, "batch_norm_train"))
+        return loom_batch_norm(g, in[0], in[1], in[2], LOOM_NONE, 0.9f, 1e-3f, 1);
+    if (builder_is(c, "batch_norm_infer")) {
+        /* running statistics of the case's own: constants (no gradient
+         * flows into fixed statistics) */
+        int64_t ch = loom_tensor_dim(g, in[1], 0), rs[2] = {2, ch};
+        float r[64];
+        for (int64_t i = 0; i < ch; i++) {
+            r[i] = 0.3f * (float)i - 0.4f;
+            r[ch + i] = 0.5f + 0.25f * (float)i;
+        }
+        loom_tensor running = loom_constant(g, "running", LOOM_F32, 2, rs, r);
+        return loom_batch_norm(g, in[0], in[1], in[2], running, 0.9f, 1e-3f, 0);
+    }
+    if (builder_is(c, "group_norm"))
+        return loom_group_norm(g, in[0], in[1], in[2], attr_ints(c, "g", v, 1) ? (int)v[0] : 1, 1e-5f);
+    if (builder_is(c, "concat"))
+        return loom_concat(g, c->nin, in, attr_ints(c, "axis", v, 1) ? (int)v[0] : 0);
+    if (builder_is(c, "slice")) {
+        int64_t st[4], sp[4], se[4];
+        attr_ints(c, "start", st, 4);
+        attr_ints(c, "stop", sp, 4);
+        attr_ints(c, "step", se, 4);
+        return loom_slice(g, in[0], st, sp, se);
+    }
+    if (builder_is(c, "pad")) {
+        int64_t lo[4], hi[4];
+        attr_ints(c, "lo", lo, 4);
+        attr_ints(c, "hi", hi, 4);
+        const char *val = strstr(attrs_of(c), "value=");
+        return loom_pad(g, in[0], lo, hi, has_word(c, "reflect") ? LOOM_PAD_REFLECT : LOOM_PAD_CONSTANT,
+                        val ? strtof(val + 6, NULL) : 0.0f);
+    }
+    if (builder_is(c, "flatten"))
+        return loom_flatten(g, in[0]);
+    if (builder_is(c, "spatial_dropout"))
+        return loom_spatial_dropout(g, in[0], 0.4f, 99);
+    if (builder_is(c, "step_bn_running"))
+        return bn_running_step(g, in[0], dt);
+    return LOOM_NONE;
+}
+
 loom_tensor op_case_build(loom_graph *g, const op_case *c, loom_tensor *in, loom_dtype dt)
 {
     loom_op op = loom_op_by_name(c->op);
@@ -259,6 +515,20 @@ loom_tensor op_case_build(loom_graph *g, const op_case *c, loom_tensor *in, loom
         return loom_add(g, loom_matmul(g, in[0], in[1], 0, 0), in[2]);
     if (!strcmp(b, "dense_tanh"))
         return loom_tanh(g, loom_add(g, in[2], loom_matmul(g, in[0], in[1], 0, 0)));
+    if (!strcmp(b, "mlp_relu"))
+        return loom_matmul(g, loom_relu(g, loom_matmul(g, in[0], in[1], 0, 0)), in[2], 0, 0);
+    if (!strcmp(b, "mlp_sigmoid"))
+        return loom_matmul(g, loom_sigmoid(g, loom_matmul(g, in[0], in[1], 0, 0)), in[2], 0, 0);
+    /* dense_<act>: act(op(x) op(w) + b); mlp_<act>: act(x w1) w2 */
+    if (!strncmp(b, "dense_", 6) && loom_op_by_name(b + 6) != LOOM_OP_NONE)
+        return loom_op_elementwise(g, loom_op_by_name(b + 6), 1,
+                                   (loom_tensor[]){loom_add(g, loom_matmul(g, in[0], in[1], c->ta, c->tb), in[2])},
+                                   c->p1, c->p2);
+    if (!strncmp(b, "mlp_", 4) && loom_op_by_name(b + 4) != LOOM_OP_NONE)
+        return loom_matmul(g,
+                           loom_op_elementwise(g, loom_op_by_name(b + 4), 1,
+                                               (loom_tensor[]){loom_matmul(g, in[0], in[1], 0, 0)}, c->p1, c->p2),
+                           in[2], 0, 0);
     if (!strcmp(b, "eq_max"))
         return loom_eq(g, in[0], loom_maximum(g, in[0], in[1]));
     if (!strcmp(b, "where_gt"))
@@ -301,6 +571,8 @@ loom_tensor op_case_build(loom_graph *g, const op_case *c, loom_tensor *in, loom
         return loom_mse(g, in[0], in[1]);
     if (!strcmp(b, "dropout"))
         return loom_dropout(g, in[0], c->p1, 1234);
+    if (builder_is(c, "step_bn_running"))
+        return bn_running_step(g, in[0], dt);
     if (op_case_stateful(c))
         return optimizer_step(g, c, in[0], dt);
     if (!strcmp(b, "layer_norm"))
@@ -326,5 +598,5 @@ loom_tensor op_case_build(loom_graph *g, const op_case *c, loom_tensor *in, loom
         return !strcmp(b, "attention") ? loom_attention(g, in[0], in[1], in[2], mask, &o)
                                        : loom_attention_reference(g, in[0], in[1], in[2], mask, &o);
     }
-    return LOOM_NONE;
+    return conv_case(g, c, in, dt);
 }

@@ -914,6 +914,58 @@ START_TEST(generate_text)
 }
 END_TEST
 
+/* loom train --model FILE trains the description's layers (a CNN here,
+ * the repository's examples/models/cnn.json); eval and predict rebuild it
+ * from the model file alone. A description that does not fit the data,
+ * or goes with --hidden, is refused. */
+START_TEST(model_description)
+{
+    const char *data = make_data(), *root = getenv("LOOM_SOURCE_ROOT");
+    ck_assert_ptr_nonnull(root);
+    char desc[600], model[600];
+    snprintf(desc, sizeof desc, "%s/examples/models/cnn.json", root);
+    snprintf(model, sizeof model, "%s/cnn.st", tmpdir);
+    int rc = run("train", "--device", "cpu", "--data", data, "--model", desc, "--epochs", "1", "--batch", "50",
+                 "--augment-shift", "2", "--augment-flip", "--save", model, "--json");
+    expect(rc, 0);
+    cJSON *j = json_out();
+    ck_assert_int_eq((int)num(j, "steps"), 6);
+    ck_assert(num(j, "test_accuracy") >= 0 && num(j, "test_accuracy") <= 1);
+    cJSON_Delete(j);
+    rc = run("eval", "--device", "cpu", "--data", data, "--model", model, "--json");
+    expect(rc, 0);
+    j = json_out();
+    ck_assert_int_eq((int)num(j, "test_images"), 100);
+    cJSON_Delete(j);
+    rc = run("predict", "--device", "cpu", "--data", data, "--model", model, "--image", "3", "--json");
+    expect(rc, 0);
+    j = json_out();
+    const cJSON *p = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "predictions"), 0);
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(p, "probabilities")), 10);
+    cJSON_Delete(j);
+    /* images of 14 x 14 do not fit a model of 28 x 28 */
+    char small[600], bad[600];
+    snprintf(small, sizeof small, "%s/small", tmpdir);
+    mkdir(small, 0700);
+    make_set(small, "train", 60, 14, 10);
+    make_set(small, "t10k", 20, 14, 10);
+    rc = run("train", "--device", "cpu", "--data", small, "--model", desc, "--epochs", "1");
+    expect(rc, 1);
+    expect_in(err, "takes 784 inputs, the data has 196");
+    /* a description that is not one names the file and the field */
+    snprintf(bad, sizeof bad, "%s/bad.json", tmpdir);
+    const char *text = "{\"input\": [1, 28, 28], \"layers\": [{\"type\": \"conv2d\", \"filters\": 4}]}";
+    write_file(bad, text, strlen(text));
+    rc = run("train", "--device", "cpu", "--data", data, "--model", bad);
+    expect(rc, 1);
+    expect_in(err, "bad.json");
+    expect_in(err, "\"kernel\"");
+    rc = run("train", "--device", "cpu", "--data", data, "--model", desc, "--hidden", "16");
+    expect(rc, 2);
+    expect_in(err, "--hidden and --dropout do not go with it");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("cli");
@@ -940,6 +992,7 @@ int main(void)
     tcase_add_test(t, dash_without_shell);
     tcase_add_test(t, predict_checked);
     tcase_add_test(t, generate_text);
+    tcase_add_test(t, model_description);
     suite_add_tcase(s, t);
     SRunner *r = srunner_create(s);
     srunner_run_all(r, CK_NORMAL);

@@ -1,6 +1,8 @@
 /* The op matrix: every case of op_cases.c, forward and backward, in f32,
  * f16 and bf16, on every device present, against the CPU backend in f32
- * over the same (rounded) inputs; guard zones fence each output. And the op
+ * over the same (rounded) inputs, compiled without fusion, so each fused
+ * kernel (the GEMM epilogues) answers to the ops it replaces, the CPU's too;
+ * guard zones fence each output. And the op
  * table's coverage: every op has a CPU kernel, a gradient rule (or says it
  * has none), a case here, and a kernel on every GPU backend built in (or a
  * stated reason). */
@@ -74,7 +76,7 @@ static const char *const in_names[OP_CASE_MAX_IN] = {"in0", "in1", "in2", "in3"}
 
 /* Runs case c on spec with its tensors in dtype dt (data: f32 values,
  * already rounded to dt). */
-static result run_case(loom_ctx *ctx, const char *spec, const op_case *c, loom_dtype dt, float *const *data,
+static result run_case(loom_ctx *ctx, const char *spec, int unfused, const op_case *c, loom_dtype dt, float *const *data,
                        const size_t *n)
 {
     result r = {0};
@@ -138,6 +140,7 @@ static result run_case(loom_ctx *ctx, const char *spec, const op_case *c, loom_d
     }
     loom_compile_opts o = {0};
     o.guard = 1;
+    o.no_fusion = unfused;
     loom_program *p = NULL;
     loom_status s = loom_compile(g, dev, st, &o, &p);
     ck_assert_msg(s == LOOM_OK, "%s (%s) on %s: compile: %s", c->name, loom_dtype_name(dt), spec,
@@ -236,11 +239,9 @@ START_TEST(test_case)
         float *data[OP_CASE_MAX_IN] = {0};
         size_t n[OP_CASE_MAX_IN] = {0};
         make_inputs(c, data, n, dt);
-        result ref = run_case(ctx, "cpu", c, LOOM_F32, data, n);
+        result ref = run_case(ctx, "cpu", 1, c, LOOM_F32, data, n);
         for (int d = 0; d < nd; d++) {
-            if (dt == LOOM_F32 && !strcmp(specs[d], "cpu"))
-                continue;
-            result r = run_case(ctx, specs[d], c, dt, data, n);
+            result r = run_case(ctx, specs[d], 0, c, dt, data, n);
             compare(c, specs[d], dt, &r, &ref);
             free_result(&r);
             compared++;

@@ -148,9 +148,56 @@ START_TEST(gemm_verify_with_offsets)
     }
     loom_device *dev = tu_open(ctx, SPEC);
     for (int t = 0; t < 4; t++)
-        ck_assert_msg(loom_cl_gemm_verify(cl_of(dev), 31, 29, 37, t & 1, t >> 1, "test") == LOOM_OK, "%s",
+        ck_assert_msg(loom_cl_gemm_verify(cl_of(dev), NULL, 31, 29, 37, t & 1, t >> 1, "test") == LOOM_OK, "%s",
                       loom_last_error(ctx));
     loom_device_close(dev);
+    loom_ctx_destroy(ctx);
+}
+END_TEST
+
+/* ---- fused GEMMs ---------------------------------------------------------------- */
+
+/* The seed's training step (784-64-64-10, relu, softmax, Adam, batch 256)
+ * as loom train compiles it, planned on spec. */
+static loom_plan_report seed_step_plan(loom_ctx *ctx, const char *spec)
+{
+    loom_device *dev = tu_open(ctx, spec);
+    loom_sequential *m = NULL;
+    loom_model_config mc = loom_model_config_default();
+    mc.batch = 256;
+    ck_assert_int_eq(loom_sequential_create(ctx, 784, &m), LOOM_OK);
+    ck_assert_int_eq(loom_sequential_add_dense(m, 64, LOOM_ACT_RELU, LOOM_INIT_GLOROT_UNIFORM), LOOM_OK);
+    ck_assert_int_eq(loom_sequential_add_dense(m, 64, LOOM_ACT_RELU, LOOM_INIT_GLOROT_UNIFORM), LOOM_OK);
+    ck_assert_int_eq(loom_sequential_add_dense(m, 10, LOOM_ACT_SOFTMAX, LOOM_INIT_GLOROT_UNIFORM), LOOM_OK);
+    ck_assert_msg(loom_sequential_compile(m, dev, &mc) == LOOM_OK, "%s", loom_last_error(ctx));
+    loom_plan_report r;
+    ck_assert_msg(loom_sequential_plan(m, 1, &r) == LOOM_OK, "%s", loom_last_error(ctx));
+    loom_sequential_destroy(m);
+    loom_device_close(dev);
+    return r;
+}
+
+/* The fusion pass's matmuls (bias + relu, bias, relu's gradient) run on
+ * OpenCL in one launch each, as on the CPU and Vulkan: the step makes as
+ * many launches as there. */
+START_TEST(train_step_dispatches_match_other_backends)
+{
+    loom_ctx *ctx = tu_ctx();
+    if (!have_opencl(ctx)) {
+        loom_ctx_destroy(ctx);
+        return;
+    }
+    loom_plan_report cl = seed_step_plan(ctx, SPEC), cpu = seed_step_plan(ctx, "cpu");
+    ck_assert_int_eq(cl.fused, 5);
+    ck_assert_int_eq(cl.fused, cpu.fused);
+    ck_assert_int_eq(cl.dispatches, cpu.dispatches);
+    for (int i = 0; i < loom_device_count(ctx); i++) {
+        loom_device_info d;
+        if (loom_device_get_info(ctx, i, &d) == LOOM_OK && d.can_run && !strcmp(d.spec, "vulkan:0")) {
+            loom_plan_report vk = seed_step_plan(ctx, "vulkan:0");
+            ck_assert_int_eq(cl.dispatches, vk.dispatches);
+        }
+    }
     loom_ctx_destroy(ctx);
 }
 END_TEST
@@ -478,7 +525,7 @@ START_TEST(bad_kernel_gives_build_log)
     ck_assert_msg(strstr(msg, "clBuildProgram") && strstr(msg, "CL_BUILD_PROGRAM_FAILURE"), "message: %s", msg);
     ck_assert_msg(strstr(msg, "broken.cl") && strstr(msg, "no_such_symbol_here"), "no build log in: %s", msg);
     /* The device still works afterwards. */
-    ck_assert_int_eq(loom_cl_gemm_verify(cl_of(dev), 3, 4, 5, 0, 0, "after a bad build"), LOOM_OK);
+    ck_assert_int_eq(loom_cl_gemm_verify(cl_of(dev), NULL, 3, 4, 5, 0, 0, "after a bad build"), LOOM_OK);
     loom_device_close(dev);
     loom_ctx_destroy(ctx);
 }
@@ -737,6 +784,7 @@ int main(void)
     tcase_add_test(tc, error_names);
     tcase_add_test(tc, gemm_transposes_odd_sizes_offsets);
     tcase_add_test(tc, gemm_verify_with_offsets);
+    tcase_add_test(tc, train_step_dispatches_match_other_backends);
     tcase_add_test(tc, optimizers_match_cpu);
     tcase_add_test(tc, dropout_training_matches_cpu);
     tcase_add_test(tc, learning_matches_cpu);

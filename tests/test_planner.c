@@ -104,6 +104,30 @@ START_TEST(random_dags)
 }
 END_TEST
 
+/* Tensors out of order of first step would never be placed (each left
+ * at offset 0, over live ones): refused, naming the tensor. */
+START_TEST(out_of_order_refused)
+{
+    loom_ctx *ctx = tu_ctx();
+    loom_plan_tensor t[3] = {
+        {100, 0, 2, -1, 0, 0},
+        {100, 2, 2, -1, 0, 0},
+        {100, 1, 2, -1, 0, 0},
+    };
+    loom_plan_result r;
+    ck_assert_int_eq(loom_plan(ctx, t, 3, 3, 1, &r), LOOM_E_INVALID);
+    ck_assert_ptr_nonnull(strstr(loom_last_error(ctx), "tensor 2 (steps 1 to 2) is out of order"));
+    t[2].first = 3;
+    ck_assert_int_eq(loom_plan(ctx, t, 3, 3, 1, &r), LOOM_E_INVALID);
+    ck_assert_ptr_nonnull(strstr(loom_last_error(ctx), "outside the 3 steps"));
+    t[2].first = 2;
+    ck_assert_int_eq(loom_plan(ctx, t, 3, 3, 1, &r), LOOM_OK);
+    ck_assert_uint_eq(r.arena_bytes, 300);
+    loom_plan_result_free(ctx, &r);
+    loom_ctx_destroy(ctx);
+}
+END_TEST
+
 START_TEST(hand_checked)
 {
     /* a -> b -> c, each 100 bytes, align 1: a and c can share. */
@@ -132,7 +156,7 @@ START_TEST(hand_checked)
 END_TEST
 
 static loom_plan_report plan_mlp(loom_ctx *ctx, loom_program **pp, loom_graph **gp, loom_state **sp,
-                                 loom_device **dp, int64_t batch, int fusion)
+                                 loom_device **dp, int64_t batch, int fusion, int train)
 {
     *dp = tu_open(ctx, "cpu");
     ck_assert_int_eq(loom_state_create(*dp, sp), LOOM_OK);
@@ -151,6 +175,11 @@ static loom_plan_report plan_mlp(loom_ctx *ctx, loom_program **pp, loom_graph **
         h = l < 2 ? loom_relu(g, h) : loom_softmax(g, h);
     }
     loom_output(g, h, "probs");
+    if (train) {
+        ck_assert_int_eq(loom_backward(g, loom_sum_all(g, loom_square(g, h)), NULL, 0), LOOM_OK);
+        loom_optimizer sgd = loom_optimizer_default(LOOM_OPT_SGD);
+        ck_assert_int_eq(loom_optimize(g, &sgd), LOOM_OK);
+    }
     loom_compile_opts o = {.no_fusion = !fusion};
     ck_assert_int_eq(loom_compile(g, *dp, *sp, &o, pp), LOOM_OK);
     loom_plan_report r;
@@ -165,7 +194,7 @@ START_TEST(mlp_graph)
     loom_graph *g;
     loom_state *st;
     loom_device *dev;
-    loom_plan_report r = plan_mlp(ctx, &p, &g, &st, &dev, 256, 0);
+    loom_plan_report r = plan_mlp(ctx, &p, &g, &st, &dev, 256, 0, 0);
     ck_assert_uint_le(r.lower_bound, r.arena_bytes);
     ck_assert_uint_le(r.arena_bytes, r.naive_bytes);
     /* within 10% of the lower bound (the figure) */
@@ -183,12 +212,41 @@ START_TEST(mlp_graph)
     loom_device_close(dev);
     /* Fused, each layer is one node: matmul + bias (+ relu on the CPU),
      * and the arena holds no pre-activation tensor. */
-    loom_plan_report f = plan_mlp(ctx, &p, &g, &st, &dev, 256, 1);
+    loom_plan_report f = plan_mlp(ctx, &p, &g, &st, &dev, 256, 1, 0);
     ck_assert_int_eq(f.fused, 3);
     ck_assert_int_eq(f.dispatches, 4);
     ck_assert_uint_le(f.arena_bytes, r.arena_bytes);
     ck_assert_uint_lt(f.naive_bytes, r.naive_bytes);
     ck_assert_uint_le(f.lower_bound, f.arena_bytes);
+    loom_program_destroy(p);
+    loom_graph_destroy(g);
+    loom_state_destroy(st);
+    loom_device_close(dev);
+    loom_ctx_destroy(ctx);
+}
+END_TEST
+
+/* The backward pass fuses too: the matmul that carries a gradient back
+ * into a relu layer applies relu's derivative in its epilogue. */
+START_TEST(mlp_train_graph)
+{
+    loom_ctx *ctx = tu_ctx();
+    loom_program *p;
+    loom_graph *g;
+    loom_state *st;
+    loom_device *dev;
+    loom_plan_report r = plan_mlp(ctx, &p, &g, &st, &dev, 64, 0, 1);
+    ck_assert_int_eq(r.fused, 0);
+    loom_program_destroy(p);
+    loom_graph_destroy(g);
+    loom_state_destroy(st);
+    loom_device_close(dev);
+    loom_plan_report f = plan_mlp(ctx, &p, &g, &st, &dev, 64, 1, 1);
+    /* forward: bias + relu twice, bias once; backward: two relu gradients;
+     * the three biases' gradients summed by their updates */
+    ck_assert_int_eq(f.fused, 3 + 2 + 3);
+    ck_assert_int_eq(r.dispatches - f.dispatches, 2 + 2 + 1 + 1 + 1 + 3);
+    ck_assert_uint_le(f.arena_bytes, r.arena_bytes);
     loom_program_destroy(p);
     loom_graph_destroy(g);
     loom_state_destroy(st);
@@ -203,8 +261,10 @@ int main(void)
     TCase *tc = tcase_create("planner");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, hand_checked);
+    tcase_add_test(tc, out_of_order_refused);
     tcase_add_test(tc, random_dags);
     tcase_add_test(tc, mlp_graph);
+    tcase_add_test(tc, mlp_train_graph);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -5,9 +5,15 @@
 # graphs, all in one session. Prints samples/s and test accuracy of each and
 # the ratio of loom's samples/s to each peer's. Not part of the test suite.
 #
-#   tools/bench_peers.sh [--epochs 5] [--batch 32[,256]] [--json FILE]
+#   tools/bench_peers.sh [--epochs 5] [--batch 32[,256]] [--json FILE] [--repeat N]
 #                        [--threads N] [--devices cpu,vulkan:0] [--peers keras,pytorch]
-#                        [--loom PATH] [--data DIR] [--venv DIR] [--no-install]
+#                        [--loom PATH] [--baseline PATH] [--data DIR] [--venv DIR] [--no-install]
+#
+# --repeat N runs N rounds; in each round every batch size runs loom and the
+# peers back to back, so a ratio compares runs that met the same load. The
+# table gives each round and the median and spread of the ratios. --baseline
+# PATH runs a second loom build right after the first ("loom cpu (base)"):
+# before and after a change in one session.
 #
 # The peers are installed from PyPI into a virtual environment of their own
 # (default ${XDG_CACHE_HOME:-$HOME/.cache}/loom/peers-venv). A peer that
@@ -22,12 +28,14 @@ threads=$(nproc 2>/dev/null || echo 1)
 devices=
 peers=keras,pytorch
 loom_bin=${LOOM:-$root/build/tools/loom}
+base_bin=
+repeat=1
 data=/usr/share/datasets/fashion-mnist
 venv=${XDG_CACHE_HOME:-$HOME/.cache}/loom/peers-venv
 install=1
 
 usage() {
-    sed -n '2,15s/^# \{0,1\}//p' "$0"
+    sed -n '2,21s/^# \{0,1\}//p' "$0"
 }
 
 die() {
@@ -44,6 +52,8 @@ while [ $# -gt 0 ]; do
     --devices) devices=${2:?--devices wants SPEC[,SPEC...]}; shift 2 ;;
     --peers) peers=${2:?--peers wants keras,pytorch}; shift 2 ;;
     --loom) loom_bin=${2:?--loom wants PATH}; shift 2 ;;
+    --baseline) base_bin=${2:?--baseline wants PATH}; shift 2 ;;
+    --repeat) repeat=${2:?--repeat wants N}; shift 2 ;;
     --data) data=${2:?--data wants DIR}; shift 2 ;;
     --venv) venv=${2:?--venv wants DIR}; shift 2 ;;
     --no-install) install=0; shift ;;
@@ -54,6 +64,7 @@ done
 
 case $epochs in '' | *[!0-9]* | 0) die "--epochs wants a positive whole number, not \"$epochs\"" ;; esac
 case $threads in '' | *[!0-9]* | 0) die "--threads wants a positive whole number, not \"$threads\"" ;; esac
+case $repeat in '' | *[!0-9]* | 0) die "--repeat wants a positive whole number, not \"$repeat\"" ;; esac
 for b in ${batches//,/ }; do
     case $b in '' | *[!0-9]* | 0) die "--batch wants positive whole numbers, not \"$b\"" ;; esac
 done
@@ -64,6 +75,10 @@ venv=$(abspath "$venv")
 [ -z "$json_out" ] || json_out=$(abspath "$json_out")
 command -v python3 >/dev/null || die "python3 is needed (for the peers and the report)"
 [ -x "$loom_bin" ] || die "no loom at $loom_bin: build it first (meson setup build && ninja -C build) or pass --loom PATH"
+if [ -n "$base_bin" ]; then
+    base_bin=$(abspath "$base_bin")
+    [ -x "$base_bin" ] || die "no loom at $base_bin (--baseline)"
+fi
 for f in train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz t10k-images-idx3-ubyte.gz t10k-labels-idx1-ubyte.gz; do
     [ -r "$data/$f" ] || die "no $data/$f (pass --data DIR)"
 done
@@ -176,12 +191,12 @@ fi
 load1() { cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo null; }
 
 # record KIND NAME BATCH LOG LOAD_BEFORE: the JSON line the run printed,
-# with the load around it, into the results.
+# with the load around it and the round, into the results.
 record() {
     local kind=$1 name=$2 batch=$3 log=$4 before=$5
-    python3 - "$kind" "$name" "$batch" "$log" "$before" "$(load1)" "$epochs" "$threads" >>"$results" <<'EOF'
+    python3 - "$kind" "$name" "$batch" "$log" "$before" "$(load1)" "$epochs" "$threads" "$round" >>"$results" <<'EOF'
 import json, sys
-kind, name, batch, log, before, after, epochs, threads = sys.argv[1:]
+kind, name, batch, log, before, after, epochs, threads, rnd = sys.argv[1:]
 line = None
 for l in open(log, errors="replace"):
     l = l.strip()
@@ -190,7 +205,7 @@ for l in open(log, errors="replace"):
 r = json.loads(line)
 if kind == "loom":
     # loom train --json: samples_per_s is the last epoch's
-    r = {"peer": "loom " + r["device"], "device_name": r.get("device_name"),
+    r = {"peer": name, "device_name": r.get("device_name"),
          "samples_per_s": r.get("fit_samples_per_s"), "last_epoch_samples_per_s": r.get("samples_per_s"),
          "test_accuracy": r["test_accuracy"], "epochs": r["epochs"], "batch": r["batch"],
          "threads": int(threads), "fit_seconds": r.get("fit_seconds"), "epoch_seconds": r.get("epoch_seconds"),
@@ -201,6 +216,7 @@ def num(s):
     except ValueError:
         return None
 r["load_before"], r["load_after"] = num(before), num(after)
+r["round"] = int(rnd)
 print(json.dumps(r))
 EOF
 }
@@ -210,7 +226,7 @@ run_one() {
     shift 3
     local log=$work/run.log before
     before=$(load1)
-    echo "bench_peers: batch $batch: $name (load $before) ..." >&2
+    echo "bench_peers: round $round/$repeat, batch $batch: $name (load $before) ..." >&2
     if "$@" >"$log" 2>&1 && record "$kind" "$name" "$batch" "$log" "$before" 2>"$work/record.err"; then
         return 0
     fi
@@ -220,17 +236,24 @@ run_one() {
 
 cd "$root/tools/peers" || die "no $root/tools/peers"
 common=(--epochs "$epochs" --threads "$threads" --data "$data")
-for batch in ${batches//,/ }; do
-    for d in ${devices//,/ }; do
-        run_one loom "loom $d" "$batch" env OPENBLAS_NUM_THREADS="$threads" OMP_NUM_THREADS="$threads" \
-            "$loom_bin" train --json --device "$d" --epochs "$epochs" --batch "$batch" --data "$data"
+run_loom() {
+    local name=$1 bin=$2 d=$3 batch=$4
+    run_one loom "$name" "$batch" env OPENBLAS_NUM_THREADS="$threads" OMP_NUM_THREADS="$threads" \
+        "$bin" train --json --device "$d" --epochs "$epochs" --batch "$batch" --data "$data"
+}
+for round in $(seq 1 "$repeat"); do
+    for batch in ${batches//,/ }; do
+        for d in ${devices//,/ }; do
+            run_loom "loom $d" "$loom_bin" "$d" "$batch"
+            [ -z "$base_bin" ] || run_loom "loom $d (base)" "$base_bin" "$d" "$batch"
+        done
+        [ "$have_keras" = 1 ] && run_one peer keras "$batch" "$py" keras_mlp.py "${common[@]}" --batch "$batch"
+        [ "$have_torch" = 1 ] && run_one peer pytorch "$batch" "$py" torch_mlp.py "${common[@]}" --batch "$batch"
     done
-    [ "$have_keras" = 1 ] && run_one peer keras "$batch" "$py" keras_mlp.py "${common[@]}" --batch "$batch"
-    [ "$have_torch" = 1 ] && run_one peer pytorch "$batch" "$py" torch_mlp.py "${common[@]}" --batch "$batch"
 done
 
 meta=$work/meta.json
-python3 - "$meta" "$epochs" "$threads" "$batches" <<'EOF'
+python3 - "$meta" "$epochs" "$threads" "$batches" "$repeat" <<'EOF'
 import json, os, platform, socket, sys, time
 cpu = platform.processor()
 try:
@@ -242,6 +265,6 @@ except OSError:
     pass
 json.dump({"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "hostname": socket.gethostname(),
            "cpu_model": cpu, "cores": os.cpu_count(), "epochs": int(sys.argv[2]), "threads": int(sys.argv[3]),
-           "batches": [int(b) for b in sys.argv[4].split(",")]}, open(sys.argv[1], "w"))
+           "batches": [int(b) for b in sys.argv[4].split(",")], "repeat": int(sys.argv[5])}, open(sys.argv[1], "w"))
 EOF
 python3 "$root/tools/peers/report.py" "$meta" "$results" "$notes" ${json_out:+"$json_out"}

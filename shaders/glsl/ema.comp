@@ -1,21 +1,38 @@
 #version 450
 // Exponential moving average of a parameter: ema = d ema + (1 - d) p, with
-// d = 0 at the first step (the host puts d in the run slot).
+// d = 0 at the first step (the host puts d in the run slot); one tensor, or
+// with LOOM_MULTI a group of them (update.glsl).
 #include "common.glsl"
+#ifdef LOOM_MULTI
+#define RUN_BINDING 1
+#define TABLE_BINDING 2
+#else
 #define RUN_BINDING 2
+#endif
 #include "runslots.glsl"
 
 layout(local_size_x = 256) in;
 
+#ifdef LOOM_MULTI
+// the averages and the parameters, both in one window of the state
+layout(set = 0, binding = 0, std430) buffer BufS { float st[]; };
+#define E st[e_p + i]
+#define G(k) st[e_g + (k)]
+#else
 layout(set = 0, binding = 0, std430) buffer BufE { float e[]; };
 layout(set = 0, binding = 1, std430) readonly buffer BufP { float w[]; };
+#define E e[i]
+#define G(k) w[k]
+#endif
 layout(push_constant) uniform Push { loom_pc_update p; };
+
+#include "update.glsl"
 
 void main()
 {
-    uint i = flat_gid();
-    if (i >= p.n)
+    uint i, n, rows;
+    if (!update_element(i, n, rows))
         return;
     float d = run[p.slot].decay;
-    e[i] = d * e[i] + (1.0 - d) * w[i];
+    E = d * E + (1.0 - d) * G(i);
 }

@@ -8,6 +8,7 @@
 // multiplied in f16, the sums still in f32).
 #include "common.glsl"
 #include "dtype.glsl"
+#include "epilogue.glsl"
 #if defined(LOOM_F16_ARITH)
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
 #define TILE float16_t
@@ -32,7 +33,8 @@ layout(local_size_x = WX, local_size_y = WY) in;
 layout(set = 0, binding = 0, std430) readonly buffer BufA { TS a[]; };
 layout(set = 0, binding = 1, std430) readonly buffer BufB { TS b[]; };
 layout(set = 0, binding = 2, std430) writeonly buffer BufC { TS c[]; };
-layout(set = 0, binding = 3, std430) readonly buffer BufBias { TS bias[]; };
+// the row bias (has_bias), or the activation's output y (depi)
+layout(set = 0, binding = 3, std430) readonly buffer BufThird { TS third[]; };
 layout(push_constant) uniform Push { loom_pc_gemm p; };
 
 shared TILE As[BK][BM];
@@ -77,8 +79,16 @@ void main()
         uint gm = m0 + ty + i * WY;
         [[unroll]] for (uint j = 0; j < TN; j++) {
             uint gn = n0 + tx + j * WX;
-            if (gm < p.m && gn < p.n)
-                c[gm * p.n + gn] = TSTORE(acc[i][j] + (p.has_bias != 0u ? TLOAD(bias[gn]) : 0.0));
+            if (gm < p.m && gn < p.n) {
+                float v = acc[i][j];
+                if (p.has_bias != 0u)
+                    v += TLOAD(third[gn]);
+                if (p.epi != LOOM_EPI_NONE)
+                    v = loom_epi(p.epi, v, p.p1, p.p2);
+                if (p.depi != LOOM_EPI_NONE)
+                    v = loom_depi(p.depi, v, TLOAD(third[gm * p.n + gn]), p.p1, p.p2);
+                c[gm * p.n + gn] = TSTORE(v);
+            }
         }
     }
 }

@@ -1,5 +1,5 @@
 #version 450
-// Layer norm (code LOOM_NORM_LAYER) and RMS norm over rows of cols
+// Layer norm (code LOOM_LNORM_LAYER) and RMS norm over rows of cols
 // elements; without -DNORM_GRAD y = xhat * gamma + beta, with it the
 // gradient dx from dy (binding 0), x, gamma. One workgroup per row, or one
 // invocation per row (short rows, or drivers where barriers are dear).
@@ -27,7 +27,7 @@ layout(set = 0, binding = 2, std430) readonly buffer BufB { TS beta_[]; };
 layout(set = 0, binding = 3, std430) writeonly buffer BufY { TS y_[]; };
 #endif
 #define X(j) TLOAD(x_[base + (j)])
-layout(push_constant) uniform Push { loom_pc_norm p; };
+layout(push_constant) uniform Push { loom_pc_lnorm p; };
 
 // Sums over the row, by the workgroup (l, step WG) or by one invocation.
 #define ROW_SUM(acc, expr)                                                   \

@@ -1,37 +1,56 @@
 #version 450
 // SGD, plain (MOMENTUM = 0) or with (Nesterov) momentum, in place on the
-// parameter and its velocity.
+// parameter and its velocity; one tensor, or with LOOM_MULTI a group of
+// them (update.glsl).
 #include "common.glsl"
+#ifdef LOOM_MULTI
+#define RUN_BINDING 3
+#define TABLE_BINDING 4
+#else
 #define RUN_BINDING 4
+#endif
 #include "runslots.glsl"
 
 layout(local_size_x = 256) in;
 layout(constant_id = 0) const uint MOMENTUM = 0;
 
+#ifdef LOOM_MULTI
+layout(set = 0, binding = 0, std430) buffer BufS { float st[]; };
+layout(set = 0, binding = 1, std430) readonly buffer BufG { float gr[]; };
+layout(set = 0, binding = 2, std430) readonly buffer BufN { float sumsq[]; };
+#define W st[e_p + i]
+#define VEL st[e_m + i]
+#define G(k) gr[e_g + (k)]
+#else
 layout(set = 0, binding = 0, std430) buffer BufP { float w[]; };
 layout(set = 0, binding = 1, std430) readonly buffer BufG { float g[]; };
 layout(set = 0, binding = 2, std430) buffer BufV { float v[]; };
 layout(set = 0, binding = 3, std430) readonly buffer BufN { float sumsq[]; };
+#define W w[i]
+#define VEL v[i]
+#define G(k) g[k]
+#endif
 layout(push_constant) uniform Push { loom_pc_update p; };
 
 #include "penalty.glsl"
+#include "update.glsl"
 
 void main()
 {
-    uint i = flat_gid();
-    if (i >= p.n)
+    uint i, n, rows;
+    if (!update_element(i, n, rows))
         return;
     bool skip;
     float f = grad_factor(p.clip != 0u ? sumsq[0] : 0.0, run[p.slot].inv_scale, skip);
     if (skip)
         return;
     float lr = run[p.slot].lr;
-    float gi = penalized(g[i], w[i], f);
+    float gi = penalized(grad_sum(i, n, rows), W, f);
     if (MOMENTUM == 0) {
-        w[i] -= lr * gi;
+        W -= lr * gi;
     } else {
-        float vi = p.momentum * v[i] - lr * gi;
-        v[i] = vi;
-        w[i] += p.nesterov != 0u ? p.momentum * vi - lr * gi : vi;
+        float vi = p.momentum * VEL - lr * gi;
+        VEL = vi;
+        W += p.nesterov != 0u ? p.momentum * vi - lr * gi : vi;
     }
 }

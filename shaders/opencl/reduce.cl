@@ -315,3 +315,47 @@ void xent(__global float *y, uint yo, __global const TS *z, uint zo, __global co
     if (l == 0)
         y[yo] = total / (float)rows;
 }
+
+/* SPARSE_XENT_GRAD fused with the loss and the prediction (the core's
+ * fusion of a classifier's step): the gradient as xent_grad writes it, the
+ * loss as xent, each row's first arg-max as red_arg, in one pass over the
+ * logits. One work group; each item takes whole rows. */
+__kernel __attribute__((reqd_work_group_size(LOOM_RED_WG, 1, 1)))
+void xent_fused(__global TS *y, uint yo, __global float *loss, uint losso, __global int *pred, uint predo,
+                int has_loss, int has_pred, __global const float *dl, uint dlo, __global const TS *z, uint zo,
+                __global const int *lab, uint lo, uint rows, uint c)
+{
+    __local float sh[LOOM_RED_WG];
+    uint l = (uint)get_local_id(0);
+    float scale = dl[dlo] / (float)rows, total = 0.0f;
+    for (uint r = l; r < rows; r += LOOM_RED_WG) {
+        uint x = zo + r * c, o = yo + r * c;
+        float m = LD(z, x);
+        int best = 0;
+        for (uint j = 1; j < c; j++) {
+            float v = LD(z, x + j);
+            if (v > m) {
+                m = v;
+                best = (int)j;
+            }
+        }
+        if (has_pred)
+            pred[predo + r] = best;
+        int t = lab[lo + r];
+        if (t < 0 || (uint)t >= c) {
+            total += NAN;
+            for (uint j = 0; j < c; j++)
+                ST(y, o + j, NAN);
+            continue;
+        }
+        float s = 0.0f;
+        for (uint j = 0; j < c; j++)
+            s += exp(LD(z, x + j) - m);
+        total += m + log(s) - LD(z, x + (uint)t);
+        for (uint j = 0; j < c; j++)
+            ST(y, o + j, (exp(LD(z, x + j) - m) / s - ((int)j == t ? 1.0f : 0.0f)) * scale);
+    }
+    total = wg_sum(sh, total);
+    if (l == 0 && has_loss)
+        loss[losso] = total / (float)rows;
+}

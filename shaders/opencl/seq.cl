@@ -6,7 +6,7 @@
  * follow src/backends/cpu/cpu_seq.c.
  */
 
-/* One row per item: the statistics in two passes. rms: code LOOM_NORM_RMS;
+/* One row per item: the statistics in two passes. rms: code LOOM_LNORM_RMS;
  * affine: 1 gamma, 2 beta (unbound ones alias x). */
 __kernel void norm_rows(__global TS *y, uint yo, __global const TS *x, uint xo, __global const TS *g, uint go,
                         __global const TS *b, uint bo, uint rows, uint cols, float eps, uint affine, uint rms)

@@ -28,6 +28,15 @@ void loom_grad_reduce_arg(loom_graph *g, int32_t self, loom_tensor dy);
 void loom_grad_xent(loom_graph *g, int32_t self, loom_tensor dy);
 void loom_grad_dropout(loom_graph *g, int32_t self, loom_tensor dy);
 
+/* convolutional networks (autodiff_conv.c) */
+void loom_grad_conv2d(loom_graph *g, int32_t self, loom_tensor dy);
+void loom_grad_conv_transpose2d(loom_graph *g, int32_t self, loom_tensor dy);
+void loom_grad_pool(loom_graph *g, int32_t self, loom_tensor dy);
+void loom_grad_norm_apply(loom_graph *g, int32_t self, loom_tensor dy);
+void loom_grad_slice(loom_graph *g, int32_t self, loom_tensor dy);
+void loom_grad_pad(loom_graph *g, int32_t self, loom_tensor dy);
+void loom_grad_concat(loom_graph *g, int32_t self, loom_tensor dy);
+
 /* t summed over the axes along which target was broadcast to t's shape. */
 loom_tensor loom_grad_unbroadcast(loom_graph *g, loom_tensor t, const loom_node *target);
 

@@ -55,7 +55,7 @@ void loom_grad_norm(loom_graph *g, int32_t self, loom_tensor dy)
 {
     loom_node nd = node(g, self), nx = node(g, nd.in[0]);
     int code = loom_op_def_of(nd.op)->code;
-    loom_op grad_op = code == LOOM_NORM_RMS ? LOOM_OP_RMS_NORM_GRAD : LOOM_OP_LAYER_NORM_GRAD;
+    loom_op grad_op = code == LOOM_LNORM_RMS ? LOOM_OP_RMS_NORM_GRAD : LOOM_OP_LAYER_NORM_GRAD;
     loom_attr at = {0};
     at.norm_eps = nd.attr.norm_eps;
     at.affine = nd.attr.affine & 1;

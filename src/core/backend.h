@@ -12,7 +12,7 @@
 #include "op_table.h"
 #include "push.h"
 
-#define LOOM_BACKEND_ABI 2
+#define LOOM_BACKEND_ABI 3
 
 typedef enum loom_lifetime {
     LOOM_LIFE_STATE = 0,    /* weights, moments: live as long as the state */
@@ -40,6 +40,14 @@ typedef struct loom_exec_node {
     const loom_exec_tensor *const *in;
     const loom_exec_tensor *out; /* NULL for updates (side effects only) */
     int run_slot;              /* index into loom_run_args.slots, -1 if none */
+    /* Other nodes' values this one writes too (node->also): for
+     * SPARSE_XENT_GRAD the loss and the prediction; NULL if not fused. */
+    const loom_exec_tensor *also[2];
+    /* Updates: how many exec nodes from this one on form one multi-tensor
+     * update (same op and hyper-parameters, consecutive); 0 in its other
+     * members, 1 alone. A backend may run a group as one dispatch from its
+     * first node, or each member on its own. */
+    int group;
 } loom_exec_node;
 
 typedef struct loom_exec_program {
@@ -92,6 +100,9 @@ typedef struct loom_backend_ops {
     /* Replays the recording and waits for it. */
     loom_status (*run)(void *bprog, const loom_run_args *args);
     void (*release)(void *bprog);
+    /* Optional: how many kernel launches (dispatches, GEMM calls, copies)
+     * one replay makes. NULL: one per node. */
+    int (*dispatches)(void *bprog);
     /* Optional: per-node device start/end of the last run, in ns on the
      * host's CLOCK_MONOTONIC timeline. n = prog->nnodes. */
     loom_status (*timestamps)(void *bprog, double *start_ns, double *end_ns, int n);

@@ -37,9 +37,12 @@ typedef enum loom_op {
     /* in: x. out: the same values in the node's dtype. */
     LOOM_OP_CAST,
 
-    /* C = op(A) x op(B). in: A, B. attr: ta, tb. 2-D. With attr.bias (a
-     * fusion made at compile), in[2] is a row bias [N] added to every row,
-     * then attr.act (a unary op, params p1 p2) applied, if not NONE. */
+    /* C = op(A) x op(B). in: A, B. attr: ta, tb. 2-D. Fusions made at
+     * compile (src/core/program.c): with attr.bias, in[2] is a row bias [N]
+     * added to every row, then attr.act (a unary op, params p1 p2) applied,
+     * if not NONE; with attr.dact (a unary op whose derivative reads its
+     * output), in[2] is that output y and C = (A x B) * f'(y) -- a backward
+     * pass's activation gradient. */
     LOOM_OP_MATMUL,
 
     /* out[i] = in[strided i]: one gather kernel serves all three */
@@ -74,7 +77,8 @@ typedef enum loom_op {
      * [0, C) gives NaN (labels from the host are checked before). */
     LOOM_OP_SPARSE_XENT,
     /* in: dloss (f32 scalar), logits [N,C], labels [N].
-     * out [N,C] = dloss / N * (softmax(logits) - onehot(label)). */
+     * out [N,C] = dloss / N * (softmax(logits) - onehot(label)). Fused
+     * (node.also), it writes the loss and the arg-max of each row too. */
     LOOM_OP_SPARSE_XENT_GRAD,
 
     /* y = keep ? x / (1 - rate) : 0, keep = loom_rng_uniform(seed, salt,
@@ -110,6 +114,63 @@ typedef enum loom_op {
      * source, attr.groups the workgroup count. Only a backend whose
      * supports() says yes runs it; it has no gradient. */
     LOOM_OP_CUSTOM,
+
+    /* ---- convolutional networks (src/core/ops_conv.c) ---------------------
+     * NCHW. The conv family shares its geometry (attr.stride, attr.pad as
+     * top, left, bottom, right, attr.dil, attr.cgroups): the convolution's
+     * input X [N, C, H, W], its weights W [OC, C / groups, KH, KW] and its
+     * output Y [N, OC, OH, OW], OH = (H + pt + pb - dil (KH - 1) - 1) / s + 1.
+     * Which of them a node reads and writes is its code (codes.h). */
+    /* in: x, w, [bias [OC]]. out: y. */
+    LOOM_OP_CONV2D,
+    /* in: y (a tensor of the output's geometry), w, [bias [C]]. out: x's
+     * geometry, the transpose of conv2d (its gradient to the input). */
+    LOOM_OP_CONV_TRANSPOSE2D,
+    /* in: dy, x. out: dw, the gradient of conv2d to its weights. */
+    LOOM_OP_CONV2D_GRAD_WEIGHT,
+    /* in: x [N, C, H, W]. attr.kernel, stride, pad; out [N, C, OH, OW].
+     * Max ignores the padding; avg divides by the window's elements inside
+     * the input (attr.side = 0) or by the whole window (attr.side = 1). */
+    LOOM_OP_MAX_POOL2D,
+    LOOM_OP_AVG_POOL2D,
+    /* in: dy, x. dx = dy at the first arg-max of each window (windows that
+     * share an element each add theirs). */
+    LOOM_OP_MAX_POOL2D_GRAD,
+    /* in: dy. dx, of the node's shape. */
+    LOOM_OP_AVG_POOL2D_GRAD,
+    /* Normalization over x [N, C, ...] (S = the elements of one channel of
+     * one sample): attr.cgroups = 0 is batch norm (one statistic per
+     * channel, over N and S), G > 0 group norm (one per sample and group
+     * of C / G channels). Statistics are [2, Q]: the mean, then the biased
+     * variance. */
+    LOOM_OP_NORM_STATS,      /* in: x. out: [2, Q]. */
+    /* in: x, stats, gamma [C], beta [C]. y = (x - mean) / sqrt(var + eps)
+     * gamma + beta. attr.side = 1: the statistics are fixed (running
+     * statistics), so the gradient does not flow through them. */
+    LOOM_OP_NORM_APPLY,
+    /* in: dy, x, stats, gamma. out [2, Q]: per statistic, the sums of
+     * gamma dy and of gamma dy xhat. */
+    LOOM_OP_NORM_GRAD_STATS,
+    /* in: dy, x, stats, gamma, gstats. dx = rstd (gamma dy - (A + xhat B) / M),
+     * M the elements of one statistic (attr.side = 1: A = B = 0). */
+    LOOM_OP_NORM_GRAD,
+    /* in: dy, x, stats. out [2, C]: per channel, the sums of dy xhat (the
+     * gradient of gamma) and of dy (of beta), from one pass. */
+    LOOM_OP_NORM_DGAMMA,
+    /* An update: in: running [2, C] (f32, written), stats [2, C] (f32).
+     * running = momentum running + (1 - momentum) stats. */
+    LOOM_OP_NORM_RUNNING_UPDATE,
+    /* Rank <= 4 windows of one tensor (attr.wstart, attr.wstep per axis,
+     * aligned to rank 4). SLICE: out[i] = in[start + i step]. PAD:
+     * out[i] = in[i - lo] inside, attr.wmode 0 the constant attr.wvalue
+     * outside, 1 the reflection (without the edge). SLICE_GRAD: dx of a
+     * slice (zeros off the lattice); PAD_GRAD: dx of a reflecting pad. */
+    LOOM_OP_SLICE,
+    LOOM_OP_SLICE_GRAD,
+    LOOM_OP_PAD,
+    LOOM_OP_PAD_GRAD,
+    /* in: any number of tensors, equal but along attr.axis. */
+    LOOM_OP_CONCAT,
 
     /* ---- sequence models (src/core/ops_seq.c) ---- */
 
@@ -180,6 +241,7 @@ typedef struct loom_attr {
     int32_t ta, tb;            /* MATMUL */
     int32_t bias;              /* MATMUL: fused row bias (in[2]) */
     int32_t act;               /* MATMUL: fused unary op, LOOM_OP_NONE if none */
+    int32_t dact;              /* MATMUL: fused activation gradient, LOOM_OP_NONE if none */
     int32_t axis;              /* ARGMAX, softmax family, REDUCE_MAX/MIN and their grads */
     int32_t fwd;               /* UNARY_GRAD, BINARY_GRAD: the forward op */
     int32_t side;              /* BINARY_GRAD: 0 for a, 1 for b */
@@ -194,7 +256,19 @@ typedef struct loom_attr {
     int32_t nesterov;
     int32_t clip;              /* 1: the last input is the SUMSQ scalar */
     int32_t skip_nonfinite;    /* loss-scaled: a non-finite sumsq skips the step */
+    int32_t grad_rows;         /* SGD/ADAM: in[1] is [grad_rows, n] and the gradient
+                                  is its column sum (a bias's, folded in by the
+                                  fusion pass); 0: in[1] is the gradient */
     uint32_t groups[3];        /* CUSTOM */
+    /* convolutional networks: conv, pool, norm and window ops (see each) */
+    int32_t stride[2], dil[2], kernel[2];
+    int32_t pad[4];            /* top, left, bottom, right */
+    int32_t cgroups;           /* conv: groups; norm: 0 batch norm, G group norm */
+    int64_t wstart[4];         /* SLICE, PAD (as -lo), aligned to rank 4 */
+    int32_t wstep[4];
+    int32_t wmode;             /* PAD: 0 constant, 1 reflect */
+    float wvalue;              /* PAD: the constant */
+
     /* sequence ops (ops_seq.c) */
     float norm_eps;            /* LAYER_NORM, RMS_NORM and their gradients */
     int32_t affine;            /* norms: 1 gamma is an input, 2 beta is */
@@ -220,6 +294,12 @@ typedef struct loom_node {
     int trainable;             /* PARAM */
     int side_effect;           /* updates: kept although nothing reads them */
     int dead;                  /* in a program: fused into a later node, not run */
+    int32_t by;                /* in a program: its value is computed by that later
+                                  node (id), along with the later node's own: planned
+                                  from there on, not run itself */
+    int32_t also[2];           /* in a program: the nodes (ids) whose values this one
+                                  computes too (SPARSE_XENT_GRAD: the loss, the
+                                  prediction); 0 if none */
     void *data;                /* CONST: the values; CUSTOM: the GLSL source */
     size_t data_bytes;
     loom_attr attr;

@@ -2,6 +2,7 @@
 #include "op_table.h"
 #include "autodiff.h"
 #include "backend.h"
+#include "conv_geom.h"
 
 #include <string.h>
 
@@ -21,6 +22,8 @@ static double cost_matmul(const loom_exec_node *x)
         f += (double)nd->numel;
     if (nd->attr.act != LOOM_OP_NONE)
         f += (double)loom_op_def_of((loom_op)nd->attr.act)->flops * (double)nd->numel;
+    if (nd->attr.dact != LOOM_OP_NONE)
+        f += (double)loom_op_def_of((loom_op)nd->attr.dact)->flops * (double)nd->numel;
     return f;
 }
 
@@ -66,6 +69,33 @@ static double cost_adam(const loom_exec_node *x)
 static double cost_ema(const loom_exec_node *x)
 {
     return 3 * numel_of(x->in[0]);
+}
+
+static double cost_conv(const loom_exec_node *x)
+{
+    const loom_node *in[3] = {x->in[0]->node, x->in[1]->node, NULL};
+    loom_conv_geom cg = loom_conv_geom_of(x->def->code, x->node, in);
+    return 2.0 * loom_conv_macs(&cg) + (x->nin > 2 ? (double)x->node->numel : 0);
+}
+
+/* a comparison or an add per window element, each output (forward) or each
+ * gradient element spread (backward) */
+static double cost_pool(const loom_exec_node *x)
+{
+    const loom_attr *a = &x->node->attr;
+    double window = (double)a->kernel[0] * (double)a->kernel[1];
+    return window * (double)x->in[0]->node->numel * (x->def->family == LOOM_FAM_POOL ? 0 : 1) +
+           window * (double)x->node->numel * (x->def->family == LOOM_FAM_POOL ? 1 : 0);
+}
+
+static double cost_norm(const loom_exec_node *x)
+{
+    static const double per[5] = {[LOOM_NORM_STATS] = 3, [LOOM_NORM_APPLY] = 4, [LOOM_NORM_GRAD_STATS] = 5,
+                                  [LOOM_NORM_GRAD] = 7, [LOOM_NORM_DGAMMA] = 4};
+    int code = x->def->code;
+    /* the statistics' node reads x, the others read dy and x of x's size */
+    const loom_node *big = code == LOOM_NORM_STATS || code == LOOM_NORM_APPLY ? x->in[0]->node : x->in[1]->node;
+    return per[code] * (double)big->numel;
 }
 
 /* ---- sequence ops ------------------------------------------------------------ */
@@ -229,28 +259,66 @@ const loom_op_def loom_op_defs[LOOM_OP_COUNT] = {
                             .flags = LOOM_OPF_NONDIFF, .runvals = LOOM_RUN_SCALE},
 
     [LOOM_OP_SGD_UPDATE] = {.name = "sgd_update", .family = LOOM_FAM_SGD, .arity = -1, .cost = cost_sgd,
-                            .flags = LOOM_OPF_UPDATE | LOOM_OPF_NO_GRAD, .writes = 0x5,
+                            .flags = LOOM_OPF_UPDATE | LOOM_OPF_MULTI | LOOM_OPF_NO_GRAD, .writes = 0x5,
                             .runvals = LOOM_RUN_STEP | LOOM_RUN_SCALE},
     [LOOM_OP_ADAM_UPDATE] = {.name = "adam_update", .family = LOOM_FAM_ADAM, .arity = -1, .cost = cost_adam,
-                             .flags = LOOM_OPF_UPDATE | LOOM_OPF_NO_GRAD, .writes = 0xd,
+                             .flags = LOOM_OPF_UPDATE | LOOM_OPF_MULTI | LOOM_OPF_NO_GRAD, .writes = 0xd,
                              .runvals = LOOM_RUN_STEP | LOOM_RUN_ADAM | LOOM_RUN_SCALE},
     [LOOM_OP_EMA_UPDATE] = {.name = "ema_update", .family = LOOM_FAM_EMA, .arity = 2, .cost = cost_ema,
-                            .flags = LOOM_OPF_UPDATE | LOOM_OPF_NO_GRAD, .writes = 0x1, .runvals = LOOM_RUN_EMA},
+                            .flags = LOOM_OPF_UPDATE | LOOM_OPF_MULTI | LOOM_OPF_NO_GRAD, .writes = 0x1, .runvals = LOOM_RUN_EMA},
 
     [LOOM_OP_CUSTOM] = {.name = "custom", .family = LOOM_FAM_CUSTOM, .arity = -1, .flags = LOOM_OPF_NO_GRAD,
                         .gpu_reason = "users' GLSL runs on Vulkan only"},
+
+    [LOOM_OP_CONV2D] = {.name = "conv2d", .family = LOOM_FAM_CONV, .code = LOOM_CONV_FWD, .arity = -1,
+                        .cost = cost_conv, .grad = loom_grad_conv2d},
+    [LOOM_OP_CONV_TRANSPOSE2D] = {.name = "conv_transpose2d", .family = LOOM_FAM_CONV, .code = LOOM_CONV_BWD_DATA,
+                                  .arity = -1, .cost = cost_conv, .grad = loom_grad_conv_transpose2d},
+    [LOOM_OP_CONV2D_GRAD_WEIGHT] = {.name = "conv2d_grad_weight", .family = LOOM_FAM_CONV,
+                                    .code = LOOM_CONV_BWD_FILTER, .arity = 2, .cost = cost_conv,
+                                    .flags = GRADIENT_OP_},
+    [LOOM_OP_MAX_POOL2D] = {.name = "max_pool2d", .family = LOOM_FAM_POOL, .code = LOOM_POOL_MAX, .arity = 1,
+                            .cost = cost_pool, .grad = loom_grad_pool},
+    [LOOM_OP_AVG_POOL2D] = {.name = "avg_pool2d", .family = LOOM_FAM_POOL, .code = LOOM_POOL_AVG, .arity = 1,
+                            .cost = cost_pool, .grad = loom_grad_pool},
+    [LOOM_OP_MAX_POOL2D_GRAD] = {.name = "max_pool2d_grad", .family = LOOM_FAM_POOL_GRAD, .code = LOOM_POOL_MAX,
+                                 .arity = 2, .cost = cost_pool, .flags = GRADIENT_OP_},
+    [LOOM_OP_AVG_POOL2D_GRAD] = {.name = "avg_pool2d_grad", .family = LOOM_FAM_POOL_GRAD, .code = LOOM_POOL_AVG,
+                                 .arity = 1, .cost = cost_pool, .flags = GRADIENT_OP_},
+    /* the statistics' gradient is part of the normalization's (NORM_GRAD) */
+    [LOOM_OP_NORM_STATS] = {.name = "norm_stats", .family = LOOM_FAM_NORM, .code = LOOM_NORM_STATS, .arity = 1,
+                            .cost = cost_norm, .flags = LOOM_OPF_NONDIFF},
+    [LOOM_OP_NORM_APPLY] = {.name = "norm", .family = LOOM_FAM_NORM, .code = LOOM_NORM_APPLY, .arity = 4,
+                            .cost = cost_norm, .grad = loom_grad_norm_apply},
+    [LOOM_OP_NORM_GRAD_STATS] = {.name = "norm_grad_stats", .family = LOOM_FAM_NORM, .code = LOOM_NORM_GRAD_STATS,
+                                 .arity = 4, .cost = cost_norm, .flags = GRADIENT_OP_},
+    [LOOM_OP_NORM_GRAD] = {.name = "norm_grad", .family = LOOM_FAM_NORM, .code = LOOM_NORM_GRAD, .arity = 5,
+                           .cost = cost_norm, .flags = GRADIENT_OP_},
+    [LOOM_OP_NORM_DGAMMA] = {.name = "norm_dgamma", .family = LOOM_FAM_NORM, .code = LOOM_NORM_DGAMMA, .arity = 3,
+                             .cost = cost_norm, .flags = GRADIENT_OP_},
+    [LOOM_OP_NORM_RUNNING_UPDATE] = {.name = "norm_running_update", .family = LOOM_FAM_NORM_UPDATE, .arity = 2,
+                                     .cost = cost_ema, .flags = LOOM_OPF_UPDATE | LOOM_OPF_NO_GRAD, .writes = 0x1},
+    [LOOM_OP_SLICE] = {.name = "slice", .family = LOOM_FAM_WINDOW, .code = LOOM_WINDOW_SLICE, .arity = 1,
+                       .grad = loom_grad_slice},
+    [LOOM_OP_SLICE_GRAD] = {.name = "slice_grad", .family = LOOM_FAM_WINDOW, .code = LOOM_WINDOW_SLICE_GRAD,
+                            .arity = 1, .flags = GRADIENT_OP_},
+    [LOOM_OP_PAD] = {.name = "pad", .family = LOOM_FAM_WINDOW, .code = LOOM_WINDOW_PAD, .arity = 1,
+                     .grad = loom_grad_pad},
+    [LOOM_OP_PAD_GRAD] = {.name = "pad_grad", .family = LOOM_FAM_WINDOW, .code = LOOM_WINDOW_PAD_GRAD, .arity = 1,
+                          .flags = GRADIENT_OP_, .flops = 1},
+    [LOOM_OP_CONCAT] = {.name = "concat", .family = LOOM_FAM_CONCAT, .arity = -1, .grad = loom_grad_concat},
 
     /* ---- sequence models ---- */
     [LOOM_OP_BATCH_MATMUL] = {.name = "batch_matmul", .family = LOOM_FAM_BMM, .arity = 2, .cost = cost_bmm,
                               .grad = loom_grad_batch_matmul},
     /* mean, variance, normalize, scale and shift */
-    [LOOM_OP_LAYER_NORM] = {.name = "layer_norm", .family = LOOM_FAM_NORM, .code = LOOM_NORM_LAYER, .arity = -1,
+    [LOOM_OP_LAYER_NORM] = {.name = "layer_norm", .family = LOOM_FAM_LNORM, .code = LOOM_LNORM_LAYER, .arity = -1,
                             .shape = LOOM_SHAPE_SAME, .flops = 8, .grad = loom_grad_norm},
-    [LOOM_OP_RMS_NORM] = {.name = "rms_norm", .family = LOOM_FAM_NORM, .code = LOOM_NORM_RMS, .arity = -1,
+    [LOOM_OP_RMS_NORM] = {.name = "rms_norm", .family = LOOM_FAM_LNORM, .code = LOOM_LNORM_RMS, .arity = -1,
                           .shape = LOOM_SHAPE_SAME, .flops = 5, .grad = loom_grad_norm},
-    [LOOM_OP_LAYER_NORM_GRAD] = {.name = "layer_norm_grad", .family = LOOM_FAM_NORM_GRAD, .code = LOOM_NORM_LAYER,
+    [LOOM_OP_LAYER_NORM_GRAD] = {.name = "layer_norm_grad", .family = LOOM_FAM_LNORM_GRAD, .code = LOOM_LNORM_LAYER,
                                  .arity = -1, .shape = LOOM_SHAPE_SAME, .flops = 14, .flags = GRADIENT_OP_},
-    [LOOM_OP_RMS_NORM_GRAD] = {.name = "rms_norm_grad", .family = LOOM_FAM_NORM_GRAD, .code = LOOM_NORM_RMS,
+    [LOOM_OP_RMS_NORM_GRAD] = {.name = "rms_norm_grad", .family = LOOM_FAM_LNORM_GRAD, .code = LOOM_LNORM_RMS,
                                .arity = -1, .shape = LOOM_SHAPE_SAME, .flops = 10, .flags = GRADIENT_OP_},
     [LOOM_OP_TAKE] = {.name = "take", .family = LOOM_FAM_TAKE, .code = LOOM_INDEX_TAKE, .arity = 2, .flops = 1,
                       .flags = LOOM_OPF_LABELS, .grad = loom_grad_take, .index_in = 1, .index_what = "index",
@@ -280,6 +348,23 @@ const loom_op_def loom_op_defs[LOOM_OP_COUNT] = {
     [LOOM_OP_ATTENTION_GRAD_V] = {.name = "attention_grad_v", .family = LOOM_FAM_ATTENTION, .code = LOOM_ATTN_DV,
                                   .arity = -1, .cost = cost_attention, .flags = GRADIENT_OP_},
 };
+
+/* The activations GEMM kernels apply in their epilogue (shaders/codes.h). */
+static const struct {
+    loom_op op;
+    int code;
+} epilogues[] = {
+    {LOOM_OP_RELU, LOOM_EPI_RELU},   {LOOM_OP_GELU, LOOM_EPI_GELU}, {LOOM_OP_TANH, LOOM_EPI_TANH},
+    {LOOM_OP_SIGMOID, LOOM_EPI_SIGMOID}, {LOOM_OP_SILU, LOOM_EPI_SILU},
+};
+
+int loom_op_epilogue(loom_op op)
+{
+    for (size_t i = 0; i < sizeof epilogues / sizeof epilogues[0]; i++)
+        if (epilogues[i].op == op)
+            return epilogues[i].code;
+    return LOOM_EPI_NONE;
+}
 
 const char *loom_op_name(loom_op op)
 {

@@ -39,9 +39,16 @@ typedef enum loom_op_family {
     LOOM_FAM_ADAM,
     LOOM_FAM_EMA,
     LOOM_FAM_CUSTOM,
+    LOOM_FAM_CONV,         /* conv2d and its gradients: code LOOM_CONV_* */
+    LOOM_FAM_POOL,         /* code LOOM_POOL_* */
+    LOOM_FAM_POOL_GRAD,    /* code LOOM_POOL_* */
+    LOOM_FAM_NORM,         /* batch / group norm: code LOOM_NORM_* */
+    LOOM_FAM_NORM_UPDATE,  /* running statistics */
+    LOOM_FAM_WINDOW,       /* slice, pad and their gradients: code LOOM_WINDOW_* */
+    LOOM_FAM_CONCAT,
     LOOM_FAM_BMM,          /* batched matmul */
-    LOOM_FAM_NORM,         /* layer norm, RMS norm: code LOOM_NORM_* */
-    LOOM_FAM_NORM_GRAD,    /* their dx: code LOOM_NORM_* */
+    LOOM_FAM_LNORM,         /* layer norm, RMS norm: code LOOM_LNORM_* */
+    LOOM_FAM_LNORM_GRAD,    /* their dx: code LOOM_LNORM_* */
     LOOM_FAM_TAKE,         /* take (embedding), gather: code LOOM_INDEX_* */
     LOOM_FAM_SCATTER,      /* their gradients: code LOOM_INDEX_* */
     LOOM_FAM_ROPE,
@@ -60,6 +67,8 @@ enum {
                                    rows of a table) checked on the host */
     LOOM_OPF_NO_GRAD = 1u << 5,  /* no gradient rule: loom_backward through it
                                    is LOOM_E_UNSUPPORTED naming it */
+    LOOM_OPF_MULTI = 1u << 6,    /* an optimizer update: the fusion pass groups
+                                   consecutive ones into one multi-tensor launch */
 };
 
 /* per-run values an op consumes (filled into its run slot) */
@@ -118,6 +127,9 @@ static inline const loom_op_def *loom_op_def_of(loom_op op)
 }
 
 const char *loom_op_name(loom_op op);
+/* The GEMM epilogue code of a unary op (LOOM_EPI_*), LOOM_EPI_NONE if a
+ * GEMM cannot apply it. */
+int loom_op_epilogue(loom_op op);
 /* The op of that name (one of the table's), LOOM_OP_NONE if none. */
 loom_op loom_op_by_name(const char *name);
 

@@ -211,7 +211,7 @@ loom_tensor loom_matmul(loom_graph *g, loom_tensor a, loom_tensor b, int ta, int
     loom_attr at = {0};
     at.ta = !!ta;
     at.tb = !!tb;
-    at.act = LOOM_OP_NONE;
+    at.act = at.dact = LOOM_OP_NONE;
     int64_t shape[2] = {m, n};
     int32_t in[2] = {a.id, b.id};
     return loom_graph_add(g, LOOM_OP_MATMUL, na->dtype, 2, shape, 2, in, NULL, &at);

@@ -86,20 +86,28 @@ loom_status loom_optimize(loom_graph *g, const loom_optimizer *opt)
     }
     int nparams = g->n < g->grad_cap ? g->n : g->grad_cap;
     /* The parameters with a gradient, found before any node is added. */
-    int32_t sumsq_in[1024];
     int ngrads = 0;
     for (int i = 0; i < nparams; i++)
-        if (g->nodes[i].op == LOOM_OP_PARAM && g->nodes[i].trainable && g->grad[i] && ngrads < 1024)
-            sumsq_in[ngrads++] = g->grad[i];
+        ngrads += g->nodes[i].op == LOOM_OP_PARAM && g->nodes[i].trainable && g->grad[i];
     if (ngrads == 0) {
         loom_graph_fail(g, LOOM_E_INVALID, "loom_optimize: no trainable parameter has a gradient");
         return LOOM_E_INVALID;
     }
     int32_t sumsq = 0;
     /* The global norm serves clipping, and the finite check of a
-     * loss-scaled step. */
+     * loss-scaled step: over every gradient, however many. */
     if (opt->clip_norm > 0.0f || g->loss_scaling) {
+        int32_t *sumsq_in = loom_malloc(g->ctx, (size_t)ngrads * sizeof *sumsq_in);
+        if (!sumsq_in) {
+            loom_graph_fail(g, LOOM_E_OOM, "loom_optimize: out of memory for %d gradients", ngrads);
+            return LOOM_E_OOM;
+        }
+        int k = 0;
+        for (int i = 0; i < nparams; i++)
+            if (g->nodes[i].op == LOOM_OP_PARAM && g->nodes[i].trainable && g->grad[i])
+                sumsq_in[k++] = g->grad[i];
         loom_tensor t = loom_graph_add(g, LOOM_OP_SUMSQ, LOOM_F32, 0, NULL, ngrads, sumsq_in, "grad_sumsq", NULL);
+        loom_free(g->ctx, sumsq_in, (size_t)ngrads * sizeof *sumsq_in);
         if (!t.id)
             return g->err;
         sumsq = t.id;
@@ -144,19 +152,25 @@ loom_status loom_optimize(loom_graph *g, const loom_optimizer *opt)
         if (!u.id)
             return g->err;
         g->nodes[u.id - 1].side_effect = 1;
-        if (opt->ema_decay > 0.0f) {
-            loom_tensor e = moment(g, &g->nodes[i], "ema");
-            if (!e.id)
-                return g->err;
-            loom_attr ea = {0};
-            ea.decay = opt->ema_decay;
-            int32_t ein[2] = {e.id, i + 1};
-            snprintf(name, sizeof name, "%s/ema_update", g->nodes[i].name);
-            loom_tensor eu = loom_graph_add(g, LOOM_OP_EMA_UPDATE, LOOM_F32, 0, NULL, 2, ein, name, &ea);
-            if (!eu.id)
-                return g->err;
-            g->nodes[eu.id - 1].side_effect = 1;
-        }
+    }
+    /* The averages after every update (each reads its parameter as updated),
+     * so the updates and the averages each follow one another: a backend
+     * runs each run as one multi-tensor dispatch. */
+    for (int i = 0; i < nparams && opt->ema_decay > 0.0f; i++) {
+        if (!(g->nodes[i].op == LOOM_OP_PARAM && g->nodes[i].trainable && g->grad[i]))
+            continue;
+        loom_tensor e = moment(g, &g->nodes[i], "ema");
+        if (!e.id)
+            return g->err;
+        loom_attr ea = {0};
+        ea.decay = opt->ema_decay;
+        int32_t ein[2] = {e.id, i + 1};
+        char name[512];
+        snprintf(name, sizeof name, "%s/ema_update", g->nodes[i].name);
+        loom_tensor eu = loom_graph_add(g, LOOM_OP_EMA_UPDATE, LOOM_F32, 0, NULL, 2, ein, name, &ea);
+        if (!eu.id)
+            return g->err;
+        g->nodes[eu.id - 1].side_effect = 1;
     }
     g->opt = *opt;
     g->has_opt = 1;

@@ -32,6 +32,14 @@ loom_status loom_plan(loom_ctx *ctx, loom_plan_tensor *t, int n, int steps, uint
         st = loom_fail(ctx, LOOM_E_OOM, "planner: out of memory for %d tensors over %d steps", n, steps);
         goto done;
     }
+    /* taken in order of first step: a tensor out of order would never be
+     * placed (and alias offset 0) */
+    for (int k = 0; k < n; k++)
+        if (t[k].first < 0 || t[k].first >= steps || t[k].last < t[k].first || (k && t[k].first < t[k - 1].first)) {
+            st = loom_fail(ctx, LOOM_E_INVALID, "planner: tensor %d (steps %d to %d) is out of order or outside "
+                           "the %d steps", k, t[k].first, t[k].last, steps);
+            goto done;
+        }
     int nunits = 0;
     int ti = 0;
     for (int s = 0; s < steps; s++) {

@@ -264,6 +264,8 @@ loom_status loom_profile_get(loom_program *p, loom_profile_report *out)
     out->arena_bytes = p->plan.arena_bytes;
     out->mem_bytes = out->state_bytes + out->arena_bytes;
     out->nnodes = d->n;
+    loom_plan_report pr;
+    out->dispatches = loom_program_plan(p, &pr) == LOOM_OK ? pr.dispatches : d->n;
     out->nodes = d->nodes;
     return LOOM_OK;
 }

@@ -4,6 +4,7 @@
 #include "graph.h"
 #include "profile.h"
 
+#include <assert.h>
 #include <math.h>
 #include <string.h>
 
@@ -191,7 +192,8 @@ static loom_status plan(loom_program *p, uint64_t *offsets)
             t->bytes = (uint64_t)nd->numel * loom_dtype_size(nd->dtype) + (guarded ? 2u * (uint64_t)p->guard : 0);
             /* Guarded outputs hold their block for the whole run, so no
              * earlier tensor legitimately writes over their guards. */
-            t->first = (pass == 0 || guarded) ? 0 : i;
+            /* a value a later node computes (node.by) exists from there */
+            t->first = (pass == 0 || guarded) ? 0 : nd->by ? nd->by - 1 : i;
             t->last = (pass == 0 || nd->is_output) ? n - 1 : last[i];
             t->inplace_src = -1;
             if (pass == 1 && (loom_op_def_of(nd->op)->flags & LOOM_OPF_INPLACE)) {
@@ -200,7 +202,7 @@ static loom_status plan(loom_program *p, uint64_t *offsets)
                     const loom_node *ns = &p->nodes[src];
                     if (slot[src] >= 0 && !is_upload(ns) && !(p->guard && nd->is_output) && !ns->is_output &&
                         last[src] == i && ns->numel == nd->numel && ns->dtype == nd->dtype) {
-                        t->inplace_src = slot[src];
+                        t->inplace_src = src; /* a node for now: its slot after the sort below */
                         break;
                     }
                 }
@@ -208,6 +210,26 @@ static loom_status plan(loom_program *p, uint64_t *offsets)
             order[np] = i;
             slot[i] = np++;
         }
+    /* The planner takes the tensors in order of their first step; a value
+     * a later node computes (node.by) starts there, after tensors of the
+     * nodes in between (a loss fused into its gradient, a reshape of the
+     * logits for the prediction before it): a stable sort, then the
+     * in-place sources as their places in it. */
+    for (int k = 1; k < np; k++) {
+        loom_plan_tensor t = pt[k];
+        int o = order[k], j = k;
+        for (; j > 0 && pt[j - 1].first > t.first; j--) {
+            pt[j] = pt[j - 1];
+            order[j] = order[j - 1];
+        }
+        pt[j] = t;
+        order[j] = o;
+    }
+    for (int k = 0; k < np; k++)
+        slot[order[k]] = k;
+    for (int k = 0; k < np; k++)
+        if (pt[k].inplace_src >= 0)
+            pt[k].inplace_src = slot[pt[k].inplace_src];
     uint64_t align = p->dev->info.alignment ? p->dev->info.alignment : 16;
     s = loom_plan(ctx, pt, np, n, align, &p->plan);
     if (s != LOOM_OK)
@@ -310,13 +332,18 @@ static loom_status place_tensors(loom_program *p, const loom_graph *g)
     loom_status s = LOOM_OK;
     if (!offsets)
         return loom_fail(ctx, LOOM_E_OOM, "loom_compile: out of memory");
+    /* Every tensor's binding first: a refused compile creates no state
+     * tensor. */
     for (int i = 0; i < p->n; i++) {
         loom_node *nd = &p->nodes[i];
-        uint64_t bytes = (uint64_t)nd->numel * loom_dtype_size(nd->dtype);
+        if (!nd->side_effect && !nd->dead &&
+            (s = check_binding(p, nd, (uint64_t)nd->numel * loom_dtype_size(nd->dtype))) != LOOM_OK)
+            goto out;
+    }
+    for (int i = 0; i < p->n; i++) {
+        loom_node *nd = &p->nodes[i];
         if (nd->side_effect || nd->dead)
             continue;
-        if ((s = check_binding(p, nd, bytes)) != LOOM_OK)
-            goto out;
         if (nd->op == LOOM_OP_PARAM) {
             loom_state_slot *e;
             if ((s = loom_state_ensure(p->st, nd->name, nd->dtype, nd->ndim, nd->shape, &e)) != LOOM_OK)
@@ -370,6 +397,32 @@ static loom_status unsupported(const loom_program *p, const loom_node *nd)
                      loom_shape_str(sb, sizeof sb, nd->ndim, nd->shape), p->dev->info.spec);
 }
 
+/* Updates of one optimizer that follow each other form a group a backend
+ * may run as one multi-tensor dispatch: the same op, the same
+ * hyper-parameters (so the same run-slot values), the same clipping sumsq. */
+static int same_update(const loom_exec_node *a, const loom_exec_node *b)
+{
+    const loom_attr *x = &a->node->attr, *y = &b->node->attr;
+    return a->node->op == b->node->op && a->nin == b->nin && x->beta1 == y->beta1 && x->beta2 == y->beta2 &&
+           x->eps == y->eps && x->momentum == y->momentum && x->weight_decay == y->weight_decay && x->l1 == y->l1 &&
+           x->l2 == y->l2 && x->clip_norm == y->clip_norm && x->decay == y->decay && x->nesterov == y->nesterov &&
+           x->clip == y->clip && x->skip_nonfinite == y->skip_nonfinite &&
+           (!x->clip || a->in[a->nin - 1] == b->in[b->nin - 1]);
+}
+
+static void group_updates(loom_program *p)
+{
+    for (int i = 0; i < p->nexec;) {
+        loom_exec_node *x = &p->exec[i];
+        int j = i + 1;
+        if (x->def->flags & LOOM_OPF_MULTI)
+            while (j < p->nexec && same_update(x, &p->exec[j]))
+                p->exec[j++].group = 0;
+        x->group = j - i;
+        i = j;
+    }
+}
+
 /* The exec nodes, in order, each asked of the backend before any memory
  * or state tensor exists: a refused compile leaves the state as it was. */
 static loom_status build_exec(loom_program *p)
@@ -380,7 +433,7 @@ static loom_status build_exec(loom_program *p)
         return loom_fail(ctx, LOOM_E_OOM, "loom_compile: out of memory");
     for (int i = 0; i < p->n; i++) {
         p->tensors[i].node = &p->nodes[i];
-        if (p->nodes[i].role == LOOM_ROLE_INTERMEDIATE && !p->nodes[i].dead) {
+        if (p->nodes[i].role == LOOM_ROLE_INTERMEDIATE && !p->nodes[i].dead && !p->nodes[i].by) {
             p->nexec++;
             p->nexec_in += p->nodes[i].nin;
         }
@@ -392,7 +445,7 @@ static loom_status build_exec(loom_program *p)
     int e = 0, k = 0, nslots = 0;
     for (int i = 0; i < p->n; i++) {
         loom_node *nd = &p->nodes[i];
-        if (nd->role != LOOM_ROLE_INTERMEDIATE || nd->dead)
+        if (nd->role != LOOM_ROLE_INTERMEDIATE || nd->dead || nd->by)
             continue;
         loom_exec_node *x = &p->exec[e];
         x->node = nd;
@@ -403,13 +456,24 @@ static loom_status build_exec(loom_program *p)
         for (int j = 0; j < nd->nin; j++)
             p->exec_in[k++] = &p->tensors[nd->in[j] - 1];
         x->out = nd->side_effect ? NULL : &p->tensors[i];
+        for (int a = 0; a < 2; a++)
+            x->also[a] = nd->also[a] ? &p->tensors[nd->also[a] - 1] : NULL;
+        x->group = 1;
         x->run_slot = x->def->runvals ? nslots++ : -1;
         if (nd->side_effect)
             p->has_updates = 1;
         if (!backend_supports(p, x))
             return unsupported(p, nd);
+        if (ctx->log_level >= LOOM_LOG_DEBUG) {
+            char sb[96];
+            loom_logf(ctx, LOOM_LOG_DEBUG, "loom_compile: node %d: %s \"%s\" %s %s%s", e, loom_op_name(nd->op), nd->name,
+                      loom_dtype_name(nd->dtype), loom_shape_str(sb, sizeof sb, nd->ndim, nd->shape),
+                      nd->also[0] || nd->also[1] ? " (with the loss / prediction)" : "");
+        }
         e++;
     }
+    if (!p->no_fusion)
+        group_updates(p);
     p->eprog.nnodes = p->nexec;
     p->eprog.nodes = p->exec;
     p->eprog.profile = p->profile;
@@ -440,17 +504,120 @@ static int consumers(const loom_program *p, int i, int *only)
     return c;
 }
 
-/* Would the backend run node m (a matmul) with this epilogue? Asked with a
- * stand-alone exec node: nothing is placed yet. */
-static int epilogue_ok(const loom_program *p, const loom_node *m, const loom_node *out, int bias_id)
+/* Would the backend run node m (a matmul) with this epilogue (its third
+ * input: the bias, or the activation's output)? Asked with a stand-alone
+ * exec node: nothing is placed yet. */
+static int epilogue_ok(const loom_program *p, const loom_node *m, const loom_node *out, int third)
 {
     loom_node fused = *m;
     fused.dtype = out->dtype;
     loom_exec_tensor ta = {&p->nodes[m->in[0] - 1], {0}}, tb = {&p->nodes[m->in[1] - 1], {0}},
-                     tc = {&p->nodes[bias_id - 1], {0}}, to = {&fused, {0}};
+                     tc = {&p->nodes[third - 1], {0}}, to = {&fused, {0}};
     const loom_exec_tensor *ins[3] = {&ta, &tb, &tc};
-    loom_exec_node x = {&fused, loom_op_def_of(fused.op), 0, 3, ins, &to, -1};
+    loom_exec_node x = {&fused, loom_op_def_of(fused.op), 0, 3, ins, &to, -1, {NULL, NULL}, 1};
     return backend_supports(p, &x);
+}
+
+/* Nothing between node i and node j (j included) reads node i: a node at
+ * j may compute it. */
+static int unread_until(const loom_program *p, int i, int j)
+{
+    for (int k = i + 1; k <= j; k++) {
+        const loom_node *nd = &p->nodes[k];
+        if (nd->dead || nd->by)
+            continue;
+        for (int a = 0; a < nd->nin; a++)
+            if (nd->in[a] - 1 == i)
+                return 0;
+    }
+    return 1;
+}
+
+/* Would the backend run node n (placed nowhere yet) as it now stands? */
+static int node_ok(const loom_program *p, const loom_node *n)
+{
+    loom_exec_tensor ts[8], also[2], to = {n, {0}};
+    const loom_exec_tensor *ins[8];
+    assert(n->nin <= 8);
+    for (int k = 0; k < n->nin; k++) {
+        ts[k] = (loom_exec_tensor){&p->nodes[n->in[k] - 1], {0}};
+        ins[k] = &ts[k];
+    }
+    loom_exec_node x = {n, loom_op_def_of(n->op), 0, n->nin, ins, n->side_effect ? NULL : &to, -1, {NULL, NULL}, 1};
+    for (int a = 0; a < 2; a++)
+        if (n->also[a]) {
+            also[a] = (loom_exec_tensor){&p->nodes[n->also[a] - 1], {0}};
+            x.also[a] = &also[a];
+        }
+    return backend_supports(p, &x);
+}
+
+/* A classifier's loss and prediction come out of the kernel of the loss's
+ * gradient (node.also): one pass over the logits where there were three.
+ * Only where nothing reads them before that kernel runs. */
+static void fuse_loss(loom_program *p)
+{
+    for (int j = 0; j < p->n; j++) {
+        loom_node *gr = &p->nodes[j];
+        if (gr->op != LOOM_OP_SPARSE_XENT_GRAD || gr->dead)
+            continue;
+        int32_t z = gr->in[1], lab = gr->in[2];
+        const loom_node *nz = &p->nodes[z - 1];
+        for (int i = 0; i < j; i++) {
+            loom_node *nd = &p->nodes[i];
+            if (nd->dead || nd->by || !unread_until(p, i, j))
+                continue;
+            int slot;
+            if (nd->op == LOOM_OP_SPARSE_XENT && nd->in[0] == z && nd->in[1] == lab)
+                slot = 0;
+            else if (nd->op == LOOM_OP_ARGMAX && nd->in[0] == z && nz->ndim == 2 &&
+                     (nd->attr.axis == 1 || nd->attr.axis == -1))
+                slot = 1;
+            else
+                continue;
+            if (gr->also[slot])
+                continue;
+            gr->also[slot] = i + 1;
+            if (!node_ok(p, gr)) {
+                gr->also[slot] = 0;
+                continue;
+            }
+            nd->by = j + 1;
+            p->fused++;
+        }
+    }
+}
+
+/* A bias's gradient (the column sum of the layer's output gradient) is
+ * summed by its update itself (attr.grad_rows): no reduction of its own. */
+static void fold_bias_grads(loom_program *p)
+{
+    for (int i = 0; i < p->n; i++) {
+        loom_node *u = &p->nodes[i];
+        int only = -1;
+        if ((u->op != LOOM_OP_ADAM_UPDATE && u->op != LOOM_OP_SGD_UPDATE) || u->dead || u->attr.grad_rows)
+            continue;
+        int r = u->in[1] - 1;
+        loom_node *red = &p->nodes[r];
+        if (red->op != LOOM_OP_REDUCE_SUM || red->dead || red->by || red->is_output || red->attr.alpha != 1.0f ||
+            consumers(p, r, &only) != 1)
+            continue;
+        const loom_node *src = &p->nodes[red->in[0] - 1];
+        int64_t n = p->nodes[u->in[0] - 1].numel;
+        if (src->ndim != 2 || src->dtype != LOOM_F32 || src->shape[1] != n || red->numel != n || red->attr.rdim < 1 ||
+            red->attr.rshape[red->attr.rdim - 1] != n || src->shape[0] > INT32_MAX)
+            continue;
+        int32_t g = u->in[1];
+        u->in[1] = red->in[0];
+        u->attr.grad_rows = (int32_t)src->shape[0];
+        if (!node_ok(p, u)) {
+            u->in[1] = g;
+            u->attr.grad_rows = 0;
+            continue;
+        }
+        red->dead = 1;
+        p->fused++;
+    }
 }
 
 /* The core fusion pass, before planning: a matmul whose only consumer adds
@@ -476,7 +643,7 @@ static void fuse(loom_program *p)
         if (!epilogue_ok(p, &(loom_node){.op = LOOM_OP_MATMUL, .dtype = m->dtype, .ndim = 2, .shape = {m->shape[0], n},
                                          .numel = m->numel, .nin = 3, .in = m->in,
                                          .attr = (loom_attr){.ta = m->attr.ta, .tb = m->attr.tb, .bias = 1,
-                                                             .act = LOOM_OP_NONE}},
+                                                             .act = LOOM_OP_NONE, .dact = LOOM_OP_NONE}},
                          add, other))
             continue;
         /* The add (or the activation) becomes the fused matmul, keeping its
@@ -484,11 +651,11 @@ static void fuse(loom_program *p)
         loom_node *last = add;
         loom_attr at = m->attr;
         at.bias = 1;
-        at.act = LOOM_OP_NONE;
+        at.act = at.dact = LOOM_OP_NONE;
         if (!add->is_output && consumers(p, j, &k) == 1) {
             loom_node *act = &p->nodes[k];
             const loom_op_def *def = loom_op_def_of(act->op);
-            if (def->family == LOOM_FAM_UNARY && act->dtype == m->dtype) {
+            if (def->family == LOOM_FAM_UNARY && act->dtype == m->dtype && loom_op_epilogue(act->op)) {
                 loom_attr a2 = at;
                 a2.act = act->op;
                 a2.p1 = act->attr.p1;
@@ -521,6 +688,48 @@ static void fuse(loom_program *p)
         }
         p->fused++;
     }
+
+    /* The backward pass: a matmul whose only consumer is the gradient of an
+     * activation that reads its output (relu, tanh, sigmoid) applies that
+     * gradient itself (attr.dact, in[2] = the activation's output). */
+    for (int i = 0; i < p->n; i++) {
+        loom_node *m = &p->nodes[i];
+        int j = -1;
+        if (m->op != LOOM_OP_MATMUL || m->dead || m->is_output || m->attr.bias || m->attr.dact ||
+            m->attr.act != LOOM_OP_NONE || consumers(p, i, &j) != 1)
+            continue;
+        loom_node *u = &p->nodes[j];
+        if (u->op != LOOM_OP_UNARY_GRAD || u->in[0] - 1 != i || u->dtype != m->dtype)
+            continue;
+        loom_op fwd = (loom_op)u->attr.fwd;
+        if (!(loom_op_def_of(fwd)->flags & LOOM_OPF_FROM_Y) || !loom_op_epilogue(fwd))
+            continue;
+        int y = u->in[1];
+        loom_attr at = m->attr;
+        at.dact = fwd;
+        at.p1 = u->attr.p1;
+        at.p2 = u->attr.p2;
+        loom_node probe = {.op = LOOM_OP_MATMUL, .dtype = m->dtype, .ndim = 2, .shape = {m->shape[0], m->shape[1]},
+                           .numel = m->numel, .nin = 3, .in = m->in, .attr = at};
+        if (!epilogue_ok(p, &probe, u, y))
+            continue;
+        int32_t a_in = m->in[0], b_in = m->in[1];
+        u->op = LOOM_OP_MATMUL;
+        u->attr = at;
+        u->in[0] = a_in;
+        u->in[1] = b_in;
+        u->in[2] = y;
+        u->nin = 3;
+        m->dead = 1;
+        if (!u->is_output) {
+            char *t = u->name;
+            u->name = m->name;
+            m->name = t;
+        }
+        p->fused++;
+    }
+    fuse_loss(p);
+    fold_bias_grads(p);
 }
 
 loom_status loom_compile(loom_graph *g, loom_device *dev, loom_state *st, const loom_compile_opts *opts,
@@ -564,7 +773,8 @@ loom_status loom_compile(loom_graph *g, loom_device *dev, loom_state *st, const 
         int ss = p->loss_scaling ? find_io(p, "grad_sumsq") : -1;
         if (ss >= 0)
             p->nodes[ss].is_output = 1;
-        if (!(opts && opts->no_fusion))
+        p->no_fusion = opts && opts->no_fusion;
+        if (!p->no_fusion)
             fuse(p);
         if ((s = build_exec(p)) == LOOM_OK && (s = place_tensors(p, g)) == LOOM_OK)
             s = dev->ops->prepare(dev->bdev, &p->eprog, &p->bprog);
@@ -729,7 +939,7 @@ loom_status loom_program_plan(const loom_program *p, loom_plan_report *out)
     out->steps = p->plan.steps;
     out->live_bytes = p->plan.live_bytes;
     out->inplace = p->plan.inplace;
-    out->dispatches = p->nexec;
+    out->dispatches = p->dev->ops->dispatches ? p->dev->ops->dispatches(p->bprog) : p->nexec;
     out->fused = p->fused;
     if (p->st)
         for (int i = 0; i < p->st->n; i++)

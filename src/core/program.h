@@ -34,6 +34,7 @@ struct loom_program {
     loom_loss_scaling scaling;
     loom_run_slot *slots;       /* eprog.nslots, filled before each run */
     int fused;                  /* fusions the core pass made */
+    int no_fusion;              /* loom_compile_opts.no_fusion: no groups either */
     int profile;
     int guard;                  /* bytes of guard before and after outputs */
     double last_run_ns;

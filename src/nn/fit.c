@@ -37,6 +37,11 @@ static loom_status check_data(loom_sequential *m, loom_dataset *ds, const char *
                          (long long)loom_model_positions(m));
     if (loom_dataset_count(ds) == 0)
         return loom_fail(m->ctx, LOOM_E_INVALID, "%s: the data set is empty", what);
+    /* images of another size but as many pixels would train on scrambled rows */
+    if (m->in_ndim == 3 && ds->rows > 1 && ds->rows * ds->cols == ds->features / m->in_shape[0] &&
+        (ds->rows != m->in_shape[1] || ds->cols != m->in_shape[2]))
+        return loom_fail(m->ctx, LOOM_E_SHAPE, "%s: the data's images are %lld x %lld, the model takes %lld x %lld", what,
+                         (long long)ds->rows, (long long)ds->cols, (long long)m->in_shape[1], (long long)m->in_shape[2]);
     return loom_model_check_scaling(m, ds, what);
 }
 
@@ -395,6 +400,8 @@ loom_status loom_sequential_fit(loom_sequential *m, loom_dataset *train, const l
             int64_t nb = n - k * b < b ? n - k * b : b;
             double t0 = loom_nn_now_s();
             s = loom_dataset_gather(tr, order + k * b, nb, m->xbuf, m->ybuf);
+            if (s == LOOM_OK)
+                s = loom_model_augment(m, &cfg, m->xbuf, nb, loom_state_step(m->st));
             model_prog *mp = NULL;
             if (s == LOOM_OK)
                 s = step(m, 1, nb, &loss, &correct, &mp);

@@ -35,24 +35,25 @@ typedef struct tensor_kind {
 
 static const char *const moment_suffixes[] = {"m", "v", "momentum"};
 
-/* The model's weights (loom_model_param_info: every layer's), their
- * moments ("<weight>/m", ...) and averages ("<weight>/ema"). */
+/* Every parameter of the model (loom_model_param: kernels, biases, batch
+ * norm's scale, shift and running statistics, the sequence layers'
+ * weights); trainable ones may carry optimizer moments and a moving
+ * average, "<name>/m" and the like. */
 static tensor_kind classify(const loom_sequential *m, const char *name)
 {
     tensor_kind k = {ROLE_UNKNOWN, 0, {0, 0, 0, 0}};
-    int np = loom_model_param_count(m);
-    for (int i = 0; i < np; i++) {
-        char p[128];
-        if (loom_model_param_info(m, i, p, sizeof p, &k.ndim, k.shape) != LOOM_OK)
-            break;
-        size_t len = strlen(p);
-        if (strncmp(name, p, len))
+    model_param p;
+    for (int i = 0; loom_model_param(m, i, &p, NULL); i++) {
+        size_t len = strlen(p.name);
+        if (strncmp(name, p.name, len))
             continue;
+        k.ndim = p.ndim;
+        memcpy(k.shape, p.shape, sizeof k.shape);
         if (!name[len]) {
             k.role = ROLE_PARAM;
             return k;
         }
-        if (name[len] != '/')
+        if (name[len] != '/' || !p.trainable)
             continue;
         const char *suffix = name + len + 1;
         if (!strcmp(suffix, "ema")) {

@@ -21,8 +21,30 @@ loom_status loom_sequential_create(loom_ctx *ctx, int64_t input_features, loom_s
         return loom_fail(ctx, LOOM_E_OOM, "loom_sequential_create: out of memory");
     m->ctx = ctx;
     m->in_features = input_features;
+    m->in_ndim = 1;
+    m->in_shape[0] = input_features;
     *out = m;
     return LOOM_OK;
+}
+
+loom_status loom_sequential_create_image(loom_ctx *ctx, int64_t channels, int64_t height, int64_t width,
+                                         loom_sequential **out)
+{
+    if (!ctx || !out)
+        return LOOM_E_INVALID;
+    *out = NULL;
+    int64_t dims[3] = {channels, height, width};
+    uint64_t total = 1;
+    for (int i = 0; i < 3; i++)
+        if (dims[i] <= 0 || dims[i] > LOOM_MAX_UNITS || loom_mul_u64(total, (uint64_t)dims[i], &total) ||
+            total > (uint64_t)LOOM_MAX_UNITS)
+            return loom_fail(ctx, LOOM_E_SHAPE, "loom_sequential_create_image: images of %lld x %lld x %lld (each "
+                             "and their product in [1, %lld])", (long long)channels, (long long)height,
+                             (long long)width, (long long)LOOM_MAX_UNITS);
+    LOOM_TRY(loom_sequential_create(ctx, (int64_t)total, out));
+    (*out)->in_ndim = 3;
+    memcpy((*out)->in_shape, dims, sizeof dims);
+    return loom_model_describe(*out);
 }
 
 static void free_buffers(loom_sequential *m)
@@ -56,6 +78,43 @@ void loom_sequential_destroy(loom_sequential *m)
     loom_free(m->ctx, m, sizeof *m);
 }
 
+static nn_shape to_nn_shape(int ndim, const int64_t *d)
+{
+    nn_shape sh = {ndim, {0, 0, 0}};
+    memcpy(sh.d, d, (size_t)ndim * sizeof *d);
+    return sh;
+}
+
+/* The shape walk: what layer l (number li) gives per sample over what it
+ * takes (l->in_*), into l->out_*; LOOM_E_SHAPE naming the layer. Dense
+ * layers map the last axis of features or sequences, not images. */
+static loom_status layer_shape(loom_ctx *ctx, layer *l, int li, const char *what)
+{
+    char where[64], a[96];
+    snprintf(where, sizeof where, "%s (layer %d)", what, li);
+    l->out_ndim = l->in_ndim;
+    memcpy(l->out_shape, l->in_shape, sizeof l->out_shape);
+    switch (l->kind) {
+    case LAYER_DENSE:
+        if (l->in_ndim == 3)
+            return loom_fail(ctx, LOOM_E_SHAPE, "%s: its input is an image %s (per sample); add a flatten layer "
+                             "before it", where, loom_shape_str(a, sizeof a, l->in_ndim, l->in_shape));
+        l->out_shape[l->in_ndim - 1] = l->units;
+        return LOOM_OK;
+    case LAYER_DROPOUT:
+        return LOOM_OK;
+    case LAYER_SEQ: {
+        nn_shape in = to_nn_shape(l->in_ndim, l->in_shape), out;
+        LOOM_TRY(loom_seq_shape(ctx, &l->seq, li, &in, &out));
+        l->out_ndim = out.ndim;
+        memcpy(l->out_shape, out.d, sizeof l->out_shape);
+        return LOOM_OK;
+    }
+    default:
+        return loom_model_conv_shape(ctx, l, where);
+    }
+}
+
 static loom_status add_layer(loom_sequential *m, layer l, const char *what)
 {
     if (!m)
@@ -64,14 +123,18 @@ static loom_status add_layer(loom_sequential *m, layer l, const char *what)
         return loom_fail(m->ctx, LOOM_E_STATE, "%s: the model is already compiled", what);
     if (m->nlayers == LOOM_MAX_LAYERS)
         return loom_fail(m->ctx, LOOM_E_INVALID, "%s: more than %d layers", what, LOOM_MAX_LAYERS);
+    /* the layer takes what the one before gives (or the model's input) */
+    const layer *prev = m->nlayers ? &m->layers[m->nlayers - 1] : NULL;
+    l.in_ndim = prev ? prev->out_ndim : m->in_ndim;
+    memcpy(l.in_shape, prev ? prev->out_shape : m->in_shape, sizeof l.in_shape);
+    LOOM_TRY(layer_shape(m->ctx, &l, m->nlayers, what));
     m->layers[m->nlayers++] = l;
-    nn_shape shapes[LOOM_MAX_LAYERS + 1];
-    loom_status s = loom_model_shapes(m, shapes);
-    if (s != LOOM_OK) {
-        m->nlayers--;
-        return s;
-    }
     return loom_model_describe(m);
+}
+
+loom_status loom_model_add(loom_sequential *m, layer l, const char *what)
+{
+    return add_layer(m, l, what);
 }
 
 loom_status loom_sequential_add_dense(loom_sequential *m, int64_t units, loom_activation act, loom_init init)
@@ -119,7 +182,13 @@ loom_status loom_model_describe(loom_sequential *m)
 {
     cJSON *root = cJSON_CreateObject();
     cJSON *layers = cJSON_AddArrayToObject(root, "layers");
-    cJSON_AddNumberToObject(root, "input", (double)m->in_features);
+    if (m->in_ndim == 3) {
+        cJSON *in = cJSON_AddArrayToObject(root, "input");
+        for (int i = 0; i < 3; i++)
+            cJSON_AddItemToArray(in, cJSON_CreateNumber((double)m->in_shape[i]));
+    } else {
+        cJSON_AddNumberToObject(root, "input", (double)m->in_features);
+    }
     for (int i = 0; i < m->nlayers; i++) {
         const layer *l = &m->layers[i];
         cJSON *o = cJSON_CreateObject();
@@ -130,6 +199,8 @@ loom_status loom_model_describe(loom_sequential *m)
             cJSON_AddStringToObject(o, "init", init_names[l->init]);
         } else if (l->kind == LAYER_SEQ) {
             loom_seq_describe(&l->seq, o);
+        } else if (l->kind != LAYER_DROPOUT) {
+            loom_model_describe_conv(l, o);
         } else {
             cJSON_AddStringToObject(o, "type", "dropout");
             cJSON_AddNumberToObject(o, "rate", (double)l->rate);
@@ -188,6 +259,7 @@ static const char *const dense_keys[] = {"type", "units", "activation", "init", 
 static const char *const dropout_keys[] = {"type", "rate", NULL};
 
 #define ARCH_BAD(...) (s = loom_fail(ctx, LOOM_E_FORMAT, __VA_ARGS__))
+#define LOOM_ERRMSG_COPY 512
 
 /* One layer of an architecture (li: its index, what: the file, or the
  * call when not a file: its shape errors stay LOOM_E_SHAPE). */
@@ -197,12 +269,16 @@ static loom_status parse_layer(loom_sequential *m, const cJSON *l, int li, const
     loom_status s = LOOM_OK;
     const char *unk = NULL;
     const char *type = cJSON_IsObject(l) ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(l, "type")) : NULL;
-    if (type && !strcmp(type, "dense")) {
+    layer conv;
+    if (type && loom_model_parse_conv(ctx, type, l, what, li, &conv, &s)) {
+        if (s == LOOM_OK)
+            s = add_layer(m, conv, type);
+    } else if (type && !strcmp(type, "dense")) {
         int64_t units = 0;
         /* activation and init may be left out: linear, Glorot uniform */
         const cJSON *ja = cJSON_GetObjectItemCaseSensitive(l, "activation"), *ji = cJSON_GetObjectItemCaseSensitive(l, "init");
-        int act = ja ? find_name(act_names, 6, cJSON_GetStringValue(ja)) : 0;
-        int init = ji ? find_name(init_names, 2, cJSON_GetStringValue(ji)) : 0;
+        int act = ja ? find_name(act_names, 6, cJSON_GetStringValue(ja)) : LOOM_ACT_NONE;
+        int init = ji ? find_name(init_names, 2, cJSON_GetStringValue(ji)) : LOOM_INIT_GLOROT_UNIFORM;
         if ((unk = unknown_key(l, dense_keys)))
             ARCH_BAD("%s: loom.architecture layer %d has an unknown field \"%.64s\"", what, li, unk);
         else if (!json_int(cJSON_GetObjectItemCaseSensitive(l, "units"), 1, LOOM_MAX_UNITS, &units))
@@ -230,9 +306,12 @@ static loom_status parse_layer(loom_sequential *m, const cJSON *l, int li, const
     } else {
         ARCH_BAD("%s: loom.architecture layer %d has unknown type \"%.64s\"", what, li, type ? type : "?");
     }
-    if (s != LOOM_OK && s != LOOM_E_OOM && s != LOOM_E_FORMAT)
-        s = loom_fail(ctx, file ? LOOM_E_FORMAT : s, "%s: loom.architecture layer %d: %s", what, li,
-                      loom_last_error(ctx));
+    if (s != LOOM_OK && s != LOOM_E_OOM && s != LOOM_E_FORMAT) {
+        /* a copy: the message is rewritten into the buffer it is read from */
+        char why[LOOM_ERRMSG_COPY];
+        snprintf(why, sizeof why, "%s", loom_last_error(ctx));
+        s = loom_fail(ctx, file ? LOOM_E_FORMAT : s, "%s: loom.architecture layer %d: %s", what, li, why);
+    }
     return s;
 }
 
@@ -253,8 +332,14 @@ loom_status loom_model_from_json(loom_ctx *ctx, const char *json, const char *wh
         ARCH_BAD("%s: loom.architecture has an unknown field \"%.64s\"", what, unk);
         goto out;
     }
-    if (!json_int(in, 1, LOOM_MAX_UNITS, &nin)) {
-        ARCH_BAD("%s: loom.architecture: \"input\" is not an integer in [1, %lld]", what, (long long)LOOM_MAX_UNITS);
+    int64_t img[3];
+    int image = cJSON_IsArray(in) && cJSON_GetArraySize(in) == 3 &&
+                json_int(cJSON_GetArrayItem(in, 0), 1, LOOM_MAX_UNITS, &img[0]) &&
+                json_int(cJSON_GetArrayItem(in, 1), 1, LOOM_MAX_UNITS, &img[1]) &&
+                json_int(cJSON_GetArrayItem(in, 2), 1, LOOM_MAX_UNITS, &img[2]);
+    if (!image && !json_int(in, 1, LOOM_MAX_UNITS, &nin)) {
+        ARCH_BAD("%s: loom.architecture: \"input\" is not an integer in [1, %lld] or an image [C, H, W]", what,
+                 (long long)LOOM_MAX_UNITS);
         goto out;
     }
     if (cJSON_GetArraySize(layers) > LOOM_MAX_LAYERS) {
@@ -262,8 +347,15 @@ loom_status loom_model_from_json(loom_ctx *ctx, const char *json, const char *wh
                  LOOM_MAX_LAYERS);
         goto out;
     }
-    if ((s = loom_sequential_create(ctx, nin, &m)) != LOOM_OK)
+    s = image ? loom_sequential_create_image(ctx, img[0], img[1], img[2], &m) : loom_sequential_create(ctx, nin, &m);
+    if (s != LOOM_OK) {
+        if (s != LOOM_E_OOM) {
+            char why[LOOM_ERRMSG_COPY];
+            snprintf(why, sizeof why, "%s", loom_last_error(ctx));
+            s = loom_fail(ctx, LOOM_E_FORMAT, "%s: loom.architecture: %s", what, why);
+        }
         goto out;
+    }
     const cJSON *l;
     int li = 0;
     cJSON_ArrayForEach(l, layers)
@@ -282,28 +374,29 @@ out:
     return s;
 }
 
-loom_status loom_model_shapes(const loom_sequential *m, nn_shape *shapes)
+loom_status loom_sequential_from_json(loom_ctx *ctx, const char *json, const char *what, loom_sequential **out)
 {
-    nn_shape sh = {1, {m->in_features, 0, 0}};
-    for (int i = 0; i < m->nlayers; i++) {
-        const layer *l = &m->layers[i];
-        shapes[i] = sh;
-        if (l->kind == LAYER_DENSE)
-            sh.d[sh.ndim - 1] = l->units;
-        else if (l->kind == LAYER_SEQ)
-            LOOM_TRY(loom_seq_shape(m->ctx, &l->seq, i, &shapes[i], &sh));
-    }
-    shapes[m->nlayers] = sh;
-    return LOOM_OK;
+    if (!ctx || !out)
+        return LOOM_E_INVALID;
+    *out = NULL;
+    if (!json)
+        return loom_fail(ctx, LOOM_E_INVALID, "loom_sequential_from_json: NULL description");
+    return loom_model_from_json(ctx, json, what ? what : "model description", out);
+}
+
+void loom_model_shapes(const loom_sequential *m, nn_shape *shapes)
+{
+    for (int i = 0; i < m->nlayers; i++)
+        shapes[i] = to_nn_shape(m->layers[i].in_ndim, m->layers[i].in_shape);
+    const layer *last = m->nlayers ? &m->layers[m->nlayers - 1] : NULL;
+    shapes[m->nlayers] = last ? to_nn_shape(last->out_ndim, last->out_shape) : to_nn_shape(m->in_ndim, m->in_shape);
 }
 
 /* The sample shape out of the model (the layers were checked as added). */
 static nn_shape out_shape(const loom_sequential *m)
 {
-    nn_shape shapes[LOOM_MAX_LAYERS + 1];
-    if (loom_model_shapes(m, shapes) != LOOM_OK)
-        return (nn_shape){1, {m->in_features, 0, 0}};
-    return shapes[m->nlayers];
+    const layer *last = m->nlayers ? &m->layers[m->nlayers - 1] : NULL;
+    return last ? to_nn_shape(last->out_ndim, last->out_shape) : to_nn_shape(m->in_ndim, m->in_shape);
 }
 
 int64_t loom_model_outputs(const loom_sequential *m)
@@ -321,74 +414,98 @@ int64_t loom_model_positions(const loom_sequential *m)
     return loom_model_outputs(m) / sh.d[sh.ndim - 1];
 }
 
-void loom_model_scope(const loom_sequential *m, int i, char *buf, size_t n)
+/* The number of layer i among the layers that share its prefix. */
+static int kind_index(const loom_sequential *m, int i)
 {
     const layer *l = &m->layers[i];
     int k = 0;
     for (int j = 0; j < i; j++)
         k += m->layers[j].kind == l->kind && (l->kind != LAYER_SEQ || m->layers[j].seq.kind == l->seq.kind);
-    if (l->kind == LAYER_SEQ)
-        snprintf(buf, n, "%s%d", loom_seq_type(l->seq.kind), k);
-    else
-        snprintf(buf, n, "%s%d", l->kind == LAYER_DENSE ? "dense" : "dropout", k);
+    return k;
 }
 
-/* Weight k of the model: its layer (*li), its index within (*wk). */
-static int param_at(const loom_sequential *m, int k, int *li, int *wk)
+void loom_model_scope(const loom_sequential *m, int i, char *buf, size_t n)
 {
-    for (int i = 0; i < m->nlayers; i++) {
-        const layer *l = &m->layers[i];
-        int n = l->kind == LAYER_DENSE ? 2 : l->kind == LAYER_SEQ ? loom_seq_nparams(&l->seq) : 0;
-        if (k < n) {
-            *li = i;
-            *wk = k;
-            return 1;
-        }
-        k -= n;
+    const layer *l = &m->layers[i];
+    const char *prefix = l->kind == LAYER_DENSE     ? "dense"
+                         : l->kind == LAYER_DROPOUT ? "dropout"
+                         : l->kind == LAYER_SEQ     ? loom_seq_type(l->seq.kind)
+                                                    : loom_model_conv_prefix(l->kind);
+    snprintf(buf, n, "%s%d", prefix, kind_index(m, i));
+}
+
+int loom_model_layer_nparams(const loom_sequential *m, int i)
+{
+    const layer *l = &m->layers[i];
+    model_param ps[3];
+    switch (l->kind) {
+    case LAYER_DENSE: return 2;
+    case LAYER_DROPOUT: return 0;
+    case LAYER_SEQ: return loom_seq_nparams(&l->seq);
+    default: return loom_model_conv_params(l, 0, ps);
     }
-    return 0;
+}
+
+static const param_init seq_inits[] = {
+    [NN_INIT_GLOROT] = PINIT_KERNEL, [NN_INIT_NORMAL] = PINIT_NORMAL, [NN_INIT_ZERO] = PINIT_ZEROS,
+    [NN_INIT_ONE] = PINIT_ONES};
+
+void loom_model_layer_param(const loom_sequential *m, int i, int k, model_param *p)
+{
+    const layer *l = &m->layers[i];
+    memset(p, 0, sizeof *p);
+    p->trainable = 1;
+    if (l->kind == LAYER_DENSE) {
+        /* over the last axis: [features, units] whatever the rank */
+        char kn[sizeof p->name];
+        loom_model_param_names(kind_index(m, i), kn, p->name, sizeof p->name);
+        if (!k)
+            memcpy(p->name, kn, sizeof kn);
+        p->ndim = k ? 1 : 2;
+        p->shape[0] = k ? l->units : l->in_shape[l->in_ndim - 1];
+        p->shape[1] = k ? 0 : l->units;
+        p->init = k ? PINIT_ZEROS : PINIT_KERNEL;
+        p->fan_in = p->shape[0];
+        p->fan_out = l->units;
+    } else if (l->kind == LAYER_SEQ) {
+        char scope[64];
+        nn_init_kind init;
+        nn_shape in = to_nn_shape(l->in_ndim, l->in_shape);
+        loom_model_scope(m, i, scope, sizeof scope);
+        loom_seq_param(&l->seq, scope, &in, k, p->name, sizeof p->name, &p->ndim, p->shape, &init);
+        p->init = seq_inits[init];
+        /* the sequence layers' matrices are Glorot uniform over [rows, cols] */
+        p->fan_in = p->shape[0];
+        p->fan_out = p->ndim > 1 ? p->shape[1] : 1;
+    } else {
+        model_param ps[3];
+        int n = loom_model_conv_params(l, kind_index(m, i), ps);
+        if (k < n)
+            *p = ps[k];
+    }
 }
 
 int loom_model_param_count(const loom_sequential *m)
 {
     int n = 0;
     for (int i = 0; i < m->nlayers; i++)
-        n += m->layers[i].kind == LAYER_DENSE ? 2 : m->layers[i].kind == LAYER_SEQ ? loom_seq_nparams(&m->layers[i].seq)
-                                                                                  : 0;
+        n += loom_model_layer_nparams(m, i);
     return n;
 }
 
-/* Weight k's name, shape and initialization. */
-static loom_status param_full(const loom_sequential *m, int k, char *name, size_t n, int *ndim, int64_t shape[4],
-                              nn_init_kind *init, int *layer_index)
+int loom_model_param(const loom_sequential *m, int k, model_param *p, int *layer_index)
 {
-    int li, wk;
-    nn_shape shapes[LOOM_MAX_LAYERS + 1];
-    if (!param_at(m, k, &li, &wk))
-        return LOOM_E_INVALID;
-    LOOM_TRY(loom_model_shapes(m, shapes));
-    const layer *l = &m->layers[li];
-    char scope[64];
-    loom_model_scope(m, li, scope, sizeof scope);
-    *layer_index = li;
-    if (l->kind == LAYER_SEQ) {
-        loom_seq_param(&l->seq, scope, &shapes[li], wk, name, n, ndim, shape, init);
-        return LOOM_OK;
+    for (int i = 0; i < m->nlayers && k >= 0; i++) {
+        int n = loom_model_layer_nparams(m, i);
+        if (k < n) {
+            loom_model_layer_param(m, i, k, p);
+            if (layer_index)
+                *layer_index = i;
+            return 1;
+        }
+        k -= n;
     }
-    const nn_shape *in = &shapes[li];
-    snprintf(name, n, "%s/%s", scope, wk ? "bias" : "kernel");
-    *ndim = wk ? 1 : 2;
-    shape[0] = wk ? l->units : in->d[in->ndim - 1];
-    shape[1] = l->units;
-    *init = wk ? NN_INIT_ZERO : NN_INIT_GLOROT;
-    return LOOM_OK;
-}
-
-loom_status loom_model_param_info(const loom_sequential *m, int k, char *name, size_t n, int *ndim, int64_t shape[4])
-{
-    nn_init_kind init;
-    int li;
-    return param_full(m, k, name, n, ndim, shape, &init, &li);
+    return 0;
 }
 
 int64_t loom_sequential_outputs(const loom_sequential *m)
@@ -466,47 +583,48 @@ static double uniform01(uint64_t *s)
     return (double)(splitmix(s) >> 11) * (1.0 / 9007199254740992.0);
 }
 
+/* Every parameter in layer order; kernels draw from one seeded stream
+ * (Glorot uniform or He normal), biases and shifts start at 0, scales at
+ * 1, running statistics at mean 0 and variance 1. */
 static loom_status init_weights(loom_sequential *m)
 {
     uint64_t rng = m->cfg.seed * 0x2545f4914f6cdd1dULL + 1;
     int np = loom_model_param_count(m);
     for (int k = 0; k < np; k++) {
-        char name[128];
-        int ndim, li;
-        int64_t shape[4] = {1, 1, 1, 1};
-        nn_init_kind init;
-        LOOM_TRY(param_full(m, k, name, sizeof name, &ndim, shape, &init, &li));
-        int64_t rows = shape[0], cols = ndim > 1 ? shape[1] : 1;
-        size_t wn, wb = 0;
-        float *w = NULL;
-        if (!loom_mul_size((size_t)rows, (size_t)cols, &wn) && !loom_mul_size(wn, sizeof *w, &wb))
-            w = loom_malloc(m->ctx, wb);
-        if (!w)
-            return loom_fail(m->ctx, LOOM_E_OOM, "sequential: out of memory initializing %s [%lld,%lld]", name,
-                             (long long)rows, (long long)cols);
+        model_param p;
+        int li = 0;
+        loom_model_param(m, k, &p, &li);
         const layer *l = &m->layers[li];
-        if (init == NN_INIT_GLOROT && l->kind == LAYER_DENSE && l->init == LOOM_INIT_HE_NORMAL) {
-            double sd = sqrt(2.0 / (double)rows);
-            for (size_t i = 0; i < wn; i++) {
-                double u1 = uniform01(&rng), u2 = uniform01(&rng);
-                w[i] = (float)(sd * sqrt(-2.0 * log(u1 + 1e-300)) * cos(6.283185307179586 * u2));
-            }
-        } else if (init == NN_INIT_GLOROT) {
-            double lim = sqrt(6.0 / (double)(rows + cols));
-            for (size_t i = 0; i < wn; i++)
-                w[i] = (float)((uniform01(&rng) * 2.0 - 1.0) * lim);
-        } else if (init == NN_INIT_NORMAL) {
-            for (size_t i = 0; i < wn; i++) {
-                double u1 = uniform01(&rng), u2 = uniform01(&rng);
-                w[i] = (float)(0.02 * sqrt(-2.0 * log(u1 + 1e-300)) * cos(6.283185307179586 * u2));
-            }
-        } else {
-            for (size_t i = 0; i < wn; i++)
-                w[i] = init == NN_INIT_ONE ? 1.0f : 0.0f;
+        uint64_t count;
+        size_t bytes = 0;
+        float *w = NULL;
+        if (!loom_shape_bytes(p.ndim, p.shape, sizeof *w, &count, NULL) && count <= SIZE_MAX / sizeof *w) {
+            bytes = (size_t)count * sizeof *w;
+            w = loom_calloc(m->ctx, (size_t)count, sizeof *w);
         }
-        loom_status s = loom_state_write(m->st, name, LOOM_F32, ndim, shape, w);
-        loom_free(m->ctx, w, wb);
-        LOOM_TRY(s);
+        if (!w)
+            return loom_fail(m->ctx, LOOM_E_OOM, "sequential: out of memory initializing %s", p.name);
+        if (p.init == PINIT_KERNEL && l->init == LOOM_INIT_GLOROT_UNIFORM) {
+            double lim = sqrt(6.0 / (double)(p.fan_in + p.fan_out));
+            for (uint64_t e = 0; e < count; e++)
+                w[e] = (float)((uniform01(&rng) * 2.0 - 1.0) * lim);
+        } else if (p.init == PINIT_KERNEL || p.init == PINIT_NORMAL) {
+            double sd = p.init == PINIT_NORMAL ? 0.02 : sqrt(2.0 / (double)p.fan_in);
+            for (uint64_t e = 0; e < count; e++) {
+                double u1 = uniform01(&rng), u2 = uniform01(&rng);
+                w[e] = (float)(sd * sqrt(-2.0 * log(u1 + 1e-300)) * cos(6.283185307179586 * u2));
+            }
+        } else if (p.init == PINIT_ONES) {
+            for (uint64_t e = 0; e < count; e++)
+                w[e] = 1.0f;
+        } else if (p.init == PINIT_RUNNING) {
+            for (int64_t e = 0; e < p.shape[1]; e++)
+                w[p.shape[1] + e] = 1.0f; /* row 0 the mean, row 1 the variance */
+        }
+        loom_status s = loom_state_write(m->st, p.name, LOOM_F32, p.ndim, p.shape, w);
+        loom_free(m->ctx, w, bytes);
+        if (s != LOOM_OK)
+            return s;
     }
     return LOOM_OK;
 }
@@ -525,15 +643,22 @@ static loom_tensor activate(loom_graph *g, loom_tensor h, loom_activation a)
     }
 }
 
-/* Builds forward (+ loss, backward and updates when train). Outputs:
- * "loss" (when targets exist), "out" (eval: the model's output), "pred"
- * (argmax, classification). */
 static int64_t sample_numel(const nn_shape *sh)
 {
     int64_t n = 1;
     for (int i = 0; i < sh->ndim; i++)
         n *= sh->d[i];
     return n;
+}
+
+/* t as [ndim dims]; t itself when it has that shape already (no copy, and
+ * the fusion passes see the ops of an MLP's head as they are). */
+static loom_tensor shaped(loom_graph *g, loom_tensor t, int ndim, const int64_t *shape)
+{
+    int same = loom_tensor_ndim(g, t) == ndim;
+    for (int i = 0; i < ndim && same; i++)
+        same = loom_tensor_dim(g, t, i) == shape[i];
+    return same ? t : loom_reshape(g, t, ndim, shape);
 }
 
 /* [batch, sample...] as a tensor shape. */
@@ -553,21 +678,27 @@ static loom_status build(loom_sequential *m, loom_graph *g, int train, int64_t b
 {
     int64_t xs[2] = {batch, m->in_features};
     nn_shape shapes[LOOM_MAX_LAYERS + 1];
-    LOOM_TRY(loom_model_shapes(m, shapes));
+    loom_model_shapes(m, shapes);
     /* Mixed precision: the inputs and the f32 master weights are cast to
      * the compute dtype where they are used; the logits go back to f32
      * for the loss and the outputs. Token ids stay f32 (exact). */
     loom_dtype dt = m->cfg.precision;
     loom_tensor x = loom_input(g, "x", LOOM_F32, 2, xs);
     loom_tensor h = token_layer(m) >= 0 ? x : loom_cast(g, x, dt);
+    if (m->in_ndim == 3) {
+        /* the rows are images: NCHW, a reshape that moves nothing */
+        int64_t is[4] = {batch, m->in_shape[0], m->in_shape[1], m->in_shape[2]};
+        h = shaped(g, h, 4, is);
+    }
     int last_dense = -1, last_compute = -1;
     for (int i = 0; i < m->nlayers; i++) {
         if (m->layers[i].kind == LAYER_DENSE)
             last_dense = i;
-        if (m->layers[i].kind != LAYER_DROPOUT)
+        if (m->layers[i].kind != LAYER_DROPOUT && m->layers[i].kind != LAYER_SPATIAL_DROPOUT)
             last_compute = i;
     }
     loom_tensor logits = LOOM_NONE;
+    int softmax_layer = 0;
     for (int i = 0; i < m->nlayers; i++) {
         const layer *l = &m->layers[i];
         if (l->kind == LAYER_DROPOUT) {
@@ -577,6 +708,16 @@ static loom_status build(loom_sequential *m, loom_graph *g, int train, int64_t b
         }
         char scope[64];
         loom_model_scope(m, i, scope, sizeof scope);
+        if (l->kind != LAYER_DENSE && l->kind != LAYER_SEQ) {
+            /* a softmax of its own at the end: the loss takes its input */
+            if (i == last_compute && l->kind == LAYER_ACTIVATION && l->act == LOOM_ACT_SOFTMAX) {
+                h = loom_cast(g, h, LOOM_F32);
+                logits = h;
+                softmax_layer = 1;
+            }
+            h = loom_model_build_conv(m, g, i, train, h);
+            continue;
+        }
         LOOM_TRY(loom_graph_scope(g, scope)); /* the layer's ops are "dense1/matmul", ... */
         if (l->kind == LAYER_SEQ) {
             h = loom_seq_build(g, &l->seq, scope, &shapes[i], h, batch, train, dt,
@@ -584,57 +725,60 @@ static loom_status build(loom_sequential *m, loom_graph *g, int train, int64_t b
             LOOM_TRY(loom_graph_scope(g, NULL));
             continue;
         }
-        char kn[96], bn[96];
-        snprintf(kn, sizeof kn, "%s/kernel", scope);
-        snprintf(bn, sizeof bn, "%s/bias", scope);
+        model_param pk, pb;
+        loom_model_layer_param(m, i, 0, &pk);
+        loom_model_layer_param(m, i, 1, &pb);
         /* over the last axis of samples of any rank: one GEMM over rows */
         const nn_shape *in = &shapes[i];
         int64_t fin = in->d[in->ndim - 1], rows = batch * (sample_numel(in) / fin);
-        int64_t ks[2] = {fin, l->units}, bs[1] = {l->units}, s2[2] = {rows, fin}, so[LOOM_MAX_DIMS];
+        int64_t s2[2] = {rows, fin}, so[LOOM_MAX_DIMS];
         if (in->ndim > 1)
-            h = loom_reshape(g, h, 2, s2);
-        h = loom_add(g, loom_matmul(g, h, loom_cast(g, loom_param(g, kn, LOOM_F32, 2, ks, 1), dt), 0, 0),
-                     loom_cast(g, loom_param(g, bn, LOOM_F32, 1, bs, 1), dt));
+            h = shaped(g, h, 2, s2);
+        h = loom_add(g, loom_matmul(g, h, loom_cast(g, loom_param(g, pk.name, LOOM_F32, 2, pk.shape, 1), dt), 0, 0),
+                     loom_cast(g, loom_param(g, pb.name, LOOM_F32, 1, pb.shape, 1), dt));
         if (i == last_dense) {
             h = loom_cast(g, h, LOOM_F32);
             logits = h;
         }
         h = activate(g, h, l->act);
         if (in->ndim > 1)
-            h = loom_reshape(g, h, batched_shape(batch, &shapes[i + 1], so), so);
+            h = shaped(g, h, batched_shape(batch, &shapes[i + 1], so), so);
         LOOM_TRY(loom_graph_scope(g, NULL));
     }
     h = loom_cast(g, h, LOOM_F32);
     int classify = m->cfg.loss != LOOM_LOSS_MSE;
     /* the logits stand in for a softmax output when the softmax is the last thing computed */
-    int softmax_out = last_dense >= 0 && last_dense == last_compute && m->layers[last_dense].act == LOOM_ACT_SOFTMAX;
+    int softmax_out = softmax_layer ||
+                      (last_dense >= 0 && last_dense == last_compute && m->layers[last_dense].act == LOOM_ACT_SOFTMAX);
     int64_t outs = loom_model_outputs(m), pos = loom_model_positions(m), classes = outs / pos;
     int64_t flat2[2] = {batch * pos, classes}, out2[2] = {batch, outs};
-    loom_tensor hf = loom_reshape(g, h, 2, flat2);
+    loom_tensor hf = shaped(g, h, 2, flat2), lf = softmax_out ? shaped(g, logits, 2, flat2) : LOOM_NONE;
     loom_tensor loss = LOOM_NONE;
     if (m->cfg.loss == LOOM_LOSS_SPARSE_CE) {
         int64_t ls[1] = {batch * pos};
         loom_tensor labels = loom_input(g, "labels", LOOM_I32, 1, ls);
         /* On a softmax output, the loss comes from the logits: the same
          * value as Keras's cross-entropy of the probabilities, stable. */
-        loss = softmax_out ? loom_sparse_cross_entropy(g, loom_reshape(g, logits, 2, flat2), labels)
+        loss = softmax_out ? loom_sparse_cross_entropy(g, lf, labels)
                            : loom_sparse_cross_entropy(g, hf, labels);
     } else {
         int64_t ts[2] = {batch, outs};
         loom_tensor t = loom_input(g, "targets", LOOM_F32, 2, ts);
-        loom_tensor ho = loom_reshape(g, h, 2, out2);
+        loom_tensor ho = shaped(g, h, 2, out2);
         if (m->cfg.loss == LOOM_LOSS_CE)
-            loss = softmax_out ? loom_cross_entropy(g, loom_reshape(g, logits, 2, out2), t)
+            loss = softmax_out ? loom_cross_entropy(g, shaped(g, logits, 2, out2), t)
                                : loom_scale(g, loom_sum_all(g, loom_mul(g, t, loom_log(g, ho))),
                                             -1.0f / (float)batch);
         else
             loss = loom_mse(g, ho, t);
     }
     loom_output(g, loss, "loss");
+    /* softmax keeps the order: the prediction comes from the logits, so a
+     * training step never computes the probabilities */
     if (classify)
-        loom_output(g, loom_argmax(g, hf, -1), "pred");
+        loom_output(g, loom_argmax(g, softmax_out ? lf : hf, -1), "pred");
     if (!train) {
-        loom_output(g, loom_reshape(g, h, 2, out2), "out");
+        loom_output(g, shaped(g, h, 2, out2), "out");
     } else {
         /* f16 gradients underflow without a loss scale; bf16 has f32's range */
         if (dt == LOOM_F16)
@@ -684,6 +828,17 @@ loom_status loom_model_prog(loom_sequential *m, int train, int64_t batch, model_
     return LOOM_OK;
 }
 
+loom_status loom_sequential_plan(loom_sequential *m, int train, loom_plan_report *out)
+{
+    if (!m || !out)
+        return LOOM_E_INVALID;
+    if (!m->compiled)
+        return loom_fail(m->ctx, LOOM_E_STATE, "loom_sequential_plan: compile the model first");
+    model_prog *mp;
+    LOOM_TRY(loom_model_prog(m, !!train, m->cfg.batch, &mp));
+    return loom_program_plan(mp->p, out);
+}
+
 loom_status loom_sequential_compile(loom_sequential *m, loom_device *dev, const loom_model_config *cfg)
 {
     if (!m || !dev)
@@ -695,6 +850,10 @@ loom_status loom_sequential_compile(loom_sequential *m, loom_device *dev, const 
         dense += m->layers[i].kind == LAYER_DENSE;
     if (!dense)
         return loom_fail(m->ctx, LOOM_E_INVALID, "loom_sequential_compile: the model has no dense layer");
+    /* a sequence [T, C] per sample predicts each of its positions; images are no predictions */
+    if (m->layers[m->nlayers - 1].out_ndim == 3)
+        return loom_fail(m->ctx, LOOM_E_SHAPE, "loom_sequential_compile: the model ends in images; end it with "
+                         "flatten, global_avg_pool2d or dense");
     loom_model_config c = cfg ? *cfg : loom_model_config_default();
     char why[160];
     if (loom_model_config_problem(&c, why, sizeof why))

@@ -37,13 +37,13 @@ typedef struct bench_run {
     int nfigs;
 } bench_run;
 
-/* A device being measured (cmd_bench.c). */
-typedef struct bench_devrun {
+/* A device being measured (cmd_bench.c opens them). */
+typedef struct bench_device {
     loom_ctx *ctx;
     loom_device *dev;
     const char *spec;
-    int corrupt;            /* test hook: corrupt this device's results */
-} bench_devrun;
+    int corrupt;              /* test hook: this device's results are made wrong */
+} bench_device;
 
 int cmd_bench(int argc, char **argv);
 /* A new figure (NULL when the run is full) and its value from timed
@@ -53,7 +53,10 @@ void bench_set_fig(bench_fig *f, double *times, int n, double work, double scale
 double bench_now_s(void);
 /* The attention suite (bench_attention.c): fused and unfused attention,
  * forward and forward + backward, and their arenas, on every device. */
-void bench_suite_attention(bench_devrun *devs, int ndev, int quick, bench_run *r);
+void bench_suite_attention(const bench_device *devs, int ndev, int quick, bench_run *r);
+/* --suite conv (bench_conv.c): conv2d forward and backward on every
+ * device beside im2col + OpenBLAS, checked against ref (the CPU device). */
+void bench_suite_conv(const bench_device *devs, int ndev, int quick, const bench_device *ref, bench_run *r);
 void bench_add_device(bench_run *r, const loom_device_info *d);
 void bench_print(const bench_run *r, FILE *f);
 int bench_save(bench_run *r, const char *path);

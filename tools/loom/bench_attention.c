@@ -33,7 +33,7 @@ static void free_prog(attn_prog *a)
 
 /* The program of one variant: o (and with backward dq, dk, dv of
  * loss = sum(o * w)). */
-static loom_status build(bench_devrun *d, int64_t n, int fused, int backward, attn_prog *a)
+static loom_status build(const bench_device *d, int64_t n, int fused, int backward, attn_prog *a)
 {
     memset(a, 0, sizeof *a);
     int64_t s[4] = {1, HEADS, n, HEAD_SIZE};
@@ -111,7 +111,7 @@ static void fill(float *x, size_t n, uint32_t seed)
     }
 }
 
-void bench_suite_attention(bench_devrun *devs, int ndev, int quick, bench_run *r)
+void bench_suite_attention(const bench_device *devs, int ndev, int quick, bench_run *r)
 {
     static const int64_t lengths[3] = {128, 512, 2048};
     for (int li = 0; li < (quick ? 2 : 3); li++) {
@@ -133,7 +133,7 @@ void bench_suite_attention(bench_devrun *devs, int ndev, int quick, bench_run *r
                           12.0 * HEADS * (double)n * (double)n * HEAD_SIZE};
         double cpu_fused[2] = {NAN, NAN};
         for (int di = 0; di < ndev; di++) {
-            bench_devrun *d = &devs[di];
+            const bench_device *d = &devs[di];
             for (int backward = 0; backward < 2; backward++) {
                 const char *what = backward ? "fwd+bwd" : "fwd";
                 attn_prog f = {0}, u = {0};

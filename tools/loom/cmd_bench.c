@@ -76,7 +76,7 @@ static void set_fig(bench_fig *f, double *times, int n, double work, double scal
     f->runs = n;
 }
 
-typedef bench_devrun devrun;
+typedef bench_device devrun;
 
 bench_fig *bench_add_fig(bench_run *r, const char *dev, const char *suite, const char *name, const char *unit, int hib)
 {
@@ -796,7 +796,8 @@ static void link_clblast_refs(bench_run *r)
 
 /* ---- the command -------------------------------------------------------- */
 
-static const char *const suite_names[] = {"gemm", "bandwidth", "dispatch", "train", "infer", "startup", "attention"};
+static const char *const suite_names[] = {"gemm", "bandwidth", "dispatch", "train", "infer", "startup", "conv",
+                                          "attention"};
 #define NSUITES ((int)(sizeof suite_names / sizeof suite_names[0]))
 
 static const char bench_usage[] =
@@ -805,7 +806,8 @@ static const char bench_usage[] =
     "  --device SPEC    the devices to measure (default all); every result is checked against\n"
     "                   the CPU device, which computes the reference whatever --device says\n"
     "  --suite LIST     comma-separated, of gemm, bandwidth, dispatch, train, infer, startup (default all\n"
-    "                   of those), attention (fused vs unfused at sequence 128, 512, 2048: asked for alone)\n"
+    "                   of those), conv (conv2d forward and backward beside im2col + OpenBLAS), attention\n"
+    "                   (fused vs unfused at sequence 128, 512, 2048); conv and attention asked for by name\n"
     "  --quick          fewer sizes and repetitions\n"
     "  --data DIR       Fashion-MNIST for the train suite (default " LOOM_DEFAULT_DATA_DIR ")\n"
     "  --json FILE      write the results (schema 1; loom-dash --bench shows them)\n"
@@ -953,6 +955,8 @@ int cmd_bench(int argc, char **argv)
         if (want[5])
             suite_startup(devs, ndev, ref, &run);
         if (want[6])
+            bench_suite_conv(devs, ndev, quick, ref, &run);
+        if (want[7])
             bench_suite_attention(devs, ndev, quick, &run);
         if (cpu_ref.dev && cpu_ref.dev != devs[0].dev)
             loom_device_close(cpu_ref.dev);

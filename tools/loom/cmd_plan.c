@@ -1,18 +1,21 @@
-/* loom plan: the memory planner's report for the MLP graph, or for an
- * attention graph, fused beside unfused. */
+/* loom plan: the memory planner's report for the MLP graph: its forward
+ * pass, or (--train) the seed's whole training step as loom train compiles
+ * it (forward, loss, backward, Adam), with the launches one step makes; or
+ * for an attention graph, fused beside unfused. */
 #include "cli.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { O_BATCH = CLI_OPT_BASE, O_DEVICE, O_JSON, O_TIMELINE, O_GRAPH, O_SEQ, O_HEADS, O_HEAD_SIZE, O_FORWARD };
+enum { O_BATCH = CLI_OPT_BASE, O_DEVICE, O_JSON, O_TIMELINE, O_TRAIN, O_GRAPH, O_SEQ, O_HEADS, O_HEAD_SIZE, O_FORWARD };
 
 static const struct option opts[] = {
     {"batch", required_argument, 0, O_BATCH},
     {"device", required_argument, 0, O_DEVICE},
     {"json", no_argument, 0, O_JSON},
     {"timeline", no_argument, 0, O_TIMELINE},
+    {"train", no_argument, 0, O_TRAIN},
     {"graph", required_argument, 0, O_GRAPH},
     {"seq", required_argument, 0, O_SEQ},
     {"heads", required_argument, 0, O_HEADS},
@@ -114,7 +117,7 @@ int cmd_plan(int argc, char **argv)
 {
     int64_t batch = 256, seq = 2048, heads = 4, head_size = 64;
     const char *spec = "cpu";
-    int json = 0, timeline = 0, graph = 0, forward_only = 0;
+    int json = 0, timeline = 0, train = 0, graph = 0, forward_only = 0;
     static const char *const graphs[] = {"mlp", "attention", NULL};
     cli_args a = cli_args_init("plan", argc, argv, opts);
     for (int c; (c = cli_next(&a)) != -1;) {
@@ -126,6 +129,7 @@ int cmd_plan(int argc, char **argv)
         case O_DEVICE: spec = optarg; break;
         case O_JSON: json = 1; break;
         case O_TIMELINE: timeline = 1; break;
+        case O_TRAIN: train = 1; break;
         case O_GRAPH:
             if ((graph = cli_choice(&a, graphs)) < 0)
                 return CLI_EXIT_USAGE;
@@ -146,6 +150,11 @@ int cmd_plan(int argc, char **argv)
         default: return a.rc;
         }
     }
+    if (graph == 1 && train) {
+        fprintf(stderr, "loom plan: --train plans the MLP's training step; --graph attention plans its backward "
+                        "pass unless --forward\n");
+        return CLI_EXIT_USAGE;
+    }
     if (graph == 1)
         return cmd_plan_attention(spec, cli_given(&a, "batch") ? batch : 1, heads, seq, head_size, forward_only, json);
     loom_ctx *ctx = cli_ctx();
@@ -156,17 +165,33 @@ int cmd_plan(int argc, char **argv)
     loom_state *st = NULL;
     loom_graph *g = NULL;
     loom_program *p = NULL;
+    loom_sequential *m = NULL;
     loom_plan_report r;
     int rc = 1;
-    if (loom_device_open(ctx, spec, &dev) || loom_state_create(dev, &st) || loom_graph_create(ctx, &g))
+    if (loom_device_open(ctx, spec, &dev))
         goto fail;
-    cli_mlp_forward(g, batch, hidden, 2);
-    if (loom_compile(g, dev, st, NULL, &p) || loom_program_plan(p, &r))
-        goto fail;
+    if (train) {
+        /* the seed's model as loom train builds it */
+        loom_model_config mc = loom_model_config_default();
+        mc.batch = batch;
+        if (loom_sequential_create(ctx, 784, &m) ||
+            loom_sequential_add_dense(m, hidden[0], LOOM_ACT_RELU, LOOM_INIT_GLOROT_UNIFORM) ||
+            loom_sequential_add_dense(m, hidden[1], LOOM_ACT_RELU, LOOM_INIT_GLOROT_UNIFORM) ||
+            loom_sequential_add_dense(m, 10, LOOM_ACT_SOFTMAX, LOOM_INIT_GLOROT_UNIFORM) ||
+            loom_sequential_compile(m, dev, &mc) || loom_sequential_plan(m, 1, &r))
+            goto fail;
+    } else {
+        if (loom_state_create(dev, &st) || loom_graph_create(ctx, &g))
+            goto fail;
+        cli_mlp_forward(g, batch, hidden, 2);
+        if (loom_compile(g, dev, st, NULL, &p) || loom_program_plan(p, &r))
+            goto fail;
+    }
+    const char *what = train ? "mlp 784-64-64-10 training step (Adam)" : "mlp 784-64-64-10 forward";
     double ratio = r.lower_bound ? (double)r.arena_bytes / (double)r.lower_bound : 1.0;
     if (json) {
         cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "graph", "mlp 784-64-64-10 forward");
+        cJSON_AddStringToObject(o, "graph", what);
         cJSON_AddNumberToObject(o, "batch", (double)batch);
         cJSON_AddStringToObject(o, "device", loom_device_get(dev)->spec);
         cJSON_AddNumberToObject(o, "arena_bytes", (double)r.arena_bytes);
@@ -175,6 +200,8 @@ int cmd_plan(int argc, char **argv)
         cJSON_AddNumberToObject(o, "state_bytes", (double)r.state_bytes);
         cJSON_AddNumberToObject(o, "steps", r.steps);
         cJSON_AddNumberToObject(o, "inplace", r.inplace);
+        cJSON_AddNumberToObject(o, "dispatches", r.dispatches);
+        cJSON_AddNumberToObject(o, "fused", r.fused);
         cJSON_AddItemToObject(o, "arena_over_lower_bound", cli_json_number(ratio));
         cJSON *lb = cJSON_AddArrayToObject(o, "live_bytes");
         for (int i = 0; i < r.steps; i++)
@@ -182,13 +209,13 @@ int cmd_plan(int argc, char **argv)
         if (cli_print_json(o))
             goto fail;
     } else {
-        printf("graph        MLP 784-64-64-10 forward, batch %lld, on %s\n", (long long)batch,
-               loom_device_get(dev)->spec);
+        printf("graph        %s, batch %lld, on %s\n", what, (long long)batch, loom_device_get(dev)->spec);
         printf("arena        %10llu bytes\n", (unsigned long long)r.arena_bytes);
         printf("lower bound  %10llu bytes  (arena / lower bound = %.3f)\n", (unsigned long long)r.lower_bound, ratio);
         printf("naive        %10llu bytes  (every tensor its own block)\n", (unsigned long long)r.naive_bytes);
         printf("state        %10llu bytes  (parameters, not in the arena)\n", (unsigned long long)r.state_bytes);
         printf("steps        %10d  (%d written in place)\n", r.steps, r.inplace);
+        printf("dispatches   %10d  per run (%d fusions)\n", r.dispatches, r.fused);
         if (timeline)
             for (int i = 0; i < r.steps; i++)
                 printf("  step %3d  live %10llu\n", i, (unsigned long long)r.live_bytes[i]);
@@ -200,6 +227,7 @@ fail:
     loom_program_destroy(p);
     loom_graph_destroy(g);
     loom_state_destroy(st);
+    loom_sequential_destroy(m);
     loom_device_close(dev);
     return cli_finish(ctx, "plan", rc);
 }

@@ -2,6 +2,7 @@
  * samples/s) on any device. */
 #include "cli.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <math.h>
 #include <spawn.h>
@@ -129,7 +130,8 @@ static void start_dash(const char *metrics, int quiet)
 enum {
     O_DATA = CLI_OPT_BASE, O_HIDDEN, O_EPOCHS, O_BATCH, O_OPTIMIZER, O_DEVICE, O_SAVE, O_RESUME, O_CHECKPOINT,
     O_CHECKPOINT_EVERY, O_LIMIT, O_TEST_LIMIT, O_VSPLIT, O_DROPOUT, O_EARLY, O_JSON, O_METRICS, O_METRICS_EVERY,
-    O_PROFILE, O_PROFILE_STEPS, O_DASH, O_LR, O_MOMENTUM, O_CLIP, O_EMA, O_SEED, O_SCALING, O_PRECISION
+    O_PROFILE, O_PROFILE_STEPS, O_DASH, O_LR, O_MOMENTUM, O_CLIP, O_EMA, O_SEED, O_SCALING, O_PRECISION,
+    O_MODEL, O_SHIFT, O_FLIP
 };
 
 static const struct option train_opts[] = {
@@ -161,6 +163,9 @@ static const struct option train_opts[] = {
     {"seed", required_argument, 0, O_SEED},
     {"scaling", required_argument, 0, O_SCALING},
     {"precision", required_argument, 0, O_PRECISION},
+    {"model", required_argument, 0, O_MODEL},
+    {"augment-shift", required_argument, 0, O_SHIFT},
+    {"augment-flip", no_argument, 0, O_FLIP},
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0},
 };
@@ -171,7 +176,9 @@ static const char *const precision_names[] = {"f32", "f16", "bf16", NULL};
 static const loom_dtype precision_dtypes[] = {LOOM_F32, LOOM_F16, LOOM_BF16};
 
 typedef struct train_args {
-    const char *data, *device, *save, *resume, *ckpt, *metrics, *trace;
+    const char *data, *device, *save, *resume, *ckpt, *metrics, *trace, *model;
+    int64_t shift;
+    int flip;
     int64_t hidden[16];
     int nhidden;
     int64_t epochs, batch, ckpt_every, limit, test_limit, patience, metrics_every, trace_steps, seed;
@@ -240,6 +247,9 @@ static int parse(int argc, char **argv, train_args *t, cli_args *a)
             if ((t->precision = cli_choice(a, precision_names)) < 0)
                 return CLI_EXIT_USAGE;
             break;
+        case O_MODEL: t->model = optarg; break;
+        case O_SHIFT: bad = cli_int(a, 0, 8, &t->shift); break;
+        case O_FLIP: t->flip = 1; break;
         default: return a->rc;
         }
         if (bad)
@@ -255,7 +265,45 @@ static int parse(int argc, char **argv, train_args *t, cli_args *a)
         return cli_usage_error("train", "--checkpoint %s needs --checkpoint-every N (steps)", t->ckpt);
     if (t->lr < 0)
         t->lr = t->kind == LOOM_OPT_SGD ? 0.01 : 0.001;
+    if (t->model && (cli_given(a, "hidden") || cli_given(a, "dropout")))
+        return cli_usage_error("train", "--model %s describes the layers: --hidden and --dropout do not go with it",
+                               t->model);
     return -1;
+}
+
+/* The model description file of --model: its text (malloc'd), or NULL
+ * after saying why. */
+static char *read_description(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "loom train: --model %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 4096, n = 0;
+    char *text = malloc(cap);
+    for (size_t got; text && (got = fread(text + n, 1, cap - n - 1, f)) > 0;) {
+        n += got;
+        if (n + 1 == cap) {
+            char *bigger = cap < ((size_t)1 << 24) ? realloc(text, cap * 2) : NULL;
+            if (!bigger) {
+                free(text);
+                text = NULL;
+                break;
+            }
+            text = bigger;
+            cap *= 2;
+        }
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (!text || err) {
+        fprintf(stderr, "loom train: --model %s: %s\n", path, text ? "read error" : "too large or out of memory");
+        free(text);
+        return NULL;
+    }
+    text[n] = 0;
+    return text;
 }
 
 /* A fresh model of the command line's architecture. */
@@ -263,6 +311,25 @@ static loom_status build_model(loom_ctx *ctx, const train_args *t, int64_t featu
                                loom_sequential **out)
 {
     loom_sequential *m = NULL;
+    if (t->model) {
+        /* the layers of a description file; they must fit the data */
+        char *text = read_description(t->model);
+        loom_status s = text ? loom_sequential_from_json(ctx, text, t->model, &m)
+                             : loom_fail(ctx, LOOM_E_IO, "--model %s cannot be read", t->model);
+        free(text);
+        if (s == LOOM_OK && loom_sequential_inputs(m) != features)
+            s = loom_fail(ctx, LOOM_E_SHAPE, "--model %s takes %lld inputs, the data has %lld features per image",
+                          t->model, (long long)loom_sequential_inputs(m), (long long)features);
+        if (s == LOOM_OK && loom_sequential_outputs(m) < classes)
+            s = loom_fail(ctx, LOOM_E_SHAPE, "--model %s gives %lld outputs, the data has %d classes", t->model,
+                          (long long)loom_sequential_outputs(m), classes);
+        if (s != LOOM_OK) {
+            loom_sequential_destroy(m);
+            m = NULL;
+        }
+        *out = m;
+        return s;
+    }
     loom_status s = loom_sequential_create(ctx, features, &m);
     for (int i = 0; i < t->nhidden && s == LOOM_OK; i++) {
         s = loom_sequential_add_dense(m, t->hidden[i], LOOM_ACT_RELU, LOOM_INIT_GLOROT_UNIFORM);
@@ -285,7 +352,7 @@ static loom_status build_model(loom_ctx *ctx, const train_args *t, int64_t featu
 static int check_resume(loom_ctx *ctx, const train_args *t, const cli_args *a, loom_sequential *m, int64_t features,
                         int classes)
 {
-    if (cli_given(a, "hidden") || cli_given(a, "dropout")) {
+    if (cli_given(a, "hidden") || cli_given(a, "dropout") || cli_given(a, "model")) {
         loom_sequential *want = NULL;
         if (build_model(ctx, t, features, classes, &want) != LOOM_OK) {
             fprintf(stderr, "loom train: %s\n", loom_last_error(ctx));
@@ -293,7 +360,7 @@ static int check_resume(loom_ctx *ctx, const train_args *t, const cli_args *a, l
         }
         int same = !strcmp(loom_sequential_describe(want), loom_sequential_describe(m));
         if (!same)
-            fprintf(stderr, "loom train: --hidden/--dropout ask for %s, but %s holds %s: a resumed run keeps the "
+            fprintf(stderr, "loom train: --hidden/--dropout/--model ask for %s, but %s holds %s: a resumed run keeps the "
                             "checkpoint's model\n", loom_sequential_describe(want), t->resume,
                     loom_sequential_describe(m));
         loom_sequential_destroy(want);
@@ -476,6 +543,8 @@ int cmd_train(int argc, char **argv)
     fc.early_stopping_patience = (int)t.patience;
     fc.checkpoint_every = t.ckpt_every;
     fc.checkpoint_path = t.ckpt;
+    fc.augment_shift = (int)t.shift;
+    fc.augment_flip = t.flip;
     loom_fit_stats last;
     memset(&last, 0, sizeof last);
     /* The whole fit, first epoch included, as the peers in

@@ -13,12 +13,14 @@ typedef struct command {
 
 static const command commands[] = {
     {"devices", cmd_devices, "list every device of every API [--json]"},
-    {"plan", cmd_plan, "memory plan of the MLP graph [--batch N] [--device SPEC] [--json] [--timeline]\n"
+    {"plan", cmd_plan, "memory plan of the MLP graph (--train: the training step, with its dispatches)\n"
+     "             [--batch N] [--device SPEC] [--train] [--json] [--timeline]\n"
      "             | --graph attention [--seq 2048] [--heads 4] [--head-size 64] [--batch 1] [--forward]:\n"
      "             fused beside unfused attention (forward + backward unless --forward)"},
     {"forward", cmd_forward, "run the MLP forward pass [--batch N] [--device SPEC] [--runs N] [--json]"},
     {"train", cmd_train,
-     "train the Fashion-MNIST MLP [--data DIR] [--hidden 64,64] [--epochs 5] [--batch 32] [--lr 0.001]\n"
+     "train the Fashion-MNIST MLP, or any model [--model FILE.json] [--data DIR] [--hidden 64,64]\n"
+     "             [--epochs 5] [--batch 32] [--lr 0.001] [--augment-shift N] [--augment-flip]\n"
      "             [--optimizer adam|adamw|sgd] [--momentum M] [--device SPEC] [--seed N] [--scaling unit|standard]\n"
      "             [--precision f32|f16|bf16]\n"
      "             [--save FILE] [--resume FILE] [--checkpoint FILE --checkpoint-every N] [--validation-split F]\n"
@@ -26,7 +28,7 @@ static const command commands[] = {
      "             [--json] [--metrics FILE] [--metrics-every N] [--profile TRACE.json] [--profile-steps N] [--dash]"},
     {"bench", cmd_bench,
      "benchmark every device beside OpenBLAS / memcpy [--device SPEC|all]\n"
-     "             [--suite gemm,bandwidth,dispatch,train,infer,startup] [--json FILE] [--compare BASELINE.json]\n"
+     "             [--suite gemm,bandwidth,dispatch,train,infer,startup,conv] [--json FILE] [--compare BASELINE.json]\n"
      "             [--results FILE] [--quick] [--data DIR]\n"
      "             exit status: 2 a bad option or suite; 3 --compare found a regression beyond the noise"},
     {"eval", cmd_eval, "evaluate a saved model on the test set --model FILE [--data DIR] [--device SPEC] [--ema]\n"

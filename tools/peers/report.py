@@ -4,10 +4,11 @@ report.py META.json RESULTS.jsonl NOTES.jsonl [OUT.json]
 
 RESULTS holds one line per run ({"peer": "loom cpu" | "keras" | "pytorch",
 "samples_per_s", "last_epoch_samples_per_s", "test_accuracy", "batch",
-"load_before", ...}); NOTES one line per peer or device left out, with the
+"round", "load_before", ...}); NOTES one line per peer or device left out, with the
 reason. Standard library only: it runs on the system's python3.
 """
 import json
+import statistics
 import sys
 
 
@@ -46,22 +47,47 @@ def ratio(a, b):
     return None
 
 
+# The goals of the speed issue: (loom run, peer, the least ratio), at every
+# batch size.
+GOALS = [("loom cpu", "pytorch", 1.5), ("loom cpu", "keras", 3.0),
+         ("loom opencl:0", "keras", 2.0), ("loom vulkan:0", "keras", 1.0)]
+
+
+def spread(values):
+    """median [min-max] of the numbers among values, or None."""
+    v = sorted(x for x in values if isinstance(x, (int, float)))
+    if not v:
+        return None
+    return {"median": statistics.median(v), "min": v[0], "max": v[-1], "n": len(v)}
+
+
+def fmt_spread(sp, unit="x"):
+    if not sp:
+        return "-"
+    d = ".2f" if unit else ".0f"
+    if sp["n"] == 1:
+        return f"{sp['median']:{d}}{unit}"
+    return f"{sp['median']:{d}}{unit} [{sp['min']:{d}}-{sp['max']:{d}}]"
+
+
 def main(argv):
     meta = json.load(open(argv[1]))
     results = read_lines(argv[2])
     notes = read_lines(argv[3])
     out_path = argv[4] if len(argv) > 4 else None
+    rounds = meta.get("repeat", 1)
 
     print()
     print(f"loom beside its peers: Fashion-MNIST 784-64-64-10, Adam 1e-3, {meta['epochs']} epochs, "
-          f"{meta['threads']} threads")
+          f"{meta['threads']} threads, {rounds} round{'s' if rounds != 1 else ''}")
     print(f"{meta['cpu_model']} ({meta['cores']} cores), {meta['hostname']}, {meta['date']}")
     print("samples/s = epochs x 60000 / seconds of the whole fit (first epoch included); last and best epoch =")
-    print("60000 / that epoch's seconds; load = the 1-minute load average before the run")
+    print("60000 / that epoch's seconds; load = the 1-minute load average before and after the run")
 
     for r in results:
         r["best_epoch_samples_per_s"] = best_epoch(r)
-    ratios = []
+        r.setdefault("round", 1)
+    ratios, summary = [], []
     for batch in meta["batches"]:
         rows = [r for r in results if r.get("batch") == batch]
         print()
@@ -69,38 +95,71 @@ def main(argv):
         if not rows:
             print("  (no run finished)")
             continue
-        print(f"  {'run':<14} {'samples/s':>10} {'last epoch':>11} {'best epoch':>11} {'test acc':>9} {'load':>6}  "
-              "version")
+        print(f"  {'run':<20} {'round':>5} {'samples/s':>10} {'last epoch':>11} {'best epoch':>11} {'test acc':>9} "
+              f"{'load':>11}  version")
         for r in rows:
-            print(f"  {r['peer']:<14} {fmt(r.get('samples_per_s'), '10.0f')} "
+            load = f"{fmt(r.get('load_before'), '.2f')}/{fmt(r.get('load_after'), '.2f')}"
+            print(f"  {r['peer']:<20} {r['round']:>5} {fmt(r.get('samples_per_s'), '10.0f')} "
                   f"{fmt(r.get('last_epoch_samples_per_s'), '11.0f')} "
                   f"{fmt(r.get('best_epoch_samples_per_s'), '11.0f')} {fmt(r.get('test_accuracy'), '9.4f')} "
-                  f"{fmt(r.get('load_before'), '6.2f')}  {r.get('version', r.get('device_name', ''))}")
-        looms = [r for r in rows if r["peer"].startswith("loom ")]
-        others = [r for r in rows if not r["peer"].startswith("loom ")]
+                  f"{load:>11}  {r.get('version', r.get('device_name', ''))}")
+        names = list(dict.fromkeys(r["peer"] for r in rows))
+        looms = [n for n in names if n.startswith("loom ")]
+        others = [n for n in names if not n.startswith("loom ")]
+        if rounds > 1:
+            print()
+            print("  samples/s over the rounds: median [min-max]")
+            for n in names:
+                sp = spread(r.get("samples_per_s") for r in rows if r["peer"] == n)
+                print(f"  {n:<20} {fmt_spread(sp, '')}")
         if not looms or not others:
             continue
         print()
-        print("  loom / peer: samples/s ratio over the whole fit (best epoch against best epoch), "
-              "test accuracy difference")
-        print(f"  {'':<14}" + "".join(f" {o['peer']:>28}" for o in others))
-        for lr in looms:
+        print("  loom / peer: samples/s ratio of the whole fits of one round (best epoch against best epoch),")
+        print("  median [min-max] over the rounds; test accuracy difference (median)")
+        print(f"  {'':<20}" + "".join(f" {o:>40}" for o in others))
+        for ln in looms:
             cells = []
             for o in others:
-                q = ratio(lr.get("samples_per_s"), o.get("samples_per_s"))
-                ql = ratio(lr.get("best_epoch_samples_per_s"), o.get("best_epoch_samples_per_s"))
-                da = lr["test_accuracy"] - o["test_accuracy"]
-                ratios.append({"batch": batch, "loom": lr["peer"], "peer": o["peer"], "ratio": q,
-                               "best_epoch_ratio": ql, "accuracy_difference": da})
-                cells.append(f"{times(q)} ({times(ql)}) {da:+.4f}")
-            print(f"  {lr['peer']:<14}" + "".join(f" {c:>28}" for c in cells))
+                per = []
+                for rnd in sorted({r["round"] for r in rows}):
+                    a = next((r for r in rows if r["peer"] == ln and r["round"] == rnd), None)
+                    b = next((r for r in rows if r["peer"] == o and r["round"] == rnd), None)
+                    if not a or not b:
+                        continue
+                    q = {"batch": batch, "round": rnd, "loom": ln, "peer": o,
+                         "ratio": ratio(a.get("samples_per_s"), b.get("samples_per_s")),
+                         "best_epoch_ratio": ratio(a.get("best_epoch_samples_per_s"),
+                                                   b.get("best_epoch_samples_per_s")),
+                         "accuracy_difference": a["test_accuracy"] - b["test_accuracy"],
+                         "load": [a.get("load_before"), b.get("load_after")]}
+                    ratios.append(q)
+                    per.append(q)
+                sq = {"batch": batch, "loom": ln, "peer": o, "rounds": len(per),
+                      "ratio": spread(q["ratio"] for q in per),
+                      "best_epoch_ratio": spread(q["best_epoch_ratio"] for q in per),
+                      "accuracy_difference": spread(q["accuracy_difference"] for q in per)}
+                summary.append(sq)
+                da = sq["accuracy_difference"]
+                cells.append(f"{fmt_spread(sq['ratio'])} ({fmt_spread(sq['best_epoch_ratio'])}) "
+                             f"{da['median'] if da else 0:+.4f}")
+            print(f"  {ln:<20}" + "".join(f" {c:>40}" for c in cells))
 
-    goal = next((q for q in ratios if q["batch"] == 32 and q["loom"] == "loom cpu" and q["peer"] == "keras"), None)
-    if goal and goal["ratio"] is not None:
-        met = goal["ratio"] >= 2 and abs(goal["accuracy_difference"]) <= 0.01
+    goals = []
+    for ln, peer, want in GOALS:
+        for batch in meta["batches"]:
+            sq = next((q for q in summary if q["batch"] == batch and q["loom"] == ln and q["peer"] == peer), None)
+            if sq and sq["ratio"]:
+                goals.append((ln, peer, want, batch, sq))
+    if goals:
         print()
-        print(f"goal (loom cpu >= 2x keras at batch 32, accuracy within 0.01): {'met' if met else 'NOT met'} "
-              f"({goal['ratio']:.2f}x, {goal['accuracy_difference']:+.4f})")
+        print("goals (the median ratio of the rounds; the spread beside it):")
+        for ln, peer, want, batch, sq in goals:
+            r = sq["ratio"]
+            state = "met" if r["median"] >= want else "NOT met"
+            if r["median"] >= want and r["min"] < want:
+                state += " (not in every round)"
+            print(f"  {ln} >= {want:g}x {peer} at batch {batch}: {state}, {fmt_spread(r)}")
 
     if notes:
         print()
@@ -110,7 +169,8 @@ def main(argv):
 
     if out_path:
         with open(out_path, "w") as f:
-            json.dump({"schema": 1, **meta, "results": results, "ratios": ratios, "not_run": notes}, f, indent=1)
+            json.dump({"schema": 2, **meta, "results": results, "ratios": ratios, "summary": summary,
+                       "not_run": notes}, f, indent=1)
             f.write("\n")
         print()
         print(f"written {out_path}")

@@ -27,6 +27,7 @@ typedef struct cpu_prog {
     void **ptrs;            /* per node: out, then each input */
     int nptrs;
     void **view;            /* one node's inputs as the kernel sees them */
+    unsigned char *half;    /* per node: 1 if a tensor of it is half-precision */
     int maxin;
     float *scratch;         /* f32 views of half-precision tensors */
     size_t nscratch;        /* floats */
@@ -170,6 +171,11 @@ static void *resolve(const loom_exec_tensor *t)
     return ((cpu_buf *)t->mem.buf)->data + t->mem.offset;
 }
 
+void *loom_cpu_tensor_data(const loom_exec_tensor *t)
+{
+    return resolve(t);
+}
+
 static int is_half(const loom_exec_tensor *t)
 {
     return loom_dtype_traits_of(t->node->dtype)->half;
@@ -203,6 +209,7 @@ static void cpu_release(void *bp)
     int nn = p->prog->nnodes ? p->prog->nnodes : 1;
     loom_free(p->ctx, p->ptrs, (size_t)p->nptrs * sizeof *p->ptrs);
     loom_free(p->ctx, p->view, (size_t)(p->maxin ? p->maxin : 1) * sizeof *p->view);
+    loom_free(p->ctx, p->half, (size_t)nn);
     loom_free(p->ctx, p->scratch, (p->nscratch ? p->nscratch : 1) * sizeof *p->scratch);
     loom_free(p->ctx, p->t0, (size_t)nn * sizeof(double));
     loom_free(p->ctx, p->t1, (size_t)nn * sizeof(double));
@@ -223,19 +230,22 @@ static loom_status cpu_prepare(void *bdev, const loom_exec_program *prog, void *
     for (int i = 0; i < prog->nnodes; i++) {
         const loom_exec_node *x = &prog->nodes[i];
         p->nptrs += 1 + x->nin;
-        p->maxin = x->nin > p->maxin ? x->nin : p->maxin;
+        /* room for a workspace after the inputs */
+        p->maxin = x->nin + 1 > p->maxin ? x->nin + 1 : p->maxin;
         size_t need = x->out && is_half(x->out) ? (size_t)x->out->node->numel : 0;
         for (int j = 0; j < x->nin; j++)
             need += is_half(x->in[j]) ? (size_t)x->in[j]->node->numel : 0;
+        need += cpu_workspace_floats(x);
         p->nscratch = need > p->nscratch ? need : p->nscratch;
     }
+    p->half = loom_calloc(d->ctx, (size_t)nn, 1);
     p->nptrs = p->nptrs ? p->nptrs : 1;
     p->ptrs = loom_calloc(d->ctx, (size_t)p->nptrs, sizeof *p->ptrs);
     p->scratch = loom_malloc(d->ctx, (p->nscratch ? p->nscratch : 1) * sizeof *p->scratch);
     p->view = loom_calloc(d->ctx, (size_t)(p->maxin ? p->maxin : 1), sizeof *p->view);
     p->t0 = loom_calloc(d->ctx, (size_t)nn, sizeof(double));
     p->t1 = loom_calloc(d->ctx, (size_t)nn, sizeof(double));
-    if (!p->ptrs || !p->scratch || !p->view || !p->t0 || !p->t1) {
+    if (!p->ptrs || !p->scratch || !p->view || !p->half || !p->t0 || !p->t1) {
         cpu_release(p);
         return loom_fail(d->ctx, LOOM_E_OOM, "cpu: out of memory preparing the program (%zu scratch floats)",
                          p->nscratch);
@@ -244,8 +254,12 @@ static loom_status cpu_prepare(void *bdev, const loom_exec_program *prog, void *
     for (int i = 0; i < prog->nnodes; i++) {
         const loom_exec_node *x = &prog->nodes[i];
         p->ptrs[k++] = x->out ? resolve(x->out) : NULL;
-        for (int j = 0; j < x->nin; j++)
+        /* the slow path also hands a kernel its workspace */
+        p->half[i] = (x->out && is_half(x->out)) || cpu_workspace_floats(x) > 0;
+        for (int j = 0; j < x->nin; j++) {
             p->ptrs[k++] = resolve(x->in[j]);
+            p->half[i] |= is_half(x->in[j]);
+        }
     }
     *out = p;
     return LOOM_OK;
@@ -253,7 +267,7 @@ static loom_status cpu_prepare(void *bdev, const loom_exec_program *prog, void *
 
 /* One node: half-precision inputs widened into scratch, the f32 kernel,
  * a half-precision output narrowed back. */
-static void run_node(cpu_prog *p, const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot)
+static void run_half_node(cpu_prog *p, const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot)
 {
     void **view = p->view;
     void *const *args = in;
@@ -272,11 +286,21 @@ static void run_node(cpu_prog *p, const loom_exec_node *x, void *out, void *cons
         args = view;
     void *y = out;
     int narrow_out = x->out && is_half(x->out);
-    if (narrow_out)
+    if (narrow_out) {
         y = s;
+        s += x->out->node->numel;
+    }
+    /* a kernel's workspace follows the inputs (cpu_workspace_floats) */
+    if (cpu_workspace_floats(x)) {
+        if (!any)
+            for (int j = 0; j < x->nin; j++)
+                view[j] = in[j];
+        view[x->nin] = s;
+        args = view;
+    }
     cpu_kernels[x->def->family](x, y, args, slot);
     if (narrow_out)
-        narrow(out, s, x->out->node->dtype, x->out->node->numel);
+        narrow(out, y, x->out->node->dtype, x->out->node->numel);
 }
 
 static loom_status cpu_run(void *bp, const loom_run_args *args)
@@ -288,7 +312,11 @@ static loom_status cpu_run(void *bp, const loom_run_args *args)
         const loom_exec_node *x = &prog->nodes[i];
         if (prog->profile)
             p->t0[i] = loom_now_ns();
-        run_node(p, x, p->ptrs[k], &p->ptrs[k + 1], x->run_slot >= 0 ? &args->slots[x->run_slot] : NULL);
+        const loom_run_slot *slot = x->run_slot >= 0 ? &args->slots[x->run_slot] : NULL;
+        if (p->half[i])
+            run_half_node(p, x, p->ptrs[k], &p->ptrs[k + 1], slot);
+        else
+            cpu_kernels[x->def->family](x, p->ptrs[k], &p->ptrs[k + 1], slot);
         if (prog->profile)
             p->t1[i] = loom_now_ns();
         k += 1 + x->nin;

@@ -1,9 +1,9 @@
 /* The executable reference of every op family's semantics (src/core/ir.h),
  * in f32 over f32 views of the tensors. */
 #include "cpu_kernels.h"
+#include "cpu_gemm.h"
 #include "../common/layout.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
@@ -126,22 +126,7 @@ static void k_cast(const loom_exec_node *x, void *out, void *const *in, const lo
 static void k_matmul(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot)
 {
     (void)slot;
-    const loom_node *nd = x->node, *na = x->in[0]->node, *nb = x->in[1]->node;
-    int m = (int)nd->shape[0], n = (int)nd->shape[1];
-    int k = (int)(nd->attr.ta ? na->shape[0] : na->shape[1]);
-    float *y = out;
-    float beta = 0.0f;
-    if (nd->attr.bias) {
-        /* C starts as the bias in every row; the GEMM adds onto it */
-        const float *bias = in[2];
-        for (int r = 0; r < m; r++)
-            memcpy(y + (int64_t)r * n, bias, (size_t)n * sizeof *y);
-        beta = 1.0f;
-    }
-    cblas_sgemm(CblasRowMajor, nd->attr.ta ? CblasTrans : CblasNoTrans, nd->attr.tb ? CblasTrans : CblasNoTrans, m,
-                n, k, 1.0f, in[0], (int)na->shape[1], in[1], (int)nb->shape[1], beta, y, n);
-    if (nd->attr.act != LOOM_OP_NONE)
-        cpu_unary[nd->attr.act].f(y, y, nd->numel, nd->attr.p1, nd->attr.p2);
+    loom_cpu_matmul(x, out, in);
 }
 
 /* ---- layout ---------------------------------------------------------------------- */
@@ -254,6 +239,14 @@ static void k_reduce(const loom_exec_node *x, void *out, void *const *in, const 
         for (int64_t i1 = 0; i1 < d[1]; i1++)
             for (int64_t i2 = 0; i2 < d[2]; i2++) {
                 float *po = y + i0 * so[0] + i1 * so[1] + i2 * so[2];
+                if (so[3] == 0 && d[3] > 1) {
+                    /* a reduced last dim: sum the row in a register */
+                    float sum = 0;
+                    for (int64_t i3 = 0; i3 < d[3]; i3++)
+                        sum += a[k++];
+                    po[0] += sum;
+                    continue;
+                }
                 for (int64_t i3 = 0; i3 < d[3]; i3++)
                     po[i3 * so[3]] += a[k++];
             }
@@ -302,6 +295,19 @@ static void k_arg_grad(const loom_exec_node *x, void *out, void *const *in, cons
 
 /* ---- losses ------------------------------------------------------------------------ */
 
+/* The max of a row of c logits and the sum of exp(logit - max), in double. */
+static float row_max_sumexp(const float *row, int64_t c, double *sum)
+{
+    float m = row[0];
+    for (int64_t j = 1; j < c; j++)
+        m = row[j] > m ? row[j] : m;
+    double s = 0;
+    for (int64_t j = 0; j < c; j++)
+        s += exp((double)(row[j] - m));
+    *sum = s;
+    return m;
+}
+
 static void k_xent(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot)
 {
     (void)slot;
@@ -315,45 +321,48 @@ static void k_xent(const loom_exec_node *x, void *out, void *const *in, const lo
             break;
         }
         const float *row = z + r * c;
-        float m = row[0];
-        for (int64_t j = 1; j < c; j++)
-            m = row[j] > m ? row[j] : m;
-        double s = 0;
-        for (int64_t j = 0; j < c; j++)
-            s += exp((double)(row[j] - m));
+        double s;
+        float m = row_max_sumexp(row, c, &s);
         total += (double)m + log(s) - (double)row[lab[r]];
     }
     ((float *)out)[0] = (float)(total / (double)n);
 }
 
+/* Fused (x->also), the loss and each row's arg-max come out of the same
+ * pass, computed as k_xent and k_arg_reduce compute them. */
 static void k_xent_grad(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot)
 {
     (void)slot;
     const float *dl = in[0], *z = in[1];
     const int32_t *lab = in[2];
     float *y = out;
+    float *loss = x->also[0] ? loom_cpu_tensor_data(x->also[0]) : NULL;
+    int32_t *pred = x->also[1] ? loom_cpu_tensor_data(x->also[1]) : NULL;
     int64_t n = x->in[1]->node->shape[0], c = x->in[1]->node->shape[1];
     float scale = dl[0] / (float)n;
+    double total = 0;
     for (int64_t r = 0; r < n; r++) {
         const float *row = z + r * c;
         float *o = y + r * c;
+        if (pred)
+            pred[r] = (int32_t)arg_of(row, c, 1, LOOM_ARG_MAX);
         if (lab[r] < 0 || lab[r] >= c) {
             for (int64_t j = 0; j < c; j++)
                 o[j] = NAN;
+            total = NAN;
             continue;
         }
-        float m = row[0];
-        for (int64_t j = 1; j < c; j++)
-            m = row[j] > m ? row[j] : m;
-        double s = 0;
-        for (int64_t j = 0; j < c; j++)
-            s += exp((double)(row[j] - m));
+        double s;
+        float m = row_max_sumexp(row, c, &s);
+        total += (double)m + log(s) - (double)row[lab[r]];
         for (int64_t j = 0; j < c; j++)
             o[j] = (float)(exp((double)(row[j] - m)) / s);
         o[lab[r]] -= 1.0f;
         for (int64_t j = 0; j < c; j++)
             o[j] *= scale;
     }
+    if (loss)
+        loss[0] = (float)(total / (double)n);
 }
 
 static void k_dropout(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot)
@@ -404,6 +413,19 @@ static float grad_factor(const loom_exec_node *x, void *const *in, const loom_ru
     return at->clip_norm > 0 && norm > at->clip_norm ? u * at->clip_norm / norm : u;
 }
 
+/* Element i of an update's gradient: in[1] itself, or (attr.grad_rows, a
+ * bias's gradient folded in) the sum of its column i, added in the order
+ * k_reduce adds. */
+static float grad_at(const loom_attr *at, const float *g, int64_t n, int64_t i)
+{
+    if (!at->grad_rows)
+        return g[i];
+    float s = 0.0f;
+    for (int64_t r = 0; r < at->grad_rows; r++)
+        s += g[r * n + i];
+    return s;
+}
+
 static float penalized(const loom_attr *at, float g, float p, float factor)
 {
     float s = p > 0.0f ? 1.0f : p < 0.0f ? -1.0f : 0.0f;
@@ -421,8 +443,9 @@ static void k_sgd(const loom_exec_node *x, void *out, void *const *in, const loo
     float f = grad_factor(x, in, slot, &skip), lr = slot->lr, mu = at->momentum;
     if (skip)
         return;
-    for (int64_t i = 0; i < x->in[0]->node->numel; i++) {
-        float gi = penalized(at, g[i], p[i], f);
+    int64_t n = x->in[0]->node->numel;
+    for (int64_t i = 0; i < n; i++) {
+        float gi = penalized(at, grad_at(at, g, n, i), p[i], f);
         if (!v) {
             p[i] -= lr * gi;
         } else {
@@ -442,8 +465,9 @@ static void k_adam(const loom_exec_node *x, void *out, void *const *in, const lo
     float f = grad_factor(x, in, slot, &skip), lr = slot->lr, alpha = slot->alpha;
     if (skip)
         return;
-    for (int64_t i = 0; i < x->in[0]->node->numel; i++) {
-        float gi = penalized(at, g[i], p[i], f);
+    int64_t n = x->in[0]->node->numel;
+    for (int64_t i = 0; i < n; i++) {
+        float gi = penalized(at, grad_at(at, g, n, i), p[i], f);
         if (at->weight_decay != 0.0f)
             p[i] -= lr * at->weight_decay * p[i];
         m[i] += (gi - m[i]) * (1.0f - at->beta1);
@@ -484,9 +508,16 @@ const cpu_kernel cpu_kernels[LOOM_FAM_COUNT] = {
     [LOOM_FAM_SGD] = k_sgd,
     [LOOM_FAM_ADAM] = k_adam,
     [LOOM_FAM_EMA] = k_ema,
+    [LOOM_FAM_CONV] = cpu_k_conv,
+    [LOOM_FAM_POOL] = cpu_k_pool,
+    [LOOM_FAM_POOL_GRAD] = cpu_k_pool_grad,
+    [LOOM_FAM_NORM] = cpu_k_norm,
+    [LOOM_FAM_NORM_UPDATE] = cpu_k_norm_update,
+    [LOOM_FAM_WINDOW] = cpu_k_window,
+    [LOOM_FAM_CONCAT] = cpu_k_concat,
     [LOOM_FAM_BMM] = loom_cpu_bmm,
-    [LOOM_FAM_NORM] = loom_cpu_norm,
-    [LOOM_FAM_NORM_GRAD] = loom_cpu_norm_grad,
+    [LOOM_FAM_LNORM] = loom_cpu_norm,
+    [LOOM_FAM_LNORM_GRAD] = loom_cpu_norm_grad,
     [LOOM_FAM_TAKE] = loom_cpu_take,
     [LOOM_FAM_SCATTER] = loom_cpu_scatter,
     [LOOM_FAM_ROPE] = loom_cpu_rope,

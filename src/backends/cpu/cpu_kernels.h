@@ -38,6 +38,28 @@ void loom_cpu_attention(const loom_exec_node *x, void *out, void *const *in, con
 /* The kernel of each family; NULL: the CPU has none. */
 extern const cpu_kernel cpu_kernels[LOOM_FAM_COUNT];
 
+/* Where a tensor's data lies (for the values a fused node writes besides
+ * its output, exec node.also). */
+void *loom_cpu_tensor_data(const loom_exec_tensor *t);
+
+/* Convolutional networks' kernels (cpu_conv.c). */
+void cpu_k_conv(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot);
+void cpu_k_pool(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot);
+void cpu_k_pool_grad(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot);
+void cpu_k_norm(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot);
+void cpu_k_norm_update(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot);
+void cpu_k_window(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot);
+void cpu_k_concat(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot);
+/* Floats of scratch a node's kernel needs (the columns of a convolution),
+ * handed to it as in[nin]; 0 for most. */
+size_t cpu_workspace_floats(const loom_exec_node *x);
+
+/* Runs fn over [0, n) in ranges, on every core when the loop has work
+ * enough (work: elements it touches), else on the caller's thread
+ * (cpu_parallel.c). */
+typedef void (*cpu_range_fn)(void *arg, int64_t begin, int64_t end);
+void cpu_parallel_for(int64_t n, int64_t work, cpu_range_fn fn, void *arg);
+
 /* 1 if the CPU backend has a kernel for op in dtype. */
 int loom_cpu_has_kernel(loom_op op, loom_dtype dt);
 

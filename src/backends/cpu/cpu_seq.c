@@ -52,7 +52,7 @@ void loom_cpu_norm(const loom_exec_node *x, void *out, void *const *in, const lo
 {
     (void)slot;
     const loom_node *nd = x->node;
-    int rms = x->def->code == LOOM_NORM_RMS, aff = nd->attr.affine;
+    int rms = x->def->code == LOOM_LNORM_RMS, aff = nd->attr.affine;
     int64_t c = nd->shape[nd->ndim - 1], rows = nd->numel / c;
     const float *a = in[0], *gamma = (aff & 1) ? in[1] : NULL, *beta = (aff & 2) ? in[1 + (aff & 1)] : NULL;
     float *y = out;
@@ -77,7 +77,7 @@ void loom_cpu_norm_grad(const loom_exec_node *x, void *out, void *const *in, con
 {
     (void)slot;
     const loom_node *nd = x->node;
-    int rms = x->def->code == LOOM_NORM_RMS;
+    int rms = x->def->code == LOOM_LNORM_RMS;
     int64_t c = nd->shape[nd->ndim - 1], rows = nd->numel / c;
     const float *dy = in[0], *a = in[1], *gamma = (nd->attr.affine & 1) ? in[2] : NULL;
     float *y = out;

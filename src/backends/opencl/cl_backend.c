@@ -244,7 +244,10 @@ static loom_status cl_device_open(void *bs, int i, void **bdev)
         cl_device_close(d);
         return st;
     }
-    loom_cl_gemm_load_stored(d);
+    /* the shipped database first; a set loom tune stored overrides it */
+    loom_cl_gemm_db_apply(d);
+    if (d->route != LOOM_CLR_CLBLAST)
+        loom_cl_gemm_load_stored(d);
     *bdev = d;
     return LOOM_OK;
 }
@@ -265,6 +268,7 @@ const loom_backend_ops loom_opencl_backend = {
     .buffer_read = loom_cl_buffer_read,
     .supports = loom_cl_supports,
     .has_kernel = loom_cl_has_kernel,
+    .dispatches = loom_cl_dispatches,
     .prepare = loom_cl_prepare,
     .run = loom_cl_run,
     .release = loom_cl_release,

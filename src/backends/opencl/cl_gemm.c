@@ -239,10 +239,13 @@ static loom_status parse_section(cl_dev *d, const cJSON *root, const char *key, 
     return LOOM_OK;
 }
 
-loom_status loom_cl_gemm_parse(cl_dev *d, const char *json, cl_gemm_params *p, int *use_default)
+loom_status loom_cl_gemm_parse(cl_dev *d, const char *json, cl_gemm_params *p, int *use_default,
+                              cl_gemm_choice *choice, int *has_own)
 {
     memset(p, 0, sizeof *p);
     *use_default = 0;
+    if (has_own)
+        *has_own = 0;
     cJSON *root = cJSON_Parse(json);
     if (!root || !cJSON_IsObject(root)) {
         cJSON_Delete(root);
@@ -263,6 +266,16 @@ loom_status loom_cl_gemm_parse(cl_dev *d, const char *json, cl_gemm_params *p, i
                       cJSON_IsString(drv) ? drv->valuestring : "?", d->lim.driver);
         goto out;
     }
+    /* loom's own kernel, per shape class (the stored form of loom tune) */
+    const cJSON *own = cJSON_GetObjectItemCaseSensitive(root, "own");
+    int got_own = 0;
+    if (own && choice) {
+        if ((s = loom_cl_choice_parse(d, own, choice, "stored")) != LOOM_OK)
+            goto out;
+        got_own = 1;
+        if (has_own)
+            *has_own = 1;
+    }
     const cJSON *def = cJSON_GetObjectItemCaseSensitive(root, "use_default");
     if (cJSON_IsTrue(def)) {
         *use_default = 1;
@@ -276,9 +289,9 @@ loom_status loom_cl_gemm_parse(cl_dev *d, const char *json, cl_gemm_params *p, i
     static const char *const routine_names[1] = {"XGEMM_MIN_INDIRECT_SIZE"};
     if ((s = parse_section(d, root, "GemmRoutine", 1, routine_names, &p->min_indirect, &p->has_routine)) != LOOM_OK)
         goto out;
-    if (!p->has_xgemm && !p->has_direct && !p->has_routine)
+    if (!p->has_xgemm && !p->has_direct && !p->has_routine && !got_own)
         s = loom_fail(d->ctx, LOOM_E_INVALID,
-                      "%s: GEMM parameters: none of Xgemm, XgemmDirect, GemmRoutine (or use_default) given", d->label);
+                      "%s: GEMM parameters: none of Xgemm, XgemmDirect, GemmRoutine, own (or use_default) given", d->label);
 out:
     cJSON_Delete(root);
     return s;
@@ -292,8 +305,8 @@ static void add_section(cJSON *root, const char *key, size_t n, const char *cons
             cJSON_AddNumberToObject(sec, names[i], (double)values[i]);
 }
 
-loom_status loom_cl_gemm_json(cl_dev *d, const cl_gemm_params *p, double gflops, double baseline, int size,
-                              char **out)
+loom_status loom_cl_gemm_json(cl_dev *d, const cl_gemm_params *p, const cl_gemm_choice *choice, double gflops,
+                              double baseline, int size, char **out)
 {
     cJSON *root = cJSON_CreateObject();
     if (!root)
@@ -314,6 +327,8 @@ loom_status loom_cl_gemm_json(cl_dev *d, const cl_gemm_params *p, double gflops,
             add_section(root, "GemmRoutine", 1, &name, &p->min_indirect);
         }
     }
+    if (choice)
+        loom_cl_choice_json(choice, root);
     if (size > 0) {
         cJSON_AddNumberToObject(root, "size", size);
         cJSON_AddNumberToObject(root, "gflops", round(gflops * 100) / 100);
@@ -377,11 +392,14 @@ void loom_cl_gemm_load_stored(cl_dev *d)
     if (!text)
         return;
     cl_gemm_params p;
-    int use_default = 0;
-    loom_status s = loom_cl_gemm_parse(d, text, &p, &use_default);
+    cl_gemm_choice choice[LOOM_CLG_COUNT];
+    int use_default = 0, has_own = 0;
+    loom_status s = loom_cl_gemm_parse(d, text, &p, &use_default, choice, &has_own);
     loom_free(d->ctx, text, n);
-    if (s == LOOM_OK && !use_default)
+    if (s == LOOM_OK && !use_default && (p.has_xgemm || p.has_direct || p.has_routine))
         s = loom_cl_gemm_apply(d, &p);
+    if (s == LOOM_OK && has_own)
+        memcpy(d->choice, choice, sizeof choice);
     if (s != LOOM_OK) {
         loom_logf(d->ctx, LOOM_LOG_WARN, "%s: ignoring the stored GEMM parameters %s: %s", d->label, path,
                   loom_last_error(d->ctx));
@@ -401,10 +419,12 @@ static float det(uint64_t i, uint32_t salt)
     return (float)(h >> 8) * (2.0f / 16777216.0f) - 1.0f;
 }
 
-loom_status loom_cl_gemm_verify(cl_dev *d, size_t m, size_t n, size_t k, int ta, int tb, const char *what)
+loom_status loom_cl_gemm_verify(cl_dev *d, const cl_own_params *own, size_t m, size_t n, size_t k, int ta, int tb,
+                                const char *what)
 {
-    /* Non-zero offsets, as loom's sub-allocated tensors have. */
-    size_t ao = 5, bo = 7, co = 3;
+    /* Non-zero offsets, as loom's sub-allocated tensors have (CLBlast:
+     * the own kernel is given them by the arena). */
+    size_t ao = own ? 0 : 5, bo = own ? 0 : 7, co = own ? 0 : 3;
     size_t na = m * k + ao, nb = k * n + bo, nc = m * n + co;
     float *a = loom_malloc(d->ctx, na * sizeof *a), *b = loom_malloc(d->ctx, nb * sizeof *b);
     float *c = loom_malloc(d->ctx, nc * sizeof *c);
@@ -429,7 +449,8 @@ loom_status loom_cl_gemm_verify(cl_dev *d, size_t m, size_t n, size_t k, int ta,
         goto out;
     }
     cl_gemm_call g = {ta, tb, 0, m, n, k, ma, mb, mc, ao, bo, co, ta ? m : k, tb ? k : n, n};
-    if ((s = loom_cl_gemm(d, &g, NULL, NULL, what)) != LOOM_OK)
+    if ((s = own ? loom_cl_own_run(d, own, m, n, k, ta, tb, ma, mb, mc, NULL) : loom_cl_gemm(d, &g, NULL, NULL, what)) !=
+        LOOM_OK)
         goto out;
     e = clEnqueueReadBuffer(d->queue, mc, CL_TRUE, 0, nc * 4, c, 0, NULL, NULL);
     if (e != CL_SUCCESS) {
@@ -457,8 +478,9 @@ loom_status loom_cl_gemm_verify(cl_dev *d, size_t m, size_t n, size_t k, int ta,
         double got = c[co + i * n + j];
         if (!(fabs(got - ref) <= 1e-5 * mag + 1e-6)) {
             s = loom_fail(d->ctx, LOOM_E_DEVICE,
-                          "%s: GEMM parameters give wrong results (%s, %zux%zux%zu%s%s): C[%zu,%zu] = %g, expected %g",
-                          d->label, what, m, n, k, ta ? " A^T" : "", tb ? " B^T" : "", i, j, got, ref);
+                          "%s: %s GEMM parameters give wrong results (%s, %zux%zux%zu%s%s): C[%zu,%zu] = %g, "
+                          "expected %g",
+                          d->label, own ? "own" : "CLBlast", what, m, n, k, ta ? " A^T" : "", tb ? " B^T" : "", i, j, got, ref);
             goto out;
         }
     }
@@ -481,7 +503,7 @@ loom_status loom_cl_get_tuning(void *bdev, char *buf, size_t n)
 {
     cl_dev *d = bdev;
     char *text = NULL;
-    LOOM_TRY(loom_cl_gemm_json(d, d->gemm, 0, 0, 0, &text));
+    LOOM_TRY(loom_cl_gemm_json(d, d->gemm, d->choice, 0, 0, 0, &text));
     size_t len = strlen(text);
     loom_status s = LOOM_OK;
     if (len + 1 > n)
@@ -508,11 +530,21 @@ loom_status loom_cl_set_tuning(void *bdev, const char *json)
         json = text;
     }
     cl_gemm_params p;
-    int use_default = 0;
-    loom_status s = loom_cl_gemm_parse(d, json, &p, &use_default);
+    cl_gemm_choice choice[LOOM_CLG_COUNT];
+    int use_default = 0, has_own = 0;
+    loom_status s = loom_cl_gemm_parse(d, json, &p, &use_default, choice, &has_own);
     loom_free(d->ctx, text, n);
     LOOM_TRY(s);
-    if (use_default)
+    if (has_own) {
+        /* each class's kernel against the host before any is used */
+        for (int c = 0; c < LOOM_CLG_COUNT; c++) {
+            int ta = c == LOOM_CLG_TN, tb = c == LOOM_CLG_NT;
+            LOOM_TRY(loom_cl_gemm_verify(d, &choice[c].own, 37, 29, 41, ta, tb, loom_cl_gemm_class_name((cl_gemm_class)c)));
+        }
+        memcpy(d->choice, choice, sizeof choice);
+        snprintf(d->gemm_source, sizeof d->gemm_source, "%s", from_file ? path : "loom_device_set_tuning");
+    }
+    if (use_default || !(p.has_xgemm || p.has_direct || p.has_routine))
         return LOOM_OK; /* CLBlast's own set is what runs unless overridden */
     LOOM_TRY(loom_cl_gemm_check(d, &p));
     cl_gemm_params before;
@@ -524,9 +556,9 @@ loom_status loom_cl_set_tuning(void *bdev, const char *json)
      * Xgemm (unless the set moves the boundary). */
     size_t big = p.has_routine ? (p.min_indirect > 16 ? p.min_indirect : 16) + 3 : 899;
     if (s == LOOM_OK)
-        s = loom_cl_gemm_verify(d, 29, 33, 17, 0, 1, "direct-size check");
+        s = loom_cl_gemm_verify(d, NULL, 29, 33, 17, 0, 1, "direct-size check");
     if (s == LOOM_OK)
-        s = loom_cl_gemm_verify(d, big, big - 2, big + 1, 1, 0, "indirect-size check");
+        s = loom_cl_gemm_verify(d, NULL, big, big - 2, big + 1, 1, 0, "indirect-size check");
     if (s == LOOM_OK) {
         snprintf(d->gemm_source, sizeof d->gemm_source, "%s", from_file ? path : "loom_device_set_tuning");
         return LOOM_OK;

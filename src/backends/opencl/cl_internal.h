@@ -7,6 +7,10 @@
  *   cl_launch.c    one node -> kernel launches with their arguments
  *   cl_record.c    prepare / run / release / timestamps
  *   cl_gemm.c      CLBlast GEMM parameter sets: check, apply, store, load
+ *   cl_ogemm.c     loom's own GEMM (gemm.cl, with epilogues): parameters,
+ *                  launches, and which GEMMs go to it rather than CLBlast
+ *   cl_gemm_db.c   the shipped database of GEMM parameters per device
+ *                  (gemm_db.json), applied at the first use of a device
  *   cl_tune.c      the bounded search over those sets
  */
 #ifndef LOOM_CL_INTERNAL_H
@@ -45,6 +49,39 @@ typedef struct cl_limits {
 typedef struct cl_block cl_block;
 struct cl_gemm_params;
 
+/* The shape classes GEMM parameters are chosen by (cl_ogemm.c): the
+ * backward pass's C = A B^T (dH W^T) and C = A^T B (x^T dH), square-ish
+ * products, and the rest (tall-skinny, small). */
+typedef enum cl_gemm_class {
+    LOOM_CLG_SQUARE = 0,
+    LOOM_CLG_SKINNY = 1,
+    LOOM_CLG_NT = 2,
+    LOOM_CLG_TN = 3,
+    LOOM_CLG_COUNT = 4
+} cl_gemm_class;
+
+/* The parameters of loom's own GEMM kernel (shaders/opencl/gemm.cl). */
+typedef struct cl_own_params {
+    int wx, wy;                /* work group */
+    int tm, nv, vw;            /* per item: tm rows x nv vectors of vw columns */
+    int kb;                    /* k staged per block */
+} cl_own_params;
+
+/* What a shape class runs: the own kernel's parameters, and from which
+ * size (m n k) an unfused f32 GEMM goes to CLBlast instead (0: never). */
+typedef struct cl_gemm_choice {
+    cl_own_params own;
+    uint64_t clblast_from;
+} cl_gemm_choice;
+
+/* Which GEMMs take which path: chosen by class (auto), or forced (tests,
+ * LOOM_OPENCL_GEMM=own|clblast). */
+typedef enum cl_gemm_route {
+    LOOM_CLR_AUTO = 0,
+    LOOM_CLR_OWN = 1,
+    LOOM_CLR_CLBLAST = 2
+} cl_gemm_route;
+
 /* Programs built from embedded sources, lazily, once per (program,
  * variant): the variant is the build options that pick a dtype
  * ("-DLOOM_F16") or a cast's pair ("-DFROM_F16 -DTO_I32"). */
@@ -53,14 +90,16 @@ typedef enum cl_progid {
     LOOM_CLP_REDUCE = 1,
     LOOM_CLP_OPTIM = 2,
     LOOM_CLP_CAST = 3,
-    LOOM_CLP_SEQ = 4,          /* norms, take / gather, scatter-adds, rope */
-    LOOM_CLP_ATTENTION = 5,    /* fused attention, per dtype and head size */
-    LOOM_CLP_COUNT = 6
+    LOOM_CLP_GEMM = 4,
+    LOOM_CLP_CONV = 5,
+    LOOM_CLP_SEQ = 6,          /* norms, take / gather, scatter-adds, rope */
+    LOOM_CLP_ATTENTION = 7,    /* fused attention, per dtype and head size */
+    LOOM_CLP_COUNT = 8
 } cl_progid;
 
 typedef struct cl_built {
     cl_progid which;
-    char variant[48];
+    char variant[160];
     cl_program prog;
 } cl_built;
 
@@ -83,6 +122,10 @@ typedef struct cl_dev {
     struct cl_gemm_params *gemm;  /* NULL: CLBlast's own choice */
     uint64_t gemm_generation;
     char gemm_source[1100];     /* where the set in use came from */
+    /* loom's own GEMM per shape class, and what routes to it */
+    cl_gemm_choice choice[LOOM_CLG_COUNT];
+    cl_gemm_route route;
+    char db_entry[64];          /* the database entry that matched, "" if none */
 } cl_dev;
 
 /* Fills lim from the device (used by enumeration and by open). */
@@ -121,6 +164,10 @@ uint64_t loom_cl_max_block(const cl_dev *d);
 /* The program `which` in `variant` (build options, "" for f32), built (or
  * loaded from the disk cache) on first use. */
 loom_status loom_cl_program(cl_dev *d, cl_progid which, const char *variant, cl_program *out);
+/* Several variants of one program at once: those neither built nor cached
+ * are built in parallel threads (one per CPU); ok[i] says which are ready
+ * (a failed build is logged, not an error). */
+loom_status loom_cl_program_many(cl_dev *d, cl_progid which, const char *const *variants, int n, int *ok);
 /* 1 if the embedded sources of the program hold text (a kernel's body
  * line): the kernel tables ask it without a device. */
 int loom_cl_source_has(cl_progid which, const char *text);
@@ -191,10 +238,21 @@ loom_status loom_cl_set_run_slot(cl_dev *d, const loom_exec_node *x, const cl_la
  * in dtype at all (cl_launch.c). */
 int loom_cl_supports(void *bdev, const loom_exec_node *x);
 int loom_cl_has_kernel(loom_op op, loom_dtype dt);
+/* Launches per replay (cl_record.c). */
+int loom_cl_dispatches(void *bprog);
+
+/* Convolutional networks' launches (cl_conv.c): one each, concat one per
+ * input. */
+loom_status loom_cl_plan_conv(cl_dev *d, const loom_exec_node *x, cl_launch *l);
+loom_status loom_cl_plan_pool(cl_dev *d, const loom_exec_node *x, cl_launch *l);
+loom_status loom_cl_plan_norm(cl_dev *d, const loom_exec_node *x, cl_launch *l);
+loom_status loom_cl_plan_norm_update(cl_dev *d, const loom_exec_node *x, cl_launch *l);
+loom_status loom_cl_plan_window(cl_dev *d, const loom_exec_node *x, cl_launch *l);
+loom_status loom_cl_plan_concat(cl_dev *d, const loom_exec_node *x, cl_launch *out, int *n);
 
 /* ---- the sequence ops (cl_seq.c) ----------------------------------------- */
 
-loom_status loom_cl_plan_norm(cl_dev *d, const loom_exec_node *x, cl_launch *l);
+loom_status loom_cl_plan_lnorm(cl_dev *d, const loom_exec_node *x, cl_launch *l);
 loom_status loom_cl_plan_index(cl_dev *d, const loom_exec_node *x, cl_launch *l);
 loom_status loom_cl_plan_rope(cl_dev *d, const loom_exec_node *x, cl_launch *l);
 loom_status loom_cl_plan_attention(cl_dev *d, const loom_exec_node *x, cl_launch *l);
@@ -231,20 +289,67 @@ loom_status loom_cl_gemm_check(cl_dev *d, const cl_gemm_params *p);
 /* Overrides CLBlast's parameters for this device (process-wide in CLBlast). */
 loom_status loom_cl_gemm_apply(cl_dev *d, const cl_gemm_params *p);
 /* JSON text <-> parameter set. parse: LOOM_E_FORMAT for malformed text,
- * LOOM_E_INVALID for a set for another device or driver. */
-loom_status loom_cl_gemm_parse(cl_dev *d, const char *json, cl_gemm_params *p, int *use_default);
-loom_status loom_cl_gemm_json(cl_dev *d, const cl_gemm_params *p, double gflops, double baseline, int size,
-                              char **out);
+ * LOOM_E_INVALID for a set for another device or driver. choice (may be
+ * NULL) receives the own kernel's classes where the text has "own". */
+loom_status loom_cl_gemm_parse(cl_dev *d, const char *json, cl_gemm_params *p, int *use_default,
+                              cl_gemm_choice *choice, int *has_own);
+loom_status loom_cl_gemm_json(cl_dev *d, const cl_gemm_params *p, const cl_gemm_choice *choice, double gflops,
+                              double baseline, int size, char **out);
 /* cache_dir/opencl/clblast-HASH.json for this device and driver. */
 void loom_cl_gemm_store_path(const cl_dev *d, char *path, size_t n);
 /* At open: applies the stored set if there is a valid one. Never fails
  * the open: a corrupt or foreign file is logged and ignored. */
 void loom_cl_gemm_load_stored(cl_dev *d);
-/* Runs a GEMM of m x n x k (ta, tb) and checks sampled entries against the
- * host in double; LOOM_E_DEVICE when they differ. */
-loom_status loom_cl_gemm_verify(cl_dev *d, size_t m, size_t n, size_t k, int ta, int tb, const char *what);
+/* Runs a GEMM of m x n x k (ta, tb) through CLBlast (own NULL) or the own
+ * kernel with own, and checks sampled entries against the host in double;
+ * LOOM_E_DEVICE when they differ. */
+loom_status loom_cl_gemm_verify(cl_dev *d, const cl_own_params *own, size_t m, size_t n, size_t k, int ta, int tb,
+                                const char *what);
 /* A set every device can run (small tiles, no local memory). */
 void loom_cl_gemm_safe(const cl_dev *d, cl_gemm_params *p);
+
+/* ---- loom's own GEMM (cl_ogemm.c) -------------------------------------- */
+
+cl_gemm_class loom_cl_gemm_class_of(size_t m, size_t n, size_t k, int ta, int tb);
+const char *loom_cl_gemm_class_name(cl_gemm_class c);
+/* 1 if the node (a matmul) runs on the own kernel on this device. */
+int loom_cl_gemm_own(const cl_dev *d, const loom_exec_node *x);
+/* The one launch of the node on the own kernel with the class's parameters. */
+loom_status loom_cl_gemm_own_plan(cl_dev *d, const loom_exec_node *x, cl_launch *l);
+/* LOOM_OK, or LOOM_E_INVALID naming the broken constraint ("what" names
+ * where the set came from). */
+loom_status loom_cl_own_check(cl_dev *d, const cl_own_params *p, const char *what);
+/* Parameters that suit the device's kind when nothing better is known. */
+void loom_cl_own_default(const cl_dev *d, cl_gemm_choice choice[LOOM_CLG_COUNT]);
+/* The build options of a parameter set in dtype dt (for loom_cl_program). */
+void loom_cl_own_variant(const cl_own_params *p, loom_dtype dt, char *buf, size_t n);
+/* Builds the program of each set (in parallel threads, each build through
+ * the binary cache); ok[i] says which built (a failure is not an error). */
+loom_status loom_cl_own_build_all(cl_dev *d, const cl_own_params *p, int n, loom_dtype dt, int *ok);
+/* Runs a raw m x n x k GEMM (ta, tb) on the own kernel with p over
+ * buffers; ev may be NULL. */
+loom_status loom_cl_own_run(cl_dev *d, const cl_own_params *p, size_t m, size_t n, size_t k, int ta, int tb, cl_mem a,
+                            cl_mem b, cl_mem c, cl_event *ev);
+/* JSON <-> choices ({"square": {"WX": .., "clblast_from": ..}, ...}). */
+struct cJSON;
+loom_status loom_cl_choice_parse(cl_dev *d, const struct cJSON *json, cl_gemm_choice out[LOOM_CLG_COUNT],
+                                 const char *what);
+/* Adds "own": {...} to obj. */
+void loom_cl_choice_json(const cl_gemm_choice c[LOOM_CLG_COUNT], struct cJSON *obj);
+
+/* ---- the shipped database (cl_gemm_db.c) -------------------------------- */
+
+/* At open: the own kernel's choices from the entry that matches the device
+ * (else defaults by device kind), and CLBlast's parameters from it where
+ * it has them. Never fails the open: a broken entry is logged and
+ * skipped. */
+void loom_cl_gemm_db_apply(cl_dev *d);
+/* Finds the entry of text (the database) for the device: *found says
+ * whether one matched; LOOM_E_FORMAT / LOOM_E_INVALID for a database that
+ * is not valid JSON or whose matching entry is invalid (the message names
+ * the entry and the field). */
+loom_status loom_cl_gemm_db_lookup(cl_dev *d, const char *text, int *found, char *entry, size_t entry_n,
+                                   cl_gemm_choice choice[LOOM_CLG_COUNT], cl_gemm_params *clblast);
 
 /* The backend slots of tuning (src/core/tune.c dispatches to them). */
 loom_status loom_cl_tune(void *bdev, const loom_tune_opts *opts, loom_tune_report *out);

@@ -317,6 +317,10 @@ static int converts(const cl_dev *d, const loom_exec_node *x)
 static loom_status plan_matmul(cl_dev *d, const loom_exec_node *x, cl_launch *l, int *n)
 {
     loom_dtype dt = x->node->dtype;
+    if (loom_cl_gemm_own(d, x)) {
+        *n = 1;
+        return loom_cl_gemm_own_plan(d, x, l); /* cl_ogemm.c */
+    }
     cl_gemm_call *g = &l->gemm;
     gemm_call(x, g);
     if (!converts(d, x)) {
@@ -492,6 +496,21 @@ static loom_status plan_xent_grad(cl_dev *d, const loom_exec_node *x, cl_launch 
 {
     const loom_node *nd = x->node;
     argset a;
+    if (x->also[0] || x->also[1]) {
+        /* with the loss and the prediction: one work group over every row */
+        LOOM_TRY(make_kernel(d, LOOM_CLP_REDUCE, dtype_variant(nd->dtype), "xent_fused", x, l, &a));
+        a_tensor(&a, x->out);
+        a_tensor(&a, x->also[0] ? x->also[0] : x->out);
+        a_tensor(&a, x->also[1] ? x->also[1] : x->out);
+        a_i32(&a, x->also[0] != NULL);
+        a_i32(&a, x->also[1] != NULL);
+        for (int k = 0; k < 3; k++)
+            a_tensor(&a, x->in[k]);
+        a_u32(&a, (cl_uint)nd->shape[0]);
+        a_u32(&a, (cl_uint)nd->shape[1]);
+        l->lws[0] = l->gws[0] = d->red_wg;
+        return args_done(&a, x, "xent_fused");
+    }
     LOOM_TRY(make_kernel(d, LOOM_CLP_REDUCE, dtype_variant(nd->dtype), "xent_grad", x, l, &a));
     a_tensor(&a, x->out);
     for (int k = 0; k < 3; k++)
@@ -532,50 +551,170 @@ static loom_status plan_run_value(cl_dev *d, const loom_exec_node *x, cl_launch 
 
 /* ---- optimizer updates ---------------------------------------------------------- */
 
-static loom_status plan_update(cl_dev *d, const loom_exec_node *x, cl_launch *l)
+static const char *update_kernel(int family)
 {
-    const loom_node *nd = x->node;
-    const loom_attr *at = &nd->attr;
+    return family == LOOM_FAM_EMA ? "opt_ema" : family == LOOM_FAM_SGD ? "opt_sgd" : "opt_adam";
+}
+
+/* The hyper-parameters after the tensors, as opt_sgd / opt_adam take them. */
+static void update_params(argset *a, const loom_exec_node *x)
+{
+    const loom_attr *at = &x->node->attr;
+    a_tensor(a, at->clip ? x->in[x->nin - 1] : x->in[0]);
+    a_f32(a, at->clip_norm);
+    a_i32(a, at->clip);
+    a_i32(a, at->skip_nonfinite);
+    a_f32(a, at->l1);
+    a_f32(a, at->l2);
+    if (x->def->family == LOOM_FAM_SGD) {
+        a_f32(a, at->momentum);
+        a_i32(a, at->nesterov);
+    } else {
+        a_f32(a, at->beta1);
+        a_f32(a, at->beta2);
+        a_f32(a, at->eps);
+        a_f32(a, at->weight_decay);
+    }
+}
+
+static loom_status plan_update_one(cl_dev *d, const loom_exec_node *x, cl_launch *l)
+{
+    const loom_attr *at = &x->node->attr;
     int64_t n = x->in[0]->node->numel;
-    const loom_exec_tensor *p = x->in[0];
-    const loom_exec_tensor *ss = at->clip ? x->in[x->nin - 1] : p;
     int family = x->def->family;
-    const char *kname = family == LOOM_FAM_EMA ? "opt_ema" : family == LOOM_FAM_SGD ? "opt_sgd" : "opt_adam";
+    const char *kname = update_kernel(family);
     argset a;
     LOOM_TRY(make_kernel(d, LOOM_CLP_OPTIM, "", kname, x, l, &a));
+    a_tensor(&a, x->in[0]);
+    a_tensor(&a, x->in[1]);
     if (family == LOOM_FAM_EMA) {
-        a_tensor(&a, x->in[0]);
-        a_tensor(&a, x->in[1]);
         a_u32(&a, (cl_uint)n);
     } else {
-        a_tensor(&a, p);
-        a_tensor(&a, x->in[1]);
         if (family == LOOM_FAM_SGD) {
-            a_tensor(&a, at->momentum != 0.0f ? x->in[2] : p);
+            a_tensor(&a, at->momentum != 0.0f ? x->in[2] : x->in[0]);
         } else {
             a_tensor(&a, x->in[2]);
             a_tensor(&a, x->in[3]);
         }
         a_u32(&a, (cl_uint)n);
-        a_tensor(&a, ss);
-        a_f32(&a, at->clip_norm);
-        a_i32(&a, at->clip);
-        a_i32(&a, at->skip_nonfinite);
-        a_f32(&a, at->l1);
-        a_f32(&a, at->l2);
-        if (family == LOOM_FAM_SGD) {
-            a_f32(&a, at->momentum);
-            a_i32(&a, at->nesterov);
-        } else {
-            a_f32(&a, at->beta1);
-            a_f32(&a, at->beta2);
-            a_f32(&a, at->eps);
-            a_f32(&a, at->weight_decay);
-        }
+        a_u32(&a, (cl_uint)at->grad_rows);
+        update_params(&a, x);
     }
     a_slot(&a, l);
     ew_size(d, l, n);
     return args_done(&a, x, kname);
+}
+
+/* The block a tensor lives in. */
+static const cl_block *block_of(const loom_exec_tensor *t)
+{
+    return ((const cl_buf *)t->mem.buf)->block;
+}
+
+/* Can update y join a multi-tensor launch whose state tensors are in
+ * block s and gradients in block g (NULL: not chosen yet)? */
+static int update_joins(const loom_exec_node *y, const cl_block **s, const cl_block **g)
+{
+    int family = y->def->family, have = y->nin - 2 - y->node->attr.clip;
+    const cl_block *sb = *s ? *s : block_of(y->in[0]);
+    const cl_block *gb = family == LOOM_FAM_EMA ? sb : *g ? *g : block_of(y->in[1]);
+    if (block_of(y->in[0]) != sb || block_of(y->in[1]) != (family == LOOM_FAM_EMA ? sb : gb))
+        return 0;
+    for (int k = 0; k < have && family != LOOM_FAM_EMA; k++)
+        if (block_of(y->in[2 + k]) != sb)
+            return 0;
+    *s = sb;
+    *g = gb;
+    return 1;
+}
+
+/* The run of a group's members (exec node.group) from member i on that
+ * share blocks: one launch (one member alone: its own kernel). */
+static int run_len(const loom_exec_node *x, int i)
+{
+    const cl_block *s = NULL, *g = NULL;
+    int j = i;
+    while (j < x->group && update_joins(&x[j], &s, &g))
+        j++;
+    return j > i ? j - i : 1;
+}
+
+static int update_runs(const loom_exec_node *x)
+{
+    int nr = 0;
+    for (int i = 0; i < x->group; i += run_len(x, i))
+        nr++;
+    return nr;
+}
+
+static loom_status plan_update_multi(cl_dev *d, const loom_exec_node *x, int n, cl_launch *l)
+{
+    int family = x->def->family, have = x->nin - 2 - x->node->attr.clip;
+    size_t bytes = (size_t)n * LOOM_UPDATE_ENTRY * 4;
+    uint32_t *tab = loom_calloc(d->ctx, (size_t)n * LOOM_UPDATE_ENTRY, 4);
+    if (!tab)
+        return loom_fail(d->ctx, LOOM_E_OOM, "%s: out of memory for a %d-tensor update table", d->label, n);
+    uint32_t wgs = 0;
+    size_t per_group = (size_t)d->ew_wg * 8;
+    for (int k = 0; k < n; k++) {
+        const loom_exec_node *y = &x[k];
+        uint32_t *e = tab + (size_t)k * LOOM_UPDATE_ENTRY;
+        e[0] = elem_off(y->in[0]);
+        e[1] = elem_off(y->in[1]);
+        if (family != LOOM_FAM_EMA && have > 0)
+            e[2] = elem_off(y->in[2]);
+        if (family == LOOM_FAM_ADAM)
+            e[3] = elem_off(y->in[3]);
+        e[4] = (uint32_t)y->in[0]->node->numel;
+        e[5] = (uint32_t)y->node->attr.grad_rows;
+        e[6] = wgs;
+        wgs += (uint32_t)((e[4] + per_group - 1) / per_group);
+    }
+    void *buf = NULL;
+    loom_status s = loom_cl_buffer_alloc(d, bytes, LOOM_LIFE_ARENA, &buf);
+    if (s == LOOM_OK) {
+        l->scratch = buf;
+        s = loom_cl_buffer_write(d, buf, 0, tab, bytes);
+    }
+    loom_free(d->ctx, tab, (size_t)n * LOOM_UPDATE_ENTRY * 4);
+    LOOM_TRY(s);
+    char kname[32];
+    snprintf(kname, sizeof kname, "%s_multi", update_kernel(family));
+    argset a;
+    LOOM_TRY(make_kernel(d, LOOM_CLP_OPTIM, "", kname, x, l, &a));
+    a_mem(&a, mem_of(&x->in[0]->mem));
+    if (family != LOOM_FAM_EMA)
+        a_mem(&a, mem_of(&x->in[1]->mem));
+    const cl_buf *tb = buf;
+    a_mem(&a, loom_cl_block_mem(tb->block));
+    a_u32(&a, (cl_uint)(tb->offset / 4));
+    a_u32(&a, (cl_uint)n);
+    if (family != LOOM_FAM_EMA)
+        update_params(&a, x);
+    a_slot(&a, l);
+    l->lws[0] = d->ew_wg;
+    l->gws[0] = (size_t)wgs * d->ew_wg;
+    return args_done(&a, x, kname);
+}
+
+/* One launch per run of a group's members that share blocks; the members
+ * after the first are planned with it. */
+static loom_status plan_update(cl_dev *d, const loom_exec_node *x, cl_launch *l, int *nl)
+{
+    *nl = 0;
+    if (x->group == 0)
+        return LOOM_OK;
+    for (int at = 0, r = 0; at < x->group; r++) {
+        int len = run_len(x, at);
+        l[r].node = l[0].node + at;
+        if (len == 1)
+            LOOM_TRY(plan_update_one(d, &x[at], &l[r]));
+        else
+            LOOM_TRY(plan_update_multi(d, &x[at], len, &l[r]));
+        (*nl)++;
+        at += len;
+    }
+    return LOOM_OK;
 }
 
 /* ---- the family table ------------------------------------------------------------- */
@@ -608,12 +747,20 @@ static const cl_family cl_families[LOOM_FAM_COUNT] = {
     [LOOM_FAM_DROPOUT] = {plan_dropout, LOOM_CLP_ELEMENTWISE, LOOM_DT_FLOATS},
     [LOOM_FAM_SUMSQ] = {NULL, LOOM_CLP_REDUCE, LOOM_DT_BIT(LOOM_F32)}, /* plan_sumsq: one launch per input */
     [LOOM_FAM_RUN_VALUE] = {plan_run_value, LOOM_CLP_REDUCE, LOOM_DT_BIT(LOOM_F32)},
-    [LOOM_FAM_SGD] = {plan_update, LOOM_CLP_OPTIM, LOOM_DT_BIT(LOOM_F32)},
-    [LOOM_FAM_ADAM] = {plan_update, LOOM_CLP_OPTIM, LOOM_DT_BIT(LOOM_F32)},
-    [LOOM_FAM_EMA] = {plan_update, LOOM_CLP_OPTIM, LOOM_DT_BIT(LOOM_F32)},
+    /* plan_update: a launch per run of a group's members */
+    [LOOM_FAM_SGD] = {NULL, LOOM_CLP_OPTIM, LOOM_DT_BIT(LOOM_F32)},
+    [LOOM_FAM_ADAM] = {NULL, LOOM_CLP_OPTIM, LOOM_DT_BIT(LOOM_F32)},
+    [LOOM_FAM_EMA] = {NULL, LOOM_CLP_OPTIM, LOOM_DT_BIT(LOOM_F32)},
+    [LOOM_FAM_CONV] = {loom_cl_plan_conv, LOOM_CLP_CONV, LOOM_DT_FLOATS},
+    [LOOM_FAM_POOL] = {loom_cl_plan_pool, LOOM_CLP_CONV, LOOM_DT_FLOATS},
+    [LOOM_FAM_POOL_GRAD] = {loom_cl_plan_pool, LOOM_CLP_CONV, LOOM_DT_FLOATS},
+    [LOOM_FAM_NORM] = {loom_cl_plan_norm, LOOM_CLP_CONV, LOOM_DT_FLOATS},
+    [LOOM_FAM_NORM_UPDATE] = {loom_cl_plan_norm_update, LOOM_CLP_CONV, LOOM_DT_BIT(LOOM_F32)},
+    [LOOM_FAM_WINDOW] = {loom_cl_plan_window, LOOM_CLP_CONV, F_ALL},
+    [LOOM_FAM_CONCAT] = {NULL, LOOM_CLP_CONV, F_ALL}, /* loom_cl_plan_concat: one launch per input */
     [LOOM_FAM_BMM] = {NULL, LOOM_CLP_COUNT, LOOM_DT_FLOATS}, /* loom_cl_plan_bmm: 1 or 4 launches */
-    [LOOM_FAM_NORM] = {loom_cl_plan_norm, LOOM_CLP_SEQ, LOOM_DT_FLOATS},
-    [LOOM_FAM_NORM_GRAD] = {loom_cl_plan_norm, LOOM_CLP_SEQ, LOOM_DT_FLOATS},
+    [LOOM_FAM_LNORM] = {loom_cl_plan_lnorm, LOOM_CLP_SEQ, LOOM_DT_FLOATS},
+    [LOOM_FAM_LNORM_GRAD] = {loom_cl_plan_lnorm, LOOM_CLP_SEQ, LOOM_DT_FLOATS},
     [LOOM_FAM_TAKE] = {loom_cl_plan_index, LOOM_CLP_SEQ, LOOM_DT_FLOATS},
     [LOOM_FAM_SCATTER] = {loom_cl_plan_index, LOOM_CLP_SEQ, LOOM_DT_FLOATS},
     [LOOM_FAM_ROPE] = {loom_cl_plan_rope, LOOM_CLP_SEQ, LOOM_DT_FLOATS},
@@ -622,7 +769,9 @@ static const cl_family cl_families[LOOM_FAM_COUNT] = {
 
 static int family_present(loom_op_family f)
 {
-    return cl_families[f].plan || f == LOOM_FAM_MATMUL || f == LOOM_FAM_SUMSQ || f == LOOM_FAM_BMM;
+    return cl_families[f].plan || f == LOOM_FAM_MATMUL || f == LOOM_FAM_SUMSQ || f == LOOM_FAM_SGD ||
+           f == LOOM_FAM_ADAM || f == LOOM_FAM_EMA || f == LOOM_FAM_CONCAT ||
+           f == LOOM_FAM_BMM;
 }
 
 /* The body line an element-wise op's kernels are made from. */
@@ -651,7 +800,6 @@ int loom_cl_has_kernel(loom_op op, loom_dtype dt)
 
 int loom_cl_supports(void *bdev, const loom_exec_node *x)
 {
-    (void)bdev;
     const loom_node *nd = x->node;
     loom_op_family f = x->def->family;
     if (!family_present(f))
@@ -659,10 +807,15 @@ int loom_cl_supports(void *bdev, const loom_exec_node *x)
     /* kernels index with 32-bit element offsets (loom_cl_max_block) */
     if ((uint64_t)nd->numel > UINT32_MAX)
         return 0;
-    if (f == LOOM_FAM_MATMUL && (nd->attr.bias || nd->attr.act != LOOM_OP_NONE))
-        return 0; /* CLBlast takes no epilogue: bias and activation stay their own launches */
-    if (x->def->flags & LOOM_OPF_UPDATE)
+    if (f == LOOM_FAM_MATMUL && (nd->attr.bias || nd->attr.act != LOOM_OP_NONE || nd->attr.dact != LOOM_OP_NONE) &&
+        (((const cl_dev *)bdev)->route == LOOM_CLR_CLBLAST || (nd->attr.act != LOOM_OP_NONE && !loom_op_epilogue(nd->attr.act)) ||
+         (nd->attr.dact != LOOM_OP_NONE && !loom_op_epilogue(nd->attr.dact))))
+        return 0; /* the own GEMM's epilogues (gemm.cl); CLBlast takes none */
+    if (x->def->flags & LOOM_OPF_MULTI)
         return 1;
+    /* the loss and prediction fused in: one work group over every row */
+    if ((x->also[0] || x->also[1]) && (uint64_t)nd->numel > (1u << 20))
+        return 0;
     if (f == LOOM_FAM_ARG_REDUCE || f == LOOM_FAM_XENT)
         return loom_dtype_is_float(x->in[0]->node->dtype);
     if (!(cl_families[f].dtypes & LOOM_DT_BIT(nd->dtype)))
@@ -678,8 +831,15 @@ int loom_cl_launch_count(const cl_dev *d, const loom_exec_node *x)
 {
     if (x->def->family == LOOM_FAM_SUMSQ)
         return x->nin > 0 ? x->nin : 1;
-    if (x->def->family == LOOM_FAM_MATMUL && converts(d, x))
+    if (x->def->family == LOOM_FAM_MATMUL && converts(d, x) && !loom_cl_gemm_own(d, x))
         return 4;
+    if (x->def->flags & LOOM_OPF_MULTI) {
+        if (x->group == 0)
+            return 0; /* launched with its group's first node */
+        return update_runs(x);
+    }
+    if (x->def->family == LOOM_FAM_CONCAT)
+        return x->nin > 0 ? x->nin : 1;
     if (x->def->family == LOOM_FAM_BMM)
         return loom_cl_bmm_launches(d, x);
     return 1;
@@ -705,6 +865,10 @@ loom_status loom_cl_plan_node(cl_dev *d, const loom_exec_node *x, int node, cl_l
         return plan_matmul(d, x, out, n);
     if (x->def->family == LOOM_FAM_SUMSQ)
         return plan_sumsq(d, x, out, n);
+    if (x->def->flags & LOOM_OPF_MULTI)
+        return plan_update(d, x, out, n);
+    if (x->def->family == LOOM_FAM_CONCAT)
+        return loom_cl_plan_concat(d, x, out, n);
     if (x->def->family == LOOM_FAM_BMM)
         return loom_cl_plan_bmm(d, x, out, n);
     if (!f->plan)

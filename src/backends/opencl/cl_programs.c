@@ -9,10 +9,12 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define MAGIC "LOOMCLB1"
 
@@ -24,6 +26,9 @@ static const char *const prog_files[LOOM_CLP_COUNT][3] = {
     [LOOM_CLP_REDUCE] = {"reduce.cl"},
     [LOOM_CLP_OPTIM] = {"optim.cl"},
     [LOOM_CLP_CAST] = {"cast.cl"},
+    /* the epilogues are made from the unary ops' body lines */
+    [LOOM_CLP_GEMM] = {"epilogue.cl", "ew_unary.cl", "gemm.cl"},
+    [LOOM_CLP_CONV] = {"conv.cl"},
     [LOOM_CLP_SEQ] = {"seq.cl"},
     [LOOM_CLP_ATTENTION] = {"attention.cl"},
 };
@@ -256,49 +261,214 @@ int loom_cl_source_has(cl_progid which, const char *text)
     return 0;
 }
 
-loom_status loom_cl_program(cl_dev *d, cl_progid which, const char *variant, cl_program *out)
-{
-    for (int i = 0; i < d->nprogs; i++)
-        if (d->progs[i].which == which && !strcmp(d->progs[i].variant, variant)) {
-            *out = d->progs[i].prog;
-            return LOOM_OK;
-        }
-    if (d->nprogs == d->capprogs) {
-        int ncap = d->capprogs ? 2 * d->capprogs : 8;
-        cl_built *np = loom_realloc(d->ctx, d->progs, (size_t)d->capprogs * sizeof *np, (size_t)ncap * sizeof *np);
-        if (!np)
-            return loom_fail(d->ctx, LOOM_E_OOM, "%s: out of memory for programs", d->label);
-        d->progs = np;
-        d->capprogs = ncap;
-    }
+/* The sources of program `which` and its build options in variant. */
+typedef struct prog_src {
     const char *srcs[6];
     size_t lens[6];
-    int n = 0;
+    int n;
+    char options[512], what[200];
+} prog_src;
+
+static void compose(const cl_dev *d, cl_progid which, const char *variant, prog_src *ps)
+{
+    ps->n = 0;
     for (int i = 0; i < 3; i++) {
         const loom_cl_source *s = find_source(head_files[i]);
         assert(s && "the shared head is embedded by shaders/opencl/meson.build");
-        srcs[n] = s->text;
-        lens[n++] = s->len;
+        ps->srcs[ps->n] = s->text;
+        ps->lens[ps->n++] = s->len;
     }
     for (int i = 0; i < 3 && prog_files[which][i]; i++) {
         const loom_cl_source *s = find_source(prog_files[which][i]);
         assert(s && "every program file is embedded by shaders/opencl/meson.build");
-        srcs[n] = s->text;
-        lens[n++] = s->len;
+        ps->srcs[ps->n] = s->text;
+        ps->lens[ps->n++] = s->len;
     }
-    char options[512], what[128];
-    loom_cl_options(d, options, sizeof options);
-    size_t used = strlen(options);
-    snprintf(options + used, sizeof options - used, "%s%s", *variant ? " " : "", variant);
-    snprintf(what, sizeof what, "%s%s%s", prog_files[which][0], *variant ? " " : "", variant);
-    cl_built *b = &d->progs[d->nprogs];
+    loom_cl_options(d, ps->options, sizeof ps->options);
+    size_t used = strlen(ps->options);
+    snprintf(ps->options + used, sizeof ps->options - used, "%s%s", *variant ? " " : "", variant);
+    snprintf(ps->what, sizeof ps->what, "%s%s%s", prog_files[which][0], *variant ? " " : "", variant);
+}
+
+static cl_built *find_built(cl_dev *d, cl_progid which, const char *variant)
+{
+    for (int i = 0; i < d->nprogs; i++)
+        if (d->progs[i].which == which && !strcmp(d->progs[i].variant, variant))
+            return &d->progs[i];
+    return NULL;
+}
+
+static loom_status room_for_one(cl_dev *d)
+{
+    if (d->nprogs < d->capprogs)
+        return LOOM_OK;
+    int ncap = d->capprogs ? 2 * d->capprogs : 8;
+    cl_built *np = loom_realloc(d->ctx, d->progs, (size_t)d->capprogs * sizeof *np, (size_t)ncap * sizeof *np);
+    if (!np)
+        return loom_fail(d->ctx, LOOM_E_OOM, "%s: out of memory for programs", d->label);
+    d->progs = np;
+    d->capprogs = ncap;
+    return LOOM_OK;
+}
+
+static loom_status keep(cl_dev *d, cl_progid which, const char *variant, cl_program prog)
+{
+    loom_status s = room_for_one(d);
+    if (s != LOOM_OK) {
+        clReleaseProgram(prog);
+        return s;
+    }
+    cl_built *b = &d->progs[d->nprogs++];
     memset(b, 0, sizeof *b);
     snprintf(b->variant, sizeof b->variant, "%s", variant);
     b->which = which;
-    LOOM_TRY(loom_cl_build(d, srcs, lens, n, options, what, &b->prog, NULL));
-    d->nprogs++;
-    *out = b->prog;
+    b->prog = prog;
     return LOOM_OK;
+}
+
+loom_status loom_cl_program(cl_dev *d, cl_progid which, const char *variant, cl_program *out)
+{
+    const cl_built *have = find_built(d, which, variant);
+    if (have) {
+        *out = have->prog;
+        return LOOM_OK;
+    }
+    if (strlen(variant) >= sizeof have->variant)
+        return loom_fail(d->ctx, LOOM_E_INVALID, "%s: internal: build options \"%s\" too long", d->label, variant);
+    prog_src ps;
+    compose(d, which, variant, &ps);
+    cl_program prog;
+    LOOM_TRY(loom_cl_build(d, ps.srcs, ps.lens, ps.n, ps.options, ps.what, &prog, NULL));
+    LOOM_TRY(keep(d, which, variant, prog));
+    *out = prog;
+    return LOOM_OK;
+}
+
+/* ---- several builds at once ---------------------------------------------------- */
+
+typedef struct build_job {
+    cl_dev *d;                 /* read only in the threads */
+    prog_src ps;
+    cl_program prog;
+    cl_int err;
+    double seconds;
+} build_job;
+
+typedef struct build_pool {
+    build_job *jobs;
+    int n;
+    int next;                  /* the next job to take, under lock */
+    pthread_mutex_t lock;
+} build_pool;
+
+/* Only OpenCL calls in the threads: the context's log and error state are
+ * touched by the calling thread alone. */
+static void *build_worker(void *arg)
+{
+    build_pool *pool = arg;
+    for (;;) {
+        pthread_mutex_lock(&pool->lock);
+        int i = pool->next < pool->n ? pool->next++ : -1;
+        pthread_mutex_unlock(&pool->lock);
+        if (i < 0)
+            return NULL;
+        build_job *j = &pool->jobs[i];
+        double t0 = loom_now_ns();
+        j->prog = clCreateProgramWithSource(j->d->context, (cl_uint)j->ps.n, (const char **)j->ps.srcs, j->ps.lens,
+                                            &j->err);
+        if (j->err == CL_SUCCESS)
+            j->err = clBuildProgram(j->prog, 1, &j->d->id, j->ps.options, NULL, NULL);
+        j->seconds = (loom_now_ns() - t0) * 1e-9;
+    }
+}
+
+loom_status loom_cl_program_many(cl_dev *d, cl_progid which, const char *const *variants, int n, int *ok)
+{
+    build_job *jobs = loom_calloc(d->ctx, (size_t)(n > 0 ? n : 1), sizeof *jobs);
+    if (!jobs)
+        return loom_fail(d->ctx, LOOM_E_OOM, "%s: out of memory for %d builds", d->label, n);
+    int nj = 0;
+    int *job_of = loom_calloc(d->ctx, (size_t)(n > 0 ? n : 1), sizeof *job_of);
+    if (!job_of) {
+        loom_free(d->ctx, jobs, (size_t)(n > 0 ? n : 1) * sizeof *jobs);
+        return loom_fail(d->ctx, LOOM_E_OOM, "%s: out of memory for %d builds", d->label, n);
+    }
+    /* what is built or cached already, then the rest */
+    for (int i = 0; i < n; i++) {
+        job_of[i] = -1;
+        ok[i] = find_built(d, which, variants[i]) != NULL;
+        if (ok[i] || strlen(variants[i]) >= sizeof d->progs[0].variant)
+            continue;
+        int dup = -1;
+        for (int k = 0; k < i; k++)
+            if (job_of[k] >= 0 && !strcmp(variants[k], variants[i]))
+                dup = job_of[k];
+        if (dup >= 0) {
+            job_of[i] = dup;
+            continue;
+        }
+        build_job *j = &jobs[nj];
+        j->d = d;
+        compose(d, which, variants[i], &j->ps);
+        char key[1400], path[1100];
+        make_key(d, j->ps.srcs, j->ps.lens, j->ps.n, j->ps.options, key, sizeof key);
+        loom_cl_cache_path(d, j->ps.srcs, j->ps.lens, j->ps.n, j->ps.options, path, sizeof path);
+        cl_program prog = load_cached(d, path, key, j->ps.options);
+        if (prog) {
+            ok[i] = keep(d, which, variants[i], prog) == LOOM_OK;
+            if (!ok[i])
+                loom_clear_error(d->ctx);
+            continue;
+        }
+        job_of[i] = nj++;
+    }
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int nt = nj < (cpus > 1 ? (int)cpus : 1) ? nj : (cpus > 1 ? (int)cpus : 1);
+    nt = nt > 16 ? 16 : nt;
+    build_pool pool = {jobs, nj, 0, PTHREAD_MUTEX_INITIALIZER};
+    pthread_t th[16];
+    int started = 0;
+    for (int t = 1; t < nt; t++)
+        if (pthread_create(&th[started], NULL, build_worker, &pool) == 0)
+            started++;
+    build_worker(&pool); /* the calling thread builds too */
+    for (int t = 0; t < started; t++)
+        pthread_join(th[t], NULL);
+    pthread_mutex_destroy(&pool.lock);
+    loom_status s = LOOM_OK;
+    for (int i = 0; i < n; i++) {
+        if (job_of[i] < 0)
+            continue;
+        build_job *j = &jobs[job_of[i]];
+        if (!j->prog)
+            continue;
+        if (j->err != CL_SUCCESS) {
+            /* logged, not an error: the caller skips what did not build */
+            loom_logf(d->ctx, LOOM_LOG_INFO, "%s: %s did not build (%s)", d->label, j->ps.what,
+                      loom_cl_errname(j->err));
+            clReleaseProgram(j->prog);
+            j->prog = NULL;
+            continue;
+        }
+        char key[1400], path[1100];
+        make_key(d, j->ps.srcs, j->ps.lens, j->ps.n, j->ps.options, key, sizeof key);
+        loom_cl_cache_path(d, j->ps.srcs, j->ps.lens, j->ps.n, j->ps.options, path, sizeof path);
+        loom_logf(d->ctx, LOOM_LOG_INFO, "%s: built %s in %.2f s (%d at once)", d->label, j->ps.what, j->seconds, nt);
+        store_binary(d, j->prog, path, key);
+        if ((s = keep(d, which, variants[i], j->prog)) != LOOM_OK)
+            break;
+        j->prog = NULL;
+        ok[i] = 1;
+        for (int k = i + 1; k < n; k++)
+            if (job_of[k] == job_of[i])
+                ok[k] = 1, job_of[k] = -1;
+    }
+    for (int i = 0; i < nj; i++)
+        if (jobs[i].prog)
+            clReleaseProgram(jobs[i].prog);
+    loom_free(d->ctx, jobs, (size_t)(n > 0 ? n : 1) * sizeof *jobs);
+    loom_free(d->ctx, job_of, (size_t)(n > 0 ? n : 1) * sizeof *job_of);
+    return s;
 }
 
 void loom_cl_programs_release(cl_dev *d)

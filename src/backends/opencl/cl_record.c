@@ -289,3 +289,12 @@ loom_status loom_cl_timestamps(void *bp, double *t0, double *t1, int n)
     memcpy(t1, p->t1, (size_t)n * sizeof *t1);
     return LOOM_OK;
 }
+
+int loom_cl_dispatches(void *bp)
+{
+    const cl_prog *p = bp;
+    int n = 0;
+    for (int i = 0; i < p->nl; i++)
+        n += p->l[i].kind != LOOM_CLL_NONE;
+    return n;
+}

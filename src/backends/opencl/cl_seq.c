@@ -107,10 +107,10 @@ static void items(cl_dev *d, cl_launch *l, uint64_t n)
 
 /* in: x, [gamma], [beta] -> y; the gradient: dy, x, [gamma] -> dx. A row
  * per item; unbound affine tensors alias x. */
-loom_status loom_cl_plan_norm(cl_dev *d, const loom_exec_node *x, cl_launch *l)
+loom_status loom_cl_plan_lnorm(cl_dev *d, const loom_exec_node *x, cl_launch *l)
 {
     const loom_node *nd = x->node;
-    int grad = x->def->family == LOOM_FAM_NORM_GRAD, aff = nd->attr.affine;
+    int grad = x->def->family == LOOM_FAM_LNORM_GRAD, aff = nd->attr.affine;
     uint32_t cols = (uint32_t)nd->shape[nd->ndim - 1], rows = (uint32_t)(nd->numel / cols);
     const char *kname = grad ? "norm_grad_rows" : "norm_rows";
     args a;
@@ -126,7 +126,7 @@ loom_status loom_cl_plan_norm(cl_dev *d, const loom_exec_node *x, cl_launch *l)
     a_u32(&a, cols);
     a_f32(&a, nd->attr.norm_eps);
     a_u32(&a, (cl_uint)aff);
-    a_u32(&a, x->def->code == LOOM_NORM_RMS);
+    a_u32(&a, x->def->code == LOOM_LNORM_RMS);
     items(d, l, rows);
     return done(&a, x, kname);
 }

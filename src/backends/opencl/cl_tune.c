@@ -75,7 +75,7 @@ static int measure_(tuner *t, const cl_gemm_params *p, size_t n, double *gflops,
     cl_dev *d = t->d;
     loom_status s = loom_cl_gemm_apply(d, p);
     if (s == LOOM_OK)
-        s = loom_cl_gemm_verify(d, 61, 67, 71, 0, 1, "tuning candidate");
+        s = loom_cl_gemm_verify(d, NULL, 61, 67, 71, 0, 1, "tuning candidate");
     if (s == LOOM_OK)
         s = time_gemm(t, n, gflops);
     if (s != LOOM_OK) {
@@ -302,7 +302,7 @@ static loom_status store(tuner *t, const cl_gemm_params *p, double gflops, doubl
 {
     cl_dev *d = t->d;
     char *text = NULL;
-    LOOM_TRY(loom_cl_gemm_json(d, p, gflops, baseline, t->o->size, &text));
+    LOOM_TRY(loom_cl_gemm_json(d, p, d->choice, gflops, baseline, t->o->size, &text));
     loom_cl_gemm_store_path(d, t->r->path, sizeof t->r->path);
     loom_status s = LOOM_OK;
     if (!loom_cl_make_dirs(t->r->path))
@@ -402,8 +402,8 @@ loom_status loom_cl_tune(void *bdev, const loom_tune_opts *o, loom_tune_report *
     int improved = best.has_xgemm || best.has_direct || best.has_routine;
     if (improved) {
         if ((s = loom_cl_gemm_apply(d, &best)) != LOOM_OK ||
-            (s = loom_cl_gemm_verify(d, 29, 33, 17, 0, 1, "final set, small")) != LOOM_OK ||
-            (s = loom_cl_gemm_verify(d, 131, 67, 259, 1, 1, "final set, large")) != LOOM_OK ||
+            (s = loom_cl_gemm_verify(d, NULL, 29, 33, 17, 0, 1, "final set, small")) != LOOM_OK ||
+            (s = loom_cl_gemm_verify(d, NULL, 131, 67, 259, 1, 1, "final set, large")) != LOOM_OK ||
             (s = time_gemm(&t, n, &final)) != LOOM_OK)
             goto out;
     } else if (had) {

@@ -579,6 +579,7 @@ const loom_backend_ops loom_vulkan_backend = {
     .buffer_read = vk_buffer_read,
     .supports = vk_supports,
     .has_kernel = vk_has_kernel,
+    .dispatches = vk_dispatches,
     .prepare = vk_prepare,
     .run = vk_run,
     .release = vk_release,

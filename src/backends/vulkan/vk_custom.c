@@ -117,10 +117,10 @@ loom_status vk_plan_custom(vk_prog *p, const loom_exec_node *x)
     dx->nbind = x->nin + 1;
     for (int i = 0; i < x->nin; i++) {
         const vk_buf *vb = x->in[i]->mem.buf;
-        dx->bind[i] = (vk_bind){vb->block->buf, vb->offset + x->in[i]->mem.offset, x->in[i]->mem.bytes, 0, VK_READ};
+        dx->bind[i] = (vk_bind){vb->block->buf, vb->offset + x->in[i]->mem.offset, x->in[i]->mem.bytes, 0, VK_READ, 0};
     }
     const vk_buf *ob = x->out->mem.buf;
-    dx->bind[x->nin] = (vk_bind){ob->block->buf, ob->offset + x->out->mem.offset, x->out->mem.bytes, 0, VK_WRITE};
+    dx->bind[x->nin] = (vk_bind){ob->block->buf, ob->offset + x->out->mem.offset, x->out->mem.bytes, 0, VK_WRITE, 0};
     const uint32_t *g = x->node->attr.groups;
     for (int i = 0; i < 3; i++) {
         if (g[i] > p->d->lim->max_groups[i])

@@ -167,6 +167,8 @@ typedef struct vk_bind {
     uint64_t offset, range;
     int texel;                  /* floats per texel of a T or I binding's view (1 or 4) */
     int access;                 /* VK_READ | VK_WRITE, 0: unused binding */
+    int table;                  /* with buf VK_NULL_HANDLE: 1 the program's table,
+                                   0 the run slots (both bound at prepare) */
 } vk_bind;
 
 typedef struct vk_dispatch {
@@ -185,7 +187,11 @@ typedef struct vk_prog {
     const loom_exec_program *prog;
     vk_dispatch *disp;
     int ndisp, capdisp;
-    vk_buf *runbuf;             /* prog->nslots loom_run_slot, host-visible */
+    vk_buf *runbuf;             /* prog->nslots loom_run_slot, host-visible, then
+                                   the table */
+    uint32_t *table;            /* words the kernels read (multi-tensor updates'
+                                   entries), written once at prepare */
+    uint32_t ntable, captable;
     VkDescriptorPool pool;
     VkBufferView *views;
     int nviews, capviews;
@@ -258,6 +264,16 @@ loom_status vk_plan_node(vk_prog *p, const loom_exec_node *x);
 /* A new dispatch slot at the end of the program (pipe and grid unset). */
 loom_status vk_add_dispatch(vk_prog *p, int node, vk_dispatch **out);
 
+/* ---- vk_conv.c ---------------------------------------------------------- */
+
+/* The dispatches of convolutional networks' op families. */
+loom_status vk_plan_conv(vk_prog *p, const loom_exec_node *x);
+loom_status vk_plan_pool(vk_prog *p, const loom_exec_node *x);
+loom_status vk_plan_norm(vk_prog *p, const loom_exec_node *x);
+loom_status vk_plan_norm_update(vk_prog *p, const loom_exec_node *x);
+loom_status vk_plan_window(vk_prog *p, const loom_exec_node *x);
+loom_status vk_plan_concat(vk_prog *p, const loom_exec_node *x);
+
 /* What the family files (vk_seq.c) share of vk_kernels.c: a tensor's
  * binding, an unused binding repeating one, a 1-D grid of items, and the
  * pipeline of a variant (by name) with its layout, spec and push constants. */
@@ -270,7 +286,7 @@ loom_status vk_use_variant(vk_prog *p, vk_dispatch *x, const char *name, const c
 /* ---- vk_seq.c: the sequence ops' dispatches ------------------------------ */
 
 loom_status vk_plan_bmm(vk_prog *p, const loom_exec_node *x);
-loom_status vk_plan_norm(vk_prog *p, const loom_exec_node *x);
+loom_status vk_plan_lnorm(vk_prog *p, const loom_exec_node *x);
 loom_status vk_plan_index(vk_prog *p, const loom_exec_node *x);
 loom_status vk_plan_rope(vk_prog *p, const loom_exec_node *x);
 loom_status vk_plan_attention(vk_prog *p, const loom_exec_node *x);
@@ -281,6 +297,7 @@ loom_status vk_prepare(void *bdev, const loom_exec_program *prog, void **bprog);
 loom_status vk_run(void *bprog, const loom_run_args *args);
 void vk_release(void *bprog);
 loom_status vk_timestamps(void *bprog, double *start_ns, double *end_ns, int n);
+int vk_dispatches(void *bprog);
 
 /* ---- vk_custom.c -------------------------------------------------------- */
 

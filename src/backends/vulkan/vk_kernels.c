@@ -96,7 +96,7 @@ loom_status vk_add_dispatch(vk_prog *p, int node, vk_dispatch **out)
 static vk_bind tensor(const loom_exec_tensor *t, int access)
 {
     const vk_buf *vb = t->mem.buf;
-    vk_bind b = {vb->block->buf, vb->offset + t->mem.offset, t->mem.bytes, 0, access};
+    vk_bind b = {vb->block->buf, vb->offset + t->mem.offset, t->mem.bytes, 0, access, 0};
     return b;
 }
 
@@ -111,7 +111,33 @@ static vk_bind alias(vk_bind b)
 /* The run slots' binding, filled in at prepare. */
 static vk_bind run_slots(void)
 {
-    return (vk_bind){VK_NULL_HANDLE, 0, 0, 0, VK_READ};
+    return (vk_bind){VK_NULL_HANDLE, 0, 0, 0, VK_READ, 0};
+}
+
+/* The program's table (vk_prog.table), bound whole at prepare. */
+static vk_bind table_binding(void)
+{
+    return (vk_bind){VK_NULL_HANDLE, 0, 0, 0, VK_READ, 1};
+}
+
+/* Appends n words to the program's table; *first: where they start. */
+static loom_status table_add(vk_prog *p, const uint32_t *w, uint32_t n, uint32_t *first)
+{
+    if (p->ntable + n > p->captable) {
+        uint32_t ncap = p->captable ? p->captable : 256;
+        while (ncap < p->ntable + n)
+            ncap *= 2;
+        uint32_t *t = loom_realloc(p->d->ctx, p->table, (size_t)p->captable * sizeof *t, (size_t)ncap * sizeof *t);
+        if (!t)
+            return loom_fail(p->d->ctx, LOOM_E_OOM, "%s: out of memory for a %u-word kernel table", p->d->info->spec,
+                             ncap);
+        p->table = t;
+        p->captable = ncap;
+    }
+    *first = p->ntable;
+    memcpy(p->table + p->ntable, w, (size_t)n * sizeof *w);
+    p->ntable += n;
+    return LOOM_OK;
 }
 
 static int same_memory(const loom_exec_tensor *a, const loom_exec_tensor *b)
@@ -189,6 +215,7 @@ static const vk_layout L_ROWS = {"SS", sizeof(loom_pc_rows), {64, 1}};
 static const vk_layout L_ROWS_GRAD = {"SSS", sizeof(loom_pc_rows), {64, 1}};
 static const vk_layout L_XENT = {"SSS", sizeof(loom_pc_rows), {256, 1}};
 static const vk_layout L_XENT_GRAD = {"SSSS", sizeof(loom_pc_rows), {64, 1}};
+static const vk_layout L_XENT_FUSED = {"SSSSSS", sizeof(loom_pc_rows), {256, 1}};
 static const vk_layout L_REDUCE = {"SS", sizeof(loom_pc_reduce), {64, 1}};
 static const vk_layout L_ARG = {"SS", sizeof(loom_pc_argmax), {256, 1}};
 static const vk_layout L_ARG_GRAD = {"SSS", sizeof(loom_pc_argmax), {256, 1}};
@@ -198,8 +225,15 @@ static const vk_layout L_SLOT = {"SS", sizeof(loom_pc_slot), {1, 1}};
 static const vk_layout L_SGD = {"SSSSS", sizeof(loom_pc_update), {256, 1}};
 static const vk_layout L_ADAM = {"SSSSSS", sizeof(loom_pc_update), {256, 1}};
 static const vk_layout L_EMA = {"SSS", sizeof(loom_pc_update), {256, 1}};
+/* multi-tensor: the state window, [the gradients' window, the sumsq,] the
+ * run slots, the table */
+static const vk_layout L_SGD_MULTI = {"SSSSS", sizeof(loom_pc_update), {256, 1}};
+static const vk_layout L_ADAM_MULTI = {"SSSSS", sizeof(loom_pc_update), {256, 1}};
+static const vk_layout L_EMA_MULTI = {"SSS", sizeof(loom_pc_update), {256, 1}};
 static const vk_layout L_GEMM = {"SSSS", sizeof(loom_pc_gemm), {16, 16}};
-static const vk_layout L_GEMM_TEXEL = {"TTSS", sizeof(loom_pc_gemm), {8, 8}};
+static const vk_layout L_GEMM_TEXEL = {"TTST", sizeof(loom_pc_gemm), {8, 8}};
+/* the same with C an rgba32f storage texel buffer (gemm_texel_*v) */
+static const vk_layout L_GEMM_TEXEL_CV = {"TTIT", sizeof(loom_pc_gemm), {8, 8}};
 
 /* C per invocation of gemm_texel (its TM and 4 TN4), and the largest
  * workgroup side; gemm_tiled's tile (BM = BN). */
@@ -269,9 +303,13 @@ static loom_status plan_matmul(vk_prog *p, const loom_exec_node *x)
     dx->bind[0] = tensor(x->in[0], VK_READ);
     dx->bind[1] = tensor(x->in[1], VK_READ);
     dx->bind[2] = tensor(x->out, VK_WRITE);
-    if (nd->attr.bias) {
+    pc.epi = (uint32_t)loom_op_epilogue((loom_op)nd->attr.act);
+    pc.depi = (uint32_t)loom_op_epilogue((loom_op)nd->attr.dact);
+    pc.p1 = nd->attr.p1;
+    pc.p2 = nd->attr.p2;
+    if (nd->attr.bias || nd->attr.dact != LOOM_OP_NONE) {
         dx->bind[3] = tensor(x->in[2], VK_READ);
-        pc.has_bias = 1;
+        pc.has_bias = (uint32_t)nd->attr.bias;
     } else {
         dx->bind[3] = alias(dx->bind[2]);
     }
@@ -286,11 +324,19 @@ static loom_status plan_matmul(vk_prog *p, const loom_exec_node *x)
     if (nd->dtype == LOOM_F32 && (d->quirks & VK_QUIRK_TEXEL_READS)) {
         int va = operand_vec(d, x->in[0], nd->attr.ta ? pc.m : pc.k);
         int vb = operand_vec(d, x->in[1], nd->attr.tb ? pc.k : pc.n);
-        if (va && vb) {
+        /* C as vec4 texels (a quarter of the per-lane store loops) where N
+         * and C's and the bias's or y's bindings allow; the bias / y is
+         * read as a texel buffer either way */
+        int third = nd->attr.bias || nd->attr.dact != LOOM_OP_NONE;
+        int cv = pc.n % 4 == 0 && texel_ok(d, x->out, 4) && (!third || texel_ok(d, x->in[2], 4));
+        if (va && vb && (cv || !third || texel_ok(d, x->in[2], 1))) {
             static const char *const a_paths[3] = {"k", "m", "s"}, *const b_paths[3] = {"n", "k", "s"};
             int ia = va == 4 ? (nd->attr.ta ? 1 : 0) : 2, ib = vb == 4 ? (nd->attr.tb ? 1 : 0) : 2;
-            snprintf(name, sizeof name, "gemm_texel_%s%s", a_paths[ia], b_paths[ib]);
-            l = &L_GEMM_TEXEL;
+            snprintf(name, sizeof name, "gemm_texel_%s%s%s", a_paths[ia], b_paths[ib], cv ? "v" : "");
+            l = cv ? &L_GEMM_TEXEL_CV : &L_GEMM_TEXEL;
+            /* the epilogue is compiled per pipeline: the driver would run
+             * every activation's arithmetic under a mask for a run-time one */
+            spec[0] = pc.has_bias | pc.epi << 1 | pc.depi << 5;
             /* The smallest power-of-two workgroup (up to 8 x 8) whose
              * invocations all have rows and columns to compute. */
             uint32_t wx = 1, wy = 1;
@@ -304,6 +350,12 @@ static loom_status plan_matmul(vk_prog *p, const loom_exec_node *x)
             tile_n = wx * TEXEL_COLS;
             dx->bind[0].texel = va;
             dx->bind[1].texel = vb;
+            if (cv)
+                dx->bind[2].texel = 4;
+            if (third)
+                dx->bind[3].texel = cv ? 4 : 1;
+            else
+                dx->bind[3] = alias(dx->bind[0]);
         }
     }
     dx->groups[0] = (pc.n + tile_n - 1) / tile_n;
@@ -497,10 +549,19 @@ static loom_status plan_xent_grad(vk_prog *p, const loom_exec_node *x)
     for (int i = 0; i < 3; i++)
         dx->bind[i] = tensor(x->in[i], VK_READ);
     dx->bind[3] = tensor(x->out, VK_WRITE);
+    char name[32];
+    if (x->also[0] || x->also[1]) {
+        /* with the loss and the prediction: one workgroup over every row */
+        dx->nbind = 6;
+        dx->bind[4] = x->also[0] ? tensor(x->also[0], VK_WRITE) : alias(dx->bind[3]);
+        dx->bind[5] = x->also[1] ? tensor(x->also[1], VK_WRITE) : alias(dx->bind[3]);
+        dx->groups[0] = dx->groups[1] = dx->groups[2] = 1;
+        uint32_t spec[VK_MAX_SPEC] = {x->also[0] != NULL, x->also[1] != NULL, 0};
+        return use_variant(p, dx, with_dt(name, sizeof name, "xent_fused", nd), &L_XENT_FUSED, spec, &pc);
+    }
     uint32_t pt = per_thread_rows(p, pc.rows, pc.cols);
     LOOM_TRY(grid(p, dx, pt ? pc.rows : (uint64_t)pc.rows * 64, 64, nd));
     uint32_t spec[VK_MAX_SPEC] = {0, pt, 0};
-    char name[32];
     return use_variant(p, dx, with_dt(name, sizeof name, "xent_grad", nd), &L_XENT_GRAD, spec, &pc);
 }
 
@@ -597,28 +658,40 @@ static loom_status plan_run_value(vk_prog *p, const loom_exec_node *x)
 /* in[0] = param, in[1] = grad, then the moments the kernel has slots for
  * (aliases where the variant does not use them), the sumsq scalar, the run
  * slots. Inputs the op writes (the table's writes mask) are read-write. */
-static loom_status plan_update(vk_prog *p, const loom_exec_node *x)
+static void update_push(const loom_exec_node *x, loom_pc_update *pc)
 {
     const loom_attr *at = &x->node->attr;
-    loom_pc_update pc = {0};
-    pc.n = (uint32_t)x->in[0]->node->numel;
-    pc.slot = (uint32_t)x->run_slot;
-    pc.clip = (uint32_t)at->clip;
-    pc.skip_nonfinite = (uint32_t)at->skip_nonfinite;
-    pc.nesterov = (uint32_t)at->nesterov;
-    pc.clip_norm = at->clip_norm;
-    pc.beta1 = at->beta1;
-    pc.beta2 = at->beta2;
-    pc.eps = at->eps;
-    pc.momentum = at->momentum;
-    pc.weight_decay = at->weight_decay;
-    pc.l1 = at->l1;
-    pc.l2 = at->l2;
+    memset(pc, 0, sizeof *pc);
+    pc->n = (uint32_t)x->in[0]->node->numel;
+    pc->slot = (uint32_t)x->run_slot;
+    pc->clip = (uint32_t)at->clip;
+    pc->skip_nonfinite = (uint32_t)at->skip_nonfinite;
+    pc->nesterov = (uint32_t)at->nesterov;
+    pc->clip_norm = at->clip_norm;
+    pc->beta1 = at->beta1;
+    pc->beta2 = at->beta2;
+    pc->eps = at->eps;
+    pc->momentum = at->momentum;
+    pc->weight_decay = at->weight_decay;
+    pc->l1 = at->l1;
+    pc->l2 = at->l2;
+    pc->grad_rows = (uint32_t)at->grad_rows;
+}
+
+static const char *update_kernel(int family)
+{
+    return family == LOOM_FAM_ADAM ? "adam" : family == LOOM_FAM_SGD ? "sgd" : "ema";
+}
+
+static loom_status plan_update_one(vk_prog *p, const loom_exec_node *x)
+{
+    const loom_attr *at = &x->node->attr;
+    loom_pc_update pc;
+    update_push(x, &pc);
     vk_dispatch *dx;
     LOOM_TRY(vk_add_dispatch(p, x->index, &dx));
     int family = x->def->family;
     const vk_layout *l = family == LOOM_FAM_ADAM ? &L_ADAM : family == LOOM_FAM_SGD ? &L_SGD : &L_EMA;
-    const char *name = family == LOOM_FAM_ADAM ? "adam" : family == LOOM_FAM_SGD ? "sgd" : "ema";
     int nmoments = (int)strlen(l->kinds) - (family == LOOM_FAM_EMA ? 3 : 4);
     int have = x->nin - 2 - at->clip; /* moments the node has */
     dx->nbind = (int)strlen(l->kinds);
@@ -631,7 +704,125 @@ static loom_status plan_update(vk_prog *p, const loom_exec_node *x)
         dx->bind[2 + nmoments] = at->clip ? tensor(x->in[x->nin - 1], VK_READ) : alias(dx->bind[1]);
     dx->bind[dx->nbind - 1] = run_slots();
     LOOM_TRY(grid(p, dx, pc.n, 256, x->node));
+    return use1(p, dx, update_kernel(family), l, family == LOOM_FAM_SGD && have > 0, &pc);
+}
+
+/* A window of one buffer that a multi-tensor update binds: every tensor of
+ * the group that lives there, within one binding's reach. */
+typedef struct vk_window {
+    VkBuffer buf;
+    uint64_t lo, hi;            /* lo aligned to the device's storage offsets */
+} vk_window;
+
+static int window_take(const vk_dev *d, vk_window *w, vk_bind b)
+{
+    if (w->buf && w->buf != b.buf)
+        return 0;
+    uint64_t lo = w->buf && w->lo < b.offset ? w->lo : b.offset, hi = w->buf && w->hi > b.offset + b.range ? w->hi : b.offset + b.range;
+    uint64_t align = d->lim->storage_align ? d->lim->storage_align : 4;
+    lo -= lo % align;
+    if (hi - lo > d->lim->max_storage_range || (b.offset - lo) % 4)
+        return 0;
+    *w = (vk_window){b.buf, lo, hi};
+    return 1;
+}
+
+static uint32_t window_word(const vk_window *w, const loom_exec_tensor *t)
+{
+    return (uint32_t)((tensor(t, 0).offset - w->lo) / 4);
+}
+
+/* The tensors of update x in the state window (the parameter, its moments;
+ * for an EMA the parameter too) and, for SGD and Adam, its gradient. */
+static int update_fits(const vk_prog *p, const loom_exec_node *x, vk_window *sw, vk_window *gw)
+{
+    int family = x->def->family, have = x->nin - 2 - x->node->attr.clip;
+    vk_window s = *sw, g = *gw;
+    int ok = window_take(p->d, &s, tensor(x->in[0], 0));
+    if (family == LOOM_FAM_EMA)
+        ok = ok && window_take(p->d, &s, tensor(x->in[1], 0));
+    else
+        ok = ok && window_take(p->d, &g, tensor(x->in[1], 0));
+    for (int k = 0; k < have && family != LOOM_FAM_EMA; k++)
+        ok = ok && window_take(p->d, &s, tensor(x->in[2 + k], 0));
+    if (ok) {
+        *sw = s;
+        *gw = g;
+    }
+    return ok;
+}
+
+/* One dispatch for updates x[0..n): a table entry each (push: the first
+ * entry and their count). */
+static loom_status plan_update_multi(vk_prog *p, const loom_exec_node *x, int n, const vk_window *sw,
+                                     const vk_window *gw)
+{
+    int family = x->def->family, have = x->nin - 2 - x->node->attr.clip;
+    uint32_t first = 0, wgs = 0;
+    for (int k = 0; k < n; k++) {
+        const loom_exec_node *y = &x[k];
+        uint32_t e[LOOM_UPDATE_ENTRY] = {0};
+        e[0] = window_word(sw, y->in[0]);
+        e[1] = window_word(family == LOOM_FAM_EMA ? sw : gw, y->in[1]);
+        if (family != LOOM_FAM_EMA && have > 0)
+            e[2] = window_word(sw, y->in[2]);
+        if (family == LOOM_FAM_ADAM)
+            e[3] = window_word(sw, y->in[3]);
+        e[4] = (uint32_t)y->in[0]->node->numel;
+        e[5] = (uint32_t)y->node->attr.grad_rows;
+        e[6] = wgs;
+        uint32_t at;
+        LOOM_TRY(table_add(p, e, LOOM_UPDATE_ENTRY, &at));
+        if (k == 0)
+            first = at;
+        wgs += (e[4] + 255) / 256;
+    }
+    loom_pc_update pc;
+    update_push(x, &pc);
+    pc.n = (uint32_t)n;
+    pc.first = first;
+    vk_dispatch *dx;
+    LOOM_TRY(vk_add_dispatch(p, x->index, &dx));
+    const vk_layout *l = family == LOOM_FAM_ADAM ? &L_ADAM_MULTI : family == LOOM_FAM_SGD ? &L_SGD_MULTI : &L_EMA_MULTI;
+    dx->nbind = (int)strlen(l->kinds);
+    dx->bind[0] = (vk_bind){sw->buf, sw->lo, sw->hi - sw->lo, 0, VK_READ | VK_WRITE, 0};
+    int b = 1;
+    if (family != LOOM_FAM_EMA) {
+        dx->bind[b++] = (vk_bind){gw->buf, gw->lo, gw->hi - gw->lo, 0, VK_READ, 0};
+        dx->bind[b] = x->node->attr.clip ? tensor(x->in[x->nin - 1], VK_READ) : alias(dx->bind[1]);
+        b++;
+    }
+    dx->bind[b++] = run_slots();
+    dx->bind[b++] = table_binding();
+    LOOM_TRY(grid(p, dx, (uint64_t)wgs * 256, 256, x->node));
+    char name[32];
+    snprintf(name, sizeof name, "%s_multi", update_kernel(family));
     return use1(p, dx, name, l, family == LOOM_FAM_SGD && have > 0, &pc);
+}
+
+/* A group of updates (exec node.group, the core's multi-tensor update)
+ * runs as one dispatch per run of members whose tensors share a window;
+ * a member that shares with none runs alone. */
+static loom_status plan_update(vk_prog *p, const loom_exec_node *x)
+{
+    if (x->group == 0)
+        return LOOM_OK; /* planned with its group's first node */
+    for (int i = 0; i < x->group;) {
+        vk_window sw = {0}, gw = {0};
+        uint64_t wgs = 0;
+        int j = i;
+        while (j < x->group && wgs + (uint64_t)(x[j].in[0]->node->numel + 255) / 256 <= UINT32_MAX &&
+               update_fits(p, &x[j], &sw, &gw))
+            wgs += (uint64_t)(x[j++].in[0]->node->numel + 255) / 256;
+        if (j - i < 2) {
+            LOOM_TRY(plan_update_one(p, &x[i]));
+            i++;
+            continue;
+        }
+        LOOM_TRY(plan_update_multi(p, x + i, j - i, &sw, &gw));
+        i = j;
+    }
+    return LOOM_OK;
 }
 
 /* ---- the family table ------------------------------------------------------- */
@@ -667,9 +858,16 @@ static const vk_family vk_families[LOOM_FAM_COUNT] = {
     [LOOM_FAM_ADAM] = {plan_update, LOOM_DT_BIT(LOOM_F32)},
     [LOOM_FAM_EMA] = {plan_update, LOOM_DT_BIT(LOOM_F32)},
     [LOOM_FAM_CUSTOM] = {vk_plan_custom, LOOM_DT_BIT(LOOM_F32) | LOOM_DT_BIT(LOOM_I32)},
-    [LOOM_FAM_BMM] = {vk_plan_bmm, LOOM_DT_FLOATS},
+    [LOOM_FAM_CONV] = {vk_plan_conv, LOOM_DT_FLOATS},
+    [LOOM_FAM_POOL] = {vk_plan_pool, LOOM_DT_FLOATS},
+    [LOOM_FAM_POOL_GRAD] = {vk_plan_pool, LOOM_DT_FLOATS},
     [LOOM_FAM_NORM] = {vk_plan_norm, LOOM_DT_FLOATS},
-    [LOOM_FAM_NORM_GRAD] = {vk_plan_norm, LOOM_DT_FLOATS},
+    [LOOM_FAM_NORM_UPDATE] = {vk_plan_norm_update, LOOM_DT_BIT(LOOM_F32)},
+    [LOOM_FAM_WINDOW] = {vk_plan_window, F_ALL},
+    [LOOM_FAM_CONCAT] = {vk_plan_concat, F_ALL},
+    [LOOM_FAM_BMM] = {vk_plan_bmm, LOOM_DT_FLOATS},
+    [LOOM_FAM_LNORM] = {vk_plan_lnorm, LOOM_DT_FLOATS},
+    [LOOM_FAM_LNORM_GRAD] = {vk_plan_lnorm, LOOM_DT_FLOATS},
     [LOOM_FAM_TAKE] = {vk_plan_index, LOOM_DT_FLOATS},
     [LOOM_FAM_SCATTER] = {vk_plan_index, LOOM_DT_FLOATS},
     [LOOM_FAM_ROPE] = {vk_plan_rope, LOOM_DT_FLOATS},
@@ -746,8 +944,13 @@ int vk_supports(void *bdev, const loom_exec_node *x)
         return 0;
     if (x->def->family == LOOM_FAM_CUSTOM)
         return 1;
-    if (x->def->family == LOOM_FAM_MATMUL && nd->attr.act != LOOM_OP_NONE)
-        return 0; /* the epilogue adds a bias; activations run as their own dispatch */
+    if (x->def->family == LOOM_FAM_MATMUL && ((nd->attr.act != LOOM_OP_NONE && !loom_op_epilogue(nd->attr.act)) ||
+                                              (nd->attr.dact != LOOM_OP_NONE && !loom_op_epilogue(nd->attr.dact))))
+        return 0; /* the epilogue applies only the activations of shaders/glsl/epilogue.glsl */
+    /* the loss and prediction fused in: one workgroup walks every row, so
+     * only where that is a small pass (a classifier's batch of logits) */
+    if ((x->also[0] || x->also[1]) && (uint64_t)nd->numel > (1u << 20))
+        return 0;
     loom_dtype in_dt = x->nin ? x->in[0]->node->dtype : nd->dtype;
     if (x->def->family == LOOM_FAM_ARG_REDUCE || x->def->family == LOOM_FAM_XENT)
         return variant_exists(nd->op, nd->dtype, in_dt);

@@ -82,6 +82,7 @@ void vk_release(void *bp)
         vk_buffer_free(d, p->runbuf);
     loom_free(ctx, p->views, (size_t)p->capviews * sizeof *p->views);
     loom_free(ctx, p->disp, (size_t)p->capdisp * sizeof *p->disp);
+    loom_free(ctx, p->table, (size_t)p->captable * sizeof *p->table);
     loom_free(ctx, p->t0, (size_t)n * sizeof *p->t0);
     loom_free(ctx, p->t1, (size_t)n * sizeof *p->t1);
     loom_free(ctx, p, sizeof *p);
@@ -266,16 +267,25 @@ loom_status vk_prepare(void *bdev, const loom_exec_program *prog, void **out)
         s = vk_plan_node(p, &prog->nodes[i]);
     if (s != LOOM_OK)
         goto fail;
-    if (prog->nslots) {
+    if (prog->nslots || p->ntable) {
+        /* the run slots, then (at a binding's alignment) the table */
+        uint64_t slots = (uint64_t)prog->nslots * sizeof(loom_run_slot), align = d->lim->storage_align ? d->lim->storage_align : 16;
+        uint64_t tab = (slots + align - 1) / align * align, bytes = tab + (uint64_t)p->ntable * 4;
         void *rb = NULL;
-        if ((s = vk_buffer_alloc(d, (uint64_t)prog->nslots * sizeof(loom_run_slot), LOOM_LIFE_STAGING, &rb)) != LOOM_OK)
+        if ((s = vk_buffer_alloc(d, bytes ? bytes : 4, LOOM_LIFE_STAGING, &rb)) != LOOM_OK)
             goto fail;
         p->runbuf = rb;
+        if (p->ntable)
+            memcpy((unsigned char *)vk_buffer_map(p->runbuf) + tab, p->table, (size_t)p->ntable * 4);
         for (int i = 0; i < p->ndisp; i++)
-            for (int k = 0; k < p->disp[i].nbind; k++)
-                if (p->disp[i].bind[k].buf == VK_NULL_HANDLE)
-                    p->disp[i].bind[k] = (vk_bind){p->runbuf->block->buf, p->runbuf->offset,
-                                                   (uint64_t)prog->nslots * sizeof(loom_run_slot), 0, VK_READ};
+            for (int k = 0; k < p->disp[i].nbind; k++) {
+                vk_bind *b = &p->disp[i].bind[k];
+                if (b->buf != VK_NULL_HANDLE)
+                    continue;
+                int t = b->table;
+                *b = (vk_bind){p->runbuf->block->buf, p->runbuf->offset + (t ? tab : 0), t ? (uint64_t)p->ntable * 4 : slots,
+                               0, VK_READ, 0};
+            }
     }
     if ((s = vk_pipes_warm(d)) != LOOM_OK)
         goto fail;
@@ -379,4 +389,9 @@ loom_status vk_timestamps(void *bp, double *start_ns, double *end_ns, int n)
     memcpy(start_ns, p->t0, (size_t)n * sizeof *start_ns);
     memcpy(end_ns, p->t1, (size_t)n * sizeof *end_ns);
     return LOOM_OK;
+}
+
+int vk_dispatches(void *bprog)
+{
+    return ((const vk_prog *)bprog)->ndisp;
 }

@@ -65,11 +65,11 @@ loom_status vk_plan_bmm(vk_prog *p, const loom_exec_node *x)
 /* ---- normalization ----------------------------------------------------------------- */
 
 /* in: x, [gamma], [beta] -> y; the gradient in: dy, x, [gamma] -> dx. */
-loom_status vk_plan_norm(vk_prog *p, const loom_exec_node *x)
+loom_status vk_plan_lnorm(vk_prog *p, const loom_exec_node *x)
 {
     const loom_node *nd = x->node;
-    int grad = x->def->family == LOOM_FAM_NORM_GRAD;
-    loom_pc_norm pc = {0};
+    int grad = x->def->family == LOOM_FAM_LNORM_GRAD;
+    loom_pc_lnorm pc = {0};
     pc.cols = (uint32_t)nd->shape[nd->ndim - 1];
     pc.rows = (uint32_t)(nd->numel / pc.cols);
     pc.eps = nd->attr.norm_eps;
@@ -88,7 +88,7 @@ loom_status vk_plan_norm(vk_prog *p, const loom_exec_node *x)
     /* one invocation per row where barriers are dear or rows are short */
     uint32_t pt = pc.cols <= 32 || ((p->d->quirks & VK_QUIRK_SLOW_BARRIERS) && pc.rows >= 16);
     LOOM_TRY(vk_grid(p, dx, pt ? pc.rows : (uint64_t)pc.rows * 64, 64, nd));
-    uint32_t spec[VK_MAX_SPEC] = {x->def->code == LOOM_NORM_RMS, pt, 0};
+    uint32_t spec[VK_MAX_SPEC] = {x->def->code == LOOM_LNORM_RMS, pt, 0};
     char name[32];
     return vk_use_variant(p, dx, named(name, sizeof name, grad ? "norm_grad" : "norm", nd->dtype), "SSSS", sizeof pc,
                           64, 1, spec, &pc);

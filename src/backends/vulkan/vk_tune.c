@@ -336,19 +336,27 @@ loom_status vk_get_tuning(void *bdev, char *buf, size_t n)
 loom_status vk_set_tuning(void *bdev, const char *json)
 {
     vk_dev *d = bdev;
-    int texel;
+    int texel, slow_barriers = (d->quirks & VK_QUIRK_SLOW_BARRIERS) != 0;
     if (!json) {
         if (!load_choice(d, &texel))
             return loom_fail(d->ctx, LOOM_E_INVALID, "%s: no stored tuning for this device and driver", d->info->spec);
     } else {
         cJSON *j = cJSON_Parse(json);
         const cJSON *read = j ? cJSON_GetObjectItemCaseSensitive(j, "gemm_read") : NULL;
+        const cJSON *slow = j ? cJSON_GetObjectItemCaseSensitive(j, "slow_barriers") : NULL;
         int ok = cJSON_IsString(read) && (!strcmp(read->valuestring, "texel") || !strcmp(read->valuestring, "storage"));
         texel = ok && !strcmp(read->valuestring, "texel");
+        /* the kernels' choice between shared-memory tiles and register
+         * blocks (convolutions, reductions) may be set too */
+        if (ok && cJSON_IsBool(slow))
+            slow_barriers = cJSON_IsTrue(slow);
+        else if (ok && slow)
+            ok = 0;
         cJSON_Delete(j);
         if (!ok)
             return loom_fail(d->ctx, LOOM_E_INVALID,
-                             "%s: a Vulkan tuning needs \"gemm_read\": \"texel\" or \"storage\"", d->info->spec);
+                             "%s: a Vulkan tuning needs \"gemm_read\": \"texel\" or \"storage\" (and "
+                             "\"slow_barriers\", if given, true or false)", d->info->spec);
         if (texel && !d->lim->texel_r32f)
             return loom_fail(d->ctx, LOOM_E_INVALID,
                              "%s (%s): \"gemm_read\": \"texel\" needs R32_SFLOAT uniform texel buffers, which the "
@@ -366,5 +374,9 @@ loom_status vk_set_tuning(void *bdev, const char *json)
         return loom_fail(d->ctx, LOOM_E_DEVICE, "%s (%s): the %s GEMM gives wrong results; the tuning in use is kept",
                          d->info->spec, d->info->name, texel ? "texel-buffer" : "storage-buffer");
     apply(d, texel);
+    if (slow_barriers)
+        d->quirks |= VK_QUIRK_SLOW_BARRIERS;
+    else
+        d->quirks &= ~VK_QUIRK_SLOW_BARRIERS;
     return LOOM_OK;
 }

@@ -1,0 +1,58 @@
+// Which element an invocation of an update kernel (adam, sgd, ema) updates.
+// Alone, it is the invocation's index into one tensor. With LOOM_MULTI, one
+// dispatch updates a whole group of tensors (the core's multi-tensor
+// update): the table holds an entry per tensor (LOOM_UPDATE_ENTRY words:
+// its element offsets into the bound windows, its size, its gradient's rows,
+// its first workgroup) and each workgroup finds its tensor by bisection.
+// The kernel defines G(i), the gradient's element i, before including this.
+#ifndef LOOM_UPDATE_GLSL
+#define LOOM_UPDATE_GLSL
+
+#ifdef LOOM_MULTI
+layout(set = 0, binding = TABLE_BINDING, std430) readonly buffer BufT { uint tab[]; };
+uint e_p = 0u, e_g = 0u, e_m = 0u, e_v = 0u;
+#else
+const uint e_p = 0u, e_g = 0u, e_m = 0u, e_v = 0u;
+#endif
+
+bool update_element(out uint i, out uint n, out uint rows)
+{
+#ifdef LOOM_MULTI
+    uint wg = flat_group();
+    uint lo = 0u, hi = p.n;
+    while (hi - lo > 1u) {
+        uint mid = (lo + hi) / 2u;
+        if (tab[p.first + mid * LOOM_UPDATE_ENTRY + 6u] <= wg)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    uint e = p.first + lo * LOOM_UPDATE_ENTRY;
+    e_p = tab[e];
+    e_g = tab[e + 1u];
+    e_m = tab[e + 2u];
+    e_v = tab[e + 3u];
+    n = tab[e + 4u];
+    rows = tab[e + 5u];
+    i = (wg - tab[e + 6u]) * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
+#else
+    i = flat_gid();
+    n = p.n;
+    rows = p.grad_rows;
+#endif
+    return i < n;
+}
+
+// The gradient's element i: G(i) itself, or (a bias's gradient folded into
+// its update) the sum of column i of a [rows, n] gradient, in row order.
+float grad_sum(uint i, uint n, uint rows)
+{
+    if (rows == 0u)
+        return G(i);
+    float s = 0.0;
+    for (uint r = 0u; r < rows; r++)
+        s += G(r * n + i);
+    return s;
+}
+
+#endif
