@@ -244,7 +244,8 @@ loom_tensor loom_constant(loom_graph *g, const char *name, loom_dtype dt,
                           int ndim, const int64_t *shape, const void *data);
 loom_tensor loom_scalar(loom_graph *g, float value);
 
-/* Linear algebra: [M,K] x [K,N] with optional transposes of either side. */
+/* Linear algebra: [M,K] x [K,N] with optional transposes of either side;
+ * rank 3 and 4 operands are batched (the sequence models section). */
 loom_tensor loom_matmul(loom_graph *g, loom_tensor a, loom_tensor b,
                         int transpose_a, int transpose_b);
 
@@ -316,6 +317,8 @@ int64_t loom_tensor_dim(const loom_graph *g, loom_tensor t, int axis);
 loom_dtype loom_tensor_dtype(const loom_graph *g, loom_tensor t);
 const char *loom_tensor_name(const loom_graph *g, loom_tensor t);
 int loom_graph_node_count(const loom_graph *g);
+/* The context the graph was created in (NULL for NULL). */
+loom_ctx *loom_graph_ctx(const loom_graph *g);
 loom_tensor loom_graph_find(const loom_graph *g, const char *name);
 
 /* ---- convolutional networks (NCHW; src/core/ops_conv.c) ----------------- */
@@ -506,6 +509,14 @@ loom_status loom_sequential_create(loom_ctx *ctx, int64_t input_features, loom_s
 void loom_sequential_destroy(loom_sequential *m);
 loom_status loom_sequential_add_dense(loom_sequential *m, int64_t units, loom_activation act, loom_init init);
 loom_status loom_sequential_add_dropout(loom_sequential *m, float rate);
+/* Any layer from its JSON description, as loom.architecture holds it:
+ * {"type": "dense", "units": 64, "activation": "relu"}, or one of the
+ * sequence layers (README "Sequence layers"): reshape, patches,
+ * embedding, position, layer_norm, rms_norm, attention,
+ * transformer_encoder, transformer_decoder, pool, lstm, gru. The layer
+ * must take the samples the layers before it give (LOOM_E_SHAPE naming it);
+ * unknown types or fields are LOOM_E_FORMAT. */
+loom_status loom_sequential_add_json(loom_sequential *m, const char *layer_json);
 /* The architecture as JSON (stored in model files); valid while m lives. */
 const char *loom_sequential_describe(loom_sequential *m);
 
@@ -851,6 +862,13 @@ int64_t loom_dataset_features(const loom_dataset *ds);
 int loom_dataset_classes(const loom_dataset *ds);
 const float *loom_dataset_images(const loom_dataset *ds);
 const int32_t *loom_dataset_labels(const loom_dataset *ds);
+/* Labels per row: 1, or the length of the sequence a model predicts one
+ * label per position of (a language model's next tokens). */
+int64_t loom_dataset_label_len(const loom_dataset *ds);
+/* A data set of n rows from host arrays (copied): x [n, features] and y
+ * [n, label_len] (labels >= 0; the class count is the largest + 1). */
+loom_status loom_dataset_create(loom_ctx *ctx, int64_t n, int64_t features, const float *x, int64_t label_len,
+                                const int32_t *y, loom_dataset **out);
 /* STANDARD computes mean/std over ds unless stats (mean, std) are given (to
  * apply training stats to test data); returns them in stats_out if
  * non-NULL. A data set is scaled once: a second call is LOOM_E_STATE. */
@@ -864,8 +882,9 @@ loom_status loom_dataset_split(const loom_dataset *ds, float fraction, loom_data
 /* Seeded permutation of [0, n) for an epoch: the same (seed, epoch) gives
  * the same order on every machine. */
 loom_status loom_dataset_shuffle(const loom_dataset *ds, uint64_t seed, int64_t epoch, int64_t *order);
-/* Copies rows order[0..n) into x [n, features] and y [n] (either may be
- * NULL); the caller handles the last partial batch by passing a smaller n. */
+/* Copies rows order[0..n) into x [n, features] and y [n, label_len]
+ * (either may be NULL); the caller handles the last partial batch by
+ * passing a smaller n. */
 loom_status loom_dataset_gather(const loom_dataset *ds, const int64_t *order, int64_t n, float *x, int32_t *y);
 
 /* safetensors: an 8-byte little-endian header length, a JSON header
@@ -1243,6 +1262,73 @@ loom_status loom_metrics_write_ops(loom_metrics *m, loom_program *p, int64_t ste
 loom_status loom_metrics_write_plan(loom_metrics *m, loom_program *p, const char *label);
 /* Appends an "end" line and closes; m may be NULL. */
 loom_status loom_metrics_close(loom_metrics *m);
+
+/* ---- sequence models (src/core/ops_seq.c) ------------------------------- */
+
+/* loom_matmul over batches: operands of rank 2 to 4, [..., M, K] x
+ * [..., K, N], whose batch dims (all but the last two) broadcast as numpy
+ * does, the transposes acting on the last two dims. [..., M, K] x [K, N]
+ * (no transpose of the left side) runs as one GEMM over every row. */
+
+/* Normalization over the last axis C (statistics in f32): layer norm
+ * (x - mean) / sqrt(var + eps) * gamma + beta and RMS norm
+ * x / sqrt(mean(x^2) + eps) * gamma. gamma and beta are [C], or LOOM_NONE
+ * for none. */
+loom_tensor loom_layer_norm(loom_graph *g, loom_tensor x, loom_tensor gamma, loom_tensor beta, float eps);
+loom_tensor loom_rms_norm(loom_graph *g, loom_tensor x, loom_tensor gamma, float eps);
+
+/* numpy's take: the slices of x along axis picked by i32 indices of any
+ * shape, which replace that axis (x [V, D] and ids [B, T] give [B, T, D]).
+ * Indices from an input or a constant are checked on the host: one outside
+ * [0, V) is LOOM_E_RANGE from loom_program_set_input (loom_compile for a
+ * constant) naming it; from anywhere else a kernel gives NaN. The
+ * gradient sums the rows of every index (a deterministic scatter-add). */
+loom_tensor loom_take(loom_graph *g, loom_tensor x, loom_tensor idx, int axis);
+/* Rows of table [rows, dim] by ids: loom_take(g, table, ids, 0). */
+loom_tensor loom_embedding(loom_graph *g, loom_tensor table, loom_tensor ids);
+/* torch.gather: idx (i32, x's rank, no dim larger than x's off the axis);
+ * out (idx's shape) at p = x at p with its axis coordinate set to idx[p]. */
+loom_tensor loom_gather(loom_graph *g, loom_tensor x, int axis, loom_tensor idx);
+/* torch.scatter_add: base plus src (idx's shape) added at the positions
+ * gather would read, summed in a fixed order (no atomics). Indices are
+ * checked as take's. */
+loom_tensor loom_scatter_add(loom_graph *g, loom_tensor base, int axis, loom_tensor idx, loom_tensor src);
+
+/* Rotary position embedding: the last axis D (even) rotated in half-split
+ * pairs (x[i], x[i + D/2]) by pos * base^(-2i/D), pos the coordinate along
+ * axis (2 for [B, H, N, D]). base: 10000 in most models. */
+loom_tensor loom_rope(loom_graph *g, loom_tensor x, int axis, float base);
+/* silu(gate) * up: the gated unit of a SwiGLU feed-forward block. */
+loom_tensor loom_swiglu(loom_graph *g, loom_tensor gate, loom_tensor up);
+
+typedef enum loom_layout {
+    LOOM_LAYOUT_BHND = 0,      /* [batch, heads, sequence, head size] */
+    LOOM_LAYOUT_BNHD = 1       /* [batch, sequence, heads, head size]: a
+                                  projection's [B, N, H*D] reshaped, no transpose */
+} loom_layout;
+
+typedef struct loom_attention_opts {
+    int causal;                /* query i sees keys j <= i + Nk - Nq */
+    float scale;               /* of the scores; 0: 1 / sqrt(head size) */
+    loom_layout layout;        /* of q, k, v and the result */
+} loom_attention_opts;
+
+loom_attention_opts loom_attention_opts_default(void);
+/* softmax(scale q k^T + mask) v, fused: q [B, Hq, Nq, D], k and v
+ * [B, Hkv, Nk, D] with Hq a multiple of Hkv (multi-head, grouped-query,
+ * multi-query), D <= 256, mask an additive float tensor that broadcasts to
+ * [B, Hq, Nq, Nk] (0 where a key is seen, -inf where not: padding masks are
+ * [B, 1, 1, Nk]) or LOOM_NONE. The scores are computed in tiles with a
+ * running max and sum (flash attention): never stored whole, forward or
+ * backward (which recomputes them). A query that sees no key gives 0. The
+ * mask takes no gradient. opts NULL: the defaults. */
+loom_tensor loom_attention(loom_graph *g, loom_tensor q, loom_tensor k, loom_tensor v, loom_tensor mask,
+                           const loom_attention_opts *opts);
+/* The same from batched matmuls, a softmax and the masks as tensors (the
+ * scores [B, Hq, Nq, Nk] are a tensor of the graph): the reference the
+ * fused op is tested against. A query that sees no key gives NaN. */
+loom_tensor loom_attention_reference(loom_graph *g, loom_tensor q, loom_tensor k, loom_tensor v, loom_tensor mask,
+                                     const loom_attention_opts *opts);
 
 #if defined(__GNUC__) && !defined(LOOM_STATIC_ONLY)
 #pragma GCC visibility pop

@@ -56,4 +56,24 @@
 #define LOOM_WINDOW_PAD 2
 #define LOOM_WINDOW_PAD_GRAD 3
 
+/* layer norm, RMS norm and their gradients */
+#define LOOM_LNORM_LAYER 0
+#define LOOM_LNORM_RMS 1
+
+/* indexing: take (embedding) and gather; their gradients (scatter-adds) */
+#define LOOM_INDEX_TAKE 0
+#define LOOM_INDEX_GATHER 1
+
+/* fused attention: the forward pass, the backward pass's row statistics,
+ * and the three gradients */
+#define LOOM_ATTN_FWD 0
+#define LOOM_ATTN_STATS 1
+#define LOOM_ATTN_DQ 2
+#define LOOM_ATTN_DK 3
+#define LOOM_ATTN_DV 4
+
+/* attention tensor layouts (loom_layout of include/loom.h) */
+#define LOOM_ATTN_BHND 0
+#define LOOM_ATTN_BNHD 1
+
 #endif

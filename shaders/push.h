@@ -279,4 +279,86 @@ _Static_assert(sizeof(loom_pc_window) == 76, "loom_pc_window layout");
 _Static_assert(sizeof(loom_pc_concat) == 16, "loom_pc_concat layout");
 #endif
 
+
+/* ---- sequence ops ---------------------------------------------------------- */
+
+/* Batched GEMM: batch z (gl_WorkGroupID.z) is (z / nb1, z % nb1) of the
+ * two folded batch dims; A's matrix starts at i0 * sa0 + i1 * sa1, B's at
+ * i0 * sb0 + i1 * sb1, C's at z * m * n. Within a matrix as loom_pc_gemm. */
+LOOM_PUSH_BEGIN(loom_pc_bmm)
+    LU32 m;
+    LU32 n;
+    LU32 k;
+    LU32 sam;
+    LU32 sak;
+    LU32 sbk;
+    LU32 sbn;
+    LU32 nb1;
+    LU32 sa0;
+    LU32 sa1;
+    LU32 sb0;
+    LU32 sb1;
+LOOM_PUSH_END(loom_pc_bmm)
+
+/* Layer / RMS norm and their gradients over rows of cols elements;
+ * affine: 1 gamma bound, 2 beta bound. */
+LOOM_PUSH_BEGIN(loom_pc_lnorm)
+    LU32 rows;
+    LU32 cols;
+    LF32 eps;
+    LU32 affine;
+LOOM_PUSH_END(loom_pc_lnorm)
+
+/* take / gather and their scatter-adds. take: x [outer, bound, inner],
+ * nj indices; out (or dy) [outer, nj, inner]. gather: the index tensor's
+ * rank-4 dims d with dense strides ds, x's (or the output's) dense strides
+ * xs, the axis in that rank-4 space; n the elements computed. */
+LOOM_PUSH_BEGIN(loom_pc_index)
+    LU32 n;
+    LU32 bound;
+    LU32 inner;
+    LU32 nj;
+    LU32 axis;
+    LU32 d[4];
+    LU32 ds[4];
+    LU32 xs[4];
+    LU32 od[4];
+LOOM_PUSH_END(loom_pc_index)
+
+/* Rotary embedding: n pairs, rows of dim values, the position of row r is
+ * (r / mid) % npos; l2b = log2(base); sign -1 for the inverse rotation. */
+LOOM_PUSH_BEGIN(loom_pc_rope)
+    LU32 n;
+    LU32 halfdim;
+    LU32 npos;
+    LU32 mid;
+    LF32 l2b;
+    LF32 sign;
+LOOM_PUSH_END(loom_pc_rope)
+
+/* Fused attention (loom_attn_dims of src/backends/common/layout.h): dims,
+ * the strides of q (and o, do, dq) and of k (and v, dk, dv) along b, h, n,
+ * the mask's broadcast strides along b, h, i, j. */
+LOOM_PUSH_BEGIN(loom_pc_attn)
+    LU32 b;
+    LU32 hq;
+    LU32 hkv;
+    LU32 nq;
+    LU32 nk;
+    LU32 qs[3];
+    LU32 ks[3];
+    LU32 ms[4];
+    LU32 causal;
+    LU32 has_mask;
+    LF32 scale;
+LOOM_PUSH_END(loom_pc_attn)
+
+#if !defined(GL_core_profile) && !defined(__OPENCL_VERSION__)
+_Static_assert(sizeof(loom_pc_bmm) == 48, "loom_pc_bmm layout");
+_Static_assert(sizeof(loom_pc_lnorm) == 16, "loom_pc_lnorm layout");
+_Static_assert(sizeof(loom_pc_index) == 84, "loom_pc_index layout");
+_Static_assert(sizeof(loom_pc_rope) == 24, "loom_pc_rope layout");
+_Static_assert(sizeof(loom_pc_attn) == 72, "loom_pc_attn layout");
+#endif
+
 #endif

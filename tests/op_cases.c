@@ -1,10 +1,17 @@
 #include "op_cases.h"
+#include "testutil.h"
 #include "core/graph.h"
 #include "core/op_table.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The first rows are positional and leave the later fields (the sequence
+ * ops' fill, index_hi, causal, layout, scale) zero, which is what they
+ * mean; the later rows name their fields. */
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 
 #define S1(a) {a}
 #define S2(a, b) {a, b}
@@ -119,6 +126,77 @@ const op_case op_cases[] = {
     {"ema_127", "step_ema", 1, {1}, {S1(127)}, -1, 1, 0, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-5, 0, 0, 0},
     {"amp_adam_7x33", "step_amp", 1, {2}, {S2(7, 33)}, -1, 1, 0, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-5, 0, 0, 0},
 
+    /* ---- sequence models (designated initializers: the fields a case sets) ---- */
+#define IDX OP_FILL_INDEX
+#define PAD OP_FILL_PADDING
+    /* batched matmul: broadcast batch dims, every transpose, a 2-D operand */
+    {.name = "bmm_3d_nn", .op = "matmul", .nin = 2, .ndim = {3, 3}, .shape = {S3(3, 7, 5), S3(3, 5, 9)},
+     .lo = -1, .hi = 1, .atol = 1e-5, .rtol = 1e-4, .backward = 1},
+    {.name = "bmm_4d_bcast_nt", .op = "matmul", .nin = 2, .ndim = {4, 4}, .shape = {S4(2, 3, 7, 33), S4(1, 3, 17, 33)},
+     .lo = -1, .hi = 1, .tb = 1, .atol = 1e-5, .rtol = 1e-4, .backward = 1},
+    {.name = "bmm_tn_2d_left", .op = "matmul", .nin = 2, .ndim = {2, 4}, .shape = {S2(5, 4), S4(2, 3, 5, 6)},
+     .lo = -1, .hi = 1, .ta = 1, .atol = 1e-5, .rtol = 1e-4, .backward = 1},
+    {.name = "bmm_tt_4d", .op = "matmul", .nin = 2, .ndim = {4, 4}, .shape = {S4(2, 1, 9, 7), S4(1, 3, 5, 9)},
+     .lo = -1, .hi = 1, .ta = 1, .tb = 1, .atol = 1e-5, .rtol = 1e-4, .backward = 1},
+    {.name = "matmul_3d_by_2d", .op = "matmul", .nin = 2, .ndim = {3, 2}, .shape = {S3(2, 7, 33), S2(33, 5)},
+     .lo = -1, .hi = 1, .atol = 1e-5, .rtol = 1e-4, .backward = 1},
+    /* normalization over the last axis */
+    {.name = "layer_norm_7x33", .op = "layer_norm", .nin = 3, .ndim = {2, 1, 1}, .shape = {S2(7, 33), S1(33), S1(33)},
+     .lo = -2, .hi = 2, .atol = 1e-5, .rtol = 1e-4, .backward = 1},
+    {.name = "layer_norm_plain_3d", .op = "layer_norm", .nin = 1, .ndim = {3}, .shape = {S3(3, 5, 127)}, .lo = -2,
+     .hi = 3, .atol = 1e-5, .rtol = 1e-4, .backward = 1},
+    {.name = "rms_norm_5x65", .op = "rms_norm", .nin = 2, .ndim = {2, 1}, .shape = {S2(5, 65), S1(65)}, .lo = -2,
+     .hi = 2, .atol = 1e-5, .rtol = 1e-4, .backward = 1},
+    {.name = "rms_norm_plain_1", .op = "rms_norm", .nin = 1, .ndim = {2}, .shape = {S2(9, 1)}, .lo = 0.5f, .hi = 2,
+     .atol = 1e-5, .rtol = 1e-4, .backward = 1},
+    /* indexing: embedding rows, take along an axis, gather, scatter-add */
+    {.name = "embedding_33x7", .op = "embedding", .nin = 2, .ndim = {2, 2}, .shape = {S2(33, 7), S2(5, 3)}, .lo = -1,
+     .hi = 1, .fill = {0, IDX}, .index_hi = 33, .atol = 1e-6, .rtol = 1e-5, .backward = 1},
+    {.name = "take_axis1", .op = "take", .nin = 2, .ndim = {3, 1}, .shape = {S3(4, 9, 5), S1(13)}, .lo = -1, .hi = 1,
+     .axis = 1, .fill = {0, IDX}, .index_hi = 9, .atol = 1e-6, .rtol = 1e-5, .backward = 1},
+    {.name = "take_scalar_index", .op = "take", .nin = 2, .ndim = {2, 0}, .shape = {S2(7, 5), {0}}, .lo = -1, .hi = 1,
+     .fill = {0, IDX}, .index_hi = 7, .atol = 1e-6, .rtol = 1e-5, .backward = 1},
+    {.name = "gather_axis1", .op = "gather", .nin = 2, .ndim = {3, 3}, .shape = {S3(4, 9, 5), S3(4, 3, 5)}, .lo = -1,
+     .hi = 1, .axis = 1, .fill = {0, IDX}, .index_hi = 9, .atol = 1e-6, .rtol = 1e-5, .backward = 1},
+    {.name = "gather_axis0_narrow", .op = "gather", .nin = 2, .ndim = {2, 2}, .shape = {S2(7, 3), S2(2, 2)}, .lo = -1,
+     .hi = 1, .fill = {0, IDX}, .index_hi = 7, .atol = 1e-6, .rtol = 1e-5, .backward = 1},
+    {.name = "scatter_add_axis1", .op = "scatter_add", .nin = 3, .ndim = {2, 2, 2},
+     .shape = {S2(5, 6), S2(5, 4), S2(5, 4)}, .lo = -1, .hi = 1, .axis = 1, .fill = {0, IDX, 0}, .index_hi = 6,
+     .atol = 1e-6, .rtol = 1e-5, .backward = 1},
+    /* rotary embeddings along the sequence axis of either layout */
+    {.name = "rope_bhnd_d8", .op = "rope", .nin = 1, .ndim = {4}, .shape = {S4(2, 3, 7, 8)}, .lo = -1, .hi = 1,
+     .axis = 2, .scale = 10000, .atol = 1e-5, .rtol = 1e-4, .backward = 1},
+    {.name = "rope_bnhd_d32", .op = "rope", .nin = 1, .ndim = {4}, .shape = {S4(2, 33, 3, 32)}, .lo = -1, .hi = 1,
+     .axis = 1, .scale = 500, .atol = 1e-5, .rtol = 1e-4, .backward = 1},
+    /* fused attention: sequence 1, lengths no tile fits, head sizes 32 / 64 /
+     * 80, causal, padding, additive and combined masks, grouped-query and
+     * multi-query heads, both layouts, queries that see no key */
+    {.name = "attn_seq1_d32", .op = "attention", .nin = 3, .ndim = {4, 4, 4},
+     .shape = {S4(2, 2, 1, 32), S4(2, 2, 1, 32), S4(2, 2, 1, 32)}, .lo = -1, .hi = 1, .atol = 1e-5, .rtol = 1e-4,
+     .backward = 1},
+    {.name = "attn_causal_d64_n33", .op = "attention", .nin = 3, .ndim = {4, 4, 4},
+     .shape = {S4(1, 2, 33, 64), S4(1, 2, 33, 64), S4(1, 2, 33, 64)}, .lo = -1, .hi = 1, .causal = 1, .atol = 1e-5,
+     .rtol = 1e-4, .backward = 1},
+    {.name = "attn_gqa_causal_d80_n70", .op = "attention", .nin = 3, .ndim = {4, 4, 4},
+     .shape = {S4(1, 4, 70, 80), S4(1, 2, 70, 80), S4(1, 2, 70, 80)}, .lo = -1, .hi = 1, .causal = 1, .atol = 1e-5,
+     .rtol = 1e-4, .backward = 1},
+    {.name = "attn_padding_d64_n17", .op = "attention", .nin = 4, .ndim = {4, 4, 4, 4},
+     .shape = {S4(3, 2, 17, 64), S4(3, 2, 17, 64), S4(3, 2, 17, 64), S4(3, 1, 1, 17)}, .lo = -1, .hi = 1,
+     .fill = {0, 0, 0, PAD}, .atol = 1e-5, .rtol = 1e-4, .backward = 1},
+    {.name = "attn_bnhd_mqa_additive_d32", .op = "attention", .nin = 4, .ndim = {4, 4, 4, 2},
+     .shape = {S4(2, 9, 4, 32), S4(2, 9, 1, 32), S4(2, 9, 1, 32), S2(9, 9)}, .lo = -1, .hi = 1,
+     .layout = LOOM_LAYOUT_BNHD, .atol = 1e-5, .rtol = 1e-4, .backward = 1},
+    {.name = "attn_cross_causal_padding_d32", .op = "attention", .nin = 4, .ndim = {4, 4, 4, 4},
+     .shape = {S4(3, 2, 5, 32), S4(3, 2, 13, 32), S4(3, 2, 13, 32), S4(3, 1, 1, 13)}, .lo = -1, .hi = 1,
+     .causal = 1, .fill = {0, 0, 0, PAD}, .scale = 0.3f, .atol = 1e-5, .rtol = 1e-4, .backward = 1},
+    {.name = "attn_causal_unseen_rows_d32", .op = "attention", .nin = 3, .ndim = {4, 4, 4},
+     .shape = {S4(1, 1, 9, 32), S4(1, 1, 4, 32), S4(1, 1, 4, 32)}, .lo = -1, .hi = 1, .causal = 1, .atol = 1e-5,
+     .rtol = 1e-4, .backward = 1},
+    {.name = "attn_ref_gqa_causal_d32", .op = "attention_ref", .nin = 3, .ndim = {4, 4, 4},
+     .shape = {S4(1, 4, 17, 32), S4(1, 2, 17, 32), S4(1, 2, 17, 32)}, .lo = -1, .hi = 1, .causal = 1, .atol = 1e-5,
+     .rtol = 1e-4, .backward = 1},
+#undef IDX
+#undef PAD
     /* convolutional networks: odd sizes, stride 2, padding 1, dilation 2,
      * groups = channels, 1x1, 7x7, non-square inputs and kernels, batch 1,
      * channel counts that fit no tile. The builder's name is followed by
@@ -194,7 +272,33 @@ const int op_case_count = (int)(sizeof op_cases / sizeof op_cases[0]);
 
 int op_case_labels(const op_case *c, int i)
 {
-    return i == 1 && !strcmp(c->op, "sparse_cross_entropy");
+    return (i == 1 && !strcmp(c->op, "sparse_cross_entropy")) || c->fill[i] == OP_FILL_INDEX;
+}
+
+int op_case_nograd(const op_case *c, int i)
+{
+    return op_case_labels(c, i) || (c->nin == 4 && !strncmp(c->op, "attention", 9));
+}
+
+void op_case_fill(const op_case *c, int i, float *x, size_t n, uint32_t seed)
+{
+    tu_fill(x, n, seed, c->lo, c->hi);
+    if (i == 1 && !strcmp(c->op, "sparse_cross_entropy")) {
+        int32_t *lab = (int32_t *)x;
+        for (size_t k = 0; k < n; k++)
+            lab[k] = (int32_t)((k * 7 + 3) % (size_t)c->shape[0][1]);
+    } else if (c->fill[i] == OP_FILL_INDEX) {
+        /* every index of the range, in a scrambled order, some repeated */
+        int32_t *v = (int32_t *)x;
+        for (size_t k = 0; k < n; k++)
+            v[k] = (int32_t)((k * 5 + 2 + k / 3) % (size_t)c->index_hi);
+    } else if (c->fill[i] == OP_FILL_PADDING) {
+        int64_t keys = c->shape[i][c->ndim[i] - 1];
+        for (size_t k = 0; k < n; k++) {
+            int64_t b = (int64_t)(k / (size_t)keys), j = (int64_t)(k % (size_t)keys);
+            x[k] = j >= keys - b % 3 ? -INFINITY : 0.0f;
+        }
+    }
 }
 
 int op_case_stateful(const op_case *c)
@@ -471,5 +575,28 @@ loom_tensor op_case_build(loom_graph *g, const op_case *c, loom_tensor *in, loom
         return bn_running_step(g, in[0], dt);
     if (op_case_stateful(c))
         return optimizer_step(g, c, in[0], dt);
+    if (!strcmp(b, "layer_norm"))
+        return loom_layer_norm(g, in[0], c->nin > 1 ? in[1] : LOOM_NONE, c->nin > 2 ? in[2] : LOOM_NONE, 1e-5f);
+    if (!strcmp(b, "rms_norm"))
+        return loom_rms_norm(g, in[0], c->nin > 1 ? in[1] : LOOM_NONE, 1e-6f);
+    if (!strcmp(b, "embedding"))
+        return loom_embedding(g, in[0], in[1]);
+    if (!strcmp(b, "take"))
+        return loom_take(g, in[0], in[1], c->axis);
+    if (!strcmp(b, "gather"))
+        return loom_gather(g, in[0], c->axis, in[1]);
+    if (!strcmp(b, "scatter_add"))
+        return loom_scatter_add(g, in[0], c->axis, in[1], in[2]);
+    if (!strcmp(b, "rope"))
+        return loom_rope(g, in[0], c->axis, c->scale);
+    if (!strcmp(b, "attention") || !strcmp(b, "attention_ref")) {
+        loom_attention_opts o = loom_attention_opts_default();
+        o.causal = c->causal;
+        o.layout = (loom_layout)c->layout;
+        o.scale = c->scale;
+        loom_tensor mask = c->nin > 3 ? in[3] : LOOM_NONE;
+        return !strcmp(b, "attention") ? loom_attention(g, in[0], in[1], in[2], mask, &o)
+                                       : loom_attention_reference(g, in[0], in[1], in[2], mask, &o);
+    }
     return conv_case(g, c, in, dt);
 }

@@ -835,6 +835,84 @@ START_TEST(validation_errors_exit)
 }
 END_TEST
 
+/* A tiny character model of "abcd abcd ...", trained until it knows the
+ * cycle, saved for loom generate. */
+static void cycle_model(const char *path)
+{
+    loom_ctx *ctx = tu_ctx();
+    loom_device *dev = tu_open(ctx, "cpu");
+    loom_sequential *m;
+    ck_assert_int_eq(loom_sequential_create(ctx, 8, &m), LOOM_OK);
+    const char *layers[] = {
+        "{\"type\": \"embedding\", \"vocab\": 5, \"dim\": 16, \"tokens\": [32, 97, 98, 99, 100]}",
+        "{\"type\": \"position\"}",
+        "{\"type\": \"transformer_decoder\", \"heads\": 2, \"ffn\": 32}",
+        "{\"type\": \"layer_norm\"}",
+        "{\"type\": \"dense\", \"units\": 5}",
+    };
+    for (size_t i = 0; i < sizeof layers / sizeof layers[0]; i++)
+        ck_assert_msg(loom_sequential_add_json(m, layers[i]) == LOOM_OK, "%s", loom_last_error(ctx));
+    loom_model_config c = loom_model_config_default();
+    c.batch = 10;
+    c.optimizer.lr = 0.01f;
+    ck_assert_int_eq(loom_sequential_compile(m, dev, &c), LOOM_OK);
+    float x[40 * 8];
+    int32_t y[40 * 8];
+    for (int w = 0; w < 40; w++)
+        for (int j = 0; j < 8; j++) {
+            x[w * 8 + j] = (float)((w + j) % 5);
+            y[w * 8 + j] = (w + j + 1) % 5;
+        }
+    loom_dataset *ds;
+    ck_assert_int_eq(loom_dataset_create(ctx, 40, 8, x, 8, y, &ds), LOOM_OK);
+    loom_fit_config fc = loom_fit_config_default();
+    fc.epochs = 30;
+    ck_assert_int_eq(loom_sequential_fit(m, ds, &fc, NULL), LOOM_OK);
+    ck_assert_int_eq(loom_sequential_save(m, path), LOOM_OK);
+    loom_dataset_destroy(ds);
+    loom_sequential_destroy(m);
+    loom_device_close(dev);
+    loom_ctx_destroy(ctx);
+}
+
+START_TEST(generate_text)
+{
+    const char *model = tpath("cycle.safetensors");
+    cycle_model(model);
+    /* the most likely continuation is the cycle, past the window too */
+    int rc = run("generate", "--model", model, "--device", "cpu", "--prompt", "ab", "--length", "20",
+                 "--temperature", "0", "--json");
+    expect(rc, 0);
+    cJSON *j = json_out();
+    ck_assert_str_eq(str(j, "text"), "abcd abcd abcd abcd ab");
+    ck_assert_int_eq((int)num(j, "generated"), 20);
+    cJSON_Delete(j);
+    /* top-k 1 at any temperature is the same; sampling repeats with its seed */
+    rc = run("generate", "--model", model, "--device", "cpu", "--prompt", "ab", "--length", "20", "--top-k", "1",
+             "--temperature", "2");
+    expect(rc, 0);
+    ck_assert_str_eq(out, "abcd abcd abcd abcd ab\n");
+    rc = run("generate", "--model", model, "--device", "cpu", "--length", "30", "--seed", "7", "--temperature", "5");
+    expect(rc, 0);
+    char first[64];
+    snprintf(first, sizeof first, "%s", out);
+    ck_assert_uint_eq(strlen(first), 31);
+    for (int i = 0; i < 30; i++)
+        ck_assert_msg(strchr(" abcd", first[i]) != NULL, "byte %d of \"%s\" is not a token", i, first);
+    rc = run("generate", "--model", model, "--device", "cpu", "--length", "30", "--seed", "7", "--temperature", "5");
+    expect(rc, 0);
+    ck_assert_str_eq(out, first);
+    /* refused: a byte the model does not know, no model, a model of classes */
+    rc = run("generate", "--model", model, "--device", "cpu", "--prompt", "abz");
+    expect(rc, 1);
+    expect_in(err, "the prompt's byte 0x7a at index 2 is not one of the model's 5 tokens");
+    rc = run("generate", "--prompt", "ab");
+    expect(rc, 2);
+    expect_in(err, "--model FILE is required");
+    rc = run("generate", "--model", model, "--top-k", "300");
+    expect(rc, 2);
+}
+END_TEST
 
 /* loom train --model FILE trains the description's layers (a CNN here,
  * the repository's examples/models/cnn.json); eval and predict rebuild it
@@ -913,6 +991,7 @@ int main(void)
     tcase_add_test(t, resume_checked);
     tcase_add_test(t, dash_without_shell);
     tcase_add_test(t, predict_checked);
+    tcase_add_test(t, generate_text);
     tcase_add_test(t, model_description);
     suite_add_tcase(s, t);
     SRunner *r = srunner_create(s);

@@ -38,8 +38,8 @@ static loom_program *build(gctx *gc, loom_graph **gp, const op_case *c, int grad
 {
     ck_assert_int_eq(loom_graph_create(gc->ctx, gp), LOOM_OK);
     loom_graph *g = *gp;
-    loom_tensor in[3];
-    const char *names[3] = {"in0", "in1", "in2"};
+    loom_tensor in[OP_CASE_MAX_IN];
+    const char *names[OP_CASE_MAX_IN] = {"in0", "in1", "in2", "in3"};
     for (int i = 0; i < c->nin; i++)
         in[i] = loom_input(g, names[i], op_case_labels(c, i) ? LOOM_I32 : LOOM_F32, c->ndim[i], c->shape[i]);
     loom_tensor y = op_case_build(g, c, in, LOOM_F32);
@@ -56,12 +56,16 @@ static loom_program *build(gctx *gc, loom_graph **gp, const op_case *c, int grad
     loom_output(g, loss, "loss");
     *ngrad = 0;
     if (grads) {
+        loom_tensor wrt[OP_CASE_MAX_IN];
         int nw = 0;
-        while (nw < c->nin && !op_case_labels(c, nw))
-            nw++;
-        ck_assert_int_eq(loom_backward(g, loss, in, nw), LOOM_OK);
-        for (int i = 0; i < nw; i++) {
-            char gn[8];
+        for (int i = 0; i < c->nin; i++)
+            if (!op_case_nograd(c, i))
+                wrt[nw++] = in[i];
+        ck_assert_int_eq(loom_backward(g, loss, wrt, nw), LOOM_OK);
+        for (int i = 0; i < c->nin; i++) {
+            if (op_case_nograd(c, i))
+                continue;
+            char gn[16];
             snprintf(gn, sizeof gn, "g%d", i);
             /* an input that only decides a mask (where's condition) has none */
             loom_tensor gr = loom_grad(g, in[i]);
@@ -73,7 +77,7 @@ static loom_program *build(gctx *gc, loom_graph **gp, const op_case *c, int grad
             }
             ck_assert_int_eq(loom_output(g, gr, gn), LOOM_OK);
         }
-        *ngrad = nw;
+        *ngrad = c->nin;
     }
     loom_program *p = NULL;
     ck_assert_msg(loom_compile(g, gc->dev, gc->st, NULL, &p) == LOOM_OK, "%s: %s", c->name,
@@ -84,7 +88,7 @@ static loom_program *build(gctx *gc, loom_graph **gp, const op_case *c, int grad
 static double eval_loss(loom_program *p, const op_case *c, float *const *data)
 {
     for (int i = 0; i < c->nin; i++)
-        ck_assert_int_eq(loom_program_set_input(p, (const char *const[]){"in0", "in1", "in2"}[i], data[i],
+        ck_assert_int_eq(loom_program_set_input(p, (const char *const[]){"in0", "in1", "in2", "in3"}[i], data[i],
                                                 numel(c, i) * 4),
                          LOOM_OK);
     ck_assert_int_eq(loom_program_run(p), LOOM_OK);
@@ -105,19 +109,18 @@ START_TEST(finite_differences)
     int ng;
     gc.loss_prog = build(&gc, &gc.g1, c, 0, &ng);
     gc.grad_prog = build(&gc, &gc.g2, c, 1, &ng);
-    float *data[3] = {NULL, NULL, NULL};
+    float *data[OP_CASE_MAX_IN] = {NULL};
     for (int i = 0; i < c->nin; i++) {
         data[i] = malloc(numel(c, i) * 4);
-        tu_fill(data[i], numel(c, i), 100u + (uint32_t)i * 7u + (uint32_t)_i, c->lo, c->hi);
-        if (op_case_labels(c, i))
-            for (size_t k = 0; k < numel(c, i); k++)
-                ((int32_t *)data[i])[k] = (int32_t)((k * 7 + 3) % (size_t)c->shape[0][1]);
+        op_case_fill(c, i, data[i], numel(c, i), 100u + (uint32_t)i * 7u + (uint32_t)_i);
     }
     eval_loss(gc.grad_prog, c, data);
     for (int i = 0; i < ng; i++) {
+        if (op_case_nograd(c, i))
+            continue;
         size_t n = numel(c, i);
         float *an = malloc(n * 4);
-        char gn[8];
+        char gn[16];
         snprintf(gn, sizeof gn, "g%d", i);
         ck_assert_int_eq(loom_program_read(gc.grad_prog, gn, an, n * 4), LOOM_OK);
         /* up to 24 probed elements per input, spread over the tensor */

@@ -20,8 +20,8 @@
 
 typedef struct result {
     int nout;
-    float *out[4];          /* out, then the gradient of each float input */
-    size_t n[4];
+    float *out[OP_CASE_MAX_IN + 1]; /* out, then the gradient of each float input */
+    size_t n[OP_CASE_MAX_IN + 1];
     int is_int;
 } result;
 
@@ -61,23 +61,18 @@ static void from_dtype(float *y, const void *v, size_t n, loom_dtype dt)
         y[i] = dt == LOOM_F32 ? ((const float *)v)[i] : dt == LOOM_F16 ? loom_f16_to_f32(h[i]) : loom_bf16_to_f32(h[i]);
 }
 
-static void make_inputs(const op_case *c, float *data[3], size_t n[3], loom_dtype dt)
+static void make_inputs(const op_case *c, float *data[OP_CASE_MAX_IN], size_t n[OP_CASE_MAX_IN], loom_dtype dt)
 {
     for (int i = 0; i < c->nin; i++) {
         n[i] = numel_of(c->ndim[i], c->shape[i]);
         data[i] = malloc(n[i] * sizeof(float));
-        tu_fill(data[i], n[i], 100u + (uint32_t)i * 7u + (uint32_t)(c - op_cases), c->lo, c->hi);
-        round_to(data[i], n[i], dt);
-        if (op_case_labels(c, i)) {
-            int32_t *lab = (int32_t *)data[i];
-            int64_t classes = c->shape[0][1];
-            for (size_t k = 0; k < n[i]; k++)
-                lab[k] = (int32_t)((k * 7 + 3) % (size_t)classes);
-        }
+        op_case_fill(c, i, data[i], n[i], 100u + (uint32_t)i * 7u + (uint32_t)(c - op_cases));
+        if (!op_case_labels(c, i))
+            round_to(data[i], n[i], dt);
     }
 }
 
-static const char *const in_names[3] = {"in0", "in1", "in2"};
+static const char *const in_names[OP_CASE_MAX_IN] = {"in0", "in1", "in2", "in3"};
 
 /* Runs case c on spec with its tensors in dtype dt (data: f32 values,
  * already rounded to dt). */
@@ -90,7 +85,7 @@ static result run_case(loom_ctx *ctx, const char *spec, int unfused, const op_ca
     loom_graph *g = NULL;
     ck_assert_int_eq(loom_state_create(dev, &st), LOOM_OK);
     ck_assert_int_eq(loom_graph_create(ctx, &g), LOOM_OK);
-    loom_tensor in[3];
+    loom_tensor in[OP_CASE_MAX_IN];
     int stateful = op_case_stateful(c);
     for (int i = 0; i < c->nin; i++) {
         loom_dtype idt = op_case_labels(c, i) ? LOOM_I32 : dt;
@@ -109,7 +104,7 @@ static result run_case(loom_ctx *ctx, const char *spec, int unfused, const op_ca
     for (int k = 0; k < loom_tensor_ndim(g, y); k++)
         r.n[0] *= (size_t)loom_tensor_dim(g, y, k);
     r.nout = 1;
-    loom_dtype gdt[4] = {ydt};
+    loom_dtype gdt[OP_CASE_MAX_IN + 1] = {ydt};
     if (c->backward) {
         /* loss = sum(out * w): a gradient of out that is not all ones. */
         float *w = malloc(r.n[0] * sizeof *w);
@@ -124,10 +119,10 @@ static result run_case(loom_ctx *ctx, const char *spec, int unfused, const op_ca
         free(w);
         free(wd);
         loom_tensor loss = loom_sum_all(g, loom_mul(g, y, wt));
-        loom_tensor wrt[3];
-        int wi[3], nw = 0;
+        loom_tensor wrt[OP_CASE_MAX_IN];
+        int wi[OP_CASE_MAX_IN], nw = 0;
         for (int i = 0; i < c->nin; i++)
-            if (!op_case_labels(c, i)) {
+            if (!op_case_nograd(c, i)) {
                 wi[nw] = i;
                 wrt[nw++] = in[i];
             }
@@ -241,8 +236,8 @@ START_TEST(test_case)
     int compared = 0;
     for (int t = 0; t < (c->f32_only ? 1 : 3); t++) {
         loom_dtype dt = dts[t];
-        float *data[3] = {0};
-        size_t n[3] = {0};
+        float *data[OP_CASE_MAX_IN] = {0};
+        size_t n[OP_CASE_MAX_IN] = {0};
         make_inputs(c, data, n, dt);
         result ref = run_case(ctx, "cpu", 1, c, LOOM_F32, data, n);
         for (int d = 0; d < nd; d++) {
@@ -265,7 +260,7 @@ static void collect_ops(const op_case *c, loom_ctx *ctx, unsigned char *seen)
 {
     loom_graph *g;
     ck_assert_int_eq(loom_graph_create(ctx, &g), LOOM_OK);
-    loom_tensor in[3];
+    loom_tensor in[OP_CASE_MAX_IN];
     for (int i = 0; i < c->nin; i++)
         in[i] = op_case_stateful(c) ? loom_param(g, "p", LOOM_F32, c->ndim[i], c->shape[i], 1)
                                     : loom_input(g, in_names[i], op_case_labels(c, i) ? LOOM_I32 : LOOM_F32,
@@ -275,9 +270,9 @@ static void collect_ops(const op_case *c, loom_ctx *ctx, unsigned char *seen)
     if (c->backward) {
         loom_tensor loss = loom_sum_all(g, y);
         int nw = 0;
-        loom_tensor wrt[3];
+        loom_tensor wrt[OP_CASE_MAX_IN];
         for (int i = 0; i < c->nin; i++)
-            if (!op_case_labels(c, i))
+            if (!op_case_nograd(c, i))
                 wrt[nw++] = in[i];
         ck_assert_int_eq(loom_backward(g, loss, wrt, nw), LOOM_OK);
     }

@@ -254,6 +254,11 @@ void loom_grad_dropout(loom_graph *g, int32_t self, loom_tensor dy)
     loom_grad_accumulate(g, nd.in[0], add_node(g, LOOM_OP_DROPOUT, &nx, 1, in, &nd.attr));
 }
 
+loom_tensor loom_grad_unbroadcast(loom_graph *g, loom_tensor t, const loom_node *target)
+{
+    return unbroadcast(g, t, target);
+}
+
 /* ---- the pass ------------------------------------------------------------------------- */
 
 static void rule(loom_graph *g, int i, loom_tensor dy)

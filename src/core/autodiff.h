@@ -37,4 +37,16 @@ void loom_grad_slice(loom_graph *g, int32_t self, loom_tensor dy);
 void loom_grad_pad(loom_graph *g, int32_t self, loom_tensor dy);
 void loom_grad_concat(loom_graph *g, int32_t self, loom_tensor dy);
 
+/* t summed over the axes along which target was broadcast to t's shape. */
+loom_tensor loom_grad_unbroadcast(loom_graph *g, loom_tensor t, const loom_node *target);
+
+/* the sequence ops' rules (autodiff_seq.c) */
+void loom_grad_batch_matmul(loom_graph *g, int32_t self, loom_tensor dy);
+void loom_grad_norm(loom_graph *g, int32_t self, loom_tensor dy);
+void loom_grad_take(loom_graph *g, int32_t self, loom_tensor dy);
+void loom_grad_gather(loom_graph *g, int32_t self, loom_tensor dy);
+void loom_grad_scatter_add(loom_graph *g, int32_t self, loom_tensor dy);
+void loom_grad_rope(loom_graph *g, int32_t self, loom_tensor dy);
+void loom_grad_attention(loom_graph *g, int32_t self, loom_tensor dy);
+
 #endif

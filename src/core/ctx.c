@@ -116,10 +116,15 @@ loom_status loom_fail(loom_ctx *ctx, loom_status s, const char *fmt, ...)
 {
     if (!ctx)
         return s;
+    /* through a copy: an argument may be the last error itself (a message
+     * wrapped with its context), which vsnprintf must not read while it
+     * writes */
+    char msg[sizeof ctx->error];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(ctx->error, sizeof ctx->error, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    memcpy(ctx->error, msg, sizeof msg);
     if (ctx->log_level >= LOOM_LOG_DEBUG)
         ctx->log(ctx->log_user, LOOM_LOG_DEBUG, ctx->error);
     return s;

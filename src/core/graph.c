@@ -225,6 +225,11 @@ int loom_graph_node_count(const loom_graph *g)
     return g ? g->n : 0;
 }
 
+loom_ctx *loom_graph_ctx(const loom_graph *g)
+{
+    return g ? g->ctx : NULL;
+}
+
 loom_tensor loom_graph_find(const loom_graph *g, const char *name)
 {
     if (!g || !name)

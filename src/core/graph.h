@@ -54,4 +54,10 @@ loom_tensor loom_op_elementwise(loom_graph *g, loom_op op, int n, const loom_ten
 int loom_broadcast_shape(int na, const int64_t *a, int nb, const int64_t *b,
                          int *nout, int64_t *out);
 
+/* loom_matmul of operands that are not both 2-D (ops_seq.c). */
+loom_tensor loom_matmul_nd(loom_graph *g, loom_tensor a, loom_tensor b, int ta, int tb);
+
+/* loom_matmul of operands that are not both 2-D (ops_seq.c). */
+loom_tensor loom_matmul_nd(loom_graph *g, loom_tensor a, loom_tensor b, int ta, int tb);
+
 #endif

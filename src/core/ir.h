@@ -172,6 +172,61 @@ typedef enum loom_op {
     /* in: any number of tensors, equal but along attr.axis. */
     LOOM_OP_CONCAT,
 
+    /* ---- sequence models (src/core/ops_seq.c) ---- */
+
+    /* C[b] = op(A[b]) x op(B[b]) over batch dims that broadcast. in: A
+     * [..., M, K] (or [..., K, M] with ta), B [..., K, N] (or [..., N, K]),
+     * ranks 2 to 4, at least one above 2. attr: ta, tb. out [batch..., M, N]. */
+    LOOM_OP_BATCH_MATMUL,
+    /* Over the last axis C: y = (x - mean) / sqrt(var + eps) * gamma + beta
+     * (layer norm), y = x / sqrt(mean(x^2) + eps) * gamma (RMS norm). in:
+     * x, then gamma [C] if attr.affine & 1, then beta [C] if attr.affine & 2
+     * (layer norm only). attr: norm_eps. */
+    LOOM_OP_LAYER_NORM,
+    LOOM_OP_RMS_NORM,
+    /* dx of the norm of the same code. in: dy, x, [gamma] (attr.affine & 1). */
+    LOOM_OP_LAYER_NORM_GRAD,
+    LOOM_OP_RMS_NORM_GRAD,
+    /* out = numpy take: x viewed [outer, V, inner] along attr.axis, idx i32
+     * of any shape [J...]; out [outer, J..., inner] = x[o, idx[j], i]. An
+     * index outside [0, V) gives NaN (indices from the host are checked
+     * before: LOOM_OPF_LABELS). The embedding lookup is take on axis 0. */
+    LOOM_OP_TAKE,
+    /* The gradient of take: in dy, idx; out [outer, V, inner] (the node's
+     * shape, x's) = the sum over j with idx[j] == v of dy[o, j, i], in
+     * ascending j: deterministic, no atomics (each output owns its sum). */
+    LOOM_OP_TAKE_GRAD,
+    /* torch.gather along attr.axis: in x, idx (i32, x's rank, no dim larger
+     * than x's but along the axis); out (idx's shape)[p] = x[p with its axis
+     * coordinate replaced by idx[p]]. Out of range: NaN. */
+    LOOM_OP_GATHER,
+    /* The scatter-add that is gather's gradient: in idx, src (idx's shape);
+     * out (the node's shape) [q] = sum over p with p == q off the axis and
+     * idx[p] == q[axis] of src[p], in ascending p. Out-of-range indices add
+     * nothing. loom_scatter_add adds a base to it. */
+    LOOM_OP_SCATTER_ADD,
+    /* Rotary position embedding over the last axis D (even), half-split
+     * pairs (x[i], x[i + D/2]) rotated by theta = pos * base^(-2i/D), pos the
+     * coordinate along attr.axis. attr: rope_base, rope_inverse (rotate by
+     * -theta: the gradient). */
+    LOOM_OP_ROPE,
+    /* Fused scaled-dot-product attention, the N x N scores never stored:
+     * o = softmax(scale q k^T + mask [+ causal]) v. in: q [B, Hq, Nq, D],
+     * k, v [B, Hkv, Nk, D] (Hq a multiple of Hkv: grouped-query heads; with
+     * attr.layout BNHD the middle dims are swapped), then an additive mask
+     * broadcast to [B, Hq, Nq, Nk] if attr.has_mask. attr: causal (key j
+     * seen by query i iff j <= i + Nk - Nq), attn_scale. A query that sees
+     * no key gives 0. out: q's shape. */
+    LOOM_OP_ATTENTION,
+    /* The backward pass's row statistics, recomputed: in q, k, o, do,
+     * [mask]; out f32 [B, Hq, Nq, 2] = (logsumexp of the row's scores, +inf
+     * for a row that sees no key; sum_d do * o). */
+    LOOM_OP_ATTENTION_STATS,
+    /* dq, dk, dv: in do, q, k, v, stats, [mask]; out q's, k's, v's shape. */
+    LOOM_OP_ATTENTION_GRAD_Q,
+    LOOM_OP_ATTENTION_GRAD_K,
+    LOOM_OP_ATTENTION_GRAD_V,
+
     LOOM_OP_COUNT
 } loom_op;
 
@@ -213,6 +268,16 @@ typedef struct loom_attr {
     int32_t wstep[4];
     int32_t wmode;             /* PAD: 0 constant, 1 reflect */
     float wvalue;              /* PAD: the constant */
+
+    /* sequence ops (ops_seq.c) */
+    float norm_eps;            /* LAYER_NORM, RMS_NORM and their gradients */
+    int32_t affine;            /* norms: 1 gamma is an input, 2 beta is */
+    int32_t causal;            /* ATTENTION*: the causal mask */
+    int32_t has_mask;          /* ATTENTION*: the last input is an additive mask */
+    int32_t layout;            /* ATTENTION*: LOOM_LAYOUT_BHND or LOOM_LAYOUT_BNHD */
+    float attn_scale;          /* ATTENTION*: the scores' factor */
+    float rope_base;           /* ROPE */
+    int32_t rope_inverse;      /* ROPE: rotate by -theta */
 } loom_attr;
 
 typedef struct loom_node {

@@ -98,6 +98,62 @@ static double cost_norm(const loom_exec_node *x)
     return per[code] * (double)big->numel;
 }
 
+/* ---- sequence ops ------------------------------------------------------------ */
+
+static double cost_bmm(const loom_exec_node *x)
+{
+    const loom_node *nd = x->node, *a = x->in[0]->node;
+    double k = (double)a->shape[a->ndim - (nd->attr.ta ? 2 : 1)];
+    return 2.0 * (double)nd->numel * k;
+}
+
+/* the owner of each output scans the indices along its axis */
+static double cost_scatter(const loom_exec_node *x)
+{
+    return numel_of(x->in[0]) + numel_of(x->in[1]);
+}
+
+/* Pairs of a query and a key it sees (causal: the lower triangle, offset
+ * by Nk - Nq), times the multiply-adds per pair of each kernel (scores 2D,
+ * their product with v 2D; the gradients recompute the scores). */
+static double cost_attention(const loom_exec_node *x)
+{
+    const loom_node *nd = x->node, *q = x->in[nd->op == LOOM_OP_ATTENTION ? 0 : 1]->node,
+                    *k = x->in[nd->op == LOOM_OP_ATTENTION ? 1 : 2]->node;
+    int bnhd = nd->attr.layout == LOOM_ATTN_BNHD;
+    double b = (double)q->shape[0], h = (double)q->shape[bnhd ? 2 : 1], d = (double)q->shape[3];
+    int64_t nq = q->shape[bnhd ? 1 : 2], nk = k->shape[bnhd ? 1 : 2];
+    double pairs = 0;
+    if (nd->attr.causal) {
+        for (int64_t i = 0; i < nq; i++) {
+            int64_t last = i + nk - nq;
+            pairs += last < 0 ? 0.0 : (double)(last + 1 < nk ? last + 1 : nk);
+        }
+    } else {
+        pairs = (double)nq * (double)nk;
+    }
+    int code = loom_op_def_of(nd->op)->code;
+    double per = code == LOOM_ATTN_FWD ? 4 : code == LOOM_ATTN_STATS ? 2 : code == LOOM_ATTN_DV ? 4 : 6;
+    return b * h * pairs * (per * d + 3);
+}
+
+static int64_t bound_classes(const loom_node *nd, const loom_node *const *ins)
+{
+    const loom_node *logits = ins[nd->nin - 2];
+    return logits->shape[logits->ndim - 1];
+}
+
+static int64_t bound_axis_of_input(const loom_node *nd, const loom_node *const *ins)
+{
+    return ins[0]->shape[nd->attr.axis];
+}
+
+static int64_t bound_axis_of_output(const loom_node *nd, const loom_node *const *ins)
+{
+    (void)ins;
+    return nd->shape[nd->attr.axis];
+}
+
 /* ---- the table -------------------------------------------------------------- */
 
 #define FROM_X_FLAG_ 0
@@ -187,9 +243,11 @@ const loom_op_def loom_op_defs[LOOM_OP_COUNT] = {
                         .cost = cost_inputs, .flags = LOOM_OPF_NONDIFF},
 
     [LOOM_OP_SPARSE_XENT] = {.name = "sparse_cross_entropy", .family = LOOM_FAM_XENT, .arity = 2,
-                             .flags = LOOM_OPF_LABELS, .cost = cost_xent, .grad = loom_grad_xent},
+                             .flags = LOOM_OPF_LABELS, .cost = cost_xent, .grad = loom_grad_xent,
+                             .index_in = 1, .index_what = "label", .index_bound = bound_classes},
     [LOOM_OP_SPARSE_XENT_GRAD] = {.name = "sparse_cross_entropy_grad", .family = LOOM_FAM_XENT_GRAD, .arity = 3,
-                                  .flags = LOOM_OPF_LABELS | GRADIENT_OP_, .flops = 5},
+                                  .flags = LOOM_OPF_LABELS | GRADIENT_OP_, .flops = 5, .index_in = 2,
+                                  .index_what = "label", .index_bound = bound_classes},
 
     [LOOM_OP_DROPOUT] = {.name = "dropout", .family = LOOM_FAM_DROPOUT, .arity = 1, .shape = LOOM_SHAPE_SAME,
                          .flags = LOOM_OPF_INPLACE, .runvals = LOOM_RUN_DROPOUT, .flops = 1,
@@ -249,6 +307,46 @@ const loom_op_def loom_op_defs[LOOM_OP_COUNT] = {
     [LOOM_OP_PAD_GRAD] = {.name = "pad_grad", .family = LOOM_FAM_WINDOW, .code = LOOM_WINDOW_PAD_GRAD, .arity = 1,
                           .flags = GRADIENT_OP_, .flops = 1},
     [LOOM_OP_CONCAT] = {.name = "concat", .family = LOOM_FAM_CONCAT, .arity = -1, .grad = loom_grad_concat},
+
+    /* ---- sequence models ---- */
+    [LOOM_OP_BATCH_MATMUL] = {.name = "batch_matmul", .family = LOOM_FAM_BMM, .arity = 2, .cost = cost_bmm,
+                              .grad = loom_grad_batch_matmul},
+    /* mean, variance, normalize, scale and shift */
+    [LOOM_OP_LAYER_NORM] = {.name = "layer_norm", .family = LOOM_FAM_LNORM, .code = LOOM_LNORM_LAYER, .arity = -1,
+                            .shape = LOOM_SHAPE_SAME, .flops = 8, .grad = loom_grad_norm},
+    [LOOM_OP_RMS_NORM] = {.name = "rms_norm", .family = LOOM_FAM_LNORM, .code = LOOM_LNORM_RMS, .arity = -1,
+                          .shape = LOOM_SHAPE_SAME, .flops = 5, .grad = loom_grad_norm},
+    [LOOM_OP_LAYER_NORM_GRAD] = {.name = "layer_norm_grad", .family = LOOM_FAM_LNORM_GRAD, .code = LOOM_LNORM_LAYER,
+                                 .arity = -1, .shape = LOOM_SHAPE_SAME, .flops = 14, .flags = GRADIENT_OP_},
+    [LOOM_OP_RMS_NORM_GRAD] = {.name = "rms_norm_grad", .family = LOOM_FAM_LNORM_GRAD, .code = LOOM_LNORM_RMS,
+                               .arity = -1, .shape = LOOM_SHAPE_SAME, .flops = 10, .flags = GRADIENT_OP_},
+    [LOOM_OP_TAKE] = {.name = "take", .family = LOOM_FAM_TAKE, .code = LOOM_INDEX_TAKE, .arity = 2, .flops = 1,
+                      .flags = LOOM_OPF_LABELS, .grad = loom_grad_take, .index_in = 1, .index_what = "index",
+                      .index_bound = bound_axis_of_input},
+    [LOOM_OP_TAKE_GRAD] = {.name = "take_grad", .family = LOOM_FAM_SCATTER, .code = LOOM_INDEX_TAKE, .arity = 2,
+                           .cost = cost_scatter, .flags = LOOM_OPF_LABELS | GRADIENT_OP_, .index_in = 1,
+                           .index_what = "index", .index_bound = bound_axis_of_output},
+    [LOOM_OP_GATHER] = {.name = "gather", .family = LOOM_FAM_TAKE, .code = LOOM_INDEX_GATHER, .arity = 2,
+                        .flops = 1, .flags = LOOM_OPF_LABELS, .grad = loom_grad_gather, .index_in = 1,
+                        .index_what = "index", .index_bound = bound_axis_of_input},
+    [LOOM_OP_SCATTER_ADD] = {.name = "scatter_add", .family = LOOM_FAM_SCATTER, .code = LOOM_INDEX_GATHER,
+                             .arity = 2, .cost = cost_scatter, .flags = LOOM_OPF_LABELS,
+                             .grad = loom_grad_scatter_add, .index_in = 1, .index_what = "index",
+                             .index_bound = bound_axis_of_output},
+    /* the angle, its sine and cosine, a rotation */
+    [LOOM_OP_ROPE] = {.name = "rope", .family = LOOM_FAM_ROPE, .arity = 1, .shape = LOOM_SHAPE_SAME, .flops = 5,
+                      .grad = loom_grad_rope},
+    [LOOM_OP_ATTENTION] = {.name = "attention", .family = LOOM_FAM_ATTENTION, .code = LOOM_ATTN_FWD,
+                           .arity = -1, .cost = cost_attention, .grad = loom_grad_attention},
+    [LOOM_OP_ATTENTION_STATS] = {.name = "attention_stats", .family = LOOM_FAM_ATTENTION,
+                                 .code = LOOM_ATTN_STATS, .arity = -1, .cost = cost_attention,
+                                 .flags = GRADIENT_OP_},
+    [LOOM_OP_ATTENTION_GRAD_Q] = {.name = "attention_grad_q", .family = LOOM_FAM_ATTENTION, .code = LOOM_ATTN_DQ,
+                                  .arity = -1, .cost = cost_attention, .flags = GRADIENT_OP_},
+    [LOOM_OP_ATTENTION_GRAD_K] = {.name = "attention_grad_k", .family = LOOM_FAM_ATTENTION, .code = LOOM_ATTN_DK,
+                                  .arity = -1, .cost = cost_attention, .flags = GRADIENT_OP_},
+    [LOOM_OP_ATTENTION_GRAD_V] = {.name = "attention_grad_v", .family = LOOM_FAM_ATTENTION, .code = LOOM_ATTN_DV,
+                                  .arity = -1, .cost = cost_attention, .flags = GRADIENT_OP_},
 };
 
 /* The activations GEMM kernels apply in their epilogue (shaders/codes.h). */

@@ -46,6 +46,13 @@ typedef enum loom_op_family {
     LOOM_FAM_NORM_UPDATE,  /* running statistics */
     LOOM_FAM_WINDOW,       /* slice, pad and their gradients: code LOOM_WINDOW_* */
     LOOM_FAM_CONCAT,
+    LOOM_FAM_BMM,          /* batched matmul */
+    LOOM_FAM_LNORM,         /* layer norm, RMS norm: code LOOM_LNORM_* */
+    LOOM_FAM_LNORM_GRAD,    /* their dx: code LOOM_LNORM_* */
+    LOOM_FAM_TAKE,         /* take (embedding), gather: code LOOM_INDEX_* */
+    LOOM_FAM_SCATTER,      /* their gradients: code LOOM_INDEX_* */
+    LOOM_FAM_ROPE,
+    LOOM_FAM_ATTENTION,    /* fused attention and its backward: code LOOM_ATTN_* */
     LOOM_FAM_COUNT
 } loom_op_family;
 
@@ -56,7 +63,8 @@ enum {
     LOOM_OPF_UPDATE = 1u << 1,   /* writes state tensors, no output */
     LOOM_OPF_NONDIFF = 1u << 2,  /* not differentiable: no gradient flows */
     LOOM_OPF_FROM_Y = 1u << 3,   /* unary: the derivative reads the output */
-    LOOM_OPF_LABELS = 1u << 4,   /* its last input holds class indices */
+    LOOM_OPF_LABELS = 1u << 4,   /* input index_in holds indices (class labels,
+                                   rows of a table) checked on the host */
     LOOM_OPF_NO_GRAD = 1u << 5,  /* no gradient rule: loom_backward through it
                                    is LOOM_E_UNSUPPORTED naming it */
     LOOM_OPF_MULTI = 1u << 6,    /* an optimizer update: the fusion pass groups
@@ -102,6 +110,13 @@ typedef struct loom_op_def {
     loom_grad_rule grad;       /* NULL with LOOM_OPF_NONDIFF / NO_GRAD, or for leaves */
     int8_t unary_params;       /* unary ops: 0, 1 or 2 float parameters */
     const char *gpu_reason;    /* why a GPU backend may have no kernel; NULL: it must */
+    /* LOOM_OPF_LABELS ops: the input that holds i32 indices, what they are
+     * called in messages ("label", "index"), and the bound they must lie
+     * below, from the node and its inputs' nodes. Indices from the host
+     * are checked against it (src/core/program.c). */
+    int8_t index_in;
+    const char *index_what;
+    int64_t (*index_bound)(const loom_node *nd, const loom_node *const *ins);
 } loom_op_def;
 
 extern const loom_op_def loom_op_defs[LOOM_OP_COUNT];

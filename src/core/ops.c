@@ -201,8 +201,7 @@ loom_tensor loom_matmul(loom_graph *g, loom_tensor a, loom_tensor b, int ta, int
     loom_node *na = loom_node_of(g, a), *nb = loom_node_of(g, b);
     char sa[96], sb[96];
     if (na->ndim != 2 || nb->ndim != 2)
-        return loom_graph_fail(g, LOOM_E_SHAPE, "matmul: operands must be 2-D, got %s and %s", SHAPE(sa, na),
-                               SHAPE(sb, nb));
+        return loom_matmul_nd(g, a, b, ta, tb); /* batched (ops_seq.c) */
     int64_t m = ta ? na->shape[1] : na->shape[0], ka = ta ? na->shape[0] : na->shape[1];
     int64_t kb = tb ? nb->shape[1] : nb->shape[0], n = tb ? nb->shape[0] : nb->shape[1];
     if (ka != kb)

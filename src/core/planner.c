@@ -46,6 +46,12 @@ loom_status loom_plan(loom_ctx *ctx, loom_plan_tensor *t, int n, int steps, uint
     }
     for (int k = 0; k < n; k++)
         rank[byfirst[k]] = k;
+    for (int k = 0; k < n; k++)
+        if (t[k].first < 0 || t[k].first >= steps || t[k].last < t[k].first) {
+            st = loom_fail(ctx, LOOM_E_INVALID, "planner: internal: tensor %d (steps %d to %d) outside the %d steps",
+                           k, t[k].first, t[k].last, steps);
+            goto done;
+        }
     int nunits = 0;
     int ti = 0;
     for (int s = 0; s < steps; s++) {

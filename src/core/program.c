@@ -210,6 +210,8 @@ static loom_status plan(loom_program *p, uint64_t *offsets)
             order[np] = i;
             slot[i] = np++;
         }
+    /* loom_plan takes them by first step: a value a later node computes
+     * (node.by) starts there, after the tensors of the nodes in between */
     uint64_t align = p->dev->info.alignment ? p->dev->info.alignment : 16;
     s = loom_plan(ctx, pt, np, n, align, &p->plan);
     if (s != LOOM_OK)
@@ -261,19 +263,33 @@ loom_status loom_program_check_guards(loom_program *p)
     return LOOM_OK;
 }
 
-/* Class indices that are the program's own data (constants) are checked
- * now, those that come with each run in loom_program_set_input; indices
- * from the state reach the kernels, which give NaN for one out of range. */
+/* Indices that are the program's own data (constants) are checked now,
+ * those that come with each run in loom_program_set_input; indices from the
+ * state reach the kernels, which give NaN (or add nothing) for one out of
+ * range. An op's index input (LOOM_OPF_LABELS, the table's index_in) is
+ * followed back through the layout ops (reshape, expand, transpose: the
+ * same values) to the leaf that holds them. */
+static int index_leaf(const loom_program *p, const loom_node *nd)
+{
+    int i = nd->in[loom_op_def_of(nd->op)->index_in] - 1;
+    while (loom_op_def_of(p->nodes[i].op)->family == LOOM_FAM_GATHER)
+        i = p->nodes[i].in[0] - 1;
+    return i;
+}
+
 static loom_status check_labels(loom_program *p, const loom_node *nd, const int32_t *v, int64_t n,
                                 const char *what)
 {
-    const loom_node *logits = &p->nodes[nd->in[nd->nin - 2] - 1];
-    int64_t c = logits->shape[logits->ndim - 1];
+    const loom_op_def *def = loom_op_def_of(nd->op);
+    const loom_node *ins[8] = {0};
+    for (int k = 0; k < nd->nin && k < 8; k++)
+        ins[k] = &p->nodes[nd->in[k] - 1];
+    int64_t c = def->index_bound(nd, ins);
     for (int64_t j = 0; j < n; j++)
         if (v[j] < 0 || v[j] >= c)
-            return loom_fail(p->ctx, LOOM_E_RANGE, "%s: label %d at index %lld of %s \"%s\" is outside [0, %lld)",
-                             loom_op_name(nd->op), v[j], (long long)j, what,
-                             p->nodes[nd->in[nd->nin - 1] - 1].name, (long long)c);
+            return loom_fail(p->ctx, LOOM_E_RANGE, "%s: %s %d at index %lld of %s \"%s\" is outside [0, %lld)",
+                             loom_op_name(nd->op), def->index_what, v[j], (long long)j, what,
+                             p->nodes[index_leaf(p, nd)].name, (long long)c);
     return LOOM_OK;
 }
 
@@ -283,8 +299,7 @@ static loom_status check_constant_labels(loom_program *p, const loom_graph *g)
         const loom_node *nd = &p->nodes[i];
         if (!(loom_op_def_of(nd->op)->flags & LOOM_OPF_LABELS))
             continue;
-        int li = nd->in[nd->nin - 1] - 1;
-        const loom_node *gl = &g->nodes[p->gidx[li]];
+        const loom_node *gl = &g->nodes[p->gidx[index_leaf(p, nd)]];
         if (gl->op == LOOM_OP_CONST)
             LOOM_TRY(check_labels(p, nd, gl->data, gl->numel, "the constant"));
     }
@@ -791,7 +806,7 @@ loom_status loom_program_set_input(loom_program *p, const char *name, const void
      * label outside [0, C) could only produce a NaN. */
     for (int j = 0; j < p->n; j++) {
         const loom_node *nd = &p->nodes[j];
-        if (!nd->dead && (loom_op_def_of(nd->op)->flags & LOOM_OPF_LABELS) && nd->in[nd->nin - 1] - 1 == i)
+        if (!nd->dead && (loom_op_def_of(nd->op)->flags & LOOM_OPF_LABELS) && index_leaf(p, nd) == i)
             LOOM_TRY(check_labels(p, nd, data, p->nodes[i].numel, "the input"));
     }
     return p->dev->ops->buffer_write(p->dev->bdev, m->buf, m->offset, data, m->bytes);

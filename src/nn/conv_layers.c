@@ -27,7 +27,7 @@ static const char *shape_text(char *buf, size_t n, int nd, const int64_t *s)
     return loom_shape_str(buf, n, nd, s);
 }
 
-loom_status loom_model_layer_shape(loom_ctx *ctx, layer *l, const char *what)
+loom_status loom_model_conv_shape(loom_ctx *ctx, layer *l, const char *what)
 {
     char a[96];
     shape_text(a, sizeof a, l->in_ndim, l->in_shape);
@@ -35,19 +35,14 @@ loom_status loom_model_layer_shape(loom_ctx *ctx, layer *l, const char *what)
     l->out_ndim = l->in_ndim;
     memcpy(l->out_shape, l->in_shape, sizeof l->out_shape);
     switch (l->kind) {
-    case LAYER_DENSE:
-        if (image)
-            return loom_fail(ctx, LOOM_E_SHAPE, "%s: its input is an image %s (per sample); add a flatten layer "
-                             "before it", what, a);
-        l->out_shape[0] = l->units;
-        return LOOM_OK;
-    case LAYER_DROPOUT:
     case LAYER_ACTIVATION:
     case LAYER_BATCH_NORM:
         return LOOM_OK;
     case LAYER_FLATTEN:
+        /* whatever the rank: images, sequences */
         l->out_ndim = 1;
-        l->out_shape[0] = image ? l->in_shape[0] * l->in_shape[1] * l->in_shape[2] : l->in_shape[0];
+        for (int i = 1; i < l->in_ndim; i++)
+            l->out_shape[0] *= l->in_shape[i];
         return LOOM_OK;
     default:
         break;
@@ -233,6 +228,11 @@ static const char *kind_name(layer_kind k)
     case LAYER_SPATIAL_DROPOUT: return "spatial_dropout";
     default: return NULL;
     }
+}
+
+const char *loom_model_conv_prefix(layer_kind k)
+{
+    return k == LAYER_CONV2D ? "conv" : k == LAYER_BATCH_NORM ? "bn" : kind_name(k);
 }
 
 static void add_pair(cJSON *o, const char *key, const int v[2])
@@ -501,15 +501,6 @@ static loom_tensor activate(loom_graph *g, loom_tensor h, loom_activation a)
     }
 }
 
-/* The index of layer i among the layers that share its parameters' names. */
-static int kind_index(const loom_sequential *m, int i)
-{
-    int k = 0;
-    for (int j = 0; j < i; j++)
-        k += m->layers[j].kind == m->layers[i].kind;
-    return k;
-}
-
 static loom_tensor param_in(loom_graph *g, const model_param *p, loom_dtype dt)
 {
     return loom_cast(g, loom_param(g, p->name, LOOM_F32, p->ndim, p->shape, p->trainable), dt);
@@ -519,15 +510,13 @@ loom_tensor loom_model_build_conv(loom_sequential *m, loom_graph *g, int i, int 
 {
     const layer *l = &m->layers[i];
     loom_dtype dt = m->cfg.precision;
-    int idx = kind_index(m, i);
-    char scope[32];
-    snprintf(scope, sizeof scope, "%s%d", l->kind == LAYER_CONV2D ? "conv" : l->kind == LAYER_BATCH_NORM ? "bn"
-                                                                                                          : kind_name(l->kind),
-             idx);
+    model_param ps[3];
+    for (int k = 0; k < loom_model_layer_nparams(m, i) && k < 3; k++)
+        loom_model_layer_param(m, i, k, &ps[k]);
+    char scope[64];
+    loom_model_scope(m, i, scope, sizeof scope);
     if (loom_graph_scope(g, scope) != LOOM_OK)
         return LOOM_NONE;
-    model_param ps[3];
-    loom_model_conv_params(l, idx, ps);
     uint32_t seed = (uint32_t)(m->cfg.seed * 2654435761u) + (uint32_t)i;
     switch (l->kind) {
     case LAYER_CONV2D: {

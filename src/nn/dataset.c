@@ -7,7 +7,13 @@
 
 loom_dataset *loom_dataset_alloc(loom_ctx *ctx, int64_t n, int64_t features)
 {
-    if (n < 0 || features < 0 || (features && (uint64_t)n > SIZE_MAX / sizeof(float) / (uint64_t)features))
+    return loom_dataset_alloc_seq(ctx, n, features, 1);
+}
+
+loom_dataset *loom_dataset_alloc_seq(loom_ctx *ctx, int64_t n, int64_t features, int64_t ylen)
+{
+    if (n < 0 || features < 0 || ylen < 1 || (features && (uint64_t)n > SIZE_MAX / sizeof(float) / (uint64_t)features) ||
+        (uint64_t)n > SIZE_MAX / sizeof(int32_t) / (uint64_t)ylen)
         return NULL;
     loom_dataset *ds = loom_calloc(ctx, 1, sizeof *ds);
     if (!ds)
@@ -17,8 +23,9 @@ loom_dataset *loom_dataset_alloc(loom_ctx *ctx, int64_t n, int64_t features)
     ds->features = features;
     ds->rows = 1;
     ds->cols = features;
+    ds->ylen = ylen;
     ds->x = loom_malloc(ctx, (size_t)n * (size_t)features * sizeof(float));
-    ds->y = loom_malloc(ctx, (size_t)n * sizeof(int32_t));
+    ds->y = loom_malloc(ctx, (size_t)n * (size_t)ylen * sizeof(int32_t));
     if (!ds->x || !ds->y) {
         loom_dataset_destroy(ds);
         return NULL;
@@ -29,7 +36,7 @@ loom_dataset *loom_dataset_alloc(loom_ctx *ctx, int64_t n, int64_t features)
 void loom_dataset_count_classes(loom_dataset *ds)
 {
     int32_t top = -1;
-    for (int64_t i = 0; i < ds->n; i++)
+    for (int64_t i = 0; i < ds->n * ds->ylen; i++)
         if (ds->y[i] > top)
             top = ds->y[i];
     ds->classes = (int)top + 1;
@@ -41,7 +48,7 @@ void loom_dataset_destroy(loom_dataset *ds)
         return;
     loom_ctx *ctx = ds->ctx;
     loom_free(ctx, ds->x, (size_t)ds->n * (size_t)ds->features * sizeof(float));
-    loom_free(ctx, ds->y, (size_t)ds->n * sizeof(int32_t));
+    loom_free(ctx, ds->y, (size_t)ds->n * (size_t)ds->ylen * sizeof(int32_t));
     loom_free(ctx, ds, sizeof *ds);
 }
 
@@ -68,6 +75,37 @@ const float *loom_dataset_images(const loom_dataset *ds)
 const int32_t *loom_dataset_labels(const loom_dataset *ds)
 {
     return ds ? ds->y : NULL;
+}
+
+int64_t loom_dataset_label_len(const loom_dataset *ds)
+{
+    return ds ? ds->ylen : 0;
+}
+
+loom_status loom_dataset_create(loom_ctx *ctx, int64_t n, int64_t features, const float *x, int64_t label_len,
+                                const int32_t *y, loom_dataset **out)
+{
+    if (!out)
+        return LOOM_E_INVALID;
+    *out = NULL;
+    if (!ctx)
+        return LOOM_E_INVALID;
+    if (n < 1 || features < 1 || label_len < 1 || !x || !y)
+        return loom_fail(ctx, LOOM_E_INVALID, "loom_dataset_create: %lld rows of %lld features and %lld labels (all "
+                         "at least 1, data and labels given)", (long long)n, (long long)features, (long long)label_len);
+    for (int64_t i = 0; i < n * label_len; i++)
+        if (y[i] < 0)
+            return loom_fail(ctx, LOOM_E_RANGE, "loom_dataset_create: label %d at index %lld is negative", y[i],
+                             (long long)i);
+    loom_dataset *ds = loom_dataset_alloc_seq(ctx, n, features, label_len);
+    if (!ds)
+        return loom_fail(ctx, LOOM_E_OOM, "loom_dataset_create: out of memory for %lld rows of %lld features",
+                         (long long)n, (long long)features);
+    memcpy(ds->x, x, (size_t)(n * features) * sizeof(float));
+    memcpy(ds->y, y, (size_t)(n * label_len) * sizeof(int32_t));
+    loom_dataset_count_classes(ds);
+    *out = ds;
+    return LOOM_OK;
 }
 
 void loom_scale_values(loom_scaling how, const float stats[2], float *x, size_t n)
@@ -146,7 +184,7 @@ loom_status loom_dataset_subset(const loom_dataset *ds, int64_t start, int64_t c
     if (start < 0 || count < 0 || start > ds->n || count > ds->n - start)
         return loom_fail(ctx, LOOM_E_RANGE, "loom_dataset_subset: rows [%lld, %lld) outside the data set's %lld",
                          (long long)start, (long long)start + (long long)count, (long long)ds->n);
-    loom_dataset *d = loom_dataset_alloc(ctx, count, ds->features);
+    loom_dataset *d = loom_dataset_alloc_seq(ctx, count, ds->features, ds->ylen);
     if (!d)
         return loom_fail(ctx, LOOM_E_OOM, "loom_dataset_subset: out of memory for %lld rows of %lld features",
                          (long long)count, (long long)ds->features);
@@ -157,7 +195,7 @@ loom_status loom_dataset_subset(const loom_dataset *ds, int64_t start, int64_t c
     d->stats[0] = ds->stats[0];
     d->stats[1] = ds->stats[1];
     memcpy(d->x, ds->x + (size_t)start * (size_t)ds->features, (size_t)count * (size_t)ds->features * sizeof(float));
-    memcpy(d->y, ds->y + start, (size_t)count * sizeof(int32_t));
+    memcpy(d->y, ds->y + start * ds->ylen, (size_t)(count * ds->ylen) * sizeof(int32_t));
     /* A subset keeps the class count of its parent: a small slice that
      * happens to miss the last class must not shrink the model's output. */
     d->classes = ds->classes;
@@ -259,7 +297,8 @@ loom_status loom_dataset_gather(const loom_dataset *ds, const int64_t *order, in
         if (x)
             memcpy(x + (size_t)i * f, ds->x + (size_t)order[i] * f, f * sizeof(float));
         if (y)
-            y[i] = ds->y[order[i]];
+            memcpy(y + (size_t)i * (size_t)ds->ylen, ds->y + (size_t)order[i] * (size_t)ds->ylen,
+                   (size_t)ds->ylen * sizeof(int32_t));
     }
     return LOOM_OK;
 }

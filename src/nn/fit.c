@@ -31,6 +31,10 @@ static loom_status check_data(loom_sequential *m, loom_dataset *ds, const char *
     if (loom_dataset_features(ds) != m->in_features)
         return loom_fail(m->ctx, LOOM_E_SHAPE, "%s: the data has %lld features, the model takes %lld", what,
                          (long long)loom_dataset_features(ds), (long long)m->in_features);
+    if (loom_dataset_label_len(ds) != loom_model_positions(m))
+        return loom_fail(m->ctx, LOOM_E_SHAPE, "%s: the data has %lld labels per row, the model predicts %lld "
+                         "positions per sample", what, (long long)loom_dataset_label_len(ds),
+                         (long long)loom_model_positions(m));
     if (loom_dataset_count(ds) == 0)
         return loom_fail(m->ctx, LOOM_E_INVALID, "%s: the data set is empty", what);
     /* images of another size but as many pixels would train on scrambled rows */
@@ -70,9 +74,11 @@ loom_status loom_model_check_scaling(loom_sequential *m, const loom_dataset *ds,
 static loom_status feed(loom_sequential *m, model_prog *mp, int64_t nb)
 {
     loom_program *p = mp->p;
+    LOOM_TRY(loom_model_check_inputs(m, m->xbuf, nb));
     LOOM_TRY(loom_program_set_input(p, "x", m->xbuf, (size_t)(nb * m->in_features) * sizeof(float)));
     if (m->cfg.loss == LOOM_LOSS_SPARSE_CE)
-        return loom_program_set_input(p, "labels", m->ybuf, (size_t)nb * sizeof(int32_t));
+        return loom_program_set_input(p, "labels", m->ybuf,
+                                      (size_t)(nb * loom_model_positions(m)) * sizeof(int32_t));
     int64_t outs = loom_model_outputs(m);
     memset(m->tbuf, 0, (size_t)(nb * outs) * sizeof(float));
     for (int64_t i = 0; i < nb; i++) {
@@ -99,8 +105,9 @@ static loom_status step(loom_sequential *m, int train, int64_t nb, double *loss_
     LOOM_TRY(loom_program_read(mp->p, "loss", &loss, sizeof loss));
     *loss_sum += (double)loss * (double)nb;
     if (m->cfg.loss != LOOM_LOSS_MSE) {
-        LOOM_TRY(loom_program_read(mp->p, "pred", m->pbuf, (size_t)nb * sizeof(int32_t)));
-        for (int64_t i = 0; i < nb; i++)
+        int64_t np = nb * loom_model_positions(m);
+        LOOM_TRY(loom_program_read(mp->p, "pred", m->pbuf, (size_t)np * sizeof(int32_t)));
+        for (int64_t i = 0; i < np; i++)
             *correct += m->pbuf[i] == m->ybuf[i];
     }
     return LOOM_OK;
@@ -136,14 +143,14 @@ static loom_status run_eval(loom_sequential *m, loom_dataset *ds, loom_eval_resu
         if (mp)
             last = mp;
         if (s == LOOM_OK && r && r->confusion)
-            for (int64_t i = 0; i < nb; i++)
+            for (int64_t i = 0; i < nb * loom_model_positions(m); i++)
                 if (m->ybuf[i] >= 0 && m->ybuf[i] < k && m->pbuf[i] >= 0 && m->pbuf[i] < k)
                     r->confusion[m->ybuf[i] * k + m->pbuf[i]]++;
     }
     loom_free(m->ctx, idx, idx_bytes);
     if (s == LOOM_OK && r) {
         r->loss = loss / (double)n;
-        r->accuracy = (double)correct / (double)n;
+        r->accuracy = (double)correct / (double)(n * loom_model_positions(m));
         r->count = n;
         r->seconds = loom_nn_now_s() - t0;
         if (m->mon_metrics && last) {
@@ -213,7 +220,7 @@ loom_status loom_sequential_evaluate(loom_sequential *m, loom_dataset *ds, int u
     if (!out)
         return loom_fail(m->ctx, LOOM_E_INVALID, "loom_sequential_evaluate: NULL result");
     memset(out, 0, sizeof *out);
-    int64_t outs = loom_model_outputs(m);
+    int64_t outs = loom_model_outputs(m) / loom_model_positions(m); /* the classes */
     size_t kk;
     if (outs > 65536 || loom_mul_size((size_t)outs, (size_t)outs, &kk))
         return loom_fail(m->ctx, LOOM_E_INVALID, "loom_sequential_evaluate: %lld outputs are too many classes for a "
@@ -283,16 +290,17 @@ loom_status loom_sequential_predict(loom_sequential *m, const float *x, int64_t 
     LOOM_TRY(need_compiled(m, "loom_sequential_predict"));
     if (!x || !out || n <= 0)
         return loom_fail(m->ctx, LOOM_E_INVALID, "loom_sequential_predict: bad arguments (n %lld)", (long long)n);
-    int64_t b = m->cfg.batch, outs = loom_model_outputs(m), f = m->in_features;
+    int64_t b = m->cfg.batch, outs = loom_model_outputs(m), f = m->in_features, pos = loom_model_positions(m);
     for (int64_t start = 0; start < n; start += b) {
         int64_t nb = n - start < b ? n - start : b;
         model_prog *mp;
         LOOM_TRY(loom_model_prog(m, 0, nb, &mp));
+        LOOM_TRY(loom_model_check_inputs(m, x + start * f, nb));
         LOOM_TRY(loom_program_set_input(mp->p, "x", x + start * f, (size_t)(nb * f) * sizeof(float)));
         /* The loss needs targets; any valid ones will do for prediction. */
-        memset(m->ybuf, 0, (size_t)nb * sizeof *m->ybuf);
+        memset(m->ybuf, 0, (size_t)(nb * pos) * sizeof *m->ybuf);
         if (m->cfg.loss == LOOM_LOSS_SPARSE_CE)
-            LOOM_TRY(loom_program_set_input(mp->p, "labels", m->ybuf, (size_t)nb * sizeof(int32_t)));
+            LOOM_TRY(loom_program_set_input(mp->p, "labels", m->ybuf, (size_t)(nb * pos) * sizeof(int32_t)));
         else {
             memset(m->tbuf, 0, (size_t)(nb * outs) * sizeof(float));
             LOOM_TRY(loom_program_set_input(mp->p, "targets", m->tbuf, (size_t)(nb * outs) * sizeof(float)));
@@ -412,7 +420,7 @@ loom_status loom_sequential_fit(loom_sequential *m, loom_dataset *train, const l
             st.skipped_steps = loom_state_skipped_steps(m->st);
             st.seen = m->epoch_step == steps ? n : m->epoch_step * b;
             st.loss = loss / (double)seen;
-            st.accuracy = (double)correct / (double)seen;
+            st.accuracy = (double)correct / (double)(seen * loom_model_positions(m));
             st.seconds = secs;
             st.samples_per_s = secs > 0 ? (double)seen / secs : 0;
             if (cfg.checkpoint_every > 0 && cfg.checkpoint_path && st.step % cfg.checkpoint_every == 0) {

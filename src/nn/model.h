@@ -5,6 +5,7 @@
 #define LOOM_NN_MODEL_H
 
 #include "loom.h"
+#include "seq_layers.h"
 
 #include <stddef.h>
 
@@ -27,7 +28,9 @@ typedef enum layer_kind {
     LAYER_BATCH_NORM,
     LAYER_FLATTEN,
     LAYER_ACTIVATION,
-    LAYER_SPATIAL_DROPOUT
+    LAYER_SPATIAL_DROPOUT,
+    /* sequence models: every kind of seq_layers.c (layer.seq.kind) */
+    LAYER_SEQ
 } layer_kind;
 
 typedef struct layer {
@@ -40,16 +43,20 @@ typedef struct layer {
     int kernel[2], stride[2], dilation[2];
     int same, groups, use_bias;
     float momentum, eps;
-    /* what the layer takes and gives per sample: [features] or [C, H, W] */
+    nn_seq_layer seq;          /* LAYER_SEQ: the sequence layers of seq_layers.c */
+    /* what the layer takes and gives per sample (set as it is added):
+     * [features], a sequence [T, D], or [C, H, W] (images) */
     int in_ndim, out_ndim;
-    int64_t in_shape[3], out_shape[3];
+    int64_t in_shape[NN_SHAPE_MAX], out_shape[NN_SHAPE_MAX];
 } layer;
 
-/* A parameter of a layer: its state name, shape and how it starts. */
-typedef enum param_init { PINIT_KERNEL, PINIT_ZEROS, PINIT_ONES, PINIT_RUNNING } param_init;
+/* A parameter of a layer: its state name, shape and how it starts.
+ * PINIT_KERNEL: the layer's init (Glorot uniform or He normal) over
+ * fan_in / fan_out; PINIT_NORMAL: N(0, 0.02^2) (embeddings). */
+typedef enum param_init { PINIT_KERNEL, PINIT_ZEROS, PINIT_ONES, PINIT_RUNNING, PINIT_NORMAL } param_init;
 
 typedef struct model_param {
-    char name[64];
+    char name[128];
     int ndim;
     int64_t shape[4];
     int trainable;             /* 0: running statistics, updated by the forward pass */
@@ -106,14 +113,36 @@ loom_status loom_model_from_json(loom_ctx *ctx, const char *json, const char *wh
 int64_t loom_model_outputs(const loom_sequential *m);
 /* Name of layer l's kernel / bias params. */
 void loom_model_param_names(int l, char *kernel, char *bias, size_t n);
-/* The parameters of layer i (up to 3) into out; their count. */
-int loom_model_layer_params(const loom_sequential *m, int i, model_param out[3]);
+/* The sample shape into each layer, shapes[i], and out of the last,
+ * shapes[nlayers] (the model's input when it has no layers). */
+void loom_model_shapes(const loom_sequential *m, nn_shape *shapes);
+/* Layer i's scope, the prefix of its parameters and ops: "<prefix><k>",
+ * the k-th layer of its kind: "dense1", "conv0", "bn2", "max_pool2d0",
+ * "transformer_encoder1" (sequence layers count per sequence kind). */
+void loom_model_scope(const loom_sequential *m, int i, char *buf, size_t n);
+/* The predictions per sample: the outputs over the classes (the last
+ * output dim): 1, or a sequence's length. */
+int64_t loom_model_positions(const loom_sequential *m);
+/* Checks n rows of raw inputs the model reads as token ids (an embedding
+ * first): LOOM_E_RANGE naming the row, position and value. */
+loom_status loom_model_check_inputs(const loom_sequential *m, const float *x, int64_t n);
+/* The one enumeration of parameters (initialization, model files,
+ * validation): layer i's count and its k-th; the model's count and its
+ * k-th in layer order (0 when k is out of range; *layer_index: its layer
+ * when not NULL). */
+int loom_model_layer_nparams(const loom_sequential *m, int i);
+void loom_model_layer_param(const loom_sequential *m, int i, int k, model_param *p);
+int loom_model_param_count(const loom_sequential *m);
+int loom_model_param(const loom_sequential *m, int k, model_param *p, int *layer_index);
 
 /* ---- conv_layers.c: the layers of convolutional networks ---- */
 
-/* The output shape of l over its input (l->in_*), into l->out_*; 0, or
- * LOOM_E_SHAPE naming the layer (what) and the shapes. */
-loom_status loom_model_layer_shape(loom_ctx *ctx, layer *l, const char *what);
+/* The output shape of a convolutional layer l over its input (l->in_*),
+ * into l->out_*; 0, or LOOM_E_SHAPE naming the layer (what) and the
+ * shapes. */
+loom_status loom_model_conv_shape(loom_ctx *ctx, layer *l, const char *what);
+/* The prefix of a convolutional layer's scope: "conv", "bn", its type. */
+const char *loom_model_conv_prefix(layer_kind k);
 /* The JSON of a convolutional layer into o (cJSON *). */
 void loom_model_describe_conv(const layer *l, void *o);
 /* 1 if type names a convolutional layer; then its fields from o into l
@@ -123,7 +152,7 @@ int loom_model_parse_conv(loom_ctx *ctx, const char *type, const void *o, const 
 /* The parameters of a convolutional layer (index: its number among the
  * layers of its kind). */
 int loom_model_conv_params(const layer *l, int index, model_param out[3]);
-/* Appends layer i (not dense or dropout) to the graph over h. */
+/* Appends layer i (a convolutional layer) to the graph over h. */
 loom_tensor loom_model_build_conv(loom_sequential *m, loom_graph *g, int i, int train, loom_tensor h);
 /* Training augmentation of nb image rows in x (shift, flip). */
 loom_status loom_model_augment(loom_sequential *m, const loom_fit_config *cfg, float *x, int64_t nb, int64_t step);

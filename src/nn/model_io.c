@@ -35,39 +35,36 @@ typedef struct tensor_kind {
 
 static const char *const moment_suffixes[] = {"m", "v", "momentum"};
 
-/* Every layer's parameters (kernels, biases, batch norm's scale, shift and
- * running statistics); trainable ones may carry optimizer moments and a
- * moving average, "<name>/m" and the like. */
+/* Every parameter of the model (loom_model_param: kernels, biases, batch
+ * norm's scale, shift and running statistics, the sequence layers'
+ * weights); trainable ones may carry optimizer moments and a moving
+ * average, "<name>/m" and the like. */
 static tensor_kind classify(const loom_sequential *m, const char *name)
 {
     tensor_kind k = {ROLE_UNKNOWN, 0, {0, 0, 0, 0}};
-    for (int i = 0; i < m->nlayers; i++) {
-        model_param ps[3];
-        int np = loom_model_layer_params(m, i, ps);
-        for (int b = 0; b < np; b++) {
-            const char *p = ps[b].name;
-            size_t len = strlen(p);
-            if (strncmp(name, p, len))
-                continue;
-            k.ndim = ps[b].ndim;
-            memcpy(k.shape, ps[b].shape, sizeof k.shape);
-            if (!name[len]) {
-                k.role = ROLE_PARAM;
-                return k;
-            }
-            if (name[len] != '/' || !ps[b].trainable)
-                continue;
-            const char *suffix = name + len + 1;
-            if (!strcmp(suffix, "ema")) {
-                k.role = ROLE_EMA;
-                return k;
-            }
-            for (size_t s = 0; s < sizeof moment_suffixes / sizeof moment_suffixes[0]; s++)
-                if (!strcmp(suffix, moment_suffixes[s])) {
-                    k.role = ROLE_MOMENT;
-                    return k;
-                }
+    model_param p;
+    for (int i = 0; loom_model_param(m, i, &p, NULL); i++) {
+        size_t len = strlen(p.name);
+        if (strncmp(name, p.name, len))
+            continue;
+        k.ndim = p.ndim;
+        memcpy(k.shape, p.shape, sizeof k.shape);
+        if (!name[len]) {
+            k.role = ROLE_PARAM;
+            return k;
         }
+        if (name[len] != '/' || !p.trainable)
+            continue;
+        const char *suffix = name + len + 1;
+        if (!strcmp(suffix, "ema")) {
+            k.role = ROLE_EMA;
+            return k;
+        }
+        for (size_t s = 0; s < sizeof moment_suffixes / sizeof moment_suffixes[0]; s++)
+            if (!strcmp(suffix, moment_suffixes[s])) {
+                k.role = ROLE_MOMENT;
+                return k;
+            }
     }
     k.role = ROLE_UNKNOWN;
     return k;

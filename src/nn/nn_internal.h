@@ -19,12 +19,15 @@ struct loom_dataset {
     loom_scaling scaling;       /* when scaled: how, and its (mean, std) */
     float stats[2];
     float *x;                   /* [n, features] */
-    int32_t *y;                 /* [n] */
+    int32_t *y;                 /* [n, ylen] */
+    int64_t ylen;               /* labels per row: 1, or a sequence's */
 };
 
 /* A data set of n rows with room for its data (contents undefined);
  * NULL when out of memory (no message set). */
 loom_dataset *loom_dataset_alloc(loom_ctx *ctx, int64_t n, int64_t features);
+/* The same with ylen labels per row. */
+loom_dataset *loom_dataset_alloc_seq(loom_ctx *ctx, int64_t n, int64_t features, int64_t ylen);
 /* Recomputes ds->classes from the labels. */
 void loom_dataset_count_classes(loom_dataset *ds);
 

@@ -78,6 +78,43 @@ void loom_sequential_destroy(loom_sequential *m)
     loom_free(m->ctx, m, sizeof *m);
 }
 
+static nn_shape to_nn_shape(int ndim, const int64_t *d)
+{
+    nn_shape sh = {ndim, {0, 0, 0}};
+    memcpy(sh.d, d, (size_t)ndim * sizeof *d);
+    return sh;
+}
+
+/* The shape walk: what layer l (number li) gives per sample over what it
+ * takes (l->in_*), into l->out_*; LOOM_E_SHAPE naming the layer. Dense
+ * layers map the last axis of features or sequences, not images. */
+static loom_status layer_shape(loom_ctx *ctx, layer *l, int li, const char *what)
+{
+    char where[64], a[96];
+    snprintf(where, sizeof where, "%s (layer %d)", what, li);
+    l->out_ndim = l->in_ndim;
+    memcpy(l->out_shape, l->in_shape, sizeof l->out_shape);
+    switch (l->kind) {
+    case LAYER_DENSE:
+        if (l->in_ndim == 3)
+            return loom_fail(ctx, LOOM_E_SHAPE, "%s: its input is an image %s (per sample); add a flatten layer "
+                             "before it", where, loom_shape_str(a, sizeof a, l->in_ndim, l->in_shape));
+        l->out_shape[l->in_ndim - 1] = l->units;
+        return LOOM_OK;
+    case LAYER_DROPOUT:
+        return LOOM_OK;
+    case LAYER_SEQ: {
+        nn_shape in = to_nn_shape(l->in_ndim, l->in_shape), out;
+        LOOM_TRY(loom_seq_shape(ctx, &l->seq, li, &in, &out));
+        l->out_ndim = out.ndim;
+        memcpy(l->out_shape, out.d, sizeof l->out_shape);
+        return LOOM_OK;
+    }
+    default:
+        return loom_model_conv_shape(ctx, l, where);
+    }
+}
+
 static loom_status add_layer(loom_sequential *m, layer l, const char *what)
 {
     if (!m)
@@ -90,9 +127,7 @@ static loom_status add_layer(loom_sequential *m, layer l, const char *what)
     const layer *prev = m->nlayers ? &m->layers[m->nlayers - 1] : NULL;
     l.in_ndim = prev ? prev->out_ndim : m->in_ndim;
     memcpy(l.in_shape, prev ? prev->out_shape : m->in_shape, sizeof l.in_shape);
-    char where[64];
-    snprintf(where, sizeof where, "%s (layer %d)", what, m->nlayers);
-    LOOM_TRY(loom_model_layer_shape(m->ctx, &l, where));
+    LOOM_TRY(layer_shape(m->ctx, &l, m->nlayers, what));
     m->layers[m->nlayers++] = l;
     return loom_model_describe(m);
 }
@@ -121,6 +156,20 @@ loom_status loom_sequential_add_dropout(loom_sequential *m, float rate)
     return add_layer(m, l, "dropout");
 }
 
+static loom_status parse_layer(loom_sequential *m, const cJSON *l, int li, const char *what, int file);
+
+loom_status loom_sequential_add_json(loom_sequential *m, const char *layer_json)
+{
+    if (!m || !layer_json)
+        return m ? loom_fail(m->ctx, LOOM_E_INVALID, "loom_sequential_add_json: NULL layer") : LOOM_E_INVALID;
+    cJSON *o = cJSON_Parse(layer_json);
+    loom_status s = cJSON_IsObject(o) ? parse_layer(m, o, m->nlayers, "loom_sequential_add_json", 0)
+                                      : loom_fail(m->ctx, LOOM_E_FORMAT, "loom_sequential_add_json: not a JSON object: "
+                                                  "%.80s", layer_json);
+    cJSON_Delete(o);
+    return s;
+}
+
 const char *loom_sequential_describe(loom_sequential *m)
 {
     return m && m->describe ? m->describe : "";
@@ -143,13 +192,15 @@ loom_status loom_model_describe(loom_sequential *m)
     for (int i = 0; i < m->nlayers; i++) {
         const layer *l = &m->layers[i];
         cJSON *o = cJSON_CreateObject();
-        if (l->kind != LAYER_DENSE && l->kind != LAYER_DROPOUT) {
-            loom_model_describe_conv(l, o);
-        } else if (l->kind == LAYER_DENSE) {
+        if (l->kind == LAYER_DENSE) {
             cJSON_AddStringToObject(o, "type", "dense");
             cJSON_AddNumberToObject(o, "units", (double)l->units);
             cJSON_AddStringToObject(o, "activation", act_names[l->act]);
             cJSON_AddStringToObject(o, "init", init_names[l->init]);
+        } else if (l->kind == LAYER_SEQ) {
+            loom_seq_describe(&l->seq, o);
+        } else if (l->kind != LAYER_DROPOUT) {
+            loom_model_describe_conv(l, o);
         } else {
             cJSON_AddStringToObject(o, "type", "dropout");
             cJSON_AddNumberToObject(o, "rate", (double)l->rate);
@@ -210,6 +261,60 @@ static const char *const dropout_keys[] = {"type", "rate", NULL};
 #define ARCH_BAD(...) (s = loom_fail(ctx, LOOM_E_FORMAT, __VA_ARGS__))
 #define LOOM_ERRMSG_COPY 512
 
+/* One layer of an architecture (li: its index, what: the file, or the
+ * call when not a file: its shape errors stay LOOM_E_SHAPE). */
+static loom_status parse_layer(loom_sequential *m, const cJSON *l, int li, const char *what, int file)
+{
+    loom_ctx *ctx = m->ctx;
+    loom_status s = LOOM_OK;
+    const char *unk = NULL;
+    const char *type = cJSON_IsObject(l) ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(l, "type")) : NULL;
+    layer conv;
+    if (type && loom_model_parse_conv(ctx, type, l, what, li, &conv, &s)) {
+        if (s == LOOM_OK)
+            s = add_layer(m, conv, type);
+    } else if (type && !strcmp(type, "dense")) {
+        int64_t units = 0;
+        /* activation and init may be left out: linear, Glorot uniform */
+        const cJSON *ja = cJSON_GetObjectItemCaseSensitive(l, "activation"), *ji = cJSON_GetObjectItemCaseSensitive(l, "init");
+        int act = ja ? find_name(act_names, 6, cJSON_GetStringValue(ja)) : LOOM_ACT_NONE;
+        int init = ji ? find_name(init_names, 2, cJSON_GetStringValue(ji)) : LOOM_INIT_GLOROT_UNIFORM;
+        if ((unk = unknown_key(l, dense_keys)))
+            ARCH_BAD("%s: loom.architecture layer %d has an unknown field \"%.64s\"", what, li, unk);
+        else if (!json_int(cJSON_GetObjectItemCaseSensitive(l, "units"), 1, LOOM_MAX_UNITS, &units))
+            ARCH_BAD("%s: loom.architecture layer %d (dense): \"units\" is not an integer in [1, %lld]", what, li,
+                     (long long)LOOM_MAX_UNITS);
+        else if (act < 0)
+            ARCH_BAD("%s: loom.architecture layer %d (dense): unknown \"activation\"", what, li);
+        else if (init < 0)
+            ARCH_BAD("%s: loom.architecture layer %d (dense): unknown \"init\"", what, li);
+        else
+            s = loom_sequential_add_dense(m, units, (loom_activation)act, (loom_init)init);
+    } else if (type && !strcmp(type, "dropout")) {
+        const cJSON *rate = cJSON_GetObjectItemCaseSensitive(l, "rate");
+        if ((unk = unknown_key(l, dropout_keys)))
+            ARCH_BAD("%s: loom.architecture layer %d has an unknown field \"%.64s\"", what, li, unk);
+        else if (!cJSON_IsNumber(rate) || !(rate->valuedouble >= 0.0 && rate->valuedouble < 1.0))
+            ARCH_BAD("%s: loom.architecture layer %d (dropout): \"rate\" is not a number in [0, 1)", what, li);
+        else
+            s = loom_sequential_add_dropout(m, (float)rate->valuedouble);
+    } else if (loom_seq_kind(type) >= 0) {
+        layer sl = {.kind = LAYER_SEQ, .act = LOOM_ACT_NONE, .init = LOOM_INIT_GLOROT_UNIFORM};
+        s = loom_seq_parse(ctx, l, li, what, &sl.seq);
+        if (s == LOOM_OK)
+            s = add_layer(m, sl, loom_seq_type(sl.seq.kind));
+    } else {
+        ARCH_BAD("%s: loom.architecture layer %d has unknown type \"%.64s\"", what, li, type ? type : "?");
+    }
+    if (s != LOOM_OK && s != LOOM_E_OOM && s != LOOM_E_FORMAT) {
+        /* a copy: the message is rewritten into the buffer it is read from */
+        char why[LOOM_ERRMSG_COPY];
+        snprintf(why, sizeof why, "%s", loom_last_error(ctx));
+        s = loom_fail(ctx, file ? LOOM_E_FORMAT : s, "%s: loom.architecture layer %d: %s", what, li, why);
+    }
+    return s;
+}
+
 loom_status loom_model_from_json(loom_ctx *ctx, const char *json, const char *what, loom_sequential **out)
 {
     cJSON *root = cJSON_Parse(json);
@@ -255,48 +360,8 @@ loom_status loom_model_from_json(loom_ctx *ctx, const char *json, const char *wh
     int li = 0;
     cJSON_ArrayForEach(l, layers)
     {
-        const char *type = cJSON_IsObject(l) ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(l, "type")) : NULL;
-        layer conv;
-        if (type && loom_model_parse_conv(ctx, type, l, what, li, &conv, &s)) {
-            if (s == LOOM_OK)
-                s = loom_model_add(m, conv, type);
-        } else if (type && !strcmp(type, "dense")) {
-            int64_t units = 0;
-            /* a description written by hand may leave the defaults out */
-            const cJSON *aj = cJSON_GetObjectItemCaseSensitive(l, "activation"), *ij = cJSON_GetObjectItemCaseSensitive(l, "init");
-            int act = aj ? find_name(act_names, 6, cJSON_GetStringValue(aj)) : LOOM_ACT_NONE;
-            int init = ij ? find_name(init_names, 2, cJSON_GetStringValue(ij)) : LOOM_INIT_GLOROT_UNIFORM;
-            if ((unk = unknown_key(l, dense_keys)))
-                ARCH_BAD("%s: loom.architecture layer %d has an unknown field \"%.64s\"", what, li, unk);
-            else if (!json_int(cJSON_GetObjectItemCaseSensitive(l, "units"), 1, LOOM_MAX_UNITS, &units))
-                ARCH_BAD("%s: loom.architecture layer %d (dense): \"units\" is not an integer in [1, %lld]", what,
-                         li, (long long)LOOM_MAX_UNITS);
-            else if (act < 0)
-                ARCH_BAD("%s: loom.architecture layer %d (dense): unknown \"activation\"", what, li);
-            else if (init < 0)
-                ARCH_BAD("%s: loom.architecture layer %d (dense): unknown \"init\"", what, li);
-            else
-                s = loom_sequential_add_dense(m, units, (loom_activation)act, (loom_init)init);
-        } else if (type && !strcmp(type, "dropout")) {
-            const cJSON *rate = cJSON_GetObjectItemCaseSensitive(l, "rate");
-            if ((unk = unknown_key(l, dropout_keys)))
-                ARCH_BAD("%s: loom.architecture layer %d has an unknown field \"%.64s\"", what, li, unk);
-            else if (!cJSON_IsNumber(rate) || !(rate->valuedouble >= 0.0 && rate->valuedouble < 1.0))
-                ARCH_BAD("%s: loom.architecture layer %d (dropout): \"rate\" is not a number in [0, 1)", what, li);
-            else
-                s = loom_sequential_add_dropout(m, (float)rate->valuedouble);
-        } else {
-            ARCH_BAD("%s: loom.architecture layer %d has unknown type \"%.64s\"", what, li, type ? type : "?");
-        }
-        if (s != LOOM_OK) {
-            if (s != LOOM_E_OOM && s != LOOM_E_FORMAT) {
-                /* a copy: the message is rewritten into the buffer it is read from */
-                char why[LOOM_ERRMSG_COPY];
-                snprintf(why, sizeof why, "%s", loom_last_error(ctx));
-                s = loom_fail(ctx, LOOM_E_FORMAT, "%s: loom.architecture layer %d: %s", what, li, why);
-            }
+        if ((s = parse_layer(m, l, li, what, 1)) != LOOM_OK)
             goto out;
-        }
         li++;
     }
 out:
@@ -319,12 +384,128 @@ loom_status loom_sequential_from_json(loom_ctx *ctx, const char *json, const cha
     return loom_model_from_json(ctx, json, what ? what : "model description", out);
 }
 
+void loom_model_shapes(const loom_sequential *m, nn_shape *shapes)
+{
+    for (int i = 0; i < m->nlayers; i++)
+        shapes[i] = to_nn_shape(m->layers[i].in_ndim, m->layers[i].in_shape);
+    const layer *last = m->nlayers ? &m->layers[m->nlayers - 1] : NULL;
+    shapes[m->nlayers] = last ? to_nn_shape(last->out_ndim, last->out_shape) : to_nn_shape(m->in_ndim, m->in_shape);
+}
+
+/* The sample shape out of the model (the layers were checked as added). */
+static nn_shape out_shape(const loom_sequential *m)
+{
+    const layer *last = m->nlayers ? &m->layers[m->nlayers - 1] : NULL;
+    return last ? to_nn_shape(last->out_ndim, last->out_shape) : to_nn_shape(m->in_ndim, m->in_shape);
+}
+
 int64_t loom_model_outputs(const loom_sequential *m)
 {
-    if (!m->nlayers)
-        return m->in_features;
-    const layer *l = &m->layers[m->nlayers - 1];
-    return l->out_ndim == 3 ? l->out_shape[0] * l->out_shape[1] * l->out_shape[2] : l->out_shape[0];
+    nn_shape sh = out_shape(m);
+    int64_t n = 1;
+    for (int i = 0; i < sh.ndim; i++)
+        n *= sh.d[i];
+    return n;
+}
+
+int64_t loom_model_positions(const loom_sequential *m)
+{
+    nn_shape sh = out_shape(m);
+    return loom_model_outputs(m) / sh.d[sh.ndim - 1];
+}
+
+/* The number of layer i among the layers that share its prefix. */
+static int kind_index(const loom_sequential *m, int i)
+{
+    const layer *l = &m->layers[i];
+    int k = 0;
+    for (int j = 0; j < i; j++)
+        k += m->layers[j].kind == l->kind && (l->kind != LAYER_SEQ || m->layers[j].seq.kind == l->seq.kind);
+    return k;
+}
+
+void loom_model_scope(const loom_sequential *m, int i, char *buf, size_t n)
+{
+    const layer *l = &m->layers[i];
+    const char *prefix = l->kind == LAYER_DENSE     ? "dense"
+                         : l->kind == LAYER_DROPOUT ? "dropout"
+                         : l->kind == LAYER_SEQ     ? loom_seq_type(l->seq.kind)
+                                                    : loom_model_conv_prefix(l->kind);
+    snprintf(buf, n, "%s%d", prefix, kind_index(m, i));
+}
+
+int loom_model_layer_nparams(const loom_sequential *m, int i)
+{
+    const layer *l = &m->layers[i];
+    model_param ps[3];
+    switch (l->kind) {
+    case LAYER_DENSE: return 2;
+    case LAYER_DROPOUT: return 0;
+    case LAYER_SEQ: return loom_seq_nparams(&l->seq);
+    default: return loom_model_conv_params(l, 0, ps);
+    }
+}
+
+static const param_init seq_inits[] = {
+    [NN_INIT_GLOROT] = PINIT_KERNEL, [NN_INIT_NORMAL] = PINIT_NORMAL, [NN_INIT_ZERO] = PINIT_ZEROS,
+    [NN_INIT_ONE] = PINIT_ONES};
+
+void loom_model_layer_param(const loom_sequential *m, int i, int k, model_param *p)
+{
+    const layer *l = &m->layers[i];
+    memset(p, 0, sizeof *p);
+    p->trainable = 1;
+    if (l->kind == LAYER_DENSE) {
+        /* over the last axis: [features, units] whatever the rank */
+        char kn[sizeof p->name];
+        loom_model_param_names(kind_index(m, i), kn, p->name, sizeof p->name);
+        if (!k)
+            memcpy(p->name, kn, sizeof kn);
+        p->ndim = k ? 1 : 2;
+        p->shape[0] = k ? l->units : l->in_shape[l->in_ndim - 1];
+        p->shape[1] = k ? 0 : l->units;
+        p->init = k ? PINIT_ZEROS : PINIT_KERNEL;
+        p->fan_in = p->shape[0];
+        p->fan_out = l->units;
+    } else if (l->kind == LAYER_SEQ) {
+        char scope[64];
+        nn_init_kind init;
+        nn_shape in = to_nn_shape(l->in_ndim, l->in_shape);
+        loom_model_scope(m, i, scope, sizeof scope);
+        loom_seq_param(&l->seq, scope, &in, k, p->name, sizeof p->name, &p->ndim, p->shape, &init);
+        p->init = seq_inits[init];
+        /* the sequence layers' matrices are Glorot uniform over [rows, cols] */
+        p->fan_in = p->shape[0];
+        p->fan_out = p->ndim > 1 ? p->shape[1] : 1;
+    } else {
+        model_param ps[3];
+        int n = loom_model_conv_params(l, kind_index(m, i), ps);
+        if (k < n)
+            *p = ps[k];
+    }
+}
+
+int loom_model_param_count(const loom_sequential *m)
+{
+    int n = 0;
+    for (int i = 0; i < m->nlayers; i++)
+        n += loom_model_layer_nparams(m, i);
+    return n;
+}
+
+int loom_model_param(const loom_sequential *m, int k, model_param *p, int *layer_index)
+{
+    for (int i = 0; i < m->nlayers && k >= 0; i++) {
+        int n = loom_model_layer_nparams(m, i);
+        if (k < n) {
+            loom_model_layer_param(m, i, k, p);
+            if (layer_index)
+                *layer_index = i;
+            return 1;
+        }
+        k -= n;
+    }
+    return 0;
 }
 
 int64_t loom_sequential_outputs(const loom_sequential *m)
@@ -353,6 +534,29 @@ void loom_model_param_names(int l, char *kernel, char *bias, size_t n)
     snprintf(bias, n, "dense%d/bias", l);
 }
 
+/* The index of the layer that reads token ids (an embedding first), -1. */
+static int token_layer(const loom_sequential *m)
+{
+    for (int i = 0; i < m->nlayers; i++) {
+        const layer *l = &m->layers[i];
+        if (l->kind == LAYER_SEQ && l->seq.kind == SEQ_EMBEDDING)
+            return i;
+        if (l->kind != LAYER_DROPOUT && !(l->kind == LAYER_SEQ && l->seq.kind == SEQ_RESHAPE))
+            return -1;
+    }
+    return -1;
+}
+
+loom_status loom_model_check_inputs(const loom_sequential *m, const float *x, int64_t n)
+{
+    int t = token_layer(m);
+    if (t < 0)
+        return LOOM_OK;
+    char scope[64];
+    loom_model_scope(m, t, scope, sizeof scope);
+    return loom_seq_check_tokens(m->ctx, &m->layers[t].seq, scope, x, n, m->in_features);
+}
+
 loom_model_config loom_model_config_default(void)
 {
     loom_model_config c;
@@ -379,74 +583,48 @@ static double uniform01(uint64_t *s)
     return (double)(splitmix(s) >> 11) * (1.0 / 9007199254740992.0);
 }
 
-int loom_model_layer_params(const loom_sequential *m, int i, model_param out[3])
-{
-    const layer *l = &m->layers[i];
-    int index = 0;
-    for (int j = 0; j < i; j++)
-        index += m->layers[j].kind == l->kind;
-    if (l->kind != LAYER_DENSE)
-        return loom_model_conv_params(l, index, out);
-    loom_model_param_names(index, out[0].name, out[1].name, sizeof out[0].name);
-    for (int k = 0; k < 2; k++) {
-        memset(out[k].shape, 0, sizeof out[k].shape);
-        out[k].trainable = 1;
-    }
-    out[0].ndim = 2;
-    out[0].shape[0] = l->in_shape[0];
-    out[0].shape[1] = l->units;
-    out[0].init = PINIT_KERNEL;
-    out[0].fan_in = l->in_shape[0];
-    out[0].fan_out = l->units;
-    out[1].ndim = 1;
-    out[1].shape[0] = l->units;
-    out[1].init = PINIT_ZEROS;
-    return 2;
-}
-
 /* Every parameter in layer order; kernels draw from one seeded stream
  * (Glorot uniform or He normal), biases and shifts start at 0, scales at
  * 1, running statistics at mean 0 and variance 1. */
 static loom_status init_weights(loom_sequential *m)
 {
     uint64_t rng = m->cfg.seed * 0x2545f4914f6cdd1dULL + 1;
-    for (int i = 0; i < m->nlayers; i++) {
-        const layer *l = &m->layers[i];
-        model_param ps[3];
-        int np = loom_model_layer_params(m, i, ps);
-        for (int k = 0; k < np; k++) {
-            const model_param *p = &ps[k];
-            uint64_t count;
-            size_t bytes = 0;
-            float *w = NULL;
-            if (!loom_shape_bytes(p->ndim, p->shape, sizeof *w, &count, NULL) && count <= SIZE_MAX / sizeof *w) {
-                bytes = (size_t)count * sizeof *w;
-                w = loom_calloc(m->ctx, (size_t)count, sizeof *w);
-            }
-            if (!w)
-                return loom_fail(m->ctx, LOOM_E_OOM, "sequential: out of memory initializing %s", p->name);
-            if (p->init == PINIT_KERNEL && l->init == LOOM_INIT_GLOROT_UNIFORM) {
-                double lim = sqrt(6.0 / (double)(p->fan_in + p->fan_out));
-                for (uint64_t e = 0; e < count; e++)
-                    w[e] = (float)((uniform01(&rng) * 2.0 - 1.0) * lim);
-            } else if (p->init == PINIT_KERNEL) {
-                double sd = sqrt(2.0 / (double)p->fan_in);
-                for (uint64_t e = 0; e < count; e++) {
-                    double u1 = uniform01(&rng), u2 = uniform01(&rng);
-                    w[e] = (float)(sd * sqrt(-2.0 * log(u1 + 1e-300)) * cos(6.283185307179586 * u2));
-                }
-            } else if (p->init == PINIT_ONES) {
-                for (uint64_t e = 0; e < count; e++)
-                    w[e] = 1.0f;
-            } else if (p->init == PINIT_RUNNING) {
-                for (int64_t e = 0; e < p->shape[1]; e++)
-                    w[p->shape[1] + e] = 1.0f; /* row 0 the mean, row 1 the variance */
-            }
-            loom_status s = loom_state_write(m->st, p->name, LOOM_F32, p->ndim, p->shape, w);
-            loom_free(m->ctx, w, bytes);
-            if (s != LOOM_OK)
-                return s;
+    int np = loom_model_param_count(m);
+    for (int k = 0; k < np; k++) {
+        model_param p;
+        int li = 0;
+        loom_model_param(m, k, &p, &li);
+        const layer *l = &m->layers[li];
+        uint64_t count;
+        size_t bytes = 0;
+        float *w = NULL;
+        if (!loom_shape_bytes(p.ndim, p.shape, sizeof *w, &count, NULL) && count <= SIZE_MAX / sizeof *w) {
+            bytes = (size_t)count * sizeof *w;
+            w = loom_calloc(m->ctx, (size_t)count, sizeof *w);
         }
+        if (!w)
+            return loom_fail(m->ctx, LOOM_E_OOM, "sequential: out of memory initializing %s", p.name);
+        if (p.init == PINIT_KERNEL && l->init == LOOM_INIT_GLOROT_UNIFORM) {
+            double lim = sqrt(6.0 / (double)(p.fan_in + p.fan_out));
+            for (uint64_t e = 0; e < count; e++)
+                w[e] = (float)((uniform01(&rng) * 2.0 - 1.0) * lim);
+        } else if (p.init == PINIT_KERNEL || p.init == PINIT_NORMAL) {
+            double sd = p.init == PINIT_NORMAL ? 0.02 : sqrt(2.0 / (double)p.fan_in);
+            for (uint64_t e = 0; e < count; e++) {
+                double u1 = uniform01(&rng), u2 = uniform01(&rng);
+                w[e] = (float)(sd * sqrt(-2.0 * log(u1 + 1e-300)) * cos(6.283185307179586 * u2));
+            }
+        } else if (p.init == PINIT_ONES) {
+            for (uint64_t e = 0; e < count; e++)
+                w[e] = 1.0f;
+        } else if (p.init == PINIT_RUNNING) {
+            for (int64_t e = 0; e < p.shape[1]; e++)
+                w[p.shape[1] + e] = 1.0f; /* row 0 the mean, row 1 the variance */
+        }
+        loom_status s = loom_state_write(m->st, p.name, LOOM_F32, p.ndim, p.shape, w);
+        loom_free(m->ctx, w, bytes);
+        if (s != LOOM_OK)
+            return s;
     }
     return LOOM_OK;
 }
@@ -465,28 +643,60 @@ static loom_tensor activate(loom_graph *g, loom_tensor h, loom_activation a)
     }
 }
 
+static int64_t sample_numel(const nn_shape *sh)
+{
+    int64_t n = 1;
+    for (int i = 0; i < sh->ndim; i++)
+        n *= sh->d[i];
+    return n;
+}
+
+/* t as [ndim dims]; t itself when it has that shape already (no copy, and
+ * the fusion passes see the ops of an MLP's head as they are). */
+static loom_tensor shaped(loom_graph *g, loom_tensor t, int ndim, const int64_t *shape)
+{
+    int same = loom_tensor_ndim(g, t) == ndim;
+    for (int i = 0; i < ndim && same; i++)
+        same = loom_tensor_dim(g, t, i) == shape[i];
+    return same ? t : loom_reshape(g, t, ndim, shape);
+}
+
+/* [batch, sample...] as a tensor shape. */
+static int batched_shape(int64_t batch, const nn_shape *sh, int64_t *out)
+{
+    out[0] = batch;
+    for (int i = 0; i < sh->ndim; i++)
+        out[1 + i] = sh->d[i];
+    return 1 + sh->ndim;
+}
+
 /* Builds forward (+ loss, backward and updates when train). Outputs:
  * "loss" (when targets exist), "out" (eval: the model's output), "pred"
- * (argmax, classification). */
+ * (argmax, classification). A model whose output is a sequence ([T, C]
+ * per sample) predicts each of its T positions: labels [batch * T]. */
 static loom_status build(loom_sequential *m, loom_graph *g, int train, int64_t batch)
 {
     int64_t xs[2] = {batch, m->in_features};
+    nn_shape shapes[LOOM_MAX_LAYERS + 1];
+    loom_model_shapes(m, shapes);
     /* Mixed precision: the inputs and the f32 master weights are cast to
      * the compute dtype where they are used; the logits go back to f32
-     * for the loss and the outputs. */
+     * for the loss and the outputs. Token ids stay f32 (exact). */
     loom_dtype dt = m->cfg.precision;
-    loom_tensor h = loom_cast(g, loom_input(g, "x", LOOM_F32, 2, xs), dt);
+    loom_tensor x = loom_input(g, "x", LOOM_F32, 2, xs);
+    loom_tensor h = token_layer(m) >= 0 ? x : loom_cast(g, x, dt);
     if (m->in_ndim == 3) {
         /* the rows are images: NCHW, a reshape that moves nothing */
         int64_t is[4] = {batch, m->in_shape[0], m->in_shape[1], m->in_shape[2]};
-        h = loom_reshape(g, h, 4, is);
+        h = shaped(g, h, 4, is);
     }
-    int64_t in = m->in_features;
-    int dense = 0;
-    int last_dense = -1;
-    for (int i = 0; i < m->nlayers; i++)
+    int last_dense = -1, last_compute = -1;
+    for (int i = 0; i < m->nlayers; i++) {
         if (m->layers[i].kind == LAYER_DENSE)
             last_dense = i;
+        if (m->layers[i].kind != LAYER_DROPOUT && m->layers[i].kind != LAYER_SPATIAL_DROPOUT)
+            last_compute = i;
+    }
     loom_tensor logits = LOOM_NONE;
     int softmax_layer = 0;
     for (int i = 0; i < m->nlayers; i++) {
@@ -496,9 +706,11 @@ static loom_status build(loom_sequential *m, loom_graph *g, int train, int64_t b
                 h = loom_dropout(g, h, l->rate, (uint32_t)(m->cfg.seed * 2654435761u) + (uint32_t)i);
             continue;
         }
-        if (l->kind != LAYER_DENSE) {
+        char scope[64];
+        loom_model_scope(m, i, scope, sizeof scope);
+        if (l->kind != LAYER_DENSE && l->kind != LAYER_SEQ) {
             /* a softmax of its own at the end: the loss takes its input */
-            if (i == m->nlayers - 1 && l->kind == LAYER_ACTIVATION && l->act == LOOM_ACT_SOFTMAX) {
+            if (i == last_compute && l->kind == LAYER_ACTIVATION && l->act == LOOM_ACT_SOFTMAX) {
                 h = loom_cast(g, h, LOOM_F32);
                 logits = h;
                 softmax_layer = 1;
@@ -506,50 +718,67 @@ static loom_status build(loom_sequential *m, loom_graph *g, int train, int64_t b
             h = loom_model_build_conv(m, g, i, train, h);
             continue;
         }
-        in = l->in_shape[0];
-        char kn[64], bn[64], scope[16];
-        snprintf(scope, sizeof scope, "dense%d", dense);
-        loom_model_param_names(dense++, kn, bn, sizeof kn);
         LOOM_TRY(loom_graph_scope(g, scope)); /* the layer's ops are "dense1/matmul", ... */
-        int64_t ks[2] = {in, l->units}, bs[1] = {l->units};
-        h = loom_add(g, loom_matmul(g, h, loom_cast(g, loom_param(g, kn, LOOM_F32, 2, ks, 1), dt), 0, 0),
-                     loom_cast(g, loom_param(g, bn, LOOM_F32, 1, bs, 1), dt));
+        if (l->kind == LAYER_SEQ) {
+            h = loom_seq_build(g, &l->seq, scope, &shapes[i], h, batch, train, dt,
+                               (uint32_t)(m->cfg.seed * 2654435761u) + (uint32_t)i);
+            LOOM_TRY(loom_graph_scope(g, NULL));
+            continue;
+        }
+        model_param pk, pb;
+        loom_model_layer_param(m, i, 0, &pk);
+        loom_model_layer_param(m, i, 1, &pb);
+        /* over the last axis of samples of any rank: one GEMM over rows */
+        const nn_shape *in = &shapes[i];
+        int64_t fin = in->d[in->ndim - 1], rows = batch * (sample_numel(in) / fin);
+        int64_t s2[2] = {rows, fin}, so[LOOM_MAX_DIMS];
+        if (in->ndim > 1)
+            h = shaped(g, h, 2, s2);
+        h = loom_add(g, loom_matmul(g, h, loom_cast(g, loom_param(g, pk.name, LOOM_F32, 2, pk.shape, 1), dt), 0, 0),
+                     loom_cast(g, loom_param(g, pb.name, LOOM_F32, 1, pb.shape, 1), dt));
         if (i == last_dense) {
             h = loom_cast(g, h, LOOM_F32);
             logits = h;
         }
         h = activate(g, h, l->act);
-        in = l->units;
+        if (in->ndim > 1)
+            h = shaped(g, h, batched_shape(batch, &shapes[i + 1], so), so);
         LOOM_TRY(loom_graph_scope(g, NULL));
     }
+    h = loom_cast(g, h, LOOM_F32);
     int classify = m->cfg.loss != LOOM_LOSS_MSE;
-    int softmax_out = softmax_layer || (last_dense >= 0 && m->layers[last_dense].act == LOOM_ACT_SOFTMAX);
-    int64_t outs = loom_model_outputs(m);
+    /* the logits stand in for a softmax output when the softmax is the last thing computed */
+    int softmax_out = softmax_layer ||
+                      (last_dense >= 0 && last_dense == last_compute && m->layers[last_dense].act == LOOM_ACT_SOFTMAX);
+    int64_t outs = loom_model_outputs(m), pos = loom_model_positions(m), classes = outs / pos;
+    int64_t flat2[2] = {batch * pos, classes}, out2[2] = {batch, outs};
+    loom_tensor hf = shaped(g, h, 2, flat2), lf = softmax_out ? shaped(g, logits, 2, flat2) : LOOM_NONE;
     loom_tensor loss = LOOM_NONE;
     if (m->cfg.loss == LOOM_LOSS_SPARSE_CE) {
-        int64_t ls[1] = {batch};
+        int64_t ls[1] = {batch * pos};
         loom_tensor labels = loom_input(g, "labels", LOOM_I32, 1, ls);
         /* On a softmax output, the loss comes from the logits: the same
          * value as Keras's cross-entropy of the probabilities, stable. */
-        loss = softmax_out ? loom_sparse_cross_entropy(g, logits, labels)
-                           : loom_sparse_cross_entropy(g, h, labels);
+        loss = softmax_out ? loom_sparse_cross_entropy(g, lf, labels)
+                           : loom_sparse_cross_entropy(g, hf, labels);
     } else {
         int64_t ts[2] = {batch, outs};
         loom_tensor t = loom_input(g, "targets", LOOM_F32, 2, ts);
+        loom_tensor ho = shaped(g, h, 2, out2);
         if (m->cfg.loss == LOOM_LOSS_CE)
-            loss = softmax_out ? loom_cross_entropy(g, logits, t)
-                               : loom_scale(g, loom_sum_all(g, loom_mul(g, t, loom_log(g, h))),
+            loss = softmax_out ? loom_cross_entropy(g, shaped(g, logits, 2, out2), t)
+                               : loom_scale(g, loom_sum_all(g, loom_mul(g, t, loom_log(g, ho))),
                                             -1.0f / (float)batch);
         else
-            loss = loom_mse(g, h, t);
+            loss = loom_mse(g, ho, t);
     }
     loom_output(g, loss, "loss");
     /* softmax keeps the order: the prediction comes from the logits, so a
      * training step never computes the probabilities */
     if (classify)
-        loom_output(g, loom_argmax(g, softmax_out ? logits : h, -1), "pred");
+        loom_output(g, loom_argmax(g, softmax_out ? lf : hf, -1), "pred");
     if (!train) {
-        loom_output(g, h, "out");
+        loom_output(g, shaped(g, h, 2, out2), "out");
     } else {
         /* f16 gradients underflow without a loss scale; bf16 has f32's range */
         if (dt == LOOM_F16)
@@ -621,7 +850,8 @@ loom_status loom_sequential_compile(loom_sequential *m, loom_device *dev, const 
         dense += m->layers[i].kind == LAYER_DENSE;
     if (!dense)
         return loom_fail(m->ctx, LOOM_E_INVALID, "loom_sequential_compile: the model has no dense layer");
-    if (m->layers[m->nlayers - 1].out_ndim != 1)
+    /* a sequence [T, C] per sample predicts each of its positions; images are no predictions */
+    if (m->layers[m->nlayers - 1].out_ndim == 3)
         return loom_fail(m->ctx, LOOM_E_SHAPE, "loom_sequential_compile: the model ends in images; end it with "
                          "flatten, global_avg_pool2d or dense");
     loom_model_config c = cfg ? *cfg : loom_model_config_default();
@@ -630,10 +860,14 @@ loom_status loom_sequential_compile(loom_sequential *m, loom_device *dev, const 
         return loom_fail(m->ctx, LOOM_E_INVALID, "loom_sequential_compile: %s", why);
     /* The batch buffers: every product checked, whatever the batch size
      * a file or an option asked for. */
-    int64_t outs = loom_model_outputs(m), b = c.batch;
+    int64_t outs = loom_model_outputs(m), b = c.batch, pos = loom_model_positions(m);
+    if (pos > 1 && c.loss != LOOM_LOSS_SPARSE_CE)
+        return loom_fail(m->ctx, LOOM_E_INVALID, "loom_sequential_compile: the model predicts %lld positions per "
+                         "sample; only the sparse cross-entropy takes a label per position", (long long)pos);
     size_t xb, yb, tb;
     if (loom_mul_size((size_t)b, (size_t)m->in_features, &xb) || loom_mul_size(xb, sizeof(float), &xb) ||
-        loom_mul_size((size_t)b, sizeof(int32_t), &yb) || loom_mul_size((size_t)b, (size_t)outs, &tb) ||
+        loom_mul_size((size_t)b, (size_t)pos, &yb) || loom_mul_size(yb, sizeof(int32_t), &yb) ||
+        loom_mul_size((size_t)b, (size_t)outs, &tb) ||
         loom_mul_size(tb, sizeof(float), &tb))
         return loom_fail(m->ctx, LOOM_E_OOM, "loom_sequential_compile: batch %lld of %lld inputs and %lld outputs "
                          "is too large for this machine", (long long)b, (long long)m->in_features, (long long)outs);

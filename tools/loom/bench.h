@@ -37,8 +37,6 @@ typedef struct bench_run {
     int nfigs;
 } bench_run;
 
-int cmd_bench(int argc, char **argv);
-
 /* A device being measured (cmd_bench.c opens them). */
 typedef struct bench_device {
     loom_ctx *ctx;
@@ -47,6 +45,15 @@ typedef struct bench_device {
     int corrupt;              /* test hook: this device's results are made wrong */
 } bench_device;
 
+int cmd_bench(int argc, char **argv);
+/* A new figure (NULL when the run is full) and its value from timed
+ * samples: rates work / time (times scaled) when work > 0, else times. */
+bench_fig *bench_add_fig(bench_run *r, const char *dev, const char *suite, const char *name, const char *unit, int hib);
+void bench_set_fig(bench_fig *f, double *times, int n, double work, double scale);
+double bench_now_s(void);
+/* The attention suite (bench_attention.c): fused and unfused attention,
+ * forward and forward + backward, and their arenas, on every device. */
+void bench_suite_attention(const bench_device *devs, int ndev, int quick, bench_run *r);
 /* --suite conv (bench_conv.c): conv2d forward and backward on every
  * device beside im2col + OpenBLAS, checked against ref (the CPU device). */
 void bench_suite_conv(const bench_device *devs, int ndev, int quick, const bench_device *ref, bench_run *r);

@@ -78,6 +78,21 @@ static void set_fig(bench_fig *f, double *times, int n, double work, double scal
 
 typedef bench_device devrun;
 
+bench_fig *bench_add_fig(bench_run *r, const char *dev, const char *suite, const char *name, const char *unit, int hib)
+{
+    return add_fig(r, dev, suite, name, unit, hib);
+}
+
+void bench_set_fig(bench_fig *f, double *times, int n, double work, double scale)
+{
+    set_fig(f, times, n, work, scale);
+}
+
+double bench_now_s(void)
+{
+    return now_s();
+}
+
 static void fill(float *x, size_t n, uint32_t seed)
 {
     uint32_t s = seed * 2654435761u + 1;
@@ -790,7 +805,8 @@ static void link_clblast_refs(bench_run *r)
 
 /* ---- the command -------------------------------------------------------- */
 
-static const char *const suite_names[] = {"gemm", "bandwidth", "dispatch", "train", "infer", "startup", "conv"};
+static const char *const suite_names[] = {"gemm", "bandwidth", "dispatch", "train", "infer", "startup", "conv",
+                                          "attention"};
 #define NSUITES ((int)(sizeof suite_names / sizeof suite_names[0]))
 
 static const char bench_usage[] =
@@ -798,8 +814,9 @@ static const char bench_usage[] =
     "                  [--compare BASELINE.json] [--results FILE]\n"
     "  --device SPEC    the devices to measure (default all); every result is checked against\n"
     "                   the CPU device, which computes the reference whatever --device says\n"
-    "  --suite LIST     comma-separated, of gemm, bandwidth, dispatch, train, infer, startup, conv\n"
-    "                   (default all but conv: conv2d forward and backward beside im2col + OpenBLAS)\n"
+    "  --suite LIST     comma-separated, of gemm, bandwidth, dispatch, train, infer, startup (default all\n"
+    "                   of those), conv (conv2d forward and backward beside im2col + OpenBLAS), attention\n"
+    "                   (fused vs unfused at sequence 128, 512, 2048); conv and attention asked for by name\n"
     "  --quick          fewer sizes and repetitions\n"
     "  --data DIR       Fashion-MNIST for the train suite (default " LOOM_DEFAULT_DATA_DIR ")\n"
     "  --json FILE      write the results (schema 1; loom-dash --bench shows them)\n"
@@ -952,6 +969,8 @@ int cmd_bench(int argc, char **argv)
             suite_startup(devs, ndev, ref, &run);
         if (want[6])
             bench_suite_conv(devs, ndev, quick, ref, &run);
+        if (want[7])
+            bench_suite_attention(devs, ndev, quick, &run);
         if (cpu_ref.dev && cpu_ref.dev != devs[0].dev)
             loom_device_close(cpu_ref.dev);
         for (int d = 0; d < ndev; d++)

@@ -14,7 +14,9 @@ typedef struct command {
 static const command commands[] = {
     {"devices", cmd_devices, "list every device of every API [--json]"},
     {"plan", cmd_plan, "memory plan of the MLP graph (--train: the training step, with its dispatches)\n"
-     "             [--batch N] [--device SPEC] [--train] [--json] [--timeline]"},
+     "             [--batch N] [--device SPEC] [--train] [--json] [--timeline]\n"
+     "             | --graph attention [--seq 2048] [--heads 4] [--head-size 64] [--batch 1] [--forward]:\n"
+     "             fused beside unfused attention (forward + backward unless --forward)"},
     {"forward", cmd_forward, "run the MLP forward pass [--batch N] [--device SPEC] [--runs N] [--json]"},
     {"train", cmd_train,
      "train the Fashion-MNIST MLP, or any model [--model FILE.json] [--data DIR] [--hidden 64,64]\n"
@@ -45,6 +47,9 @@ static const command commands[] = {
     {"export", cmd_export,
      "a saved model as ONNX: --model FILE --output OUT.onnx [--sample N: OUT.x.npy and the model's OUT.y.npy]\n"
      "             [--device SPEC]"},
+    {"generate", cmd_generate,
+     "sample text from a character-level language model --model FILE [--prompt TEXT] [--length 200]\n"
+     "             [--temperature 1.0] [--top-k K] [--seed N] [--device SPEC] [--json]   (examples/char_lm.c)"},
     {"tune", cmd_tune,
      "search the device's GEMM parameters and store the best [--device SPEC] [--size 1024]\n"
      "             [--candidates 24] [--reps 3] | --show | --apply FILE"},

@@ -89,4 +89,90 @@ static inline loom_axis_split loom_axis_split_of(const loom_node *t, int axis)
     return s;
 }
 
+/* ---- sequence ops ----------------------------------------------------------- */
+
+/* A batched matmul (LOOM_OP_BATCH_MATMUL): its batch dims folded into two
+ * (outer nb[0], inner nb[1]; 1 where absent), each operand's matrix offset
+ * per step of them (elements; 0 along a dim it is broadcast over), and the
+ * GEMM of one batch as the 2-D matmul reads it (row lengths lda, ldb). */
+typedef struct loom_bmm_dims {
+    int64_t nb[2];
+    int64_t sa[2], sb[2];
+    int64_t m, n, k, lda, ldb;
+} loom_bmm_dims;
+
+static inline loom_bmm_dims loom_bmm_dims_of(const loom_node *out, const loom_node *a, const loom_node *b)
+{
+    loom_bmm_dims d;
+    int nbo = out->ndim - 2;
+    int64_t ob[4] = {1, 1, 1, 1}, as[4], bs[4];
+    for (int i = 0; i < nbo; i++)
+        ob[4 - nbo + i] = out->shape[i];
+    /* strides in whole matrices along the batch dims, rank-4 aligned */
+    loom_bstrides(a->ndim - 2, a->shape, ob, as);
+    loom_bstrides(b->ndim - 2, b->shape, ob, bs);
+    int64_t ma = a->shape[a->ndim - 2] * a->shape[a->ndim - 1], mb = b->shape[b->ndim - 2] * b->shape[b->ndim - 1];
+    d.nb[0] = ob[2];
+    d.nb[1] = ob[3];
+    d.sa[0] = as[2] * ma;
+    d.sa[1] = as[3] * ma;
+    d.sb[0] = bs[2] * mb;
+    d.sb[1] = bs[3] * mb;
+    d.m = out->shape[out->ndim - 2];
+    d.n = out->shape[out->ndim - 1];
+    d.k = out->attr.ta ? a->shape[a->ndim - 2] : a->shape[a->ndim - 1];
+    d.lda = a->shape[a->ndim - 1];
+    d.ldb = b->shape[b->ndim - 1];
+    return d;
+}
+
+/* Fused attention's tensors (LOOM_OP_ATTENTION and its gradients) as the
+ * kernels walk them: element (b, h, i, d) of q (and o, do, dq) at
+ * b*qs[0] + h*qs[1] + i*qs[2] + d, of k and v at the ks strides; the mask
+ * (if any) at the broadcast strides ms over (b, h, i, j). */
+typedef struct loom_attn_dims {
+    int64_t b, hq, hkv, nq, nk, d;
+    int64_t qs[3], ks[3], ms[4];
+    int has_mask, causal;
+    float scale;
+} loom_attn_dims;
+
+static inline loom_attn_dims loom_attn_dims_of(const loom_node *nd, const loom_node *q, const loom_node *k,
+                                               const loom_node *mask)
+{
+    loom_attn_dims a;
+    int bnhd = nd->attr.layout == LOOM_ATTN_BNHD;
+    a.b = q->shape[0];
+    a.hq = q->shape[bnhd ? 2 : 1];
+    a.nq = q->shape[bnhd ? 1 : 2];
+    a.hkv = k->shape[bnhd ? 2 : 1];
+    a.nk = k->shape[bnhd ? 1 : 2];
+    a.d = q->shape[3];
+    a.qs[0] = a.hq * a.nq * a.d;
+    a.qs[1] = bnhd ? a.d : a.nq * a.d;
+    a.qs[2] = bnhd ? a.hq * a.d : a.d;
+    a.ks[0] = a.hkv * a.nk * a.d;
+    a.ks[1] = bnhd ? a.d : a.nk * a.d;
+    a.ks[2] = bnhd ? a.hkv * a.d : a.d;
+    a.has_mask = mask != NULL;
+    a.causal = nd->attr.causal;
+    a.scale = nd->attr.attn_scale;
+    int64_t full[4] = {a.b, a.hq, a.nq, a.nk};
+    for (int i = 0; i < 4; i++)
+        a.ms[i] = 0;
+    if (mask)
+        loom_bstrides(mask->ndim, mask->shape, full, a.ms);
+    return a;
+}
+
+/* The last key query i sees (causal): i + nk - nq, clamped to nk - 1;
+ * -1 when it sees none. */
+static inline int64_t loom_attn_last_key(const loom_attn_dims *a, int64_t i)
+{
+    if (!a->causal)
+        return a->nk - 1;
+    int64_t l = i + a->nk - a->nq;
+    return l < a->nk - 1 ? l : a->nk - 1;
+}
+
 #endif

@@ -508,6 +508,13 @@ const cpu_kernel cpu_kernels[LOOM_FAM_COUNT] = {
     [LOOM_FAM_NORM_UPDATE] = cpu_k_norm_update,
     [LOOM_FAM_WINDOW] = cpu_k_window,
     [LOOM_FAM_CONCAT] = cpu_k_concat,
+    [LOOM_FAM_BMM] = loom_cpu_bmm,
+    [LOOM_FAM_LNORM] = loom_cpu_norm,
+    [LOOM_FAM_LNORM_GRAD] = loom_cpu_norm_grad,
+    [LOOM_FAM_TAKE] = loom_cpu_take,
+    [LOOM_FAM_SCATTER] = loom_cpu_scatter,
+    [LOOM_FAM_ROPE] = loom_cpu_rope,
+    [LOOM_FAM_ATTENTION] = loom_cpu_attention,
 };
 
 int loom_cpu_has_kernel(loom_op op, loom_dtype dt)

@@ -26,6 +26,15 @@ extern const cpu_binary_body cpu_binary[LOOM_OP_COUNT];
  * they are); slot is the node's run slot or NULL. */
 typedef void (*cpu_kernel)(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot);
 
+/* The sequence ops (cpu_seq.c, cpu_attention.c). */
+void loom_cpu_bmm(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot);
+void loom_cpu_norm(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot);
+void loom_cpu_norm_grad(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot);
+void loom_cpu_take(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot);
+void loom_cpu_scatter(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot);
+void loom_cpu_rope(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot);
+void loom_cpu_attention(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot);
+
 /* The kernel of each family; NULL: the CPU has none. */
 extern const cpu_kernel cpu_kernels[LOOM_FAM_COUNT];
 

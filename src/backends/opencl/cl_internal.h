@@ -92,7 +92,9 @@ typedef enum cl_progid {
     LOOM_CLP_CAST = 3,
     LOOM_CLP_GEMM = 4,
     LOOM_CLP_CONV = 5,
-    LOOM_CLP_COUNT = 6
+    LOOM_CLP_SEQ = 6,          /* norms, take / gather, scatter-adds, rope */
+    LOOM_CLP_ATTENTION = 7,    /* fused attention, per dtype and head size */
+    LOOM_CLP_COUNT = 8
 } cl_progid;
 
 typedef struct cl_built {
@@ -191,7 +193,8 @@ typedef enum cl_launch_kind {
     LOOM_CLL_NONE = 0,         /* nothing to do (a reshape in place) */
     LOOM_CLL_KERNEL,
     LOOM_CLL_GEMM,
-    LOOM_CLL_COPY
+    LOOM_CLL_COPY,
+    LOOM_CLL_GEMM_BATCHED      /* CLBlast's batched GEMM (cl_seq.c) */
 } cl_launch_kind;
 
 typedef struct cl_gemm_call {
@@ -216,6 +219,13 @@ typedef struct cl_launch {
     size_t copy_so, copy_do, copy_bytes;
     void *scratch;             /* a buffer the launch owns (f32 views of a
                                   half GEMM's operands), freed at release */
+    /* LOOM_CLL_GEMM_BATCHED: the batches, and either one stride per
+     * operand (host NULL) or each batch's offsets of A, B, C and its
+     * alpha and beta (host memory the launch owns, freed at release) */
+    size_t nbatch;
+    size_t stride[3];
+    void *host;
+    size_t host_bytes;
 } cl_launch;
 
 /* Appends the launches of node x; *n counts them, cap is the room in out.
@@ -240,6 +250,19 @@ loom_status loom_cl_plan_norm(cl_dev *d, const loom_exec_node *x, cl_launch *l);
 loom_status loom_cl_plan_norm_update(cl_dev *d, const loom_exec_node *x, cl_launch *l);
 loom_status loom_cl_plan_window(cl_dev *d, const loom_exec_node *x, cl_launch *l);
 loom_status loom_cl_plan_concat(cl_dev *d, const loom_exec_node *x, cl_launch *out, int *n);
+
+/* ---- the sequence ops (cl_seq.c) ----------------------------------------- */
+
+loom_status loom_cl_plan_lnorm(cl_dev *d, const loom_exec_node *x, cl_launch *l);
+loom_status loom_cl_plan_index(cl_dev *d, const loom_exec_node *x, cl_launch *l);
+loom_status loom_cl_plan_rope(cl_dev *d, const loom_exec_node *x, cl_launch *l);
+loom_status loom_cl_plan_attention(cl_dev *d, const loom_exec_node *x, cl_launch *l);
+/* Batched matmul: one CLBlast batched GEMM, or (half precision CLBlast
+ * cannot run) the operands widened to f32 around it: 1 or 4 launches. */
+int loom_cl_bmm_launches(const cl_dev *d, const loom_exec_node *x);
+loom_status loom_cl_plan_bmm(cl_dev *d, const loom_exec_node *x, cl_launch *l, int *n);
+/* Enqueues a LOOM_CLL_GEMM_BATCHED launch. */
+loom_status loom_cl_gemm_batched(cl_dev *d, const cl_launch *l, cl_event *ev, const char *what);
 
 /* ---- GEMM through CLBlast ----------------------------------------------- */
 

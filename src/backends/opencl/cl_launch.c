@@ -758,12 +758,20 @@ static const cl_family cl_families[LOOM_FAM_COUNT] = {
     [LOOM_FAM_NORM_UPDATE] = {loom_cl_plan_norm_update, LOOM_CLP_CONV, LOOM_DT_BIT(LOOM_F32)},
     [LOOM_FAM_WINDOW] = {loom_cl_plan_window, LOOM_CLP_CONV, F_ALL},
     [LOOM_FAM_CONCAT] = {NULL, LOOM_CLP_CONV, F_ALL}, /* loom_cl_plan_concat: one launch per input */
+    [LOOM_FAM_BMM] = {NULL, LOOM_CLP_COUNT, LOOM_DT_FLOATS}, /* loom_cl_plan_bmm: 1 or 4 launches */
+    [LOOM_FAM_LNORM] = {loom_cl_plan_lnorm, LOOM_CLP_SEQ, LOOM_DT_FLOATS},
+    [LOOM_FAM_LNORM_GRAD] = {loom_cl_plan_lnorm, LOOM_CLP_SEQ, LOOM_DT_FLOATS},
+    [LOOM_FAM_TAKE] = {loom_cl_plan_index, LOOM_CLP_SEQ, LOOM_DT_FLOATS},
+    [LOOM_FAM_SCATTER] = {loom_cl_plan_index, LOOM_CLP_SEQ, LOOM_DT_FLOATS},
+    [LOOM_FAM_ROPE] = {loom_cl_plan_rope, LOOM_CLP_SEQ, LOOM_DT_FLOATS},
+    [LOOM_FAM_ATTENTION] = {loom_cl_plan_attention, LOOM_CLP_ATTENTION, LOOM_DT_FLOATS},
 };
 
 static int family_present(loom_op_family f)
 {
     return cl_families[f].plan || f == LOOM_FAM_MATMUL || f == LOOM_FAM_SUMSQ || f == LOOM_FAM_SGD ||
-           f == LOOM_FAM_ADAM || f == LOOM_FAM_EMA || f == LOOM_FAM_CONCAT;
+           f == LOOM_FAM_ADAM || f == LOOM_FAM_EMA || f == LOOM_FAM_CONCAT ||
+           f == LOOM_FAM_BMM;
 }
 
 /* The body line an element-wise op's kernels are made from. */
@@ -832,6 +840,8 @@ int loom_cl_launch_count(const cl_dev *d, const loom_exec_node *x)
     }
     if (x->def->family == LOOM_FAM_CONCAT)
         return x->nin > 0 ? x->nin : 1;
+    if (x->def->family == LOOM_FAM_BMM)
+        return loom_cl_bmm_launches(d, x);
     return 1;
 }
 
@@ -859,6 +869,8 @@ loom_status loom_cl_plan_node(cl_dev *d, const loom_exec_node *x, int node, cl_l
         return plan_update(d, x, out, n);
     if (x->def->family == LOOM_FAM_CONCAT)
         return loom_cl_plan_concat(d, x, out, n);
+    if (x->def->family == LOOM_FAM_BMM)
+        return loom_cl_plan_bmm(d, x, out, n);
     if (!f->plan)
         return loom_fail(d->ctx, LOOM_E_UNSUPPORTED, "%s: no kernel for op %s (\"%s\")", d->label,
                          loom_op_name(nd->op), nd->name);

@@ -33,6 +33,8 @@ static const char *const prog_files[LOOM_CLP_COUNT][3] = {
     /* the epilogues are made from the unary ops' body lines */
     [LOOM_CLP_GEMM] = {"epilogue.cl", "ew_unary.cl", "gemm.cl"},
     [LOOM_CLP_CONV] = {"conv.cl"},
+    [LOOM_CLP_SEQ] = {"seq.cl"},
+    [LOOM_CLP_ATTENTION] = {"attention.cl"},
 };
 static const char *const head_files[3] = {"push.h", "codes.h", "common.cl"};
 

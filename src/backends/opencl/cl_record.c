@@ -46,6 +46,7 @@ void loom_cl_release(void *bp)
             clReleaseKernel(p->l[i].kernel);
         if (p->l[i].scratch)
             loom_cl_buffer_free(p->d, p->l[i].scratch);
+        loom_free(ctx, p->l[i].host, p->l[i].host_bytes);
     }
     if (p->tmp)
         clReleaseMemObject(p->tmp);
@@ -130,6 +131,7 @@ loom_status loom_cl_prepare(void *bdev, const loom_exec_program *prog, void **ou
                     clReleaseKernel(p->l[p->nl + k].kernel);
                 if (p->l[p->nl + k].scratch)
                     loom_cl_buffer_free(d, p->l[p->nl + k].scratch);
+                loom_free(d->ctx, p->l[p->nl + k].host, p->l[p->nl + k].host_bytes);
             }
     }
     if (s == LOOM_OK)
@@ -193,8 +195,9 @@ static loom_status collect_times(cl_prog *p)
         const cl_launch *l = &p->l[i];
         if (!p->ev[i])
             continue;
-        cl_event first = l->kind == LOOM_CLL_GEMM && p->mark[i] ? p->mark[i] : p->ev[i];
-        double s = (double)prof(first, l->kind == LOOM_CLL_GEMM ? CL_PROFILING_COMMAND_END : CL_PROFILING_COMMAND_START) + off;
+        int gemm = l->kind == LOOM_CLL_GEMM || l->kind == LOOM_CLL_GEMM_BATCHED;
+        cl_event first = gemm && p->mark[i] ? p->mark[i] : p->ev[i];
+        double s = (double)prof(first, gemm ? CL_PROFILING_COMMAND_END : CL_PROFILING_COMMAND_START) + off;
         double t = (double)prof(p->ev[i], CL_PROFILING_COMMAND_END) + off;
         if (p->t0[l->node] < 0 || s < p->t0[l->node])
             p->t0[l->node] = s;
@@ -245,6 +248,16 @@ loom_status loom_cl_run(void *bp, const loom_run_args *args)
             if (profile && (e = clEnqueueMarkerWithWaitList(d->queue, 0, NULL, &p->mark[i])) != CL_SUCCESS)
                 return launch_failed(p, l, e, "clEnqueueMarkerWithWaitList");
             loom_status s = loom_cl_gemm(d, &l->gemm, p->tmp, ev, x->node->name);
+            if (s != LOOM_OK) {
+                clFinish(d->queue);
+                return s;
+            }
+            break;
+        }
+        case LOOM_CLL_GEMM_BATCHED: {
+            if (profile && (e = clEnqueueMarkerWithWaitList(d->queue, 0, NULL, &p->mark[i])) != CL_SUCCESS)
+                return launch_failed(p, l, e, "clEnqueueMarkerWithWaitList");
+            loom_status s = loom_cl_gemm_batched(d, l, ev, x->node->name);
             if (s != LOOM_OK) {
                 clFinish(d->queue);
                 return s;

@@ -274,6 +274,23 @@ loom_status vk_plan_norm_update(vk_prog *p, const loom_exec_node *x);
 loom_status vk_plan_window(vk_prog *p, const loom_exec_node *x);
 loom_status vk_plan_concat(vk_prog *p, const loom_exec_node *x);
 
+/* What the family files (vk_seq.c) share of vk_kernels.c: a tensor's
+ * binding, an unused binding repeating one, a 1-D grid of items, and the
+ * pipeline of a variant (by name) with its layout, spec and push constants. */
+vk_bind vk_bind_tensor(const loom_exec_tensor *t, int access);
+vk_bind vk_bind_alias(vk_bind b);
+loom_status vk_grid(vk_prog *p, vk_dispatch *x, uint64_t items, uint32_t wg, const loom_node *nd);
+loom_status vk_use_variant(vk_prog *p, vk_dispatch *x, const char *name, const char *kinds, uint32_t push_size,
+                           uint32_t wgx, uint32_t wgy, const uint32_t spec[VK_MAX_SPEC], const void *push);
+
+/* ---- vk_seq.c: the sequence ops' dispatches ------------------------------ */
+
+loom_status vk_plan_bmm(vk_prog *p, const loom_exec_node *x);
+loom_status vk_plan_lnorm(vk_prog *p, const loom_exec_node *x);
+loom_status vk_plan_index(vk_prog *p, const loom_exec_node *x);
+loom_status vk_plan_rope(vk_prog *p, const loom_exec_node *x);
+loom_status vk_plan_attention(vk_prog *p, const loom_exec_node *x);
+
 /* ---- vk_program.c ------------------------------------------------------- */
 
 loom_status vk_prepare(void *bdev, const loom_exec_program *prog, void **bprog);

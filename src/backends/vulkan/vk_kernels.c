@@ -865,6 +865,13 @@ static const vk_family vk_families[LOOM_FAM_COUNT] = {
     [LOOM_FAM_NORM_UPDATE] = {vk_plan_norm_update, LOOM_DT_BIT(LOOM_F32)},
     [LOOM_FAM_WINDOW] = {vk_plan_window, F_ALL},
     [LOOM_FAM_CONCAT] = {vk_plan_concat, F_ALL},
+    [LOOM_FAM_BMM] = {vk_plan_bmm, LOOM_DT_FLOATS},
+    [LOOM_FAM_LNORM] = {vk_plan_lnorm, LOOM_DT_FLOATS},
+    [LOOM_FAM_LNORM_GRAD] = {vk_plan_lnorm, LOOM_DT_FLOATS},
+    [LOOM_FAM_TAKE] = {vk_plan_index, LOOM_DT_FLOATS},
+    [LOOM_FAM_SCATTER] = {vk_plan_index, LOOM_DT_FLOATS},
+    [LOOM_FAM_ROPE] = {vk_plan_rope, LOOM_DT_FLOATS},
+    [LOOM_FAM_ATTENTION] = {vk_plan_attention, LOOM_DT_FLOATS},
 };
 
 /* The variant a family uses for an op in dtype dt, whatever the device;
@@ -969,4 +976,28 @@ loom_status vk_plan_node(vk_prog *p, const loom_exec_node *x)
                          loom_op_name(nd->op), nd->name, loom_shape_str(sb, sizeof sb, nd->ndim, nd->shape));
     }
     return f->plan(p, x);
+}
+
+/* ---- for the family files (vk_seq.c) ----------------------------------------------- */
+
+vk_bind vk_bind_tensor(const loom_exec_tensor *t, int access)
+{
+    return tensor(t, access);
+}
+
+vk_bind vk_bind_alias(vk_bind b)
+{
+    return alias(b);
+}
+
+loom_status vk_grid(vk_prog *p, vk_dispatch *x, uint64_t items, uint32_t wg, const loom_node *nd)
+{
+    return grid(p, x, items, wg, nd);
+}
+
+loom_status vk_use_variant(vk_prog *p, vk_dispatch *x, const char *name, const char *kinds, uint32_t push_size,
+                           uint32_t wgx, uint32_t wgy, const uint32_t spec[VK_MAX_SPEC], const void *push)
+{
+    vk_layout l = {kinds, push_size, {wgx, wgy}};
+    return use_variant(p, x, name, &l, spec, push);
 }
