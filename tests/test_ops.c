@@ -335,6 +335,82 @@ START_TEST(losses)
 }
 END_TEST
 
+/* Class indices that do not come through loom_program_set_input (audit
+ * item 5): a constant is refused by the compile with the label, its place
+ * and the bound; labels in the state reach the kernels, which give NaN for
+ * the loss and the rows of its gradient and touch nothing outside their
+ * tensors (guard zones), fused into one kernel or not, on every device. */
+START_TEST(labels_outside_set_input)
+{
+    loom_ctx *ctx = tu_ctx();
+    loom_device *cpu = tu_open(ctx, "cpu");
+    loom_graph *g = NULL;
+    ck_assert_int_eq(loom_graph_create(ctx, &g), LOOM_OK);
+    int64_t zs[2] = {3, 10}, ls[1] = {3};
+    int32_t bad[3] = {1, 9, 10};
+    loom_tensor z = loom_input(g, "z", LOOM_F32, 2, zs);
+    loom_output(g, loom_sparse_cross_entropy(g, z, loom_constant(g, "labels", LOOM_I32, 1, ls, bad)), "loss");
+    loom_state *st = NULL;
+    ck_assert_int_eq(loom_state_create(cpu, &st), LOOM_OK);
+    loom_program *p = NULL;
+    ck_assert_int_eq(loom_compile(g, cpu, st, NULL, &p), LOOM_E_RANGE);
+    ck_assert_ptr_null(p);
+    ck_assert_msg(strstr(loom_last_error(ctx), "label 10 at index 2 of the constant \"labels\" is outside [0, 10)"),
+                  "%s", loom_last_error(ctx));
+    loom_state_destroy(st);
+    loom_graph_destroy(g);
+    loom_device_close(cpu);
+
+    char specs[8][32];
+    int nd = tu_devices(ctx, specs, 8);
+    int32_t lab[3] = {2, 200, -7};
+    float zv[30];
+    for (int i = 0; i < 30; i++)
+        zv[i] = (float)(i % 7) * 0.25f;
+    for (int d = 0; d < nd; d++)
+        for (int fusion = 0; fusion < 2; fusion++) {
+            loom_device *dev = tu_open(ctx, specs[d]);
+            ck_assert_int_eq(loom_state_create(dev, &st), LOOM_OK);
+            ck_assert_int_eq(loom_state_write(st, "labels", LOOM_I32, 1, ls, lab), LOOM_OK);
+            ck_assert_int_eq(loom_graph_create(ctx, &g), LOOM_OK);
+            loom_tensor zz = loom_input(g, "z", LOOM_F32, 2, zs);
+            loom_tensor w = loom_param(g, "w", LOOM_F32, 2, zs, 1);
+            loom_tensor logits = loom_mul(g, zz, w);
+            loom_tensor loss = loom_sparse_cross_entropy(g, logits, loom_param(g, "labels", LOOM_I32, 1, ls, 0));
+            loom_output(g, loss, "loss");
+            loom_output(g, loom_argmax(g, logits, -1), "pred");
+            loom_tensor wrt[1] = {w};
+            ck_assert_int_eq(loom_backward(g, loss, wrt, 1), LOOM_OK);
+            loom_output(g, loom_grad(g, w), "dw");
+            loom_compile_opts o = {0};
+            o.guard = 1;
+            o.no_fusion = !fusion;
+            float ones[30];
+            for (int i = 0; i < 30; i++)
+                ones[i] = 1.0f;
+            ck_assert_int_eq(loom_state_write(st, "w", LOOM_F32, 2, zs, ones), LOOM_OK);
+            ck_assert_msg(loom_compile(g, dev, st, &o, &p) == LOOM_OK, "%s: %s", specs[d], loom_last_error(ctx));
+            ck_assert_int_eq(loom_program_set_input(p, "z", zv, sizeof zv), LOOM_OK);
+            ck_assert_int_eq(loom_program_run(p), LOOM_OK);
+            ck_assert_msg(loom_program_check_guards(p) == LOOM_OK, "%s: %s", specs[d], loom_last_error(ctx));
+            float l = 0, dw[30];
+            ck_assert_int_eq(loom_program_read(p, "loss", &l, sizeof l), LOOM_OK);
+            ck_assert_int_eq(loom_program_read(p, "dw", dw, sizeof dw), LOOM_OK);
+            ck_assert_msg(isnan(l), "%s (fusion %d): loss %g with labels 200 and -7", specs[d], fusion, (double)l);
+            for (int j = 0; j < 10; j++) {
+                ck_assert_msg(isfinite(dw[j]), "%s (fusion %d): row 0 (label 2) of dw", specs[d], fusion);
+                ck_assert_msg(isnan(dw[10 + j]) && isnan(dw[20 + j]), "%s (fusion %d): rows 1 and 2 of dw are not NaN",
+                              specs[d], fusion);
+            }
+            loom_program_destroy(p);
+            loom_graph_destroy(g);
+            loom_state_destroy(st);
+            loom_device_close(dev);
+        }
+    loom_ctx_destroy(ctx);
+}
+END_TEST
+
 START_TEST(dropout_mask)
 {
     enum { N = 20000 };
@@ -369,6 +445,7 @@ int main(void)
     tcase_add_test(tc, reductions);
     tcase_add_test(tc, shape_ops);
     tcase_add_test(tc, losses);
+    tcase_add_test(tc, labels_outside_set_input);
     tcase_add_test(tc, dropout_mask);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
