@@ -37,8 +37,8 @@ fi
 # data, safetensors, opencl and vulkan reach the same code (the CPU
 # kernels, the planner, fit, the backends' memory) in less; device_check
 # packs and runs release binaries; fusion, cnn and seq_models train for
-# many steps on every device (their ops and layers are in op_matrix-free
-# suites that do run: ops, conv, seq, onnx). The dashboard's two test files take
+# many steps on every device (their ops and layers are also in suites
+# that do run: ops, conv, seq, onnx). The dashboard's two test files take
 # about 4 min of CPU each to compile with the sanitizers.
 quick_skip=${LOOM_SANITIZE_SKIP-op_matrix planner bench train device_check fusion cnn seq_models}
 
