@@ -11,73 +11,17 @@
 #include <stdio.h>
 #include <string.h>
 
-/* ---- arguments ---------------------------------------------------------------- */
-
-typedef struct args {
-    cl_dev *d;
-    cl_kernel k;
-    cl_uint i;
-    cl_int err;
-    cl_uint bad;
-} args;
-
-static void raw(args *a, size_t n, const void *v)
-{
-    cl_int e = clSetKernelArg(a->k, a->i, n, v);
-    if (e != CL_SUCCESS && a->err == CL_SUCCESS) {
-        a->err = e;
-        a->bad = a->i;
-    }
-    a->i++;
-}
-
-static void arg_u32(args *a, cl_uint v)
-{
-    raw(a, sizeof v, &v);
-}
-
-static void arg_tensor(args *a, const loom_exec_tensor *t)
-{
-    cl_mem m = loom_cl_block_mem(((const cl_buf *)t->mem.buf)->block);
-    uint64_t es = loom_dtype_size(t->node->dtype);
-    uint64_t bytes = ((const cl_buf *)t->mem.buf)->offset + t->mem.offset;
-    assert(bytes % es == 0 && bytes / es <= 0xffffffffu);
-    cl_uint off = (cl_uint)(bytes / es);
-    raw(a, sizeof m, &m);
-    raw(a, sizeof off, &off);
-}
-
-static loom_status done(args *a, const loom_exec_node *x, const char *kname)
-{
-    if (a->err == CL_SUCCESS)
-        return LOOM_OK;
-    return loom_cl_fail(a->d, a->err, "clSetKernelArg", "argument %u of kernel %s for op %s (\"%s\")", a->bad, kname,
-                        loom_op_name(x->node->op), x->node->name);
-}
-
-static const char *variant_of(loom_dtype dt)
-{
-    return dt == LOOM_F16 ? "-DLOOM_F16" : dt == LOOM_BF16 ? "-DLOOM_BF16" : "";
-}
+/* ---- kernels and sizes ------------------------------------------------------------ */
 
 static loom_status kernel_in(cl_dev *d, const char *variant, const char *name, const loom_exec_node *x, cl_launch *l,
-                             args *a)
+                             cl_args *a)
 {
-    cl_program prog;
-    LOOM_TRY(loom_cl_program(d, LOOM_CLP_CONV, variant, &prog));
-    cl_int e = CL_SUCCESS;
-    l->kernel = clCreateKernel(prog, name, &e);
-    if (e != CL_SUCCESS)
-        return loom_cl_fail(d, e, "clCreateKernel", "kernel %s for op %s (\"%s\")", name, loom_op_name(x->node->op),
-                            x->node->name);
-    l->kind = LOOM_CLL_KERNEL;
-    *a = (args){d, l->kernel, 0, CL_SUCCESS, 0};
-    return LOOM_OK;
+    return loom_cl_make_kernel(d, LOOM_CLP_CONV, variant, name, x, l, a);
 }
 
-static loom_status kernel(cl_dev *d, loom_dtype dt, const char *name, const loom_exec_node *x, cl_launch *l, args *a)
+static loom_status kernel(cl_dev *d, loom_dtype dt, const char *name, const loom_exec_node *x, cl_launch *l, cl_args *a)
 {
-    return kernel_in(d, variant_of(dt), name, x, l, a);
+    return kernel_in(d, loom_cl_dtype_variant(dt), name, x, l, a);
 }
 
 static size_t up(size_t v, size_t m)
@@ -111,20 +55,20 @@ loom_status loom_cl_plan_conv(cl_dev *d, const loom_exec_node *x, cl_launch *l)
     /* 16 rows per item, or 4 where the GEMM has fewer rows (depthwise) */
     uint64_t tm = m >= 16 ? 16 : 4;
     char variant[48];
-    snprintf(variant, sizeof variant, "%s%s-DCONV_TM=%u", variant_of(nd->dtype), *variant_of(nd->dtype) ? " " : "",
+    snprintf(variant, sizeof variant, "%s%s-DCONV_TM=%u", loom_cl_dtype_variant(nd->dtype), *loom_cl_dtype_variant(nd->dtype) ? " " : "",
              (unsigned)tm);
-    args a;
+    cl_args a;
     LOOM_TRY(kernel_in(d, variant, names[code], x, l, &a));
-    arg_tensor(&a, x->out);
-    arg_tensor(&a, x->in[0]);
-    arg_tensor(&a, x->in[1]);
-    arg_tensor(&a, x->nin > 2 ? x->in[2] : x->in[0]);
-    raw(&a, sizeof pc, &pc);
+    loom_cl_arg_tensor(&a, x->out);
+    loom_cl_arg_tensor(&a, x->in[0]);
+    loom_cl_arg_tensor(&a, x->in[1]);
+    loom_cl_arg_tensor(&a, x->nin > 2 ? x->in[2] : x->in[0]);
+    loom_cl_arg(&a, sizeof pc, &pc);
     l->dims = 2;
     size1(l, ((m + tm - 1) / tm) * ((n + TN - 1) / TN), 64);
     l->gws[1] = (size_t)g.groups;
     l->lws[1] = 1;
-    return done(&a, x, names[code]);
+    return loom_cl_args_done(&a, x, names[code]);
 }
 
 /* ---- pooling ------------------------------------------------------------------------ */
@@ -138,16 +82,16 @@ loom_status loom_cl_plan_pool(cl_dev *d, const loom_exec_node *x, cl_launch *l)
                        (uint32_t)g.kh, (uint32_t)g.kw, (uint32_t)g.sh, (uint32_t)g.sw, (uint32_t)g.pt,
                        (uint32_t)g.pl, (uint32_t)nd->attr.side};
     const char *name = grad ? "pool_grad" : "pool";
-    args a;
+    cl_args a;
     LOOM_TRY(kernel(d, nd->dtype, name, x, l, &a));
-    arg_tensor(&a, x->out);
-    arg_tensor(&a, x->in[0]);
+    loom_cl_arg_tensor(&a, x->out);
+    loom_cl_arg_tensor(&a, x->in[0]);
     if (grad)
-        arg_tensor(&a, x->nin > 1 ? x->in[1] : x->in[0]);
-    raw(&a, sizeof pc, &pc);
-    arg_u32(&a, (cl_uint)x->def->code);
+        loom_cl_arg_tensor(&a, x->nin > 1 ? x->in[1] : x->in[0]);
+    loom_cl_arg(&a, sizeof pc, &pc);
+    loom_cl_arg_u32(&a, (cl_uint)x->def->code);
     size1(l, (uint64_t)nd->numel, d->ew_wg);
-    return done(&a, x, name);
+    return loom_cl_args_done(&a, x, name);
 }
 
 /* ---- normalization -------------------------------------------------------------------- */
@@ -163,35 +107,35 @@ loom_status loom_cl_plan_norm(cl_dev *d, const loom_exec_node *x, cl_launch *l)
                        (uint32_t)nd->attr.side};
     int apply = code == LOOM_NORM_APPLY || code == LOOM_NORM_GRAD;
     const char *name = apply ? "norm_apply" : "norm_reduce";
-    args a;
+    cl_args a;
     LOOM_TRY(kernel(d, nx->dtype, name, x, l, &a));
-    arg_tensor(&a, x->out);
+    loom_cl_arg_tensor(&a, x->out);
     /* the inputs in order, the last repeated where the kernel has more */
     int slots = apply ? 5 : 4;
     for (int k = 0; k < slots; k++)
-        arg_tensor(&a, x->in[k < x->nin ? k : x->nin - 1]);
-    raw(&a, sizeof pc, &pc);
-    arg_u32(&a, (cl_uint)code);
+        loom_cl_arg_tensor(&a, x->in[k < x->nin ? k : x->nin - 1]);
+    loom_cl_arg(&a, sizeof pc, &pc);
+    loom_cl_arg_u32(&a, (cl_uint)code);
     if (apply) {
         size1(l, (uint64_t)nx->numel, d->ew_wg);
     } else {
         l->lws[0] = d->red_wg;
         l->gws[0] = (size_t)(code == LOOM_NORM_DGAMMA ? g.c : g.q) * d->red_wg;
     }
-    return done(&a, x, name);
+    return loom_cl_args_done(&a, x, name);
 }
 
 loom_status loom_cl_plan_norm_update(cl_dev *d, const loom_exec_node *x, cl_launch *l)
 {
-    args a;
+    cl_args a;
     LOOM_TRY(kernel(d, LOOM_F32, "norm_update", x, l, &a));
-    arg_tensor(&a, x->in[0]);
-    arg_tensor(&a, x->in[1]);
-    arg_u32(&a, (cl_uint)x->in[0]->node->numel);
+    loom_cl_arg_tensor(&a, x->in[0]);
+    loom_cl_arg_tensor(&a, x->in[1]);
+    loom_cl_arg_u32(&a, (cl_uint)x->in[0]->node->numel);
     cl_float mom = x->node->attr.momentum;
-    raw(&a, sizeof mom, &mom);
+    loom_cl_arg(&a, sizeof mom, &mom);
     size1(l, (uint64_t)x->in[0]->node->numel, d->ew_wg);
-    return done(&a, x, "norm_update");
+    return loom_cl_args_done(&a, x, "norm_update");
 }
 
 /* ---- windows and concat ---------------------------------------------------------------- */
@@ -220,14 +164,14 @@ loom_status loom_cl_plan_window(cl_dev *d, const loom_exec_node *x, cl_launch *l
         pc.start[i] = (int32_t)at->wstart[i];
         pc.step[i] = (uint32_t)at->wstep[i];
     }
-    args a;
+    cl_args a;
     if (code == LOOM_WINDOW_PAD_GRAD) {
         LOOM_TRY(kernel(d, nd->dtype, "pad_grad", x, l, &a));
-        arg_tensor(&a, x->out);
-        arg_tensor(&a, x->in[0]);
-        raw(&a, sizeof pc, &pc);
+        loom_cl_arg_tensor(&a, x->out);
+        loom_cl_arg_tensor(&a, x->in[0]);
+        loom_cl_arg(&a, sizeof pc, &pc);
         size1(l, pc.n, d->ew_wg);
-        return done(&a, x, "pad_grad");
+        return loom_cl_args_done(&a, x, "pad_grad");
     }
     /* the constant's bits in the dtype */
     float v = code == LOOM_WINDOW_PAD ? at->wvalue : 0.0f;
@@ -239,13 +183,13 @@ loom_status loom_cl_plan_window(cl_dev *d, const loom_exec_node *x, cl_launch *l
     else if (nd->dtype == LOOM_F32)
         memcpy(&fill, &v, sizeof fill);
     LOOM_TRY(kernel(d, word_dtype(nd->dtype), "window", x, l, &a));
-    arg_tensor(&a, x->out);
-    arg_tensor(&a, x->in[0]);
-    raw(&a, sizeof pc, &pc);
-    arg_u32(&a, (cl_uint)code);
-    arg_u32(&a, fill);
+    loom_cl_arg_tensor(&a, x->out);
+    loom_cl_arg_tensor(&a, x->in[0]);
+    loom_cl_arg(&a, sizeof pc, &pc);
+    loom_cl_arg_u32(&a, (cl_uint)code);
+    loom_cl_arg_u32(&a, fill);
     size1(l, pc.n, d->ew_wg);
-    return done(&a, x, "window");
+    return loom_cl_args_done(&a, x, "window");
 }
 
 /* One launch per input, each into its columns of the output. */
@@ -259,13 +203,13 @@ loom_status loom_cl_plan_concat(cl_dev *d, const loom_exec_node *x, cl_launch *o
         loom_pc_concat pc = {(uint32_t)nk->numel, (uint32_t)(nk->shape[nd->attr.axis] * sp.inner),
                              (uint32_t)(sp.n * sp.inner), off};
         off += pc.len;
-        args a;
+        cl_args a;
         LOOM_TRY(kernel(d, word_dtype(nd->dtype), "concat_place", x, &out[k], &a));
-        arg_tensor(&a, x->out);
-        arg_tensor(&a, x->in[k]);
-        raw(&a, sizeof pc, &pc);
+        loom_cl_arg_tensor(&a, x->out);
+        loom_cl_arg_tensor(&a, x->in[k]);
+        loom_cl_arg(&a, sizeof pc, &pc);
         size1(&out[k], pc.n, d->ew_wg);
-        LOOM_TRY(done(&a, x, "concat_place"));
+        LOOM_TRY(loom_cl_args_done(&a, x, "concat_place"));
     }
     *n = x->nin;
     return LOOM_OK;

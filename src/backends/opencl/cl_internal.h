@@ -242,6 +242,32 @@ int loom_cl_has_kernel(loom_op op, loom_dtype dt);
 /* Launches per replay (cl_record.c). */
 int loom_cl_dispatches(void *bprog);
 
+/* ---- kernel arguments (cl_args.c), set once at prepare ------------------- */
+
+typedef struct cl_args {
+    cl_dev *d;
+    cl_kernel k;
+    cl_uint i;
+    cl_int err;
+    cl_uint bad;               /* index of the first argument that failed */
+} cl_args;
+
+void loom_cl_arg(cl_args *a, size_t n, const void *v);
+void loom_cl_arg_u32(cl_args *a, cl_uint v);
+void loom_cl_arg_f32(cl_args *a, cl_float v);
+/* A tensor as two arguments: its block's memory and its offset there in
+ * elements of its dtype. */
+void loom_cl_arg_tensor(cl_args *a, const loom_exec_tensor *t);
+cl_mem loom_cl_tensor_mem(const loom_exec_tensor *t);
+cl_uint loom_cl_elem_off(const loom_exec_tensor *t);
+/* LOOM_OK, or the first failed argument named with the kernel and op. */
+loom_status loom_cl_args_done(const cl_args *a, const loom_exec_node *x, const char *kname);
+/* The build options of a program's dtype variant ("-DLOOM_F16"). */
+const char *loom_cl_dtype_variant(loom_dtype dt);
+/* Kernel `name` of program p's variant into l, and a fresh argument list. */
+loom_status loom_cl_make_kernel(cl_dev *d, cl_progid p, const char *variant, const char *name,
+                                const loom_exec_node *x, cl_launch *l, cl_args *a);
+
 /* Convolutional networks' launches (cl_conv.c): one each, concat one per
  * input. */
 loom_status loom_cl_plan_conv(cl_dev *d, const loom_exec_node *x, cl_launch *l);

@@ -12,92 +12,28 @@
 #include <stdio.h>
 #include <string.h>
 
-typedef struct argset {
-    cl_dev *d;
-    cl_kernel k;
-    cl_uint i;
-    cl_int err;
-    cl_uint bad;               /* index of the first argument that failed */
-} argset;
+static void a_mem(cl_args *a, cl_mem m) { loom_cl_arg(a, sizeof m, &m); }
+static void a_i32(cl_args *a, cl_int v) { loom_cl_arg(a, sizeof v, &v); }
 
-static void a_raw(argset *a, size_t n, const void *v)
-{
-    cl_int e = clSetKernelArg(a->k, a->i, n, v);
-    if (e != CL_SUCCESS && a->err == CL_SUCCESS) {
-        a->err = e;
-        a->bad = a->i;
-    }
-    a->i++;
-}
-
-static void a_mem(argset *a, cl_mem m) { a_raw(a, sizeof m, &m); }
-static void a_u32(argset *a, cl_uint v) { a_raw(a, sizeof v, &v); }
-static void a_i32(argset *a, cl_int v) { a_raw(a, sizeof v, &v); }
-static void a_f32(argset *a, cl_float v) { a_raw(a, sizeof v, &v); }
-
-static void a_u4(argset *a, const int64_t v[4])
+static void a_u4(cl_args *a, const int64_t v[4])
 {
     cl_uint4 u;
     for (int i = 0; i < 4; i++)
         u.s[i] = (cl_uint)v[i];
-    a_raw(a, sizeof u, &u);
+    loom_cl_arg(a, sizeof u, &u);
 }
 
 /* The run slot: a placeholder now, the node's values before each run. */
-static void a_slot(argset *a, cl_launch *l)
+static void a_slot(cl_args *a, cl_launch *l)
 {
     loom_run_slot zero = {0};
     l->run_arg = (int)a->i;
-    a_raw(a, sizeof zero, &zero);
+    loom_cl_arg(a, sizeof zero, &zero);
 }
 
 static cl_mem mem_of(const loom_bref *m)
 {
     return loom_cl_block_mem(((const cl_buf *)m->buf)->block);
-}
-
-/* Offset in elements of the tensor's dtype from the block's start. */
-static cl_uint elem_off(const loom_exec_tensor *t)
-{
-    uint64_t es = loom_dtype_size(t->node->dtype);
-    uint64_t bytes = ((const cl_buf *)t->mem.buf)->offset + t->mem.offset;
-    assert(bytes % es == 0 && bytes / es <= 0xffffffffu);
-    return (cl_uint)(bytes / es);
-}
-
-static void a_tensor(argset *a, const loom_exec_tensor *t)
-{
-    a_mem(a, mem_of(&t->mem));
-    a_u32(a, elem_off(t));
-}
-
-static loom_status args_done(argset *a, const loom_exec_node *x, const char *kname)
-{
-    if (a->err == CL_SUCCESS)
-        return LOOM_OK;
-    return loom_cl_fail(a->d, a->err, "clSetKernelArg", "argument %u of kernel %s for op %s (\"%s\")", a->bad, kname,
-                        loom_op_name(x->node->op), x->node->name);
-}
-
-/* The build options of a program's dtype variant. */
-static const char *dtype_variant(loom_dtype dt)
-{
-    return dt == LOOM_F16 ? "-DLOOM_F16" : dt == LOOM_BF16 ? "-DLOOM_BF16" : "";
-}
-
-static loom_status make_kernel(cl_dev *d, cl_progid p, const char *variant, const char *name,
-                               const loom_exec_node *x, cl_launch *l, argset *a)
-{
-    cl_program prog;
-    LOOM_TRY(loom_cl_program(d, p, variant, &prog));
-    cl_int e = CL_SUCCESS;
-    l->kernel = clCreateKernel(prog, name, &e);
-    if (e != CL_SUCCESS)
-        return loom_cl_fail(d, e, "clCreateKernel", "kernel %s for op %s (\"%s\")", name, loom_op_name(x->node->op),
-                            x->node->name);
-    l->kind = LOOM_CLL_KERNEL;
-    *a = (argset){d, l->kernel, 0, CL_SUCCESS, 0};
-    return LOOM_OK;
 }
 
 static size_t round_up(size_t v, size_t m)
@@ -136,16 +72,16 @@ static loom_status plan_unary(cl_dev *d, const loom_exec_node *x, cl_launch *l)
     char kname[64];
     snprintf(kname, sizeof kname, "%s_%s", grad ? "unary_grad" : "unary",
              grad ? loom_op_name((loom_op)nd->attr.fwd) : x->def->name);
-    argset a;
-    LOOM_TRY(make_kernel(d, LOOM_CLP_ELEMENTWISE, dtype_variant(nd->dtype), kname, x, l, &a));
-    a_tensor(&a, x->out);
+    cl_args a;
+    LOOM_TRY(loom_cl_make_kernel(d, LOOM_CLP_ELEMENTWISE, loom_cl_dtype_variant(nd->dtype), kname, x, l, &a));
+    loom_cl_arg_tensor(&a, x->out);
     for (int k = 0; k < x->nin; k++)
-        a_tensor(&a, x->in[k]);
-    a_u32(&a, (cl_uint)nd->numel);
-    a_f32(&a, nd->attr.p1);
-    a_f32(&a, nd->attr.p2);
+        loom_cl_arg_tensor(&a, x->in[k]);
+    loom_cl_arg_u32(&a, (cl_uint)nd->numel);
+    loom_cl_arg_f32(&a, nd->attr.p1);
+    loom_cl_arg_f32(&a, nd->attr.p2);
     ew_size(d, l, nd->numel);
-    return args_done(&a, x, kname);
+    return loom_cl_args_done(&a, x, kname);
 }
 
 static loom_status plan_binary(cl_dev *d, const loom_exec_node *x, cl_launch *l)
@@ -170,28 +106,28 @@ static loom_status plan_binary(cl_dev *d, const loom_exec_node *x, cl_launch *l)
         shape = "binary_bcast";
     char kname[64];
     snprintf(kname, sizeof kname, "%s_%s", shape, name);
-    argset a;
-    LOOM_TRY(make_kernel(d, LOOM_CLP_ELEMENTWISE, dtype_variant(o->dtype), kname, x, l, &a));
-    a_tensor(&a, x->out);
+    cl_args a;
+    LOOM_TRY(loom_cl_make_kernel(d, LOOM_CLP_ELEMENTWISE, loom_cl_dtype_variant(o->dtype), kname, x, l, &a));
+    loom_cl_arg_tensor(&a, x->out);
     for (int k = 0; k < x->nin; k++)
-        a_tensor(&a, x->in[k]);
+        loom_cl_arg_tensor(&a, x->in[k]);
     if (!strcmp(shape, "binary")) {
-        a_u32(&a, (cl_uint)o->numel);
+        loom_cl_arg_u32(&a, (cl_uint)o->numel);
         ew_size(d, l, o->numel);
     } else if (!strcmp(shape, "binary_row")) {
-        a_u32(&a, (cl_uint)(o->numel / dd[3]));
-        a_u32(&a, (cl_uint)dd[3]);
+        loom_cl_arg_u32(&a, (cl_uint)(o->numel / dd[3]));
+        loom_cl_arg_u32(&a, (cl_uint)dd[3]);
         rows_size(d, l, o->numel / dd[3], dd[3], 8);
     } else {
-        a_u32(&a, (cl_uint)(o->numel / dd[3]));
+        loom_cl_arg_u32(&a, (cl_uint)(o->numel / dd[3]));
         a_u4(&a, dd);
         a_u4(&a, sa);
         a_u4(&a, sb);
         if (grad)
-            a_u32(&a, (cl_uint)o->attr.side);
+            loom_cl_arg_u32(&a, (cl_uint)o->attr.side);
         rows_size(d, l, o->numel / dd[3], dd[3], grad ? 1 : 8);
     }
-    return args_done(&a, x, kname);
+    return loom_cl_args_done(&a, x, kname);
 }
 
 static loom_status plan_where(cl_dev *d, const loom_exec_node *x, cl_launch *l)
@@ -201,18 +137,18 @@ static loom_status plan_where(cl_dev *d, const loom_exec_node *x, cl_launch *l)
     loom_shape4(o->ndim, o->shape, dd);
     for (int k = 0; k < 3; k++)
         loom_bstrides(x->in[k]->node->ndim, x->in[k]->node->shape, dd, s[k]);
-    argset a;
-    LOOM_TRY(make_kernel(d, LOOM_CLP_ELEMENTWISE, dtype_variant(o->dtype), "where_bcast", x, l, &a));
-    a_tensor(&a, x->out);
+    cl_args a;
+    LOOM_TRY(loom_cl_make_kernel(d, LOOM_CLP_ELEMENTWISE, loom_cl_dtype_variant(o->dtype), "where_bcast", x, l, &a));
+    loom_cl_arg_tensor(&a, x->out);
     for (int k = 0; k < 3; k++)
-        a_tensor(&a, x->in[k]);
-    a_u32(&a, (cl_uint)o->numel);
+        loom_cl_arg_tensor(&a, x->in[k]);
+    loom_cl_arg_u32(&a, (cl_uint)o->numel);
     a_u4(&a, dd);
     for (int k = 0; k < 3; k++)
         a_u4(&a, s[k]);
     l->lws[0] = d->ew_wg;
     l->gws[0] = round_up((size_t)o->numel, l->lws[0]);
-    return args_done(&a, x, "where_bcast");
+    return loom_cl_args_done(&a, x, "where_bcast");
 }
 
 static const char *cast_option(loom_dtype dt)
@@ -226,22 +162,22 @@ static loom_status cast_launch(cl_dev *d, const loom_exec_node *x, cl_launch *l,
 {
     char variant[48];
     snprintf(variant, sizeof variant, "-DFROM_%s -DTO_%s", cast_option(from), cast_option(to));
-    argset a;
-    LOOM_TRY(make_kernel(d, LOOM_CLP_CAST, variant, "cast", x, l, &a));
+    cl_args a;
+    LOOM_TRY(loom_cl_make_kernel(d, LOOM_CLP_CAST, variant, "cast", x, l, &a));
     a_mem(&a, dst);
-    a_u32(&a, dof);
+    loom_cl_arg_u32(&a, dof);
     a_mem(&a, src);
-    a_u32(&a, so);
-    a_u32(&a, (cl_uint)n);
+    loom_cl_arg_u32(&a, so);
+    loom_cl_arg_u32(&a, (cl_uint)n);
     l->lws[0] = d->ew_wg;
     l->gws[0] = round_up((size_t)n, l->lws[0]);
-    return args_done(&a, x, "cast");
+    return loom_cl_args_done(&a, x, "cast");
 }
 
 static loom_status plan_cast(cl_dev *d, const loom_exec_node *x, cl_launch *l)
 {
-    return cast_launch(d, x, l, x->in[0]->node->dtype, mem_of(&x->in[0]->mem), elem_off(x->in[0]), x->node->dtype,
-                       mem_of(&x->out->mem), elem_off(x->out), x->node->numel);
+    return cast_launch(d, x, l, x->in[0]->node->dtype, mem_of(&x->in[0]->mem), loom_cl_elem_off(x->in[0]), x->node->dtype,
+                       mem_of(&x->out->mem), loom_cl_elem_off(x->out), x->node->numel);
 }
 
 /* y[i] = a[offset of i in (dims, strides)]: copy, expand, transpose. */
@@ -250,44 +186,44 @@ static loom_status plan_gather(cl_dev *d, const loom_exec_node *x, cl_launch *l)
     const loom_node *nd = x->node;
     if (x->def->code == LOOM_GATHER_COPY) {
         const loom_bref *src = &x->in[0]->mem, *dst = &x->out->mem;
-        if (mem_of(src) == mem_of(dst) && elem_off(x->in[0]) == elem_off(x->out))
+        if (mem_of(src) == mem_of(dst) && loom_cl_elem_off(x->in[0]) == loom_cl_elem_off(x->out))
             return LOOM_OK; /* a reshape in place: nothing moves */
         size_t es = loom_dtype_size(nd->dtype);
         l->kind = LOOM_CLL_COPY;
         l->copy_src = mem_of(src);
         l->copy_dst = mem_of(dst);
-        l->copy_so = (size_t)elem_off(x->in[0]) * es;
-        l->copy_do = (size_t)elem_off(x->out) * es;
+        l->copy_so = (size_t)loom_cl_elem_off(x->in[0]) * es;
+        l->copy_do = (size_t)loom_cl_elem_off(x->out) * es;
         l->copy_bytes = (size_t)dst->bytes;
         return LOOM_OK;
     }
     int64_t dd[4], st[4];
     loom_gather_strides(x->def->code, x->in[0]->node, nd, dd, st);
     const char *kname = loom_dtype_size(nd->dtype) == 2 ? "gather_16" : "gather_32";
-    argset a;
-    LOOM_TRY(make_kernel(d, LOOM_CLP_ELEMENTWISE, "", kname, x, l, &a));
-    a_tensor(&a, x->out);
-    a_tensor(&a, x->in[0]);
-    a_u32(&a, (cl_uint)(nd->numel / dd[3]));
+    cl_args a;
+    LOOM_TRY(loom_cl_make_kernel(d, LOOM_CLP_ELEMENTWISE, "", kname, x, l, &a));
+    loom_cl_arg_tensor(&a, x->out);
+    loom_cl_arg_tensor(&a, x->in[0]);
+    loom_cl_arg_u32(&a, (cl_uint)(nd->numel / dd[3]));
     a_u4(&a, dd);
     a_u4(&a, st);
     rows_size(d, l, nd->numel / dd[3], dd[3], 8);
-    return args_done(&a, x, kname);
+    return loom_cl_args_done(&a, x, kname);
 }
 
 static loom_status plan_dropout(cl_dev *d, const loom_exec_node *x, cl_launch *l)
 {
     const loom_node *nd = x->node;
-    argset a;
-    LOOM_TRY(make_kernel(d, LOOM_CLP_ELEMENTWISE, dtype_variant(nd->dtype), "ew_dropout", x, l, &a));
-    a_tensor(&a, x->out);
-    a_tensor(&a, x->in[0]);
-    a_u32(&a, (cl_uint)nd->numel);
-    a_f32(&a, nd->attr.alpha);
-    a_f32(&a, 1.0f / (1.0f - nd->attr.alpha));
+    cl_args a;
+    LOOM_TRY(loom_cl_make_kernel(d, LOOM_CLP_ELEMENTWISE, loom_cl_dtype_variant(nd->dtype), "ew_dropout", x, l, &a));
+    loom_cl_arg_tensor(&a, x->out);
+    loom_cl_arg_tensor(&a, x->in[0]);
+    loom_cl_arg_u32(&a, (cl_uint)nd->numel);
+    loom_cl_arg_f32(&a, nd->attr.alpha);
+    loom_cl_arg_f32(&a, 1.0f / (1.0f - nd->attr.alpha));
     a_slot(&a, l);
     ew_size(d, l, nd->numel);
-    return args_done(&a, x, "ew_dropout");
+    return loom_cl_args_done(&a, x, "ew_dropout");
 }
 
 /* ---- GEMM -------------------------------------------------------------------- */
@@ -329,9 +265,9 @@ static loom_status plan_matmul(cl_dev *d, const loom_exec_node *x, cl_launch *l,
         g->a = mem_of(&x->in[0]->mem);
         g->b = mem_of(&x->in[1]->mem);
         g->c = mem_of(&x->out->mem);
-        g->ao = elem_off(x->in[0]);
-        g->bo = elem_off(x->in[1]);
-        g->co = elem_off(x->out);
+        g->ao = loom_cl_elem_off(x->in[0]);
+        g->bo = loom_cl_elem_off(x->in[1]);
+        g->co = loom_cl_elem_off(x->out);
         *n = 1;
         return LOOM_OK;
     }
@@ -343,15 +279,15 @@ static loom_status plan_matmul(cl_dev *d, const loom_exec_node *x, cl_launch *l,
     cl_uint s0 = (cl_uint)(sb->offset / 4), sa = s0, sbo = s0 + (cl_uint)na, sc = sbo + (cl_uint)nb;
     cl_launch *gl = &l[2];
     gl->scratch = buf;
-    LOOM_TRY(cast_launch(d, x, &l[0], dt, mem_of(&x->in[0]->mem), elem_off(x->in[0]), LOOM_F32, s, sa, na));
-    LOOM_TRY(cast_launch(d, x, &l[1], dt, mem_of(&x->in[1]->mem), elem_off(x->in[1]), LOOM_F32, s, sbo, nb));
+    LOOM_TRY(cast_launch(d, x, &l[0], dt, mem_of(&x->in[0]->mem), loom_cl_elem_off(x->in[0]), LOOM_F32, s, sa, na));
+    LOOM_TRY(cast_launch(d, x, &l[1], dt, mem_of(&x->in[1]->mem), loom_cl_elem_off(x->in[1]), LOOM_F32, s, sbo, nb));
     gl->kind = LOOM_CLL_GEMM;
     gl->gemm = *g;
     gl->gemm.a = gl->gemm.b = gl->gemm.c = s;
     gl->gemm.ao = sa;
     gl->gemm.bo = sbo;
     gl->gemm.co = sc;
-    LOOM_TRY(cast_launch(d, x, &l[3], LOOM_F32, s, sc, dt, mem_of(&x->out->mem), elem_off(x->out), nc));
+    LOOM_TRY(cast_launch(d, x, &l[3], LOOM_F32, s, sc, dt, mem_of(&x->out->mem), loom_cl_elem_off(x->out), nc));
     *n = 4;
     return LOOM_OK;
 }
@@ -392,8 +328,8 @@ static loom_status plan_reduce(cl_dev *d, const loom_exec_node *x, cl_launch *l)
         rs[4 - nr + i] = red[i][1];
     }
     int64_t R = rd[0] * rd[1] * rd[2] * rd[3], nout = kd[0] * kd[1] * kd[2] * kd[3];
-    const char *var = dtype_variant(nd->dtype);
-    argset a;
+    const char *var = loom_cl_dtype_variant(nd->dtype);
+    cl_args a;
     /* A sum with the leading dims reduced and the trailing ones kept:
      * [R, C] -> [C], a column sum with vector loads (worth it from 8). */
     int split = 4;
@@ -403,33 +339,33 @@ static loom_status plan_reduce(cl_dev *d, const loom_exec_node *x, cl_launch *l)
     for (int i = 0; i < split; i++)
         cols &= r4[i] == 1;
     if (cols) {
-        LOOM_TRY(make_kernel(d, LOOM_CLP_REDUCE, var, "red_sum_cols", x, l, &a));
-        a_tensor(&a, x->out);
-        a_tensor(&a, x->in[0]);
-        a_u32(&a, (cl_uint)R);
-        a_u32(&a, (cl_uint)nout);
-        a_f32(&a, nd->attr.alpha);
+        LOOM_TRY(loom_cl_make_kernel(d, LOOM_CLP_REDUCE, var, "red_sum_cols", x, l, &a));
+        loom_cl_arg_tensor(&a, x->out);
+        loom_cl_arg_tensor(&a, x->in[0]);
+        loom_cl_arg_u32(&a, (cl_uint)R);
+        loom_cl_arg_u32(&a, (cl_uint)nout);
+        loom_cl_arg_f32(&a, nd->attr.alpha);
         l->lws[0] = d->red_wg;
         l->gws[0] = round_up((size_t)((nout + 7) / 8), l->lws[0]);
-        return args_done(&a, x, "red_sum_cols");
+        return loom_cl_args_done(&a, x, "red_sum_cols");
     }
     /* Few long reductions: a work group each; else an item each. */
     int wg = R >= 128 && nout <= 256;
     const char *kname = wg ? "red_wg" : "red_item";
-    LOOM_TRY(make_kernel(d, LOOM_CLP_REDUCE, var, kname, x, l, &a));
-    a_tensor(&a, x->out);
-    a_tensor(&a, x->in[0]);
-    a_u32(&a, (cl_uint)nout);
+    LOOM_TRY(loom_cl_make_kernel(d, LOOM_CLP_REDUCE, var, kname, x, l, &a));
+    loom_cl_arg_tensor(&a, x->out);
+    loom_cl_arg_tensor(&a, x->in[0]);
+    loom_cl_arg_u32(&a, (cl_uint)nout);
     a_u4(&a, kd);
     a_u4(&a, ks);
     a_u4(&a, rd);
     a_u4(&a, rs);
-    a_u32(&a, (cl_uint)R);
-    a_f32(&a, nd->attr.alpha);
-    a_u32(&a, x->def->code);
+    loom_cl_arg_u32(&a, (cl_uint)R);
+    loom_cl_arg_f32(&a, nd->attr.alpha);
+    loom_cl_arg_u32(&a, x->def->code);
     l->lws[0] = d->red_wg;
     l->gws[0] = wg ? (size_t)nout * l->lws[0] : round_up((size_t)nout, l->lws[0]);
-    return args_done(&a, x, kname);
+    return loom_cl_args_done(&a, x, kname);
 }
 
 /* The softmax family along an axis (in: x, or dy and y). */
@@ -441,19 +377,19 @@ static loom_status plan_softmax(cl_dev *d, const loom_exec_node *x, cl_launch *l
     int64_t rows = sp.outer * sp.inner;
     int wg = sp.n > 128;
     const char *kname = wg ? "rows_wg" : "rows_item";
-    argset a;
-    LOOM_TRY(make_kernel(d, LOOM_CLP_REDUCE, dtype_variant(nd->dtype), kname, x, l, &a));
-    a_tensor(&a, x->out);
-    a_tensor(&a, x->in[0]);
-    a_tensor(&a, grad ? x->in[1] : x->in[0]);
-    a_u32(&a, (cl_uint)rows);
-    a_u32(&a, (cl_uint)sp.n);
-    a_u32(&a, (cl_uint)sp.inner);
-    a_u32(&a, x->def->code);
-    a_u32(&a, (cl_uint)grad);
+    cl_args a;
+    LOOM_TRY(loom_cl_make_kernel(d, LOOM_CLP_REDUCE, loom_cl_dtype_variant(nd->dtype), kname, x, l, &a));
+    loom_cl_arg_tensor(&a, x->out);
+    loom_cl_arg_tensor(&a, x->in[0]);
+    loom_cl_arg_tensor(&a, grad ? x->in[1] : x->in[0]);
+    loom_cl_arg_u32(&a, (cl_uint)rows);
+    loom_cl_arg_u32(&a, (cl_uint)sp.n);
+    loom_cl_arg_u32(&a, (cl_uint)sp.inner);
+    loom_cl_arg_u32(&a, x->def->code);
+    loom_cl_arg_u32(&a, (cl_uint)grad);
     l->lws[0] = d->red_wg;
     l->gws[0] = wg ? (size_t)rows * l->lws[0] : round_up((size_t)rows, l->lws[0]);
-    return args_done(&a, x, kname);
+    return loom_cl_args_done(&a, x, kname);
 }
 
 /* argmax / argmin (in: x) and the gradients of max / min (in: dy, x). */
@@ -463,77 +399,77 @@ static loom_status plan_arg(cl_dev *d, const loom_exec_node *x, cl_launch *l)
     const loom_exec_tensor *tx = x->in[grad];
     loom_axis_split sp = loom_axis_split_of(tx->node, x->node->attr.axis);
     const char *kname = grad ? "red_arg_grad" : "red_arg";
-    argset a;
-    LOOM_TRY(make_kernel(d, LOOM_CLP_REDUCE, dtype_variant(tx->node->dtype), kname, x, l, &a));
-    a_tensor(&a, x->out);
+    cl_args a;
+    LOOM_TRY(loom_cl_make_kernel(d, LOOM_CLP_REDUCE, loom_cl_dtype_variant(tx->node->dtype), kname, x, l, &a));
+    loom_cl_arg_tensor(&a, x->out);
     for (int k = 0; k < x->nin; k++)
-        a_tensor(&a, x->in[k]);
-    a_u32(&a, (cl_uint)sp.outer);
-    a_u32(&a, (cl_uint)sp.n);
-    a_u32(&a, (cl_uint)sp.inner);
-    a_u32(&a, x->def->code);
+        loom_cl_arg_tensor(&a, x->in[k]);
+    loom_cl_arg_u32(&a, (cl_uint)sp.outer);
+    loom_cl_arg_u32(&a, (cl_uint)sp.n);
+    loom_cl_arg_u32(&a, (cl_uint)sp.inner);
+    loom_cl_arg_u32(&a, x->def->code);
     l->lws[0] = d->red_wg;
     l->gws[0] = round_up((size_t)(sp.outer * sp.inner), l->lws[0]);
-    return args_done(&a, x, kname);
+    return loom_cl_args_done(&a, x, kname);
 }
 
 static loom_status plan_xent(cl_dev *d, const loom_exec_node *x, cl_launch *l)
 {
     const loom_node *nz = x->in[0]->node;
-    argset a;
-    LOOM_TRY(make_kernel(d, LOOM_CLP_REDUCE, dtype_variant(nz->dtype), "xent", x, l, &a));
-    a_tensor(&a, x->out);
-    a_tensor(&a, x->in[0]);
-    a_tensor(&a, x->in[1]);
-    a_u32(&a, (cl_uint)nz->shape[0]);
-    a_u32(&a, (cl_uint)nz->shape[1]);
+    cl_args a;
+    LOOM_TRY(loom_cl_make_kernel(d, LOOM_CLP_REDUCE, loom_cl_dtype_variant(nz->dtype), "xent", x, l, &a));
+    loom_cl_arg_tensor(&a, x->out);
+    loom_cl_arg_tensor(&a, x->in[0]);
+    loom_cl_arg_tensor(&a, x->in[1]);
+    loom_cl_arg_u32(&a, (cl_uint)nz->shape[0]);
+    loom_cl_arg_u32(&a, (cl_uint)nz->shape[1]);
     l->lws[0] = l->gws[0] = d->red_wg;
-    return args_done(&a, x, "xent");
+    return loom_cl_args_done(&a, x, "xent");
 }
 
 /* in: dloss, logits, labels */
 static loom_status plan_xent_grad(cl_dev *d, const loom_exec_node *x, cl_launch *l)
 {
     const loom_node *nd = x->node;
-    argset a;
+    cl_args a;
     if (x->also[0] || x->also[1]) {
         /* with the loss and the prediction: one work group over every row */
-        LOOM_TRY(make_kernel(d, LOOM_CLP_REDUCE, dtype_variant(nd->dtype), "xent_fused", x, l, &a));
-        a_tensor(&a, x->out);
-        a_tensor(&a, x->also[0] ? x->also[0] : x->out);
-        a_tensor(&a, x->also[1] ? x->also[1] : x->out);
+        LOOM_TRY(loom_cl_make_kernel(d, LOOM_CLP_REDUCE, loom_cl_dtype_variant(nd->dtype), "xent_fused", x, l, &a));
+        loom_cl_arg_tensor(&a, x->out);
+        loom_cl_arg_tensor(&a, x->also[0] ? x->also[0] : x->out);
+        loom_cl_arg_tensor(&a, x->also[1] ? x->also[1] : x->out);
         a_i32(&a, x->also[0] != NULL);
         a_i32(&a, x->also[1] != NULL);
         for (int k = 0; k < 3; k++)
-            a_tensor(&a, x->in[k]);
-        a_u32(&a, (cl_uint)nd->shape[0]);
-        a_u32(&a, (cl_uint)nd->shape[1]);
+            loom_cl_arg_tensor(&a, x->in[k]);
+        loom_cl_arg_u32(&a, (cl_uint)nd->shape[0]);
+        loom_cl_arg_u32(&a, (cl_uint)nd->shape[1]);
         l->lws[0] = l->gws[0] = d->red_wg;
-        return args_done(&a, x, "xent_fused");
+        return loom_cl_args_done(&a, x, "xent_fused");
     }
-    LOOM_TRY(make_kernel(d, LOOM_CLP_REDUCE, dtype_variant(nd->dtype), "xent_grad", x, l, &a));
-    a_tensor(&a, x->out);
+    LOOM_TRY(loom_cl_make_kernel(d, LOOM_CLP_REDUCE, loom_cl_dtype_variant(nd->dtype), "xent_grad", x, l, &a));
+    loom_cl_arg_tensor(&a, x->out);
     for (int k = 0; k < 3; k++)
-        a_tensor(&a, x->in[k]);
-    a_u32(&a, (cl_uint)nd->shape[0]);
-    a_u32(&a, (cl_uint)nd->shape[1]);
+        loom_cl_arg_tensor(&a, x->in[k]);
+    loom_cl_arg_u32(&a, (cl_uint)nd->shape[0]);
+    loom_cl_arg_u32(&a, (cl_uint)nd->shape[1]);
     l->lws[0] = d->red_wg;
     l->gws[0] = round_up((size_t)nd->shape[0], l->lws[0]);
-    return args_done(&a, x, "xent_grad");
+    return loom_cl_args_done(&a, x, "xent_grad");
 }
 
 /* One launch per input: the first writes, the others add. */
 static loom_status plan_sumsq(cl_dev *d, const loom_exec_node *x, cl_launch *out, int *n)
 {
-    argset a;
+    cl_args a;
     for (int k = 0; k < x->nin; k++) {
-        LOOM_TRY(make_kernel(d, LOOM_CLP_REDUCE, "", "red_sumsq", x, &out[k], &a));
-        a_tensor(&a, x->out);
-        a_tensor(&a, x->in[k]);
-        a_u32(&a, (cl_uint)x->in[k]->node->numel);
+        LOOM_TRY(loom_cl_make_kernel(d, LOOM_CLP_REDUCE, "", "red_sumsq", x, &out[k], &a));
+        loom_cl_arg_tensor(&a, x->out);
+        loom_cl_arg_tensor(&a, x->in[k]);
+        loom_cl_arg_u32(&a, (cl_uint)x->in[k]->node->numel);
         a_i32(&a, k > 0);
         out[k].lws[0] = out[k].gws[0] = d->red_wg;
-        LOOM_TRY(args_done(&a, x, "red_sumsq"));
+        LOOM_TRY(loom_cl_args_done(&a, x, "red_sumsq"));
     }
     *n = x->nin;
     return LOOM_OK;
@@ -541,12 +477,12 @@ static loom_status plan_sumsq(cl_dev *d, const loom_exec_node *x, cl_launch *out
 
 static loom_status plan_run_value(cl_dev *d, const loom_exec_node *x, cl_launch *l)
 {
-    argset a;
-    LOOM_TRY(make_kernel(d, LOOM_CLP_REDUCE, "", "run_loss_scale", x, l, &a));
-    a_tensor(&a, x->out);
+    cl_args a;
+    LOOM_TRY(loom_cl_make_kernel(d, LOOM_CLP_REDUCE, "", "run_loss_scale", x, l, &a));
+    loom_cl_arg_tensor(&a, x->out);
     a_slot(&a, l);
     l->lws[0] = l->gws[0] = 1;
-    return args_done(&a, x, "run_loss_scale");
+    return loom_cl_args_done(&a, x, "run_loss_scale");
 }
 
 /* ---- optimizer updates ---------------------------------------------------------- */
@@ -557,23 +493,23 @@ static const char *update_kernel(int family)
 }
 
 /* The hyper-parameters after the tensors, as opt_sgd / opt_adam take them. */
-static void update_params(argset *a, const loom_exec_node *x)
+static void update_params(cl_args *a, const loom_exec_node *x)
 {
     const loom_attr *at = &x->node->attr;
-    a_tensor(a, at->clip ? x->in[x->nin - 1] : x->in[0]);
-    a_f32(a, at->clip_norm);
+    loom_cl_arg_tensor(a, at->clip ? x->in[x->nin - 1] : x->in[0]);
+    loom_cl_arg_f32(a, at->clip_norm);
     a_i32(a, at->clip);
     a_i32(a, at->skip_nonfinite);
-    a_f32(a, at->l1);
-    a_f32(a, at->l2);
+    loom_cl_arg_f32(a, at->l1);
+    loom_cl_arg_f32(a, at->l2);
     if (x->def->family == LOOM_FAM_SGD) {
-        a_f32(a, at->momentum);
+        loom_cl_arg_f32(a, at->momentum);
         a_i32(a, at->nesterov);
     } else {
-        a_f32(a, at->beta1);
-        a_f32(a, at->beta2);
-        a_f32(a, at->eps);
-        a_f32(a, at->weight_decay);
+        loom_cl_arg_f32(a, at->beta1);
+        loom_cl_arg_f32(a, at->beta2);
+        loom_cl_arg_f32(a, at->eps);
+        loom_cl_arg_f32(a, at->weight_decay);
     }
 }
 
@@ -583,26 +519,26 @@ static loom_status plan_update_one(cl_dev *d, const loom_exec_node *x, cl_launch
     int64_t n = x->in[0]->node->numel;
     int family = x->def->family;
     const char *kname = update_kernel(family);
-    argset a;
-    LOOM_TRY(make_kernel(d, LOOM_CLP_OPTIM, "", kname, x, l, &a));
-    a_tensor(&a, x->in[0]);
-    a_tensor(&a, x->in[1]);
+    cl_args a;
+    LOOM_TRY(loom_cl_make_kernel(d, LOOM_CLP_OPTIM, "", kname, x, l, &a));
+    loom_cl_arg_tensor(&a, x->in[0]);
+    loom_cl_arg_tensor(&a, x->in[1]);
     if (family == LOOM_FAM_EMA) {
-        a_u32(&a, (cl_uint)n);
+        loom_cl_arg_u32(&a, (cl_uint)n);
     } else {
         if (family == LOOM_FAM_SGD) {
-            a_tensor(&a, at->momentum != 0.0f ? x->in[2] : x->in[0]);
+            loom_cl_arg_tensor(&a, at->momentum != 0.0f ? x->in[2] : x->in[0]);
         } else {
-            a_tensor(&a, x->in[2]);
-            a_tensor(&a, x->in[3]);
+            loom_cl_arg_tensor(&a, x->in[2]);
+            loom_cl_arg_tensor(&a, x->in[3]);
         }
-        a_u32(&a, (cl_uint)n);
-        a_u32(&a, (cl_uint)at->grad_rows);
+        loom_cl_arg_u32(&a, (cl_uint)n);
+        loom_cl_arg_u32(&a, (cl_uint)at->grad_rows);
         update_params(&a, x);
     }
     a_slot(&a, l);
     ew_size(d, l, n);
-    return args_done(&a, x, kname);
+    return loom_cl_args_done(&a, x, kname);
 }
 
 /* The block a tensor lives in. */
@@ -659,12 +595,12 @@ static loom_status plan_update_multi(cl_dev *d, const loom_exec_node *x, int n, 
     for (int k = 0; k < n; k++) {
         const loom_exec_node *y = &x[k];
         uint32_t *e = tab + (size_t)k * LOOM_UPDATE_ENTRY;
-        e[0] = elem_off(y->in[0]);
-        e[1] = elem_off(y->in[1]);
+        e[0] = loom_cl_elem_off(y->in[0]);
+        e[1] = loom_cl_elem_off(y->in[1]);
         if (family != LOOM_FAM_EMA && have > 0)
-            e[2] = elem_off(y->in[2]);
+            e[2] = loom_cl_elem_off(y->in[2]);
         if (family == LOOM_FAM_ADAM)
-            e[3] = elem_off(y->in[3]);
+            e[3] = loom_cl_elem_off(y->in[3]);
         e[4] = (uint32_t)y->in[0]->node->numel;
         e[5] = (uint32_t)y->node->attr.grad_rows;
         e[6] = wgs;
@@ -680,21 +616,21 @@ static loom_status plan_update_multi(cl_dev *d, const loom_exec_node *x, int n, 
     LOOM_TRY(s);
     char kname[32];
     snprintf(kname, sizeof kname, "%s_multi", update_kernel(family));
-    argset a;
-    LOOM_TRY(make_kernel(d, LOOM_CLP_OPTIM, "", kname, x, l, &a));
+    cl_args a;
+    LOOM_TRY(loom_cl_make_kernel(d, LOOM_CLP_OPTIM, "", kname, x, l, &a));
     a_mem(&a, mem_of(&x->in[0]->mem));
     if (family != LOOM_FAM_EMA)
         a_mem(&a, mem_of(&x->in[1]->mem));
     const cl_buf *tb = buf;
     a_mem(&a, loom_cl_block_mem(tb->block));
-    a_u32(&a, (cl_uint)(tb->offset / 4));
-    a_u32(&a, (cl_uint)n);
+    loom_cl_arg_u32(&a, (cl_uint)(tb->offset / 4));
+    loom_cl_arg_u32(&a, (cl_uint)n);
     if (family != LOOM_FAM_EMA)
         update_params(&a, x);
     a_slot(&a, l);
     l->lws[0] = d->ew_wg;
     l->gws[0] = (size_t)wgs * d->ew_wg;
-    return args_done(&a, x, kname);
+    return loom_cl_args_done(&a, x, kname);
 }
 
 /* One launch per run of a group's members that share blocks; the members
@@ -879,7 +815,7 @@ loom_status loom_cl_plan_node(cl_dev *d, const loom_exec_node *x, int node, cl_l
 
 loom_status loom_cl_set_run_slot(cl_dev *d, const loom_exec_node *x, const cl_launch *l, const loom_run_args *args)
 {
-    argset a = {d, l->kernel, (cl_uint)l->run_arg, CL_SUCCESS, 0};
-    a_raw(&a, sizeof(loom_run_slot), &args->slots[x->run_slot]);
-    return args_done(&a, x, "the run slot");
+    cl_args a = {d, l->kernel, (cl_uint)l->run_arg, CL_SUCCESS, 0};
+    loom_cl_arg(&a, sizeof(loom_run_slot), &args->slots[x->run_slot]);
+    return loom_cl_args_done(&a, x, "the run slot");
 }

@@ -12,84 +12,12 @@
 #include <stdio.h>
 #include <string.h>
 
-/* ---- arguments (as cl_launch.c sets them) ------------------------------------- */
-
-typedef struct args {
-    cl_dev *d;
-    cl_kernel k;
-    cl_uint i;
-    cl_int err;
-    cl_uint bad;
-} args;
-
-static void a_raw(args *a, size_t n, const void *v)
-{
-    cl_int e = clSetKernelArg(a->k, a->i, n, v);
-    if (e != CL_SUCCESS && a->err == CL_SUCCESS) {
-        a->err = e;
-        a->bad = a->i;
-    }
-    a->i++;
-}
-
-static void a_u32(args *a, cl_uint v) { a_raw(a, sizeof v, &v); }
-static void a_f32(args *a, cl_float v) { a_raw(a, sizeof v, &v); }
-
-static void a_u4(args *a, const uint32_t v[4])
+static void a_u4(cl_args *a, const uint32_t v[4])
 {
     cl_uint4 u;
     for (int i = 0; i < 4; i++)
         u.s[i] = v[i];
-    a_raw(a, sizeof u, &u);
-}
-
-static cl_mem mem_of(const loom_exec_tensor *t)
-{
-    return loom_cl_block_mem(((const cl_buf *)t->mem.buf)->block);
-}
-
-/* Offset in elements of the tensor's dtype from its block's start. */
-static cl_uint elem_off(const loom_exec_tensor *t)
-{
-    uint64_t es = loom_dtype_size(t->node->dtype);
-    uint64_t bytes = ((const cl_buf *)t->mem.buf)->offset + t->mem.offset;
-    assert(bytes % es == 0 && bytes / es <= 0xffffffffu);
-    return (cl_uint)(bytes / es);
-}
-
-static void a_tensor(args *a, const loom_exec_tensor *t)
-{
-    cl_mem m = mem_of(t);
-    a_raw(a, sizeof m, &m);
-    a_u32(a, elem_off(t));
-}
-
-static const char *dtype_variant(loom_dtype dt)
-{
-    return dt == LOOM_F16 ? "-DLOOM_F16" : dt == LOOM_BF16 ? "-DLOOM_BF16" : "";
-}
-
-static loom_status kernel_of(cl_dev *d, cl_progid which, const char *variant, const char *name,
-                             const loom_exec_node *x, cl_launch *l, args *a)
-{
-    cl_program prog;
-    LOOM_TRY(loom_cl_program(d, which, variant, &prog));
-    cl_int e = CL_SUCCESS;
-    l->kernel = clCreateKernel(prog, name, &e);
-    if (e != CL_SUCCESS)
-        return loom_cl_fail(d, e, "clCreateKernel", "kernel %s for op %s (\"%s\")", name, loom_op_name(x->node->op),
-                            x->node->name);
-    l->kind = LOOM_CLL_KERNEL;
-    *a = (args){d, l->kernel, 0, CL_SUCCESS, 0};
-    return LOOM_OK;
-}
-
-static loom_status done(args *a, const loom_exec_node *x, const char *kname)
-{
-    if (a->err == CL_SUCCESS)
-        return LOOM_OK;
-    return loom_cl_fail(a->d, a->err, "clSetKernelArg", "argument %u of kernel %s for op %s (\"%s\")", a->bad, kname,
-                        loom_op_name(x->node->op), x->node->name);
+    loom_cl_arg(a, sizeof u, &u);
 }
 
 static size_t round_up(size_t v, size_t m)
@@ -113,22 +41,22 @@ loom_status loom_cl_plan_lnorm(cl_dev *d, const loom_exec_node *x, cl_launch *l)
     int grad = x->def->family == LOOM_FAM_LNORM_GRAD, aff = nd->attr.affine;
     uint32_t cols = (uint32_t)nd->shape[nd->ndim - 1], rows = (uint32_t)(nd->numel / cols);
     const char *kname = grad ? "norm_grad_rows" : "norm_rows";
-    args a;
-    LOOM_TRY(kernel_of(d, LOOM_CLP_SEQ, dtype_variant(nd->dtype), kname, x, l, &a));
-    a_tensor(&a, x->out);
+    cl_args a;
+    LOOM_TRY(loom_cl_make_kernel(d, LOOM_CLP_SEQ, loom_cl_dtype_variant(nd->dtype), kname, x, l, &a));
+    loom_cl_arg_tensor(&a, x->out);
     int base = grad ? 2 : 1;
     for (int k = 0; k < base; k++)
-        a_tensor(&a, x->in[k]);
-    a_tensor(&a, (aff & 1) ? x->in[base] : x->in[0]);
+        loom_cl_arg_tensor(&a, x->in[k]);
+    loom_cl_arg_tensor(&a, (aff & 1) ? x->in[base] : x->in[0]);
     if (!grad)
-        a_tensor(&a, (aff & 2) ? x->in[1 + (aff & 1)] : x->in[0]);
-    a_u32(&a, rows);
-    a_u32(&a, cols);
-    a_f32(&a, nd->attr.norm_eps);
-    a_u32(&a, (cl_uint)aff);
-    a_u32(&a, x->def->code == LOOM_LNORM_RMS);
+        loom_cl_arg_tensor(&a, (aff & 2) ? x->in[1 + (aff & 1)] : x->in[0]);
+    loom_cl_arg_u32(&a, rows);
+    loom_cl_arg_u32(&a, cols);
+    loom_cl_arg_f32(&a, nd->attr.norm_eps);
+    loom_cl_arg_u32(&a, (cl_uint)aff);
+    loom_cl_arg_u32(&a, x->def->code == LOOM_LNORM_RMS);
     items(d, l, rows);
-    return done(&a, x, kname);
+    return loom_cl_args_done(&a, x, kname);
 }
 
 /* ---- indexing --------------------------------------------------------------------- */
@@ -166,16 +94,16 @@ loom_status loom_cl_plan_index(cl_dev *d, const loom_exec_node *x, cl_launch *l)
         dense4(full, od, os);
     }
     const char *kname = scatter ? "scatter_items" : "take_items";
-    args a;
-    LOOM_TRY(kernel_of(d, LOOM_CLP_SEQ, dtype_variant(nd->dtype), kname, x, l, &a));
-    a_tensor(&a, x->out);
-    a_tensor(&a, x->in[0]);
-    a_tensor(&a, x->in[1]);
-    a_u32(&a, (cl_uint)n);
-    a_u32(&a, bound);
-    a_u32(&a, inner);
-    a_u32(&a, nj);
-    a_u32(&a, ax4);
+    cl_args a;
+    LOOM_TRY(loom_cl_make_kernel(d, LOOM_CLP_SEQ, loom_cl_dtype_variant(nd->dtype), kname, x, l, &a));
+    loom_cl_arg_tensor(&a, x->out);
+    loom_cl_arg_tensor(&a, x->in[0]);
+    loom_cl_arg_tensor(&a, x->in[1]);
+    loom_cl_arg_u32(&a, (cl_uint)n);
+    loom_cl_arg_u32(&a, bound);
+    loom_cl_arg_u32(&a, inner);
+    loom_cl_arg_u32(&a, nj);
+    loom_cl_arg_u32(&a, ax4);
     a_u4(&a, id);
     if (scatter) {
         a_u4(&a, is);
@@ -183,9 +111,9 @@ loom_status loom_cl_plan_index(cl_dev *d, const loom_exec_node *x, cl_launch *l)
     } else {
         a_u4(&a, os);
     }
-    a_u32(&a, (cl_uint)x->def->code);
+    loom_cl_arg_u32(&a, (cl_uint)x->def->code);
     items(d, l, n);
-    return done(&a, x, kname);
+    return loom_cl_args_done(&a, x, kname);
 }
 
 /* ---- rotary embedding ---------------------------------------------------------------- */
@@ -198,18 +126,18 @@ loom_status loom_cl_plan_rope(cl_dev *d, const loom_exec_node *x, cl_launch *l)
     for (int i = axis + 1; i < nd->ndim - 1; i++)
         mid *= nd->shape[i];
     uint64_t n = (uint64_t)nd->numel / 2;
-    args a;
-    LOOM_TRY(kernel_of(d, LOOM_CLP_SEQ, dtype_variant(nd->dtype), "rope_pairs", x, l, &a));
-    a_tensor(&a, x->out);
-    a_tensor(&a, x->in[0]);
-    a_u32(&a, (cl_uint)n);
-    a_u32(&a, (cl_uint)(nd->shape[nd->ndim - 1] / 2));
-    a_u32(&a, (cl_uint)nd->shape[axis]);
-    a_u32(&a, (cl_uint)mid);
-    a_f32(&a, log2f(nd->attr.rope_base));
-    a_f32(&a, nd->attr.rope_inverse ? -1.0f : 1.0f);
+    cl_args a;
+    LOOM_TRY(loom_cl_make_kernel(d, LOOM_CLP_SEQ, loom_cl_dtype_variant(nd->dtype), "rope_pairs", x, l, &a));
+    loom_cl_arg_tensor(&a, x->out);
+    loom_cl_arg_tensor(&a, x->in[0]);
+    loom_cl_arg_u32(&a, (cl_uint)n);
+    loom_cl_arg_u32(&a, (cl_uint)(nd->shape[nd->ndim - 1] / 2));
+    loom_cl_arg_u32(&a, (cl_uint)nd->shape[axis]);
+    loom_cl_arg_u32(&a, (cl_uint)mid);
+    loom_cl_arg_f32(&a, log2f(nd->attr.rope_base));
+    loom_cl_arg_f32(&a, nd->attr.rope_inverse ? -1.0f : 1.0f);
     items(d, l, n);
-    return done(&a, x, "rope_pairs");
+    return loom_cl_args_done(&a, x, "rope_pairs");
 }
 
 /* ---- fused attention -------------------------------------------------------------------- */
@@ -248,16 +176,16 @@ loom_status loom_cl_plan_attention(cl_dev *d, const loom_exec_node *x, cl_launch
     pc.has_mask = (uint32_t)has_mask;
     pc.scale = ad.scale;
     char variant[48];
-    snprintf(variant, sizeof variant, "%s -DHEAD_D=%d -DTB=%d", dtype_variant(tq->node->dtype), (int)ad.d,
+    snprintf(variant, sizeof variant, "%s -DHEAD_D=%d -DTB=%d", loom_cl_dtype_variant(tq->node->dtype), (int)ad.d,
              attn_tile(ad.d));
     const char *kname = kernels[code];
-    args a;
-    LOOM_TRY(kernel_of(d, LOOM_CLP_ATTENTION, variant, kname, x, l, &a));
-    a_tensor(&a, x->out);
+    cl_args a;
+    LOOM_TRY(loom_cl_make_kernel(d, LOOM_CLP_ATTENTION, variant, kname, x, l, &a));
+    loom_cl_arg_tensor(&a, x->out);
     for (int k = 0; k < x->nin - has_mask; k++)
-        a_tensor(&a, x->in[k]);
-    a_tensor(&a, has_mask ? x->in[x->nin - 1] : x->in[0]);
-    a_raw(&a, sizeof pc, &pc);
+        loom_cl_arg_tensor(&a, x->in[k]);
+    loom_cl_arg_tensor(&a, has_mask ? x->in[x->nin - 1] : x->in[0]);
+    loom_cl_arg(&a, sizeof pc, &pc);
     int per_key = code == LOOM_ATTN_DK || code == LOOM_ATTN_DV;
     size_t rows = (size_t)(per_key ? ad.nk : ad.nq), heads = (size_t)(ad.b * (per_key ? ad.hkv : ad.hq));
     l->dims = 2;
@@ -265,7 +193,7 @@ loom_status loom_cl_plan_attention(cl_dev *d, const loom_exec_node *x, cl_launch
     l->lws[1] = 1;
     l->gws[0] = round_up(rows, ATTN_WG);
     l->gws[1] = heads;
-    return done(&a, x, kname);
+    return loom_cl_args_done(&a, x, kname);
 }
 
 /* ---- batched matmul ------------------------------------------------------------------------ */
@@ -292,15 +220,15 @@ static loom_status cast(cl_dev *d, const loom_exec_node *x, cl_launch *l, loom_d
 {
     char variant[48];
     snprintf(variant, sizeof variant, "-DFROM_%s -DTO_%s", cast_name(from), cast_name(to));
-    args a;
-    LOOM_TRY(kernel_of(d, LOOM_CLP_CAST, variant, "cast", x, l, &a));
-    a_raw(&a, sizeof dst, &dst);
-    a_u32(&a, dof);
-    a_raw(&a, sizeof src, &src);
-    a_u32(&a, so);
-    a_u32(&a, (cl_uint)n);
+    cl_args a;
+    LOOM_TRY(loom_cl_make_kernel(d, LOOM_CLP_CAST, variant, "cast", x, l, &a));
+    loom_cl_arg(&a, sizeof dst, &dst);
+    loom_cl_arg_u32(&a, dof);
+    loom_cl_arg(&a, sizeof src, &src);
+    loom_cl_arg_u32(&a, so);
+    loom_cl_arg_u32(&a, (cl_uint)n);
     items(d, l, (uint64_t)n);
-    return done(&a, x, "cast");
+    return loom_cl_args_done(&a, x, "cast");
 }
 
 /* The GEMM launch of one batched matmul over buffers a, b, c at element
@@ -362,8 +290,8 @@ loom_status loom_cl_plan_bmm(cl_dev *d, const loom_exec_node *x, cl_launch *l, i
     loom_dtype dt = x->node->dtype;
     if (!widens(d, x)) {
         *n = 1;
-        return batched(d, x, l, dt == LOOM_F16, mem_of(x->in[0]), elem_off(x->in[0]), mem_of(x->in[1]),
-                       elem_off(x->in[1]), mem_of(x->out), elem_off(x->out));
+        return batched(d, x, l, dt == LOOM_F16, loom_cl_tensor_mem(x->in[0]), loom_cl_elem_off(x->in[0]), loom_cl_tensor_mem(x->in[1]),
+                       loom_cl_elem_off(x->in[1]), loom_cl_tensor_mem(x->out), loom_cl_elem_off(x->out));
     }
     int64_t na = x->in[0]->node->numel, nb = x->in[1]->node->numel, nc = x->node->numel;
     void *buf = NULL;
@@ -373,10 +301,10 @@ loom_status loom_cl_plan_bmm(cl_dev *d, const loom_exec_node *x, cl_launch *l, i
     cl_uint sa = (cl_uint)(sb->offset / 4), sbo = sa + (cl_uint)na, sc = sbo + (cl_uint)nb;
     l[2].scratch = buf;
     *n = 4;
-    LOOM_TRY(cast(d, x, &l[0], dt, mem_of(x->in[0]), elem_off(x->in[0]), LOOM_F32, s, sa, na));
-    LOOM_TRY(cast(d, x, &l[1], dt, mem_of(x->in[1]), elem_off(x->in[1]), LOOM_F32, s, sbo, nb));
+    LOOM_TRY(cast(d, x, &l[0], dt, loom_cl_tensor_mem(x->in[0]), loom_cl_elem_off(x->in[0]), LOOM_F32, s, sa, na));
+    LOOM_TRY(cast(d, x, &l[1], dt, loom_cl_tensor_mem(x->in[1]), loom_cl_elem_off(x->in[1]), LOOM_F32, s, sbo, nb));
     LOOM_TRY(batched(d, x, &l[2], 0, s, sa, s, sbo, s, sc));
-    return cast(d, x, &l[3], LOOM_F32, s, sc, dt, mem_of(x->out), elem_off(x->out), nc);
+    return cast(d, x, &l[3], LOOM_F32, s, sc, dt, loom_cl_tensor_mem(x->out), loom_cl_elem_off(x->out), nc);
 }
 
 static CLBlastTranspose tr(int t)

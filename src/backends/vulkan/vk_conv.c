@@ -6,49 +6,11 @@
 #include "vk_internal.h"
 #include "../common/layout.h"
 #include "../../core/conv_geom.h"
-#include "loom_spv.h"
 
 #include <stdio.h>
 #include <string.h>
 
 /* ---- helpers ---------------------------------------------------------------- */
-
-static const loom_spv_entry *find_variant(const char *name)
-{
-    for (int i = 0; i < loom_spv_count; i++)
-        if (!strcmp(loom_spv_registry[i].name, name))
-            return &loom_spv_registry[i];
-    return NULL;
-}
-
-static vk_bind bind_of(const loom_exec_tensor *t, int access)
-{
-    const vk_buf *vb = t->mem.buf;
-    vk_bind b = {vb->block->buf, vb->offset + t->mem.offset, t->mem.bytes, 0, access, 0};
-    return b;
-}
-
-/* A binding the variant does not touch: a repeat of one the dispatch has. */
-static vk_bind unused(vk_bind b)
-{
-    b.access = 0;
-    return b;
-}
-
-/* Binds the dispatch to the variant (bindings `kinds`, push constants of
- * push_size bytes) with its spec constants. */
-static loom_status use(vk_prog *p, vk_dispatch *x, const char *name, const char *kinds, uint32_t push_size,
-                       uint32_t wgx, uint32_t wgy, const uint32_t spec[VK_MAX_SPEC], const void *push)
-{
-    const loom_spv_entry *e = find_variant(name);
-    if (!e)
-        return loom_fail(p->d->ctx, LOOM_E_UNSUPPORTED, "%s: no Vulkan kernel variant %s (op %s)", p->d->info->spec,
-                         name, loom_op_name(p->prog->nodes[x->node].node->op));
-    vk_shader sh = {e->name, e->code, &e->words, kinds, push_size, {wgx, wgy}};
-    x->push_size = push_size;
-    memcpy(x->push, push, push_size);
-    return vk_pipe_get(p->d, &sh, spec, &x->pipe);
-}
 
 /* `items` invocations in workgroups of wg, over x and y within the
  * device's limits, z workgroups deep. */
@@ -107,10 +69,10 @@ loom_status vk_plan_conv(vk_prog *p, const loom_exec_node *x)
     vk_dispatch *dx;
     LOOM_TRY(vk_add_dispatch(p, x->index, &dx));
     dx->nbind = 4;
-    dx->bind[0] = bind_of(x->in[0], VK_READ);
-    dx->bind[1] = bind_of(x->in[1], VK_READ);
-    dx->bind[2] = bind_of(x->out, VK_WRITE);
-    dx->bind[3] = x->nin > 2 ? bind_of(x->in[2], VK_READ) : unused(dx->bind[2]);
+    dx->bind[0] = vk_bind_tensor(x->in[0], VK_READ);
+    dx->bind[1] = vk_bind_tensor(x->in[1], VK_READ);
+    dx->bind[2] = vk_bind_tensor(x->out, VK_WRITE);
+    dx->bind[3] = x->nin > 2 ? vk_bind_tensor(x->in[2], VK_READ) : vk_bind_alias(dx->bind[2]);
     uint32_t spec[VK_MAX_SPEC] = {(uint32_t)code, 0, 0};
     char name[48];
     if (!(p->d->quirks & VK_QUIRK_SLOW_BARRIERS)) {
@@ -126,7 +88,7 @@ loom_status vk_plan_conv(vk_prog *p, const loom_exec_node *x)
             return loom_fail(p->d->ctx, LOOM_E_UNSUPPORTED, "%s: %s \"%s\" needs %u x %u x %u workgroups, above the "
                              "device's limit", p->d->info->spec, loom_op_name(nd->op), nd->name, dx->groups[0],
                              dx->groups[1], dx->groups[2]);
-        return use(p, dx, dt_suffix(name, sizeof name, "conv_tiled", nd->dtype), "SSSS", sizeof pc, 16, 16, spec, &pc);
+        return vk_use_variant(p, dx, dt_suffix(name, sizeof name, "conv_tiled", nd->dtype), "SSSS", sizeof pc, 16, 16, spec, &pc);
     }
     uint32_t tm = m >= 16 ? 16 : 4;
     spec[1] = tm;
@@ -141,7 +103,7 @@ loom_status vk_plan_conv(vk_prog *p, const loom_exec_node *x)
     } else {
         dt_suffix(name, sizeof name, "conv_direct", nd->dtype);
     }
-    return use(p, dx, name, kinds, sizeof pc, 64, 1, spec, &pc);
+    return vk_use_variant(p, dx, name, kinds, sizeof pc, 64, 1, spec, &pc);
 }
 
 /* ---- pooling ------------------------------------------------------------------- */
@@ -157,14 +119,14 @@ loom_status vk_plan_pool(vk_prog *p, const loom_exec_node *x)
     vk_dispatch *dx;
     LOOM_TRY(vk_add_dispatch(p, x->index, &dx));
     dx->nbind = grad ? 3 : 2;
-    dx->bind[0] = bind_of(x->in[0], VK_READ);
+    dx->bind[0] = vk_bind_tensor(x->in[0], VK_READ);
     if (grad)
-        dx->bind[1] = x->nin > 1 ? bind_of(x->in[1], VK_READ) : unused(dx->bind[0]);
-    dx->bind[dx->nbind - 1] = bind_of(x->out, VK_WRITE);
+        dx->bind[1] = x->nin > 1 ? vk_bind_tensor(x->in[1], VK_READ) : vk_bind_alias(dx->bind[0]);
+    dx->bind[dx->nbind - 1] = vk_bind_tensor(x->out, VK_WRITE);
     LOOM_TRY(spread(p, dx, (uint64_t)nd->numel, 256, 1, nd));
     uint32_t spec[VK_MAX_SPEC] = {(uint32_t)x->def->code, 0, 0};
     char name[48];
-    return use(p, dx, dt_suffix(name, sizeof name, grad ? "pool_grad" : "pool", nd->dtype), grad ? "SSS" : "SS",
+    return vk_use_variant(p, dx, dt_suffix(name, sizeof name, grad ? "pool_grad" : "pool", nd->dtype), grad ? "SSS" : "SS",
                sizeof pc, 256, 1, spec, &pc);
 }
 
@@ -186,24 +148,24 @@ loom_status vk_plan_norm(vk_prog *p, const loom_exec_node *x)
     if (code == LOOM_NORM_APPLY || code == LOOM_NORM_GRAD) {
         dx->nbind = 6;
         for (int k = 0; k < x->nin; k++)
-            dx->bind[k] = bind_of(x->in[k], VK_READ);
+            dx->bind[k] = vk_bind_tensor(x->in[k], VK_READ);
         if (x->nin < 5)
-            dx->bind[4] = unused(dx->bind[0]);
-        dx->bind[5] = bind_of(x->out, VK_WRITE);
+            dx->bind[4] = vk_bind_alias(dx->bind[0]);
+        dx->bind[5] = vk_bind_tensor(x->out, VK_WRITE);
         LOOM_TRY(spread(p, dx, (uint64_t)nx->numel, 256, 1, nd));
-        return use(p, dx, dt_suffix(name, sizeof name, "norm_apply", nd->dtype), "SSSSSS", sizeof pc, 256, 1, spec,
+        return vk_use_variant(p, dx, dt_suffix(name, sizeof name, "norm_apply", nd->dtype), "SSSSSS", sizeof pc, 256, 1, spec,
                    &pc);
     }
     /* bindings: a (x or dy), x, stats, gamma, out */
     dx->nbind = 5;
-    dx->bind[0] = bind_of(x->in[0], VK_READ);
-    dx->bind[1] = x->nin > 1 ? bind_of(x->in[1], VK_READ) : unused(dx->bind[0]);
-    dx->bind[2] = x->nin > 2 ? bind_of(x->in[2], VK_READ) : unused(dx->bind[0]);
-    dx->bind[3] = x->nin > 3 ? bind_of(x->in[3], VK_READ) : unused(dx->bind[0]);
-    dx->bind[4] = bind_of(x->out, VK_WRITE);
+    dx->bind[0] = vk_bind_tensor(x->in[0], VK_READ);
+    dx->bind[1] = x->nin > 1 ? vk_bind_tensor(x->in[1], VK_READ) : vk_bind_alias(dx->bind[0]);
+    dx->bind[2] = x->nin > 2 ? vk_bind_tensor(x->in[2], VK_READ) : vk_bind_alias(dx->bind[0]);
+    dx->bind[3] = x->nin > 3 ? vk_bind_tensor(x->in[3], VK_READ) : vk_bind_alias(dx->bind[0]);
+    dx->bind[4] = vk_bind_tensor(x->out, VK_WRITE);
     /* a workgroup per statistic (or channel) */
     LOOM_TRY(spread(p, dx, (uint64_t)(code == LOOM_NORM_DGAMMA ? g.c : g.q) * 64, 64, 1, nd));
-    return use(p, dx, dt_suffix(name, sizeof name, "norm_reduce", nx->dtype), "SSSSS", sizeof pc, 64, 1, spec, &pc);
+    return vk_use_variant(p, dx, dt_suffix(name, sizeof name, "norm_reduce", nx->dtype), "SSSSS", sizeof pc, 64, 1, spec, &pc);
 }
 
 loom_status vk_plan_norm_update(vk_prog *p, const loom_exec_node *x)
@@ -212,11 +174,11 @@ loom_status vk_plan_norm_update(vk_prog *p, const loom_exec_node *x)
     vk_dispatch *dx;
     LOOM_TRY(vk_add_dispatch(p, x->index, &dx));
     dx->nbind = 2;
-    dx->bind[0] = bind_of(x->in[0], VK_READ | VK_WRITE);
-    dx->bind[1] = bind_of(x->in[1], VK_READ);
+    dx->bind[0] = vk_bind_tensor(x->in[0], VK_READ | VK_WRITE);
+    dx->bind[1] = vk_bind_tensor(x->in[1], VK_READ);
     LOOM_TRY(spread(p, dx, pc.n, 64, 1, x->in[0]->node));
     uint32_t spec[VK_MAX_SPEC] = {0, 0, 0};
-    return use(p, dx, "norm_update", "SS", sizeof pc, 64, 1, spec, &pc);
+    return vk_use_variant(p, dx, "norm_update", "SS", sizeof pc, 64, 1, spec, &pc);
 }
 
 /* ---- windows and concat ------------------------------------------------------------ */
@@ -258,8 +220,8 @@ loom_status vk_plan_window(vk_prog *p, const loom_exec_node *x)
     vk_dispatch *dx;
     LOOM_TRY(vk_add_dispatch(p, x->index, &dx));
     dx->nbind = 2;
-    dx->bind[0] = bind_of(x->in[0], VK_READ);
-    dx->bind[1] = bind_of(x->out, VK_WRITE);
+    dx->bind[0] = vk_bind_tensor(x->in[0], VK_READ);
+    dx->bind[1] = vk_bind_tensor(x->out, VK_WRITE);
     LOOM_TRY(spread(p, dx, pc.n, 256, 1, nd));
     uint32_t spec[VK_MAX_SPEC] = {(uint32_t)code, 0, 0};
     char name[48];
@@ -267,7 +229,7 @@ loom_status vk_plan_window(vk_prog *p, const loom_exec_node *x)
         dt_suffix(name, sizeof name, "pad_grad", nd->dtype);
     else
         snprintf(name, sizeof name, "%s", loom_dtype_size(nd->dtype) == 2 ? "window_16" : "window_32");
-    return use(p, dx, name, "SS", sizeof pc, 256, 1, spec, &pc);
+    return vk_use_variant(p, dx, name, "SS", sizeof pc, 256, 1, spec, &pc);
 }
 
 /* One dispatch per input, each into its columns of the output. */
@@ -285,12 +247,12 @@ loom_status vk_plan_concat(vk_prog *p, const loom_exec_node *x)
         vk_dispatch *dx;
         LOOM_TRY(vk_add_dispatch(p, x->index, &dx));
         dx->nbind = 2;
-        dx->bind[0] = bind_of(x->in[k], VK_READ);
+        dx->bind[0] = vk_bind_tensor(x->in[k], VK_READ);
         /* the inputs write apart: no barrier between them is needed, but
          * the hazard tracker sees one range; it is correct either way */
-        dx->bind[1] = bind_of(x->out, VK_WRITE);
+        dx->bind[1] = vk_bind_tensor(x->out, VK_WRITE);
         LOOM_TRY(spread(p, dx, pc.n, 256, 1, nd));
-        LOOM_TRY(use(p, dx, name, "SS", sizeof pc, 256, 1, spec, &pc));
+        LOOM_TRY(vk_use_variant(p, dx, name, "SS", sizeof pc, 256, 1, spec, &pc));
     }
     return LOOM_OK;
 }
