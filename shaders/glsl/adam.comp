@@ -40,21 +40,27 @@ layout(push_constant) uniform Push { loom_pc_update p; };
 
 void main()
 {
-    uint i, n, rows;
-    if (!update_element(i, n, rows))
+    uint i0, n, rows;
+    update_first(i0, n, rows);
+    if (i0 >= n)
         return;
     bool skip;
     float f = grad_factor(p.clip != 0u ? sumsq[0] : 0.0, run[p.slot].inv_scale, skip);
     if (skip)
         return;
     float lr = run[p.slot].lr, alpha = run[p.slot].alpha;
-    float wi = W;
-    float gi = penalized(grad_sum(i, n, rows), wi, f);
-    if (p.weight_decay != 0.0)
-        wi -= lr * p.weight_decay * wi;
-    float mi = M + (gi - M) * (1.0 - p.beta1);
-    float vi = V + (gi * gi - V) * (1.0 - p.beta2);
-    M = mi;
-    V = vi;
-    W = wi - alpha * mi / (sqrt(vi) + p.eps);
+    for (uint j = 0u; j < PER; j++) {
+        uint i = i0 + j * gl_WorkGroupSize.x;
+        if (i >= n)
+            return;
+        float wi = W;
+        float gi = penalized(grad_sum(i, n, rows), wi, f);
+        if (p.weight_decay != 0.0)
+            wi -= lr * p.weight_decay * wi;
+        float mi = M + (gi - M) * (1.0 - p.beta1);
+        float vi = V + (gi * gi - V) * (1.0 - p.beta2);
+        M = mi;
+        V = vi;
+        W = wi - alpha * mi / (sqrt(vi) + p.eps);
+    }
 }

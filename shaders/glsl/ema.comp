@@ -30,9 +30,13 @@ layout(push_constant) uniform Push { loom_pc_update p; };
 
 void main()
 {
-    uint i, n, rows;
-    if (!update_element(i, n, rows))
-        return;
+    uint i0, n, rows;
+    update_first(i0, n, rows);
     float d = run[p.slot].decay;
-    E = d * E + (1.0 - d) * G(i);
+    for (uint j = 0u; j < PER; j++) {
+        uint i = i0 + j * gl_WorkGroupSize.x;
+        if (i >= n)
+            return;
+        E = d * E + (1.0 - d) * G(i);
+    }
 }

@@ -37,20 +37,26 @@ layout(push_constant) uniform Push { loom_pc_update p; };
 
 void main()
 {
-    uint i, n, rows;
-    if (!update_element(i, n, rows))
+    uint i0, n, rows;
+    update_first(i0, n, rows);
+    if (i0 >= n)
         return;
     bool skip;
     float f = grad_factor(p.clip != 0u ? sumsq[0] : 0.0, run[p.slot].inv_scale, skip);
     if (skip)
         return;
     float lr = run[p.slot].lr;
-    float gi = penalized(grad_sum(i, n, rows), W, f);
-    if (MOMENTUM == 0) {
-        W -= lr * gi;
-    } else {
-        float vi = p.momentum * VEL - lr * gi;
-        VEL = vi;
-        W += p.nesterov != 0u ? p.momentum * vi - lr * gi : vi;
+    for (uint j = 0u; j < PER; j++) {
+        uint i = i0 + j * gl_WorkGroupSize.x;
+        if (i >= n)
+            return;
+        float gi = penalized(grad_sum(i, n, rows), W, f);
+        if (MOMENTUM == 0) {
+            W -= lr * gi;
+        } else {
+            float vi = p.momentum * VEL - lr * gi;
+            VEL = vi;
+            W += p.nesterov != 0u ? p.momentum * vi - lr * gi : vi;
+        }
     }
 }

@@ -4,9 +4,14 @@
 // update): the table holds an entry per tensor (LOOM_UPDATE_ENTRY words:
 // its element offsets into the bound windows, its size, its gradient's rows,
 // its first workgroup) and each workgroup finds its tensor by bisection.
+// An invocation updates PER elements, a workgroup's size apart: where
+// invocations are emulated (CPU drivers) each workgroup is a call with a
+// cost of its own, and the host asks for many per workgroup.
 // The kernel defines G(i), the gradient's element i, before including this.
 #ifndef LOOM_UPDATE_GLSL
 #define LOOM_UPDATE_GLSL
+
+layout(constant_id = 1) const uint PER = 1u;
 
 #ifdef LOOM_MULTI
 layout(set = 0, binding = TABLE_BINDING, std430) readonly buffer BufT { uint tab[]; };
@@ -15,7 +20,9 @@ uint e_p = 0u, e_g = 0u, e_m = 0u, e_v = 0u;
 const uint e_p = 0u, e_g = 0u, e_m = 0u, e_v = 0u;
 #endif
 
-bool update_element(out uint i, out uint n, out uint rows)
+// The invocation's first element (the others follow gl_WorkGroupSize.x
+// apart), its tensor's size and its gradient's rows.
+void update_first(out uint i, out uint n, out uint rows)
 {
 #ifdef LOOM_MULTI
     uint wg = flat_group();
@@ -34,13 +41,12 @@ bool update_element(out uint i, out uint n, out uint rows)
     e_v = tab[e + 3u];
     n = tab[e + 4u];
     rows = tab[e + 5u];
-    i = (wg - tab[e + 6u]) * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
+    i = (wg - tab[e + 6u]) * gl_WorkGroupSize.x * PER + gl_LocalInvocationID.x;
 #else
-    i = flat_gid();
+    i = flat_group() * gl_WorkGroupSize.x * PER + gl_LocalInvocationID.x;
     n = p.n;
     rows = p.grad_rows;
 #endif
-    return i < n;
 }
 
 // The gradient's element i: G(i) itself, or (a bias's gradient folded into

@@ -683,6 +683,21 @@ static const char *update_kernel(int family)
     return family == LOOM_FAM_ADAM ? "adam" : family == LOOM_FAM_SGD ? "sgd" : "ema";
 }
 
+/* Elements per invocation of an update kernel (update.glsl's PER): where
+ * invocations are emulated, each workgroup is a call of its own (measured
+ * on lavapipe: the seed's Adam update at one element per invocation was
+ * most of a batch-32 step). */
+static uint32_t update_per(const vk_dev *d)
+{
+    return (d->quirks & VK_QUIRK_SLOW_BARRIERS) ? 16u : 1u;
+}
+
+/* Workgroups of 256 for n elements, per of them to an invocation. */
+static uint32_t update_groups(uint32_t n, uint32_t per)
+{
+    return (uint32_t)(((uint64_t)n + 256u * per - 1u) / (256u * per));
+}
+
 static loom_status plan_update_one(vk_prog *p, const loom_exec_node *x)
 {
     const loom_attr *at = &x->node->attr;
@@ -703,8 +718,10 @@ static loom_status plan_update_one(vk_prog *p, const loom_exec_node *x)
     if (family != LOOM_FAM_EMA)
         dx->bind[2 + nmoments] = at->clip ? tensor(x->in[x->nin - 1], VK_READ) : alias(dx->bind[1]);
     dx->bind[dx->nbind - 1] = run_slots();
-    LOOM_TRY(grid(p, dx, pc.n, 256, x->node));
-    return use1(p, dx, update_kernel(family), l, family == LOOM_FAM_SGD && have > 0, &pc);
+    uint32_t per = update_per(p->d);
+    LOOM_TRY(grid(p, dx, (uint64_t)update_groups(pc.n, per) * 256u, 256, x->node));
+    uint32_t spec[VK_MAX_SPEC] = {family == LOOM_FAM_SGD && have > 0, per, 0};
+    return use_variant(p, dx, update_kernel(family), l, spec, &pc);
 }
 
 /* A window of one buffer that a multi-tensor update binds: every tensor of
@@ -758,7 +775,7 @@ static loom_status plan_update_multi(vk_prog *p, const loom_exec_node *x, int n,
                                      const vk_window *gw)
 {
     int family = x->def->family, have = x->nin - 2 - x->node->attr.clip;
-    uint32_t first = 0, wgs = 0;
+    uint32_t first = 0, wgs = 0, per = update_per(p->d);
     for (int k = 0; k < n; k++) {
         const loom_exec_node *y = &x[k];
         uint32_t e[LOOM_UPDATE_ENTRY] = {0};
@@ -775,7 +792,7 @@ static loom_status plan_update_multi(vk_prog *p, const loom_exec_node *x, int n,
         LOOM_TRY(table_add(p, e, LOOM_UPDATE_ENTRY, &at));
         if (k == 0)
             first = at;
-        wgs += (e[4] + 255) / 256;
+        wgs += update_groups(e[4], per);
     }
     loom_pc_update pc;
     update_push(x, &pc);
@@ -797,7 +814,8 @@ static loom_status plan_update_multi(vk_prog *p, const loom_exec_node *x, int n,
     LOOM_TRY(grid(p, dx, (uint64_t)wgs * 256, 256, x->node));
     char name[32];
     snprintf(name, sizeof name, "%s_multi", update_kernel(family));
-    return use1(p, dx, name, l, family == LOOM_FAM_SGD && have > 0, &pc);
+    uint32_t spec[VK_MAX_SPEC] = {family == LOOM_FAM_SGD && have > 0, per, 0};
+    return use_variant(p, dx, name, l, spec, &pc);
 }
 
 /* A group of updates (exec node.group, the core's multi-tensor update)
