@@ -246,9 +246,10 @@ static loom_status cpu_prepare(void *bdev, const loom_exec_program *prog, void *
     p->t0 = loom_calloc(d->ctx, (size_t)nn, sizeof(double));
     p->t1 = loom_calloc(d->ctx, (size_t)nn, sizeof(double));
     if (!p->ptrs || !p->scratch || !p->view || !p->half || !p->t0 || !p->t1) {
+        size_t nscratch = p->nscratch;
         cpu_release(p);
         return loom_fail(d->ctx, LOOM_E_OOM, "cpu: out of memory preparing the program (%zu scratch floats)",
-                         p->nscratch);
+                         nscratch);
     }
     int k = 0;
     for (int i = 0; i < prog->nnodes; i++) {
