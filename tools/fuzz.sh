@@ -8,7 +8,8 @@
 #                                         tests/fuzz/corpus/ (committed)
 #   tools/fuzz.sh --check-compiler        exit 0 if clang can link libFuzzer
 #
-# Harnesses: safetensors idx model_config architecture checkpoint.
+# Harnesses: safetensors idx model_config architecture checkpoint, and onnx
+# where the build has the ONNX importer.
 # The seeds (tests/fuzz/corpus/<harness>/: valid files, and regress-* inputs
 # of defects found and fixed) are read, never written: what a
 # run finds goes to $LOOM_FUZZ_BUILD_DIR/corpus/<harness>/ (kept between
@@ -52,6 +53,10 @@ if [ ! -f "$build/build.ninja" ]; then
     -Db_sanitize=address,undefined -Db_lundef=false \
     -Dvulkan=disabled -Dopencl=disabled -Ddashboard=disabled >/dev/null
 fi
+# the ONNX importer's harness where the build has the importer (the
+# build file first regenerated if meson's files changed)
+ninja -C "$build" build.ninja >/dev/null
+grep -q 'tests/fuzz/fuzz_onnx:' "$build/build.ninja" && all+=(onnx)
 targets=()
 for h in "${all[@]}"; do targets+=("tests/fuzz/fuzz_$h"); done
 ninja -C "$build" "${targets[@]}" tests/fuzz/fuzz_make_corpus >/dev/null
@@ -60,9 +65,10 @@ export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:abort_on_error=0"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 
 if [ "${1:-}" = "--make-corpus" ]; then
-  # the seeds only: regress-* inputs (a defect's input, kept once fixed) stay
+  # the seeds only: regress-* inputs (a defect's input, kept once fixed)
+  # stay, and so do the ONNX seeds (models loom export wrote)
   mkdir -p tests/fuzz/corpus
-  find tests/fuzz/corpus -type f ! -name 'regress-*' -delete
+  find tests/fuzz/corpus -type f ! -name 'regress-*' ! -path 'tests/fuzz/corpus/onnx/*' -delete
   "$build/tests/fuzz/fuzz_make_corpus" tests/fuzz/corpus
   exit 0
 fi
@@ -91,7 +97,7 @@ for h in "${harnesses[@]}"; do
   args=(-max_total_time="$seconds" -timeout=60 -rss_limit_mb=3072 -print_final_stats=1
         -artifact_prefix="$crashes/")
   case $h in
-    safetensors | checkpoint) args+=(-max_len=16384) ;;
+    safetensors | checkpoint | onnx) args+=(-max_len=16384) ;;
     *) args+=(-max_len=4096) ;;
   esac
   [ -f "tests/fuzz/$h.dict" ] && args+=(-dict="tests/fuzz/$h.dict")
