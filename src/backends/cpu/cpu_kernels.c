@@ -414,19 +414,6 @@ static float grad_factor(const loom_exec_node *x, void *const *in, const loom_ru
     return at->clip_norm > 0 && norm > at->clip_norm ? u * at->clip_norm / norm : u;
 }
 
-/* Element i of an update's gradient: in[1] itself, or (attr.grad_rows, a
- * bias's gradient folded in) the sum of its column i, added in the order
- * k_reduce adds. */
-static float grad_at(const loom_attr *at, const float *g, int64_t n, int64_t i)
-{
-    if (!at->grad_rows)
-        return g[i];
-    float s = 0.0f;
-    for (int64_t r = 0; r < at->grad_rows; r++)
-        s += g[r * n + i];
-    return s;
-}
-
 static float penalized(const loom_attr *at, float g, float p, float factor)
 {
     float s = p > 0.0f ? 1.0f : p < 0.0f ? -1.0f : 0.0f;
@@ -446,7 +433,7 @@ static void k_sgd(const loom_exec_node *x, void *out, void *const *in, const loo
         return;
     int64_t n = x->in[0]->node->numel;
     for (int64_t i = 0; i < n; i++) {
-        float gi = penalized(at, grad_at(at, g, n, i), p[i], f);
+        float gi = penalized(at, loom_cpu_grad_at(g, at->grad_rows, n, i), p[i], f);
         if (!v) {
             p[i] -= lr * gi;
         } else {

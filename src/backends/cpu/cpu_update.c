@@ -6,7 +6,7 @@
 #include <emmintrin.h>
 #endif
 
-static float grad_of(const float *g, int64_t rows, int64_t n, int64_t i)
+float loom_cpu_grad_at(const float *g, int64_t rows, int64_t n, int64_t i)
 {
     if (!rows)
         return g[i];
@@ -50,7 +50,7 @@ void loom_cpu_adam_span(const loom_attr *at, float *p, const float *g, int64_t r
 #endif
     for (; i < n; i++) {
         float pi = p[i], s = pi > 0.0f ? 1.0f : pi < 0.0f ? -1.0f : 0.0f;
-        float gi = grad_of(g, rows, n, i) * f + l2x2 * pi + l1 * s;
+        float gi = loom_cpu_grad_at(g, rows, n, i) * f + l2x2 * pi + l1 * s;
         if (wd != 0.0f)
             pi -= lr * wd * pi;
         float mi = m[i] + (gi - m[i]) * b1, vi = v[i] + (gi * gi - v[i]) * b2;

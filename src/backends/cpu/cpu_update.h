@@ -16,6 +16,11 @@
  * v_i)(1 - beta2), p_i -= alpha m_i / (sqrt(v_i) + eps). The operations are
  * IEEE single precision in this order in every lane and in the scalar tail,
  * so the bits do not depend on n's remainder or on SSE2. */
+/* Element i of an update's gradient: g[i] (rows 0) or, a bias's gradient
+ * folded into its update (attr.grad_rows), the sum over r < rows of
+ * g[r * n + i], added in order from 0.0f as k_reduce adds. */
+float loom_cpu_grad_at(const float *g, int64_t rows, int64_t n, int64_t i);
+
 void loom_cpu_adam_span(const loom_attr *at, float *p, const float *g, int64_t rows, float *m, float *v, int64_t n,
                         float f, float lr, float alpha);
 

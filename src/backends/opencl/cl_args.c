@@ -54,6 +54,11 @@ loom_status loom_cl_args_done(const cl_args *a, const loom_exec_node *x, const c
                         loom_op_name(x->node->op), x->node->name);
 }
 
+size_t loom_cl_round_up(size_t v, size_t m)
+{
+    return (v + m - 1) / m * m;
+}
+
 const char *loom_cl_dtype_variant(loom_dtype dt)
 {
     return dt == LOOM_F16 ? "-DLOOM_F16" : dt == LOOM_BF16 ? "-DLOOM_BF16" : "";

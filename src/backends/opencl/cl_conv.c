@@ -24,15 +24,10 @@ static loom_status kernel(cl_dev *d, loom_dtype dt, const char *name, const loom
     return kernel_in(d, loom_cl_dtype_variant(dt), name, x, l, a);
 }
 
-static size_t up(size_t v, size_t m)
-{
-    return (v + m - 1) / m * m;
-}
-
 static void size1(cl_launch *l, uint64_t items, size_t wg)
 {
     l->lws[0] = wg;
-    l->gws[0] = up((size_t)items, wg);
+    l->gws[0] = loom_cl_round_up((size_t)items, wg);
 }
 
 /* ---- convolutions ------------------------------------------------------------------ */

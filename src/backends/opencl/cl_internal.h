@@ -262,6 +262,8 @@ cl_mem loom_cl_tensor_mem(const loom_exec_tensor *t);
 cl_uint loom_cl_elem_off(const loom_exec_tensor *t);
 /* LOOM_OK, or the first failed argument named with the kernel and op. */
 loom_status loom_cl_args_done(const cl_args *a, const loom_exec_node *x, const char *kname);
+/* v rounded up to a multiple of m (a global size of whole work groups). */
+size_t loom_cl_round_up(size_t v, size_t m);
 /* The build options of a program's dtype variant ("-DLOOM_F16"). */
 const char *loom_cl_dtype_variant(loom_dtype dt);
 /* Kernel `name` of program p's variant into l, and a fresh argument list. */

@@ -36,16 +36,11 @@ static cl_mem mem_of(const loom_bref *m)
     return loom_cl_block_mem(((const cl_buf *)m->buf)->block);
 }
 
-static size_t round_up(size_t v, size_t m)
-{
-    return (v + m - 1) / m * m;
-}
-
 /* Element-wise kernels: one item per 8 values. */
 static void ew_size(cl_dev *d, cl_launch *l, int64_t n)
 {
     l->lws[0] = d->ew_wg;
-    l->gws[0] = round_up((size_t)((n + 7) / 8), l->lws[0]);
+    l->gws[0] = loom_cl_round_up((size_t)((n + 7) / 8), l->lws[0]);
 }
 
 /* (column chunks of `chunk`, rows): as many chunks per group as a row has,
@@ -59,8 +54,8 @@ static void rows_size(cl_dev *d, cl_launch *l, int64_t rows, int64_t c, int64_t 
     l->dims = 2;
     l->lws[0] = wx;
     l->lws[1] = wy;
-    l->gws[0] = round_up(chunks, wx);
-    l->gws[1] = round_up((size_t)rows, wy);
+    l->gws[0] = loom_cl_round_up(chunks, wx);
+    l->gws[1] = loom_cl_round_up((size_t)rows, wy);
 }
 
 /* ---- element-wise ---------------------------------------------------------- */
@@ -147,7 +142,7 @@ static loom_status plan_where(cl_dev *d, const loom_exec_node *x, cl_launch *l)
     for (int k = 0; k < 3; k++)
         a_u4(&a, s[k]);
     l->lws[0] = d->ew_wg;
-    l->gws[0] = round_up((size_t)o->numel, l->lws[0]);
+    l->gws[0] = loom_cl_round_up((size_t)o->numel, l->lws[0]);
     return loom_cl_args_done(&a, x, "where_bcast");
 }
 
@@ -170,7 +165,7 @@ static loom_status cast_launch(cl_dev *d, const loom_exec_node *x, cl_launch *l,
     loom_cl_arg_u32(&a, so);
     loom_cl_arg_u32(&a, (cl_uint)n);
     l->lws[0] = d->ew_wg;
-    l->gws[0] = round_up((size_t)n, l->lws[0]);
+    l->gws[0] = loom_cl_round_up((size_t)n, l->lws[0]);
     return loom_cl_args_done(&a, x, "cast");
 }
 
@@ -346,7 +341,7 @@ static loom_status plan_reduce(cl_dev *d, const loom_exec_node *x, cl_launch *l)
         loom_cl_arg_u32(&a, (cl_uint)nout);
         loom_cl_arg_f32(&a, nd->attr.alpha);
         l->lws[0] = d->red_wg;
-        l->gws[0] = round_up((size_t)((nout + 7) / 8), l->lws[0]);
+        l->gws[0] = loom_cl_round_up((size_t)((nout + 7) / 8), l->lws[0]);
         return loom_cl_args_done(&a, x, "red_sum_cols");
     }
     /* Few long reductions: a work group each; else an item each. */
@@ -364,7 +359,7 @@ static loom_status plan_reduce(cl_dev *d, const loom_exec_node *x, cl_launch *l)
     loom_cl_arg_f32(&a, nd->attr.alpha);
     loom_cl_arg_u32(&a, x->def->code);
     l->lws[0] = d->red_wg;
-    l->gws[0] = wg ? (size_t)nout * l->lws[0] : round_up((size_t)nout, l->lws[0]);
+    l->gws[0] = wg ? (size_t)nout * l->lws[0] : loom_cl_round_up((size_t)nout, l->lws[0]);
     return loom_cl_args_done(&a, x, kname);
 }
 
@@ -388,7 +383,7 @@ static loom_status plan_softmax(cl_dev *d, const loom_exec_node *x, cl_launch *l
     loom_cl_arg_u32(&a, x->def->code);
     loom_cl_arg_u32(&a, (cl_uint)grad);
     l->lws[0] = d->red_wg;
-    l->gws[0] = wg ? (size_t)rows * l->lws[0] : round_up((size_t)rows, l->lws[0]);
+    l->gws[0] = wg ? (size_t)rows * l->lws[0] : loom_cl_round_up((size_t)rows, l->lws[0]);
     return loom_cl_args_done(&a, x, kname);
 }
 
@@ -409,7 +404,7 @@ static loom_status plan_arg(cl_dev *d, const loom_exec_node *x, cl_launch *l)
     loom_cl_arg_u32(&a, (cl_uint)sp.inner);
     loom_cl_arg_u32(&a, x->def->code);
     l->lws[0] = d->red_wg;
-    l->gws[0] = round_up((size_t)(sp.outer * sp.inner), l->lws[0]);
+    l->gws[0] = loom_cl_round_up((size_t)(sp.outer * sp.inner), l->lws[0]);
     return loom_cl_args_done(&a, x, kname);
 }
 
@@ -454,7 +449,7 @@ static loom_status plan_xent_grad(cl_dev *d, const loom_exec_node *x, cl_launch 
     loom_cl_arg_u32(&a, (cl_uint)nd->shape[0]);
     loom_cl_arg_u32(&a, (cl_uint)nd->shape[1]);
     l->lws[0] = d->red_wg;
-    l->gws[0] = round_up((size_t)nd->shape[0], l->lws[0]);
+    l->gws[0] = loom_cl_round_up((size_t)nd->shape[0], l->lws[0]);
     return loom_cl_args_done(&a, x, "xent_grad");
 }
 

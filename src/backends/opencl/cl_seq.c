@@ -20,15 +20,10 @@ static void a_u4(cl_args *a, const uint32_t v[4])
     loom_cl_arg(a, sizeof u, &u);
 }
 
-static size_t round_up(size_t v, size_t m)
-{
-    return (v + m - 1) / m * m;
-}
-
 static void items(cl_dev *d, cl_launch *l, uint64_t n)
 {
     l->lws[0] = d->ew_wg;
-    l->gws[0] = round_up((size_t)(n ? n : 1), l->lws[0]);
+    l->gws[0] = loom_cl_round_up((size_t)(n ? n : 1), l->lws[0]);
 }
 
 /* ---- normalization --------------------------------------------------------------- */
@@ -191,7 +186,7 @@ loom_status loom_cl_plan_attention(cl_dev *d, const loom_exec_node *x, cl_launch
     l->dims = 2;
     l->lws[0] = ATTN_WG;
     l->lws[1] = 1;
-    l->gws[0] = round_up(rows, ATTN_WG);
+    l->gws[0] = loom_cl_round_up(rows, ATTN_WG);
     l->gws[1] = heads;
     return loom_cl_args_done(&a, x, kname);
 }
