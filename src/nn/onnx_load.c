@@ -430,14 +430,23 @@ loom_status ox_set_wide(ox *b, int i, loom_tensor t, int nd, const int64_t *shap
         if (shape[k] != 1)
             sq[ns++] = shape[k];
     char sb[160];
-    if (ns > LOOM_MAX_DIMS)
-        return ox_fail(b, LOOM_E_UNSUPPORTED, "the result has %d dims of more than 1 (%s...); loom's tensors hold %d", ns,
-                       loom_shape_str(sb, sizeof sb, LOOM_MAX_DIMS, sq), LOOM_MAX_DIMS);
-    int same = loom_tensor_ndim(b->g, t) == ns;
-    for (int k = 0; same && k < ns; k++)
-        same = loom_tensor_dim(b->g, t, k) == sq[k];
-    if (!same)
-        t = loom_reshape(b->g, t, ns, sq);
+    if (ns > LOOM_MAX_DIMS) {
+        /* t may hold the elements in their order under a shape of merged
+         * neighbouring dims (expand_wide); anything else does not fit */
+        uint64_t want = 1, have = 1;
+        loom_shape_bytes(ns, sq, 1, &want, NULL);
+        for (int k = 0; k < loom_tensor_ndim(b->g, t); k++)
+            have *= (uint64_t)loom_tensor_dim(b->g, t, k);
+        if (want != have)
+            return ox_fail(b, LOOM_E_UNSUPPORTED, "the result has %d dims of more than 1 (%s...); loom's tensors hold %d",
+                           ns, loom_shape_str(sb, sizeof sb, LOOM_MAX_DIMS, sq), LOOM_MAX_DIMS);
+    } else {
+        int same = loom_tensor_ndim(b->g, t) == ns;
+        for (int k = 0; same && k < ns; k++)
+            same = loom_tensor_dim(b->g, t, k) == sq[k];
+        if (!same)
+            t = loom_reshape(b->g, t, ns, sq);
+    }
     LOOM_TRY(ox_set(b, i, t, type));
     ox_val *v = ox_out(b, i);
     if (v) {

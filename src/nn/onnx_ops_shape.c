@@ -510,6 +510,68 @@ loom_status oxb_transpose(ox *b)
 
 /* ---- Expand ---- */
 
+/* Expand to more dims than loom holds, or of a wide value: neighbouring
+ * dims that all grow (from 1) or all keep their size merge into one, and
+ * the result is the wide value of those groups (its elements in the same
+ * order), which a reshape takes on -- the grouped-query heads of ONNX's
+ * expanded attention, [B, Hkv, 1, N, D] -> [B, Hkv, G, N, D] -> [B, H, N, D]. */
+static loom_status expand_wide(ox *b, ox_val *x, int nd, const int64_t *in, int no, const int64_t *out)
+{
+    int64_t gin[OX_MAX_RANK], gout[OX_MAX_RANK];
+    int ng = 0, last = -1;     /* last: the class of the open group, 1 grows */
+    for (int d = 0; d < no; d++) {
+        int e = d - (no - nd);
+        int64_t din = e >= 0 ? in[e] : 1;
+        if (out[d] == 1)
+            continue;
+        int grows = din != out[d];
+        if (grows && din != 1)
+            return ox_fail(b, LOOM_E_SHAPE, "dim %d of %lld does not broadcast to %lld", d, (long long)din,
+                           (long long)out[d]);
+        if (grows != last || ng == 0) {
+            if (ng == OX_MAX_RANK)
+                break;
+            gin[ng] = 1;
+            gout[ng] = 1;
+            ng++;
+            last = grows;
+        }
+        gin[ng - 1] *= din;
+        gout[ng - 1] *= out[d];
+    }
+    if (ng > LOOM_MAX_DIMS)
+        return ox_fail(b, LOOM_E_UNSUPPORTED,
+                       "the result has %d dims (loom's tensors hold at most %d, and its dims form %d groups that "
+                       "broadcast alike)", no, LOOM_MAX_DIMS, ng);
+    if (ng == 0) {
+        gin[0] = gout[0] = 1;
+        ng = 1;
+    }
+    loom_dtype dt = ox_float_dt(b, x);
+    loom_tensor t;
+    LOOM_TRY(ox_phys(b, x, &t));
+    if (loom_tensor_dtype(b->g, t) != dt)
+        t = loom_cast(b->g, t, dt);
+    t = loom_reshape(b->g, t, ng, gin);
+    int64_t zs[LOOM_MAX_DIMS];
+    int grow = 0;
+    for (int i = 0; i < ng; i++) {
+        zs[i] = gin[i] == gout[i] ? 1 : gout[i];
+        grow |= gin[i] != gout[i];
+    }
+    if (grow) {
+        uint64_t zn = 1;
+        loom_shape_bytes(ng, zs, 1, &zn, NULL);
+        void *zero = loom_calloc(b->ctx, (size_t)zn, loom_dtype_size(dt));
+        if (!zero)
+            return ox_fail(b, LOOM_E_OOM, "out of memory");
+        loom_tensor z = loom_constant(b->g, NULL, dt, ng, zs, zero);
+        loom_free(b->ctx, zero, (size_t)zn * loom_dtype_size(dt));
+        t = loom_add(b->g, t, z);
+    }
+    return ox_set_wide(b, 0, t, no, out, x->type);
+}
+
 loom_status oxb_expand(ox *b)
 {
     ox_val *x;
@@ -554,9 +616,8 @@ loom_status oxb_expand(ox *b)
             return ox_set_const(b, 0, o);
         }
     }
-    if (no > LOOM_MAX_DIMS)
-        return ox_fail(b, LOOM_E_UNSUPPORTED, "the result has %d dims (loom's tensors hold at most %d)", no,
-                       LOOM_MAX_DIMS);
+    if (no > LOOM_MAX_DIMS || x->wide)
+        return expand_wide(b, x, nd, in, no, out);
     loom_dtype dt = ox_float_dt(b, x);
     loom_tensor t;
     LOOM_TRY(ox_tensor(b, x, dt, &t));
