@@ -547,6 +547,22 @@ static loom_status make_input(ox *b, const Onnx__ValueInfoProto *vi, ox_val *v)
             shape[i] = dim_value(b, tt->shape->dim[i]);
     }
     char sb[160];
+    int empty = 0;
+    for (int i = 0; i < nd; i++)
+        empty |= shape[i] == 0;
+    for (int i = 0; i < nd && empty; i++)
+        if (shape[i] < 0)
+            empty = 0;
+    if (empty) {
+        /* no elements: the value is known without its data (the empty
+         * axes of a Reduce, the type-only input of CastLike); an op that
+         * needs it as a tensor refuses it there */
+        v->k = ox_const_new(b->ctx, type, nd, shape);
+        if (!v->k)
+            return ox_fail(b, LOOM_E_OOM, "out of memory");
+        v->type = type;
+        return LOOM_OK;
+    }
     for (int i = 0; i < nd; i++)
         if (shape[i] <= 0)
             return ox_fail(b, shape[i] == 0 ? LOOM_E_UNSUPPORTED : LOOM_E_FORMAT,
