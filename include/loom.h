@@ -668,6 +668,9 @@ loom_status loom_sequential_monitor(loom_sequential *m, struct loom_metrics *met
 loom_status loom_sequential_predict(loom_sequential *m, const float *x, int64_t n, float *out);
 int64_t loom_sequential_outputs(const loom_sequential *m);
 int64_t loom_sequential_inputs(const loom_sequential *m);
+/* The shape of one sample, the batch dim left out: [features], or
+ * [C, H, W] for image models; returns its rank (0 for NULL). */
+int loom_sequential_input_shape(const loom_sequential *m, int64_t shape[3]);
 
 /* The inputs' preprocessing, recorded in model files so that whoever
  * loads a model scales its inputs as the training data was: x/255

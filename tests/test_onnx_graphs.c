@@ -4,12 +4,15 @@
  * Expand has five dims, and graph inputs with no elements. Each model is
  * built here (onnx_build.c) and its results are checked against a host
  * computation in double, on every device. */
+#define _POSIX_C_SOURCE 200809L
 #include "testutil.h"
 #include "onnx_build.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define F LOOM_ONNX_FLOAT
 #define I64 LOOM_ONNX_INT64
@@ -313,6 +316,124 @@ START_TEST(empty_input_is_known)
 }
 END_TEST
 
+/* loom_onnx_save of an image model: conv2d ("same" with stride 2, and
+ * valid), batch norm with running statistics of its own, max and average
+ * pooling, global average pooling, flatten and dense; loom's importer
+ * runs the file on every device with the outputs of
+ * loom_sequential_predict. A layer with no ONNX form is refused. */
+START_TEST(export_cnn)
+{
+    loom_ctx *ctx = tu_ctx();
+    char specs[8][32];
+    int nd = tu_devices(ctx, specs, 8);
+    loom_device *cpu = tu_open(ctx, "cpu");
+    loom_sequential *m = NULL;
+    ck_assert_int_eq(loom_sequential_create_image(ctx, 2, 9, 9, &m), LOOM_OK);
+    loom_conv2d_layer c = loom_conv2d_layer_default(4, 3, 3);
+    c.same = 1;
+    c.stride[0] = c.stride[1] = 2;
+    c.act = LOOM_ACT_RELU;
+    ck_assert_int_eq(loom_sequential_add_conv2d(m, &c), LOOM_OK);
+    ck_assert_int_eq(loom_sequential_add_batch_norm(m, 0.9f, 1e-3f), LOOM_OK);
+    ck_assert_int_eq(loom_sequential_add_max_pool2d(m, 2, 2, 1, 1), LOOM_OK);
+    c = loom_conv2d_layer_default(6, 2, 2);
+    c.groups = 2;
+    c.act = LOOM_ACT_TANH;
+    ck_assert_int_eq(loom_sequential_add_conv2d(m, &c), LOOM_OK);
+    ck_assert_int_eq(loom_sequential_add_spatial_dropout(m, 0.3f), LOOM_OK);
+    ck_assert_int_eq(loom_sequential_add_avg_pool2d(m, 2, 2, 1, 1), LOOM_OK);
+    ck_assert_int_eq(loom_sequential_add_flatten(m), LOOM_OK);
+    ck_assert_int_eq(loom_sequential_add_dense(m, 5, LOOM_ACT_SOFTMAX, LOOM_INIT_GLOROT_UNIFORM), LOOM_OK);
+    loom_model_config cfg = loom_model_config_default();
+    ck_assert_int_eq(loom_sequential_compile(m, cpu, &cfg), LOOM_OK);
+    /* running statistics that are not the initial 0 and 1 */
+    float run[8] = {0.1f, -0.2f, 0.3f, 0.05f, 0.5f, 2.0f, 1.5f, 0.8f};
+    int64_t rs[2] = {2, 4};
+    ck_assert_int_eq(loom_state_write(loom_sequential_state(m), "bn0/running", LOOM_F32, 2, rs, run), LOOM_OK);
+    enum { N = 3, X = N * 2 * 9 * 9, Y = N * 5 };
+    float x[X], want[Y], got[Y];
+    tu_fill(x, X, 31, -2, 2);
+    ck_assert_int_eq(loom_sequential_predict(m, x, N, want), LOOM_OK);
+    char path[] = "/tmp/loom_export_cnn_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    ck_assert_msg(loom_onnx_save(m, path) == LOOM_OK, "%s", loom_last_error(ctx));
+    for (int d = 0; d < nd; d++) {
+        loom_device *dev = tu_open(ctx, specs[d]);
+        loom_state *st = NULL;
+        ck_assert_int_eq(loom_state_create(dev, &st), LOOM_OK);
+        loom_onnx_opts o;
+        loom_onnx_opts_default(&o);
+        o.batch = N;
+        loom_graph *g = NULL;
+        loom_onnx_info info;
+        ck_assert_msg(loom_onnx_load(ctx, path, &g, st, &o, &info) == LOOM_OK, "%s: %s", specs[d], loom_last_error(ctx));
+        ck_assert_int_eq(info.inputs[0].ndim, 4);
+        ck_assert_int_eq(info.inputs[0].shape[1], 2);
+        const char *names[1] = {"x"};
+        const void *data[1] = {x};
+        size_t sizes[1] = {sizeof x};
+        loom_program *p = tu_compile_run(g, dev, st, 1, names, data, sizes);
+        ck_assert_int_eq(loom_program_read(p, "y", got, sizeof got), LOOM_OK);
+        double e = tu_err(got, want, Y, 1e-6, 1e-4);
+        ck_assert_msg(e <= 1.0, "%s: the exported CNN differs from predict (normalized error %g)", specs[d], e);
+        loom_program_destroy(p);
+        loom_graph_destroy(g);
+        loom_onnx_info_free(&info);
+        loom_state_destroy(st);
+        loom_device_close(dev);
+    }
+    remove(path);
+    loom_sequential_destroy(m);
+
+    /* an LSTM has no ONNX form in the export: refused, nothing written */
+    ck_assert_int_eq(loom_sequential_create(ctx, 24, &m), LOOM_OK);
+    ck_assert_int_eq(loom_sequential_add_json(m, "{\"type\": \"reshape\", \"shape\": [6, 4]}"), LOOM_OK);
+    ck_assert_int_eq(loom_sequential_add_json(m, "{\"type\": \"lstm\", \"units\": 5}"), LOOM_OK);
+    ck_assert_int_eq(loom_sequential_add_dense(m, 3, LOOM_ACT_NONE, LOOM_INIT_GLOROT_UNIFORM), LOOM_OK);
+    ck_assert_int_eq(loom_sequential_compile(m, cpu, &cfg), LOOM_OK);
+    remove(path);
+    ck_assert_int_eq(loom_onnx_save(m, path), LOOM_E_UNSUPPORTED);
+    ck_assert_msg(strstr(loom_last_error(ctx), "lstm0"), "%s", loom_last_error(ctx));
+    ck_assert_int_ne(access(path, F_OK), 0);
+    loom_sequential_destroy(m);
+
+    /* a reshape to a sequence is one: Reshape keeping the batch */
+    ck_assert_int_eq(loom_sequential_create(ctx, 24, &m), LOOM_OK);
+    ck_assert_int_eq(loom_sequential_add_json(m, "{\"type\": \"reshape\", \"shape\": [6, 4]}"), LOOM_OK);
+    ck_assert_int_eq(loom_sequential_add_flatten(m), LOOM_OK);
+    ck_assert_int_eq(loom_sequential_add_dense(m, 3, LOOM_ACT_NONE, LOOM_INIT_GLOROT_UNIFORM), LOOM_OK);
+    ck_assert_int_eq(loom_sequential_compile(m, cpu, &cfg), LOOM_OK);
+    float xs[2 * 24], ws[2 * 3], gs[2 * 3];
+    tu_fill(xs, 48, 32, -1, 1);
+    ck_assert_int_eq(loom_sequential_predict(m, xs, 2, ws), LOOM_OK);
+    ck_assert_msg(loom_onnx_save(m, path) == LOOM_OK, "%s", loom_last_error(ctx));
+    loom_state *st = NULL;
+    ck_assert_int_eq(loom_state_create(cpu, &st), LOOM_OK);
+    loom_onnx_opts o;
+    loom_onnx_opts_default(&o);
+    o.batch = 2;
+    loom_graph *g = NULL;
+    loom_onnx_info info;
+    ck_assert_msg(loom_onnx_load(ctx, path, &g, st, &o, &info) == LOOM_OK, "%s", loom_last_error(ctx));
+    const char *names[1] = {"x"};
+    const void *data[1] = {xs};
+    size_t sizes[1] = {sizeof xs};
+    loom_program *p = tu_compile_run(g, cpu, st, 1, names, data, sizes);
+    ck_assert_int_eq(loom_program_read(p, "y", gs, sizeof gs), LOOM_OK);
+    tu_assert_close(gs, ws, 6, 1e-6, 1e-5);
+    loom_program_destroy(p);
+    loom_graph_destroy(g);
+    loom_onnx_info_free(&info);
+    loom_state_destroy(st);
+    remove(path);
+    loom_sequential_destroy(m);
+    loom_device_close(cpu);
+    loom_ctx_destroy(ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("onnx_graphs");
@@ -322,6 +443,7 @@ int main(void)
     tcase_add_test(tc, attention_past_present_causal);
     tcase_add_test(tc, expand_five_dims_then_reshape);
     tcase_add_test(tc, empty_input_is_known);
+    tcase_add_test(tc, export_cnn);
     suite_add_tcase(s, tc);
     SRunner *r = srunner_create(s);
     srunner_run_all(r, CK_NORMAL);

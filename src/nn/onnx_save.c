@@ -1,7 +1,10 @@
 /* loom_onnx_save: a Sequential model as an ONNX file (opset 17, IR 8),
- * built through protoc-c's structs: input "x" [batch, features] with a
- * symbolic batch, each dense layer as MatMul + Add (+ its activation),
- * dropout left out (inference), output "y"; the weights, read from the
+ * built through protoc-c's structs: input "x" [batch, features] or
+ * [batch, C, H, W] with a symbolic batch, each dense layer as MatMul + Add
+ * (+ its activation), conv2d as Conv with loom's "same" padding made
+ * explicit, pooling, batch norm (inference: the running statistics),
+ * flatten, dropout left out (inference), output "y"; a layer with no ONNX
+ * form here is refused, never left out; the weights, read from the
  * state, as f32 initializers under the state's names. The inputs'
  * preprocessing is recorded in metadata_props (loom.preprocess), as loom's
  * own model files keep it: the graph takes preprocessed inputs, as
@@ -108,7 +111,47 @@ static void attr_int(saver *s, Onnx__NodeProto *n, const char *name, int64_t v)
     push(s, &n->n_attribute, (void ***)&n->attribute, a);
 }
 
-static Onnx__ValueInfoProto *value(saver *s, const char *name, int64_t rows, int64_t cols)
+/* A float tensor of dims[0..nd) (a dim <= 0: the symbolic "batch"). */
+static void attr_ints(saver *s, Onnx__NodeProto *n, const char *name, int count, const int64_t *v)
+{
+    Onnx__AttributeProto *a = own(s, sizeof *a);
+    int64_t *d = own(s, (size_t)count * sizeof *d);
+    if (!a || !d || !n)
+        return;
+    Onnx__AttributeProto init = ONNX__ATTRIBUTE_PROTO__INIT;
+    *a = init;
+    a->name = str(s, name);
+    a->has_type = 1;
+    a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS;
+    memcpy(d, v, (size_t)count * sizeof *d);
+    a->ints = d;
+    a->n_ints = (size_t)count;
+    push(s, &n->n_attribute, (void ***)&n->attribute, a);
+}
+
+static void attr_float(saver *s, Onnx__NodeProto *n, const char *name, float v)
+{
+    Onnx__AttributeProto *a = own(s, sizeof *a);
+    if (!a || !n)
+        return;
+    Onnx__AttributeProto init = ONNX__ATTRIBUTE_PROTO__INIT;
+    *a = init;
+    a->name = str(s, name);
+    a->has_type = 1;
+    a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT;
+    a->has_f = 1;
+    a->f = v;
+    push(s, &n->n_attribute, (void ***)&n->attribute, a);
+}
+
+/* One more input of node n. */
+static void add_input(saver *s, Onnx__NodeProto *n, const char *in)
+{
+    if (n)
+        push(s, &n->n_input, (void ***)&n->input, str(s, in));
+}
+
+static Onnx__ValueInfoProto *value(saver *s, const char *name, int nd, const int64_t *dims)
 {
     Onnx__ValueInfoProto *v = own(s, sizeof *v);
     Onnx__TypeProto *tp = own(s, sizeof *tp);
@@ -127,8 +170,7 @@ static Onnx__ValueInfoProto *value(saver *s, const char *name, int64_t rows, int
     v->name = str(s, name);
     tt->has_elem_type = 1;
     tt->elem_type = LOOM_ONNX_FLOAT;
-    int64_t dims[2] = {rows, cols};
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < nd; i++) {
         Onnx__TensorShapeProto__Dimension *d = own(s, sizeof *d);
         if (!d)
             return NULL;
@@ -150,66 +192,85 @@ static Onnx__ValueInfoProto *value(saver *s, const char *name, int64_t rows, int
     return v;
 }
 
-/* A weight of the state as an f32 initializer. */
-static loom_status weight(saver *s, loom_state *st, Onnx__GraphProto *g, const char *name, int ndim,
-                          const int64_t *shape)
+/* Part `row` of `parts` equal parts of the state's f32 tensor `name`
+ * (whole: row < 0), of shape[0..ndim), as an f32 initializer `as`. */
+static loom_status weight_part(saver *s, loom_state *st, Onnx__GraphProto *g, const char *name, const char *as,
+                               int row, int parts, int ndim, const int64_t *shape)
 {
     size_t n = 1;
     for (int i = 0; i < ndim; i++)
         n *= (size_t)shape[i];
     Onnx__TensorProto *t = own(s, sizeof *t);
-    void *data = own(s, n * sizeof(float));
+    float *data = own(s, n * sizeof(float));
     int64_t *dims = own(s, (size_t)ndim * sizeof *dims);
     if (!t || !data || !dims)
         return loom_fail(s->ctx, LOOM_E_OOM, "loom_onnx_save: out of memory for \"%s\"", name);
-    LOOM_TRY(loom_state_read(st, name, data, n * sizeof(float)));
+    if (row < 0) {
+        LOOM_TRY(loom_state_read(st, name, data, n * sizeof(float)));
+    } else {
+        size_t all = (size_t)parts * n;
+        float *tmp = loom_malloc(s->ctx, all * sizeof *tmp);
+        if (!tmp)
+            return loom_fail(s->ctx, LOOM_E_OOM, "loom_onnx_save: out of memory for \"%s\"", name);
+        loom_status rs = loom_state_read(st, name, tmp, all * sizeof *tmp);
+        if (rs == LOOM_OK)
+            memcpy(data, tmp + (size_t)row * n, n * sizeof *data);
+        loom_free(s->ctx, tmp, all * sizeof *tmp);
+        LOOM_TRY(rs);
+    }
     Onnx__TensorProto ti = ONNX__TENSOR_PROTO__INIT;
     *t = ti;
-    t->name = str(s, name);
+    t->name = str(s, as);
     t->has_data_type = 1;
     t->data_type = LOOM_ONNX_FLOAT;
     memcpy(dims, shape, (size_t)ndim * sizeof *dims);
     t->dims = dims;
     t->n_dims = (size_t)ndim;
     t->has_raw_data = 1;
-    t->raw_data.data = data;
+    t->raw_data.data = (uint8_t *)data;
     t->raw_data.len = n * sizeof(float);
     push(s, &g->n_initializer, (void ***)&g->initializer, t);
     return LOOM_OK;
 }
 
+static loom_status weight(saver *s, loom_state *st, Onnx__GraphProto *g, const char *name, int ndim,
+                          const int64_t *shape)
+{
+    return weight_part(s, st, g, name, name, -1, 1, ndim, shape);
+}
+
 /* y = act(h) under a node name; returns the output's name in buf. */
-static void activation(saver *s, Onnx__GraphProto *g, loom_activation act, int l, const char *in, char *out,
+static void activation(saver *s, Onnx__GraphProto *g, loom_activation act, const char *l, const char *in, char *out,
                        size_t n)
 {
     static const char *const ops[] = {NULL, "Relu", "Sigmoid", "Tanh", NULL, "Softmax"};
-    char name[64];
+    char name[160];
     if (act == LOOM_ACT_NONE) {
         snprintf(out, n, "%s", in);
         return;
     }
-    snprintf(out, n, "dense%d/act", l);
+    snprintf(out, n, "%s/act", l);
     if (act == LOOM_ACT_GELU) {
         /* 0.5 x (1 + erf(x / sqrt 2)): Gelu is an op from opset 20 */
-        char a[64], b[64], c[64];
-        snprintf(a, sizeof a, "dense%d/gelu_scaled", l);
-        snprintf(b, sizeof b, "dense%d/gelu_erf", l);
-        snprintf(c, sizeof c, "dense%d/gelu_1p", l);
-        snprintf(name, sizeof name, "dense%d/gelu_div", l);
+        char a[160], b[160], c[160];
+        snprintf(a, sizeof a, "%s/gelu_scaled", l);
+        snprintf(b, sizeof b, "%s/gelu_erf", l);
+        snprintf(c, sizeof c, "%s/gelu_1p", l);
+        snprintf(name, sizeof name, "%s/gelu_div", l);
         node(s, g, "Div", name, in, "loom/sqrt2", a);
-        snprintf(name, sizeof name, "dense%d/gelu_erfop", l);
+        snprintf(name, sizeof name, "%s/gelu_erfop", l);
         node(s, g, "Erf", name, a, NULL, b);
-        snprintf(name, sizeof name, "dense%d/gelu_add", l);
+        snprintf(name, sizeof name, "%s/gelu_add", l);
         node(s, g, "Add", name, b, "loom/one", c);
-        char d[64];
-        snprintf(d, sizeof d, "dense%d/gelu_mul", l);
-        snprintf(name, sizeof name, "dense%d/gelu_mulop", l);
+        char d[160];
+        snprintf(d, sizeof d, "%s/gelu_mul", l);
+        snprintf(name, sizeof name, "%s/gelu_mulop", l);
         node(s, g, "Mul", name, in, c, d);
-        snprintf(name, sizeof name, "dense%d/gelu_half", l);
+        snprintf(name, sizeof name, "%s/gelu_half", l);
         node(s, g, "Mul", name, d, "loom/half", out);
         return;
     }
-    snprintf(name, sizeof name, "dense%d/%s", l, ops[act]);
+    snprintf(name, sizeof name, "%s/%s", l, ops[act]);
     Onnx__NodeProto *nd = node(s, g, ops[act], name, in, NULL, out);
     if (act == LOOM_ACT_SOFTMAX)
         attr_int(s, nd, "axis", -1);
@@ -230,6 +291,28 @@ static void scalar_init(saver *s, Onnx__GraphProto *g, const char *name, float v
     t->has_raw_data = 1;
     t->raw_data.data = (uint8_t *)d;
     t->raw_data.len = sizeof *d;
+    push(s, &g->n_initializer, (void ***)&g->initializer, t);
+}
+
+/* A 1-D int64 initializer (a Reshape's shape). */
+static void ints_init(saver *s, Onnx__GraphProto *g, const char *name, int n, const int64_t *v)
+{
+    Onnx__TensorProto *t = own(s, sizeof *t);
+    int64_t *d = own(s, (size_t)n * sizeof *d), *dims = own(s, sizeof *dims);
+    if (!t || !d || !dims)
+        return;
+    Onnx__TensorProto ti = ONNX__TENSOR_PROTO__INIT;
+    *t = ti;
+    memcpy(d, v, (size_t)n * sizeof *d);
+    dims[0] = n;
+    t->name = str(s, name);
+    t->has_data_type = 1;
+    t->data_type = LOOM_ONNX_INT64;
+    t->dims = dims;
+    t->n_dims = 1;
+    t->has_raw_data = 1;
+    t->raw_data.data = (uint8_t *)d;
+    t->raw_data.len = (size_t)n * sizeof *d;
     push(s, &g->n_initializer, (void ***)&g->initializer, t);
 }
 
@@ -265,31 +348,134 @@ static loom_status build(saver *s, loom_sequential *m, Onnx__ModelProto *model)
     model->producer_version = str(s, loom_version_string());
     model->graph = g;
     g->name = str(s, "loom_sequential");
-    push(s, &g->n_input, (void ***)&g->input, value(s, "x", 0, m->in_features));
-    char cur[64] = "x", next[64];
-    int dense = 0;
-    int64_t in = m->in_features;
+    nn_shape shapes[LOOM_MAX_LAYERS + 1];
+    loom_model_shapes(m, shapes);
+    int64_t dims[NN_SHAPE_MAX + 1] = {0};
+    for (int k = 0; k < shapes[0].ndim; k++)
+        dims[1 + k] = shapes[0].d[k];
+    push(s, &g->n_input, (void ***)&g->input, value(s, "x", 1 + shapes[0].ndim, dims));
+    char cur[160] = "x", next[160];
     int gelu = 0;
     for (int i = 0; i < m->nlayers; i++) {
         const layer *l = &m->layers[i];
-        if (l->kind != LAYER_DENSE)
-            continue; /* dropout: the identity at inference */
-        char kn[64], bn[64], name[64], mm[64], add[64];
-        loom_model_param_names(dense, kn, bn, sizeof kn);
-        int64_t ks[2] = {in, l->units}, bs[1] = {l->units};
-        LOOM_TRY(weight(s, m->st, g, kn, 2, ks));
-        LOOM_TRY(weight(s, m->st, g, bn, 1, bs));
-        snprintf(name, sizeof name, "dense%d/matmul", dense);
-        snprintf(mm, sizeof mm, "dense%d/mm", dense);
-        node(s, g, "MatMul", name, cur, kn, mm);
-        snprintf(name, sizeof name, "dense%d/add", dense);
-        snprintf(add, sizeof add, "dense%d/out", dense);
-        node(s, g, "Add", name, mm, bn, add);
-        activation(s, g, l->act, dense, add, next, sizeof next);
+        if (l->kind == LAYER_DROPOUT || l->kind == LAYER_SPATIAL_DROPOUT)
+            continue; /* the identity at inference */
+        char sc[64], name[160], out[160];
+        loom_model_scope(m, i, sc, sizeof sc);
+        model_param ps[3];
+        int np = loom_model_layer_nparams(m, i);
+        for (int k = 0; k < np && k < 3; k++)
+            loom_model_layer_param(m, i, k, &ps[k]);
+        snprintf(out, sizeof out, "%s/out", sc);
+        Onnx__NodeProto *nd = NULL;
+        switch (l->kind) {
+        case LAYER_DENSE: {
+            char mm[160];
+            LOOM_TRY(weight(s, m->st, g, ps[0].name, 2, ps[0].shape));
+            LOOM_TRY(weight(s, m->st, g, ps[1].name, 1, ps[1].shape));
+            snprintf(name, sizeof name, "%s/matmul", sc);
+            snprintf(mm, sizeof mm, "%s/mm", sc);
+            node(s, g, "MatMul", name, cur, ps[0].name, mm);
+            snprintf(name, sizeof name, "%s/add", sc);
+            node(s, g, "Add", name, mm, ps[1].name, out);
+            break;
+        }
+        case LAYER_CONV2D: {
+            LOOM_TRY(weight(s, m->st, g, ps[0].name, 4, ps[0].shape));
+            snprintf(name, sizeof name, "%s/conv", sc);
+            nd = node(s, g, "Conv", name, cur, ps[0].name, out);
+            if (l->use_bias) {
+                LOOM_TRY(weight(s, m->st, g, ps[1].name, 1, ps[1].shape));
+                add_input(s, nd, ps[1].name);
+            }
+            attr_int(s, nd, "group", l->groups);
+            int64_t dl[2] = {l->dilation[0], l->dilation[1]};
+            attr_ints(s, nd, "dilations", 2, dl);
+            break;
+        }
+        case LAYER_MAX_POOL2D:
+        case LAYER_AVG_POOL2D:
+            snprintf(name, sizeof name, "%s/pool", sc);
+            nd = node(s, g, l->kind == LAYER_MAX_POOL2D ? "MaxPool" : "AveragePool", name, cur, NULL, out);
+            break;
+        case LAYER_GLOBAL_AVG_POOL2D: {
+            /* loom's gives [N, C]: ONNX's [N, C, 1, 1] flattened */
+            char gp[160];
+            snprintf(gp, sizeof gp, "%s/gap", sc);
+            snprintf(name, sizeof name, "%s/pool", sc);
+            node(s, g, "GlobalAveragePool", name, cur, NULL, gp);
+            snprintf(name, sizeof name, "%s/flatten", sc);
+            attr_int(s, node(s, g, "Flatten", name, gp, NULL, out), "axis", 1);
+            break;
+        }
+        case LAYER_BATCH_NORM: {
+            /* the running statistics are one [2, C] tensor: mean, variance */
+            char mean[192], var[192];
+            int64_t c[1] = {ps[0].shape[0]};
+            snprintf(mean, sizeof mean, "%s/mean", ps[2].name);
+            snprintf(var, sizeof var, "%s/var", ps[2].name);
+            LOOM_TRY(weight(s, m->st, g, ps[0].name, 1, ps[0].shape));
+            LOOM_TRY(weight(s, m->st, g, ps[1].name, 1, ps[1].shape));
+            LOOM_TRY(weight_part(s, m->st, g, ps[2].name, mean, 0, 2, 1, c));
+            LOOM_TRY(weight_part(s, m->st, g, ps[2].name, var, 1, 2, 1, c));
+            snprintf(name, sizeof name, "%s/batch_norm", sc);
+            nd = node(s, g, "BatchNormalization", name, cur, ps[0].name, out);
+            add_input(s, nd, ps[1].name);
+            add_input(s, nd, mean);
+            add_input(s, nd, var);
+            attr_float(s, nd, "epsilon", l->eps);
+            nd = NULL;
+            break;
+        }
+        case LAYER_FLATTEN:
+            snprintf(name, sizeof name, "%s/flatten", sc);
+            attr_int(s, node(s, g, "Flatten", name, cur, NULL, out), "axis", 1);
+            break;
+        case LAYER_ACTIVATION:
+            snprintf(out, sizeof out, "%s", cur);
+            break;
+        case LAYER_SEQ:
+            if (l->seq.kind == SEQ_RESHAPE) {
+                /* 0 keeps the batch */
+                char shp[160];
+                int64_t to[NN_SHAPE_MAX + 1] = {0};
+                const nn_shape *o = &shapes[i + 1];
+                for (int k = 0; k < o->ndim; k++)
+                    to[1 + k] = o->d[k];
+                snprintf(shp, sizeof shp, "%s/shape", sc);
+                ints_init(s, g, shp, 1 + o->ndim, to);
+                snprintf(name, sizeof name, "%s/reshape", sc);
+                node(s, g, "Reshape", name, cur, shp, out);
+                break;
+            }
+            /* fall through */
+        default:
+            return loom_fail(s->ctx, LOOM_E_UNSUPPORTED, "loom_onnx_save: layer %d (%s) has no ONNX form in loom's "
+                             "export yet (dense, conv2d, pooling, batch norm, flatten, activation and dropout have)",
+                             i, sc);
+        }
+        if (nd && l->kind != LAYER_CONV2D) {
+            int64_t k[2] = {l->kernel[0], l->kernel[1]};
+            attr_ints(s, nd, "kernel_shape", 2, k);
+        }
+        if (nd) {
+            /* "same" as loom resolves it: the odd padding after */
+            const nn_shape *in = &shapes[i];
+            int64_t st2[2] = {l->stride[0], l->stride[1]}, pads[4] = {0, 0, 0, 0};
+            for (int k = 0; k < 2 && l->same; k++) {
+                int64_t n = in->d[1 + k], kk = l->kernel[k], d = l->kind == LAYER_CONV2D ? l->dilation[k] : 1;
+                int64_t o = (n + st2[k] - 1) / st2[k], total = (o - 1) * st2[k] + d * (kk - 1) + 1 - n;
+                if (total < 0)
+                    total = 0;
+                pads[k] = total / 2;
+                pads[2 + k] = total - total / 2;
+            }
+            attr_ints(s, nd, "strides", 2, st2);
+            attr_ints(s, nd, "pads", 4, pads);
+        }
+        activation(s, g, l->act, sc, out, next, sizeof next);
         gelu |= l->act == LOOM_ACT_GELU;
         snprintf(cur, sizeof cur, "%s", next);
-        in = l->units;
-        dense++;
     }
     if (gelu) {
         scalar_init(s, g, "loom/sqrt2", 1.41421356237309515f);
@@ -298,7 +484,11 @@ static loom_status build(saver *s, loom_sequential *m, Onnx__ModelProto *model)
     }
     /* the graph's output is "y": an Identity names it */
     node(s, g, "Identity", "output", cur, NULL, "y");
-    push(s, &g->n_output, (void ***)&g->output, value(s, "y", 0, in));
+    const nn_shape *last = &shapes[m->nlayers];
+    int64_t od[NN_SHAPE_MAX + 1] = {0};
+    for (int k = 0; k < last->ndim; k++)
+        od[1 + k] = last->d[k];
+    push(s, &g->n_output, (void ***)&g->output, value(s, "y", 1 + last->ndim, od));
     loom_scaling how;
     float stats[2];
     if (loom_sequential_get_preprocess(m, &how, stats) == LOOM_OK) {

@@ -518,6 +518,16 @@ int64_t loom_sequential_inputs(const loom_sequential *m)
     return m ? m->in_features : 0;
 }
 
+int loom_sequential_input_shape(const loom_sequential *m, int64_t shape[3])
+{
+    if (!m || !shape)
+        return 0;
+    int nd = m->in_ndim == 3 ? 3 : 1;
+    for (int i = 0; i < nd; i++)
+        shape[i] = nd == 3 ? m->in_shape[i] : m->in_features;
+    return nd;
+}
+
 loom_model_config loom_sequential_config(const loom_sequential *m)
 {
     return m ? m->cfg : loom_model_config_default();

@@ -18,13 +18,17 @@ static const struct option opts[] = {
     {"help", no_argument, 0, 'h'},              {0, 0, 0, 0},
 };
 
-static int write_npy(loom_ctx *ctx, const char *base, const char *suffix, int64_t rows, int64_t cols, const float *v)
+/* rows samples of the given shape (ndim dims) */
+static int write_npy(loom_ctx *ctx, const char *base, const char *suffix, int64_t rows, int ndim, const int64_t *dims,
+                     const float *v)
 {
     char path[1024];
     snprintf(path, sizeof path, "%s%s", base, suffix);
-    int64_t shape[2] = {rows, cols};
+    int64_t shape[4] = {rows, 0, 0, 0};
+    for (int i = 0; i < ndim && i < 3; i++)
+        shape[1 + i] = dims[i];
     size_t n;
-    unsigned char *d = npy_encode(LOOM_ONNX_FLOAT, 2, shape, v, &n);
+    unsigned char *d = npy_encode(LOOM_ONNX_FLOAT, 1 + ndim, shape, v, &n);
     loom_status s = d ? loom_write_file_atomic(ctx, path, d, n) : LOOM_E_OOM;
     free(d);
     if (s != LOOM_OK) {
@@ -87,7 +91,9 @@ int cmd_export(int argc, char **argv)
             rc = 1;
             goto done;
         }
-        rc = write_npy(ctx, output, ".x.npy", sample, in, x) || write_npy(ctx, output, ".y.npy", sample, out, y);
+        int64_t xs[3];
+        int xn = loom_sequential_input_shape(m, xs);
+        rc = write_npy(ctx, output, ".x.npy", sample, xn, xs, x) || write_npy(ctx, output, ".y.npy", sample, 1, &out, y);
     }
 done:
     free(x);
