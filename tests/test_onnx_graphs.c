@@ -387,15 +387,18 @@ START_TEST(export_cnn)
     remove(path);
     loom_sequential_destroy(m);
 
-    /* an LSTM has no ONNX form in the export: refused, nothing written */
+    /* rotary embeddings have no op at opset 17: refused, nothing written */
     ck_assert_int_eq(loom_sequential_create(ctx, 24, &m), LOOM_OK);
     ck_assert_int_eq(loom_sequential_add_json(m, "{\"type\": \"reshape\", \"shape\": [6, 4]}"), LOOM_OK);
-    ck_assert_int_eq(loom_sequential_add_json(m, "{\"type\": \"lstm\", \"units\": 5}"), LOOM_OK);
+    ck_assert_int_eq(loom_sequential_add_json(m, "{\"type\": \"attention\", \"heads\": 2, \"rope\": true}"),
+                     LOOM_OK);
+    ck_assert_int_eq(loom_sequential_add_json(m, "{\"type\": \"pool\", \"mode\": \"last\"}"), LOOM_OK);
     ck_assert_int_eq(loom_sequential_add_dense(m, 3, LOOM_ACT_NONE, LOOM_INIT_GLOROT_UNIFORM), LOOM_OK);
     ck_assert_int_eq(loom_sequential_compile(m, cpu, &cfg), LOOM_OK);
     remove(path);
     ck_assert_int_eq(loom_onnx_save(m, path), LOOM_E_UNSUPPORTED);
-    ck_assert_msg(strstr(loom_last_error(ctx), "lstm0"), "%s", loom_last_error(ctx));
+    ck_assert_msg(strstr(loom_last_error(ctx), "attention0") && strstr(loom_last_error(ctx), "rotary"), "%s",
+                  loom_last_error(ctx));
     ck_assert_int_ne(access(path, F_OK), 0);
     loom_sequential_destroy(m);
 
@@ -434,6 +437,92 @@ START_TEST(export_cnn)
 }
 END_TEST
 
+/* loom_onnx_save of sequence models, read back by loom's importer on
+ * every device against loom_sequential_predict: a small ViT (patches,
+ * position, an encoder block with grouped-query heads, a decoder block
+ * with SwiGLU and RMS norm, layer norm, mean pooling), and a text model
+ * (embedding, causal attention, RMS norm, GRU and LSTM, the last step). */
+static const char *const vit_layers[] = {
+    "{\"type\": \"patches\", \"size\": 4, \"rows\": 8, \"cols\": 8}",
+    "{\"type\": \"dense\", \"units\": 12, \"activation\": \"linear\"}",
+    "{\"type\": \"position\"}",
+    "{\"type\": \"transformer_encoder\", \"heads\": 4, \"kv_heads\": 2, \"ffn\": 24}",
+    "{\"type\": \"transformer_decoder\", \"heads\": 2, \"ffn\": 16, \"activation\": \"swiglu\", \"norm\": \"rms\"}",
+    "{\"type\": \"layer_norm\"}",
+    "{\"type\": \"pool\", \"mode\": \"mean\"}",
+    "{\"type\": \"dense\", \"units\": 5, \"activation\": \"softmax\"}",
+    NULL,
+};
+static const char *const text_layers[] = {
+    "{\"type\": \"embedding\", \"vocab\": 11, \"dim\": 6}",
+    "{\"type\": \"attention\", \"heads\": 2, \"causal\": true}",
+    "{\"type\": \"rms_norm\"}",
+    "{\"type\": \"gru\", \"units\": 5, \"return_sequences\": true}",
+    "{\"type\": \"lstm\", \"units\": 4}",
+    "{\"type\": \"dense\", \"units\": 3}",
+    NULL,
+};
+
+START_TEST(export_sequence_models)
+{
+    loom_ctx *ctx = tu_ctx();
+    char specs[8][32];
+    int nd = tu_devices(ctx, specs, 8);
+    loom_device *cpu = tu_open(ctx, "cpu");
+    const char *const *models[2] = {vit_layers, text_layers};
+    const int64_t features[2] = {64, 8}, outs[2] = {5, 3};
+    char path[] = "/tmp/loom_export_seq_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    for (int k = 0; k < 2; k++) {
+        loom_sequential *m = NULL;
+        ck_assert_int_eq(loom_sequential_create(ctx, features[k], &m), LOOM_OK);
+        for (const char *const *l = models[k]; *l; l++)
+            ck_assert_msg(loom_sequential_add_json(m, *l) == LOOM_OK, "%s: %s", *l, loom_last_error(ctx));
+        loom_model_config cfg = loom_model_config_default();
+        ck_assert_int_eq(loom_sequential_compile(m, cpu, &cfg), LOOM_OK);
+        enum { N = 3 };
+        float x[N * 64], want[N * 5], got[N * 5];
+        tu_fill(x, (size_t)(N * features[k]), 41 + (uint32_t)k, -1, 1);
+        if (k == 1)
+            for (int i = 0; i < N * 8; i++)
+                x[i] = (float)((i * 7 + 3) % 11); /* token ids */
+        ck_assert_msg(loom_sequential_predict(m, x, N, want) == LOOM_OK, "%s", loom_last_error(ctx));
+        ck_assert_msg(loom_onnx_save(m, path) == LOOM_OK, "%s", loom_last_error(ctx));
+        for (int d = 0; d < nd; d++) {
+            loom_device *dev = tu_open(ctx, specs[d]);
+            loom_state *st = NULL;
+            ck_assert_int_eq(loom_state_create(dev, &st), LOOM_OK);
+            loom_onnx_opts o;
+            loom_onnx_opts_default(&o);
+            o.batch = N;
+            loom_graph *g = NULL;
+            loom_onnx_info info;
+            ck_assert_msg(loom_onnx_load(ctx, path, &g, st, &o, &info) == LOOM_OK, "model %d on %s: %s", k, specs[d],
+                          loom_last_error(ctx));
+            const char *names[1] = {"x"};
+            const void *data[1] = {x};
+            size_t sizes[1] = {(size_t)(N * features[k]) * sizeof(float)};
+            loom_program *p = tu_compile_run(g, dev, st, 1, names, data, sizes);
+            ck_assert_int_eq(loom_program_read(p, "y", got, (size_t)(N * outs[k]) * sizeof(float)), LOOM_OK);
+            double e = tu_err(got, want, (size_t)(N * outs[k]), 1e-5, 1e-3);
+            ck_assert_msg(e <= 1.0, "model %d on %s: the export differs from predict (normalized error %g)", k,
+                          specs[d], e);
+            loom_program_destroy(p);
+            loom_graph_destroy(g);
+            loom_onnx_info_free(&info);
+            loom_state_destroy(st);
+            loom_device_close(dev);
+        }
+        loom_sequential_destroy(m);
+    }
+    remove(path);
+    loom_device_close(cpu);
+    loom_ctx_destroy(ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("onnx_graphs");
@@ -444,6 +533,7 @@ int main(void)
     tcase_add_test(tc, expand_five_dims_then_reshape);
     tcase_add_test(tc, empty_input_is_known);
     tcase_add_test(tc, export_cnn);
+    tcase_add_test(tc, export_sequence_models);
     suite_add_tcase(s, tc);
     SRunner *r = srunner_create(s);
     srunner_run_all(r, CK_NORMAL);

@@ -9,8 +9,7 @@
  * preprocessing is recorded in metadata_props (loom.preprocess), as loom's
  * own model files keep it: the graph takes preprocessed inputs, as
  * loom_sequential_predict does. */
-#include "onnx_internal.h"
-#include "model.h"
+#include "onnx_save.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,16 +17,8 @@
 
 #define SAVE_OPSET 17
 
-/* Everything the file's structs point to, freed together. */
-typedef struct saver {
-    loom_ctx *ctx;
-    void **owned;
-    size_t *sizes;
-    size_t n, cap;
-    int failed;
-} saver;
 
-static void *own(saver *s, size_t n)
+void *oxs_own(saver *s, size_t n)
 {
     if (s->failed)
         return NULL;
@@ -54,19 +45,19 @@ static void *own(saver *s, size_t n)
     return p;
 }
 
-static char *str(saver *s, const char *v)
+char *oxs_str(saver *s, const char *v)
 {
     size_t n = strlen(v) + 1;
-    char *d = own(s, n);
+    char *d = oxs_own(s, n);
     if (d)
         memcpy(d, v, n);
     return d;
 }
 
 /* Appends p to a repeated field (count, array of pointers). */
-static void push(saver *s, size_t *n, void ***arr, void *p)
+void oxs_push(saver *s, size_t *n, void ***arr, void *p)
 {
-    void **grown = own(s, (*n + 1) * sizeof *grown);
+    void **grown = oxs_own(s, (*n + 1) * sizeof *grown);
     if (!grown || !p) {
         s->failed = 1;
         return;
@@ -77,86 +68,86 @@ static void push(saver *s, size_t *n, void ***arr, void *p)
     *arr = grown;
 }
 
-static Onnx__NodeProto *node(saver *s, Onnx__GraphProto *g, const char *op, const char *name, const char *in0,
+Onnx__NodeProto *oxs_node(saver *s, Onnx__GraphProto *g, const char *op, const char *name, const char *in0,
                              const char *in1, const char *out)
 {
-    Onnx__NodeProto *n = own(s, sizeof *n);
+    Onnx__NodeProto *n = oxs_own(s, sizeof *n);
     if (!n)
         return NULL;
     Onnx__NodeProto init = ONNX__NODE_PROTO__INIT;
     *n = init;
-    n->op_type = str(s, op);
-    n->name = str(s, name);
-    n->domain = str(s, "");
-    push(s, &n->n_input, (void ***)&n->input, str(s, in0));
+    n->op_type = oxs_str(s, op);
+    n->name = oxs_str(s, name);
+    n->domain = oxs_str(s, "");
+    oxs_push(s, &n->n_input, (void ***)&n->input, oxs_str(s, in0));
     if (in1)
-        push(s, &n->n_input, (void ***)&n->input, str(s, in1));
-    push(s, &n->n_output, (void ***)&n->output, str(s, out));
-    push(s, &g->n_node, (void ***)&g->node, n);
+        oxs_push(s, &n->n_input, (void ***)&n->input, oxs_str(s, in1));
+    oxs_push(s, &n->n_output, (void ***)&n->output, oxs_str(s, out));
+    oxs_push(s, &g->n_node, (void ***)&g->node, n);
     return n;
 }
 
-static void attr_int(saver *s, Onnx__NodeProto *n, const char *name, int64_t v)
+void oxs_attr_int(saver *s, Onnx__NodeProto *n, const char *name, int64_t v)
 {
-    Onnx__AttributeProto *a = own(s, sizeof *a);
+    Onnx__AttributeProto *a = oxs_own(s, sizeof *a);
     if (!a || !n)
         return;
     Onnx__AttributeProto init = ONNX__ATTRIBUTE_PROTO__INIT;
     *a = init;
-    a->name = str(s, name);
+    a->name = oxs_str(s, name);
     a->has_type = 1;
     a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
     a->has_i = 1;
     a->i = v;
-    push(s, &n->n_attribute, (void ***)&n->attribute, a);
+    oxs_push(s, &n->n_attribute, (void ***)&n->attribute, a);
 }
 
 /* A float tensor of dims[0..nd) (a dim <= 0: the symbolic "batch"). */
-static void attr_ints(saver *s, Onnx__NodeProto *n, const char *name, int count, const int64_t *v)
+void oxs_attr_ints(saver *s, Onnx__NodeProto *n, const char *name, int count, const int64_t *v)
 {
-    Onnx__AttributeProto *a = own(s, sizeof *a);
-    int64_t *d = own(s, (size_t)count * sizeof *d);
+    Onnx__AttributeProto *a = oxs_own(s, sizeof *a);
+    int64_t *d = oxs_own(s, (size_t)count * sizeof *d);
     if (!a || !d || !n)
         return;
     Onnx__AttributeProto init = ONNX__ATTRIBUTE_PROTO__INIT;
     *a = init;
-    a->name = str(s, name);
+    a->name = oxs_str(s, name);
     a->has_type = 1;
     a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS;
     memcpy(d, v, (size_t)count * sizeof *d);
     a->ints = d;
     a->n_ints = (size_t)count;
-    push(s, &n->n_attribute, (void ***)&n->attribute, a);
+    oxs_push(s, &n->n_attribute, (void ***)&n->attribute, a);
 }
 
-static void attr_float(saver *s, Onnx__NodeProto *n, const char *name, float v)
+void oxs_attr_float(saver *s, Onnx__NodeProto *n, const char *name, float v)
 {
-    Onnx__AttributeProto *a = own(s, sizeof *a);
+    Onnx__AttributeProto *a = oxs_own(s, sizeof *a);
     if (!a || !n)
         return;
     Onnx__AttributeProto init = ONNX__ATTRIBUTE_PROTO__INIT;
     *a = init;
-    a->name = str(s, name);
+    a->name = oxs_str(s, name);
     a->has_type = 1;
     a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT;
     a->has_f = 1;
     a->f = v;
-    push(s, &n->n_attribute, (void ***)&n->attribute, a);
+    oxs_push(s, &n->n_attribute, (void ***)&n->attribute, a);
 }
 
 /* One more input of node n. */
-static void add_input(saver *s, Onnx__NodeProto *n, const char *in)
+void oxs_add_input(saver *s, Onnx__NodeProto *n, const char *in)
 {
     if (n)
-        push(s, &n->n_input, (void ***)&n->input, str(s, in));
+        oxs_push(s, &n->n_input, (void ***)&n->input, oxs_str(s, in));
 }
 
-static Onnx__ValueInfoProto *value(saver *s, const char *name, int nd, const int64_t *dims)
+Onnx__ValueInfoProto *oxs_value(saver *s, const char *name, int nd, const int64_t *dims)
 {
-    Onnx__ValueInfoProto *v = own(s, sizeof *v);
-    Onnx__TypeProto *tp = own(s, sizeof *tp);
-    Onnx__TypeProto__Tensor *tt = own(s, sizeof *tt);
-    Onnx__TensorShapeProto *sp = own(s, sizeof *sp);
+    Onnx__ValueInfoProto *v = oxs_own(s, sizeof *v);
+    Onnx__TypeProto *tp = oxs_own(s, sizeof *tp);
+    Onnx__TypeProto__Tensor *tt = oxs_own(s, sizeof *tt);
+    Onnx__TensorShapeProto *sp = oxs_own(s, sizeof *sp);
     if (!v || !tp || !tt || !sp)
         return NULL;
     Onnx__ValueInfoProto vi = ONNX__VALUE_INFO_PROTO__INIT;
@@ -167,11 +158,11 @@ static Onnx__ValueInfoProto *value(saver *s, const char *name, int nd, const int
     *tp = ti;
     *tt = tti;
     *sp = si;
-    v->name = str(s, name);
+    v->name = oxs_str(s, name);
     tt->has_elem_type = 1;
     tt->elem_type = LOOM_ONNX_FLOAT;
     for (int i = 0; i < nd; i++) {
-        Onnx__TensorShapeProto__Dimension *d = own(s, sizeof *d);
+        Onnx__TensorShapeProto__Dimension *d = oxs_own(s, sizeof *d);
         if (!d)
             return NULL;
         Onnx__TensorShapeProto__Dimension di = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__INIT;
@@ -181,9 +172,9 @@ static Onnx__ValueInfoProto *value(saver *s, const char *name, int nd, const int
             d->dim_value = dims[i];
         } else {
             d->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM;
-            d->dim_param = str(s, "batch");
+            d->dim_param = oxs_str(s, "batch");
         }
-        push(s, &sp->n_dim, (void ***)&sp->dim, d);
+        oxs_push(s, &sp->n_dim, (void ***)&sp->dim, d);
     }
     tt->shape = sp;
     tp->value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
@@ -194,15 +185,15 @@ static Onnx__ValueInfoProto *value(saver *s, const char *name, int nd, const int
 
 /* Part `row` of `parts` equal parts of the state's f32 tensor `name`
  * (whole: row < 0), of shape[0..ndim), as an f32 initializer `as`. */
-static loom_status weight_part(saver *s, loom_state *st, Onnx__GraphProto *g, const char *name, const char *as,
+static loom_status oxs_weight_part(saver *s, loom_state *st, Onnx__GraphProto *g, const char *name, const char *as,
                                int row, int parts, int ndim, const int64_t *shape)
 {
     size_t n = 1;
     for (int i = 0; i < ndim; i++)
         n *= (size_t)shape[i];
-    Onnx__TensorProto *t = own(s, sizeof *t);
-    float *data = own(s, n * sizeof(float));
-    int64_t *dims = own(s, (size_t)ndim * sizeof *dims);
+    Onnx__TensorProto *t = oxs_own(s, sizeof *t);
+    float *data = oxs_own(s, n * sizeof(float));
+    int64_t *dims = oxs_own(s, (size_t)ndim * sizeof *dims);
     if (!t || !data || !dims)
         return loom_fail(s->ctx, LOOM_E_OOM, "loom_onnx_save: out of memory for \"%s\"", name);
     if (row < 0) {
@@ -220,7 +211,7 @@ static loom_status weight_part(saver *s, loom_state *st, Onnx__GraphProto *g, co
     }
     Onnx__TensorProto ti = ONNX__TENSOR_PROTO__INIT;
     *t = ti;
-    t->name = str(s, as);
+    t->name = oxs_str(s, as);
     t->has_data_type = 1;
     t->data_type = LOOM_ONNX_FLOAT;
     memcpy(dims, shape, (size_t)ndim * sizeof *dims);
@@ -229,18 +220,18 @@ static loom_status weight_part(saver *s, loom_state *st, Onnx__GraphProto *g, co
     t->has_raw_data = 1;
     t->raw_data.data = (uint8_t *)data;
     t->raw_data.len = n * sizeof(float);
-    push(s, &g->n_initializer, (void ***)&g->initializer, t);
+    oxs_push(s, &g->n_initializer, (void ***)&g->initializer, t);
     return LOOM_OK;
 }
 
-static loom_status weight(saver *s, loom_state *st, Onnx__GraphProto *g, const char *name, int ndim,
+loom_status oxs_weight(saver *s, loom_state *st, Onnx__GraphProto *g, const char *name, int ndim,
                           const int64_t *shape)
 {
-    return weight_part(s, st, g, name, name, -1, 1, ndim, shape);
+    return oxs_weight_part(s, st, g, name, name, -1, 1, ndim, shape);
 }
 
 /* y = act(h) under a node name; returns the output's name in buf. */
-static void activation(saver *s, Onnx__GraphProto *g, loom_activation act, const char *l, const char *in, char *out,
+void oxs_activation(saver *s, Onnx__GraphProto *g, loom_activation act, const char *l, const char *in, char *out,
                        size_t n)
 {
     static const char *const ops[] = {NULL, "Relu", "Sigmoid", "Tanh", NULL, "Softmax"};
@@ -253,109 +244,133 @@ static void activation(saver *s, Onnx__GraphProto *g, loom_activation act, const
     if (act == LOOM_ACT_GELU) {
         /* 0.5 x (1 + erf(x / sqrt 2)): Gelu is an op from opset 20 */
         char a[160], b[160], c[160];
+        s->gelu = 1;
         snprintf(a, sizeof a, "%s/gelu_scaled", l);
         snprintf(b, sizeof b, "%s/gelu_erf", l);
         snprintf(c, sizeof c, "%s/gelu_1p", l);
         snprintf(name, sizeof name, "%s/gelu_div", l);
-        node(s, g, "Div", name, in, "loom/sqrt2", a);
+        oxs_node(s, g, "Div", name, in, "loom/sqrt2", a);
         snprintf(name, sizeof name, "%s/gelu_erfop", l);
-        node(s, g, "Erf", name, a, NULL, b);
+        oxs_node(s, g, "Erf", name, a, NULL, b);
         snprintf(name, sizeof name, "%s/gelu_add", l);
-        node(s, g, "Add", name, b, "loom/one", c);
+        oxs_node(s, g, "Add", name, b, "loom/one", c);
         char d[160];
         snprintf(d, sizeof d, "%s/gelu_mul", l);
         snprintf(name, sizeof name, "%s/gelu_mulop", l);
-        node(s, g, "Mul", name, in, c, d);
+        oxs_node(s, g, "Mul", name, in, c, d);
         snprintf(name, sizeof name, "%s/gelu_half", l);
-        node(s, g, "Mul", name, d, "loom/half", out);
+        oxs_node(s, g, "Mul", name, d, "loom/half", out);
         return;
     }
     snprintf(name, sizeof name, "%s/%s", l, ops[act]);
-    Onnx__NodeProto *nd = node(s, g, ops[act], name, in, NULL, out);
+    Onnx__NodeProto *nd = oxs_node(s, g, ops[act], name, in, NULL, out);
     if (act == LOOM_ACT_SOFTMAX)
-        attr_int(s, nd, "axis", -1);
+        oxs_attr_int(s, nd, "axis", -1);
 }
 
-static void scalar_init(saver *s, Onnx__GraphProto *g, const char *name, float v)
+void oxs_scalar_init(saver *s, Onnx__GraphProto *g, const char *name, float v)
 {
-    Onnx__TensorProto *t = own(s, sizeof *t);
-    float *d = own(s, sizeof *d);
+    Onnx__TensorProto *t = oxs_own(s, sizeof *t);
+    float *d = oxs_own(s, sizeof *d);
     if (!t || !d)
         return;
     Onnx__TensorProto ti = ONNX__TENSOR_PROTO__INIT;
     *t = ti;
     *d = v;
-    t->name = str(s, name);
+    t->name = oxs_str(s, name);
     t->has_data_type = 1;
     t->data_type = LOOM_ONNX_FLOAT;
     t->has_raw_data = 1;
     t->raw_data.data = (uint8_t *)d;
     t->raw_data.len = sizeof *d;
-    push(s, &g->n_initializer, (void ***)&g->initializer, t);
+    oxs_push(s, &g->n_initializer, (void ***)&g->initializer, t);
 }
 
-/* A 1-D int64 initializer (a Reshape's shape). */
-static void ints_init(saver *s, Onnx__GraphProto *g, const char *name, int n, const int64_t *v)
+void oxs_ints_init(saver *s, Onnx__GraphProto *g, const char *name, int ndim, int n, const int64_t *v)
 {
-    Onnx__TensorProto *t = own(s, sizeof *t);
-    int64_t *d = own(s, (size_t)n * sizeof *d), *dims = own(s, sizeof *dims);
+    Onnx__TensorProto *t = oxs_own(s, sizeof *t);
+    int64_t *d = oxs_own(s, (size_t)n * sizeof *d), *dims = oxs_own(s, sizeof *dims);
     if (!t || !d || !dims)
         return;
     Onnx__TensorProto ti = ONNX__TENSOR_PROTO__INIT;
     *t = ti;
     memcpy(d, v, (size_t)n * sizeof *d);
     dims[0] = n;
-    t->name = str(s, name);
+    t->name = oxs_str(s, name);
     t->has_data_type = 1;
     t->data_type = LOOM_ONNX_INT64;
-    t->dims = dims;
-    t->n_dims = 1;
+    t->dims = ndim ? dims : NULL;
+    t->n_dims = ndim ? 1 : 0;
     t->has_raw_data = 1;
     t->raw_data.data = (uint8_t *)d;
     t->raw_data.len = (size_t)n * sizeof *d;
-    push(s, &g->n_initializer, (void ***)&g->initializer, t);
+    oxs_push(s, &g->n_initializer, (void ***)&g->initializer, t);
+}
+
+void oxs_f32_init(saver *s, Onnx__GraphProto *g, const char *name, int ndim, const int64_t *shape, const float *v)
+{
+    size_t n = 1;
+    for (int i = 0; i < ndim; i++)
+        n *= (size_t)shape[i];
+    Onnx__TensorProto *t = oxs_own(s, sizeof *t);
+    float *d = oxs_own(s, n * sizeof *d);
+    int64_t *dims = oxs_own(s, (size_t)(ndim ? ndim : 1) * sizeof *dims);
+    if (!t || !d || !dims)
+        return;
+    Onnx__TensorProto ti = ONNX__TENSOR_PROTO__INIT;
+    *t = ti;
+    memcpy(d, v, n * sizeof *d);
+    memcpy(dims, shape, (size_t)ndim * sizeof *dims);
+    t->name = oxs_str(s, name);
+    t->has_data_type = 1;
+    t->data_type = LOOM_ONNX_FLOAT;
+    t->dims = dims;
+    t->n_dims = (size_t)ndim;
+    t->has_raw_data = 1;
+    t->raw_data.data = (uint8_t *)d;
+    t->raw_data.len = n * sizeof *d;
+    oxs_push(s, &g->n_initializer, (void ***)&g->initializer, t);
 }
 
 static void meta(saver *s, Onnx__ModelProto *m, const char *k, const char *v)
 {
-    Onnx__StringStringEntryProto *e = own(s, sizeof *e);
+    Onnx__StringStringEntryProto *e = oxs_own(s, sizeof *e);
     if (!e)
         return;
     Onnx__StringStringEntryProto ei = ONNX__STRING_STRING_ENTRY_PROTO__INIT;
     *e = ei;
-    e->key = str(s, k);
-    e->value = str(s, v);
-    push(s, &m->n_metadata_props, (void ***)&m->metadata_props, e);
+    e->key = oxs_str(s, k);
+    e->value = oxs_str(s, v);
+    oxs_push(s, &m->n_metadata_props, (void ***)&m->metadata_props, e);
 }
 
 static loom_status build(saver *s, loom_sequential *m, Onnx__ModelProto *model)
 {
-    Onnx__GraphProto *g = own(s, sizeof *g);
-    Onnx__OperatorSetIdProto *op = own(s, sizeof *op);
+    Onnx__GraphProto *g = oxs_own(s, sizeof *g);
+    Onnx__OperatorSetIdProto *op = oxs_own(s, sizeof *op);
     if (!g || !op)
         return loom_fail(s->ctx, LOOM_E_OOM, "loom_onnx_save: out of memory");
     Onnx__GraphProto gi = ONNX__GRAPH_PROTO__INIT;
     Onnx__OperatorSetIdProto oi = ONNX__OPERATOR_SET_ID_PROTO__INIT;
     *g = gi;
     *op = oi;
-    op->domain = str(s, "");
+    op->domain = oxs_str(s, "");
     op->has_version = 1;
     op->version = SAVE_OPSET;
-    push(s, &model->n_opset_import, (void ***)&model->opset_import, op);
+    oxs_push(s, &model->n_opset_import, (void ***)&model->opset_import, op);
     model->has_ir_version = 1;
     model->ir_version = 8;
-    model->producer_name = str(s, "loom");
-    model->producer_version = str(s, loom_version_string());
+    model->producer_name = oxs_str(s, "loom");
+    model->producer_version = oxs_str(s, loom_version_string());
     model->graph = g;
-    g->name = str(s, "loom_sequential");
+    g->name = oxs_str(s, "loom_sequential");
     nn_shape shapes[LOOM_MAX_LAYERS + 1];
     loom_model_shapes(m, shapes);
     int64_t dims[NN_SHAPE_MAX + 1] = {0};
     for (int k = 0; k < shapes[0].ndim; k++)
         dims[1 + k] = shapes[0].d[k];
-    push(s, &g->n_input, (void ***)&g->input, value(s, "x", 1 + shapes[0].ndim, dims));
+    oxs_push(s, &g->n_input, (void ***)&g->input, oxs_value(s, "x", 1 + shapes[0].ndim, dims));
     char cur[160] = "x", next[160];
-    int gelu = 0;
     for (int i = 0; i < m->nlayers; i++) {
         const layer *l = &m->layers[i];
         if (l->kind == LAYER_DROPOUT || l->kind == LAYER_SPATIAL_DROPOUT)
@@ -371,41 +386,41 @@ static loom_status build(saver *s, loom_sequential *m, Onnx__ModelProto *model)
         switch (l->kind) {
         case LAYER_DENSE: {
             char mm[160];
-            LOOM_TRY(weight(s, m->st, g, ps[0].name, 2, ps[0].shape));
-            LOOM_TRY(weight(s, m->st, g, ps[1].name, 1, ps[1].shape));
+            LOOM_TRY(oxs_weight(s, m->st, g, ps[0].name, 2, ps[0].shape));
+            LOOM_TRY(oxs_weight(s, m->st, g, ps[1].name, 1, ps[1].shape));
             snprintf(name, sizeof name, "%s/matmul", sc);
             snprintf(mm, sizeof mm, "%s/mm", sc);
-            node(s, g, "MatMul", name, cur, ps[0].name, mm);
+            oxs_node(s, g, "MatMul", name, cur, ps[0].name, mm);
             snprintf(name, sizeof name, "%s/add", sc);
-            node(s, g, "Add", name, mm, ps[1].name, out);
+            oxs_node(s, g, "Add", name, mm, ps[1].name, out);
             break;
         }
         case LAYER_CONV2D: {
-            LOOM_TRY(weight(s, m->st, g, ps[0].name, 4, ps[0].shape));
+            LOOM_TRY(oxs_weight(s, m->st, g, ps[0].name, 4, ps[0].shape));
             snprintf(name, sizeof name, "%s/conv", sc);
-            nd = node(s, g, "Conv", name, cur, ps[0].name, out);
+            nd = oxs_node(s, g, "Conv", name, cur, ps[0].name, out);
             if (l->use_bias) {
-                LOOM_TRY(weight(s, m->st, g, ps[1].name, 1, ps[1].shape));
-                add_input(s, nd, ps[1].name);
+                LOOM_TRY(oxs_weight(s, m->st, g, ps[1].name, 1, ps[1].shape));
+                oxs_add_input(s, nd, ps[1].name);
             }
-            attr_int(s, nd, "group", l->groups);
+            oxs_attr_int(s, nd, "group", l->groups);
             int64_t dl[2] = {l->dilation[0], l->dilation[1]};
-            attr_ints(s, nd, "dilations", 2, dl);
+            oxs_attr_ints(s, nd, "dilations", 2, dl);
             break;
         }
         case LAYER_MAX_POOL2D:
         case LAYER_AVG_POOL2D:
             snprintf(name, sizeof name, "%s/pool", sc);
-            nd = node(s, g, l->kind == LAYER_MAX_POOL2D ? "MaxPool" : "AveragePool", name, cur, NULL, out);
+            nd = oxs_node(s, g, l->kind == LAYER_MAX_POOL2D ? "MaxPool" : "AveragePool", name, cur, NULL, out);
             break;
         case LAYER_GLOBAL_AVG_POOL2D: {
             /* loom's gives [N, C]: ONNX's [N, C, 1, 1] flattened */
             char gp[160];
             snprintf(gp, sizeof gp, "%s/gap", sc);
             snprintf(name, sizeof name, "%s/pool", sc);
-            node(s, g, "GlobalAveragePool", name, cur, NULL, gp);
+            oxs_node(s, g, "GlobalAveragePool", name, cur, NULL, gp);
             snprintf(name, sizeof name, "%s/flatten", sc);
-            attr_int(s, node(s, g, "Flatten", name, gp, NULL, out), "axis", 1);
+            oxs_attr_int(s, oxs_node(s, g, "Flatten", name, gp, NULL, out), "axis", 1);
             break;
         }
         case LAYER_BATCH_NORM: {
@@ -414,22 +429,22 @@ static loom_status build(saver *s, loom_sequential *m, Onnx__ModelProto *model)
             int64_t c[1] = {ps[0].shape[0]};
             snprintf(mean, sizeof mean, "%s/mean", ps[2].name);
             snprintf(var, sizeof var, "%s/var", ps[2].name);
-            LOOM_TRY(weight(s, m->st, g, ps[0].name, 1, ps[0].shape));
-            LOOM_TRY(weight(s, m->st, g, ps[1].name, 1, ps[1].shape));
-            LOOM_TRY(weight_part(s, m->st, g, ps[2].name, mean, 0, 2, 1, c));
-            LOOM_TRY(weight_part(s, m->st, g, ps[2].name, var, 1, 2, 1, c));
+            LOOM_TRY(oxs_weight(s, m->st, g, ps[0].name, 1, ps[0].shape));
+            LOOM_TRY(oxs_weight(s, m->st, g, ps[1].name, 1, ps[1].shape));
+            LOOM_TRY(oxs_weight_part(s, m->st, g, ps[2].name, mean, 0, 2, 1, c));
+            LOOM_TRY(oxs_weight_part(s, m->st, g, ps[2].name, var, 1, 2, 1, c));
             snprintf(name, sizeof name, "%s/batch_norm", sc);
-            nd = node(s, g, "BatchNormalization", name, cur, ps[0].name, out);
-            add_input(s, nd, ps[1].name);
-            add_input(s, nd, mean);
-            add_input(s, nd, var);
-            attr_float(s, nd, "epsilon", l->eps);
+            nd = oxs_node(s, g, "BatchNormalization", name, cur, ps[0].name, out);
+            oxs_add_input(s, nd, ps[1].name);
+            oxs_add_input(s, nd, mean);
+            oxs_add_input(s, nd, var);
+            oxs_attr_float(s, nd, "epsilon", l->eps);
             nd = NULL;
             break;
         }
         case LAYER_FLATTEN:
             snprintf(name, sizeof name, "%s/flatten", sc);
-            attr_int(s, node(s, g, "Flatten", name, cur, NULL, out), "axis", 1);
+            oxs_attr_int(s, oxs_node(s, g, "Flatten", name, cur, NULL, out), "axis", 1);
             break;
         case LAYER_ACTIVATION:
             snprintf(out, sizeof out, "%s", cur);
@@ -443,12 +458,13 @@ static loom_status build(saver *s, loom_sequential *m, Onnx__ModelProto *model)
                 for (int k = 0; k < o->ndim; k++)
                     to[1 + k] = o->d[k];
                 snprintf(shp, sizeof shp, "%s/shape", sc);
-                ints_init(s, g, shp, 1 + o->ndim, to);
+                oxs_ints_init(s, g, shp, 1, 1 + o->ndim, to);
                 snprintf(name, sizeof name, "%s/reshape", sc);
-                node(s, g, "Reshape", name, cur, shp, out);
+                oxs_node(s, g, "Reshape", name, cur, shp, out);
                 break;
             }
-            /* fall through */
+            LOOM_TRY(oxs_seq_layer(s, m, g, i, sc, &shapes[i], cur, out, sizeof out));
+            break;
         default:
             return loom_fail(s->ctx, LOOM_E_UNSUPPORTED, "loom_onnx_save: layer %d (%s) has no ONNX form in loom's "
                              "export yet (dense, conv2d, pooling, batch norm, flatten, activation and dropout have)",
@@ -456,7 +472,7 @@ static loom_status build(saver *s, loom_sequential *m, Onnx__ModelProto *model)
         }
         if (nd && l->kind != LAYER_CONV2D) {
             int64_t k[2] = {l->kernel[0], l->kernel[1]};
-            attr_ints(s, nd, "kernel_shape", 2, k);
+            oxs_attr_ints(s, nd, "kernel_shape", 2, k);
         }
         if (nd) {
             /* "same" as loom resolves it: the odd padding after */
@@ -470,25 +486,25 @@ static loom_status build(saver *s, loom_sequential *m, Onnx__ModelProto *model)
                 pads[k] = total / 2;
                 pads[2 + k] = total - total / 2;
             }
-            attr_ints(s, nd, "strides", 2, st2);
-            attr_ints(s, nd, "pads", 4, pads);
+            oxs_attr_ints(s, nd, "strides", 2, st2);
+            oxs_attr_ints(s, nd, "pads", 4, pads);
         }
-        activation(s, g, l->act, sc, out, next, sizeof next);
-        gelu |= l->act == LOOM_ACT_GELU;
+        oxs_activation(s, g, l->act, sc, out, next, sizeof next);
+        s->gelu |= l->act == LOOM_ACT_GELU;
         snprintf(cur, sizeof cur, "%s", next);
     }
-    if (gelu) {
-        scalar_init(s, g, "loom/sqrt2", 1.41421356237309515f);
-        scalar_init(s, g, "loom/one", 1.0f);
-        scalar_init(s, g, "loom/half", 0.5f);
+    if (s->gelu) {
+        oxs_scalar_init(s, g, "loom/sqrt2", 1.41421356237309515f);
+        oxs_scalar_init(s, g, "loom/one", 1.0f);
+        oxs_scalar_init(s, g, "loom/half", 0.5f);
     }
     /* the graph's output is "y": an Identity names it */
-    node(s, g, "Identity", "output", cur, NULL, "y");
+    oxs_node(s, g, "Identity", "output", cur, NULL, "y");
     const nn_shape *last = &shapes[m->nlayers];
     int64_t od[NN_SHAPE_MAX + 1] = {0};
     for (int k = 0; k < last->ndim; k++)
         od[1 + k] = last->d[k];
-    push(s, &g->n_output, (void ***)&g->output, value(s, "y", 1 + last->ndim, od));
+    oxs_push(s, &g->n_output, (void ***)&g->output, oxs_value(s, "y", 1 + last->ndim, od));
     loom_scaling how;
     float stats[2];
     if (loom_sequential_get_preprocess(m, &how, stats) == LOOM_OK) {
@@ -512,7 +528,7 @@ loom_status loom_onnx_save(loom_sequential *m, const char *path)
     if (!m->compiled || !m->st)
         return loom_fail(m->ctx, LOOM_E_STATE, "loom_onnx_save %s: the model has no weights yet (compile or load it)",
                          path);
-    saver s = {m->ctx, NULL, NULL, 0, 0, 0};
+    saver s = {m->ctx, NULL, NULL, 0, 0, 0, 0};
     Onnx__ModelProto model = ONNX__MODEL_PROTO__INIT;
     loom_status st = build(&s, m, &model);
     uint8_t *bytes = NULL;
