@@ -10,7 +10,8 @@ loom on every device (`loom run` on the same inputs, `loom bench --model`
 for the latency), and reports per model and device the largest relative
 difference, max |loom - ort| / max |ort| over every output, and the median
 latency beside onnxruntime's. Then the export the other way:
-`loom export` writes a Sequential model (trained briefly by `loom train`)
+`loom export` writes Sequential models (the MLP, the CNN of
+examples/models/cnn.json and a small ViT, each trained briefly by `loom train`)
 as ONNX, onnxruntime runs it, and its outputs are compared with the
 model's own (loom_sequential_predict).
 
@@ -122,22 +123,35 @@ def check_model(cli, name, path, feeds, devs, out, runs, warmup):
     return res
 
 
-def export_check(cli, out, devs):
+# loom's own models for the export check: the seed's MLP, the CNN of
+# examples/models/cnn.json and a small ViT (the example's layers, narrower)
+VIT = {"input": 784, "layers": [
+    {"type": "patches", "size": 7, "rows": 28, "cols": 28},
+    {"type": "dense", "units": 32, "activation": "linear"},
+    {"type": "position"},
+    {"type": "transformer_encoder", "heads": 4, "ffn": 64},
+    {"type": "transformer_encoder", "heads": 4, "ffn": 64},
+    {"type": "layer_norm"},
+    {"type": "pool", "mode": "mean"},
+    {"type": "dense", "units": 10, "activation": "softmax"}]}
+
+
+def export_one(cli, out, devs, name, train_args):
     """loom -> ONNX -> onnxruntime: a Sequential model's own outputs."""
-    st = os.path.join(out, "seq.safetensors")
-    onnx_path = os.path.join(out, "seq.onnx")
-    loom(cli, "train", "--epochs", "1", "--limit", "2000", "--test-limit", "200", "--hidden", "64,32",
-         "--device", "cpu", "--save", st)
+    st = os.path.join(out, name + ".safetensors")
+    onnx_path = os.path.join(out, name + ".onnx")
+    loom(cli, "train", "--epochs", "1", "--limit", "1000", "--test-limit", "200", "--device", "cpu", "--save", st,
+         *train_args)
     loom(cli, "export", "--model", st, "--output", onnx_path, "--sample", "16")
     x = np.load(onnx_path + ".x.npy")
     y = np.load(onnx_path + ".y.npy")
     sess = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
     got = sess.run(None, {"x": x})[0]
-    res = {"model": "loom_sequential_mlp", "file": onnx_path, "ort_vs_loom_predict": rel_diff(got, y)}
+    res = {"model": name, "file": onnx_path, "ort_vs_loom_predict": rel_diff(got, y)}
     # and loom's importer on the same file, on each device
     res["devices"] = {}
     for d in devs:
-        odir = os.path.join(out, f"seq.{d.replace(':', '_')}")
+        odir = os.path.join(out, f"{name}.{d.replace(':', '_')}")
         os.makedirs(odir, exist_ok=True)
         p = loom(cli, "run", onnx_path, "--input", f"x={onnx_path}.x.npy", "--device", d, "--output", odir, "--json",
                  check=False)
@@ -147,6 +161,16 @@ def export_check(cli, out, devs):
         else:
             res["devices"][d] = {"error": p.stderr.strip().splitlines()[-1][:400]}
     return res
+
+
+def export_check(cli, out, devs, here):
+    vit = os.path.join(out, "vit_small.json")
+    with open(vit, "w") as f:
+        json.dump(VIT, f)
+    return [export_one(cli, out, devs, "loom_sequential_mlp", ["--hidden", "64,32"]),
+            export_one(cli, out, devs, "loom_sequential_cnn",
+                       ["--model", os.path.join(here, "examples", "models", "cnn.json")]),
+            export_one(cli, out, devs, "loom_sequential_vit", ["--model", vit])]
 
 
 def main():
@@ -176,8 +200,9 @@ def main():
                           dynamo=False, do_constant_folding=True)
         res = check_model(args.loom, name, path, {"x": x.numpy()}, devs, args.out, args.runs, args.warmup)
         results["models"].append(res)
-    if not args.only or "loom_sequential_mlp" in args.only:
-        results["export"] = export_check(args.loom, args.out, devs)
+    if not args.only or "export" in args.only:
+        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        results["export"] = export_check(args.loom, args.out, devs, here)
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
     # the table
@@ -199,13 +224,14 @@ def main():
         for d, v in r["devices"].items():
             if "error" in v:
                 print(f"  {r['model']} on {d}: {v['error']}")
-    if "export" in results:
-        e = results["export"]
-        print(f"\nexport: onnxruntime on loom_onnx_save's file vs loom_sequential_predict: rel {e['ort_vs_loom_predict']:.1e}")
+    for e in results.get("export", []):
+        print(f"\nexport {e['model']}: onnxruntime on loom_onnx_save's file vs loom_sequential_predict: "
+              f"rel {e['ort_vs_loom_predict']:.1e}")
         bad += e["ort_vs_loom_predict"] > args.tol
         for d, v in e["devices"].items():
             print(f"  loom {d} on the same file vs onnxruntime: " +
                   (f"rel {v['max_rel_diff']:.1e}" if "max_rel_diff" in v else v["error"]))
+            bad += "max_rel_diff" not in v or v["max_rel_diff"] > args.tol
     print(f"\nresults in {os.path.join(args.out, 'results.json')}")
     return 1 if bad else 0
 
