@@ -38,6 +38,9 @@ struct loom_program {
     int profile;
     int guard;                  /* bytes of guard before and after outputs */
     double last_run_ns;
+    int inflight;               /* loom_program_submit without its wait yet */
+    void *fence;                /* the backend's, from submit */
+    double submit_ns;
     int64_t runs;
     struct loom_profile_data *prof; /* profile.c; NULL until first used */
 };

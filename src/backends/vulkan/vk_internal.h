@@ -126,6 +126,8 @@ typedef struct vk_dev {
     VkQueue queue;
     VkCommandPool cmd_pool;
     VkFence fence;
+    int inflight;               /* a submit not yet waited for (d->fence) */
+    char inflight_what[160];
     int lost;                   /* VK_ERROR_DEVICE_LOST seen */
     unsigned quirks;
     PFN_vkGetCalibratedTimestampsEXT get_calibrated;
@@ -215,6 +217,10 @@ const char *vk_result_str(VkResult r);
 /* Submits the pending uploads (vk_memory.c), then cb (may be
  * VK_NULL_HANDLE), and waits for both. */
 loom_status vk_submit_wait(vk_dev *d, VkCommandBuffer cb, const char *what);
+/* The same without the wait: the device's fence is in flight until
+ * vk_drain, which every other use of the device calls first. */
+loom_status vk_submit_nowait(vk_dev *d, VkCommandBuffer cb, const char *what);
+loom_status vk_drain(vk_dev *d);
 loom_status vk_begin_oneoff(vk_dev *d, VkCommandBuffer *cb, const char *what);
 void vk_end_oneoff(vk_dev *d, VkCommandBuffer cb);
 
@@ -295,6 +301,8 @@ loom_status vk_plan_attention(vk_prog *p, const loom_exec_node *x);
 
 loom_status vk_prepare(void *bdev, const loom_exec_program *prog, void **bprog);
 loom_status vk_run(void *bprog, const loom_run_args *args);
+loom_status vk_submit(void *bprog, const loom_run_args *args, void **fence);
+loom_status vk_wait(void *bprog, void *fence);
 void vk_release(void *bprog);
 loom_status vk_timestamps(void *bprog, double *start_ns, double *end_ns, int n);
 int vk_dispatches(void *bprog);

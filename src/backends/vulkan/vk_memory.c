@@ -485,6 +485,7 @@ loom_status vk_buffer_write(void *bdev, void *buf, uint64_t off, const void *src
     vk_dev *d = bdev;
     vk_buf *b = buf;
     LOOM_TRY(check_range(d, b, off, bytes, "write"));
+    LOOM_TRY(vk_drain(d));
     /* Runs wait for their fence, so no dispatch is using the memory now. */
     unsigned char *m = vk_buffer_map(b);
     if (m) {
@@ -504,6 +505,7 @@ loom_status vk_buffer_read(void *bdev, void *buf, uint64_t off, void *dst, uint6
     vk_dev *d = bdev;
     vk_buf *b = buf;
     LOOM_TRY(check_range(d, b, off, bytes, "read"));
+    LOOM_TRY(vk_drain(d));
     unsigned char *m = vk_buffer_map(b);
     if (m) {
         memcpy(dst, m + off, (size_t)bytes);
