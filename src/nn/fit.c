@@ -416,7 +416,8 @@ loom_status loom_sequential_fit(loom_sequential *m, loom_dataset *train, const l
             if (s != LOOM_OK)
                 break;
             if (mp && cfg.trace && m->cfg.profile && traced < cfg.trace_steps) {
-                s = loom_trace_add_run(cfg.trace, mp->p, loom_state_step(m->st), "train step");
+                s = m->rep ? loom_replicas_trace(m, cfg.trace, loom_state_step(m->st))
+                           : loom_trace_add_run(cfg.trace, mp->p, loom_state_step(m->st), "train step");
                 traced++;
             }
             if (mp)

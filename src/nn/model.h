@@ -120,6 +120,10 @@ loom_status loom_model_build(loom_sequential *m, loom_graph *g, int mode, int64_
  * adds the summed loss and the correct predictions (m->pbuf filled). */
 loom_status loom_replicas_step(loom_sequential *m, int64_t nb, int64_t global, double *loss_sum, int64_t *correct,
                                model_prog **ran);
+/* The last step into a trace: every device's gradients run and the
+ * updates (one step slice), and the host's reduce, allreduce and update
+ * times as counters on the first device's track. */
+loom_status loom_replicas_trace(loom_sequential *m, struct loom_trace *trace, int64_t step);
 /* The processes of the run (1 and 0 without a collective). */
 int loom_replicas_size(const loom_sequential *m);
 int loom_replicas_rank(const loom_sequential *m);

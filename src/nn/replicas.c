@@ -73,6 +73,7 @@ struct nn_replicas {
     uint64_t clock;
     int64_t balanced;          /* rebalances made */
     loom_replica_stats stats;
+    double last_reduce_s, last_allreduce_s, last_update_s; /* the last step's */
     model_prog ran;            /* the leader's gradients program, for metrics */
 };
 
@@ -790,6 +791,9 @@ loom_status loom_replicas_step(loom_sequential *m, int64_t nb, int64_t global, d
     rep->stats.reduce_s += (t2 - t1) - wait_s;
     rep->stats.allreduce_s += t3 - t2;
     rep->stats.update_s += t4 - t3;
+    rep->last_reduce_s = (t2 - t1) - wait_s;
+    rep->last_allreduce_s = t3 - t2;
+    rep->last_update_s = t4 - t3;
     if (balancing && (rep->stats.steps == rep->opts.balance_steps ||
                       rep->stats.steps == (rep->opts.balance_steps + 1) / 2))
         rebalance(m);
@@ -801,4 +805,21 @@ loom_status loom_replicas_step(loom_sequential *m, int64_t nb, int64_t global, d
     if (ran)
         *ran = rep->ran.p ? &rep->ran : NULL;
     return LOOM_OK;
+}
+
+loom_status loom_replicas_trace(loom_sequential *m, struct loom_trace *trace, int64_t step)
+{
+    struct nn_replicas *rep = m->rep;
+    for (int i = 0; i < rep->n; i++) {
+        replica *r = &rep->r[i];
+        if (r->cur && r->n > 0)
+            LOOM_TRY(loom_trace_add_run(trace, r->cur->p, step, "gradients"));
+        if (r->up && (i == 0 || rep->update == LOOM_UPDATE_EACH))
+            LOOM_TRY(loom_trace_add_run(trace, r->up, step, "update"));
+    }
+    loom_device *lead = rep->r[0].dev;
+    LOOM_TRY(loom_trace_counter(trace, lead, "host reduce ms", 1e3 * rep->last_reduce_s));
+    if (rep->has_coll && rep->coll.size > 1)
+        LOOM_TRY(loom_trace_counter(trace, lead, "allreduce ms", 1e3 * rep->last_allreduce_s));
+    return loom_trace_counter(trace, lead, "update + copies ms", 1e3 * rep->last_update_s);
 }

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,7 +131,12 @@ static loom_status poll_request(cli_dist *d, MPI_Request *req, const char *what)
             return loom_fail(d->ctx, LOOM_E_DEVICE, "rank %d: no answer from the other ranks for %.0f s during %s: "
                              "a rank on another machine died or hangs (every rank on %s is alive)",
                              d->coll.rank, d->timeout_s, what, d->host);
-        nanosleep(&nap, NULL);
+        /* spin while the sum is likely near (shared memory needs both
+         * sides polling), then let the other ranks have the cores */
+        if (t - t0 > 0.002)
+            nanosleep(&nap, NULL);
+        else
+            sched_yield();
     }
 }
 
