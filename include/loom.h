@@ -887,6 +887,13 @@ loom_status loom_program_read(loom_program *p, const char *name, void *data, siz
  * LOOM_E_STATE. */
 loom_status loom_program_submit(loom_program *p);
 loom_status loom_program_wait(loom_program *p);
+/* Queues a copy of an output into data behind the replay in flight (after
+ * loom_program_submit; without one it is loom_program_read): data holds it
+ * once loom_program_wait returns, and must stay valid until then. OpenCL
+ * queues a non-blocking read behind the kernels, Vulkan copies mapped
+ * memory as the fence signals, the CPU (and unmapped Vulkan memory) reads
+ * at the wait. */
+loom_status loom_program_read_async(loom_program *p, const char *name, void *data, size_t bytes);
 /* With opts.guard: LOOM_E_DEVICE naming the op and tensor if a kernel wrote
  * outside an output's range; LOOM_OK otherwise. */
 loom_status loom_program_check_guards(loom_program *p);

@@ -590,6 +590,16 @@ START_TEST(submit_and_wait)
         ck_assert_int_eq(loom_program_read(p, "y", out, sizeof out), LOOM_OK);
         for (int i = 0; i < 1000; i++)
             ck_assert_float_eq(out[i], in[i] > 0 ? 2 * in[i] : 0.0f);
+        /* a read queued behind the replay lands by the wait */
+        float queued[1000];
+        memset(queued, 0, sizeof queued);
+        ck_assert_int_eq(loom_program_submit(p), LOOM_OK);
+        ck_assert_int_eq(loom_program_read_async(p, "y", queued, sizeof queued), LOOM_OK);
+        ck_assert_int_eq(loom_program_read_async(p, "y", queued, 4), LOOM_E_SHAPE);
+        ck_assert_int_eq(loom_program_read_async(p, "nope", queued, sizeof queued), LOOM_E_INVALID);
+        ck_assert_int_eq(loom_program_wait(p), LOOM_OK);
+        for (int i = 0; i < 1000; i++)
+            ck_assert_float_eq(queued[i], in[i] > 0 ? 2 * in[i] : 0.0f);
         /* destroyed while in flight */
         ck_assert_int_eq(loom_program_submit(p), LOOM_OK);
         loom_program_destroy(p);

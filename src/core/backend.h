@@ -110,6 +110,12 @@ typedef struct loom_backend_ops {
      * `run` in submit (the CPU backend computes on the caller's thread). */
     loom_status (*submit)(void *bprog, const loom_run_args *args, void **fence);
     loom_status (*wait)(void *bprog, void *fence);
+    /* Optional (ABI 4): a read queued behind the work in flight on the
+     * device (a device-to-host copy that overlaps nothing of the host's:
+     * no round trip of its own); dst is filled once the `wait` of that
+     * work returns. LOOM_E_UNSUPPORTED (or NULL): core reads after the
+     * wait instead. */
+    loom_status (*buffer_read_async)(void *bdev, void *buf, uint64_t offset, void *dst, uint64_t bytes);
     /* Optional: how many kernel launches (dispatches, GEMM calls, copies)
      * one replay makes. NULL: one per node. */
     int (*dispatches)(void *bprog);

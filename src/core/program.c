@@ -36,6 +36,7 @@ static void program_free(loom_program *p)
     loom_free(ctx, p->exec, (size_t)(p->nexec ? p->nexec : 1) * sizeof *p->exec);
     loom_free(ctx, p->exec_in, (size_t)(p->nexec_in ? p->nexec_in : 1) * sizeof *p->exec_in);
     loom_free(ctx, p->slots, (size_t)(p->eprog.nslots ? p->eprog.nslots : 1) * sizeof *p->slots);
+    loom_free(ctx, p->pending, (size_t)p->cappending * sizeof *p->pending);
     loom_plan_result_free(ctx, &p->plan);
     loom_profile_free(p);
     p->magic = 0;
@@ -920,9 +921,52 @@ loom_status loom_program_wait(loom_program *p)
     if (ops->submit && ops->wait)
         LOOM_TRY(ops->wait(p->bprog, p->fence));
     p->fence = NULL;
+    int npend = p->npending;
+    p->npending = 0;
+    for (int i = 0; i < npend; i++) {
+        const loom_bref *m = &p->tensors[p->pending[i].tensor].mem;
+        LOOM_TRY(ops->buffer_read(p->dev->bdev, m->buf, m->offset, p->pending[i].dst, m->bytes));
+    }
     if (!p->st)
         return loom_fail(p->ctx, LOOM_E_STATE, "loom_program_wait: the program's state was destroyed");
     return finish_run(p, p->submit_ns);
+}
+
+loom_status loom_program_read_async(loom_program *p, const char *name, void *data, size_t bytes)
+{
+    if (!valid(p))
+        return LOOM_E_INVALID;
+    if (!p->inflight)
+        return loom_program_read(p, name, data, bytes);
+    if (!name || !data)
+        return loom_fail(p->ctx, LOOM_E_INVALID, "loom_program_read_async: NULL %s", name ? "data" : "name");
+    int i = find_io(p, name);
+    if (i < 0 || !(p->nodes[i].is_output || p->nodes[i].op == LOOM_OP_INPUT))
+        return loom_fail(p->ctx, LOOM_E_INVALID, "loom_program_read_async: no output \"%s\" in this program", name);
+    const loom_bref *m = &p->tensors[i].mem;
+    if (bytes != m->bytes)
+        return loom_fail(p->ctx, LOOM_E_SHAPE, "loom_program_read_async \"%s\": %zu bytes asked, it holds %llu", name,
+                         bytes, (unsigned long long)m->bytes);
+    const loom_backend_ops *ops = p->dev->ops;
+    if (ops->buffer_read_async) {
+        loom_status s = ops->buffer_read_async(p->dev->bdev, m->buf, m->offset, data, m->bytes);
+        if (s != LOOM_E_UNSUPPORTED)
+            return s;
+        loom_clear_error(p->ctx);
+    }
+    if (p->npending == p->cappending) {
+        int ncap = p->cappending ? p->cappending * 2 : 8;
+        struct loom_pending_read *np = loom_realloc(p->ctx, p->pending, (size_t)p->cappending * sizeof *np,
+                                                    (size_t)ncap * sizeof *np);
+        if (!np)
+            return loom_fail(p->ctx, LOOM_E_OOM, "loom_program_read_async: out of memory");
+        p->pending = np;
+        p->cappending = ncap;
+    }
+    p->pending[p->npending].tensor = i;
+    p->pending[p->npending].dst = data;
+    p->npending++;
+    return LOOM_OK;
 }
 
 loom_status loom_program_run(loom_program *p)

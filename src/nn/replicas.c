@@ -34,6 +34,8 @@ typedef struct replica {
     double speed;              /* measured rows/s (0: not yet) */
     double meas_rows, meas_s;  /* since the last rebalance */
     uint32_t salt;
+    float *host;               /* its gradients, copied behind its replay */
+    float loss;
     /* this step */
     rep_prog *cur;
     int64_t n, lo;
@@ -468,6 +470,7 @@ void loom_replicas_free(loom_sequential *m)
             free_prog(&r->progs[k]);
         loom_program_destroy(r->up);
         loom_graph_destroy(r->ug);
+        loom_free(m->ctx, r->host, (size_t)(rep->flat_count ? rep->flat_count : 1) * sizeof(float));
         if (i > 0)
             loom_state_destroy(r->st);
     }
@@ -549,6 +552,10 @@ loom_status loom_sequential_replicate(loom_sequential *m, loom_device *const *mo
     loom_status s = plan_tensors(m, rep);
     if (s == LOOM_OK && rep->has_coll && rep->coll.size > 1)
         s = broadcast_state(m, rep);
+    for (int i = 0; i < rep->n && s == LOOM_OK; i++)
+        if (!(rep->r[i].host = loom_malloc(m->ctx, (size_t)(rep->flat_count ? rep->flat_count : 1) * sizeof(float))))
+            s = loom_fail(m->ctx, LOOM_E_OOM, "%s: out of memory for %lld gradient values", what,
+                          (long long)rep->flat_count);
     rep->r[0].st = m->st;
     for (int i = 1; i < rep->n && s == LOOM_OK; i++) {
         replica *r = &rep->r[i];
@@ -623,19 +630,35 @@ static loom_status feed(loom_sequential *m, replica *r)
     return loom_program_set_input(p, "targets", t, (size_t)(r->n * outs) * sizeof(float));
 }
 
+/* Starts replica r's gradients half, with the copies of its results
+ * queued behind it (no round trip each after the wait). */
+static loom_status submit_replica(loom_sequential *m, replica *r)
+{
+    struct nn_replicas *rep = m->rep;
+    loom_program *p = r->cur->p;
+    LOOM_TRY(loom_program_submit(p));
+    LOOM_TRY(loom_program_read_async(p, "loss", &r->loss, sizeof r->loss));
+    if (m->cfg.loss != LOOM_LOSS_MSE) {
+        int64_t pos = loom_model_positions(m);
+        LOOM_TRY(loom_program_read_async(p, "pred", m->pbuf + r->lo * pos, (size_t)(r->n * pos) * sizeof(int32_t)));
+    }
+    for (int i = 0; i < rep->nt; i++)
+        if (rep->t[i].trainable)
+            LOOM_TRY(loom_program_read_async(p, rep->t[i].out, r->host + rep->t[i].off,
+                                             (size_t)rep->t[i].count * sizeof(float)));
+    return LOOM_OK;
+}
+
 static loom_status wait_replica(loom_sequential *m, replica *r, double *loss_sum, int64_t *correct)
 {
     if (r->waited || r->n == 0)
         return LOOM_OK;
     r->waited = 1;
-    LOOM_TRY(loom_program_wait(r->cur->p));
-    float loss;
-    LOOM_TRY(loom_program_read(r->cur->p, "loss", &loss, sizeof loss));
-    *loss_sum += (double)loss * (double)r->n;
+    LOOM_TRY(loom_program_wait(r->cur->p)); /* the queued reads are done with it */
+    *loss_sum += (double)r->loss * (double)r->n;
     if (m->cfg.loss != LOOM_LOSS_MSE) {
         int64_t pos = loom_model_positions(m), np = r->n * pos;
-        int32_t *pred = m->pbuf + r->lo * pos;
-        LOOM_TRY(loom_program_read(r->cur->p, "pred", pred, (size_t)np * sizeof(int32_t)));
+        const int32_t *pred = m->pbuf + r->lo * pos;
         for (int64_t i = 0; i < np; i++)
             *correct += pred[i] == m->ybuf[r->lo * pos + i];
     }
@@ -648,17 +671,18 @@ static loom_status contribute(loom_sequential *m, replica *r, const rtensor *t, 
     struct nn_replicas *rep = m->rep;
     size_t bytes = (size_t)t->count * sizeof(float);
     float *dst = rep->flat + t->off;
-    if (t->trainable)
-        LOOM_TRY(loom_program_read(r->cur->p, t->out, rep->tmp, bytes));
-    else
+    const float *src = r->host + t->off;
+    if (!t->trainable) { /* running statistics, updated in its state */
         LOOM_TRY(loom_state_read(r->st, t->name, rep->tmp, bytes));
+        src = rep->tmp;
+    }
     float wf = (float)w;
     if (first)
         for (int64_t i = 0; i < t->count; i++)
-            dst[i] = wf * rep->tmp[i];
+            dst[i] = wf * src[i];
     else
         for (int64_t i = 0; i < t->count; i++)
-            dst[i] += wf * rep->tmp[i];
+            dst[i] += wf * src[i];
     return LOOM_OK;
 }
 
@@ -729,7 +753,7 @@ loom_status loom_replicas_step(loom_sequential *m, int64_t nb, int64_t global, d
             if (!r->n)
                 continue;
             double a = loom_nn_now_s();
-            LOOM_TRY(loom_program_submit(r->cur->p));
+            LOOM_TRY(submit_replica(m, r));
             LOOM_TRY(wait_replica(m, r, loss_sum, correct));
             r->meas_s += loom_nn_now_s() - a;
             r->meas_rows += (double)r->n;
@@ -739,7 +763,7 @@ loom_status loom_replicas_step(loom_sequential *m, int64_t nb, int64_t global, d
         for (int pass = 0; pass < 2; pass++)
             for (int i = 0; i < R; i++)
                 if (rep->r[i].n && is_cpu(&rep->r[i]) == pass)
-                    LOOM_TRY(loom_program_submit(rep->r[i].cur->p));
+                    LOOM_TRY(submit_replica(m, &rep->r[i]));
     }
     double t1 = loom_nn_now_s();
     int coll = rep->has_coll && rep->coll.size > 1;

@@ -275,6 +275,7 @@ const loom_backend_ops loom_opencl_backend = {
     .run = loom_cl_run,
     .submit = loom_cl_submit,
     .wait = loom_cl_wait,
+    .buffer_read_async = loom_cl_buffer_read_async,
     .release = loom_cl_release,
     .timestamps = loom_cl_timestamps,
     .tune = loom_cl_tune,

@@ -438,6 +438,7 @@ loom_status vk_drain(vk_dev *d)
     if (r != VK_SUCCESS)
         return vk_fail(d, r, "vkWaitForFences", "for %s", d->inflight_what);
     vk_uploads_done(d);
+    vk_reads_done(d);
     return LOOM_OK;
 }
 
@@ -488,6 +489,7 @@ static void device_free(vk_dev *d)
             vkDestroyPipelineCache(d->dev, d->pcache, NULL);
         if (d->fence)
             vkDestroyFence(d->dev, d->fence, NULL);
+        loom_free(ctx, d->reads, (size_t)d->capreads * sizeof *d->reads);
         if (d->cmd_pool)
             vkDestroyCommandPool(d->dev, d->cmd_pool, NULL);
         vkDestroyDevice(d->dev, NULL);
@@ -601,6 +603,7 @@ const loom_backend_ops loom_vulkan_backend = {
     .run = vk_run,
     .submit = vk_submit,
     .wait = vk_wait,
+    .buffer_read_async = vk_buffer_read_async,
     .release = vk_release,
     .timestamps = vk_timestamps,
     .tune = vk_tune_device,

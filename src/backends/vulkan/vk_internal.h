@@ -127,6 +127,8 @@ typedef struct vk_dev {
     VkCommandPool cmd_pool;
     VkFence fence;
     int inflight;               /* a submit not yet waited for (d->fence) */
+    struct vk_read *reads;      /* vk_buffer_read_async: copied at the fence */
+    int nreads, capreads;
     char inflight_what[160];
     int lost;                   /* VK_ERROR_DEVICE_LOST seen */
     unsigned quirks;
@@ -232,6 +234,13 @@ loom_status vk_buffer_alloc(void *bdev, uint64_t bytes, loom_lifetime life, void
 void vk_buffer_free(void *bdev, void *buf);
 loom_status vk_buffer_write(void *bdev, void *buf, uint64_t offset, const void *src, uint64_t bytes);
 loom_status vk_buffer_read(void *bdev, void *buf, uint64_t offset, void *dst, uint64_t bytes);
+typedef struct vk_read {
+    void *dst;
+    const void *src;
+    size_t bytes;
+} vk_read;
+loom_status vk_buffer_read_async(void *bdev, void *buf, uint64_t offset, void *dst, uint64_t bytes);
+void vk_reads_done(vk_dev *d);
 /* Host pointer of a mapped buffer (NULL if its memory is not mapped). */
 void *vk_buffer_map(const vk_buf *b);
 /* Gives the driver back every empty state and arena block. */
