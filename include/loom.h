@@ -414,6 +414,12 @@ loom_tensor loom_spatial_dropout(loom_graph *g, loom_tensor x, float rate, uint3
 loom_status loom_backward(loom_graph *g, loom_tensor loss,
                           const loom_tensor *wrt, int nwrt);
 loom_tensor loom_grad(const loom_graph *g, loom_tensor x);
+/* Declares grad (an input, say) the gradient of the trainable parameter
+ * param, for loom_optimize in a graph without loom_backward: the update
+ * half of a training step split at the gradient boundary, whose gradients
+ * were computed elsewhere (and averaged over replicas). LOOM_E_SHAPE when
+ * the shapes differ; LOOM_E_STATE when param has a gradient already. */
+loom_status loom_set_grad(loom_graph *g, loom_tensor param, loom_tensor grad);
 
 typedef enum loom_optimizer_kind {
     LOOM_OPT_SGD = 0,
@@ -717,6 +723,101 @@ loom_status loom_model_config_read(loom_ctx *ctx, const char *path, loom_model_c
  * unchanged. */
 loom_status loom_sequential_restore(loom_sequential *m, const char *path);
 
+/* ---- data-parallel training (src/nn/replicas.c) ---- */
+
+/* How several processes (machines) reduce their gradients. loom carries
+ * no transport of its own: the caller hands these in (the loom CLI's
+ * tools/loom/dist_mpi.c does it over MPI). Each call returns LOOM_OK, or
+ * an error with its message set (loom_fail on ctx) that names the rank
+ * which failed or did not answer in time; the run then stops with it. */
+typedef struct loom_collective {
+    int rank, size;            /* this process and how many there are */
+    void *user;
+    /* Starts the in-place sum of n floats over every process; *req is
+     * handed to wait. Several may be in flight at once, waited in order. */
+    loom_status (*sum_start)(void *user, float *data, int64_t n, void **req);
+    loom_status (*wait)(void *user, void *req);
+    /* Blocking: rank 0's bytes into every process, and an in-place sum
+     * of n doubles over every process. */
+    loom_status (*broadcast)(void *user, void *data, size_t bytes);
+    loom_status (*sum_doubles)(void *user, double *data, int n);
+} loom_collective;
+
+#define LOOM_MAX_REPLICAS 8
+
+typedef enum loom_replica_update {
+    LOOM_UPDATE_AUTO = 0,      /* EACH when every replica is on the same kind
+                                  of device (one backend, one driver),
+                                  BROADCAST otherwise */
+    LOOM_UPDATE_EACH = 1,      /* every replica runs the optimizer on the
+                                  same reduced gradient bytes */
+    LOOM_UPDATE_BROADCAST = 2  /* the first replica runs it; its new weights
+                                  are copied into the others */
+} loom_replica_update;
+
+typedef struct loom_replica_opts {
+    int64_t check_every;       /* compare a hash of every replica's weights
+                                  (and every process's) every N steps and
+                                  at the end of each fit; default 100;
+                                  0: at the end only */
+    int64_t bucket_bytes;      /* gradients are reduced in buckets of about
+                                  this size (tensor fusion); default 1 MiB */
+    int64_t balance_steps;     /* the devices' speeds are measured over the
+                                  first N steps, each device alone, and
+                                  the shares of the batch set from them
+                                  (twice); default 8; 0: keep `shares` */
+    const double *shares;      /* the devices' starting shares (NULL: equal) */
+    loom_replica_update update;
+    const loom_collective *collective; /* NULL: this process alone */
+} loom_replica_opts;
+
+loom_replica_opts loom_replica_opts_default(void);
+/* Makes a compiled (or loaded) model data-parallel: a replica of its state
+ * (weights, moments, step) on each of the `nmore` devices beside its own,
+ * and with opts->collective, over several processes (rank 0's state is
+ * broadcast to every process first, and rank 0 alone writes
+ * checkpoints). Each training step of fit then splits its batch among
+ * the devices by their measured speed (each process takes its `batch`
+ * rows of a step of batch x size rows, so N processes at batch B train as
+ * one at N x B), computes the gradients on every device at once, averages
+ * them through host memory bucket by bucket (and sums them over the
+ * processes, a bucket's sum overlapping the next one's download), and
+ * applies the same update bytes to every replica. Batch norm takes each
+ * device's share's statistics in training (as PyTorch DDP does) and its
+ * running statistics are averaged over the devices after every step;
+ * dropout draws different masks on each device. The replicas are checked
+ * bit-identical by a hash of their weights (loom_sequential_check_replicas);
+ * a mismatch stops the fit with LOOM_E_STATE naming the devices. Refused:
+ * a batch smaller than the devices (LOOM_E_INVALID), f16 precision (its
+ * loss scaling; LOOM_E_UNSUPPORTED), more than LOOM_MAX_REPLICAS devices. */
+loom_status loom_sequential_replicate(loom_sequential *m, loom_device *const *more, int nmore,
+                                      const loom_replica_opts *opts);
+
+typedef struct loom_replica_stats {
+    int replicas;              /* devices in this process */
+    loom_replica_update update;/* the mode in force */
+    int64_t rows[LOOM_MAX_REPLICAS];      /* each device's rows of a full batch now */
+    double rows_per_s[LOOM_MAX_REPLICAS]; /* each device's measured speed (0: not yet) */
+    int64_t grad_bytes;        /* gradient (and running statistics) bytes
+                                  reduced per step: the traffic per device and
+                                  per process */
+    int buckets;               /* per step */
+    int64_t steps;             /* data-parallel steps taken */
+    double compute_s;          /* totals over the steps: the gradients
+                                  programs, from submit to the last wait */
+    double reduce_s;           /* downloads and the host average */
+    double allreduce_s;        /* waiting for the processes' sums */
+    double update_s;           /* uploads and the updates (and broadcasts) */
+    int64_t checks;            /* hash checks passed */
+    uint64_t hash;             /* the weights' hash at the last check */
+} loom_replica_stats;
+
+loom_status loom_sequential_replica_stats(const loom_sequential *m, loom_replica_stats *out);
+/* Hashes every replica's weights and running statistics (FNV-1a over the
+ * bytes) and compares them over the devices and the processes:
+ * LOOM_E_STATE naming the devices (ranks) that differ. *hash may be NULL. */
+loom_status loom_sequential_check_replicas(loom_sequential *m, uint64_t *hash);
+
 /* ---- custom GLSL kernels (Vulkan: src/backends/vulkan/vk_custom.c) ---- */
 
 /* A compute shader of your own as a node. `glsl` is a complete GLSL 450
@@ -781,6 +882,21 @@ loom_status loom_program_set_input(loom_program *p, const char *name,
  * the state's step advances by one and the schedule's rate is used. */
 loom_status loom_program_run(loom_program *p);
 loom_status loom_program_read(loom_program *p, const char *name, void *data, size_t bytes);
+/* loom_program_run in two halves: submit queues the replay and returns
+ * (Vulkan and OpenCL return at once, so that several devices compute
+ * together while the host works; the CPU computes here), wait blocks
+ * until it is done and then counts the step as run does. set_input, read
+ * and run wait first themselves; a second submit before the wait is
+ * LOOM_E_STATE. */
+loom_status loom_program_submit(loom_program *p);
+loom_status loom_program_wait(loom_program *p);
+/* Queues a copy of an output into data behind the replay in flight (after
+ * loom_program_submit; without one it is loom_program_read): data holds it
+ * once loom_program_wait returns, and must stay valid until then. OpenCL
+ * queues a non-blocking read behind the kernels, Vulkan copies mapped
+ * memory as the fence signals, the CPU (and unmapped Vulkan memory) reads
+ * at the wait. */
+loom_status loom_program_read_async(loom_program *p, const char *name, void *data, size_t bytes);
 /* With opts.guard: LOOM_E_DEVICE naming the op and tensor if a kernel wrote
  * outside an output's range; LOOM_OK otherwise. */
 loom_status loom_program_check_guards(loom_program *p);

@@ -343,6 +343,46 @@ loom_tensor loom_grad(const loom_graph *g, loom_tensor x)
     return T(g->grad[x.id - 1]);
 }
 
+loom_status loom_set_grad(loom_graph *g, loom_tensor param, loom_tensor grad)
+{
+    if (!g)
+        return LOOM_E_INVALID;
+    if (g->err != LOOM_OK)
+        return g->err;
+    loom_node *np = loom_node_of(g, param), *ng = loom_node_of(g, grad);
+    if (!np || !ng) {
+        loom_graph_fail(g, LOOM_E_INVALID, "loom_set_grad: the %s is not a tensor of this graph",
+                        np ? "gradient" : "parameter");
+        return LOOM_E_INVALID;
+    }
+    if (np->op != LOOM_OP_PARAM || !np->trainable) {
+        loom_graph_fail(g, LOOM_E_INVALID, "loom_set_grad: \"%s\" is not a trainable parameter", np->name);
+        return LOOM_E_INVALID;
+    }
+    if (ng->numel != np->numel || ng->ndim != np->ndim || memcmp(ng->shape, np->shape, sizeof np->shape[0] * (size_t)np->ndim) ||
+        !loom_dtype_is_float(ng->dtype)) {
+        char a[96], b[96];
+        loom_graph_fail(g, LOOM_E_SHAPE, "loom_set_grad: the gradient \"%s\" (%s %s) does not fit \"%s\" (%s %s)",
+                        ng->name, loom_dtype_name(ng->dtype), loom_shape_str(a, sizeof a, ng->ndim, ng->shape),
+                        np->name, loom_dtype_name(np->dtype), loom_shape_str(b, sizeof b, np->ndim, np->shape));
+        return LOOM_E_SHAPE;
+    }
+    if (g->has_opt) {
+        loom_graph_fail(g, LOOM_E_STATE, "loom_set_grad: the graph already has an optimizer");
+        return LOOM_E_STATE;
+    }
+    if (!grow_grads(g)) {
+        loom_graph_fail(g, LOOM_E_OOM, "loom_set_grad: out of memory");
+        return LOOM_E_OOM;
+    }
+    if (g->grad[param.id - 1]) {
+        loom_graph_fail(g, LOOM_E_STATE, "loom_set_grad: \"%s\" has a gradient already", np->name);
+        return LOOM_E_STATE;
+    }
+    g->grad[param.id - 1] = grad.id;
+    return LOOM_OK;
+}
+
 loom_loss_scaling loom_loss_scaling_default(void)
 {
     loom_loss_scaling ls = {65536.0f, 2.0f, 0.5f, 2000};

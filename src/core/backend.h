@@ -12,7 +12,7 @@
 #include "op_table.h"
 #include "push.h"
 
-#define LOOM_BACKEND_ABI 3
+#define LOOM_BACKEND_ABI 4
 
 typedef enum loom_lifetime {
     LOOM_LIFE_STATE = 0,    /* weights, moments: live as long as the state */
@@ -100,6 +100,22 @@ typedef struct loom_backend_ops {
     /* Replays the recording and waits for it. */
     loom_status (*run)(void *bprog, const loom_run_args *args);
     void (*release)(void *bprog);
+    /* Optional (ABI 4), both or neither: submit queues one replay and
+     * returns without waiting (*fence: what wait takes, may be NULL), so
+     * that several devices compute at once and the host reduces one
+     * device's gradients while another still computes; wait blocks until
+     * that replay is done (and collects its timestamps). A backend that
+     * has a replay in flight waits for it itself before any other work on
+     * the same device (a write, a read, another submit). NULL: core runs
+     * `run` in submit (the CPU backend computes on the caller's thread). */
+    loom_status (*submit)(void *bprog, const loom_run_args *args, void **fence);
+    loom_status (*wait)(void *bprog, void *fence);
+    /* Optional (ABI 4): a read queued behind the work in flight on the
+     * device (a device-to-host copy that overlaps nothing of the host's:
+     * no round trip of its own); dst is filled once the `wait` of that
+     * work returns. LOOM_E_UNSUPPORTED (or NULL): core reads after the
+     * wait instead. */
+    loom_status (*buffer_read_async)(void *bdev, void *buf, uint64_t offset, void *dst, uint64_t bytes);
     /* Optional: how many kernel launches (dispatches, GEMM calls, copies)
      * one replay makes. NULL: one per node. */
     int (*dispatches)(void *bprog);

@@ -36,6 +36,7 @@ static void program_free(loom_program *p)
     loom_free(ctx, p->exec, (size_t)(p->nexec ? p->nexec : 1) * sizeof *p->exec);
     loom_free(ctx, p->exec_in, (size_t)(p->nexec_in ? p->nexec_in : 1) * sizeof *p->exec_in);
     loom_free(ctx, p->slots, (size_t)(p->eprog.nslots ? p->eprog.nslots : 1) * sizeof *p->slots);
+    loom_free(ctx, p->pending, (size_t)p->cappending * sizeof *p->pending);
     loom_plan_result_free(ctx, &p->plan);
     loom_profile_free(p);
     p->magic = 0;
@@ -46,6 +47,8 @@ void loom_program_destroy(loom_program *p)
 {
     if (!p || p->magic != LOOM_PROGRAM_MAGIC)
         return;
+    if (p->inflight && p->dev->ops->wait)
+        (void)p->dev->ops->wait(p->bprog, p->fence); /* its buffers are freed next */
     program_free(p);
 }
 
@@ -809,6 +812,7 @@ loom_status loom_program_set_input(loom_program *p, const char *name, const void
         if (!nd->dead && (loom_op_def_of(nd->op)->flags & LOOM_OPF_LABELS) && index_leaf(p, nd) == i)
             LOOM_TRY(check_labels(p, nd, data, p->nodes[i].numel, "the input"));
     }
+    LOOM_TRY(loom_program_wait(p));
     return p->dev->ops->buffer_write(p->dev->bdev, m->buf, m->offset, data, m->bytes);
 }
 
@@ -869,20 +873,10 @@ static loom_status scale_after_step(loom_program *p, int *taken)
     return LOOM_OK;
 }
 
-loom_status loom_program_run(loom_program *p)
+/* After a replay: the step, the loss scale, the profile. */
+static loom_status finish_run(loom_program *p, double t0)
 {
-    if (!valid(p))
-        return LOOM_E_INVALID;
-    if (!p->st)
-        return loom_fail(p->ctx, LOOM_E_STATE, "loom_program_run: the program's state was destroyed");
-    int64_t step = p->st->step + (p->has_updates ? 1 : 0);
-    fill_slots(p, step);
-    loom_run_args args = {p->eprog.nslots, p->slots};
-    double t0 = loom_now_ns();
-    loom_status s = p->dev->ops->run(p->bprog, &args);
     p->last_run_ns = loom_now_ns() - t0;
-    if (s != LOOM_OK)
-        return s;
     p->runs++;
     int taken = 1;
     if (p->has_updates && p->loss_scaling)
@@ -894,6 +888,104 @@ loom_status loom_program_run(loom_program *p)
     return LOOM_OK;
 }
 
+loom_status loom_program_submit(loom_program *p)
+{
+    if (!valid(p))
+        return LOOM_E_INVALID;
+    if (!p->st)
+        return loom_fail(p->ctx, LOOM_E_STATE, "loom_program_submit: the program's state was destroyed");
+    if (p->inflight)
+        return loom_fail(p->ctx, LOOM_E_STATE, "loom_program_submit on %s: the last submit is still in flight "
+                         "(loom_program_wait first)", p->dev->info.spec);
+    int64_t step = p->st->step + (p->has_updates ? 1 : 0);
+    fill_slots(p, step);
+    loom_run_args args = {p->eprog.nslots, p->slots};
+    p->submit_ns = loom_now_ns();
+    p->fence = NULL;
+    const loom_backend_ops *ops = p->dev->ops;
+    loom_status s = ops->submit && ops->wait ? ops->submit(p->bprog, &args, &p->fence) : ops->run(p->bprog, &args);
+    if (s != LOOM_OK)
+        return s;
+    p->inflight = 1;
+    return LOOM_OK;
+}
+
+loom_status loom_program_wait(loom_program *p)
+{
+    if (!valid(p))
+        return LOOM_E_INVALID;
+    if (!p->inflight)
+        return LOOM_OK;
+    p->inflight = 0;
+    const loom_backend_ops *ops = p->dev->ops;
+    if (ops->submit && ops->wait)
+        LOOM_TRY(ops->wait(p->bprog, p->fence));
+    p->fence = NULL;
+    int npend = p->npending;
+    p->npending = 0;
+    for (int i = 0; i < npend; i++) {
+        const loom_bref *m = &p->tensors[p->pending[i].tensor].mem;
+        LOOM_TRY(ops->buffer_read(p->dev->bdev, m->buf, m->offset, p->pending[i].dst, m->bytes));
+    }
+    if (!p->st)
+        return loom_fail(p->ctx, LOOM_E_STATE, "loom_program_wait: the program's state was destroyed");
+    return finish_run(p, p->submit_ns);
+}
+
+loom_status loom_program_read_async(loom_program *p, const char *name, void *data, size_t bytes)
+{
+    if (!valid(p))
+        return LOOM_E_INVALID;
+    if (!p->inflight)
+        return loom_program_read(p, name, data, bytes);
+    if (!name || !data)
+        return loom_fail(p->ctx, LOOM_E_INVALID, "loom_program_read_async: NULL %s", name ? "data" : "name");
+    int i = find_io(p, name);
+    if (i < 0 || !(p->nodes[i].is_output || p->nodes[i].op == LOOM_OP_INPUT))
+        return loom_fail(p->ctx, LOOM_E_INVALID, "loom_program_read_async: no output \"%s\" in this program", name);
+    const loom_bref *m = &p->tensors[i].mem;
+    if (bytes != m->bytes)
+        return loom_fail(p->ctx, LOOM_E_SHAPE, "loom_program_read_async \"%s\": %zu bytes asked, it holds %llu", name,
+                         bytes, (unsigned long long)m->bytes);
+    const loom_backend_ops *ops = p->dev->ops;
+    if (ops->buffer_read_async) {
+        loom_status s = ops->buffer_read_async(p->dev->bdev, m->buf, m->offset, data, m->bytes);
+        if (s != LOOM_E_UNSUPPORTED)
+            return s;
+        loom_clear_error(p->ctx);
+    }
+    if (p->npending == p->cappending) {
+        int ncap = p->cappending ? p->cappending * 2 : 8;
+        struct loom_pending_read *np = loom_realloc(p->ctx, p->pending, (size_t)p->cappending * sizeof *np,
+                                                    (size_t)ncap * sizeof *np);
+        if (!np)
+            return loom_fail(p->ctx, LOOM_E_OOM, "loom_program_read_async: out of memory");
+        p->pending = np;
+        p->cappending = ncap;
+    }
+    p->pending[p->npending].tensor = i;
+    p->pending[p->npending].dst = data;
+    p->npending++;
+    return LOOM_OK;
+}
+
+loom_status loom_program_run(loom_program *p)
+{
+    if (!valid(p))
+        return LOOM_E_INVALID;
+    if (!p->st)
+        return loom_fail(p->ctx, LOOM_E_STATE, "loom_program_run: the program's state was destroyed");
+    LOOM_TRY(loom_program_wait(p));
+    int64_t step = p->st->step + (p->has_updates ? 1 : 0);
+    fill_slots(p, step);
+    loom_run_args args = {p->eprog.nslots, p->slots};
+    double t0 = loom_now_ns();
+    loom_status s = p->dev->ops->run(p->bprog, &args);
+    if (s != LOOM_OK)
+        return s;
+    return finish_run(p, t0);
+}
+
 loom_status loom_program_read(loom_program *p, const char *name, void *data, size_t bytes)
 {
     if (!valid(p))
@@ -903,6 +995,7 @@ loom_status loom_program_read(loom_program *p, const char *name, void *data, siz
     int i = find_io(p, name);
     if (i < 0 || !(p->nodes[i].is_output || p->nodes[i].op == LOOM_OP_INPUT))
         return loom_fail(p->ctx, LOOM_E_INVALID, "loom_program_read: no output \"%s\" in this program", name);
+    LOOM_TRY(loom_program_wait(p));
     const loom_bref *m = &p->tensors[i].mem;
     if (bytes != m->bytes)
         return loom_fail(p->ctx, LOOM_E_SHAPE, "loom_program_read \"%s\": %zu bytes asked, it holds %llu", name,

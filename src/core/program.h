@@ -38,6 +38,16 @@ struct loom_program {
     int profile;
     int guard;                  /* bytes of guard before and after outputs */
     double last_run_ns;
+    int inflight;               /* loom_program_submit without its wait yet */
+    void *fence;                /* the backend's, from submit */
+    double submit_ns;
+    /* loom_program_read_async's reads the backend did not queue: done at
+     * the wait, in order */
+    struct loom_pending_read {
+        int tensor;
+        void *dst;
+    } *pending;
+    int npending, cappending;
     int64_t runs;
     struct loom_profile_data *prof; /* profile.c; NULL until first used */
 };

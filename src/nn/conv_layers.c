@@ -517,7 +517,7 @@ loom_tensor loom_model_build_conv(loom_sequential *m, loom_graph *g, int i, int 
     loom_model_scope(m, i, scope, sizeof scope);
     if (loom_graph_scope(g, scope) != LOOM_OK)
         return LOOM_NONE;
-    uint32_t seed = (uint32_t)(m->cfg.seed * 2654435761u) + (uint32_t)i;
+    uint32_t seed = (uint32_t)(m->cfg.seed * 2654435761u) + (uint32_t)i + m->drop_salt;
     switch (l->kind) {
     case LAYER_CONV2D: {
         loom_conv2d_opts o = loom_conv2d_opts_default();

@@ -364,7 +364,11 @@ loom_status loom_sequential_fit(loom_sequential *m, loom_dataset *train, const l
     if (val)
         LOOM_TRY(check_data(m, val, "loom_sequential_fit (validation)"));
     int64_t n = loom_dataset_count(tr), b = m->cfg.batch;
-    int64_t steps = (n + b - 1) / b;
+    /* Several processes take their batch each of one step of b x P rows:
+     * the data order (and so the result) of one process at b x P. */
+    int nproc = loom_replicas_size(m), rank = loom_replicas_rank(m);
+    int64_t gb = b * nproc;
+    int64_t steps = (n + gb - 1) / gb;
     size_t order_bytes = 0;
     int64_t *order = NULL;
     if (!loom_mul_size((size_t)n, sizeof *order, &order_bytes))
@@ -397,33 +401,39 @@ loom_status loom_sequential_fit(loom_sequential *m, loom_dataset *train, const l
         st.val_loss = st.val_accuracy = NAN;
         st.end_of_epoch = 0;
         for (int64_t k = m->epoch_step; k < steps && s == LOOM_OK && !stop; k++) {
-            int64_t nb = n - k * b < b ? n - k * b : b;
+            int64_t gn = n - k * gb < gb ? n - k * gb : gb;
+            /* this process's rows of the step: an equal part each */
+            int64_t q = gn / nproc, rem = gn % nproc;
+            int64_t lo = k * gb + rank * q + (rank < rem ? rank : rem), nb = q + (rank < rem);
             double t0 = loom_nn_now_s();
-            s = loom_dataset_gather(tr, order + k * b, nb, m->xbuf, m->ybuf);
-            if (s == LOOM_OK)
+            s = nb > 0 ? loom_dataset_gather(tr, order + lo, nb, m->xbuf, m->ybuf) : LOOM_OK;
+            if (s == LOOM_OK && nb > 0)
                 s = loom_model_augment(m, &cfg, m->xbuf, nb, loom_state_step(m->st));
             model_prog *mp = NULL;
             if (s == LOOM_OK)
-                s = step(m, 1, nb, &loss, &correct, &mp);
+                s = m->rep ? loom_replicas_step(m, nb, gn, &loss, &correct, &mp) : step(m, 1, nb, &loss, &correct, &mp);
             secs += loom_nn_now_s() - t0;
             if (s != LOOM_OK)
                 break;
-            if (cfg.trace && m->cfg.profile && traced < cfg.trace_steps) {
-                s = loom_trace_add_run(cfg.trace, mp->p, loom_state_step(m->st), "train step");
+            if (mp && cfg.trace && m->cfg.profile && traced < cfg.trace_steps) {
+                s = m->rep ? loom_replicas_trace(m, cfg.trace, loom_state_step(m->st))
+                           : loom_trace_add_run(cfg.trace, mp->p, loom_state_step(m->st), "train step");
                 traced++;
             }
-            last_prog = mp;
+            if (mp)
+                last_prog = mp;
             seen += nb;
             m->epoch_step = k + 1;
             st.step = loom_state_step(m->st);
             st.loss_scale = loom_state_loss_scale(m->st);
             st.skipped_steps = loom_state_skipped_steps(m->st);
-            st.seen = m->epoch_step == steps ? n : m->epoch_step * b;
-            st.loss = loss / (double)seen;
-            st.accuracy = (double)correct / (double)(seen * loom_model_positions(m));
+            st.seen = m->epoch_step == steps ? n : m->epoch_step * gb;
+            st.loss = seen ? loss / (double)seen : 0.0;
+            st.accuracy = seen ? (double)correct / (double)(seen * loom_model_positions(m)) : 0.0;
             st.seconds = secs;
-            st.samples_per_s = secs > 0 ? (double)seen / secs : 0;
-            if (cfg.checkpoint_every > 0 && cfg.checkpoint_path && st.step % cfg.checkpoint_every == 0) {
+            st.samples_per_s = secs > 0 ? (double)seen * nproc / secs : 0;
+            /* rank 0 writes the checkpoints: every process holds the same state */
+            if (cfg.checkpoint_every > 0 && cfg.checkpoint_path && st.step % cfg.checkpoint_every == 0 && rank == 0) {
                 if (m->epoch_step == steps) {
                     /* a checkpoint at an epoch's end resumes at the next one */
                     m->epoch++;
@@ -435,17 +445,27 @@ loom_status loom_sequential_fit(loom_sequential *m, loom_dataset *train, const l
                     s = loom_sequential_checkpoint(m, cfg.checkpoint_path);
                 }
             }
-            if (s == LOOM_OK && cfg.metrics && !plan_written) {
+            if (s == LOOM_OK && cfg.metrics && !plan_written && mp) {
                 s = loom_metrics_write_plan(cfg.metrics, mp->p, "train");
                 plan_written = 1;
             }
-            if (s == LOOM_OK && cfg.metrics && every > 0 && st.step % every == 0 && k + 1 < steps)
+            if (s == LOOM_OK && cfg.metrics && mp && every > 0 && st.step % every == 0 && k + 1 < steps)
                 s = write_metrics(m, &cfg, mp, &st);
             if (cfg.progress_every > 0 && st.step % cfg.progress_every == 0 && k + 1 < steps)
                 stop = report(&cfg, &st);
         }
         if (s != LOOM_OK || m->epoch_step < steps)
             break;
+        if (nproc > 1) {
+            /* the epoch's figures over every process */
+            double v[3] = {loss, (double)correct, (double)seen};
+            s = loom_replicas_sum(m, v, 3);
+            if (s != LOOM_OK)
+                break;
+            st.loss = v[2] > 0 ? v[0] / v[2] : 0.0;
+            st.accuracy = v[2] > 0 ? v[1] / (v[2] * (double)loom_model_positions(m)) : 0.0;
+            st.samples_per_s = secs > 0 ? v[2] / secs : 0;
+        }
         m->epoch++;
         m->epoch_step = 0;
         if (val) {
@@ -475,6 +495,9 @@ loom_status loom_sequential_fit(loom_sequential *m, loom_dataset *train, const l
         if (s == LOOM_OK && report(&cfg, &st))
             stop = 1;
     }
+    /* the replicas are compared once more at the end of every fit */
+    if (s == LOOM_OK && m->rep)
+        s = loom_replicas_end(m);
     loom_free(m->ctx, order, order_bytes);
     loom_dataset_destroy(own_tr);
     loom_dataset_destroy(own_val);

@@ -98,10 +98,40 @@ struct loom_sequential {
     int32_t *ybuf, *pbuf;
     float *tbuf;               /* one-hot / regression targets */
     size_t xbuf_bytes, ybuf_bytes, tbuf_bytes;
+    uint32_t drop_salt;        /* added to dropout seeds: each replica draws its own masks */
+    struct nn_replicas *rep;   /* data-parallel training (replicas.c); NULL: one device */
     struct loom_metrics *mon_metrics; /* evaluation's monitors */
     struct loom_trace *mon_trace;
     int64_t mon_trace_runs, mon_traced;
 };
+
+/* What loom_model_build builds: evaluation; a whole training step; or one
+ * half of a step split at the gradient boundary (replicas.c): GRADS is
+ * forward, loss and backward with each trainable parameter's gradient an
+ * output "grad:<name>" (running statistics update in its forward), UPDATE
+ * the optimizer's updates from inputs "grad:<name>". */
+enum { LOOM_MODEL_EVAL = 0, LOOM_MODEL_TRAIN = 1, LOOM_MODEL_GRADS = 2, LOOM_MODEL_UPDATE = 3 };
+loom_status loom_model_build(loom_sequential *m, loom_graph *g, int mode, int64_t batch);
+
+/* ---- replicas.c: data-parallel training ---- */
+
+/* One data-parallel training step over the nb rows in m->xbuf / m->ybuf
+ * (this process's share of a step of `global` rows over every process):
+ * adds the summed loss and the correct predictions (m->pbuf filled). */
+loom_status loom_replicas_step(loom_sequential *m, int64_t nb, int64_t global, double *loss_sum, int64_t *correct,
+                               model_prog **ran);
+/* The last step into a trace: every device's gradients run and the
+ * updates (one step slice), and the host's reduce, allreduce and update
+ * times as counters on the first device's track. */
+loom_status loom_replicas_trace(loom_sequential *m, struct loom_trace *trace, int64_t step);
+/* The processes of the run (1 and 0 without a collective). */
+int loom_replicas_size(const loom_sequential *m);
+int loom_replicas_rank(const loom_sequential *m);
+/* Sums n doubles over the processes (no-op in one process). */
+loom_status loom_replicas_sum(loom_sequential *m, double *v, int n);
+/* Fit ends: the replicas' last check. */
+loom_status loom_replicas_end(loom_sequential *m);
+void loom_replicas_free(loom_sequential *m);
 
 /* The program for (train, batch), compiled on first use. */
 loom_status loom_model_prog(loom_sequential *m, int train, int64_t batch, model_prog **out);

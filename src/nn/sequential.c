@@ -71,6 +71,7 @@ void loom_sequential_destroy(loom_sequential *m)
 {
     if (!m)
         return;
+    loom_replicas_free(m);
     free_progs(m);
     loom_state_destroy(m->st);
     loom_strfree(m->ctx, m->describe);
@@ -680,12 +681,15 @@ static int batched_shape(int64_t batch, const nn_shape *sh, int64_t *out)
     return 1 + sh->ndim;
 }
 
+static loom_status grad_outputs(loom_sequential *m, loom_graph *g);
+
 /* Builds forward (+ loss, backward and updates when train). Outputs:
  * "loss" (when targets exist), "out" (eval: the model's output), "pred"
  * (argmax, classification). A model whose output is a sequence ([T, C]
  * per sample) predicts each of its T positions: labels [batch * T]. */
-static loom_status build(loom_sequential *m, loom_graph *g, int train, int64_t batch)
+static loom_status build(loom_sequential *m, loom_graph *g, int mode, int64_t batch)
 {
+    int train = mode != LOOM_MODEL_EVAL;
     int64_t xs[2] = {batch, m->in_features};
     nn_shape shapes[LOOM_MAX_LAYERS + 1];
     loom_model_shapes(m, shapes);
@@ -713,7 +717,7 @@ static loom_status build(loom_sequential *m, loom_graph *g, int train, int64_t b
         const layer *l = &m->layers[i];
         if (l->kind == LAYER_DROPOUT) {
             if (train && l->rate > 0.0f)
-                h = loom_dropout(g, h, l->rate, (uint32_t)(m->cfg.seed * 2654435761u) + (uint32_t)i);
+                h = loom_dropout(g, h, l->rate, (uint32_t)(m->cfg.seed * 2654435761u) + (uint32_t)i + m->drop_salt);
             continue;
         }
         char scope[64];
@@ -731,7 +735,7 @@ static loom_status build(loom_sequential *m, loom_graph *g, int train, int64_t b
         LOOM_TRY(loom_graph_scope(g, scope)); /* the layer's ops are "dense1/matmul", ... */
         if (l->kind == LAYER_SEQ) {
             h = loom_seq_build(g, &l->seq, scope, &shapes[i], h, batch, train, dt,
-                               (uint32_t)(m->cfg.seed * 2654435761u) + (uint32_t)i);
+                               (uint32_t)(m->cfg.seed * 2654435761u) + (uint32_t)i + m->drop_salt);
             LOOM_TRY(loom_graph_scope(g, NULL));
             continue;
         }
@@ -795,8 +799,51 @@ static loom_status build(loom_sequential *m, loom_graph *g, int train, int64_t b
             LOOM_TRY(loom_backward_scaled(g, loss, NULL, 0, NULL));
         else
             LOOM_TRY(loom_backward(g, loss, NULL, 0));
-        LOOM_TRY(loom_optimize(g, &m->cfg.optimizer));
+        if (mode == LOOM_MODEL_TRAIN)
+            LOOM_TRY(loom_optimize(g, &m->cfg.optimizer));
+        else
+            LOOM_TRY(grad_outputs(m, g));
     }
+    return loom_graph_status(g);
+}
+
+/* The gradients half of a split step: each trainable parameter's gradient
+ * is an output of its own, read after the replay (so the fusion pass keeps
+ * the bias gradients' reductions instead of folding them into updates). */
+static loom_status grad_outputs(loom_sequential *m, loom_graph *g)
+{
+    for (int k = 0; k < loom_model_param_count(m); k++) {
+        model_param p;
+        loom_model_param(m, k, &p, NULL);
+        if (!p.trainable)
+            continue;
+        loom_tensor t = loom_graph_find(g, p.name), gr = t.id ? loom_grad(g, t) : LOOM_NONE;
+        if (!gr.id)
+            return loom_fail(m->ctx, LOOM_E_STATE, "sequential: the parameter %s has no gradient", p.name);
+        char name[160];
+        snprintf(name, sizeof name, "grad:%s", p.name);
+        LOOM_TRY(loom_output(g, gr, name));
+    }
+    return LOOM_OK;
+}
+
+loom_status loom_model_build(loom_sequential *m, loom_graph *g, int mode, int64_t batch)
+{
+    if (mode != LOOM_MODEL_UPDATE)
+        return build(m, g, mode, batch);
+    /* The update half: the same update nodes loom_optimize makes, over
+     * gradients that come in as inputs. */
+    for (int k = 0; k < loom_model_param_count(m); k++) {
+        model_param p;
+        loom_model_param(m, k, &p, NULL);
+        if (!p.trainable)
+            continue;
+        char name[160];
+        snprintf(name, sizeof name, "grad:%s", p.name);
+        loom_tensor t = loom_param(g, p.name, LOOM_F32, p.ndim, p.shape, 1);
+        LOOM_TRY(loom_set_grad(g, t, loom_input(g, name, LOOM_F32, p.ndim, p.shape)));
+    }
+    LOOM_TRY(loom_optimize(g, &m->cfg.optimizer));
     return loom_graph_status(g);
 }
 
@@ -819,7 +866,7 @@ loom_status loom_model_prog(loom_sequential *m, int train, int64_t batch, model_
     mp->train = train;
     mp->batch = batch;
     LOOM_TRY(loom_graph_create(m->ctx, &mp->g));
-    loom_status s = build(m, mp->g, train, batch);
+    loom_status s = build(m, mp->g, train ? LOOM_MODEL_TRAIN : LOOM_MODEL_EVAL, batch);
     if (s == LOOM_OK) {
         loom_compile_opts o = {0};
         o.profile = m->cfg.profile;

@@ -1,6 +1,7 @@
 /* loom train: the seed's Keras workflow (fit, then test accuracy and
  * samples/s) on any device. */
 #include "cli.h"
+#include "dist.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -131,7 +132,7 @@ enum {
     O_DATA = CLI_OPT_BASE, O_HIDDEN, O_EPOCHS, O_BATCH, O_OPTIMIZER, O_DEVICE, O_SAVE, O_RESUME, O_CHECKPOINT,
     O_CHECKPOINT_EVERY, O_LIMIT, O_TEST_LIMIT, O_VSPLIT, O_DROPOUT, O_EARLY, O_JSON, O_METRICS, O_METRICS_EVERY,
     O_PROFILE, O_PROFILE_STEPS, O_DASH, O_LR, O_MOMENTUM, O_CLIP, O_EMA, O_SEED, O_SCALING, O_PRECISION,
-    O_MODEL, O_SHIFT, O_FLIP
+    O_MODEL, O_SHIFT, O_FLIP, O_DISTRIBUTED, O_MPI_TIMEOUT, O_CHECK_EVERY, O_REPLICA_UPDATE
 };
 
 static const struct option train_opts[] = {
@@ -166,6 +167,10 @@ static const struct option train_opts[] = {
     {"model", required_argument, 0, O_MODEL},
     {"augment-shift", required_argument, 0, O_SHIFT},
     {"augment-flip", no_argument, 0, O_FLIP},
+    {"distributed", required_argument, 0, O_DISTRIBUTED},
+    {"mpi-timeout", required_argument, 0, O_MPI_TIMEOUT},
+    {"check-every", required_argument, 0, O_CHECK_EVERY},
+    {"replica-update", required_argument, 0, O_REPLICA_UPDATE},
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0},
 };
@@ -173,6 +178,8 @@ static const struct option train_opts[] = {
 static const char *const optimizer_names[] = {"sgd", "adam", "adamw", NULL};
 static const char *const scaling_names[] = {"unit", "standard", NULL};
 static const char *const precision_names[] = {"f32", "f16", "bf16", NULL};
+static const char *const distributed_names[] = {"none", "mpi", NULL};
+static const char *const update_names[] = {"auto", "each", "broadcast", NULL};
 static const loom_dtype precision_dtypes[] = {LOOM_F32, LOOM_F16, LOOM_BF16};
 
 typedef struct train_args {
@@ -184,7 +191,30 @@ typedef struct train_args {
     int64_t epochs, batch, ckpt_every, limit, test_limit, patience, metrics_every, trace_steps, seed;
     double vsplit, dropout, lr, momentum, clip, ema;
     int kind, scaling, json, dash, precision;
+    int distributed, update;   /* --distributed: 1 = mpi; --replica-update */
+    double mpi_timeout;
+    int64_t check_every;
+    char devices[LOOM_MAX_REPLICAS][32]; /* --device A,B,C */
+    int ndevices;
 } train_args;
+
+/* --device A,B,C: the list (one device is a list of one); -1 when bad. */
+static int parse_devices(const char *list, train_args *t)
+{
+    t->ndevices = 0;
+    const char *p = list;
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (len == 0 || len >= sizeof t->devices[0] || t->ndevices == LOOM_MAX_REPLICAS)
+            return -1;
+        memcpy(t->devices[t->ndevices], p, len);
+        t->devices[t->ndevices++][len] = 0;
+        if (!comma)
+            return 0;
+        p = comma + 1;
+    }
+}
 
 /* Parses the command line; -1 to go on, or the exit status to stop with. */
 static int parse(int argc, char **argv, train_args *t, cli_args *a)
@@ -202,6 +232,8 @@ static int parse(int argc, char **argv, train_args *t, cli_args *a)
     t->seed = 42;
     t->lr = -1;
     t->scaling = LOOM_SCALE_UNIT;
+    t->mpi_timeout = 30;
+    t->check_every = 100;
     *a = cli_args_init("train", argc, argv, train_opts);
     for (int c; (c = cli_next(a)) != -1;) {
         int bad = 0;
@@ -250,6 +282,16 @@ static int parse(int argc, char **argv, train_args *t, cli_args *a)
         case O_MODEL: t->model = optarg; break;
         case O_SHIFT: bad = cli_int(a, 0, 8, &t->shift); break;
         case O_FLIP: t->flip = 1; break;
+        case O_DISTRIBUTED:
+            if ((t->distributed = cli_choice(a, distributed_names)) < 0)
+                return CLI_EXIT_USAGE;
+            break;
+        case O_MPI_TIMEOUT: bad = cli_double(a, 1, 86400, &t->mpi_timeout); break;
+        case O_CHECK_EVERY: bad = cli_int(a, 0, INT64_MAX, &t->check_every); break;
+        case O_REPLICA_UPDATE:
+            if ((t->update = cli_choice(a, update_names)) < 0)
+                return CLI_EXIT_USAGE;
+            break;
         default: return a->rc;
         }
         if (bad)
@@ -265,6 +307,13 @@ static int parse(int argc, char **argv, train_args *t, cli_args *a)
         return cli_usage_error("train", "--checkpoint %s needs --checkpoint-every N (steps)", t->ckpt);
     if (t->lr < 0)
         t->lr = t->kind == LOOM_OPT_SGD ? 0.01 : 0.001;
+    if (parse_devices(t->device, t))
+        return cli_usage_error("train", "--device \"%s\": give one device or a list of 1 to %d (e.g. "
+                               "vulkan:0,opencl:0,cpu), each shorter than 32 characters", t->device,
+                               LOOM_MAX_REPLICAS);
+    if (t->distributed && t->dash)
+        return cli_usage_error("train", "--dash does not go with --distributed (rank 0 writes --metrics; follow "
+                               "that with loom-dash --follow)");
     if (t->model && (cli_given(a, "hidden") || cli_given(a, "dropout")))
         return cli_usage_error("train", "--model %s describes the layers: --hidden and --dropout do not go with it",
                                t->model);
@@ -423,6 +472,56 @@ static void add_history(cJSON *o, const progress *pr)
     }
 }
 
+static const char *replica_spec(int i, loom_device *dev, loom_device *const *more)
+{
+    return loom_device_get(i ? more[i - 1] : dev)->spec;
+}
+
+static void add_replicas(cJSON *o, const loom_replica_stats *rs, loom_device *dev, loom_device *const *more,
+                         int nmore, const loom_collective *coll)
+{
+    cJSON *r = cJSON_AddObjectToObject(o, "replicas");
+    cJSON *devs = cJSON_AddArrayToObject(r, "devices");
+    for (int i = 0; i <= nmore; i++) {
+        cJSON *d = cJSON_CreateObject();
+        cJSON_AddStringToObject(d, "device", replica_spec(i, dev, more));
+        cJSON_AddNumberToObject(d, "rows", (double)rs->rows[i]);
+        cJSON_AddItemToObject(d, "rows_per_s", cli_json_number(rs->rows_per_s[i]));
+        cJSON_AddItemToArray(devs, d);
+    }
+    cJSON_AddNumberToObject(r, "processes", coll ? coll->size : 1);
+    cJSON_AddStringToObject(r, "update", update_names[rs->update]);
+    cJSON_AddNumberToObject(r, "grad_bytes_per_step", (double)rs->grad_bytes);
+    cJSON_AddNumberToObject(r, "buckets", rs->buckets);
+    cJSON_AddNumberToObject(r, "steps", (double)rs->steps);
+    double n = rs->steps > 0 ? (double)rs->steps : 1.0;
+    cJSON_AddItemToObject(r, "compute_ms_per_step", cli_json_number(1e3 * rs->compute_s / n));
+    cJSON_AddItemToObject(r, "reduce_ms_per_step", cli_json_number(1e3 * rs->reduce_s / n));
+    cJSON_AddItemToObject(r, "allreduce_ms_per_step", cli_json_number(1e3 * rs->allreduce_s / n));
+    cJSON_AddItemToObject(r, "update_ms_per_step", cli_json_number(1e3 * rs->update_s / n));
+    cJSON_AddNumberToObject(r, "checks", (double)rs->checks);
+    char h[24];
+    snprintf(h, sizeof h, "%016llx", (unsigned long long)rs->hash);
+    cJSON_AddStringToObject(r, "weights_hash", h);
+}
+
+static void print_replicas(const loom_replica_stats *rs, loom_device *dev, loom_device *const *more, int nmore,
+                           const loom_collective *coll)
+{
+    printf("replicas     ");
+    for (int i = 0; i <= nmore; i++)
+        printf(" %s %lld rows%s", replica_spec(i, dev, more), (long long)rs->rows[i], i < nmore ? "," : "");
+    if (coll)
+        printf(" per process, %d processes", coll->size);
+    double n = rs->steps > 0 ? (double)rs->steps : 1.0;
+    printf("; update %s\n", update_names[rs->update]);
+    printf("per step      %.2f ms computing, %.2f ms reducing on the host, %.2f ms in allreduce, %.2f ms updating; "
+           "%lld gradient bytes in %d buckets\n", 1e3 * rs->compute_s / n, 1e3 * rs->reduce_s / n,
+           1e3 * rs->allreduce_s / n, 1e3 * rs->update_s / n, (long long)rs->grad_bytes, rs->buckets);
+    printf("weights       identical on every replica%s (%lld checks, hash %016llx)\n", coll ? " and process" : "",
+           (long long)rs->checks, (unsigned long long)rs->hash);
+}
+
 int cmd_train(int argc, char **argv)
 {
     train_args t;
@@ -438,7 +537,19 @@ int cmd_train(int argc, char **argv)
     loom_ctx *ctx = cli_ctx();
     if (!ctx)
         return 1;
-    loom_device *dev = NULL;
+    cli_dist *dist = NULL;
+    if (t.distributed && cli_dist_start(ctx, t.mpi_timeout, &dist))
+        return cli_finish(ctx, "train", 1);
+    const loom_collective *coll = cli_dist_collective(dist);
+    int rank = coll ? coll->rank : 0;
+    if (rank != 0) {
+        /* rank 0 logs, writes the model, the metrics and the trace */
+        t.save = NULL;
+        t.metrics = NULL;
+        t.trace = NULL;
+    }
+    loom_device *dev = NULL, *more[LOOM_MAX_REPLICAS];
+    int nmore = 0;
     loom_dataset *train = NULL, *test = NULL;
     loom_sequential *m = NULL;
     loom_eval_result ev, ev_ema;
@@ -446,9 +557,15 @@ int cmd_train(int argc, char **argv)
     memset(&ev_ema, 0, sizeof ev_ema);
     loom_metrics *metrics = NULL;
     loom_trace *trace = NULL;
-    progress pr = {isatty(1) && !t.json, t.json, NULL, 0, 0, 0};
+    progress pr = {isatty(1) && !t.json && rank == 0, t.json || rank != 0, NULL, 0, 0, 0};
     rc = 1;
-    if (loom_device_open(ctx, t.device, &dev) || cli_load_data(ctx, t.data, 1, t.limit, &train) ||
+    int lead = rank == 0;
+    for (int i = 1; i < t.ndevices; i++) {
+        if (loom_device_open(ctx, t.devices[i], &more[nmore]))
+            goto fail;
+        nmore++;
+    }
+    if (loom_device_open(ctx, t.devices[0], &dev) || cli_load_data(ctx, t.data, 1, t.limit, &train) ||
         cli_load_data(ctx, t.data, 0, t.test_limit, &test))
         goto fail;
     int64_t features = loom_dataset_features(train);
@@ -512,18 +629,32 @@ int cmd_train(int argc, char **argv)
         if (build_model(ctx, &t, features, classes, &m) || loom_sequential_compile(m, dev, &mc))
             goto fail;
     }
+    if (nmore > 0 || dist) {
+        loom_replica_opts ro = loom_replica_opts_default();
+        ro.check_every = t.check_every;
+        ro.update = (loom_replica_update)t.update;
+        ro.collective = coll;
+        if (loom_sequential_replicate(m, more, nmore, &ro))
+            goto fail;
+    }
     const loom_device_info *di = loom_device_get(dev);
+    char where[LOOM_MAX_REPLICAS * 34 + 64];
+    snprintf(where, sizeof where, "%s", di->spec);
+    for (int i = 0; i < nmore; i++)
+        snprintf(where + strlen(where), sizeof where - strlen(where), ",%s", loom_device_get(more[i])->spec);
+    if (coll)
+        snprintf(where + strlen(where), sizeof where - strlen(where), " x %d MPI processes", coll->size);
     pr.cap = (int)t.epochs;
     pr.hist = calloc((size_t)pr.cap, sizeof *pr.hist);
     if (!pr.hist) {
         fprintf(stderr, "loom train: out of memory\n");
         goto done;
     }
-    if (!t.json)
-        printf("training %s on %s (%s): %lld images, batch %lld, %lld epochs, %s, inputs %s\n",
-               loom_sequential_describe(m), di->spec, di->name, (long long)loom_dataset_count(train),
-               (long long)t.batch, (long long)t.epochs, optimizer_names[t.kind],
-               how == LOOM_SCALE_UNIT ? "x/255" : "standardised");
+    if (!t.json && lead)
+        printf("training %s on %s (%s): %lld images, batch %lld%s, %lld epochs, %s, inputs %s\n",
+               loom_sequential_describe(m), where, nmore ? "data parallel" : di->name,
+               (long long)loom_dataset_count(train), (long long)t.batch, coll ? " per process" : "",
+               (long long)t.epochs, optimizer_names[t.kind], how == LOOM_SCALE_UNIT ? "x/255" : "standardised");
     if (t.metrics && loom_metrics_open(ctx, t.metrics, dev, &metrics))
         goto fail;
     if (t.trace && loom_trace_create(ctx, &trace))
@@ -570,9 +701,15 @@ int cmd_train(int argc, char **argv)
     double train_s = 0;
     for (int i = 0; i < pr.nhist; i++)
         train_s += pr.hist[i].seconds;
-    if (t.json) {
+    loom_replica_stats rs;
+    int have_rs = loom_sequential_replica_stats(m, &rs) == LOOM_OK;
+    if (!lead) {
+        /* the others stay quiet */
+    } else if (t.json) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "device", di->spec);
+        if (have_rs)
+            add_replicas(o, &rs, dev, more, nmore, coll);
         cJSON_AddStringToObject(o, "device_name", di->name);
         cJSON_AddNumberToObject(o, "epochs", (double)t.epochs);
         cJSON_AddNumberToObject(o, "epochs_run", pr.nhist);
@@ -629,7 +766,9 @@ int cmd_train(int argc, char **argv)
         if (t.ema > 0)
             printf("EMA weights   test accuracy %.4f  test loss %.4f  (decay %g)\n", ev_ema.accuracy, ev_ema.loss,
                    t.ema);
-        printf("throughput    %.0f samples/s training on %s (last epoch)\n", last.samples_per_s, di->spec);
+        printf("throughput    %.0f samples/s training on %s (last epoch)\n", last.samples_per_s, where);
+        if (have_rs)
+            print_replicas(&rs, dev, more, nmore, coll);
         if (t.save)
             printf("model saved   %s\n", t.save);
     }
@@ -647,5 +786,8 @@ done:
     loom_dataset_destroy(train);
     loom_dataset_destroy(test);
     loom_device_close(dev);
+    for (int i = 0; i < nmore; i++)
+        loom_device_close(more[i]);
+    cli_dist_stop(dist, rc != 0);
     return cli_finish(ctx, "train", rc);
 }

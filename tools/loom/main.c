@@ -25,7 +25,9 @@ static const command commands[] = {
      "             [--precision f32|f16|bf16]\n"
      "             [--save FILE] [--resume FILE] [--checkpoint FILE --checkpoint-every N] [--validation-split F]\n"
      "             [--dropout R] [--early-stopping N] [--ema D] [--clip-norm C] [--limit N] [--test-limit N]\n"
-     "             [--json] [--metrics FILE] [--metrics-every N] [--profile TRACE.json] [--profile-steps N] [--dash]"},
+     "             [--json] [--metrics FILE] [--metrics-every N] [--profile TRACE.json] [--profile-steps N] [--dash]\n"
+     "             data parallel: [--device SPEC,SPEC,...] [--distributed mpi (under mpirun)] [--mpi-timeout 30]\n"
+     "             [--check-every 100] [--replica-update auto|each|broadcast]"},
     {"bench", cmd_bench,
      "benchmark every device beside OpenBLAS / memcpy [--device SPEC|all]\n"
      "             [--suite gemm,bandwidth,dispatch,train,infer,startup,conv] [--json FILE] [--compare BASELINE.json]\n"

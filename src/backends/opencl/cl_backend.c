@@ -9,6 +9,8 @@
 /* The recording (cl_record.c). */
 loom_status loom_cl_prepare(void *bdev, const loom_exec_program *prog, void **out);
 loom_status loom_cl_run(void *bprog, const loom_run_args *args);
+loom_status loom_cl_submit(void *bprog, const loom_run_args *args, void **fence);
+loom_status loom_cl_wait(void *bprog, void *fence);
 void loom_cl_release(void *bprog);
 loom_status loom_cl_timestamps(void *bprog, double *t0, double *t1, int n);
 
@@ -271,6 +273,9 @@ const loom_backend_ops loom_opencl_backend = {
     .dispatches = loom_cl_dispatches,
     .prepare = loom_cl_prepare,
     .run = loom_cl_run,
+    .submit = loom_cl_submit,
+    .wait = loom_cl_wait,
+    .buffer_read_async = loom_cl_buffer_read_async,
     .release = loom_cl_release,
     .timestamps = loom_cl_timestamps,
     .tune = loom_cl_tune,

@@ -155,6 +155,7 @@ loom_status loom_cl_buffer_alloc(void *bdev, uint64_t bytes, loom_lifetime life,
 void loom_cl_buffer_free(void *bdev, void *buf);
 loom_status loom_cl_buffer_write(void *bdev, void *buf, uint64_t off, const void *src, uint64_t bytes);
 loom_status loom_cl_buffer_read(void *bdev, void *buf, uint64_t off, void *dst, uint64_t bytes);
+loom_status loom_cl_buffer_read_async(void *bdev, void *buf, uint64_t off, void *dst, uint64_t bytes);
 void loom_cl_blocks_release(cl_dev *d);
 /* The largest block a request may get: min(max_alloc, 8 GiB), since kernels
  * index with 32-bit element offsets. */

@@ -187,6 +187,23 @@ loom_status loom_cl_buffer_write(void *bdev, void *p, uint64_t off, const void *
     return LOOM_OK;
 }
 
+/* Non-blocking, behind whatever the in-order queue holds: the program's
+ * wait (clFinish) completes it. */
+loom_status loom_cl_buffer_read_async(void *bdev, void *p, uint64_t off, void *dst, uint64_t bytes)
+{
+    cl_dev *d = bdev;
+    cl_buf *b = p;
+    LOOM_TRY(check_range(d, b, off, bytes, "read"));
+    if (!bytes)
+        return LOOM_OK;
+    cl_int e = clEnqueueReadBuffer(d->queue, b->block->mem, CL_FALSE, (size_t)(b->offset + off), (size_t)bytes, dst, 0,
+                                   NULL, NULL);
+    if (e != CL_SUCCESS)
+        return loom_cl_fail(d, e, "clEnqueueReadBuffer", "queuing a read of %llu bytes at offset %llu of a %s block",
+                            (unsigned long long)bytes, (unsigned long long)(b->offset + off), life_name(b->block->life));
+    return LOOM_OK;
+}
+
 loom_status loom_cl_buffer_read(void *bdev, void *p, uint64_t off, void *dst, uint64_t bytes)
 {
     cl_dev *d = bdev;

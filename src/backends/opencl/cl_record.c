@@ -216,7 +216,9 @@ static loom_status collect_times(cl_prog *p)
     return LOOM_OK;
 }
 
-loom_status loom_cl_run(void *bp, const loom_run_args *args)
+/* Queues every launch of the program; the in-order queue runs them, and
+ * later reads and writes of the queue wait for them. */
+loom_status loom_cl_submit(void *bp, const loom_run_args *args, void **fence)
 {
     cl_prog *p = bp;
     cl_dev *d = p->d;
@@ -274,10 +276,29 @@ loom_status loom_cl_run(void *bp, const loom_run_args *args)
             break;
         }
     }
+    *fence = NULL;
+    cl_int e = clFlush(d->queue);
+    if (e != CL_SUCCESS)
+        return loom_cl_fail(d, e, "clFlush", "submitting %s (%d launches)", p->prog->name, p->nl);
+    return LOOM_OK;
+}
+
+loom_status loom_cl_wait(void *bp, void *fence)
+{
+    cl_prog *p = bp;
+    cl_dev *d = p->d;
+    (void)fence; /* the queue is in order: finishing it finishes the program */
     cl_int e = clFinish(d->queue);
     if (e != CL_SUCCESS)
         return loom_cl_fail(d, e, "clFinish", "running %s (%d launches)", p->prog->name, p->nl);
-    return profile ? collect_times(p) : LOOM_OK;
+    return p->prog->profile ? collect_times(p) : LOOM_OK;
+}
+
+loom_status loom_cl_run(void *bp, const loom_run_args *args)
+{
+    void *fence;
+    LOOM_TRY(loom_cl_submit(bp, args, &fence));
+    return loom_cl_wait(bp, fence);
 }
 
 loom_status loom_cl_timestamps(void *bp, double *t0, double *t1, int n)

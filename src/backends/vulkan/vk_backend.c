@@ -429,8 +429,22 @@ void vk_end_oneoff(vk_dev *d, VkCommandBuffer cb)
     vkFreeCommandBuffers(d->dev, d->cmd_pool, 1, &cb);
 }
 
-loom_status vk_submit_wait(vk_dev *d, VkCommandBuffer cb, const char *what)
+loom_status vk_drain(vk_dev *d)
 {
+    if (!d->inflight)
+        return LOOM_OK;
+    d->inflight = 0;
+    VkResult r = vkWaitForFences(d->dev, 1, &d->fence, VK_TRUE, UINT64_MAX);
+    if (r != VK_SUCCESS)
+        return vk_fail(d, r, "vkWaitForFences", "for %s", d->inflight_what);
+    vk_uploads_done(d);
+    vk_reads_done(d);
+    return LOOM_OK;
+}
+
+loom_status vk_submit_nowait(vk_dev *d, VkCommandBuffer cb, const char *what)
+{
+    LOOM_TRY(vk_drain(d));
     if (d->lost)
         return loom_fail(d->ctx, LOOM_E_DEVICE, "%s (%s): the device was lost earlier; cannot run %s", d->info->spec,
                          d->info->name, what);
@@ -451,11 +465,15 @@ loom_status vk_submit_wait(vk_dev *d, VkCommandBuffer cb, const char *what)
     r = vkQueueSubmit(d->queue, 1, &si, d->fence);
     if (r != VK_SUCCESS)
         return vk_fail(d, r, "vkQueueSubmit", "of %s", what);
-    r = vkWaitForFences(d->dev, 1, &d->fence, VK_TRUE, UINT64_MAX);
-    if (r != VK_SUCCESS)
-        return vk_fail(d, r, "vkWaitForFences", "for %s", what);
-    vk_uploads_done(d);
+    d->inflight = 1;
+    snprintf(d->inflight_what, sizeof d->inflight_what, "%s", what);
     return LOOM_OK;
+}
+
+loom_status vk_submit_wait(vk_dev *d, VkCommandBuffer cb, const char *what)
+{
+    LOOM_TRY(vk_submit_nowait(d, cb, what));
+    return vk_drain(d);
 }
 
 static void device_free(vk_dev *d)
@@ -471,6 +489,7 @@ static void device_free(vk_dev *d)
             vkDestroyPipelineCache(d->dev, d->pcache, NULL);
         if (d->fence)
             vkDestroyFence(d->dev, d->fence, NULL);
+        loom_free(ctx, d->reads, (size_t)d->capreads * sizeof *d->reads);
         if (d->cmd_pool)
             vkDestroyCommandPool(d->dev, d->cmd_pool, NULL);
         vkDestroyDevice(d->dev, NULL);
@@ -582,6 +601,9 @@ const loom_backend_ops loom_vulkan_backend = {
     .dispatches = vk_dispatches,
     .prepare = vk_prepare,
     .run = vk_run,
+    .submit = vk_submit,
+    .wait = vk_wait,
+    .buffer_read_async = vk_buffer_read_async,
     .release = vk_release,
     .timestamps = vk_timestamps,
     .tune = vk_tune_device,

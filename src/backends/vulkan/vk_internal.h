@@ -126,6 +126,10 @@ typedef struct vk_dev {
     VkQueue queue;
     VkCommandPool cmd_pool;
     VkFence fence;
+    int inflight;               /* a submit not yet waited for (d->fence) */
+    struct vk_read *reads;      /* vk_buffer_read_async: copied at the fence */
+    int nreads, capreads;
+    char inflight_what[160];
     int lost;                   /* VK_ERROR_DEVICE_LOST seen */
     unsigned quirks;
     PFN_vkGetCalibratedTimestampsEXT get_calibrated;
@@ -215,6 +219,10 @@ const char *vk_result_str(VkResult r);
 /* Submits the pending uploads (vk_memory.c), then cb (may be
  * VK_NULL_HANDLE), and waits for both. */
 loom_status vk_submit_wait(vk_dev *d, VkCommandBuffer cb, const char *what);
+/* The same without the wait: the device's fence is in flight until
+ * vk_drain, which every other use of the device calls first. */
+loom_status vk_submit_nowait(vk_dev *d, VkCommandBuffer cb, const char *what);
+loom_status vk_drain(vk_dev *d);
 loom_status vk_begin_oneoff(vk_dev *d, VkCommandBuffer *cb, const char *what);
 void vk_end_oneoff(vk_dev *d, VkCommandBuffer cb);
 
@@ -226,6 +234,13 @@ loom_status vk_buffer_alloc(void *bdev, uint64_t bytes, loom_lifetime life, void
 void vk_buffer_free(void *bdev, void *buf);
 loom_status vk_buffer_write(void *bdev, void *buf, uint64_t offset, const void *src, uint64_t bytes);
 loom_status vk_buffer_read(void *bdev, void *buf, uint64_t offset, void *dst, uint64_t bytes);
+typedef struct vk_read {
+    void *dst;
+    const void *src;
+    size_t bytes;
+} vk_read;
+loom_status vk_buffer_read_async(void *bdev, void *buf, uint64_t offset, void *dst, uint64_t bytes);
+void vk_reads_done(vk_dev *d);
 /* Host pointer of a mapped buffer (NULL if its memory is not mapped). */
 void *vk_buffer_map(const vk_buf *b);
 /* Gives the driver back every empty state and arena block. */
@@ -295,6 +310,8 @@ loom_status vk_plan_attention(vk_prog *p, const loom_exec_node *x);
 
 loom_status vk_prepare(void *bdev, const loom_exec_program *prog, void **bprog);
 loom_status vk_run(void *bprog, const loom_run_args *args);
+loom_status vk_submit(void *bprog, const loom_run_args *args, void **fence);
+loom_status vk_wait(void *bprog, void *fence);
 void vk_release(void *bprog);
 loom_status vk_timestamps(void *bprog, double *start_ns, double *end_ns, int n);
 int vk_dispatches(void *bprog);

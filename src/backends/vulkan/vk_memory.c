@@ -485,6 +485,7 @@ loom_status vk_buffer_write(void *bdev, void *buf, uint64_t off, const void *src
     vk_dev *d = bdev;
     vk_buf *b = buf;
     LOOM_TRY(check_range(d, b, off, bytes, "write"));
+    LOOM_TRY(vk_drain(d));
     /* Runs wait for their fence, so no dispatch is using the memory now. */
     unsigned char *m = vk_buffer_map(b);
     if (m) {
@@ -499,11 +500,45 @@ loom_status vk_buffer_write(void *bdev, void *buf, uint64_t off, const void *src
     return staged(d, b, off, (unsigned char *)(uintptr_t)src, bytes, 1);
 }
 
+/* Mapped memory is copied as the fence in flight signals (vk_drain);
+ * unmapped memory is left to core, which reads it after the wait. */
+loom_status vk_buffer_read_async(void *bdev, void *buf, uint64_t off, void *dst, uint64_t bytes)
+{
+    vk_dev *d = bdev;
+    vk_buf *b = buf;
+    LOOM_TRY(check_range(d, b, off, bytes, "read"));
+    unsigned char *m = vk_buffer_map(b);
+    if (!m)
+        return LOOM_E_UNSUPPORTED;
+    if (!d->inflight) {
+        memcpy(dst, m + off, (size_t)bytes);
+        return LOOM_OK;
+    }
+    if (d->nreads == d->capreads) {
+        int ncap = d->capreads ? d->capreads * 2 : 16;
+        vk_read *nr = loom_realloc(d->ctx, d->reads, (size_t)d->capreads * sizeof *nr, (size_t)ncap * sizeof *nr);
+        if (!nr)
+            return loom_fail(d->ctx, LOOM_E_OOM, "%s: out of memory queuing a read", d->info->spec);
+        d->reads = nr;
+        d->capreads = ncap;
+    }
+    d->reads[d->nreads++] = (vk_read){dst, m + off, (size_t)bytes};
+    return LOOM_OK;
+}
+
+void vk_reads_done(vk_dev *d)
+{
+    for (int i = 0; i < d->nreads; i++)
+        memcpy(d->reads[i].dst, d->reads[i].src, d->reads[i].bytes);
+    d->nreads = 0;
+}
+
 loom_status vk_buffer_read(void *bdev, void *buf, uint64_t off, void *dst, uint64_t bytes)
 {
     vk_dev *d = bdev;
     vk_buf *b = buf;
     LOOM_TRY(check_range(d, b, off, bytes, "read"));
+    LOOM_TRY(vk_drain(d));
     unsigned char *m = vk_buffer_map(b);
     if (m) {
         memcpy(dst, m + off, (size_t)bytes);

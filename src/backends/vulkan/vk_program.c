@@ -346,16 +346,26 @@ static void map_times(vk_prog *p, const uint64_t *ticks, double host_done)
     }
 }
 
-loom_status vk_run(void *bp, const loom_run_args *args)
+loom_status vk_submit(void *bp, const loom_run_args *args, void **fence)
 {
     vk_prog *p = bp;
     vk_dev *d = p->d;
+    *fence = NULL;
+    LOOM_TRY(vk_drain(d)); /* the run buffer may still be read */
     if (p->runbuf)
         write_slots(p, args);
     p->have_times = 0;
     char what[160];
     snprintf(what, sizeof what, "%s (%d nodes, %d dispatches)", p->prog->name, p->prog->nnodes, p->ndisp);
-    LOOM_TRY(vk_submit_wait(d, p->cb, what));
+    return vk_submit_nowait(d, p->cb, what);
+}
+
+loom_status vk_wait(void *bp, void *fence)
+{
+    vk_prog *p = bp;
+    vk_dev *d = p->d;
+    (void)fence; /* the device's one fence */
+    LOOM_TRY(vk_drain(d));
     if (p->qpool) {
         double done = loom_now_ns();
         int n = p->prog->nnodes;
@@ -370,9 +380,17 @@ loom_status vk_run(void *bp, const loom_run_args *args)
         }
         loom_free(d->ctx, ticks, (size_t)n * 2 * sizeof *ticks);
         if (r != VK_SUCCESS)
-            return vk_fail(d, r, "vkGetQueryPoolResults", "reading the timestamps of %s", what);
+            return vk_fail(d, r, "vkGetQueryPoolResults", "reading the timestamps of %s (%d nodes)", p->prog->name,
+                           n);
     }
     return LOOM_OK;
+}
+
+loom_status vk_run(void *bp, const loom_run_args *args)
+{
+    void *fence;
+    LOOM_TRY(vk_submit(bp, args, &fence));
+    return vk_wait(bp, fence);
 }
 
 loom_status vk_timestamps(void *bp, double *start_ns, double *end_ns, int n)
