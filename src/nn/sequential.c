@@ -75,6 +75,7 @@ void loom_sequential_destroy(loom_sequential *m)
     loom_state_destroy(m->st);
     loom_strfree(m->ctx, m->describe);
     free_buffers(m);
+    loom_free(m->ctx, m->quant, sizeof *m->quant);
     loom_free(m->ctx, m, sizeof *m);
 }
 
@@ -595,6 +596,8 @@ static loom_status init_weights(loom_sequential *m)
         int li = 0;
         loom_model_param(m, k, &p, &li);
         const layer *l = &m->layers[li];
+        if (loom_model_quant_replaced(m, p.name))
+            continue; /* an int8 layer's kernel is its i8 copy (quantize.c) */
         uint64_t count;
         size_t bytes = 0;
         float *w = NULL;
@@ -674,8 +677,18 @@ static int batched_shape(int64_t batch, const nn_shape *sh, int64_t *out)
  * "loss" (when targets exist), "out" (eval: the model's output), "pred"
  * (argmax, classification). A model whose output is a sequence ([T, C]
  * per sample) predicts each of its T positions: labels [batch * T]. */
+static loom_status build(loom_sequential *m, loom_graph *g, int train, int64_t batch);
+
+loom_status loom_model_build(loom_sequential *m, loom_graph *g, int train, int64_t batch)
+{
+    return build(m, g, train, batch);
+}
+
 static loom_status build(loom_sequential *m, loom_graph *g, int train, int64_t batch)
 {
+    if (train && m->quant)
+        return loom_fail(m->ctx, LOOM_E_UNSUPPORTED, "sequential: a quantized (int8) model is inference only; "
+                         "train the f32 model and quantize it again");
     int64_t xs[2] = {batch, m->in_features};
     nn_shape shapes[LOOM_MAX_LAYERS + 1];
     loom_model_shapes(m, shapes);
@@ -708,6 +721,15 @@ static loom_status build(loom_sequential *m, loom_graph *g, int train, int64_t b
         }
         char scope[64];
         loom_model_scope(m, i, scope, sizeof scope);
+        if (m->probe && !train && (l->kind == LAYER_DENSE || l->kind == LAYER_CONV2D)) {
+            char pname[32];
+            snprintf(pname, sizeof pname, "probe%d", i);
+            LOOM_TRY(loom_output(g, loom_cast(g, h, LOOM_F32), pname));
+        }
+        if (l->kind == LAYER_CONV2D && loom_model_qlayer(m, i)) {
+            h = loom_model_build_qconv(m, g, i, h);
+            continue;
+        }
         if (l->kind != LAYER_DENSE && l->kind != LAYER_SEQ) {
             /* a softmax of its own at the end: the loss takes its input */
             if (i == last_compute && l->kind == LAYER_ACTIVATION && l->act == LOOM_ACT_SOFTMAX) {
@@ -734,13 +756,19 @@ static loom_status build(loom_sequential *m, loom_graph *g, int train, int64_t b
         int64_t s2[2] = {rows, fin}, so[LOOM_MAX_DIMS];
         if (in->ndim > 1)
             h = shaped(g, h, 2, s2);
-        h = loom_add(g, loom_matmul(g, h, loom_cast(g, loom_param(g, pk.name, LOOM_F32, 2, pk.shape, 1), dt), 0, 0),
-                     loom_cast(g, loom_param(g, pb.name, LOOM_F32, 1, pb.shape, 1), dt));
+        int fused = 0;
+        if (loom_model_qlayer(m, i))
+            h = loom_model_build_qdense(m, g, i, h, &fused);
+        else
+            h = loom_add(g,
+                         loom_matmul(g, h, loom_cast(g, loom_param(g, pk.name, LOOM_F32, 2, pk.shape, 1), dt), 0, 0),
+                         loom_cast(g, loom_param(g, pb.name, LOOM_F32, 1, pb.shape, 1), dt));
         if (i == last_dense) {
             h = loom_cast(g, h, LOOM_F32);
             logits = h;
         }
-        h = activate(g, h, l->act);
+        if (!fused)
+            h = activate(g, h, l->act);
         if (in->ndim > 1)
             h = shaped(g, h, batched_shape(batch, &shapes[i + 1], so), so);
         LOOM_TRY(loom_graph_scope(g, NULL));
@@ -887,7 +915,9 @@ loom_status loom_sequential_compile(loom_sequential *m, loom_device *dev, const 
         s = loom_fail(m->ctx, LOOM_E_OOM, "loom_sequential_compile: out of memory for batch %lld", (long long)b);
     if (s == LOOM_OK)
         s = init_weights(m);
-    if (s == LOOM_OK)
+    if (s == LOOM_OK && m->quant)
+        s = loom_model_quant_init(m);
+    if (s == LOOM_OK && !m->quant)
         s = loom_model_prog(m, 1, b, &mp);
     if (s == LOOM_OK)
         s = loom_model_prog(m, 0, b, &mp);
