@@ -386,6 +386,310 @@ START_TEST(calib_known_answers)
 }
 END_TEST
 
+
+/* ---- quantized models ------------------------------------------------------------ */
+
+/* Synthetic 12x12 images, 4 classes: class c lights a quarter of the rows;
+ * scaled to [0, 1]. */
+static loom_dataset *make_images(loom_ctx *ctx, int64_t n, uint32_t seed)
+{
+    float *x = malloc((size_t)n * 144 * sizeof *x);
+    int32_t *y = malloc((size_t)n * sizeof *y);
+    for (int64_t i = 0; i < n; i++) {
+        int c = (int)(i % 4);
+        y[i] = c;
+        for (int r = 0; r < 12; r++)
+            for (int q = 0; q < 12; q++)
+                x[i * 144 + r * 12 + q] = (float)(rng_next(&seed) % 100) / 250.0f + (r / 3 == c ? 0.5f : 0.0f);
+    }
+    loom_dataset *ds = NULL;
+    ck_assert_int_eq(loom_dataset_create(ctx, n, 144, x, 1, y, &ds), LOOM_OK);
+    free(x);
+    free(y);
+    return ds;
+}
+
+/* conv2d relu, batch norm, max pool, flatten, dense relu, dense softmax:
+ * every kind an int8 model keeps or quantizes, trained one epoch. */
+static loom_sequential *small_cnn(loom_ctx *ctx, loom_device *dev, loom_dataset *train)
+{
+    loom_sequential *m = NULL;
+    ck_assert_int_eq(loom_sequential_create_image(ctx, 1, 12, 12, &m), LOOM_OK);
+    loom_conv2d_layer c = loom_conv2d_layer_default(6, 3, 3);
+    c.same = 1;
+    c.act = LOOM_ACT_RELU;
+    ck_assert_int_eq(loom_sequential_add_conv2d(m, &c), LOOM_OK);
+    ck_assert_int_eq(loom_sequential_add_batch_norm(m, 0.9f, 1e-3f), LOOM_OK);
+    ck_assert_int_eq(loom_sequential_add_max_pool2d(m, 2, 2, 2, 0), LOOM_OK);
+    ck_assert_int_eq(loom_sequential_add_flatten(m), LOOM_OK);
+    ck_assert_int_eq(loom_sequential_add_dense(m, 16, LOOM_ACT_RELU, LOOM_INIT_HE_NORMAL), LOOM_OK);
+    ck_assert_int_eq(loom_sequential_add_dense(m, 4, LOOM_ACT_SOFTMAX, LOOM_INIT_GLOROT_UNIFORM), LOOM_OK);
+    loom_model_config mc = loom_model_config_default();
+    mc.batch = 16;
+    ck_assert_int_eq(loom_sequential_compile(m, dev, &mc), LOOM_OK);
+    loom_fit_config fc = loom_fit_config_default();
+    fc.epochs = 1;
+    ck_assert_msg(loom_sequential_fit(m, train, &fc, NULL) == LOOM_OK, "%s", loom_last_error(ctx));
+    return m;
+}
+
+static char tmp[64];
+
+static const char *tpath(const char *name)
+{
+    static char buf[4][256];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", tmp, name);
+    return buf[k];
+}
+
+START_TEST(model_int8)
+{
+    strcpy(tmp, "/tmp/loom_quant_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmp));
+    loom_ctx *ctx = tu_ctx();
+    loom_device *cpu = tu_open(ctx, "cpu");
+    loom_dataset *train = make_images(ctx, 320, 1), *test = make_images(ctx, 96, 2);
+    loom_sequential *m = small_cnn(ctx, cpu, train);
+    loom_quant_opts qo = loom_quant_opts_default();
+    qo.samples = 128;
+    qo.max_drop = -1; /* every layer int8 */
+    char specs[16][32];
+    int nd = tu_devices(ctx, specs, 16);
+    int64_t n = 96;
+    float *pf = malloc((size_t)n * 4 * sizeof *pf), *pq = malloc((size_t)n * 4 * sizeof *pq);
+    float *pl = malloc((size_t)n * 4 * sizeof *pl);
+    ck_assert_int_eq(loom_sequential_predict(m, loom_dataset_images(test), n, pf), LOOM_OK);
+    loom_sequential *q0 = NULL;
+    loom_device *dev0 = NULL;
+    for (int d = 0; d < nd; d++) {
+        loom_device *dev = tu_open(ctx, specs[d]);
+        loom_sequential *q = NULL;
+        loom_quant_report rep;
+        ck_assert_msg(loom_sequential_quantize(m, train, dev, &qo, &q, &rep) == LOOM_OK, "%s: %s", specs[d],
+                      loom_last_error(ctx));
+        ck_assert(loom_sequential_is_quantized(q));
+        ck_assert_int_eq(rep.nlayers, 3);
+        for (int k = 0; k < rep.nlayers; k++)
+            ck_assert(rep.layers[k].int8);
+        /* after relu and batch norm: the conv's input is [0, 1] (zero
+         * point -128); the first dense reads batch-normed values */
+        ck_assert_int_eq(rep.layers[0].in_zero, -128);
+        ck_assert_msg(loom_sequential_predict(q, loom_dataset_images(test), n, pq) == LOOM_OK, "%s: %s", specs[d],
+                      loom_last_error(ctx));
+        /* against the float model: close, the same classes nearly always */
+        int agree = 0;
+        double worst = 0;
+        for (int64_t i = 0; i < n; i++) {
+            int af = 0, aq = 0;
+            for (int c = 1; c < 4; c++) {
+                af = pf[i * 4 + c] > pf[i * 4 + af] ? c : af;
+                aq = pq[i * 4 + c] > pq[i * 4 + aq] ? c : aq;
+            }
+            agree += af == aq;
+            for (int c = 0; c < 4; c++)
+                worst = fmax(worst, fabs(pf[i * 4 + c] - pq[i * 4 + c]));
+        }
+        ck_assert_msg(agree >= n - 3 && worst < 0.15, "%s: int8 agrees with f32 on %d of %lld, worst %g", specs[d],
+                      agree, (long long)n, worst);
+        /* training a quantized model is refused */
+        loom_fit_config fc = loom_fit_config_default();
+        fc.epochs = 1;
+        ck_assert_int_eq(loom_sequential_fit(q, train, &fc, NULL), LOOM_E_UNSUPPORTED);
+        ck_assert_msg(strstr(loom_last_error(ctx), "inference only"), "%s", loom_last_error(ctx));
+        if (d == 0) {
+            q0 = q;
+            dev0 = dev; /* q0 lives on it */
+            memcpy(pl, pq, (size_t)n * 4 * sizeof *pq);
+            continue;
+        } else {
+            /* every device computes the same integers: the same outputs up
+             * to the float ops between the int8 layers */
+            tu_assert_close(pq, pl, (size_t)n * 4, 1e-4, 1e-3);
+            loom_sequential_destroy(q);
+        }
+        loom_device_close(dev);
+    }
+    /* the file: i8 kernels and f32 scales; loaded back on every device, the
+     * same outputs */
+    const char *qf = tpath("q.lm");
+    ck_assert_int_eq(loom_sequential_save(q0, qf), LOOM_OK);
+    for (int d = 0; d < nd; d++) {
+        loom_device *dev = tu_open(ctx, specs[d]);
+        loom_sequential *l = NULL;
+        ck_assert_msg(loom_sequential_load(ctx, qf, dev, NULL, &l) == LOOM_OK, "%s", loom_last_error(ctx));
+        ck_assert(loom_sequential_is_quantized(l));
+        ck_assert_int_eq(loom_sequential_predict(l, loom_dataset_images(test), n, pq), LOOM_OK);
+        tu_assert_close(pq, pl, (size_t)n * 4, d ? 1e-4 : 0, d ? 1e-3 : 0);
+        loom_sequential_destroy(l);
+        loom_device_close(dev);
+    }
+    loom_tensor_file *f = NULL;
+    ck_assert_int_eq(loom_safetensors_open(ctx, qf, &f), LOOM_OK);
+    int i8 = 0;
+    for (int t = 0; t < loom_safetensors_count(f); t++) {
+        const char *name;
+        loom_dtype dt;
+        loom_safetensors_tensor(f, t, &name, &dt, NULL, NULL, NULL);
+        i8 += dt == LOOM_I8;
+        ck_assert_msg(!strstr(name, "/kernel") || strstr(name, "/kernel_q"), "%s: an f32 kernel in the file", name);
+        ck_assert_msg(!strstr(name, "qbias") && !strstr(name, "qmult"), "%s: a derived tensor in the file", name);
+    }
+    ck_assert_int_eq(i8, 3);
+    ck_assert_ptr_nonnull(loom_safetensors_metadata(f, "loom.quant"));
+    loom_safetensors_close(f);
+    /* a quantized model is not quantized again, nor saved in half */
+    loom_sequential *qq = NULL;
+    ck_assert_int_eq(loom_sequential_quantize(q0, train, cpu, &qo, &qq, NULL), LOOM_E_INVALID);
+    ck_assert_int_eq(loom_sequential_save_as(q0, tpath("h.lm"), LOOM_F16), LOOM_E_UNSUPPORTED);
+    ck_assert_int_eq(access(tpath("h.lm"), F_OK), -1);
+    loom_sequential_destroy(q0);
+    loom_device_close(dev0);
+    loom_sequential_destroy(m);
+    free(pf);
+    free(pq);
+    free(pl);
+    loom_dataset_destroy(train);
+    loom_dataset_destroy(test);
+    loom_device_close(cpu);
+    loom_ctx_destroy(ctx);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
+/* A copy of the file at src with one change: tensor `name` dropped
+ * (how 0), stored as f32 (how 1), its first value set to v (how 2), or
+ * metadata record `name` set to the string v_s (how 3). */
+static void rewrite(loom_ctx *ctx, const char *src, const char *dst, const char *name, int how, float v,
+                    const char *v_s)
+{
+    static const char *const keys[] = {"format", "loom.kind", "loom.architecture", "loom.config", "loom.preprocess",
+                                       "loom.quant", "loom.step"};
+    loom_tensor_file *f = NULL;
+    ck_assert_int_eq(loom_safetensors_open(ctx, src, &f), LOOM_OK);
+    loom_device *dev = tu_open(ctx, "cpu");
+    loom_state *st = NULL;
+    ck_assert_int_eq(loom_state_create(dev, &st), LOOM_OK);
+    for (int t = 0; t < loom_safetensors_count(f); t++) {
+        const char *tn;
+        loom_dtype dt;
+        int ndim;
+        int64_t shape[4];
+        const void *data;
+        loom_safetensors_tensor(f, t, &tn, &dt, &ndim, shape, &data);
+        size_t count = 1;
+        for (int k = 0; k < ndim; k++)
+            count *= (size_t)shape[k];
+        int hit = how < 3 && !strcmp(tn, name);
+        if (hit && how == 0)
+            continue;
+        void *copy = malloc(count * 4 + 4);
+        memcpy(copy, data, count * loom_dtype_size(dt));
+        if (hit && how == 1) {
+            float *fl = malloc(count * 4);
+            for (size_t e = 0; e < count; e++)
+                fl[e] = (float)((const int8_t *)data)[e];
+            free(copy);
+            copy = fl;
+            dt = LOOM_F32;
+        }
+        if (hit && how == 2)
+            memcpy(copy, &v, 4);
+        ck_assert_int_eq(loom_state_write(st, tn, dt, ndim, shape, copy), LOOM_OK);
+        free(copy);
+    }
+    const char *meta[16];
+    int k = 0;
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        const char *val = how == 3 && !strcmp(keys[i], name) ? v_s : loom_safetensors_metadata(f, keys[i]);
+        if (val) {
+            meta[k++] = keys[i];
+            meta[k++] = val;
+        }
+    }
+    meta[k] = NULL;
+    ck_assert_int_eq(loom_safetensors_save(st, dst, meta, NULL), LOOM_OK);
+    loom_state_destroy(st);
+    loom_device_close(dev);
+    loom_safetensors_close(f);
+}
+
+START_TEST(model_file_corrupt)
+{
+    strcpy(tmp, "/tmp/loom_quant_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmp));
+    loom_ctx *ctx = tu_ctx();
+    loom_device *cpu = tu_open(ctx, "cpu");
+    loom_dataset *train = make_images(ctx, 160, 3);
+    loom_sequential *m = small_cnn(ctx, cpu, train), *q = NULL;
+    loom_quant_opts qo = loom_quant_opts_default();
+    qo.samples = 64;
+    qo.max_drop = -1;
+    ck_assert_int_eq(loom_sequential_quantize(m, train, cpu, &qo, &q, NULL), LOOM_OK);
+    const char *good = tpath("good.lm"), *bad = tpath("bad.lm");
+    ck_assert_int_eq(loom_sequential_save(q, good), LOOM_OK);
+    struct {
+        const char *name;
+        int how;
+        float v;
+        const char *v_s;
+        const char *message;
+    } cases[] = {
+        {"conv0/w_scale", 0, 0, NULL, "weight \"conv0/w_scale\" is missing"},
+        {"dense0/kernel_q", 0, 0, NULL, "weight \"dense0/kernel_q\" is missing"},
+        {"dense1/kernel_q", 1, 0, NULL, "is f32 [4,16] in the file, the architecture needs i8 [4,16]"},
+        {"dense0/w_scale", 2, -1.0f, NULL, "weight scale 0 of \"dense0/w_scale\" is -1"},
+        {"dense0/w_scale", 2, NAN, NULL, "holds NaN at element 0"},
+        {"loom.quant", 3, 0, "{\"method\":\"kl\",\"percentile\":0,\"int8\":[{\"layer\":0,\"in_scale\":0.1,\"in_zero\":300}]}",
+         "in_zero is not a whole number in [-128, 127]"},
+        {"loom.quant", 3, 0, "{\"method\":\"kl\",\"percentile\":0,\"int8\":[{\"layer\":1,\"in_scale\":0.1,\"in_zero\":0}]}",
+         "not the index of a dense or conv2d layer"},
+        {"loom.quant", 3, 0, "{\"method\":\"entropy\",\"percentile\":0,\"int8\":[]}", "loom.quant.method"},
+        {"loom.quant", 3, 0, "[1, 2", "loom.quant is not a JSON object"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        rewrite(ctx, good, bad, cases[i].name, cases[i].how, cases[i].v, cases[i].v_s);
+        loom_sequential *l = (loom_sequential *)1;
+        ck_assert_int_eq(loom_sequential_load(ctx, bad, cpu, NULL, &l), LOOM_E_FORMAT);
+        ck_assert_ptr_null(l);
+        ck_assert_msg(strstr(loom_last_error(ctx), cases[i].message), "case %zu: \"%s\" not in \"%s\"", i,
+                      cases[i].message, loom_last_error(ctx));
+    }
+    /* the float kernel of a layer the plan runs int8 */
+    rewrite(ctx, good, bad, "loom.quant", 3, 0,
+            "{\"method\":\"kl\",\"percentile\":0,\"int8\":[{\"layer\":0,\"in_scale\":0.1,\"in_zero\":0},"
+            "{\"layer\":4,\"in_scale\":0.1,\"in_zero\":0},{\"layer\":5,\"in_scale\":0.1,\"in_zero\":0}]}");
+    loom_sequential *l = NULL;
+    ck_assert_int_eq(loom_sequential_load(ctx, bad, cpu, NULL, &l), LOOM_OK); /* scales may differ */
+    loom_sequential_destroy(l);
+    const char *fl = tpath("float.lm");
+    ck_assert_int_eq(loom_sequential_save(m, fl), LOOM_OK);
+    rewrite(ctx, fl, bad, "loom.quant", 3, 0,
+            "{\"method\":\"kl\",\"percentile\":0,\"int8\":[{\"layer\":4,\"in_scale\":0.1,\"in_zero\":0}]}");
+    ck_assert_int_eq(loom_sequential_load(ctx, bad, cpu, NULL, &l), LOOM_E_FORMAT);
+    ck_assert_ptr_nonnull(strstr(loom_last_error(ctx), "is an f32 kernel, but loom.quant runs its layer in int8"));
+    /* a truncated file */
+    FILE *in = fopen(good, "rb"), *out = fopen(bad, "wb");
+    char buf[4096];
+    size_t got = fread(buf, 1, sizeof buf, in);
+    fwrite(buf, 1, got / 2, out);
+    fclose(in);
+    fclose(out);
+    ck_assert_int_eq(loom_sequential_load(ctx, bad, cpu, NULL, &l), LOOM_E_FORMAT);
+    loom_sequential_destroy(q);
+    loom_sequential_destroy(m);
+    loom_dataset_destroy(train);
+    loom_device_close(cpu);
+    loom_ctx_destroy(ctx);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("quant");
@@ -399,6 +703,11 @@ int main(void)
     TCase *tc = tcase_create("calibration");
     tcase_add_test(tc, calib_known_answers);
     suite_add_tcase(s, tc);
+    TCase *tm = tcase_create("models");
+    tcase_set_timeout(tm, 600);
+    tcase_add_test(tm, model_int8);
+    tcase_add_test(tm, model_file_corrupt);
+    suite_add_tcase(s, tm);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

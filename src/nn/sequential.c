@@ -842,7 +842,8 @@ loom_status loom_model_prog(loom_sequential *m, int train, int64_t batch, model_
         loom_compile_opts o = {0};
         o.profile = m->cfg.profile;
         s = loom_compile(mp->g, m->dev, m->st, &o, &mp->p);
-    } else {
+    } else if (loom_graph_status(mp->g) != LOOM_OK) {
+        /* an op's sticky error; the builder's own refusals keep their message */
         s = loom_fail(m->ctx, s, "sequential: building the %s graph: %s", train ? "training" : "evaluation",
                       loom_graph_error(mp->g));
     }
