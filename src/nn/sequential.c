@@ -724,7 +724,8 @@ static loom_status build(loom_sequential *m, loom_graph *g, int train, int64_t b
         if (m->probe && !train && (l->kind == LAYER_DENSE || l->kind == LAYER_CONV2D)) {
             char pname[32];
             snprintf(pname, sizeof pname, "probe%d", i);
-            LOOM_TRY(loom_output(g, loom_cast(g, h, LOOM_F32), pname));
+            /* a copy: h may be the input x itself, which stays an input */
+            LOOM_TRY(loom_output(g, loom_scale(g, loom_cast(g, h, LOOM_F32), 1.0f), pname));
         }
         if (l->kind == LAYER_CONV2D && loom_model_qlayer(m, i)) {
             h = loom_model_build_qconv(m, g, i, h);
