@@ -1350,8 +1350,7 @@ loom_tensor loom_dequantize(loom_graph *g, loom_tensor q, loom_tensor qp, int ax
  *                 and bias = round(real bias / mult) - in_zero sum_k w[n, k]);
  *   out LOOM_I8:  saturate(round_half_even(t) + out_zero), with act relu at
  *                 least out_zero (mult = in_scale w_scale[n] / out_scale).
- * act: a loom_activation (LOOM_ACT_NONE, RELU; f32 out also SIGMOID,
- * TANH, GELU). */
+ * act: LOOM_ACT_NONE or LOOM_ACT_RELU (other activations follow as ops). */
 typedef struct loom_qgemm_opts {
     loom_dtype out;           /* LOOM_F32 or LOOM_I8 */
     int out_zero;             /* i8 out: the output's zero point */

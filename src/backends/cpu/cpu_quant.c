@@ -161,7 +161,8 @@ static inline void qepi_store(const qepi *e, void *out, int64_t o, int64_t ch, i
     }
 }
 
-/* The activation over an f32 output, in place, once its values are in. */
+/* The activation (relu) over an f32 output, in place, once its values
+ * are in: relu's own body, bit for bit. */
 static void qepi_finish(const qepi *e, void *out, int64_t n)
 {
     if (!e->i8 && e->act != LOOM_OP_NONE)
