@@ -54,8 +54,9 @@ void cpu_k_concat(const loom_exec_node *x, void *out, void *const *in, const loo
 void loom_cpu_quant(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot);
 void loom_cpu_qmatmul(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot);
 void loom_cpu_qconv(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot);
-/* The i8 patches of an int8 convolution, counted in floats. */
-size_t loom_cpu_qconv_workspace_floats(const loom_exec_node *x);
+/* The scratch of an int8 product (an int8 convolution's i8 patches, the
+ * oneDNN path's i32 accumulators), counted in floats. */
+size_t loom_cpu_quant_workspace_floats(const loom_exec_node *x);
 /* Floats of scratch a node's kernel needs (the columns of a convolution),
  * handed to it as in[nin]; 0 for most. */
 size_t cpu_workspace_floats(const loom_exec_node *x);

@@ -2,10 +2,12 @@
  * int8 convolution (im2col to i8 patches, then the same GEMM), with i32
  * accumulation and the fused requantize of src/core/ir.h's LOOM_OP_QMATMUL.
  *
- * The dot products are our own: an AVX2 kernel (sign-extend 16 i8 to i16,
- * vpmaddwd into 8 i32 lanes, a 4 x 2 block of rows and columns per pass)
- * chosen at run time where the CPU has AVX2, and a plain C loop otherwise
- * that gives the same integers. */
+ * The dot products: oneDNN's s8 matmul where the library is built with it
+ * (meson option onednn, cpu_dnnl.c), into an i32 workspace that the
+ * epilogue then reads; else (or when oneDNN refuses a shape) our own: an
+ * AVX2 kernel (sign-extend 16 i8 to i16, vpmaddwd into 8 i32 lanes, a
+ * 4 x 2 block of rows and columns per pass) chosen at run time where the
+ * CPU has AVX2, and a plain C loop otherwise. All give the same integers. */
 #include "cpu_kernels.h"
 #include "../../core/conv_geom.h"
 
@@ -220,10 +222,49 @@ static void qgemm_block_range(void *arg, int64_t b0, int64_t b1)
     qgemm_rows(j, b0 * 4, r1);
 }
 
-static void run_qgemm(qgemm_job *j)
+#ifdef LOOM_HAVE_DNNL
+int loom_cpu_dnnl_qgemm(const int8_t *a, const int8_t *b, int64_t rows, int64_t cols, int64_t k, int32_t *c);
+
+typedef struct epi_job {
+    const qgemm_job *j;
+    const int32_t *acc;
+} epi_job;
+
+static void epi_rows(void *arg, int64_t r0, int64_t r1)
 {
+    const epi_job *e = arg;
+    const qgemm_job *j = e->j;
+    for (int64_t r = r0; r < r1; r++)
+        for (int64_t c = 0; c < j->cols; c++)
+            qepi_store(j->e, j->out, j->out_base + r * j->cols + c, j->chan_rows ? r : c, e->acc[r * j->cols + c]);
+}
+#endif
+
+/* acc: room for rows x cols i32 (the oneDNN path's), or NULL */
+static void run_qgemm(qgemm_job *j, int32_t *acc)
+{
+#ifdef LOOM_HAVE_DNNL
+    if (acc && loom_cpu_dnnl_qgemm(j->a, j->b, j->rows, j->cols, j->k, acc)) {
+        epi_job e = {j, acc};
+        cpu_parallel_for(j->rows, j->rows * j->cols, epi_rows, &e);
+        return;
+    }
+#else
+    (void)acc;
+#endif
     int64_t blocks = (j->rows + 3) / 4;
     cpu_parallel_for(blocks, blocks * 4 * j->cols * j->k, qgemm_block_range, j);
+}
+
+/* The i32 accumulators the oneDNN path needs, in floats: 0 without it. */
+static size_t acc_floats(int64_t rows, int64_t cols)
+{
+#ifdef LOOM_HAVE_DNNL
+    return (size_t)(rows * cols);
+#else
+    (void)rows, (void)cols;
+    return 0;
+#endif
 }
 
 static void k_qmatmul(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot)
@@ -232,7 +273,7 @@ static void k_qmatmul(const loom_exec_node *x, void *out, void *const *in, const
     qepi e = qepi_of(x, in);
     const loom_node *a = x->in[0]->node, *w = x->in[1]->node;
     qgemm_job j = {in[0], in[1], a->shape[0], w->shape[0], a->shape[1], &e, out, 0, 0};
-    run_qgemm(&j);
+    run_qgemm(&j, acc_floats(j.rows, j.cols) ? in[x->nin] : NULL);
     qepi_finish(&e, out, x->node->numel);
 }
 
@@ -244,12 +285,17 @@ static loom_conv_geom qgeom_of(const loom_exec_node *x)
     return loom_conv_geom_of(LOOM_CONV_FWD, x->node, ins);
 }
 
-size_t loom_cpu_qconv_workspace_floats(const loom_exec_node *x)
+size_t loom_cpu_quant_workspace_floats(const loom_exec_node *x)
 {
+    if (x->def->family == LOOM_FAM_QMATMUL)
+        return acc_floats(x->in[0]->node->shape[0], x->in[1]->node->shape[0]);
+    if (x->def->family != LOOM_FAM_QCONV)
+        return 0;
     loom_conv_geom g = qgeom_of(x);
-    /* the i8 patches of every sample of one group, as floats */
+    /* the i8 patches of every sample of one group, as floats, then one
+     * sample's accumulators */
     size_t bytes = (size_t)(g.n * g.oh * g.ow * g.cg * g.kh * g.kw);
-    return (bytes + 3) / 4;
+    return (bytes + 3) / 4 + acc_floats(g.ocg, g.oh * g.ow);
 }
 
 typedef struct patch_job {
@@ -291,6 +337,7 @@ static void k_qconv(const loom_exec_node *x, void *out, void *const *in, const l
     qepi e = qepi_of(x, in);
     int8_t *patches = in[x->nin];
     int64_t ohw = g.oh * g.ow, kk = g.cg * g.kh * g.kw;
+    int32_t *acc = acc_floats(g.ocg, ohw) ? (int32_t *)in[x->nin] + ((size_t)(g.n * ohw * kk) + 3) / 4 : NULL;
     const int8_t *w = in[1];
     for (int64_t gi = 0; gi < g.groups; gi++) {
         patch_job pj = {&g, in[0], patches, gi, (int8_t)x->node->attr.qzero_in};
@@ -304,7 +351,7 @@ static void k_qconv(const loom_exec_node *x, void *out, void *const *in, const l
             eg.bias = e.bias + gi * g.ocg;
             eg.mult = e.mult + gi * g.ocg;
             j.e = &eg;
-            run_qgemm(&j);
+            run_qgemm(&j, acc);
         }
     }
     qepi_finish(&e, out, x->node->numel);
