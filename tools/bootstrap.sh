@@ -11,6 +11,7 @@ pkgs=(
   ocl-icd-opencl-dev opencl-headers pocl-opencl-icd libclblast-dev clinfo
   libglfw3-dev libgl-dev libstb-dev xvfb xauth
   libprotobuf-c-dev protobuf-c-compiler libonnx-dev
+  libdnnl-dev
   dataset-fashion-mnist
 )
 
