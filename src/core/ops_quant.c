@@ -191,8 +191,10 @@ int8_t loom_quantize_value(float x, float scale, int zero)
 {
     /* x / scale, one correctly rounded division, then round half to even
      * (the default rounding mode: nearbyintf), as every kernel does */
+    const loom_dtype_traits *tr = loom_dtype_traits_of(LOOM_I8);
+    float lo = (float)tr->qmin, hi = (float)tr->qmax;
     float t = nearbyintf(x / scale) + (float)zero;
-    if (!(t > -128.0f))
-        return isnan(t) ? (int8_t)zero : (int8_t)-128;
-    return (int8_t)(t < 127.0f ? t : 127.0f);
+    if (!(t > lo))
+        return isnan(t) ? (int8_t)zero : (int8_t)tr->qmin;
+    return (int8_t)(t < hi ? t : hi);
 }
