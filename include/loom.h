@@ -199,7 +199,7 @@ typedef enum loom_dtype {
     LOOM_I32 = 1,
     LOOM_F16 = 2,   /* IEEE half: stored in 16 bits, computed in f32 */
     LOOM_BF16 = 3,  /* bfloat16: stored in 16 bits, computed in f32 */
-    LOOM_I8 = 4,    /* reserved for quantized tensors */
+    LOOM_I8 = 4,    /* int8, quantized values (the int8 ops below) */
     LOOM_DTYPE_COUNT = 5
 } loom_dtype;
 
@@ -1448,6 +1448,123 @@ loom_tensor loom_attention(loom_graph *g, loom_tensor q, loom_tensor k, loom_ten
  * fused op is tested against. A query that sees no key gives NaN. */
 loom_tensor loom_attention_reference(loom_graph *g, loom_tensor q, loom_tensor k, loom_tensor v, loom_tensor mask,
                                      const loom_attention_opts *opts);
+
+/* ---- int8 quantized inference (src/core/ops_quant.c, src/nn/quantize.c) --
+ * Real values r and int8 values q relate by r = (q - zero) scale. The
+ * quantization parameters of a tensor are a tensor qp, f32 [2, C]: row 0
+ * the scales (> 0), row 1 the zero points (whole numbers in [-128, 127]);
+ * one pair per channel along axis (C = that dim of the tensor: weights,
+ * per output channel), or one for the whole tensor (axis -1, C = 1:
+ * activations). Inference only: these ops have no gradient. */
+
+/* x (f32) -> i8: saturate(round_half_even(x / scale) + zero) to [-128, 127]. */
+loom_tensor loom_quantize(loom_graph *g, loom_tensor x, loom_tensor qp, int axis);
+/* q (i8) -> f32: (q - zero) scale. */
+loom_tensor loom_dequantize(loom_graph *g, loom_tensor q, loom_tensor qp, int axis);
+
+/* The epilogue of the int8 GEMM and convolution: acc (i32) = the integer
+ * dot product + bias[n]; t = (float)acc * mult[n] (one f32 multiply, so
+ * every backend gives the same bits); then
+ *   out LOOM_F32: act(t) (a dequantized output: mult = in_scale w_scale[n]
+ *                 and bias = round(real bias / mult) - in_zero sum_k w[n, k]);
+ *   out LOOM_I8:  saturate(round_half_even(t) + out_zero), with act relu at
+ *                 least out_zero (mult = in_scale w_scale[n] / out_scale).
+ * act: LOOM_ACT_NONE or LOOM_ACT_RELU (other activations follow as ops). */
+typedef struct loom_qgemm_opts {
+    loom_dtype out;           /* LOOM_F32 or LOOM_I8 */
+    int out_zero;             /* i8 out: the output's zero point */
+    int in_zero;              /* qconv2d: the input's zero point, the padding's value */
+    int act;                  /* a loom_activation */
+} loom_qgemm_opts;
+
+/* Defaults: f32 out, zero points 0, no activation. */
+loom_qgemm_opts loom_qgemm_opts_default(void);
+/* a i8 [M, K] x w i8 [N, K] (one row per output channel; the transpose
+ * of loom_matmul's [K, N]), bias i32 [N], mult f32 [N] -> [M, N]. */
+loom_tensor loom_qmatmul(loom_graph *g, loom_tensor a, loom_tensor w, loom_tensor bias, loom_tensor mult,
+                         const loom_qgemm_opts *o);
+/* x i8 [N, C, H, W] * w i8 [OC, C / groups, KH, KW], bias i32 [OC], mult
+ * f32 [OC] -> [N, OC, OH, OW] (conv2d's geometry; co NULL: its defaults). */
+loom_tensor loom_qconv2d(loom_graph *g, loom_tensor x, loom_tensor w, loom_tensor bias, loom_tensor mult,
+                         const loom_conv2d_opts *co, const loom_qgemm_opts *o);
+
+/* The host's rounding, the kernels' bit for bit: round_half_even(x / scale)
+ * + zero, saturated to [-128, 127]. */
+int8_t loom_quantize_value(float x, float scale, int zero);
+
+/* Calibration: how the range of an activation is chosen from a histogram
+ * of its absolute values over LOOM_CALIB_BINS bins of [0, absmax]. */
+#define LOOM_CALIB_BINS 2048
+typedef enum loom_calib_method {
+    LOOM_CALIB_MINMAX = 0,    /* the largest value seen */
+    LOOM_CALIB_PERCENTILE = 1,/* the percentile of |x| (99.99 by default) */
+    LOOM_CALIB_KL = 2         /* the threshold whose 128-level quantized
+                                 distribution is nearest (KL divergence) to the
+                                 clipped one (TensorRT's scheme) */
+} loom_calib_method;
+
+typedef struct loom_calib_hist {
+    double absmax;            /* the range of the bins */
+    double min, max;          /* the values seen */
+    uint64_t count;
+    uint64_t bins[LOOM_CALIB_BINS];
+} loom_calib_hist;
+
+/* The method's name ("minmax", "percentile", "kl") and back (-1: unknown). */
+const char *loom_calib_method_name(loom_calib_method m);
+int loom_calib_method_by_name(const char *name);
+/* Adds n values to h, whose absmax is set (> 0) before the first call;
+ * values beyond it count in the last bin. */
+void loom_calib_hist_add(loom_calib_hist *h, const float *x, size_t n);
+/* The clipping threshold (> 0) of h by method m; percentile in (0, 100]
+ * (0: 99.99) for LOOM_CALIB_PERCENTILE. LOOM_E_INVALID for an empty
+ * histogram or a bad method. */
+loom_status loom_calib_threshold(loom_ctx *ctx, const loom_calib_hist *h, loom_calib_method m, double percentile,
+                                 double *threshold);
+/* The KL step alone over any histogram: the number of bins i in
+ * [levels, nbins] whose clipped distribution (the tail folded into bin
+ * i - 1) is nearest to its quantization into levels levels; 0 if the
+ * histogram is empty. */
+int loom_calib_kl_bins(const uint64_t *bins, int nbins, int levels);
+
+/* Post-training quantization of a trained f32 Sequential model. */
+typedef struct loom_quant_opts {
+    loom_calib_method method;
+    double percentile;        /* LOOM_CALIB_PERCENTILE: 0 is 99.99 */
+    int64_t samples;          /* calibration rows from the start of the data (0: 1000) */
+    /* A layer whose quantization alone loses more than this many points
+     * of accuracy on the calibration sample stays f32 (negative: every
+     * dense and conv2d layer is quantized). */
+    double max_drop;
+} loom_quant_opts;
+
+loom_quant_opts loom_quant_opts_default(void);
+
+typedef struct loom_quant_layer {
+    int layer;                /* index among the model's layers */
+    char scope[32];           /* "conv0", "dense1" */
+    int int8;                 /* 1: quantized; 0: kept f32 */
+    double drop;              /* accuracy points lost by quantizing it alone */
+    float in_scale;           /* its input's quantization */
+    int in_zero;
+} loom_quant_layer;
+
+typedef struct loom_quant_report {
+    int nlayers;
+    loom_quant_layer layers[64];
+    double calib_acc_f32;     /* on the calibration sample */
+    double calib_acc_int8;
+} loom_quant_report;
+
+/* A new model (*out, compiled on dev) whose dense and conv2d layers run as
+ * int8 ops, calibrated on calib (scaled as m's training data), with the
+ * choices in *report (may be NULL). The quantized model is inference only
+ * (loom_sequential_fit refuses it); loom_sequential_save writes it with
+ * i8 weights and f32 scales, loom_sequential_load reads it back. */
+loom_status loom_sequential_quantize(loom_sequential *m, loom_dataset *calib, loom_device *dev,
+                                     const loom_quant_opts *opts, loom_sequential **out, loom_quant_report *report);
+/* 1 if m runs int8 layers. */
+int loom_sequential_is_quantized(const loom_sequential *m);
 
 #if defined(__GNUC__) && !defined(LOOM_STATIC_ONLY)
 #pragma GCC visibility pop

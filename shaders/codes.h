@@ -76,4 +76,8 @@
 #define LOOM_ATTN_BHND 0
 #define LOOM_ATTN_BNHD 1
 
+/* int8: quantize, dequantize */
+#define LOOM_QUANT_Q 0
+#define LOOM_QUANT_DQ 1
+
 #endif

@@ -353,7 +353,47 @@ LOOM_PUSH_BEGIN(loom_pc_attn)
     LF32 scale;
 LOOM_PUSH_END(loom_pc_attn)
 
+/* int8 inference (shaders/glsl/quant.comp): quantize / dequantize over n
+ * elements, the parameters of channel (i / inner) % dim; the int8 GEMM
+ * [m, k] . [n, k] rows (or with conv set, the convolution of the conv
+ * fields) and its epilogue: the i8 output's zero point, relu, the
+ * padding's value (the input's zero point). */
+LOOM_PUSH_BEGIN(loom_pc_quant)
+    LU32 n;
+    LU32 inner;
+    LU32 dim;
+LOOM_PUSH_END(loom_pc_quant)
+
+LOOM_PUSH_BEGIN(loom_pc_qgemm)
+    LU32 m;
+    LU32 n;
+    LU32 k;
+    LU32 relu;
+    LF32 zero;
+    LI32 pad;
+    /* the convolution (m, n, k unused): as loom_pc_conv */
+    LU32 cn;
+    LU32 c;
+    LU32 h;
+    LU32 w;
+    LU32 oc;
+    LU32 oh;
+    LU32 ow;
+    LU32 kh;
+    LU32 kw;
+    LU32 cg;
+    LU32 ocg;
+    LU32 sh;
+    LU32 sw;
+    LU32 dh;
+    LU32 dw;
+    LU32 pt;
+    LU32 pl;
+LOOM_PUSH_END(loom_pc_qgemm)
+
 #if !defined(GL_core_profile) && !defined(__OPENCL_VERSION__)
+_Static_assert(sizeof(loom_pc_quant) == 12, "loom_pc_quant layout");
+_Static_assert(sizeof(loom_pc_qgemm) == 92, "loom_pc_qgemm layout");
 _Static_assert(sizeof(loom_pc_bmm) == 48, "loom_pc_bmm layout");
 _Static_assert(sizeof(loom_pc_lnorm) == 16, "loom_pc_lnorm layout");
 _Static_assert(sizeof(loom_pc_index) == 84, "loom_pc_index layout");

@@ -222,6 +222,18 @@ const op_case op_cases[] = {
      .atol = 1e-5, .rtol = 1e-4, .backward = 1, .kink = 0},
     {.name = "conv2d_b1_17to33", .op = "conv2d p=1,1,1,1 bias", .nin = 3, .ndim = {4, 4, 1}, .shape = {S4(1, 17, 5, 6), S4(33, 17, 3, 3), S1(33)}, .lo = -1, .hi = 1,
      .atol = 1e-4, .rtol = 1e-4, .backward = 1, .kink = 0},
+    /* int8 inference: float inputs quantized in the graph (per tensor, and
+     * per output channel for the weights), the int8 product with its fused
+     * requantize, and for i8 outputs a dequantize; every step is integer
+     * or one rounded multiply, so every backend matches the CPU to the bit */
+    {.name = "qmatmul_f32_33x70x17", .op = "qmatmul", .nin = 2, .ndim = {2, 2}, .shape = {S2(33, 70), S2(17, 70)},
+     .lo = -1.2f, .hi = 1.2f, .atol = 1e-6, .rtol = 1e-6, .f32_only = 1},
+    {.name = "qmatmul_i8_relu_7x300x45", .op = "qmatmul i8 relu", .nin = 2, .ndim = {2, 2},
+     .shape = {S2(7, 300), S2(45, 300)}, .lo = -1, .hi = 1, .atol = 1e-6, .rtol = 1e-6, .f32_only = 1},
+    {.name = "qconv2d_p1_relu", .op = "qconv2d p=1,1,1,1 relu", .nin = 2, .ndim = {4, 4},
+     .shape = {S4(2, 3, 7, 9), S4(5, 3, 3, 3)}, .lo = -1, .hi = 1, .atol = 1e-6, .rtol = 1e-6, .f32_only = 1},
+    {.name = "qconv2d_i8_s2_g2", .op = "qconv2d i8 s=2,2 p=1,1,1,1 g=2", .nin = 2, .ndim = {4, 4},
+     .shape = {S4(1, 4, 9, 8), S4(6, 2, 3, 3)}, .lo = -1, .hi = 1, .atol = 1e-6, .rtol = 1e-6, .f32_only = 1},
     {.name = "conv1d_s2", .op = "conv1d s=1,2 p=0,2,0,2 bias", .nin = 3, .ndim = {3, 3, 1}, .shape = {S3(2, 3, 20), S3(4, 3, 5), S1(4)}, .lo = -1, .hi = 1,
      .atol = 1e-5, .rtol = 1e-4, .backward = 1, .kink = 0},
     {.name = "conv_transpose2d_s2", .op = "conv_transpose2d s=2,2 p=1,1,1,1 op=1,1 bias", .nin = 3, .ndim = {4, 4, 1}, .shape = {S4(2, 4, 5, 6), S4(4, 3, 3, 3), S1(3)}, .lo = -1, .hi = 1,
@@ -433,10 +445,54 @@ static loom_tensor bn_running_step(loom_graph *g, loom_tensor running, loom_dtyp
     return running;
 }
 
+/* The int8 cases: in[0] activations quantized per tensor (scale 1/100,
+ * zero point 3), in[1] weights per output channel (axis 0), an i32 bias,
+ * the multipliers in_scale * w_scale; "i8": an i8 output (scale 1/40,
+ * zero point -5) dequantized back. */
+static loom_tensor quant_case(loom_graph *g, const op_case *c, loom_tensor *in)
+{
+    int conv = builder_is(c, "qconv2d");
+    int64_t n = c->shape[1][0];
+    float sa = 0.01f, za = 3.0f, so = 0.025f;
+    int i8 = has_word(c, "i8");
+    float *wq = malloc((size_t)(2 * n) * sizeof *wq), *mult = malloc((size_t)n * sizeof *mult);
+    int32_t *bias = malloc((size_t)n * sizeof *bias);
+    for (int64_t j = 0; j < n; j++) {
+        wq[j] = 0.006f + 0.0005f * (float)j;
+        wq[n + j] = 0;
+        bias[j] = (int32_t)(j * 37 % 200) - 100;
+        mult[j] = sa * wq[j] / (i8 ? so : 1.0f);
+    }
+    int64_t s2[2] = {2, 1}, sw[2] = {2, n};
+    float aq[2] = {sa, za}, oq[2] = {so, -5.0f};
+    loom_tensor qa = loom_quantize(g, in[0], loom_constant(g, "qa", LOOM_F32, 2, s2, aq), -1);
+    loom_tensor qw = loom_quantize(g, in[1], loom_constant(g, "qw", LOOM_F32, 2, sw, wq), 0);
+    loom_tensor tb = loom_constant(g, "qbias", LOOM_I32, 1, &n, bias);
+    loom_tensor tm = loom_constant(g, "qmult", LOOM_F32, 1, &n, mult);
+    free(wq);
+    free(mult);
+    free(bias);
+    loom_qgemm_opts o = loom_qgemm_opts_default();
+    o.out = i8 ? LOOM_I8 : LOOM_F32;
+    o.out_zero = -5;
+    o.in_zero = (int)za;
+    o.act = has_word(c, "relu") ? LOOM_ACT_RELU : LOOM_ACT_NONE;
+    loom_tensor y;
+    if (conv) {
+        loom_conv2d_opts co = conv_opts(c);
+        y = loom_qconv2d(g, qa, qw, tb, tm, &co, &o);
+    } else {
+        y = loom_qmatmul(g, qa, qw, tb, tm, &o);
+    }
+    return i8 ? loom_dequantize(g, y, loom_constant(g, "qo", LOOM_F32, 2, s2, oq), -1) : y;
+}
+
 static loom_tensor conv_case(loom_graph *g, const op_case *c, loom_tensor *in, loom_dtype dt)
 {
     loom_tensor bias = c->nin > 2 && has_word(c, "bias") ? in[2] : LOOM_NONE;
     int64_t v[4];
+    if (builder_is(c, "qmatmul") || builder_is(c, "qconv2d"))
+        return quant_case(g, c, in);
     if (builder_is(c, "conv2d")) {
         loom_conv2d_opts o = conv_opts(c);
         return loom_conv2d(g, in[0], in[1], bias, &o);

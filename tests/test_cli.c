@@ -239,7 +239,7 @@ static void train_model(const char *data, const char *path)
 
 START_TEST(options_refused)
 {
-    static const char *const cmds[] = {"train", "eval", "predict", "plan", "forward", "devices", "tune"};
+    static const char *const cmds[] = {"train", "eval", "predict", "plan", "forward", "devices", "tune", "optimize"};
     char usage[64];
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         int rc = run(cmds[i], "--bogus");
@@ -966,6 +966,62 @@ START_TEST(model_description)
 }
 END_TEST
 
+/* loom optimize --quantize int8 end to end: the report, the file, and
+ * loom eval reading the file back with the accuracy the report gave. */
+START_TEST(optimize_quantize)
+{
+    const char *data = make_data();
+    const char *model = tpath("m.st"), *q = tpath("q.st");
+    train_model(data, model);
+    int rc = run("optimize", "--model", model, "--quantize", "int8", "--calibrate", "kl", "--calib-samples", "100",
+                 "--device", "cpu", "--data", data, "--save", q, "--json");
+    expect(rc, 0);
+    cJSON *j = json_out();
+    ck_assert_str_eq(str(j, "quantize"), "int8");
+    ck_assert_str_eq(str(j, "calibrate"), "kl");
+    double fa = num(j, "f32_accuracy"), qa = num(j, "int8_accuracy");
+    ck_assert_msg(fabs(fa - qa) <= 0.05, "f32 %g, int8 %g", fa, qa);
+    ck_assert(num(j, "int8_bytes") > 0 && num(j, "int8_bytes") < 0.5 * num(j, "f32_bytes"));
+    const cJSON *ls = cJSON_GetObjectItemCaseSensitive(j, "layers");
+    ck_assert_int_eq(cJSON_GetArraySize(ls), 2); /* 784 -> 16 -> 10 */
+    const cJSON *l;
+    cJSON_ArrayForEach(l, ls)
+    {
+        const char *mode = str(l, "mode");
+        ck_assert(!strcmp(mode, "int8") || !strcmp(mode, "f32"));
+        ck_assert(num(l, "in_scale") > 0);
+    }
+    cJSON_Delete(j);
+    rc = run("eval", "--model", q, "--device", "cpu", "--data", data, "--json");
+    expect(rc, 0);
+    j = json_out();
+    ck_assert_msg(num(j, "test_accuracy") == qa, "eval of the int8 file: %g, optimize said %g",
+                  num(j, "test_accuracy"), qa);
+    cJSON_Delete(j);
+    /* the table form names every layer and the sizes */
+    rc = run("optimize", "--model", model, "--quantize", "int8", "--calib-samples", "50", "--device", "cpu",
+             "--data", data, "--max-drop", "-1");
+    expect(rc, 0);
+    expect_in(out, "dense0     int8");
+    expect_in(out, "(not saved)");
+    /* bad command lines */
+    rc = run("optimize", "--model", model, "--quantize", "int4");
+    expect(rc, 2);
+    expect_in(err, "int4");
+    rc = run("optimize", "--model", model, "--quantize", "int8", "--calibrate", "entropy");
+    expect(rc, 2);
+    rc = run("optimize", "--model", model);
+    expect(rc, 2);
+    expect_in(err, "--quantize int8 is required");
+    /* a quantized model is not quantized again, and nothing is written */
+    rc = run("optimize", "--model", q, "--quantize", "int8", "--device", "cpu", "--data", data, "--save",
+             tpath("qq.st"));
+    expect(rc, 1);
+    expect_in(err, "quantized already");
+    ck_assert_int_eq(access(tpath("qq.st"), F_OK), -1);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("cli");
@@ -993,6 +1049,7 @@ int main(void)
     tcase_add_test(t, predict_checked);
     tcase_add_test(t, generate_text);
     tcase_add_test(t, model_description);
+    tcase_add_test(t, optimize_quantize);
     suite_add_tcase(s, t);
     SRunner *r = srunner_create(s);
     srunner_run_all(r, CK_NORMAL);

@@ -12,6 +12,7 @@ pkgs=(
   libglfw3-dev libgl-dev libstb-dev xvfb xauth
   libprotobuf-c-dev protobuf-c-compiler libonnx-dev
   libopenmpi-dev openmpi-bin
+  libdnnl-dev
   dataset-fashion-mnist
 )
 

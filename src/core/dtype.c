@@ -10,7 +10,8 @@ const loom_dtype_traits loom_dtypes[LOOM_DTYPE_COUNT] = {
                   .safetensors = "F16"},
     [LOOM_BF16] = {.name = "bf16", .size = 2, .block = 1, .is_float = 1, .half = 1, .accum = LOOM_F32,
                    .safetensors = "BF16"},
-    [LOOM_I8] = {.name = "i8", .size = 1, .block = 1, .is_int = 1, .accum = LOOM_I32, .safetensors = "I8"},
+    [LOOM_I8] = {.name = "i8", .size = 1, .block = 1, .is_int = 1, .accum = LOOM_I32, .safetensors = "I8",
+                 .qmin = -128, .qmax = 127},
 };
 
 size_t loom_dtype_size(loom_dtype dt)

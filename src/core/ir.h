@@ -227,6 +227,28 @@ typedef enum loom_op {
     LOOM_OP_ATTENTION_GRAD_K,
     LOOM_OP_ATTENTION_GRAD_V,
 
+    /* ---- int8 quantized inference (src/core/ops_quant.c) ----------------
+     * Inference only: none of them has a gradient (loom_backward through
+     * one is LOOM_E_UNSUPPORTED). Quantization parameters are a tensor qp
+     * f32 [2, C]: row 0 the scales, row 1 the zero points (whole numbers
+     * in [-128, 127]); attr.axis is the channel axis (C = that dim), or -1
+     * for one pair over the whole tensor (C = 1). */
+    /* in: x (f32), qp. out i8: saturate(round_half_even(x / s) + z). */
+    LOOM_OP_QUANTIZE,
+    /* in: q (i8), qp. out f32: (q - z) s. */
+    LOOM_OP_DEQUANTIZE,
+    /* in: a i8 [M, K], w i8 [N, K] (the weights' rows are output
+     * channels), bias i32 [N], mult f32 [N]. acc = sum_k a w + bias (i32),
+     * t = float(acc) mult[n]; out f32: attr.act(t); out i8:
+     * saturate(round_half_even(t) + attr.qzero), at least attr.qzero when
+     * attr.act is relu. */
+    LOOM_OP_QMATMUL,
+    /* in: x i8 [N, C, H, W], w i8 [OC, C / groups, KH, KW], bias i32 [OC],
+     * mult f32 [OC]; the conv family's geometry, padding reads
+     * attr.qzero_in (the input's zero point: a real 0); the epilogue of
+     * QMATMUL per output channel. */
+    LOOM_OP_QCONV2D,
+
     LOOM_OP_COUNT
 } loom_op;
 
@@ -278,6 +300,11 @@ typedef struct loom_attr {
     float attn_scale;          /* ATTENTION*: the scores' factor */
     float rope_base;           /* ROPE */
     int32_t rope_inverse;      /* ROPE: rotate by -theta */
+
+    /* int8 ops (ops_quant.c); attr.act is the epilogue, attr.axis the
+     * channel axis of QUANTIZE / DEQUANTIZE */
+    int32_t qzero;             /* QMATMUL, QCONV2D: the i8 output's zero point */
+    int32_t qzero_in;          /* QCONV2D: the input's zero point (the padding) */
 } loom_attr;
 
 typedef struct loom_node {

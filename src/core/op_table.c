@@ -27,6 +27,13 @@ static double cost_matmul(const loom_exec_node *x)
     return f;
 }
 
+/* integer multiply-adds (counted as two operations) and the epilogue */
+static double cost_qmatmul(const loom_exec_node *x)
+{
+    const loom_node *nd = x->node, *a = x->in[0]->node;
+    return 2.0 * (double)nd->numel * (double)a->shape[1] + 3.0 * (double)nd->numel;
+}
+
 static double cost_reduce(const loom_exec_node *x)
 {
     return numel_of(x->in[0]) + (double)x->node->numel; /* the adds, then the scale of each result */
@@ -347,6 +354,17 @@ const loom_op_def loom_op_defs[LOOM_OP_COUNT] = {
                                   .arity = -1, .cost = cost_attention, .flags = GRADIENT_OP_},
     [LOOM_OP_ATTENTION_GRAD_V] = {.name = "attention_grad_v", .family = LOOM_FAM_ATTENTION, .code = LOOM_ATTN_DV,
                                   .arity = -1, .cost = cost_attention, .flags = GRADIENT_OP_},
+
+    /* int8 inference: no gradient (quantization-aware training would
+     * need a straight-through rule; loom quantizes trained models) */
+    [LOOM_OP_QUANTIZE] = {.name = "quantize", .family = LOOM_FAM_QUANT, .code = LOOM_QUANT_Q, .arity = 2,
+                          .flops = 3, .flags = LOOM_OPF_NO_GRAD},
+    [LOOM_OP_DEQUANTIZE] = {.name = "dequantize", .family = LOOM_FAM_QUANT, .code = LOOM_QUANT_DQ, .arity = 2,
+                            .flops = 2, .flags = LOOM_OPF_NO_GRAD},
+    [LOOM_OP_QMATMUL] = {.name = "qmatmul", .family = LOOM_FAM_QMATMUL, .arity = 4, .cost = cost_qmatmul,
+                         .flags = LOOM_OPF_NO_GRAD},
+    [LOOM_OP_QCONV2D] = {.name = "qconv2d", .family = LOOM_FAM_QCONV, .code = LOOM_CONV_FWD, .arity = 4,
+                         .cost = cost_conv, .flags = LOOM_OPF_NO_GRAD},
 };
 
 /* The activations GEMM kernels apply in their epilogue (shaders/codes.h). */

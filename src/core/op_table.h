@@ -53,6 +53,9 @@ typedef enum loom_op_family {
     LOOM_FAM_SCATTER,      /* their gradients: code LOOM_INDEX_* */
     LOOM_FAM_ROPE,
     LOOM_FAM_ATTENTION,    /* fused attention and its backward: code LOOM_ATTN_* */
+    LOOM_FAM_QUANT,        /* quantize, dequantize: code LOOM_QUANT_* */
+    LOOM_FAM_QMATMUL,      /* int8 GEMM, i32 accumulation, fused requantize */
+    LOOM_FAM_QCONV,        /* int8 convolution, the same epilogue */
     LOOM_FAM_COUNT
 } loom_op_family;
 
@@ -144,6 +147,10 @@ typedef struct loom_dtype_traits {
     uint8_t half;              /* a 16-bit float stored, computed in accum */
     loom_dtype accum;          /* what its arithmetic accumulates in */
     uint8_t scales;            /* quantized: bytes of scale per block (0) */
+    /* integer dtypes that hold quantized values: their range (saturation),
+     * 0 and 0 otherwise; their scales and zero points are tensors of the
+     * graph (qp of the int8 ops, include/loom.h), per tensor or per channel */
+    int32_t qmin, qmax;
     const char *safetensors;   /* the safetensors dtype string */
 } loom_dtype_traits;
 

@@ -40,8 +40,8 @@ static loom_tensor leaf(loom_graph *g, loom_op op, loom_role role, const char *w
         return LOOM_NONE;
     if (!name || !*name)
         return loom_graph_fail(g, LOOM_E_INVALID, "%s: a name is required", what);
-    if ((unsigned)dt >= LOOM_DTYPE_COUNT || loom_dtypes[dt].block != 1 || loom_dtypes[dt].size == 1)
-        return loom_graph_fail(g, LOOM_E_DTYPE, "%s \"%s\": dtype %s is not supported (f32, f16, bf16, i32)", what,
+    if ((unsigned)dt >= LOOM_DTYPE_COUNT || loom_dtypes[dt].block != 1)
+        return loom_graph_fail(g, LOOM_E_DTYPE, "%s \"%s\": dtype %s is not supported (f32, f16, bf16, i32, i8)", what,
                                name, loom_dtype_name(dt));
     if (!valid_shape(g, what, name, ndim, shape))
         return LOOM_NONE;

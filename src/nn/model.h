@@ -64,6 +64,16 @@ typedef struct model_param {
     int64_t fan_in, fan_out;   /* kernels' initialisation */
 } model_param;
 
+/* The int8 plan of a quantized model (quantize.c): which dense and conv2d
+ * layers run as int8 ops, and how their inputs were calibrated. */
+typedef struct nn_quant {
+    loom_calib_method method;
+    double percentile;
+    unsigned char int8[LOOM_MAX_LAYERS];
+    float in_scale[LOOM_MAX_LAYERS]; /* each int8 layer's input: r = (q - zero) scale */
+    int in_zero[LOOM_MAX_LAYERS];
+} nn_quant;
+
 /* A compiled program for one (purpose, batch size). */
 typedef struct model_prog {
     int train;                 /* 1: forward + loss + backward + updates */
@@ -100,6 +110,9 @@ struct loom_sequential {
     size_t xbuf_bytes, ybuf_bytes, tbuf_bytes;
     uint32_t drop_salt;        /* added to dropout seeds: each replica draws its own masks */
     struct nn_replicas *rep;   /* data-parallel training (replicas.c); NULL: one device */
+    nn_quant *quant;           /* NULL: a float model; else inference only */
+    int probe;                 /* evaluation graphs also output each dense and
+                                  conv2d layer's input as "probe<i>" (calibration) */
     struct loom_metrics *mon_metrics; /* evaluation's monitors */
     struct loom_trace *mon_trace;
     int64_t mon_trace_runs, mon_traced;
@@ -210,5 +223,34 @@ loom_status loom_model_preprocess_parse(loom_ctx *ctx, const char *path, const c
 /* Checks that a data set was scaled as the model's inputs must be (when
  * the model records a preprocessing): LOOM_E_INVALID naming both. */
 loom_status loom_model_check_scaling(loom_sequential *m, const loom_dataset *ds, const char *what);
+
+/* ---- quantize.c: int8 layers ---- */
+
+/* 1 if layer i of m runs as int8 ops. */
+int loom_model_qlayer(const loom_sequential *m, int i);
+/* Layer i (int8 dense) over rows h [rows, K] (f32): the dequantized
+ * output [rows, units], before any activation but relu, which is fused
+ * (*fused = 1). */
+loom_tensor loom_model_build_qdense(loom_sequential *m, loom_graph *g, int i, loom_tensor h, int *fused);
+/* Layer i (int8 conv2d) over images h: its output, activated. */
+loom_tensor loom_model_build_qconv(loom_sequential *m, loom_graph *g, int i, loom_tensor h);
+/* Writes the int8 layers' tensors (zeros; scales 1) into the new state. */
+loom_status loom_model_quant_init(loom_sequential *m);
+/* 1 if name is a tensor of an int8 layer: its dtype and shape, and
+ * whether it is derived (computed at load, not stored in files). */
+int loom_model_quant_tensor(const loom_sequential *m, const char *name, loom_dtype *dt, int *ndim, int64_t *shape,
+                            int *derived);
+/* 1 if name is the f32 kernel of a layer that runs int8 (not in its state). */
+int loom_model_quant_replaced(const loom_sequential *m, const char *name);
+/* The derived tensors (the i32 bias with the zero point folded in, the
+ * f32 multipliers) from the stored ones, into the state. */
+loom_status loom_model_quant_derive(loom_sequential *m);
+/* Checks the stored quantization values of a file before anything is
+ * loaded: scales finite and > 0, zero points whole and in [-128, 127]. */
+loom_status loom_model_quant_check(const loom_sequential *m, const char *path, const loom_tensor_file *f);
+/* The plan as the loom.quant record (loom_strfree), NULL when out of memory. */
+char *loom_model_quant_json(const loom_sequential *m);
+/* Parses a loom.quant record into m->quant (m not compiled yet). */
+loom_status loom_model_quant_parse(loom_sequential *m, const char *path, const char *json);
 
 #endif

@@ -24,11 +24,15 @@
 
 /* ---- tensors a model knows -------------------------------------------------- */
 
-typedef enum tensor_role { ROLE_UNKNOWN, ROLE_PARAM, ROLE_MOMENT, ROLE_EMA } tensor_role;
+/* ROLE_DERIVED: an int8 layer's tensors computed at load (quantize.c);
+ * ROLE_REPLACED: the f32 kernel of a layer that runs int8. */
+typedef enum tensor_role { ROLE_UNKNOWN, ROLE_PARAM, ROLE_MOMENT, ROLE_EMA, ROLE_DERIVED, ROLE_REPLACED } tensor_role;
 
-/* What a name means to the model: its role and the shape it must have. */
+/* What a name means to the model: its role and the dtype and shape it
+ * must have. */
 typedef struct tensor_kind {
     tensor_role role;
+    loom_dtype dtype;
     int ndim;
     int64_t shape[4];
 } tensor_kind;
@@ -41,7 +45,16 @@ static const char *const moment_suffixes[] = {"m", "v", "momentum"};
  * average, "<name>/m" and the like. */
 static tensor_kind classify(const loom_sequential *m, const char *name)
 {
-    tensor_kind k = {ROLE_UNKNOWN, 0, {0, 0, 0, 0}};
+    tensor_kind k = {ROLE_UNKNOWN, LOOM_F32, 0, {0, 0, 0, 0}};
+    int derived;
+    if (loom_model_quant_tensor(m, name, &k.dtype, &k.ndim, k.shape, &derived)) {
+        k.role = derived ? ROLE_DERIVED : ROLE_PARAM;
+        return k;
+    }
+    if (loom_model_quant_replaced(m, name)) {
+        k.role = ROLE_REPLACED;
+        return k;
+    }
     model_param p;
     for (int i = 0; loom_model_param(m, i, &p, NULL); i++) {
         size_t len = strlen(p.name);
@@ -88,11 +101,17 @@ static loom_status write_file(loom_sequential *m, const char *path, int checkpoi
     if (!path)
         return loom_fail(m->ctx, LOOM_E_INVALID, "save: NULL path");
     loom_ctx *ctx = m->ctx;
+    if (m->quant && (checkpoint || as != LOOM_F32))
+        return loom_fail(ctx, LOOM_E_UNSUPPORTED, "save %s: a quantized model is saved as it is (i8 weights, f32 "
+                         "scales): %s", path, checkpoint ? "it has no training state to checkpoint"
+                                                          : "its scales stay f32");
     char *cfg = loom_model_config_json(ctx, &m->cfg);
     char *pre = loom_model_preprocess_json(m);
-    if (!cfg || (m->pre_set && !pre)) {
+    char *quant = m->quant ? loom_model_quant_json(m) : NULL;
+    if (!cfg || (m->pre_set && !pre) || (m->quant && !quant)) {
         loom_strfree(ctx, cfg);
         loom_strfree(ctx, pre);
+        loom_strfree(ctx, quant);
         return loom_fail(ctx, LOOM_E_OOM, "save %s: out of memory", path);
     }
     char step[32], epoch[32], estep[32], scale[64];
@@ -109,6 +128,8 @@ static loom_status write_file(loom_sequential *m, const char *path, int checkpoi
     meta[k++] = "loom.config", meta[k++] = cfg;
     if (pre)
         meta[k++] = "loom.preprocess", meta[k++] = pre;
+    if (quant)
+        meta[k++] = "loom.quant", meta[k++] = quant;
     meta[k++] = "loom.step", meta[k++] = step;
     if (checkpoint) {
         meta[k++] = "loom.epoch", meta[k++] = epoch;
@@ -121,6 +142,7 @@ static loom_status write_file(loom_sequential *m, const char *path, int checkpoi
     loom_status s = loom_safetensors_save_filtered(m->st, path, meta, checkpoint ? NULL : model_keep, m, as);
     loom_strfree(ctx, cfg);
     loom_strfree(ctx, pre);
+    loom_strfree(ctx, quant);
     return s;
 }
 
@@ -144,8 +166,9 @@ loom_status loom_sequential_checkpoint(loom_sequential *m, const char *path)
 
 /* ---- reading: the metadata ---------------------------------------------------- */
 
-static const char *const known_meta[] = {"loom.kind", "loom.architecture", "loom.config", "loom.preprocess",
-                                         "loom.step", "loom.epoch", "loom.epoch_step", "loom.loss_scale", NULL};
+static const char *const known_meta[] = {"loom.kind",  "loom.architecture", "loom.config",     "loom.preprocess",
+                                         "loom.step",  "loom.epoch",        "loom.epoch_step", "loom.loss_scale",
+                                         "loom.quant", NULL};
 
 /* A metadata value that must be a whole decimal number >= 0. */
 static loom_status meta_count(loom_ctx *ctx, const char *path, const loom_tensor_file *f, const char *key,
@@ -298,16 +321,22 @@ static loom_status check_tensors(loom_sequential *m, const char *path, const loo
         const void *data;
         loom_safetensors_tensor(f, i, &name, &dt, &ndim, shape, &data);
         tensor_kind k = classify(m, name);
-        if (k.role == ROLE_UNKNOWN) {
-            s = BAD("model file %s: tensor \"%.100s\" is not part of the model's architecture", path, name);
+        if (k.role == ROLE_UNKNOWN || k.role == ROLE_DERIVED) {
+            s = BAD("model file %s: tensor \"%.100s\" is not part of the model's architecture%s", path, name,
+                    k.role == ROLE_DERIVED ? " (an int8 layer's derived tensor, computed at load)" : "");
+            break;
+        }
+        if (k.role == ROLE_REPLACED) {
+            s = BAD("model file %s: tensor \"%.100s\" is an f32 kernel, but loom.quant runs its layer in int8 "
+                    "(kernel_q and w_scale are needed)", path, name);
             break;
         }
         /* weights may be stored in half precision (loom_sequential_save_as):
          * they widen into the f32 weights */
-        int half_ok = (dt == LOOM_F16 || dt == LOOM_BF16) && k.role != ROLE_MOMENT;
-        if ((dt != LOOM_F32 && !half_ok) || !same_shape(&k, ndim, shape)) {
-            s = BAD("model file %s: tensor \"%.100s\" is %s %s in the file, the architecture needs f32 %s", path,
-                    name, loom_dtype_name(dt), loom_shape_str(a, sizeof a, ndim, shape),
+        int half_ok = k.dtype == LOOM_F32 && (dt == LOOM_F16 || dt == LOOM_BF16) && k.role != ROLE_MOMENT;
+        if ((dt != k.dtype && !half_ok) || !same_shape(&k, ndim, shape)) {
+            s = BAD("model file %s: tensor \"%.100s\" is %s %s in the file, the architecture needs %s %s", path,
+                    name, loom_dtype_name(dt), loom_shape_str(a, sizeof a, ndim, shape), loom_dtype_name(k.dtype),
                     loom_shape_str(b, sizeof b, k.ndim, k.shape));
             break;
         }
@@ -315,7 +344,7 @@ static loom_status check_tensors(loom_sequential *m, const char *path, const loo
         for (int d = 0; d < ndim; d++)
             count *= (uint64_t)shape[d]; /* the shape matched the architecture's */
         float bad;
-        int64_t at = first_nonfinite(data, count, dt, &bad);
+        int64_t at = loom_dtype_is_float(dt) ? first_nonfinite(data, count, dt, &bad) : -1;
         if (at >= 0) {
             s = BAD("model file %s: tensor \"%.100s\" holds %s at element %lld", path, name,
                     isnan(bad) ? "NaN" : "an infinity", (long long)at);
@@ -431,8 +460,12 @@ static loom_status check_and_apply(loom_sequential *m, const char *path, const l
 {
     load_plan plan = {0, NULL};
     loom_status s = check_tensors(m, path, f, r->checkpoint, &plan);
+    if (s == LOOM_OK && m->quant)
+        s = loom_model_quant_check(m, path, f);
     if (s == LOOM_OK)
         s = apply(m, f, r, &plan);
+    if (s == LOOM_OK && m->quant)
+        s = loom_model_quant_derive(m);
     free_plan(m->ctx, &plan);
     return s;
 }
@@ -488,6 +521,9 @@ loom_status loom_sequential_load(loom_ctx *ctx, const char *path, loom_device *d
         s = BAD("model file %s: no loom.architecture in the file's __metadata__", path);
     if (s == LOOM_OK)
         s = loom_model_from_json(ctx, arch, path, &m);
+    const char *quant = loom_safetensors_metadata(f, "loom.quant");
+    if (s == LOOM_OK && quant)
+        s = loom_model_quant_parse(m, path, quant);
     if (s == LOOM_OK)
         s = loom_sequential_compile(m, dev, cfg ? cfg : &r.cfg);
     if (s == LOOM_OK)

@@ -76,6 +76,7 @@ void loom_sequential_destroy(loom_sequential *m)
     loom_state_destroy(m->st);
     loom_strfree(m->ctx, m->describe);
     free_buffers(m);
+    loom_free(m->ctx, m->quant, sizeof *m->quant);
     loom_free(m->ctx, m, sizeof *m);
 }
 
@@ -606,6 +607,8 @@ static loom_status init_weights(loom_sequential *m)
         int li = 0;
         loom_model_param(m, k, &p, &li);
         const layer *l = &m->layers[li];
+        if (loom_model_quant_replaced(m, p.name))
+            continue; /* an int8 layer's kernel is its i8 copy (quantize.c) */
         uint64_t count;
         size_t bytes = 0;
         float *w = NULL;
@@ -690,6 +693,9 @@ static loom_status grad_outputs(loom_sequential *m, loom_graph *g);
 static loom_status build(loom_sequential *m, loom_graph *g, int mode, int64_t batch)
 {
     int train = mode != LOOM_MODEL_EVAL;
+    if (train && m->quant)
+        return loom_fail(m->ctx, LOOM_E_UNSUPPORTED, "sequential: a quantized (int8) model is inference only; "
+                         "train the f32 model and quantize it again");
     int64_t xs[2] = {batch, m->in_features};
     nn_shape shapes[LOOM_MAX_LAYERS + 1];
     loom_model_shapes(m, shapes);
@@ -722,6 +728,16 @@ static loom_status build(loom_sequential *m, loom_graph *g, int mode, int64_t ba
         }
         char scope[64];
         loom_model_scope(m, i, scope, sizeof scope);
+        if (m->probe && !train && (l->kind == LAYER_DENSE || l->kind == LAYER_CONV2D)) {
+            char pname[32];
+            snprintf(pname, sizeof pname, "probe%d", i);
+            /* a copy: h may be the input x itself, which stays an input */
+            LOOM_TRY(loom_output(g, loom_scale(g, loom_cast(g, h, LOOM_F32), 1.0f), pname));
+        }
+        if (l->kind == LAYER_CONV2D && loom_model_qlayer(m, i)) {
+            h = loom_model_build_qconv(m, g, i, h);
+            continue;
+        }
         if (l->kind != LAYER_DENSE && l->kind != LAYER_SEQ) {
             /* a softmax of its own at the end: the loss takes its input */
             if (i == last_compute && l->kind == LAYER_ACTIVATION && l->act == LOOM_ACT_SOFTMAX) {
@@ -748,13 +764,19 @@ static loom_status build(loom_sequential *m, loom_graph *g, int mode, int64_t ba
         int64_t s2[2] = {rows, fin}, so[LOOM_MAX_DIMS];
         if (in->ndim > 1)
             h = shaped(g, h, 2, s2);
-        h = loom_add(g, loom_matmul(g, h, loom_cast(g, loom_param(g, pk.name, LOOM_F32, 2, pk.shape, 1), dt), 0, 0),
-                     loom_cast(g, loom_param(g, pb.name, LOOM_F32, 1, pb.shape, 1), dt));
+        int fused = 0;
+        if (loom_model_qlayer(m, i))
+            h = loom_model_build_qdense(m, g, i, h, &fused);
+        else
+            h = loom_add(g,
+                         loom_matmul(g, h, loom_cast(g, loom_param(g, pk.name, LOOM_F32, 2, pk.shape, 1), dt), 0, 0),
+                         loom_cast(g, loom_param(g, pb.name, LOOM_F32, 1, pb.shape, 1), dt));
         if (i == last_dense) {
             h = loom_cast(g, h, LOOM_F32);
             logits = h;
         }
-        h = activate(g, h, l->act);
+        if (!fused)
+            h = activate(g, h, l->act);
         if (in->ndim > 1)
             h = shaped(g, h, batched_shape(batch, &shapes[i + 1], so), so);
         LOOM_TRY(loom_graph_scope(g, NULL));
@@ -871,7 +893,8 @@ loom_status loom_model_prog(loom_sequential *m, int train, int64_t batch, model_
         loom_compile_opts o = {0};
         o.profile = m->cfg.profile;
         s = loom_compile(mp->g, m->dev, m->st, &o, &mp->p);
-    } else {
+    } else if (loom_graph_status(mp->g) != LOOM_OK) {
+        /* an op's sticky error; the builder's own refusals keep their message */
         s = loom_fail(m->ctx, s, "sequential: building the %s graph: %s", train ? "training" : "evaluation",
                       loom_graph_error(mp->g));
     }
@@ -944,7 +967,9 @@ loom_status loom_sequential_compile(loom_sequential *m, loom_device *dev, const 
         s = loom_fail(m->ctx, LOOM_E_OOM, "loom_sequential_compile: out of memory for batch %lld", (long long)b);
     if (s == LOOM_OK)
         s = init_weights(m);
-    if (s == LOOM_OK)
+    if (s == LOOM_OK && m->quant)
+        s = loom_model_quant_init(m);
+    if (s == LOOM_OK && !m->quant)
         s = loom_model_prog(m, 1, b, &mp);
     if (s == LOOM_OK)
         s = loom_model_prog(m, 0, b, &mp);

@@ -25,6 +25,8 @@ int cmd_export(int argc, char **argv);
 /* loom bench --model (cmd_bench.c hands it over) */
 int cmd_bench_model(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
+/* loom optimize --quantize int8 (cmd_quantize.c) */
+int cmd_optimize_quantize(int argc, char **argv);
 
 #define CLI_EXIT_USAGE 2
 #define CLI_EXIT_VALIDATION 4

@@ -154,6 +154,10 @@ static const gemm_shape gemm_shapes[] = {
     {1024, 1024, 1024, 0, 0, "fp16 gemm 1024", LOOM_F16},
     {512, 512, 512, 0, 0, "bf16 gemm 512", LOOM_BF16},
     {1024, 1024, 1024, 0, 0, "bf16 gemm 1024", LOOM_BF16},
+    /* int8: loom_qmatmul, i32 accumulation, dequantized f32 out (GOP/s) */
+    {512, 512, 512, 0, 0, "int8 gemm 512", LOOM_I8},
+    {1024, 1024, 1024, 0, 0, "int8 gemm 1024", LOOM_I8},
+    {256, 128, 3136, 0, 0, "int8 gemm 256x128x3136 (CNN dense)", LOOM_I8},
 };
 
 /* OpenBLAS's bf16 GEMM where the library has it (Debian 12's is built
@@ -238,6 +242,85 @@ static loom_status run_gemm(devrun *d, const gemm_shape *s, int reps, const floa
     return e;
 }
 
+/* int8: a [M, K] and w [N, K] of whole numbers in [-127, 127] (a and b's
+ * values, rounded), bias 0 and multipliers 1, so the f32 output is the
+ * integer product itself: exact against OpenBLAS's sgemm of the same
+ * values (every partial sum below 2^24). */
+static loom_status run_qgemm(devrun *d, const gemm_shape *s, int reps, const float *a, const float *b,
+                             const float *ref, bench_run *r, double ref_gflops, const char *ref_name)
+{
+    size_t na = (size_t)s->m * s->k, nb = (size_t)s->k * s->n, nc = (size_t)s->m * s->n;
+    int8_t *ha = malloc(na), *hw = malloc(nb);
+    int32_t *bias = calloc((size_t)s->n, sizeof *bias);
+    float *mult = malloc((size_t)s->n * sizeof *mult), *c = malloc(nc * sizeof *c);
+    double *t = malloc((size_t)reps * sizeof *t);
+    loom_graph *g = NULL;
+    loom_state *st = NULL;
+    loom_program *p = NULL;
+    loom_status e = ha && hw && bias && mult && c && t ? LOOM_OK : LOOM_E_OOM;
+    for (size_t i = 0; e == LOOM_OK && i < na; i++)
+        ha[i] = (int8_t)a[i];
+    /* w's row j is b's column j */
+    for (int64_t k = 0; e == LOOM_OK && k < s->k; k++)
+        for (int64_t j = 0; j < s->n; j++)
+            hw[j * s->k + k] = (int8_t)b[k * s->n + j];
+    for (int64_t j = 0; e == LOOM_OK && j < s->n; j++)
+        mult[j] = 1.0f;
+    if (e == LOOM_OK)
+        e = loom_graph_create(d->ctx, &g);
+    if (e == LOOM_OK)
+        e = loom_state_create(d->dev, &st);
+    if (e == LOOM_OK) {
+        int64_t sa[2] = {s->m, s->k}, sw[2] = {s->n, s->k}, sn[1] = {s->n};
+        loom_tensor y = loom_qmatmul(g, loom_input(g, "a", LOOM_I8, 2, sa), loom_input(g, "w", LOOM_I8, 2, sw),
+                                     loom_input(g, "bias", LOOM_I32, 1, sn), loom_input(g, "mult", LOOM_F32, 1, sn),
+                                     NULL);
+        loom_output(g, y, "c");
+        e = loom_compile(g, d->dev, st, NULL, &p);
+    }
+    if (e == LOOM_OK)
+        e = loom_program_set_input(p, "a", ha, na);
+    if (e == LOOM_OK)
+        e = loom_program_set_input(p, "w", hw, nb);
+    if (e == LOOM_OK)
+        e = loom_program_set_input(p, "bias", bias, (size_t)s->n * 4);
+    if (e == LOOM_OK)
+        e = loom_program_set_input(p, "mult", mult, (size_t)s->n * 4);
+    if (e == LOOM_OK)
+        e = loom_program_run(p); /* warm-up */
+    for (int i = 0; i < reps && e == LOOM_OK; i++) {
+        double t0 = now_s();
+        e = loom_program_run(p);
+        t[i] = now_s() - t0;
+    }
+    if (e == LOOM_OK)
+        e = loom_program_read(p, "c", c, nc * sizeof *c);
+    if (e == LOOM_OK) {
+        bench_fig *f = add_fig(r, d->spec, "gemm", s->name, "GOP/s", 1);
+        if (f) {
+            set_fig(f, t, reps, 2.0 * s->m * s->n * (double)s->k, 1e-9);
+            if (d->corrupt)
+                c[7] += 1.0f;
+            size_t bad = 0;
+            for (size_t i = 0; i < nc; i++)
+                bad += c[i] != ref[i];
+            f->correct = bad == 0;
+            snprintf(f->ref_name, sizeof f->ref_name, "%s sgemm", ref_name);
+            f->ref_median = ref_gflops;
+        }
+    }
+    loom_program_destroy(p);
+    loom_state_destroy(st);
+    loom_graph_destroy(g);
+    free(ha);
+    free(hw);
+    free(bias);
+    free(mult);
+    free(c);
+    free(t);
+    return e;
+}
+
 static void suite_gemm(devrun *devs, int ndev, int quick, bench_run *r, int with_ref)
 {
     int nshapes = (int)(sizeof gemm_shapes / sizeof gemm_shapes[0]);
@@ -255,8 +338,15 @@ static void suite_gemm(devrun *devs, int ndev, int quick, bench_run *r, int with
         }
         fill(a, na, 1);
         fill(b, nb, 2);
+        /* int8: whole numbers in [-127, 127] */
+        for (size_t i = 0; s->dt == LOOM_I8 && i < (na > nb ? na : nb); i++) {
+            if (i < na)
+                a[i] = nearbyintf(a[i] * 254.0f);
+            if (i < nb)
+                b[i] = nearbyintf(b[i] * 254.0f);
+        }
         /* half precision: every side sees the values rounded to the dtype */
-        if (s->dt != LOOM_F32) {
+        if (s->dt == LOOM_F16 || s->dt == LOOM_BF16) {
             uint16_t *h = malloc((na > nb ? na : nb) * 2);
             if (h) {
                 loom_convert(s->dt, h, LOOM_F32, a, na);
@@ -291,13 +381,14 @@ static void suite_gemm(devrun *devs, int ndev, int quick, bench_run *r, int with
         }
         free(a16);
         free(b16);
-        bench_fig *rf = with_ref ? add_fig(r, "openblas", "gemm", s->name, "GFLOP/s", 1) : NULL;
+        bench_fig *rf = with_ref ? add_fig(r, "openblas", "gemm", s->name, s->dt == LOOM_I8 ? "GOP/s" : "GFLOP/s", 1) : NULL;
         if (rf)
             set_fig(rf, t, reps, 2.0 * s->m * s->n * (double)s->k, 1e-9);
         double refg = rf ? rf->median : NAN;
         for (int d = 0; d < ndev; d++) {
             fprintf(stderr, "bench: gemm %s on %s\n", s->name, devs[d].spec);
-            loom_status e = run_gemm(&devs[d], s, reps, a, b, ref, r, refg, ref_name);
+            loom_status e = s->dt == LOOM_I8 ? run_qgemm(&devs[d], s, reps, a, b, ref, r, refg, ref_name)
+                                             : run_gemm(&devs[d], s, reps, a, b, ref, r, refg, ref_name);
             if (e != LOOM_OK)
                 fprintf(stderr, "bench: %s on %s failed: %s\n", s->name, devs[d].spec, loom_last_error(devs[d].ctx));
         }

@@ -52,6 +52,11 @@ static const command commands[] = {
     {"generate", cmd_generate,
      "sample text from a character-level language model --model FILE [--prompt TEXT] [--length 200]\n"
      "             [--temperature 1.0] [--top-k K] [--seed N] [--device SPEC] [--json]   (examples/char_lm.c)"},
+    {"optimize", cmd_optimize_quantize,
+     "int8 post-training quantization of a saved model --model FILE --quantize int8\n"
+     "             [--calibrate minmax|percentile|kl] [--calib-samples 1000] [--percentile 99.99]\n"
+     "             [--max-drop 0.5: a layer losing more points alone stays f32; -1: every layer int8]\n"
+     "             [--device SPEC] [--data DIR] [--limit N] [--save OUT] [--json]"},
     {"tune", cmd_tune,
      "search the device's GEMM parameters and store the best [--device SPEC] [--size 1024]\n"
      "             [--candidates 24] [--reps 3] | --show | --apply FILE"},

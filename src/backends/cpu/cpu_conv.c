@@ -46,6 +46,8 @@ static int direct_1x1(const loom_conv_geom *g)
 
 size_t cpu_workspace_floats(const loom_exec_node *x)
 {
+    if (x->def->family == LOOM_FAM_QCONV || x->def->family == LOOM_FAM_QMATMUL)
+        return loom_cpu_quant_workspace_floats(x);
     if (x->def->family != LOOM_FAM_CONV)
         return 0;
     loom_conv_geom g = geom_of(x);

@@ -502,6 +502,9 @@ const cpu_kernel cpu_kernels[LOOM_FAM_COUNT] = {
     [LOOM_FAM_SCATTER] = loom_cpu_scatter,
     [LOOM_FAM_ROPE] = loom_cpu_rope,
     [LOOM_FAM_ATTENTION] = loom_cpu_attention,
+    [LOOM_FAM_QUANT] = loom_cpu_quant,
+    [LOOM_FAM_QMATMUL] = loom_cpu_qmatmul,
+    [LOOM_FAM_QCONV] = loom_cpu_qconv,
 };
 
 int loom_cpu_has_kernel(loom_op op, loom_dtype dt)
@@ -509,6 +512,9 @@ int loom_cpu_has_kernel(loom_op op, loom_dtype dt)
     const loom_op_def *def = loom_op_def_of(op);
     if (!cpu_kernels[def->family])
         return 0;
+    /* the int8 families read and write i8, i32 and f32 as they are */
+    if (def->family == LOOM_FAM_QUANT || def->family == LOOM_FAM_QMATMUL || def->family == LOOM_FAM_QCONV)
+        return dt == LOOM_F32 || dt == LOOM_I8 || dt == LOOM_I32;
     /* every float dtype is widened to f32 and i32 passes through */
     if (!loom_dtype_is_float(dt) && dt != LOOM_I32)
         return 0;

@@ -50,6 +50,13 @@ void cpu_k_norm(const loom_exec_node *x, void *out, void *const *in, const loom_
 void cpu_k_norm_update(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot);
 void cpu_k_window(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot);
 void cpu_k_concat(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot);
+/* int8 inference (cpu_quant.c). */
+void loom_cpu_quant(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot);
+void loom_cpu_qmatmul(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot);
+void loom_cpu_qconv(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot);
+/* The scratch of an int8 product (an int8 convolution's i8 patches, the
+ * oneDNN path's i32 accumulators), counted in floats. */
+size_t loom_cpu_quant_workspace_floats(const loom_exec_node *x);
 /* Floats of scratch a node's kernel needs (the columns of a convolution),
  * handed to it as in[nin]; 0 for most. */
 size_t cpu_workspace_floats(const loom_exec_node *x);

@@ -94,7 +94,8 @@ typedef enum cl_progid {
     LOOM_CLP_CONV = 5,
     LOOM_CLP_SEQ = 6,          /* norms, take / gather, scatter-adds, rope */
     LOOM_CLP_ATTENTION = 7,    /* fused attention, per dtype and head size */
-    LOOM_CLP_COUNT = 8
+    LOOM_CLP_QUANT = 8,        /* int8 inference, per output dtype */
+    LOOM_CLP_COUNT = 9
 } cl_progid;
 
 typedef struct cl_built {
@@ -274,6 +275,10 @@ loom_status loom_cl_make_kernel(cl_dev *d, cl_progid p, const char *variant, con
 /* Convolutional networks' launches (cl_conv.c): one each, concat one per
  * input. */
 loom_status loom_cl_plan_conv(cl_dev *d, const loom_exec_node *x, cl_launch *l);
+/* int8 inference (cl_quant.c): one launch each. */
+loom_status loom_cl_plan_quant(cl_dev *d, const loom_exec_node *x, cl_launch *l);
+loom_status loom_cl_plan_qmatmul(cl_dev *d, const loom_exec_node *x, cl_launch *l);
+loom_status loom_cl_plan_qconv(cl_dev *d, const loom_exec_node *x, cl_launch *l);
 loom_status loom_cl_plan_pool(cl_dev *d, const loom_exec_node *x, cl_launch *l);
 loom_status loom_cl_plan_norm(cl_dev *d, const loom_exec_node *x, cl_launch *l);
 loom_status loom_cl_plan_norm_update(cl_dev *d, const loom_exec_node *x, cl_launch *l);

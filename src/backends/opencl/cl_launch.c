@@ -696,6 +696,10 @@ static const cl_family cl_families[LOOM_FAM_COUNT] = {
     [LOOM_FAM_SCATTER] = {loom_cl_plan_index, LOOM_CLP_SEQ, LOOM_DT_FLOATS},
     [LOOM_FAM_ROPE] = {loom_cl_plan_rope, LOOM_CLP_SEQ, LOOM_DT_FLOATS},
     [LOOM_FAM_ATTENTION] = {loom_cl_plan_attention, LOOM_CLP_ATTENTION, LOOM_DT_FLOATS},
+    /* int8: i8 or f32 out (the dtype of each input is the constructor's) */
+    [LOOM_FAM_QUANT] = {loom_cl_plan_quant, LOOM_CLP_QUANT, LOOM_DT_BIT(LOOM_F32) | LOOM_DT_BIT(LOOM_I8)},
+    [LOOM_FAM_QMATMUL] = {loom_cl_plan_qmatmul, LOOM_CLP_QUANT, LOOM_DT_BIT(LOOM_F32) | LOOM_DT_BIT(LOOM_I8)},
+    [LOOM_FAM_QCONV] = {loom_cl_plan_qconv, LOOM_CLP_QUANT, LOOM_DT_BIT(LOOM_F32) | LOOM_DT_BIT(LOOM_I8)},
 };
 
 static int family_present(loom_op_family f)

@@ -35,6 +35,7 @@ static const char *const prog_files[LOOM_CLP_COUNT][3] = {
     [LOOM_CLP_CONV] = {"conv.cl"},
     [LOOM_CLP_SEQ] = {"seq.cl"},
     [LOOM_CLP_ATTENTION] = {"attention.cl"},
+    [LOOM_CLP_QUANT] = {"quant.cl"},
 };
 static const char *const head_files[3] = {"push.h", "codes.h", "common.cl"};
 

@@ -228,9 +228,14 @@ static void fill_info(VkInstance inst, VkPhysicalDevice pd, loom_device_info *d,
     vkGetPhysicalDeviceProperties2(pd, &p2);
     const VkPhysicalDeviceProperties *p = &p2.properties;
     VkPhysicalDevice16BitStorageFeatures s16 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES};
+    VkPhysicalDevice8BitStorageFeatures s8 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_8BIT_STORAGE_FEATURES,
+                                              .pNext = &s16};
     VkPhysicalDeviceShaderFloat16Int8Features f16 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES,
                                                      .pNext = &s16};
     VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &f16};
+    /* 8-bit storage is core in 1.2 (the instance's version) */
+    if (base.apiVersion >= VK_API_VERSION_1_2)
+        f16.pNext = &s8;
     vkGetPhysicalDeviceFeatures2(pd, &f2);
     VkPhysicalDeviceMemoryProperties mem;
     vkGetPhysicalDeviceMemoryProperties(pd, &mem);
@@ -270,6 +275,8 @@ static void fill_info(VkInstance inst, VkPhysicalDevice pd, loom_device_info *d,
     /* Half-precision tensors: 16-bit storage, and 16-bit integers (the
      * bf16 conversions and 16-bit moves use them once optimized). */
     lim->storage16 = s16.storageBuffer16BitAccess && f2.features.shaderInt16;
+    /* i8 tensors (the int8 ops): 8-bit storage and 8-bit arithmetic */
+    lim->storage8 = base.apiVersion >= VK_API_VERSION_1_2 && s8.storageBuffer8BitAccess && f16.shaderInt8;
     lim->texel_r32f = (fp.bufferFeatures & VK_FORMAT_FEATURE_UNIFORM_TEXEL_BUFFER_BIT) != 0;
     lim->image_r32f = (fp.bufferFeatures & VK_FORMAT_FEATURE_STORAGE_TEXEL_BUFFER_BIT) != 0;
     lim->calibrated = monotonic_domain(inst, pd);
@@ -524,11 +531,16 @@ static loom_status vk_device_open(void *bs, int i, void **bdev)
      * (gemm_tiled_f16a) needs shaderFloat16: enabled where present. */
     VkPhysicalDevice16BitStorageFeatures s16 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES,
                                                 .storageBuffer16BitAccess = lim->storage16 ? VK_TRUE : VK_FALSE};
+    /* i8 tensors need 8-bit storage and shaderInt8 (the int8 ops) */
+    VkPhysicalDevice8BitStorageFeatures s8 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_8BIT_STORAGE_FEATURES,
+                                              .pNext = &s16,
+                                              .storageBuffer8BitAccess = VK_TRUE};
     VkPhysicalDeviceShaderFloat16Int8Features f16 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES,
-                                                     .pNext = &s16,
-                                                     .shaderFloat16 = d->info->fp16 ? VK_TRUE : VK_FALSE};
+                                                     .pNext = lim->storage8 ? (void *)&s8 : (void *)&s16,
+                                                     .shaderFloat16 = d->info->fp16 ? VK_TRUE : VK_FALSE,
+                                                     .shaderInt8 = lim->storage8 ? VK_TRUE : VK_FALSE};
     VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2,
-                                    .pNext = d->info->fp16 ? (void *)&f16 : (void *)&s16};
+                                    .pNext = d->info->fp16 || lim->storage8 ? (void *)&f16 : (void *)&s16};
     f2.features.shaderInt16 = lim->storage16 ? VK_TRUE : VK_FALSE;
     VkDeviceCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
                              .pNext = &f2,

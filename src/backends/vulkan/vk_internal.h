@@ -33,6 +33,7 @@ typedef struct vk_limits {
     uint32_t max_storage_per_stage;     /* maxPerStageDescriptorStorageBuffers */
     float timestamp_period;             /* ns per tick */
     int storage16;                      /* storageBuffer16BitAccess */
+    int storage8;                       /* storageBuffer8BitAccess and shaderInt8: i8 tensors */
     int texel_r32f;                     /* R32_SFLOAT uniform texel buffers work */
     int image_r32f;                     /* R32_SFLOAT storage texel buffers work */
     int calibrated;                     /* VK_EXT_calibrated_timestamps with CLOCK_MONOTONIC */
@@ -283,6 +284,9 @@ loom_status vk_add_dispatch(vk_prog *p, int node, vk_dispatch **out);
 
 /* The dispatches of convolutional networks' op families. */
 loom_status vk_plan_conv(vk_prog *p, const loom_exec_node *x);
+/* int8 inference (vk_quant.c) */
+loom_status vk_plan_quant(vk_prog *p, const loom_exec_node *x);
+loom_status vk_plan_qgemm(vk_prog *p, const loom_exec_node *x);
 loom_status vk_plan_pool(vk_prog *p, const loom_exec_node *x);
 loom_status vk_plan_norm(vk_prog *p, const loom_exec_node *x);
 loom_status vk_plan_norm_update(vk_prog *p, const loom_exec_node *x);

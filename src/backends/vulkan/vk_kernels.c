@@ -890,6 +890,9 @@ static const vk_family vk_families[LOOM_FAM_COUNT] = {
     [LOOM_FAM_SCATTER] = {vk_plan_index, LOOM_DT_FLOATS},
     [LOOM_FAM_ROPE] = {vk_plan_rope, LOOM_DT_FLOATS},
     [LOOM_FAM_ATTENTION] = {vk_plan_attention, LOOM_DT_FLOATS},
+    [LOOM_FAM_QUANT] = {vk_plan_quant, LOOM_DT_BIT(LOOM_F32) | LOOM_DT_BIT(LOOM_I8)},
+    [LOOM_FAM_QMATMUL] = {vk_plan_qgemm, LOOM_DT_BIT(LOOM_F32) | LOOM_DT_BIT(LOOM_I8)},
+    [LOOM_FAM_QCONV] = {vk_plan_qgemm, LOOM_DT_BIT(LOOM_F32) | LOOM_DT_BIT(LOOM_I8)},
 };
 
 /* The variant a family uses for an op in dtype dt, whatever the device;
@@ -957,7 +960,11 @@ int vk_supports(void *bdev, const loom_exec_node *x)
             return 0;
         if (loom_dtype_traits_of(ni->dtype)->half && !d->lim->storage16)
             return 0;
+        if (ni->dtype == LOOM_I8 && !d->lim->storage8)
+            return 0; /* i8 tensors live in 8-bit storage */
     }
+    if (nd->dtype == LOOM_I8 && !d->lim->storage8)
+        return 0;
     if (loom_dtype_traits_of(nd->dtype)->half && !d->lim->storage16)
         return 0;
     if (x->def->family == LOOM_FAM_CUSTOM)
