@@ -227,6 +227,12 @@ typedef enum loom_op {
     LOOM_OP_ATTENTION_GRAD_K,
     LOOM_OP_ATTENTION_GRAD_V,
 
+    /* ---- pruning ---- */
+    /* in: p, mask (p's shape, f32 0 / 1).  p = p * mask: run after the
+     * optimizer's update so pruned weights stay zero through fine-tuning
+     * (loom_mask_update). */
+    LOOM_OP_MASK_UPDATE,
+
     LOOM_OP_COUNT
 } loom_op;
 

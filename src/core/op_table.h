@@ -53,6 +53,7 @@ typedef enum loom_op_family {
     LOOM_FAM_SCATTER,      /* their gradients: code LOOM_INDEX_* */
     LOOM_FAM_ROPE,
     LOOM_FAM_ATTENTION,    /* fused attention and its backward: code LOOM_ATTN_* */
+    LOOM_FAM_MASK,         /* pruning masks applied to parameters in place */
     LOOM_FAM_COUNT
 } loom_op_family;
 

@@ -502,6 +502,7 @@ const cpu_kernel cpu_kernels[LOOM_FAM_COUNT] = {
     [LOOM_FAM_SCATTER] = loom_cpu_scatter,
     [LOOM_FAM_ROPE] = loom_cpu_rope,
     [LOOM_FAM_ATTENTION] = loom_cpu_attention,
+    [LOOM_FAM_MASK] = cpu_k_mask_update,
 };
 
 int loom_cpu_has_kernel(loom_op op, loom_dtype dt)

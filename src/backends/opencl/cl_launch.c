@@ -696,6 +696,7 @@ static const cl_family cl_families[LOOM_FAM_COUNT] = {
     [LOOM_FAM_SCATTER] = {loom_cl_plan_index, LOOM_CLP_SEQ, LOOM_DT_FLOATS},
     [LOOM_FAM_ROPE] = {loom_cl_plan_rope, LOOM_CLP_SEQ, LOOM_DT_FLOATS},
     [LOOM_FAM_ATTENTION] = {loom_cl_plan_attention, LOOM_CLP_ATTENTION, LOOM_DT_FLOATS},
+    [LOOM_FAM_MASK] = {loom_cl_plan_mask_update, LOOM_CLP_CONV, LOOM_DT_BIT(LOOM_F32)},
 };
 
 static int family_present(loom_op_family f)

@@ -890,6 +890,7 @@ static const vk_family vk_families[LOOM_FAM_COUNT] = {
     [LOOM_FAM_SCATTER] = {vk_plan_index, LOOM_DT_FLOATS},
     [LOOM_FAM_ROPE] = {vk_plan_rope, LOOM_DT_FLOATS},
     [LOOM_FAM_ATTENTION] = {vk_plan_attention, LOOM_DT_FLOATS},
+    [LOOM_FAM_MASK] = {vk_plan_mask_update, LOOM_DT_BIT(LOOM_F32)},
 };
 
 /* The variant a family uses for an op in dtype dt, whatever the device;
