@@ -168,6 +168,10 @@ static void prune_fit(loom_ctx *ctx, const char *spec, run_result *r)
     double sp2;
     ck_assert(loom_sequential_sparsity(back, &sp2, NULL) == LOOM_OK);
     ck_assert(sp2 == sp);
+    /* so does a checkpoint, which loads (masks are the set-up's, not the model's) */
+    loom_sequential_destroy(back);
+    ck_assert(loom_sequential_checkpoint(m, path) == LOOM_OK);
+    ck_assert_msg(loom_sequential_load(ctx, path, dev, NULL, &back) == LOOM_OK, "%s", loom_last_error(ctx));
     unlink(path);
     loom_sequential_destroy(back);
     loom_dataset_destroy(ds);
@@ -501,6 +505,9 @@ START_TEST(student_trains_against_frozen_teacher)
     ck_assert(loom_safetensors_open(ctx, path, &f) == LOOM_OK);
     ck_assert_int_eq(loom_safetensors_count(f), 4);
     loom_safetensors_close(f);
+    loom_sequential_destroy(back);
+    ck_assert(loom_sequential_checkpoint(s, path) == LOOM_OK);
+    ck_assert_msg(loom_sequential_load(ctx, path, dev, NULL, &back) == LOOM_OK, "%s", loom_last_error(ctx));
     unlink(path);
     /* a teacher of other classes is refused */
     loom_sequential *odd = model(ctx, dev, "{\"input\": 24, \"layers\": [{\"type\": \"dense\", \"units\": 7}]}", 16, 1);

@@ -801,7 +801,9 @@ static loom_status build(loom_sequential *m, loom_graph *g, int train, int64_t b
              * same batch, in this program */
             loom_tensor tl;
             LOOM_TRY(loom_model_build_teacher(m, g, x, batch, &tl));
+            LOOM_TRY(loom_graph_scope(g, "distill")); /* profiles show the loss's share */
             loss = loom_distillation_loss(g, softmax_out ? lf : hf, tl, labels, m->temperature, m->alpha);
+            LOOM_TRY(loom_graph_scope(g, NULL));
         } else {
             loss = softmax_out ? loom_sparse_cross_entropy(g, lf, labels)
                                : loom_sparse_cross_entropy(g, hf, labels);
