@@ -460,6 +460,13 @@ loom_status loom_optimize(loom_graph *g, const loom_optimizer *opt);
 /* The learning rate of update number `step` (1-based) under opt's schedule. */
 float loom_optimizer_lr(const loom_optimizer *opt, int64_t step);
 
+/* Pruning: an update node that sets param = param * mask on the device
+ * (param an f32 parameter, mask of its shape, f32 0 / 1, e.g. a parameter
+ * "<param>/mask" in the state). Call after loom_optimize: nodes run in
+ * graph order, so the optimizer's step comes first and pruned weights
+ * stay zero through every step. */
+loom_status loom_mask_update(loom_graph *g, loom_tensor param, loom_tensor mask);
+
 /* Mixed precision, as PyTorch's GradScaler and Keras's LossScaleOptimizer
  * do it: the backward pass starts from the run's loss scale instead of 1
  * (so half-precision gradients do not underflow), the updates divide it
@@ -817,6 +824,84 @@ loom_status loom_sequential_replica_stats(const loom_sequential *m, loom_replica
  * bytes) and compares them over the devices and the processes:
  * LOOM_E_STATE naming the devices (ranks) that differ. *hash may be NULL. */
 loom_status loom_sequential_check_replicas(loom_sequential *m, uint64_t *hash);
+/* ---- model optimization: pruning and distillation (src/nn/prune*.c, distill.c) ---- */
+
+typedef enum loom_prune_scope {
+    LOOM_PRUNE_LAYER = 0,      /* each kernel to the target on its own (TF-MOT) */
+    LOOM_PRUNE_GLOBAL = 1      /* one magnitude threshold over every kernel */
+} loom_prune_scope;
+
+typedef enum loom_prune_pattern {
+    LOOM_PRUNE_UNSTRUCTURED = 0,
+    LOOM_PRUNE_2_4 = 1         /* in every 4 consecutive weights along the
+                                  input dimension the 2 smallest are zero (a
+                                  tail of fewer than 4 stays); sparsity 0.5 */
+} loom_prune_pattern;
+
+/* Magnitude pruning during fine-tuning, as TF-MOT's prune_low_magnitude
+ * with PolynomialDecay: at step t (updates done so far) in [begin_step,
+ * end_step] with (t - begin_step) % frequency == 0 the masks are
+ * recomputed (on the host) to sparsity final + (initial - final) (1 -
+ * (t - begin) / (end - begin))^power; every training step applies them
+ * on the device after the optimizer's update (loom_mask_update), so the
+ * pruned weights stay zero. Kernels are pruned (dense, conv2d and the
+ * sequence layers' matrices), not biases or normalization parameters. */
+typedef struct loom_prune_schedule {
+    float initial_sparsity;    /* 0 */
+    float final_sparsity;      /* 0.8 */
+    int64_t begin_step;        /* 0 */
+    int64_t end_step;          /* 1000; >= begin_step */
+    int64_t frequency;         /* 100; >= 1 */
+    float power;               /* 3 */
+    loom_prune_scope scope;
+    loom_prune_pattern pattern;
+} loom_prune_schedule;
+
+loom_prune_schedule loom_prune_schedule_default(void);
+/* The schedule's target sparsity at step (clamped to [begin, end]). */
+float loom_prune_sparsity_at(const loom_prune_schedule *s, int64_t step);
+/* 1 if the masks are recomputed before the update that follows step. */
+int loom_prune_due(const loom_prune_schedule *s, int64_t step);
+/* Arms pruning on a compiled model: masks "<kernel>/mask" (ones) in its
+ * state and, from the next step on, mask updates in its training program.
+ * NULL disarms it (the masks are removed). Model files hold the pruned
+ * weights, not the masks. LOOM_E_INVALID for a schedule out of range. */
+loom_status loom_sequential_set_pruning(loom_sequential *m, const loom_prune_schedule *s);
+/* Prunes now to sparsity under the scope and pattern given (the masks too,
+ * when pruning is armed). */
+loom_status loom_sequential_prune(loom_sequential *m, float sparsity, loom_prune_scope scope,
+                                  loom_prune_pattern pattern);
+/* Zero weights over all kernels the pruning covers, and their count. */
+loom_status loom_sequential_sparsity(loom_sequential *m, double *sparsity, int64_t *weights);
+/* 1 if every group of 4 consecutive weights along each kernel's input
+ * dimension holds at least 2 zeros (the tails of fewer than 4 excepted). */
+int loom_sequential_is_2_4(loom_sequential *m);
+
+/* Structured pruning: a new model (compiled on m's device with m's
+ * configuration) whose conv2d filters and dense units are fewer by
+ * fraction in each layer (the last dense layer, the classes, is kept):
+ * those of the smallest L1 (norm 1) or L2 (norm 2) kernel norm go, with
+ * their bias, the batch-norm channels that follow and the next layer's
+ * input channels or columns. The result has smaller tensors and runs
+ * faster; fine-tune it after. A layer whose outputs meet anything but
+ * batch norm, pooling, activation, dropout, flatten and the next
+ * conv2d / dense (groups > 1, sequence layers) keeps its width. */
+loom_status loom_sequential_prune_structured(loom_sequential *m, float fraction, int norm, loom_sequential **out);
+
+/* Knowledge distillation (Hinton et al.): loss = alpha T^2
+ * KL(softmax(teacher / T) || softmax(student / T)) + (1 - alpha) sparse
+ * cross-entropy, over logits [N, C] (teacher's: no gradient) and labels
+ * [N]; a scalar, mean over N. Built from log_softmax, softmax and
+ * cross-entropy (see src/core/ops.c for why). */
+loom_tensor loom_distillation_loss(loom_graph *g, loom_tensor student_logits, loom_tensor teacher_logits,
+                                   loom_tensor labels, float temperature, float alpha);
+/* From the next training step on, m trains against teacher (a compiled
+ * model of the same inputs and classes, whose weights are copied into m's
+ * state as "teacher/..." and frozen): the teacher's forward pass
+ * (inference mode) is part of m's training program, on m's device, and
+ * the loss is loom_distillation_loss. teacher may be destroyed after the
+ * call. NULL ends it. Sequence layers in the teacher: LOOM_E_UNSUPPORTED. */
+loom_status loom_sequential_set_teacher(loom_sequential *m, loom_sequential *teacher, float temperature, float alpha);
 
 /* ---- custom GLSL kernels (Vulkan: src/backends/vulkan/vk_custom.c) ---- */
 

@@ -125,6 +125,8 @@ const op_case op_cases[] = {
     {"sgd_nesterov_clip_1000", "step_sgd_clip", 1, {1}, {S1(1000)}, -1, 1, 0, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-5, 0, 0, 0},
     {"ema_127", "step_ema", 1, {1}, {S1(127)}, -1, 1, 0, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-5, 0, 0, 0},
     {"amp_adam_7x33", "step_amp", 1, {2}, {S2(7, 33)}, -1, 1, 0, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-5, 0, 0, 0},
+    /* pruning: an Adam step, then the mask (every third weight zero) */
+    {"adam_mask_33x7", "step_mask", 1, {2}, {S2(33, 7)}, -1, 1, 0, 0, 0, 0, 0, 0, {0}, 1e-6, 1e-5, 0, 0, 0},
 
     /* ---- sequence models (designated initializers: the fields a case sets) ---- */
 #define IDX OP_FILL_INDEX
@@ -339,6 +341,19 @@ static loom_tensor optimizer_step(loom_graph *g, const op_case *c, loom_tensor p
         loom_backward(g, loom_sum_all(g, y), NULL, 0);
     }
     loom_optimize(g, &o);
+    if (!strcmp(c->op, "step_mask")) {
+        int nd = loom_tensor_ndim(g, p);
+        int64_t shape[4], n = 1;
+        for (int i = 0; i < nd; i++)
+            n *= shape[i] = loom_tensor_dim(g, p, i);
+        float *mask = malloc((size_t)n * sizeof *mask);
+        if (!mask)
+            return LOOM_NONE;
+        for (int64_t i = 0; i < n; i++)
+            mask[i] = i % 3 == 0 ? 0.0f : 1.0f;
+        loom_mask_update(g, p, loom_constant(g, "mask", LOOM_F32, nd, shape, mask));
+        free(mask);
+    }
     return p;
 }
 

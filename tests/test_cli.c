@@ -1022,6 +1022,70 @@ START_TEST(optimize_quantize)
 }
 END_TEST
 
+/* loom optimize (prune, half) and loom eval --compare over their files */
+START_TEST(optimize_and_compare)
+{
+    const char *data = make_data();
+    char a[600], b[600], h[600];
+    snprintf(a, sizeof a, "%s/opt_a.safetensors", tmpdir);
+    snprintf(b, sizeof b, "%s/opt_b.safetensors", tmpdir);
+    snprintf(h, sizeof h, "%s/opt_h.safetensors", tmpdir);
+    train_model(data, a);
+    int rc = run("optimize", "--model", a, "--save", b, "--prune", "0.5", "--epochs", "1", "--frequency", "2",
+                 "--data", data, "--device", "cpu", "--json");
+    expect(rc, 0);
+    cJSON *j = json_out();
+    ck_assert_str_eq(str(j, "mode"), "prune");
+    ck_assert_msg(fabs(num(j, "sparsity") - 0.5) < 0.01, "sparsity %g", num(j, "sparsity"));
+    double acc = num(j, "test_accuracy_after");
+    ck_assert(acc >= 0 && acc <= 1);
+    cJSON_Delete(j);
+    rc = run("optimize", "--model", a, "--save", h, "--half", "bf16", "--data", data, "--device", "cpu", "--json");
+    expect(rc, 0);
+    j = json_out();
+    ck_assert(num(j, "file_bytes_after") < 0.6 * num(j, "file_bytes_before"));
+    cJSON_Delete(j);
+    rc = run("eval", "--compare", a, b, h, "--data", data, "--device", "cpu", "--runs", "3", "--json");
+    expect(rc, 0);
+    j = json_out();
+    cJSON *rows = cJSON_GetObjectItemCaseSensitive(j, "rows");
+    ck_assert_int_eq(cJSON_GetArraySize(rows), 3);
+    const char *paths[3] = {a, b, h};
+    for (int i = 0; i < 3; i++) {
+        cJSON *r = cJSON_GetArrayItem(rows, i);
+        ck_assert_str_eq(str(r, "model"), paths[i]);
+        ck_assert_str_eq(str(r, "device"), "cpu");
+        struct stat st;
+        ck_assert(stat(paths[i], &st) == 0);
+        ck_assert(num(r, "file_bytes") == (double)st.st_size);
+        ck_assert(num(r, "test_images") == 100);
+        ck_assert(num(r, "test_accuracy") >= 0 && num(r, "test_accuracy") <= 1);
+        ck_assert(num(r, "latency_ms_batch1") > 0 && num(r, "latency_ms_batch256") > 0);
+    }
+    cJSON_Delete(j);
+    rc = run("eval", "--compare", a, h, "--data", data, "--device", "cpu", "--runs", "2");
+    expect(rc, 0);
+    expect_in(out, "batch 256 ms");
+    expect_in(out, h);
+    /* what is wrong is said */
+    rc = run("optimize", "--model", a, "--save", b);
+    expect(rc, 2);
+    expect_in(err, "give one of --prune");
+    rc = run("optimize", "--model", a, "--save", b, "--prune", "0.5", "--half", "f16");
+    expect(rc, 2);
+    rc = run("optimize", "--model", a, "--save", b, "--prune", "0.5", "--temperature", "3");
+    expect(rc, 2);
+    expect_in(err, "go with --distill");
+    rc = run("eval", "--compare", "--device", "cpu");
+    expect(rc, 2);
+    expect_in(err, "--compare needs model files");
+    write_file(b, "not a model", 11);
+    rc = run("eval", "--compare", a, b, "--data", data, "--device", "cpu", "--runs", "2");
+    expect(rc, 1);
+    expect_in(err, b);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("cli");
@@ -1050,6 +1114,11 @@ int main(void)
     tcase_add_test(t, generate_text);
     tcase_add_test(t, model_description);
     tcase_add_test(t, optimize_quantize);
+    suite_add_tcase(s, t);
+    t = tcase_create("optimize");
+    tcase_add_checked_fixture(t, setup, teardown);
+    tcase_set_timeout(t, 600);
+    tcase_add_test(t, optimize_and_compare);
     suite_add_tcase(s, t);
     SRunner *r = srunner_create(s);
     srunner_run_all(r, CK_NORMAL);

@@ -354,6 +354,14 @@ __kernel void norm_update(__global float *r, uint ro, __global const float *s, u
         r[ro + i] = momentum * r[ro + i] + (1.0f - momentum) * s[so + i];
 }
 
+/* pruning: p *= mask in place, after the optimizer's step */
+__kernel void mask_update(__global float *w, uint wo, __global const float *mask, uint mo, uint n)
+{
+    uint i = (uint)get_global_id(0);
+    if (i < n)
+        w[wo + i] *= mask[mo + i];
+}
+
 /* ---- windows and concat ----------------------------------------------------------- */
 
 inline int window_reflect(int c, int n)

@@ -248,6 +248,11 @@ typedef enum loom_op {
      * attr.qzero_in (the input's zero point: a real 0); the epilogue of
      * QMATMUL per output channel. */
     LOOM_OP_QCONV2D,
+    /* ---- pruning ---- */
+    /* in: p, mask (p's shape, f32 0 / 1).  p = p * mask: run after the
+     * optimizer's update so pruned weights stay zero through fine-tuning
+     * (loom_mask_update). */
+    LOOM_OP_MASK_UPDATE,
 
     LOOM_OP_COUNT
 } loom_op;

@@ -144,6 +144,11 @@ static double cost_attention(const loom_exec_node *x)
     return b * h * pairs * (per * d + 3);
 }
 
+static double cost_mask(const loom_exec_node *x)
+{
+    return numel_of(x->in[0]);
+}
+
 static int64_t bound_classes(const loom_node *nd, const loom_node *const *ins)
 {
     const loom_node *logits = ins[nd->nin - 2];
@@ -365,6 +370,9 @@ const loom_op_def loom_op_defs[LOOM_OP_COUNT] = {
                          .flags = LOOM_OPF_NO_GRAD},
     [LOOM_OP_QCONV2D] = {.name = "qconv2d", .family = LOOM_FAM_QCONV, .code = LOOM_CONV_FWD, .arity = 4,
                          .cost = cost_conv, .flags = LOOM_OPF_NO_GRAD},
+    /* ---- pruning: one multiply per weight ---- */
+    [LOOM_OP_MASK_UPDATE] = {.name = "mask_update", .family = LOOM_FAM_MASK, .arity = 2, .cost = cost_mask,
+                             .flags = LOOM_OPF_UPDATE | LOOM_OPF_NO_GRAD, .writes = 0x1},
 };
 
 /* The activations GEMM kernels apply in their epilogue (shaders/codes.h). */

@@ -56,6 +56,7 @@ typedef enum loom_op_family {
     LOOM_FAM_QUANT,        /* quantize, dequantize: code LOOM_QUANT_* */
     LOOM_FAM_QMATMUL,      /* int8 GEMM, i32 accumulation, fused requantize */
     LOOM_FAM_QCONV,        /* int8 convolution, the same epilogue */
+    LOOM_FAM_MASK,         /* pruning masks applied to parameters in place */
     LOOM_FAM_COUNT
 } loom_op_family;
 

@@ -6,6 +6,8 @@
 #include "op_table.h"
 #include "../common/checked.h"
 
+#include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #define SHAPE(buf, nd) loom_shape_str(buf, sizeof buf, (nd)->ndim, (nd)->shape)
@@ -454,4 +456,66 @@ loom_tensor loom_dropout(loom_graph *g, loom_tensor x, float rate, uint32_t seed
     at.salt = ++g->dropout_count;
     int32_t in[1] = {x.id};
     return loom_graph_add(g, LOOM_OP_DROPOUT, nx->dtype, nx->ndim, nx->shape, 1, in, NULL, &at);
+}
+
+/* Pruning: p *= mask in place, after whatever updated p (the optimizer's
+ * nodes come first in the graph, and nodes run in graph order). */
+loom_status loom_mask_update(loom_graph *g, loom_tensor param, loom_tensor mask)
+{
+    if (!g)
+        return LOOM_E_INVALID;
+    loom_tensor in2[2] = {param, mask};
+    if (!loom_graph_check_inputs(g, "mask_update", 2, in2))
+        return loom_graph_status(g);
+    const loom_node *np = loom_node_of(g, param), *nm = loom_node_of(g, mask);
+    char a[96], b[96];
+    if (np->op != LOOM_OP_PARAM || np->dtype != LOOM_F32) {
+        loom_graph_fail(g, LOOM_E_INVALID, "mask_update: \"%s\" must be an f32 parameter (loom_param), not %s %s",
+                        np->name, loom_op_name(np->op), loom_dtype_name(np->dtype));
+        return loom_graph_status(g);
+    }
+    if (nm->dtype != LOOM_F32 || nm->ndim != np->ndim || memcmp(nm->shape, np->shape, sizeof(int64_t) * (size_t)np->ndim)) {
+        loom_graph_fail(g, LOOM_E_SHAPE, "mask_update: mask \"%s\" %s %s does not match parameter \"%s\" %s f32",
+                        nm->name, SHAPE(a, nm), loom_dtype_name(nm->dtype), np->name, SHAPE(b, np));
+        return loom_graph_status(g);
+    }
+    char name[300];
+    snprintf(name, sizeof name, "%.200s/mask_update", np->name);
+    int32_t in[2] = {param.id, mask.id};
+    loom_tensor u = loom_graph_add(g, LOOM_OP_MASK_UPDATE, LOOM_F32, 0, NULL, 2, in, name, NULL);
+    if (u.id)
+        g->nodes[u.id - 1].side_effect = 1;
+    return loom_graph_status(g);
+}
+
+/* Knowledge distillation, composed of existing ops rather than an op of
+ * its own: the loss lives on [N, C] logits beside a network's forward and
+ * backward passes over the same batch, so a fused kernel would save a few
+ * small launches of a step that runs convolutions (the CNN's step on the
+ * CPU: these nodes take well under 1% of it; see the h15p report). Its
+ * gradient comes from its parts' rules, checked against finite
+ * differences in tests/test_prune.c. KL(pt || ps) = CE(ps; pt) - H(pt):
+ * the cross-entropy carries the gradient, the teacher's entropy (a
+ * constant for the student) makes the value a true KL, 0 when they
+ * agree. */
+loom_tensor loom_distillation_loss(loom_graph *g, loom_tensor student_logits, loom_tensor teacher_logits,
+                                   loom_tensor labels, float temperature, float alpha)
+{
+    loom_tensor ins[3] = {student_logits, teacher_logits, labels};
+    if (!loom_graph_check_inputs(g, "distillation_loss", 3, ins))
+        return LOOM_NONE;
+    const loom_node *ns = loom_node_of(g, student_logits), *nt = loom_node_of(g, teacher_logits);
+    char a[96], b[96];
+    if (ns->ndim != 2 || nt->ndim != 2 || ns->shape[0] != nt->shape[0] || ns->shape[1] != nt->shape[1])
+        return loom_graph_fail(g, LOOM_E_SHAPE, "distillation_loss: student logits %s and teacher logits %s (want "
+                               "both [N,C])", SHAPE(a, ns), SHAPE(b, nt));
+    if (!(temperature > 0.0f) || !isfinite(temperature) || !(alpha >= 0.0f && alpha <= 1.0f))
+        return loom_graph_fail(g, LOOM_E_INVALID, "distillation_loss: temperature %g (> 0) and alpha %g (in [0, 1])",
+                               (double)temperature, (double)alpha);
+    float inv = 1.0f / temperature;
+    loom_tensor st = loom_scale(g, student_logits, inv), tt = loom_scale(g, teacher_logits, inv);
+    loom_tensor pt = loom_softmax(g, tt);
+    loom_tensor kl = loom_sub(g, loom_cross_entropy(g, st, pt), loom_cross_entropy(g, tt, pt));
+    loom_tensor hard = loom_sparse_cross_entropy(g, student_logits, labels);
+    return loom_add(g, loom_scale(g, kl, alpha * temperature * temperature), loom_scale(g, hard, 1.0f - alpha));
 }

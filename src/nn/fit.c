@@ -410,6 +410,9 @@ loom_status loom_sequential_fit(loom_sequential *m, loom_dataset *train, const l
             if (s == LOOM_OK && nb > 0)
                 s = loom_model_augment(m, &cfg, m->xbuf, nb, loom_state_step(m->st));
             model_prog *mp = NULL;
+            /* pruning's schedule: new masks before the update that follows */
+            if (s == LOOM_OK)
+                s = loom_model_prune_step(m);
             if (s == LOOM_OK)
                 s = m->rep ? loom_replicas_step(m, nb, gn, &loss, &correct, &mp) : step(m, 1, nb, &loss, &correct, &mp);
             secs += loom_nn_now_s() - t0;

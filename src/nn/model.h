@@ -116,6 +116,18 @@ struct loom_sequential {
     struct loom_metrics *mon_metrics; /* evaluation's monitors */
     struct loom_trace *mon_trace;
     int64_t mon_trace_runs, mon_traced;
+    /* pruning (prune.c): the schedule while armed; the training program
+     * then ends in a mask update per kernel */
+    int prune_on;
+    loom_prune_schedule prune;
+    /* distillation (distill.c): the teacher's architecture (uncompiled,
+     * owned), its weights in st as "teacher/<name>" */
+    loom_sequential *teacher;
+    float temperature, alpha;
+    /* while a teacher's forward pass is built into a student's graph: the
+     * prefix of its scopes and parameters, and its parameters frozen */
+    const char *name_prefix;
+    int frozen;
 };
 
 /* What loom_model_build builds: evaluation; a whole training step; or one
@@ -145,6 +157,37 @@ loom_status loom_replicas_sum(loom_sequential *m, double *v, int n);
 /* Fit ends: the replicas' last check. */
 loom_status loom_replicas_end(loom_sequential *m);
 void loom_replicas_free(loom_sequential *m);
+/* Destroys the compiled training programs (the next step builds them
+ * again: pruning or a teacher was armed). */
+void loom_model_drop_train_progs(loom_sequential *m);
+
+/* ---- prune.c ---- */
+
+/* 1 if parameter p (of layer li) is a kernel pruning covers. */
+int loom_model_prunable(const loom_sequential *m, const model_param *p, int li);
+/* The mask's state name of a kernel. */
+void loom_model_mask_name(const char *param, char *buf, size_t n);
+/* Before each training step: recomputes the masks when the schedule says. */
+loom_status loom_model_prune_step(loom_sequential *m);
+/* Appends the mask updates of every prunable kernel (after loom_optimize). */
+loom_status loom_model_build_masks(loom_sequential *m, loom_graph *g);
+
+/* ---- distill.c ---- */
+
+/* The distillation loss of the student's logits [N, C] against the
+ * teacher's forward pass over x, built into g. */
+loom_status loom_model_build_teacher(loom_sequential *m, loom_graph *g, loom_tensor x, int64_t batch,
+                                     loom_tensor *teacher_logits);
+
+/* The forward pass of m over x ([batch, inputs] f32) into g: the output
+ * h (f32), the logits before a final softmax (LOOM_NONE when none), and
+ * whether the output is that softmax. */
+typedef struct model_forward {
+    loom_tensor h, logits;
+    int softmax_out;
+} model_forward;
+loom_status loom_model_forward(loom_sequential *m, loom_graph *g, int train, int64_t batch, loom_tensor x,
+                               model_forward *out);
 
 /* The program for (train, batch), compiled on first use. */
 loom_status loom_model_prog(loom_sequential *m, int train, int64_t batch, model_prog **out);

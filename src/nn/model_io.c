@@ -92,6 +92,15 @@ static int model_keep(const char *name, void *user)
     return r == ROLE_PARAM || r == ROLE_EMA;
 }
 
+/* A checkpoint keeps the moments too, but not what the model does not
+ * know: pruning's masks and a teacher's weights ("teacher/...") are the
+ * training set-up's, not the model's (a checkpoint resumes as plain
+ * fine-tuning of the pruned weights). */
+static int checkpoint_keep(const char *name, void *user)
+{
+    return classify(user, name).role != ROLE_UNKNOWN;
+}
+
 static loom_status write_file(loom_sequential *m, const char *path, int checkpoint, loom_dtype as)
 {
     if (!m)
@@ -139,7 +148,7 @@ static loom_status write_file(loom_sequential *m, const char *path, int checkpoi
             meta[k++] = "loom.loss_scale", meta[k++] = scale;
     }
     meta[k] = NULL;
-    loom_status s = loom_safetensors_save_filtered(m->st, path, meta, checkpoint ? NULL : model_keep, m, as);
+    loom_status s = loom_safetensors_save_filtered(m->st, path, meta, checkpoint ? checkpoint_keep : model_keep, m, as);
     loom_strfree(ctx, cfg);
     loom_strfree(ctx, pre);
     loom_strfree(ctx, quant);

@@ -67,12 +67,27 @@ static void free_progs(loom_sequential *m)
     m->nprogs = 0;
 }
 
+void loom_model_drop_train_progs(loom_sequential *m)
+{
+    int k = 0;
+    for (int i = 0; i < m->nprogs; i++) {
+        if (m->progs[i].train) {
+            loom_program_destroy(m->progs[i].p);
+            loom_graph_destroy(m->progs[i].g);
+        } else {
+            m->progs[k++] = m->progs[i];
+        }
+    }
+    m->nprogs = k;
+}
+
 void loom_sequential_destroy(loom_sequential *m)
 {
     if (!m)
         return;
     loom_replicas_free(m);
     free_progs(m);
+    loom_sequential_destroy(m->teacher);
     loom_state_destroy(m->st);
     loom_strfree(m->ctx, m->describe);
     free_buffers(m);
@@ -433,7 +448,7 @@ void loom_model_scope(const loom_sequential *m, int i, char *buf, size_t n)
                          : l->kind == LAYER_DROPOUT ? "dropout"
                          : l->kind == LAYER_SEQ     ? loom_seq_type(l->seq.kind)
                                                     : loom_model_conv_prefix(l->kind);
-    snprintf(buf, n, "%s%d", prefix, kind_index(m, i));
+    snprintf(buf, n, "%s%s%d", m->name_prefix ? m->name_prefix : "", prefix, kind_index(m, i));
 }
 
 int loom_model_layer_nparams(const loom_sequential *m, int i)
@@ -485,6 +500,15 @@ void loom_model_layer_param(const loom_sequential *m, int i, int k, model_param 
         if (k < n)
             *p = ps[k];
     }
+    /* a teacher inside a student's graph: its own names, frozen (the
+     * sequence layers' names come from their scope, already prefixed) */
+    if (m->name_prefix && l->kind != LAYER_SEQ) {
+        char full[sizeof p->name];
+        snprintf(full, sizeof full, "%s%s", m->name_prefix, p->name);
+        memcpy(p->name, full, sizeof full);
+    }
+    if (m->frozen)
+        p->trainable = 0;
 }
 
 int loom_model_param_count(const loom_sequential *m)
@@ -686,24 +710,15 @@ static int batched_shape(int64_t batch, const nn_shape *sh, int64_t *out)
 
 static loom_status grad_outputs(loom_sequential *m, loom_graph *g);
 
-/* Builds forward (+ loss, backward and updates when train). Outputs:
- * "loss" (when targets exist), "out" (eval: the model's output), "pred"
- * (argmax, classification). A model whose output is a sequence ([T, C]
- * per sample) predicts each of its T positions: labels [batch * T]. */
-static loom_status build(loom_sequential *m, loom_graph *g, int mode, int64_t batch)
+loom_status loom_model_forward(loom_sequential *m, loom_graph *g, int train, int64_t batch, loom_tensor x,
+                               model_forward *out)
 {
-    int train = mode != LOOM_MODEL_EVAL;
-    if (train && m->quant)
-        return loom_fail(m->ctx, LOOM_E_UNSUPPORTED, "sequential: a quantized (int8) model is inference only; "
-                         "train the f32 model and quantize it again");
-    int64_t xs[2] = {batch, m->in_features};
     nn_shape shapes[LOOM_MAX_LAYERS + 1];
     loom_model_shapes(m, shapes);
     /* Mixed precision: the inputs and the f32 master weights are cast to
      * the compute dtype where they are used; the logits go back to f32
      * for the loss and the outputs. Token ids stay f32 (exact). */
     loom_dtype dt = m->cfg.precision;
-    loom_tensor x = loom_input(g, "x", LOOM_F32, 2, xs);
     loom_tensor h = token_layer(m) >= 0 ? x : loom_cast(g, x, dt);
     if (m->in_ndim == 3) {
         /* the rows are images: NCHW, a reshape that moves nothing */
@@ -769,8 +784,8 @@ static loom_status build(loom_sequential *m, loom_graph *g, int mode, int64_t ba
             h = loom_model_build_qdense(m, g, i, h, &fused);
         else
             h = loom_add(g,
-                         loom_matmul(g, h, loom_cast(g, loom_param(g, pk.name, LOOM_F32, 2, pk.shape, 1), dt), 0, 0),
-                         loom_cast(g, loom_param(g, pb.name, LOOM_F32, 1, pb.shape, 1), dt));
+                         loom_matmul(g, h, loom_cast(g, loom_param(g, pk.name, LOOM_F32, 2, pk.shape, pk.trainable), dt), 0, 0),
+                         loom_cast(g, loom_param(g, pb.name, LOOM_F32, 1, pb.shape, pb.trainable), dt));
         if (i == last_dense) {
             h = loom_cast(g, h, LOOM_F32);
             logits = h;
@@ -781,11 +796,33 @@ static loom_status build(loom_sequential *m, loom_graph *g, int mode, int64_t ba
             h = shaped(g, h, batched_shape(batch, &shapes[i + 1], so), so);
         LOOM_TRY(loom_graph_scope(g, NULL));
     }
-    h = loom_cast(g, h, LOOM_F32);
-    int classify = m->cfg.loss != LOOM_LOSS_MSE;
+    out->h = loom_cast(g, h, LOOM_F32);
     /* the logits stand in for a softmax output when the softmax is the last thing computed */
-    int softmax_out = softmax_layer ||
-                      (last_dense >= 0 && last_dense == last_compute && m->layers[last_dense].act == LOOM_ACT_SOFTMAX);
+    out->softmax_out = softmax_layer ||
+                       (last_dense >= 0 && last_dense == last_compute && m->layers[last_dense].act == LOOM_ACT_SOFTMAX);
+    out->logits = out->softmax_out ? logits : LOOM_NONE;
+    return loom_graph_status(g);
+}
+
+/* Builds forward (+ loss, backward and updates when train; with a teacher, its
+ * forward pass and the distillation loss; with pruning, the mask updates). Outputs:
+ * "loss" (when targets exist), "out" (eval: the model's output), "pred"
+ * (argmax, classification). A model whose output is a sequence ([T, C]
+ * per sample) predicts each of its T positions: labels [batch * T]. */
+static loom_status build(loom_sequential *m, loom_graph *g, int mode, int64_t batch)
+{
+    int train = mode != LOOM_MODEL_EVAL;
+    if (train && m->quant)
+        return loom_fail(m->ctx, LOOM_E_UNSUPPORTED, "sequential: a quantized (int8) model is inference only; "
+                         "train the f32 model and quantize it again");
+    int64_t xs[2] = {batch, m->in_features};
+    loom_tensor x = loom_input(g, "x", LOOM_F32, 2, xs);
+    model_forward fw;
+    LOOM_TRY(loom_model_forward(m, g, train, batch, x, &fw));
+    loom_dtype dt = m->cfg.precision;
+    loom_tensor h = fw.h, logits = fw.logits;
+    int softmax_out = fw.softmax_out;
+    int classify = m->cfg.loss != LOOM_LOSS_MSE;
     int64_t outs = loom_model_outputs(m), pos = loom_model_positions(m), classes = outs / pos;
     int64_t flat2[2] = {batch * pos, classes}, out2[2] = {batch, outs};
     loom_tensor hf = shaped(g, h, 2, flat2), lf = softmax_out ? shaped(g, logits, 2, flat2) : LOOM_NONE;
@@ -795,8 +832,18 @@ static loom_status build(loom_sequential *m, loom_graph *g, int mode, int64_t ba
         loom_tensor labels = loom_input(g, "labels", LOOM_I32, 1, ls);
         /* On a softmax output, the loss comes from the logits: the same
          * value as Keras's cross-entropy of the probabilities, stable. */
-        loss = softmax_out ? loom_sparse_cross_entropy(g, lf, labels)
-                           : loom_sparse_cross_entropy(g, hf, labels);
+        if (train && m->teacher) {
+            /* distillation: the frozen teacher's forward pass over the
+             * same batch, in this program */
+            loom_tensor tl;
+            LOOM_TRY(loom_model_build_teacher(m, g, x, batch, &tl));
+            LOOM_TRY(loom_graph_scope(g, "distill")); /* profiles show the loss's share */
+            loss = loom_distillation_loss(g, softmax_out ? lf : hf, tl, labels, m->temperature, m->alpha);
+            LOOM_TRY(loom_graph_scope(g, NULL));
+        } else {
+            loss = softmax_out ? loom_sparse_cross_entropy(g, lf, labels)
+                               : loom_sparse_cross_entropy(g, hf, labels);
+        }
     } else {
         int64_t ts[2] = {batch, outs};
         loom_tensor t = loom_input(g, "targets", LOOM_F32, 2, ts);
@@ -821,10 +868,13 @@ static loom_status build(loom_sequential *m, loom_graph *g, int mode, int64_t ba
             LOOM_TRY(loom_backward_scaled(g, loss, NULL, 0, NULL));
         else
             LOOM_TRY(loom_backward(g, loss, NULL, 0));
-        if (mode == LOOM_MODEL_TRAIN)
+        if (mode == LOOM_MODEL_TRAIN) {
             LOOM_TRY(loom_optimize(g, &m->cfg.optimizer));
-        else
+            if (m->prune_on)
+                LOOM_TRY(loom_model_build_masks(m, g));
+        } else {
             LOOM_TRY(grad_outputs(m, g));
+        }
     }
     return loom_graph_status(g);
 }

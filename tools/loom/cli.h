@@ -27,6 +27,9 @@ int cmd_bench_model(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 /* loom optimize --quantize int8 (cmd_quantize.c) */
 int cmd_optimize_quantize(int argc, char **argv);
+int cmd_optimize(int argc, char **argv);
+/* loom eval --compare A B ... (cmd_compare.c; cmd_eval hands it over) */
+int cmd_eval_compare(int argc, char **argv);
 
 #define CLI_EXIT_USAGE 2
 #define CLI_EXIT_VALIDATION 4

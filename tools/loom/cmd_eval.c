@@ -45,6 +45,9 @@ static const struct option eval_opts[] = {
 
 int cmd_eval(int argc, char **argv)
 {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--compare"))
+            return cmd_eval_compare(argc, argv);
     const char *model = NULL, *data = LOOM_DEFAULT_DATA_DIR, *spec = "auto", *metrics_path = NULL, *trace_path = NULL;
     int json = 0, ema = 0;
     int64_t limit = 0;

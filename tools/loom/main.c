@@ -36,7 +36,18 @@ static const command commands[] = {
      "               [--json FILE]: an ONNX model timed on each device\n"
      "             exit status: 2 a bad option or suite; 3 --compare found a regression beyond the noise"},
     {"eval", cmd_eval, "evaluate a saved model on the test set --model FILE [--data DIR] [--device SPEC] [--ema]\n"
-     "             [--limit N] [--json] [--metrics FILE] [--profile TRACE.json]"},
+     "             [--limit N] [--json] [--metrics FILE] [--profile TRACE.json]\n"
+     "             | --compare A B ... [--device SPEC|all] [--limit N] [--runs 20] [--json]: test accuracy, file\n"
+     "               size and latency at batch 1 and 256 of each model on each device, one table"},
+    {"optimize", cmd_optimize,
+     "prune, distill or halve a saved model, then save it --model FILE --save OUT\n"
+     "             (--prune S [--structured [--norm l1|l2]] [--pattern 2:4] [--schedule poly|oneshot]\n"
+     "               [--scope layer|global] [--frequency 100] [--end-fraction 0.7]\n"
+     "             | --distill --student SPEC.json [--temperature 4] [--alpha 0.9]\n"
+     "             | --half f16|bf16\n"
+     "             | --quantize int8 [--calibrate minmax|percentile|kl] [--calib-samples 1000] [--max-drop 0.5])\n"
+     "             [--epochs N (fine-tuning; prune 2, distill 5)] [--lr LR] [--seed N] [--device SPEC] [--data DIR]\n"
+     "             [--limit N] [--test-limit N] [--json]"},
     {"predict", cmd_predict,
      "classify one test image or an image file --model FILE [--image N | --input FILE [--no-preprocess]]\n"
      "             [--data DIR] [--device SPEC] [--json]   (FILE: PNG/PGM/BMP/JPEG, or raw float32 inputs)"},
@@ -52,11 +63,6 @@ static const command commands[] = {
     {"generate", cmd_generate,
      "sample text from a character-level language model --model FILE [--prompt TEXT] [--length 200]\n"
      "             [--temperature 1.0] [--top-k K] [--seed N] [--device SPEC] [--json]   (examples/char_lm.c)"},
-    {"optimize", cmd_optimize_quantize,
-     "int8 post-training quantization of a saved model --model FILE --quantize int8\n"
-     "             [--calibrate minmax|percentile|kl] [--calib-samples 1000] [--percentile 99.99]\n"
-     "             [--max-drop 0.5: a layer losing more points alone stays f32; -1: every layer int8]\n"
-     "             [--device SPEC] [--data DIR] [--limit N] [--save OUT] [--json]"},
     {"tune", cmd_tune,
      "search the device's GEMM parameters and store the best [--device SPEC] [--size 1024]\n"
      "             [--candidates 24] [--reps 3] | --show | --apply FILE"},

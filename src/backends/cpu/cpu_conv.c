@@ -562,6 +562,16 @@ void cpu_k_norm_update(const loom_exec_node *x, void *out, void *const *in, cons
         r[i] = m * r[i] + (1.0f - m) * s[i];
 }
 
+/* Pruning: p *= mask, in place (the mask holds exact 0s and 1s). */
+void cpu_k_mask_update(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot)
+{
+    (void)out, (void)slot;
+    float *p = in[0];
+    const float *mask = in[1];
+    for (int64_t i = 0; i < x->in[0]->node->numel; i++)
+        p[i] *= mask[i];
+}
+
 /* ---- windows and concat ------------------------------------------------------------ */
 
 /* Reflection of i into [0, n) without repeating the edge (|i| < n). */

@@ -505,6 +505,7 @@ const cpu_kernel cpu_kernels[LOOM_FAM_COUNT] = {
     [LOOM_FAM_QUANT] = loom_cpu_quant,
     [LOOM_FAM_QMATMUL] = loom_cpu_qmatmul,
     [LOOM_FAM_QCONV] = loom_cpu_qconv,
+    [LOOM_FAM_MASK] = cpu_k_mask_update,
 };
 
 int loom_cpu_has_kernel(loom_op op, loom_dtype dt)

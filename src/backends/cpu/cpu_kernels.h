@@ -48,6 +48,7 @@ void cpu_k_pool(const loom_exec_node *x, void *out, void *const *in, const loom_
 void cpu_k_pool_grad(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot);
 void cpu_k_norm(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot);
 void cpu_k_norm_update(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot);
+void cpu_k_mask_update(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot);
 void cpu_k_window(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot);
 void cpu_k_concat(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot);
 /* int8 inference (cpu_quant.c). */

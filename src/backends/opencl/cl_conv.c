@@ -133,6 +133,17 @@ loom_status loom_cl_plan_norm_update(cl_dev *d, const loom_exec_node *x, cl_laun
     return loom_cl_args_done(&a, x, "norm_update");
 }
 
+loom_status loom_cl_plan_mask_update(cl_dev *d, const loom_exec_node *x, cl_launch *l)
+{
+    cl_args a;
+    LOOM_TRY(kernel(d, LOOM_F32, "mask_update", x, l, &a));
+    loom_cl_arg_tensor(&a, x->in[0]);
+    loom_cl_arg_tensor(&a, x->in[1]);
+    loom_cl_arg_u32(&a, (cl_uint)x->in[0]->node->numel);
+    size1(l, (uint64_t)x->in[0]->node->numel, d->ew_wg);
+    return loom_cl_args_done(&a, x, "mask_update");
+}
+
 /* ---- windows and concat ---------------------------------------------------------------- */
 
 /* The program whose WORD is the dtype's size (i32 moves as the f32 one's). */

@@ -282,6 +282,7 @@ loom_status loom_cl_plan_qconv(cl_dev *d, const loom_exec_node *x, cl_launch *l)
 loom_status loom_cl_plan_pool(cl_dev *d, const loom_exec_node *x, cl_launch *l);
 loom_status loom_cl_plan_norm(cl_dev *d, const loom_exec_node *x, cl_launch *l);
 loom_status loom_cl_plan_norm_update(cl_dev *d, const loom_exec_node *x, cl_launch *l);
+loom_status loom_cl_plan_mask_update(cl_dev *d, const loom_exec_node *x, cl_launch *l);
 loom_status loom_cl_plan_window(cl_dev *d, const loom_exec_node *x, cl_launch *l);
 loom_status loom_cl_plan_concat(cl_dev *d, const loom_exec_node *x, cl_launch *out, int *n);
 

@@ -700,6 +700,7 @@ static const cl_family cl_families[LOOM_FAM_COUNT] = {
     [LOOM_FAM_QUANT] = {loom_cl_plan_quant, LOOM_CLP_QUANT, LOOM_DT_BIT(LOOM_F32) | LOOM_DT_BIT(LOOM_I8)},
     [LOOM_FAM_QMATMUL] = {loom_cl_plan_qmatmul, LOOM_CLP_QUANT, LOOM_DT_BIT(LOOM_F32) | LOOM_DT_BIT(LOOM_I8)},
     [LOOM_FAM_QCONV] = {loom_cl_plan_qconv, LOOM_CLP_QUANT, LOOM_DT_BIT(LOOM_F32) | LOOM_DT_BIT(LOOM_I8)},
+    [LOOM_FAM_MASK] = {loom_cl_plan_mask_update, LOOM_CLP_CONV, LOOM_DT_BIT(LOOM_F32)},
 };
 
 static int family_present(loom_op_family f)

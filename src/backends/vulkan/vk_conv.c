@@ -181,6 +181,20 @@ loom_status vk_plan_norm_update(vk_prog *p, const loom_exec_node *x)
     return vk_use_variant(p, dx, "norm_update", "SS", sizeof pc, 64, 1, spec, &pc);
 }
 
+/* Pruning: p *= mask in place. */
+loom_status vk_plan_mask_update(vk_prog *p, const loom_exec_node *x)
+{
+    loom_pc_unary pc = {(uint32_t)x->in[0]->node->numel, 0, 0};
+    vk_dispatch *dx;
+    LOOM_TRY(vk_add_dispatch(p, x->index, &dx));
+    dx->nbind = 2;
+    dx->bind[0] = vk_bind_tensor(x->in[0], VK_READ | VK_WRITE);
+    dx->bind[1] = vk_bind_tensor(x->in[1], VK_READ);
+    LOOM_TRY(spread(p, dx, pc.n, 64, 1, x->in[0]->node));
+    uint32_t spec[VK_MAX_SPEC] = {0, 0, 0};
+    return vk_use_variant(p, dx, "mask_update", "SS", sizeof pc, 64, 1, spec, &pc);
+}
+
 /* ---- windows and concat ------------------------------------------------------------ */
 
 /* The fill value's bits in the dtype, as the float the push constant

@@ -290,6 +290,7 @@ loom_status vk_plan_qgemm(vk_prog *p, const loom_exec_node *x);
 loom_status vk_plan_pool(vk_prog *p, const loom_exec_node *x);
 loom_status vk_plan_norm(vk_prog *p, const loom_exec_node *x);
 loom_status vk_plan_norm_update(vk_prog *p, const loom_exec_node *x);
+loom_status vk_plan_mask_update(vk_prog *p, const loom_exec_node *x);
 loom_status vk_plan_window(vk_prog *p, const loom_exec_node *x);
 loom_status vk_plan_concat(vk_prog *p, const loom_exec_node *x);
 

@@ -893,6 +893,7 @@ static const vk_family vk_families[LOOM_FAM_COUNT] = {
     [LOOM_FAM_QUANT] = {vk_plan_quant, LOOM_DT_BIT(LOOM_F32) | LOOM_DT_BIT(LOOM_I8)},
     [LOOM_FAM_QMATMUL] = {vk_plan_qgemm, LOOM_DT_BIT(LOOM_F32) | LOOM_DT_BIT(LOOM_I8)},
     [LOOM_FAM_QCONV] = {vk_plan_qgemm, LOOM_DT_BIT(LOOM_F32) | LOOM_DT_BIT(LOOM_I8)},
+    [LOOM_FAM_MASK] = {vk_plan_mask_update, LOOM_DT_BIT(LOOM_F32)},
 };
 
 /* The variant a family uses for an op in dtype dt, whatever the device;
