@@ -85,8 +85,6 @@ static int find_mode(int argc, char **argv, opt_mode *mode)
         *mode = m;
         found = 1;
     }
-    if (!found && !cli_flag(argc, argv, "help") && !cli_flag(argc, argv, "h"))
-        return cli_usage_error("optimize", "give one of --prune S, --distill --student SPEC.json, --half f16|bf16");
     return 0;
 }
 
@@ -192,6 +190,10 @@ static int parse(int argc, char **argv, optimize_args *o)
         default: return a.rc ? a.rc : -1; /* -1: --help was printed */
         }
     }
+    /* after the options: an unknown one is said first */
+    if (o->mode == MODE_NONE)
+        return cli_usage_error("optimize", "give one of --prune S, --distill --student SPEC.json, --half f16|bf16, "
+                               "--quantize int8");
     if (!o->model || !o->save)
         return cli_usage_error("optimize", "--model FILE and --save OUT are required");
     if (o->mode != MODE_PRUNE && (o->structured || o->pattern || cli_given(&a, "schedule") || cli_given(&a, "scope") ||
