@@ -74,8 +74,19 @@ static pid_t start(char *const *argv)
     int ne = 0;
     for (int i = 0; extra[i]; i++)
         envp[ne++] = extra[i];
+    /* Under ASan the ranks leave leak checking out: Open MPI's
+     * dlopen'd components leak at exit from modules LSan cannot name, so no
+     * suppression reaches them; loom's own leaks are checked by every other
+     * suite of the sanitizer pass. */
+    static char asan[1024];
+    const char *ao = getenv("ASAN_OPTIONS");
+    if (ao) {
+        snprintf(asan, sizeof asan, "ASAN_OPTIONS=%s:detect_leaks=0", ao);
+        envp[ne++] = asan;
+    }
     for (char **e = environ; *e && ne < 511; e++)
-        envp[ne++] = *e;
+        if (!ao || strncmp(*e, "ASAN_OPTIONS=", 13))
+            envp[ne++] = *e;
     envp[ne] = NULL;
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
@@ -150,9 +161,13 @@ static pid_t train_start(int np, ...)
     return start(argv);
 }
 
+/* rc once: it is often a whole run */
 #define expect(rc, want)                                                                                    \
-    ck_assert_msg((rc) == (want), "exit status %d, expected %d\nstdout: %.3000s\nstderr: %.3000s", (rc), (want), \
-                  out, err)
+    do {                                                                                                    \
+        int rc_ = (rc);                                                                                     \
+        ck_assert_msg(rc_ == (want), "exit status %d, expected %d\nstdout: %.3000s\nstderr: %.3000s", rc_,  \
+                      (want), out, err);                                                                    \
+    } while (0)
 
 static void setup(void)
 {

@@ -429,9 +429,10 @@ loom_tensor loom_cross_entropy(loom_graph *g, loom_tensor logits, loom_tensor ta
                                SHAPE(a, nl), SHAPE(b, nt));
     /* -mean_n sum_c t log_softmax(z): built from primitives, so its
      * gradient comes from theirs. */
+    int64_t rows = nl->shape[0]; /* nl moves as the graph grows */
     loom_tensor ls = loom_log_softmax(g, logits);
     loom_tensor per = loom_sum(g, loom_mul(g, targets, ls), -1, 0);
-    return loom_scale(g, loom_sum_all(g, per), -1.0f / (float)nl->shape[0]);
+    return loom_scale(g, loom_sum_all(g, per), -1.0f / (float)rows);
 }
 
 loom_tensor loom_mse(loom_graph *g, loom_tensor a, loom_tensor b)
