@@ -338,6 +338,10 @@ typedef struct loom_conv2d_opts {
 } loom_conv2d_opts;
 
 loom_conv2d_opts loom_conv2d_opts_default(void);
+/* The padding "same" gives one dim of n inputs under a window of k,
+ * stride and dilation: ceil(n / stride) outputs, the total split with the
+ * odd one after (lo before, hi after), as conv2d and pooling resolve it. */
+void loom_same_padding(int64_t n, int64_t k, int64_t stride, int64_t dilation, int64_t *lo, int64_t *hi);
 /* x [N, C, H, W] * w [OC, C / groups, KH, KW] (+ bias [OC], or LOOM_NONE)
  * -> [N, OC, OH, OW], OH = (H + pad_top + pad_bottom - dilation (KH - 1) -
  * 1) / stride + 1. o may be NULL (the defaults). */

@@ -93,6 +93,35 @@ static void run_on(loom_ctx *ctx, const char *spec, ob_model *m, int nin, const 
     free(bytes);
 }
 
+/* Loads the file at path on spec for `batch` rows, runs it on x and
+ * reads "y" into got (n values); in_shape: its input's shape (4 dims). */
+static void run_file(loom_ctx *ctx, const char *spec, const char *path, int64_t batch, const float *x, size_t xbytes,
+                     float *got, size_t n, int64_t in_shape[4])
+{
+    loom_device *dev = tu_open(ctx, spec);
+    loom_state *st = NULL;
+    ck_assert_int_eq(loom_state_create(dev, &st), LOOM_OK);
+    loom_onnx_opts o;
+    loom_onnx_opts_default(&o);
+    o.batch = batch;
+    loom_graph *g = NULL;
+    loom_onnx_info info;
+    ck_assert_msg(loom_onnx_load(ctx, path, &g, st, &o, &info) == LOOM_OK, "%s: %s", spec, loom_last_error(ctx));
+    memset(in_shape, 0, 4 * sizeof *in_shape);
+    for (int i = 0; i < info.inputs[0].ndim && i < 4; i++)
+        in_shape[i] = info.inputs[0].shape[i];
+    const char *names[1] = {"x"};
+    const void *data[1] = {x};
+    size_t sizes[1] = {xbytes};
+    loom_program *p = tu_compile_run(g, dev, st, 1, names, data, sizes);
+    ck_assert_int_eq(loom_program_read(p, "y", got, n * sizeof *got), LOOM_OK);
+    loom_program_destroy(p);
+    loom_graph_destroy(g);
+    loom_onnx_info_free(&info);
+    loom_state_destroy(st);
+    loom_device_close(dev);
+}
+
 /* 4-D grouped-query attention with value heads of another size than the
  * queries', a softcap and an additive mask: the composed path. */
 START_TEST(attention_softcap_gqa_value_heads)
@@ -360,29 +389,11 @@ START_TEST(export_cnn)
     close(fd);
     ck_assert_msg(loom_onnx_save(m, path) == LOOM_OK, "%s", loom_last_error(ctx));
     for (int d = 0; d < nd; d++) {
-        loom_device *dev = tu_open(ctx, specs[d]);
-        loom_state *st = NULL;
-        ck_assert_int_eq(loom_state_create(dev, &st), LOOM_OK);
-        loom_onnx_opts o;
-        loom_onnx_opts_default(&o);
-        o.batch = N;
-        loom_graph *g = NULL;
-        loom_onnx_info info;
-        ck_assert_msg(loom_onnx_load(ctx, path, &g, st, &o, &info) == LOOM_OK, "%s: %s", specs[d], loom_last_error(ctx));
-        ck_assert_int_eq(info.inputs[0].ndim, 4);
-        ck_assert_int_eq(info.inputs[0].shape[1], 2);
-        const char *names[1] = {"x"};
-        const void *data[1] = {x};
-        size_t sizes[1] = {sizeof x};
-        loom_program *p = tu_compile_run(g, dev, st, 1, names, data, sizes);
-        ck_assert_int_eq(loom_program_read(p, "y", got, sizeof got), LOOM_OK);
+        int64_t in[4];
+        run_file(ctx, specs[d], path, N, x, sizeof x, got, Y, in);
+        ck_assert(in[3] == 9 && in[1] == 2); /* [N, 2, 9, 9] */
         double e = tu_err(got, want, Y, 1e-6, 1e-4);
         ck_assert_msg(e <= 1.0, "%s: the exported CNN differs from predict (normalized error %g)", specs[d], e);
-        loom_program_destroy(p);
-        loom_graph_destroy(g);
-        loom_onnx_info_free(&info);
-        loom_state_destroy(st);
-        loom_device_close(dev);
     }
     remove(path);
     loom_sequential_destroy(m);
@@ -412,24 +423,9 @@ START_TEST(export_cnn)
     tu_fill(xs, 48, 32, -1, 1);
     ck_assert_int_eq(loom_sequential_predict(m, xs, 2, ws), LOOM_OK);
     ck_assert_msg(loom_onnx_save(m, path) == LOOM_OK, "%s", loom_last_error(ctx));
-    loom_state *st = NULL;
-    ck_assert_int_eq(loom_state_create(cpu, &st), LOOM_OK);
-    loom_onnx_opts o;
-    loom_onnx_opts_default(&o);
-    o.batch = 2;
-    loom_graph *g = NULL;
-    loom_onnx_info info;
-    ck_assert_msg(loom_onnx_load(ctx, path, &g, st, &o, &info) == LOOM_OK, "%s", loom_last_error(ctx));
-    const char *names[1] = {"x"};
-    const void *data[1] = {xs};
-    size_t sizes[1] = {sizeof xs};
-    loom_program *p = tu_compile_run(g, cpu, st, 1, names, data, sizes);
-    ck_assert_int_eq(loom_program_read(p, "y", gs, sizeof gs), LOOM_OK);
+    int64_t in[4];
+    run_file(ctx, "cpu", path, 2, xs, sizeof xs, gs, 6, in);
     tu_assert_close(gs, ws, 6, 1e-6, 1e-5);
-    loom_program_destroy(p);
-    loom_graph_destroy(g);
-    loom_onnx_info_free(&info);
-    loom_state_destroy(st);
     remove(path);
     loom_sequential_destroy(m);
     loom_device_close(cpu);
@@ -491,29 +487,12 @@ START_TEST(export_sequence_models)
         ck_assert_msg(loom_sequential_predict(m, x, N, want) == LOOM_OK, "%s", loom_last_error(ctx));
         ck_assert_msg(loom_onnx_save(m, path) == LOOM_OK, "%s", loom_last_error(ctx));
         for (int d = 0; d < nd; d++) {
-            loom_device *dev = tu_open(ctx, specs[d]);
-            loom_state *st = NULL;
-            ck_assert_int_eq(loom_state_create(dev, &st), LOOM_OK);
-            loom_onnx_opts o;
-            loom_onnx_opts_default(&o);
-            o.batch = N;
-            loom_graph *g = NULL;
-            loom_onnx_info info;
-            ck_assert_msg(loom_onnx_load(ctx, path, &g, st, &o, &info) == LOOM_OK, "model %d on %s: %s", k, specs[d],
-                          loom_last_error(ctx));
-            const char *names[1] = {"x"};
-            const void *data[1] = {x};
-            size_t sizes[1] = {(size_t)(N * features[k]) * sizeof(float)};
-            loom_program *p = tu_compile_run(g, dev, st, 1, names, data, sizes);
-            ck_assert_int_eq(loom_program_read(p, "y", got, (size_t)(N * outs[k]) * sizeof(float)), LOOM_OK);
+            int64_t in[4];
+            run_file(ctx, specs[d], path, N, x, (size_t)(N * features[k]) * sizeof(float), got, (size_t)(N * outs[k]),
+                     in);
             double e = tu_err(got, want, (size_t)(N * outs[k]), 1e-5, 1e-3);
             ck_assert_msg(e <= 1.0, "model %d on %s: the export differs from predict (normalized error %g)", k,
                           specs[d], e);
-            loom_program_destroy(p);
-            loom_graph_destroy(g);
-            loom_onnx_info_free(&info);
-            loom_state_destroy(st);
-            loom_device_close(dev);
         }
         loom_sequential_destroy(m);
     }

@@ -67,16 +67,22 @@ static int geometry(loom_graph *g, const char *op, const int stride[2], const in
     return 1;
 }
 
-/* "same" padding of one dim of n inputs: ceil(n / s) outputs, the total
- * padding split with the odd one after. */
-static void same_pad(int64_t n, int64_t k, int64_t s, int64_t d, int32_t *lo, int32_t *hi)
+void loom_same_padding(int64_t n, int64_t k, int64_t stride, int64_t dilation, int64_t *lo, int64_t *hi)
 {
-    int64_t out = (n + s - 1) / s;
-    int64_t total = (out - 1) * s + d * (k - 1) + 1 - n;
+    int64_t out = (n + stride - 1) / stride;
+    int64_t total = (out - 1) * stride + dilation * (k - 1) + 1 - n;
     if (total < 0)
         total = 0;
-    *lo = (int32_t)(total / 2);
-    *hi = (int32_t)(total - total / 2);
+    *lo = total / 2;
+    *hi = total - total / 2;
+}
+
+static void same_pad(int64_t n, int64_t k, int64_t s, int64_t d, int32_t *lo, int32_t *hi)
+{
+    int64_t l, h;
+    loom_same_padding(n, k, s, d, &l, &h);
+    *lo = (int32_t)l;
+    *hi = (int32_t)h;
 }
 
 /* Outputs of one dim: (n + lo + hi - d (k - 1) - 1) / s + 1, or <= 0. */

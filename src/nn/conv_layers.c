@@ -489,18 +489,6 @@ int loom_model_conv_params(const layer *l, int index, model_param out[3])
 
 /* ---- graphs ---------------------------------------------------------------------------- */
 
-static loom_tensor activate(loom_graph *g, loom_tensor h, loom_activation a)
-{
-    switch (a) {
-    case LOOM_ACT_RELU: return loom_relu(g, h);
-    case LOOM_ACT_SIGMOID: return loom_sigmoid(g, h);
-    case LOOM_ACT_TANH: return loom_tanh(g, h);
-    case LOOM_ACT_GELU: return loom_gelu(g, h);
-    case LOOM_ACT_SOFTMAX: return loom_softmax(g, h);
-    default: return h;
-    }
-}
-
 static loom_tensor param_in(loom_graph *g, const model_param *p, loom_dtype dt)
 {
     return loom_cast(g, loom_param(g, p->name, LOOM_F32, p->ndim, p->shape, p->trainable), dt);
@@ -528,7 +516,7 @@ loom_tensor loom_model_build_conv(loom_sequential *m, loom_graph *g, int i, int 
         o.same = l->same;
         o.groups = l->groups;
         h = loom_conv2d(g, h, param_in(g, &ps[0], dt), l->use_bias ? param_in(g, &ps[1], dt) : LOOM_NONE, &o);
-        h = activate(g, h, l->act);
+        h = loom_model_activate(g, h, l->act);
         break;
     }
     case LAYER_MAX_POOL2D:
@@ -555,7 +543,7 @@ loom_tensor loom_model_build_conv(loom_sequential *m, loom_graph *g, int i, int 
         h = loom_flatten(g, h);
         break;
     case LAYER_ACTIVATION:
-        h = activate(g, h, l->act);
+        h = loom_model_activate(g, h, l->act);
         break;
     case LAYER_SPATIAL_DROPOUT:
         if (train && l->rate > 0.0f)

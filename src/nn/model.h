@@ -189,6 +189,8 @@ typedef struct model_forward {
 loom_status loom_model_forward(loom_sequential *m, loom_graph *g, int train, int64_t batch, loom_tensor x,
                                model_forward *out);
 
+/* h through a layer's activation (LOOM_ACT_NONE: h itself). */
+loom_tensor loom_model_activate(loom_graph *g, loom_tensor h, loom_activation a);
 /* The program for (train, batch), compiled on first use. */
 loom_status loom_model_prog(loom_sequential *m, int train, int64_t batch, model_prog **out);
 /* Builds the JSON architecture from the layers (m->describe). */

@@ -68,11 +68,9 @@ static loom_status geometry(ox *b, spatial *g, int kernel_from_attr)
         }
     } else if (!strcmp(ap, "SAME_UPPER") || !strcmp(ap, "SAME_LOWER")) {
         for (int i = 0; i < g->nsp; i++) {
-            int64_t out = (g->in[i] + g->stride[i] - 1) / g->stride[i];
-            int64_t total = (out - 1) * g->stride[i] + g->dil[i] * (g->k[i] - 1) + 1 - g->in[i];
-            if (total < 0)
-                total = 0;
-            int64_t small = total / 2, big = total - small;
+            /* SAME_UPPER is loom's "same"; SAME_LOWER puts the odd one first */
+            int64_t small, big;
+            loom_same_padding(g->in[i], g->k[i], g->stride[i], g->dil[i], &small, &big);
             g->pad[i] = (int)(ap[5] == 'U' ? small : big);
             g->pad[2 + i] = (int)(ap[5] == 'U' ? big : small);
         }

@@ -510,6 +510,21 @@ loom_status oxb_transpose(ox *b)
 
 /* ---- Expand ---- */
 
+/* t + zeros of shape zs: broadcasting grows t over the dims where zs is
+ * more than 1 (Expand). */
+static loom_status plus_zeros(ox *b, loom_tensor t, loom_dtype dt, int nd, const int64_t *zs, loom_tensor *out)
+{
+    uint64_t zn = 1;
+    loom_shape_bytes(nd, zs, 1, &zn, NULL);
+    void *zero = loom_calloc(b->ctx, (size_t)zn, loom_dtype_size(dt));
+    if (!zero)
+        return ox_fail(b, LOOM_E_OOM, "out of memory");
+    loom_tensor z = loom_constant(b->g, NULL, dt, nd, zs, zero);
+    loom_free(b->ctx, zero, (size_t)zn * loom_dtype_size(dt));
+    *out = loom_add(b->g, t, z);
+    return LOOM_OK;
+}
+
 /* Expand to more dims than loom holds, or of a wide value: neighbouring
  * dims that all grow (from 1) or all keep their size merge into one, and
  * the result is the wide value of those groups (its elements in the same
@@ -528,9 +543,7 @@ static loom_status expand_wide(ox *b, ox_val *x, int nd, const int64_t *in, int 
         if (grows && din != 1)
             return ox_fail(b, LOOM_E_SHAPE, "dim %d of %lld does not broadcast to %lld", d, (long long)din,
                            (long long)out[d]);
-        if (grows != last || ng == 0) {
-            if (ng == OX_MAX_RANK)
-                break;
+        if (grows != last) {
             gin[ng] = 1;
             gout[ng] = 1;
             ng++;
@@ -559,16 +572,8 @@ static loom_status expand_wide(ox *b, ox_val *x, int nd, const int64_t *in, int 
         zs[i] = gin[i] == gout[i] ? 1 : gout[i];
         grow |= gin[i] != gout[i];
     }
-    if (grow) {
-        uint64_t zn = 1;
-        loom_shape_bytes(ng, zs, 1, &zn, NULL);
-        void *zero = loom_calloc(b->ctx, (size_t)zn, loom_dtype_size(dt));
-        if (!zero)
-            return ox_fail(b, LOOM_E_OOM, "out of memory");
-        loom_tensor z = loom_constant(b->g, NULL, dt, ng, zs, zero);
-        loom_free(b->ctx, zero, (size_t)zn * loom_dtype_size(dt));
-        t = loom_add(b->g, t, z);
-    }
+    if (grow)
+        LOOM_TRY(plus_zeros(b, t, dt, ng, zs, &t));
     return ox_set_wide(b, 0, t, no, out, x->type);
 }
 
@@ -632,14 +637,8 @@ loom_status oxb_expand(ox *b)
     }
     if (!grow && no == nd)
         return ox_set_num(b, 0, t, x->type);
-    uint64_t zn = 1;
-    loom_shape_bytes(no, zs, 1, &zn, NULL);
-    void *zero = loom_calloc(b->ctx, (size_t)zn, loom_dtype_size(dt));
-    if (!zero)
-        return ox_fail(b, LOOM_E_OOM, "out of memory");
-    loom_tensor z = loom_constant(b->g, NULL, dt, no, zs, zero);
-    loom_free(b->ctx, zero, (size_t)zn * loom_dtype_size(dt));
-    return ox_set_num(b, 0, loom_add(b->g, t, z), x->type);
+    LOOM_TRY(plus_zeros(b, t, dt, no, zs, &t));
+    return ox_set_num(b, 0, t, x->type);
 }
 
 /* ---- Concat ---- */

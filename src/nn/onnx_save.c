@@ -87,52 +87,49 @@ Onnx__NodeProto *oxs_node(saver *s, Onnx__GraphProto *g, const char *op, const c
     return n;
 }
 
-void oxs_attr_int(saver *s, Onnx__NodeProto *n, const char *name, int64_t v)
+/* A new attribute of n, named and typed; NULL when out of memory. */
+static Onnx__AttributeProto *attr_new(saver *s, Onnx__NodeProto *n, const char *name,
+                                      Onnx__AttributeProto__AttributeType type)
 {
     Onnx__AttributeProto *a = oxs_own(s, sizeof *a);
     if (!a || !n)
-        return;
+        return NULL;
     Onnx__AttributeProto init = ONNX__ATTRIBUTE_PROTO__INIT;
     *a = init;
     a->name = oxs_str(s, name);
     a->has_type = 1;
-    a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
-    a->has_i = 1;
-    a->i = v;
+    a->type = type;
     oxs_push(s, &n->n_attribute, (void ***)&n->attribute, a);
+    return a;
 }
 
-/* A float tensor of dims[0..nd) (a dim <= 0: the symbolic "batch"). */
+void oxs_attr_int(saver *s, Onnx__NodeProto *n, const char *name, int64_t v)
+{
+    Onnx__AttributeProto *a = attr_new(s, n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT);
+    if (a) {
+        a->has_i = 1;
+        a->i = v;
+    }
+}
+
 void oxs_attr_ints(saver *s, Onnx__NodeProto *n, const char *name, int count, const int64_t *v)
 {
-    Onnx__AttributeProto *a = oxs_own(s, sizeof *a);
+    Onnx__AttributeProto *a = attr_new(s, n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS);
     int64_t *d = oxs_own(s, (size_t)count * sizeof *d);
-    if (!a || !d || !n)
-        return;
-    Onnx__AttributeProto init = ONNX__ATTRIBUTE_PROTO__INIT;
-    *a = init;
-    a->name = oxs_str(s, name);
-    a->has_type = 1;
-    a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS;
-    memcpy(d, v, (size_t)count * sizeof *d);
-    a->ints = d;
-    a->n_ints = (size_t)count;
-    oxs_push(s, &n->n_attribute, (void ***)&n->attribute, a);
+    if (a && d) {
+        memcpy(d, v, (size_t)count * sizeof *d);
+        a->ints = d;
+        a->n_ints = (size_t)count;
+    }
 }
 
 void oxs_attr_float(saver *s, Onnx__NodeProto *n, const char *name, float v)
 {
-    Onnx__AttributeProto *a = oxs_own(s, sizeof *a);
-    if (!a || !n)
-        return;
-    Onnx__AttributeProto init = ONNX__ATTRIBUTE_PROTO__INIT;
-    *a = init;
-    a->name = oxs_str(s, name);
-    a->has_type = 1;
-    a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT;
-    a->has_f = 1;
-    a->f = v;
-    oxs_push(s, &n->n_attribute, (void ***)&n->attribute, a);
+    Onnx__AttributeProto *a = attr_new(s, n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT);
+    if (a) {
+        a->has_f = 1;
+        a->f = v;
+    }
 }
 
 /* One more input of node n. */
@@ -183,45 +180,58 @@ Onnx__ValueInfoProto *oxs_value(saver *s, const char *name, int nd, const int64_
     return v;
 }
 
-/* Part `row` of `parts` equal parts of the state's f32 tensor `name`
- * (whole: row < 0), of shape[0..ndim), as an f32 initializer `as`. */
-static loom_status oxs_weight_part(saver *s, loom_state *st, Onnx__GraphProto *g, const char *name, const char *as,
-                               int row, int parts, int ndim, const int64_t *shape)
+/* A new initializer of ndim dims (0: a scalar) and `type` whose raw data
+ * (elem bytes a value, zeros) is returned for the caller to fill; NULL
+ * when out of memory (s->failed). */
+static void *init_new(saver *s, Onnx__GraphProto *g, const char *name, int type, int ndim, const int64_t *shape,
+                      size_t elem)
 {
     size_t n = 1;
     for (int i = 0; i < ndim; i++)
         n *= (size_t)shape[i];
     Onnx__TensorProto *t = oxs_own(s, sizeof *t);
-    float *data = oxs_own(s, n * sizeof(float));
-    int64_t *dims = oxs_own(s, (size_t)ndim * sizeof *dims);
+    void *data = oxs_own(s, n * elem);
+    int64_t *dims = oxs_own(s, (size_t)(ndim ? ndim : 1) * sizeof *dims);
     if (!t || !data || !dims)
-        return loom_fail(s->ctx, LOOM_E_OOM, "loom_onnx_save: out of memory for \"%s\"", name);
-    if (row < 0) {
-        LOOM_TRY(loom_state_read(st, name, data, n * sizeof(float)));
-    } else {
-        size_t all = (size_t)parts * n;
-        float *tmp = loom_malloc(s->ctx, all * sizeof *tmp);
-        if (!tmp)
-            return loom_fail(s->ctx, LOOM_E_OOM, "loom_onnx_save: out of memory for \"%s\"", name);
-        loom_status rs = loom_state_read(st, name, tmp, all * sizeof *tmp);
-        if (rs == LOOM_OK)
-            memcpy(data, tmp + (size_t)row * n, n * sizeof *data);
-        loom_free(s->ctx, tmp, all * sizeof *tmp);
-        LOOM_TRY(rs);
-    }
+        return NULL;
     Onnx__TensorProto ti = ONNX__TENSOR_PROTO__INIT;
     *t = ti;
-    t->name = oxs_str(s, as);
+    t->name = oxs_str(s, name);
     t->has_data_type = 1;
-    t->data_type = LOOM_ONNX_FLOAT;
-    memcpy(dims, shape, (size_t)ndim * sizeof *dims);
-    t->dims = dims;
+    t->data_type = type;
+    if (ndim)
+        memcpy(dims, shape, (size_t)ndim * sizeof *dims);
+    t->dims = ndim ? dims : NULL;
     t->n_dims = (size_t)ndim;
     t->has_raw_data = 1;
-    t->raw_data.data = (uint8_t *)data;
-    t->raw_data.len = n * sizeof(float);
+    t->raw_data.data = data;
+    t->raw_data.len = n * elem;
     oxs_push(s, &g->n_initializer, (void ***)&g->initializer, t);
-    return LOOM_OK;
+    return data;
+}
+
+/* Part `row` of `parts` equal parts of the state's f32 tensor `name`
+ * (whole: row < 0), of shape[0..ndim), as an f32 initializer `as`. */
+static loom_status oxs_weight_part(saver *s, loom_state *st, Onnx__GraphProto *g, const char *name, const char *as,
+                                   int row, int parts, int ndim, const int64_t *shape)
+{
+    size_t n = 1;
+    for (int i = 0; i < ndim; i++)
+        n *= (size_t)shape[i];
+    float *data = init_new(s, g, as, LOOM_ONNX_FLOAT, ndim, shape, sizeof *data);
+    if (!data)
+        return loom_fail(s->ctx, LOOM_E_OOM, "loom_onnx_save: out of memory for \"%s\"", name);
+    if (row < 0)
+        return loom_state_read(st, name, data, n * sizeof *data);
+    size_t all = (size_t)parts * n;
+    float *tmp = loom_malloc(s->ctx, all * sizeof *tmp);
+    if (!tmp)
+        return loom_fail(s->ctx, LOOM_E_OOM, "loom_onnx_save: out of memory for \"%s\"", name);
+    loom_status rs = loom_state_read(st, name, tmp, all * sizeof *tmp);
+    if (rs == LOOM_OK)
+        memcpy(data, tmp + (size_t)row * n, n * sizeof *data);
+    loom_free(s->ctx, tmp, all * sizeof *tmp);
+    return rs;
 }
 
 loom_status oxs_weight(saver *s, loom_state *st, Onnx__GraphProto *g, const char *name, int ndim,
@@ -270,41 +280,17 @@ void oxs_activation(saver *s, Onnx__GraphProto *g, loom_activation act, const ch
 
 void oxs_scalar_init(saver *s, Onnx__GraphProto *g, const char *name, float v)
 {
-    Onnx__TensorProto *t = oxs_own(s, sizeof *t);
-    float *d = oxs_own(s, sizeof *d);
-    if (!t || !d)
-        return;
-    Onnx__TensorProto ti = ONNX__TENSOR_PROTO__INIT;
-    *t = ti;
-    *d = v;
-    t->name = oxs_str(s, name);
-    t->has_data_type = 1;
-    t->data_type = LOOM_ONNX_FLOAT;
-    t->has_raw_data = 1;
-    t->raw_data.data = (uint8_t *)d;
-    t->raw_data.len = sizeof *d;
-    oxs_push(s, &g->n_initializer, (void ***)&g->initializer, t);
+    float *d = init_new(s, g, name, LOOM_ONNX_FLOAT, 0, NULL, sizeof *d);
+    if (d)
+        *d = v;
 }
 
 void oxs_ints_init(saver *s, Onnx__GraphProto *g, const char *name, int ndim, int n, const int64_t *v)
 {
-    Onnx__TensorProto *t = oxs_own(s, sizeof *t);
-    int64_t *d = oxs_own(s, (size_t)n * sizeof *d), *dims = oxs_own(s, sizeof *dims);
-    if (!t || !d || !dims)
-        return;
-    Onnx__TensorProto ti = ONNX__TENSOR_PROTO__INIT;
-    *t = ti;
-    memcpy(d, v, (size_t)n * sizeof *d);
-    dims[0] = n;
-    t->name = oxs_str(s, name);
-    t->has_data_type = 1;
-    t->data_type = LOOM_ONNX_INT64;
-    t->dims = ndim ? dims : NULL;
-    t->n_dims = ndim ? 1 : 0;
-    t->has_raw_data = 1;
-    t->raw_data.data = (uint8_t *)d;
-    t->raw_data.len = (size_t)n * sizeof *d;
-    oxs_push(s, &g->n_initializer, (void ***)&g->initializer, t);
+    int64_t shape[1] = {n};
+    int64_t *d = init_new(s, g, name, LOOM_ONNX_INT64, ndim ? 1 : 0, shape, sizeof *d);
+    if (d)
+        memcpy(d, v, (size_t)n * sizeof *d);
 }
 
 void oxs_f32_init(saver *s, Onnx__GraphProto *g, const char *name, int ndim, const int64_t *shape, const float *v)
@@ -312,24 +298,9 @@ void oxs_f32_init(saver *s, Onnx__GraphProto *g, const char *name, int ndim, con
     size_t n = 1;
     for (int i = 0; i < ndim; i++)
         n *= (size_t)shape[i];
-    Onnx__TensorProto *t = oxs_own(s, sizeof *t);
-    float *d = oxs_own(s, n * sizeof *d);
-    int64_t *dims = oxs_own(s, (size_t)(ndim ? ndim : 1) * sizeof *dims);
-    if (!t || !d || !dims)
-        return;
-    Onnx__TensorProto ti = ONNX__TENSOR_PROTO__INIT;
-    *t = ti;
-    memcpy(d, v, n * sizeof *d);
-    memcpy(dims, shape, (size_t)ndim * sizeof *dims);
-    t->name = oxs_str(s, name);
-    t->has_data_type = 1;
-    t->data_type = LOOM_ONNX_FLOAT;
-    t->dims = dims;
-    t->n_dims = (size_t)ndim;
-    t->has_raw_data = 1;
-    t->raw_data.data = (uint8_t *)d;
-    t->raw_data.len = n * sizeof *d;
-    oxs_push(s, &g->n_initializer, (void ***)&g->initializer, t);
+    float *d = init_new(s, g, name, LOOM_ONNX_FLOAT, ndim, shape, sizeof *d);
+    if (d)
+        memcpy(d, v, n * sizeof *d);
 }
 
 static void meta(saver *s, Onnx__ModelProto *m, const char *k, const char *v)
@@ -382,7 +353,7 @@ static loom_status build(saver *s, loom_sequential *m, Onnx__ModelProto *model)
         for (int k = 0; k < np && k < 3; k++)
             loom_model_layer_param(m, i, k, &ps[k]);
         snprintf(out, sizeof out, "%s/out", sc);
-        Onnx__NodeProto *nd = NULL;
+        Onnx__NodeProto *win = NULL; /* a conv or pooling node: its window's attributes */
         switch (l->kind) {
         case LAYER_DENSE: {
             char mm[160];
@@ -398,20 +369,22 @@ static loom_status build(saver *s, loom_sequential *m, Onnx__ModelProto *model)
         case LAYER_CONV2D: {
             LOOM_TRY(oxs_weight(s, m->st, g, ps[0].name, 4, ps[0].shape));
             snprintf(name, sizeof name, "%s/conv", sc);
-            nd = oxs_node(s, g, "Conv", name, cur, ps[0].name, out);
+            win = oxs_node(s, g, "Conv", name, cur, ps[0].name, out);
             if (l->use_bias) {
                 LOOM_TRY(oxs_weight(s, m->st, g, ps[1].name, 1, ps[1].shape));
-                oxs_add_input(s, nd, ps[1].name);
+                oxs_add_input(s, win, ps[1].name);
             }
-            oxs_attr_int(s, nd, "group", l->groups);
+            oxs_attr_int(s, win, "group", l->groups);
             int64_t dl[2] = {l->dilation[0], l->dilation[1]};
-            oxs_attr_ints(s, nd, "dilations", 2, dl);
+            oxs_attr_ints(s, win, "dilations", 2, dl);
             break;
         }
         case LAYER_MAX_POOL2D:
         case LAYER_AVG_POOL2D:
             snprintf(name, sizeof name, "%s/pool", sc);
-            nd = oxs_node(s, g, l->kind == LAYER_MAX_POOL2D ? "MaxPool" : "AveragePool", name, cur, NULL, out);
+            win = oxs_node(s, g, l->kind == LAYER_MAX_POOL2D ? "MaxPool" : "AveragePool", name, cur, NULL, out);
+            int64_t k[2] = {l->kernel[0], l->kernel[1]};
+            oxs_attr_ints(s, win, "kernel_shape", 2, k);
             break;
         case LAYER_GLOBAL_AVG_POOL2D: {
             /* loom's gives [N, C]: ONNX's [N, C, 1, 1] flattened */
@@ -434,12 +407,11 @@ static loom_status build(saver *s, loom_sequential *m, Onnx__ModelProto *model)
             LOOM_TRY(oxs_weight_part(s, m->st, g, ps[2].name, mean, 0, 2, 1, c));
             LOOM_TRY(oxs_weight_part(s, m->st, g, ps[2].name, var, 1, 2, 1, c));
             snprintf(name, sizeof name, "%s/batch_norm", sc);
-            nd = oxs_node(s, g, "BatchNormalization", name, cur, ps[0].name, out);
+            Onnx__NodeProto *nd = oxs_node(s, g, "BatchNormalization", name, cur, ps[0].name, out);
             oxs_add_input(s, nd, ps[1].name);
             oxs_add_input(s, nd, mean);
             oxs_add_input(s, nd, var);
             oxs_attr_float(s, nd, "epsilon", l->eps);
-            nd = NULL;
             break;
         }
         case LAYER_FLATTEN:
@@ -470,27 +442,17 @@ static loom_status build(saver *s, loom_sequential *m, Onnx__ModelProto *model)
                              "export yet (dense, conv2d, pooling, batch norm, flatten, activation and dropout have)",
                              i, sc);
         }
-        if (nd && l->kind != LAYER_CONV2D) {
-            int64_t k[2] = {l->kernel[0], l->kernel[1]};
-            oxs_attr_ints(s, nd, "kernel_shape", 2, k);
-        }
-        if (nd) {
-            /* "same" as loom resolves it: the odd padding after */
+        if (win) {
+            /* "same" made explicit, as loom resolves it */
             const nn_shape *in = &shapes[i];
             int64_t st2[2] = {l->stride[0], l->stride[1]}, pads[4] = {0, 0, 0, 0};
-            for (int k = 0; k < 2 && l->same; k++) {
-                int64_t n = in->d[1 + k], kk = l->kernel[k], d = l->kind == LAYER_CONV2D ? l->dilation[k] : 1;
-                int64_t o = (n + st2[k] - 1) / st2[k], total = (o - 1) * st2[k] + d * (kk - 1) + 1 - n;
-                if (total < 0)
-                    total = 0;
-                pads[k] = total / 2;
-                pads[2 + k] = total - total / 2;
-            }
-            oxs_attr_ints(s, nd, "strides", 2, st2);
-            oxs_attr_ints(s, nd, "pads", 4, pads);
+            for (int k = 0; k < 2 && l->same; k++)
+                loom_same_padding(in->d[1 + k], l->kernel[k], st2[k], l->kind == LAYER_CONV2D ? l->dilation[k] : 1,
+                                  &pads[k], &pads[2 + k]);
+            oxs_attr_ints(s, win, "strides", 2, st2);
+            oxs_attr_ints(s, win, "pads", 4, pads);
         }
         oxs_activation(s, g, l->act, sc, out, next, sizeof next);
-        s->gelu |= l->act == LOOM_ACT_GELU;
         snprintf(cur, sizeof cur, "%s", next);
     }
     if (s->gelu) {

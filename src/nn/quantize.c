@@ -110,18 +110,6 @@ loom_tensor loom_model_build_qdense(loom_sequential *m, loom_graph *g, int i, lo
     return loom_cast(g, loom_qmatmul(g, q, t.w, t.bias, t.mult, &o), m->cfg.precision);
 }
 
-static loom_tensor activate(loom_graph *g, loom_tensor h, loom_activation a)
-{
-    switch (a) {
-    case LOOM_ACT_RELU: return loom_relu(g, h);
-    case LOOM_ACT_SIGMOID: return loom_sigmoid(g, h);
-    case LOOM_ACT_TANH: return loom_tanh(g, h);
-    case LOOM_ACT_GELU: return loom_gelu(g, h);
-    case LOOM_ACT_SOFTMAX: return loom_softmax(g, h);
-    default: return h;
-    }
-}
-
 loom_tensor loom_model_build_qconv(loom_sequential *m, loom_graph *g, int i, loom_tensor h)
 {
     const layer *l = &m->layers[i];
@@ -143,7 +131,7 @@ loom_tensor loom_model_build_qconv(loom_sequential *m, loom_graph *g, int i, loo
     loom_tensor q = loom_quantize(g, loom_cast(g, h, LOOM_F32), t.qp, -1);
     h = loom_cast(g, loom_qconv2d(g, q, t.w, t.bias, t.mult, &c, &o), m->cfg.precision);
     if (!fused)
-        h = activate(g, h, l->act);
+        h = loom_model_activate(g, h, l->act);
     if (loom_graph_scope(g, NULL) != LOOM_OK)
         return LOOM_NONE;
     return h;

@@ -669,7 +669,7 @@ static loom_status init_weights(loom_sequential *m)
 
 /* ---- graphs ------------------------------------------------------------- */
 
-static loom_tensor activate(loom_graph *g, loom_tensor h, loom_activation a)
+loom_tensor loom_model_activate(loom_graph *g, loom_tensor h, loom_activation a)
 {
     switch (a) {
     case LOOM_ACT_RELU: return loom_relu(g, h);
@@ -791,7 +791,7 @@ loom_status loom_model_forward(loom_sequential *m, loom_graph *g, int train, int
             logits = h;
         }
         if (!fused)
-            h = activate(g, h, l->act);
+            h = loom_model_activate(g, h, l->act);
         if (in->ndim > 1)
             h = shaped(g, h, batched_shape(batch, &shapes[i + 1], so), so);
         LOOM_TRY(loom_graph_scope(g, NULL));

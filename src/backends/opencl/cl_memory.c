@@ -187,36 +187,32 @@ loom_status loom_cl_buffer_write(void *bdev, void *p, uint64_t off, const void *
     return LOOM_OK;
 }
 
-/* Non-blocking, behind whatever the in-order queue holds: the program's
- * wait (clFinish) completes it. */
-loom_status loom_cl_buffer_read_async(void *bdev, void *p, uint64_t off, void *dst, uint64_t bytes)
+/* blocking, or behind whatever the in-order queue holds (the program's
+ * wait, clFinish, completes it) */
+static loom_status enqueue_read(void *bdev, void *p, uint64_t off, void *dst, uint64_t bytes, cl_bool blocking)
 {
     cl_dev *d = bdev;
     cl_buf *b = p;
     LOOM_TRY(check_range(d, b, off, bytes, "read"));
     if (!bytes)
         return LOOM_OK;
-    cl_int e = clEnqueueReadBuffer(d->queue, b->block->mem, CL_FALSE, (size_t)(b->offset + off), (size_t)bytes, dst, 0,
+    cl_int e = clEnqueueReadBuffer(d->queue, b->block->mem, blocking, (size_t)(b->offset + off), (size_t)bytes, dst, 0,
                                    NULL, NULL);
     if (e != CL_SUCCESS)
-        return loom_cl_fail(d, e, "clEnqueueReadBuffer", "queuing a read of %llu bytes at offset %llu of a %s block",
-                            (unsigned long long)bytes, (unsigned long long)(b->offset + off), life_name(b->block->life));
+        return loom_cl_fail(d, e, "clEnqueueReadBuffer", "%s %llu bytes at offset %llu of a %s block",
+                            blocking ? "reading" : "queuing a read of", (unsigned long long)bytes,
+                            (unsigned long long)(b->offset + off), life_name(b->block->life));
     return LOOM_OK;
+}
+
+loom_status loom_cl_buffer_read_async(void *bdev, void *p, uint64_t off, void *dst, uint64_t bytes)
+{
+    return enqueue_read(bdev, p, off, dst, bytes, CL_FALSE);
 }
 
 loom_status loom_cl_buffer_read(void *bdev, void *p, uint64_t off, void *dst, uint64_t bytes)
 {
-    cl_dev *d = bdev;
-    cl_buf *b = p;
-    LOOM_TRY(check_range(d, b, off, bytes, "read"));
-    if (!bytes)
-        return LOOM_OK;
-    cl_int e = clEnqueueReadBuffer(d->queue, b->block->mem, CL_TRUE, (size_t)(b->offset + off), (size_t)bytes, dst, 0,
-                                   NULL, NULL);
-    if (e != CL_SUCCESS)
-        return loom_cl_fail(d, e, "clEnqueueReadBuffer", "%llu bytes at offset %llu of a %s block",
-                            (unsigned long long)bytes, (unsigned long long)(b->offset + off), life_name(b->block->life));
-    return LOOM_OK;
+    return enqueue_read(bdev, p, off, dst, bytes, CL_TRUE);
 }
 
 void loom_cl_blocks_release(cl_dev *d)
