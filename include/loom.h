@@ -180,6 +180,8 @@ typedef struct loom_device_info {
     uint64_t shared_memory_bytes;
     int fp16;
     int int8;
+    int int8_dot;             /* the int8 GEMM uses integer dot-product
+                                 instructions (Vulkan: VK_KHR_shader_integer_dot_product) */
 } loom_device_info;
 
 int loom_device_count(loom_ctx *ctx);

@@ -71,16 +71,15 @@ static const qmm_case qmm_cases[] = {
     {5, 300, 9, 1, 0, 3},  {64, 48, 33, 0, 0, 0},  {3, 17, 70, 1, 1, -20},
 };
 
-START_TEST(qmatmul_exact)
+/* c on spec against the integer reference, exactly (seed picks the data). */
+static void qmm_on(loom_ctx *ctx, const qmm_case *c, uint32_t seed, const char *spec)
 {
-    const qmm_case *c = &qmm_cases[_i];
-    loom_ctx *ctx = tu_ctx();
     size_t na = (size_t)(c->m * c->k), nw = (size_t)(c->n * c->k), no = (size_t)(c->m * c->n);
     int8_t *a = malloc(na), *w = malloc(nw);
     int32_t *bias = malloc((size_t)c->n * 4);
     float *mult = malloc((size_t)c->n * 4);
-    fill_i8(a, na, 11u + (uint32_t)_i, -128, 127);
-    fill_i8(w, nw, 23u + (uint32_t)_i, -127, 127);
+    fill_i8(a, na, 11u + seed, -128, 127);
+    fill_i8(w, nw, 23u + seed, -127, 127);
     uint32_t s = 5;
     for (int64_t j = 0; j < c->n; j++) {
         bias[j] = (int32_t)(rng_next(&s) % 20001) - 10000;
@@ -95,41 +94,96 @@ START_TEST(qmatmul_exact)
                 acc += (int32_t)a[i * c->k + q] * (int32_t)w[j * c->k + q];
             epilogue(acc, mult[j], c->i8, c->zero, c->relu, ref, (size_t)(i * c->n + j));
         }
-    char specs[16][32];
-    int nd = tu_devices(ctx, specs, 16);
-    for (int d = 0; d < nd; d++) {
-        loom_graph *g;
-        ck_assert_int_eq(loom_graph_create(ctx, &g), LOOM_OK);
-        int64_t sa[2] = {c->m, c->k}, sw[2] = {c->n, c->k}, sn[1] = {c->n};
-        loom_tensor ta = loom_input(g, "in0", LOOM_I8, 2, sa), tw = loom_input(g, "in1", LOOM_I8, 2, sw);
-        loom_tensor tb = loom_input(g, "in2", LOOM_I32, 1, sn), tm = loom_input(g, "in3", LOOM_F32, 1, sn);
-        loom_qgemm_opts o = loom_qgemm_opts_default();
-        o.out = odt;
-        o.out_zero = c->zero;
-        o.act = c->relu ? LOOM_ACT_RELU : LOOM_ACT_NONE;
-        loom_tensor y = loom_qmatmul(g, ta, tw, tb, tm, &o);
-        ck_assert_msg(y.id, "%s", loom_graph_error(g));
-        loom_output(g, y, "out");
-        const void *data[4] = {a, w, bias, mult};
-        size_t bytes[4] = {na, nw, (size_t)c->n * 4, (size_t)c->n * 4};
-        memset(got, 0x5a, bytes_of(odt, no));
-        run_on(specs[d], g, 4, data, bytes, got, bytes_of(odt, no));
-        size_t bad = no;
-        for (size_t e = 0; e < no && bad == no; e++)
-            if (c->i8 ? ((int8_t *)got)[e] != ((int8_t *)ref)[e] : ((float *)got)[e] != ((float *)ref)[e])
-                bad = e;
-        ck_assert_msg(bad == no, "qmatmul %lldx%lldx%lld (%s) on %s differs at %zu: %g, integer reference %g",
-                      (long long)c->m, (long long)c->k, (long long)c->n, loom_dtype_name(odt), specs[d], bad,
-                      c->i8 ? (double)((int8_t *)got)[bad] : (double)((float *)got)[bad],
-                      c->i8 ? (double)((int8_t *)ref)[bad] : (double)((float *)ref)[bad]);
-        loom_graph_destroy(g);
-    }
+    loom_graph *g;
+    ck_assert_int_eq(loom_graph_create(ctx, &g), LOOM_OK);
+    int64_t sa[2] = {c->m, c->k}, sw[2] = {c->n, c->k}, sn[1] = {c->n};
+    loom_tensor ta = loom_input(g, "in0", LOOM_I8, 2, sa), tw = loom_input(g, "in1", LOOM_I8, 2, sw);
+    loom_tensor tb = loom_input(g, "in2", LOOM_I32, 1, sn), tm = loom_input(g, "in3", LOOM_F32, 1, sn);
+    loom_qgemm_opts o = loom_qgemm_opts_default();
+    o.out = odt;
+    o.out_zero = c->zero;
+    o.act = c->relu ? LOOM_ACT_RELU : LOOM_ACT_NONE;
+    loom_tensor y = loom_qmatmul(g, ta, tw, tb, tm, &o);
+    ck_assert_msg(y.id, "%s", loom_graph_error(g));
+    loom_output(g, y, "out");
+    const void *data[4] = {a, w, bias, mult};
+    size_t bytes[4] = {na, nw, (size_t)c->n * 4, (size_t)c->n * 4};
+    memset(got, 0x5a, bytes_of(odt, no));
+    run_on(spec, g, 4, data, bytes, got, bytes_of(odt, no));
+    size_t bad = no;
+    for (size_t e = 0; e < no && bad == no; e++)
+        if (c->i8 ? ((int8_t *)got)[e] != ((int8_t *)ref)[e] : ((float *)got)[e] != ((float *)ref)[e])
+            bad = e;
+    ck_assert_msg(bad == no, "qmatmul %lldx%lldx%lld (%s) on %s differs at %zu: %g, integer reference %g",
+                  (long long)c->m, (long long)c->k, (long long)c->n, loom_dtype_name(odt), spec, bad,
+                  c->i8 ? (double)((int8_t *)got)[bad] : (double)((float *)got)[bad],
+                  c->i8 ? (double)((int8_t *)ref)[bad] : (double)((float *)ref)[bad]);
+    loom_graph_destroy(g);
     free(a);
     free(w);
     free(bias);
     free(mult);
     free(ref);
     free(got);
+}
+
+START_TEST(qmatmul_exact)
+{
+    loom_ctx *ctx = tu_ctx();
+    char specs[16][32];
+    int nd = tu_devices(ctx, specs, 16);
+    for (int d = 0; d < nd; d++)
+        qmm_on(ctx, &qmm_cases[_i], (uint32_t)_i, specs[d]);
+    loom_ctx_destroy(ctx);
+}
+END_TEST
+
+/* The Vulkan GEMM's kernel, from its debug line ("... through <variant>"). */
+static char qmm_variant[64];
+
+static void note_variant(void *u, loom_log_level l, const char *m)
+{
+    (void)u;
+    const char *t = strstr(m, " through qmatmul");
+    if (t)
+        snprintf(qmm_variant, sizeof qmm_variant, "%s", t + 9);
+    else if (l == LOOM_LOG_ERROR)
+        fprintf(stderr, "loom: %s\n", m);
+}
+
+/* On a device with VK_KHR_shader_integer_dot_product (lavapipe has it) the
+ * GEMM of whole 4-byte rows runs OpSDot; LOOM_VULKAN_INT8_DOT=0 and rows of
+ * other lengths take the plain products. Each exactly. */
+START_TEST(qmatmul_vulkan_dot)
+{
+    loom_ctx_opts co;
+    loom_ctx_opts_default(&co);
+    co.log = note_variant;
+    co.log_level = LOOM_LOG_DEBUG;
+    loom_ctx *ctx = NULL;
+    ck_assert_int_eq(loom_ctx_create(&co, &ctx), LOOM_OK);
+    char specs[16][32];
+    int nd = tu_devices(ctx, specs, 16), seen = 0;
+    static const qmm_case whole = {9, 64, 13, 1, 1, -128}, odd = {9, 66, 13, 0, 0, 0};
+    for (int d = 0; d < nd; d++) {
+        if (strncmp(specs[d], "vulkan", 6) != 0)
+            continue;
+        loom_device *dev = tu_open(ctx, specs[d]);
+        int has = loom_device_get(dev)->int8_dot;
+        loom_device_close(dev);
+        seen++;
+        qmm_variant[0] = 0;
+        qmm_on(ctx, &whole, 1, specs[d]);
+        ck_assert_str_eq(qmm_variant, has ? "qmatmul_dot_i8" : "qmatmul_i8");
+        qmm_on(ctx, &odd, 2, specs[d]);
+        ck_assert_str_eq(qmm_variant, "qmatmul_f32");
+        setenv("LOOM_VULKAN_INT8_DOT", "0", 1);
+        qmm_on(ctx, &whole, 1, specs[d]);
+        unsetenv("LOOM_VULKAN_INT8_DOT");
+        ck_assert_str_eq(qmm_variant, "qmatmul_i8");
+    }
+    if (!seen)
+        fprintf(stderr, "quant: no Vulkan device, the dot-product path is not exercised\n");
     loom_ctx_destroy(ctx);
 }
 END_TEST
@@ -696,6 +750,7 @@ int main(void)
     TCase *tk = tcase_create("kernels");
     tcase_set_timeout(tk, 300);
     tcase_add_loop_test(tk, qmatmul_exact, 0, (int)(sizeof qmm_cases / sizeof qmm_cases[0]));
+    tcase_add_test(tk, qmatmul_vulkan_dot);
     tcase_add_loop_test(tk, qconv_exact, 0, (int)(sizeof qconv_cases / sizeof qconv_cases[0]));
     tcase_add_test(tk, quantize_roundtrip);
     tcase_add_test(tk, bad_operands);

@@ -5,10 +5,20 @@
 // epilogue of include/loom.h: t = float(acc) * mult[n] (one multiply,
 // `precise`, so no backend fuses it into anything), then relu or the
 // requantize (round half to even, saturate). The plain path: four int8
-// products per step, no integer dot-product instructions.
+// products per step. QDOT (QMATMUL with k % 4 == 0, on a device with
+// VK_KHR_shader_integer_dot_product): OpSDot over four packed int8 per
+// 32-bit word. glslc has no GLSL built-in for it, so the instruction is
+// named through GL_EXT_spirv_intrinsics.
 #include "common.glsl"
 #extension GL_EXT_shader_8bit_storage : require
 #extension GL_EXT_shader_explicit_arithmetic_types_int8 : require
+#ifdef QDOT
+#extension GL_EXT_spirv_intrinsics : require
+// OpSDotKHR (4450); capabilities DotProductKHR (6019) and
+// DotProductInput4x8BitPackedKHR (6018); format 0 = PackedVectorFormat4x8Bit
+spirv_instruction(extensions = ["SPV_KHR_integer_dot_product"], capabilities = [6019, 6018], id = 4450)
+int sdot4x8(uint a, uint b, spirv_literal int format);
+#endif
 
 layout(local_size_x = 256) in;
 
@@ -46,8 +56,13 @@ layout(set = 0, binding = 0, std430) writeonly buffer BufY { int8_t y[]; };
 #else
 layout(set = 0, binding = 0, std430) writeonly buffer BufY { float y[]; };
 #endif
+#ifdef QDOT
+layout(set = 0, binding = 1, std430) readonly buffer BufA { uint a4[]; };
+layout(set = 0, binding = 2, std430) readonly buffer BufW { uint w4[]; };
+#else
 layout(set = 0, binding = 1, std430) readonly buffer BufA { int8_t a[]; };
 layout(set = 0, binding = 2, std430) readonly buffer BufW { int8_t w[]; };
+#endif
 layout(set = 0, binding = 3, std430) readonly buffer BufB { int bias[]; };
 layout(set = 0, binding = 4, std430) readonly buffer BufM { float mult[]; };
 
@@ -66,7 +81,15 @@ void store(uint i, int acc, uint ch)
 void main()
 {
     uint i = flat_gid();
-#ifdef QMATMUL
+#if defined(QDOT)
+    if (i >= p.m * p.n)
+        return;
+    uint r = i / p.n, c = i % p.n, k4 = p.k / 4u, ab = r * k4, wb = c * k4;
+    int acc = 0;
+    for (uint q = 0u; q < k4; q++)
+        acc += sdot4x8(a4[ab + q], w4[wb + q], 0);
+    store(i, acc + bias[c], c);
+#elif defined(QMATMUL)
     if (i >= p.m * p.n)
         return;
     uint r = i / p.n, c = i % p.n, ab = r * p.k, wb = c * p.k;

@@ -61,6 +61,7 @@ int cmd_devices(int argc, char **argv)
             cJSON_AddNumberToObject(o, "max_workgroup_size", d.max_workgroup_size);
             cJSON_AddBoolToObject(o, "fp16", d.fp16);
             cJSON_AddBoolToObject(o, "int8", d.int8);
+            cJSON_AddBoolToObject(o, "int8_dot", d.int8_dot);
             cJSON_AddItemToArray(arr, o);
         } else {
             printf("%-10s %-40.40s %-7s %-10s %s\n", d.spec, d.name, backend_name(d.backend), type_name(d.type),
@@ -69,7 +70,7 @@ int cmd_devices(int argc, char **argv)
             printf("           memory %.1f GiB, max binding %s%.0f MiB, align %u, subgroup %u, fp16 %s, int8 %s\n",
                    (double)d.memory_bytes / (1 << 30), d.max_binding_bytes ? "" : "(none) ",
                    (double)d.max_binding_bytes / (1 << 20), d.alignment, d.subgroup_size, d.fp16 ? "yes" : "no",
-                   d.int8 ? "yes" : "no");
+                   d.int8 ? d.int8_dot ? "yes (dot products)" : "yes" : "no");
         }
     }
     int rc = 0;

@@ -236,6 +236,20 @@ static void fill_info(VkInstance inst, VkPhysicalDevice pd, loom_device_info *d,
     /* 8-bit storage is core in 1.2 (the instance's version) */
     if (base.apiVersion >= VK_API_VERSION_1_2)
         f16.pNext = &s8;
+    /* Integer dot products are core only from 1.3, past the instance's
+     * 1.2: they are taken through the KHR extension. */
+    VkPhysicalDeviceShaderIntegerDotProductFeaturesKHR dotf = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES_KHR};
+    VkPhysicalDeviceShaderIntegerDotProductPropertiesKHR dotp = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_PROPERTIES_KHR};
+    int has_dot = has_device_ext(pd, VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME);
+    if (has_dot) {
+        s16.pNext = &dotf;
+        m3.pNext = v13 ? (void *)&m4 : (void *)&dotp;
+        if (v13)
+            m4.pNext = &dotp;
+        vkGetPhysicalDeviceProperties2(pd, &p2);
+    }
     vkGetPhysicalDeviceFeatures2(pd, &f2);
     VkPhysicalDeviceMemoryProperties mem;
     vkGetPhysicalDeviceMemoryProperties(pd, &mem);
@@ -277,6 +291,8 @@ static void fill_info(VkInstance inst, VkPhysicalDevice pd, loom_device_info *d,
     lim->storage16 = s16.storageBuffer16BitAccess && f2.features.shaderInt16;
     /* i8 tensors (the int8 ops): 8-bit storage and 8-bit arithmetic */
     lim->storage8 = base.apiVersion >= VK_API_VERSION_1_2 && s8.storageBuffer8BitAccess && f16.shaderInt8;
+    lim->int8_dot = lim->storage8 && has_dot && dotf.shaderIntegerDotProduct;
+    lim->int8_dot_fast = lim->int8_dot && dotp.integerDotProduct4x8BitPackedSignedAccelerated;
     lim->texel_r32f = (fp.bufferFeatures & VK_FORMAT_FEATURE_UNIFORM_TEXEL_BUFFER_BIT) != 0;
     lim->image_r32f = (fp.bufferFeatures & VK_FORMAT_FEATURE_STORAGE_TEXEL_BUFFER_BIT) != 0;
     lim->calibrated = monotonic_domain(inst, pd);
@@ -303,6 +319,7 @@ static void fill_info(VkInstance inst, VkPhysicalDevice pd, loom_device_info *d,
     int v12 = base.apiVersion >= VK_API_VERSION_1_2;
     d->fp16 = v12 && f16.shaderFloat16 != 0;
     d->int8 = v12 && f16.shaderInt8 != 0;
+    d->int8_dot = lim->int8_dot;
     /* The kernels need a compute queue, 10 storage buffers per stage,
      * 128 bytes of push constants and workgroups of 256 invocations. */
     d->can_run = lim->queue_family != UINT32_MAX && lim->max_storage_per_stage >= VK_MAX_BINDINGS &&
@@ -523,13 +540,19 @@ static loom_status vk_device_open(void *bs, int i, void **bdev)
                                   .queueFamilyIndex = lim->queue_family,
                                   .queueCount = 1,
                                   .pQueuePriorities = &prio};
-    const char *exts[1];
+    const char *exts[2];
     uint32_t next = 0;
     if (lim->calibrated)
         exts[next++] = VK_EXT_CALIBRATED_TIMESTAMPS_EXTENSION_NAME;
+    if (lim->int8_dot)
+        exts[next++] = VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME;
     /* Half-precision tensors need 16-bit storage; f16 arithmetic
      * (gemm_tiled_f16a) needs shaderFloat16: enabled where present. */
+    VkPhysicalDeviceShaderIntegerDotProductFeaturesKHR dotf = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES_KHR,
+        .shaderIntegerDotProduct = VK_TRUE};
     VkPhysicalDevice16BitStorageFeatures s16 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES,
+                                                .pNext = lim->int8_dot ? &dotf : NULL,
                                                 .storageBuffer16BitAccess = lim->storage16 ? VK_TRUE : VK_FALSE};
     /* i8 tensors need 8-bit storage and shaderInt8 (the int8 ops) */
     VkPhysicalDevice8BitStorageFeatures s8 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_8BIT_STORAGE_FEATURES,
@@ -580,10 +603,11 @@ static loom_status vk_device_open(void *bs, int i, void **bdev)
     }
     loom_logf(ctx, LOOM_LOG_INFO,
               "vulkan:%d %s: queue family %u, max binding %llu, max allocation %llu (%u allocations), "
-              "timestamp period %g ns%s, 16-bit storage %s, GEMM reads through %s",
+              "timestamp period %g ns%s, 16-bit storage %s, int8 dot products %s, GEMM reads through %s",
               i, d->info->name, lim->queue_family, (unsigned long long)lim->max_storage_range,
               (unsigned long long)lim->max_alloc_bytes, lim->max_alloc_count, (double)lim->timestamp_period,
               lim->calibrated ? " (calibrated)" : "", lim->storage16 ? "yes" : "no",
+              lim->int8_dot_fast ? "accelerated" : lim->int8_dot ? "yes" : "no",
               d->quirks & VK_QUIRK_TEXEL_READS ? "texel buffers" : "storage buffers + shared memory");
     *bdev = d;
     return LOOM_OK;

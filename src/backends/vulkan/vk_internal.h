@@ -34,6 +34,8 @@ typedef struct vk_limits {
     float timestamp_period;             /* ns per tick */
     int storage16;                      /* storageBuffer16BitAccess */
     int storage8;                       /* storageBuffer8BitAccess and shaderInt8: i8 tensors */
+    int int8_dot;                       /* VK_KHR_shader_integer_dot_product: OpSDot in qmatmul */
+    int int8_dot_fast;                  /* ... and 4x8-bit packed signed dots are accelerated */
     int texel_r32f;                     /* R32_SFLOAT uniform texel buffers work */
     int image_r32f;                     /* R32_SFLOAT storage texel buffers work */
     int calibrated;                     /* VK_EXT_calibrated_timestamps with CLOCK_MONOTONIC */

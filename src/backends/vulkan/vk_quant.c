@@ -5,6 +5,9 @@
 #include "vk_internal.h"
 #include "../../core/conv_geom.h"
 
+#include <stdlib.h>
+#include <string.h>
+
 loom_status vk_plan_quant(vk_prog *p, const loom_exec_node *x)
 {
     const loom_node *src = x->in[0]->node;
@@ -56,8 +59,16 @@ loom_status vk_plan_qgemm(vk_prog *p, const loom_exec_node *x)
     for (int k = 0; k < 4; k++)
         dx->bind[1 + k] = vk_bind_tensor(x->in[k], VK_READ);
     LOOM_TRY(vk_grid(p, dx, (uint64_t)nd->numel, 256, nd));
+    /* OpSDot reads four packed int8 per word: rows of whole words only.
+     * LOOM_VULKAN_INT8_DOT=0 keeps the plain products (the test compares
+     * the two paths). */
+    const char *env = getenv("LOOM_VULKAN_INT8_DOT");
+    int dot = !conv && p->d->lim->int8_dot && pc.k % 4 == 0 && !(env && strcmp(env, "0") == 0);
     char name[32];
-    snprintf(name, sizeof name, "%s_%s", conv ? "qconv" : "qmatmul", nd->dtype == LOOM_I8 ? "i8" : "f32");
+    snprintf(name, sizeof name, "%s%s_%s", conv ? "qconv" : "qmatmul", dot ? "_dot" : "",
+             nd->dtype == LOOM_I8 ? "i8" : "f32");
+    loom_logf(p->d->ctx, LOOM_LOG_DEBUG, "%s: %s %s through %s", p->d->info->spec, loom_op_name(nd->op), nd->name,
+              name);
     uint32_t spec[VK_MAX_SPEC] = {0, 0, 0};
     return vk_use_variant(p, dx, name, "SSSSS", sizeof pc, 256, 1, spec, &pc);
 }
