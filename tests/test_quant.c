@@ -144,16 +144,17 @@ static char qmm_variant[64];
 static void note_variant(void *u, loom_log_level l, const char *m)
 {
     (void)u;
-    const char *t = strstr(m, " through qmatmul");
+    const char *t = strstr(m, " through q");
     if (t)
         snprintf(qmm_variant, sizeof qmm_variant, "%s", t + 9);
     else if (l == LOOM_LOG_ERROR)
         fprintf(stderr, "loom: %s\n", m);
 }
 
-/* On a device with VK_KHR_shader_integer_dot_product (lavapipe has it) the
- * GEMM of whole 4-byte rows runs OpSDot; LOOM_VULKAN_INT8_DOT=0 and rows of
- * other lengths take the plain products. Each exactly. */
+/* Rows of whole 4-byte words take the tiled GEMM, through OpSDot on a
+ * device with VK_KHR_shader_integer_dot_product (lavapipe has it), else
+ * (and with LOOM_VULKAN_INT8_DOT=0) unpacking the words; other rows the
+ * one-output-per-invocation kernel. Each exactly, over partial tiles. */
 START_TEST(qmatmul_vulkan_dot)
 {
     loom_ctx_opts co;
@@ -164,7 +165,7 @@ START_TEST(qmatmul_vulkan_dot)
     ck_assert_int_eq(loom_ctx_create(&co, &ctx), LOOM_OK);
     char specs[16][32];
     int nd = tu_devices(ctx, specs, 16), seen = 0;
-    static const qmm_case whole = {9, 64, 13, 1, 1, -128}, odd = {9, 66, 13, 0, 0, 0};
+    static const qmm_case whole = {70, 100, 130, 1, 1, -128}, odd = {9, 66, 13, 0, 0, 0};
     for (int d = 0; d < nd; d++) {
         if (strncmp(specs[d], "vulkan", 6) != 0)
             continue;
@@ -174,13 +175,13 @@ START_TEST(qmatmul_vulkan_dot)
         seen++;
         qmm_variant[0] = 0;
         qmm_on(ctx, &whole, 1, specs[d]);
-        ck_assert_str_eq(qmm_variant, has ? "qmatmul_dot_i8" : "qmatmul_i8");
+        ck_assert_str_eq(qmm_variant, has ? "qgemm_tiled_dot_i8" : "qgemm_tiled_i8");
         qmm_on(ctx, &odd, 2, specs[d]);
         ck_assert_str_eq(qmm_variant, "qmatmul_f32");
         setenv("LOOM_VULKAN_INT8_DOT", "0", 1);
         qmm_on(ctx, &whole, 1, specs[d]);
         unsetenv("LOOM_VULKAN_INT8_DOT");
-        ck_assert_str_eq(qmm_variant, "qmatmul_i8");
+        ck_assert_str_eq(qmm_variant, "qgemm_tiled_i8");
     }
     if (!seen)
         fprintf(stderr, "quant: no Vulkan device, the dot-product path is not exercised\n");

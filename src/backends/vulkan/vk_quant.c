@@ -58,17 +58,30 @@ loom_status vk_plan_qgemm(vk_prog *p, const loom_exec_node *x)
     dx->bind[0] = vk_bind_tensor(x->out, VK_WRITE);
     for (int k = 0; k < 4; k++)
         dx->bind[1 + k] = vk_bind_tensor(x->in[k], VK_READ);
-    LOOM_TRY(vk_grid(p, dx, (uint64_t)nd->numel, 256, nd));
-    /* OpSDot reads four packed int8 per word: rows of whole words only.
-     * LOOM_VULKAN_INT8_DOT=0 keeps the plain products (the test compares
-     * the two paths). */
+    /* Rows of whole words go to the tiled GEMM (words of four packed
+     * int8), through OpSDot where the device has it; LOOM_VULKAN_INT8_DOT=0
+     * unpacks the bytes instead (the test compares the two). */
     const char *env = getenv("LOOM_VULKAN_INT8_DOT");
-    int dot = !conv && p->d->lim->int8_dot && pc.k % 4 == 0 && !(env && strcmp(env, "0") == 0);
+    int tiled = !conv && pc.k % 4 == 0;
+    int dot = tiled && p->d->lim->int8_dot && !(env && strcmp(env, "0") == 0);
+    const char *odt = nd->dtype == LOOM_I8 ? "i8" : "f32";
     char name[32];
-    snprintf(name, sizeof name, "%s%s_%s", conv ? "qconv" : "qmatmul", dot ? "_dot" : "",
-             nd->dtype == LOOM_I8 ? "i8" : "f32");
+    if (tiled) {
+        snprintf(name, sizeof name, "qgemm_tiled%s_%s", dot ? "_dot" : "", odt);
+        dx->groups[0] = (pc.n + 63) / 64;
+        dx->groups[1] = (pc.m + 63) / 64;
+        dx->groups[2] = 1;
+        if (dx->groups[0] > p->d->lim->max_groups[0] || dx->groups[1] > p->d->lim->max_groups[1])
+            return loom_fail(p->d->ctx, LOOM_E_UNSUPPORTED,
+                             "%s: op %s \"%s\" [%u, %u] x [%u, %u]^T needs %u x %u workgroups, above the device's limit",
+                             p->d->info->spec, loom_op_name(nd->op), nd->name, pc.m, pc.k, pc.n, pc.k, dx->groups[0],
+                             dx->groups[1]);
+    } else {
+        LOOM_TRY(vk_grid(p, dx, (uint64_t)nd->numel, 256, nd));
+        snprintf(name, sizeof name, "%s_%s", conv ? "qconv" : "qmatmul", odt);
+    }
     loom_logf(p->d->ctx, LOOM_LOG_DEBUG, "%s: %s %s through %s", p->d->info->spec, loom_op_name(nd->op), nd->name,
               name);
     uint32_t spec[VK_MAX_SPEC] = {0, 0, 0};
-    return vk_use_variant(p, dx, name, "SSSSS", sizeof pc, 256, 1, spec, &pc);
+    return vk_use_variant(p, dx, name, "SSSSS", sizeof pc, tiled ? 16 : 256, tiled ? 16 : 1, spec, &pc);
 }
