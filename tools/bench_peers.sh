@@ -4,8 +4,9 @@
 # same epochs and batch, and `loom train` on every device that can run
 # graphs, all in one session. Prints samples/s and test accuracy of each and
 # the ratio of loom's samples/s to each peer's. Not part of the test suite.
+# --model cnn: examples/models/cnn.json in all three instead of the MLP.
 #
-#   tools/bench_peers.sh [--epochs 5] [--batch 32[,256]] [--json FILE] [--repeat N]
+#   tools/bench_peers.sh [--model mlp|cnn] [--epochs 5] [--batch 32[,256]] [--json FILE] [--repeat N]
 #                        [--threads N] [--devices cpu,vulkan:0] [--peers keras,pytorch]
 #                        [--loom PATH] [--baseline PATH] [--data DIR] [--venv DIR] [--no-install]
 #
@@ -22,6 +23,7 @@ set -u
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 epochs=5
+model=mlp
 batches=32
 json_out=
 threads=$(nproc 2>/dev/null || echo 1)
@@ -35,7 +37,7 @@ venv=${XDG_CACHE_HOME:-$HOME/.cache}/loom/peers-venv
 install=1
 
 usage() {
-    sed -n '2,21s/^# \{0,1\}//p' "$0"
+    sed -n '2,22s/^# \{0,1\}//p' "$0"
 }
 
 die() {
@@ -46,6 +48,7 @@ die() {
 while [ $# -gt 0 ]; do
     case $1 in
     --epochs) epochs=${2:?--epochs wants N}; shift 2 ;;
+    --model) model=${2:?--model wants mlp or cnn}; shift 2 ;;
     --batch) batches=${2:?--batch wants N[,N...]}; shift 2 ;;
     --json) json_out=${2:?--json wants FILE}; shift 2 ;;
     --threads) threads=${2:?--threads wants N}; shift 2 ;;
@@ -62,6 +65,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 
+case $model in mlp | cnn) ;; *) die "--model wants mlp or cnn, not \"$model\"" ;; esac
 case $epochs in '' | *[!0-9]* | 0) die "--epochs wants a positive whole number, not \"$epochs\"" ;; esac
 case $threads in '' | *[!0-9]* | 0) die "--threads wants a positive whole number, not \"$threads\"" ;; esac
 case $repeat in '' | *[!0-9]* | 0) die "--repeat wants a positive whole number, not \"$repeat\"" ;; esac
@@ -235,11 +239,13 @@ run_one() {
 }
 
 cd "$root/tools/peers" || die "no $root/tools/peers"
-common=(--epochs "$epochs" --threads "$threads" --data "$data")
+common=(--epochs "$epochs" --threads "$threads" --data "$data" --model "$model")
+loom_model=()
+[ "$model" = cnn ] && loom_model=(--model "$root/examples/models/cnn.json")
 run_loom() {
     local name=$1 bin=$2 d=$3 batch=$4
     run_one loom "$name" "$batch" env OPENBLAS_NUM_THREADS="$threads" OMP_NUM_THREADS="$threads" \
-        "$bin" train --json --device "$d" --epochs "$epochs" --batch "$batch" --data "$data"
+        "$bin" train --json --device "$d" --epochs "$epochs" --batch "$batch" --data "$data" "${loom_model[@]}"
 }
 for round in $(seq 1 "$repeat"); do
     for batch in ${batches//,/ }; do
@@ -253,7 +259,7 @@ for round in $(seq 1 "$repeat"); do
 done
 
 meta=$work/meta.json
-python3 - "$meta" "$epochs" "$threads" "$batches" "$repeat" <<'EOF'
+python3 - "$meta" "$epochs" "$threads" "$batches" "$repeat" "$model" <<'EOF'
 import json, os, platform, socket, sys, time
 cpu = platform.processor()
 try:
@@ -265,6 +271,7 @@ except OSError:
     pass
 json.dump({"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "hostname": socket.gethostname(),
            "cpu_model": cpu, "cores": os.cpu_count(), "epochs": int(sys.argv[2]), "threads": int(sys.argv[3]),
-           "batches": [int(b) for b in sys.argv[4].split(",")], "repeat": int(sys.argv[5])}, open(sys.argv[1], "w"))
+           "batches": [int(b) for b in sys.argv[4].split(",")], "repeat": int(sys.argv[5]),
+           "model": sys.argv[6]}, open(sys.argv[1], "w"))
 EOF
 python3 "$root/tools/peers/report.py" "$meta" "$results" "$notes" ${json_out:+"$json_out"}

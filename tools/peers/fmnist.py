@@ -1,7 +1,9 @@
 """Fashion-MNIST from the gzipped IDX files, the same bytes loom reads.
 
 Shared by the peer programs so Keras and PyTorch see identical arrays:
-float32 pixels scaled by 1/255 in rows of 784, uint8 labels.
+float32 pixels scaled by 1/255 in rows of 784, uint8 labels. The CNN
+reshapes the rows to images: [N, 1, 28, 28] for PyTorch (NCHW, as loom),
+[N, 28, 28, 1] for Keras (TensorFlow's CPU convolutions are NHWC).
 """
 import gzip
 import os
@@ -47,4 +49,6 @@ def common_args(parser):
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--model", choices=("mlp", "cnn"), default="mlp",
+                        help="mlp: the seed's 784-64-64-10; cnn: examples/models/cnn.json")
     return parser

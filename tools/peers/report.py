@@ -78,7 +78,8 @@ def main(argv):
     rounds = meta.get("repeat", 1)
 
     print()
-    print(f"loom beside its peers: Fashion-MNIST 784-64-64-10, Adam 1e-3, {meta['epochs']} epochs, "
+    arch = ("CNN (examples/models/cnn.json)" if meta.get("model") == "cnn" else "784-64-64-10")
+    print(f"loom beside its peers: Fashion-MNIST {arch}, Adam 1e-3, {meta['epochs']} epochs, "
           f"{meta['threads']} threads, {rounds} round{'s' if rounds != 1 else ''}")
     print(f"{meta['cpu_model']} ({meta['cores']} cores), {meta['hostname']}, {meta['date']}")
     print("samples/s = epochs x 60000 / seconds of the whole fit (first epoch included); last and best epoch =")
