@@ -279,6 +279,15 @@ START_TEST(options_refused)
     rc = run("train", "--data", data, "--optimizer", "lion");
     expect(rc, 2);
     expect_in(err, "--optimizer: \"lion\" is not one of sgd, adam, adamw");
+    rc = run("train", "--data", data, "--lr-schedule", "linear");
+    expect(rc, 2);
+    expect_in(err, "--lr-schedule: \"linear\" is not one of constant, cosine");
+    rc = run("train", "--data", data, "--warmup", "100");
+    expect(rc, 2);
+    expect_in(err, "--warmup 100 (steps) goes with --lr-schedule cosine");
+    rc = run("optimize", "--model", "m.safetensors", "--prune", "0.5", "--lr-schedule", "step", "--save", "o");
+    expect(rc, 2);
+    expect_in(err, "--lr-schedule: \"step\" is not one of constant, cosine");
     rc = run("train", "--data", data, "--json=yes");
     expect(rc, 2);
     expect_in(err, "option --json takes no value");

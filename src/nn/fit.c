@@ -379,6 +379,17 @@ loom_status loom_sequential_fit(loom_sequential *m, loom_dataset *train, const l
         s = loom_fail(m->ctx, LOOM_E_FORMAT, "loom_sequential_fit: the checkpoint's loom.epoch_step %lld is outside "
                       "[0, %lld], the steps of an epoch of %lld rows in batches of %lld (another data set or batch?)",
                       (long long)m->epoch_step, (long long)steps, (long long)n, (long long)b);
+    /* A cosine schedule given no length spans this fit: from the updates
+     * the model has made to the end of its last epoch. The training
+     * programs hold the optimizer: they are built again with it. */
+    loom_optimizer *opt = &m->cfg.optimizer;
+    if (s == LOOM_OK && opt->schedule == LOOM_LR_COSINE && opt->total_steps == 0 && cfg.epochs > m->epoch) {
+        opt->total_steps = loom_state_step(m->st) + (int64_t)(cfg.epochs - m->epoch) * steps - m->epoch_step;
+        if (opt->total_steps <= opt->warmup_steps)
+            opt->total_steps = opt->warmup_steps + 1;
+        loom_model_drop_train_progs(m);
+        s = loom_replicas_rebuild_updates(m);
+    }
     loom_fit_stats st;
     memset(&st, 0, sizeof st);
     st.epochs = cfg.epochs;

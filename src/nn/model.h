@@ -160,6 +160,8 @@ void loom_replicas_free(loom_sequential *m);
 /* Destroys the compiled training programs (the next step builds them
  * again: pruning or a teacher was armed). */
 void loom_model_drop_train_progs(loom_sequential *m);
+/* Compiles the replicas' update halves again (the optimizer changed). */
+loom_status loom_replicas_rebuild_updates(loom_sequential *m);
 
 /* ---- prune.c ---- */
 

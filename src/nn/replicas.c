@@ -575,6 +575,23 @@ loom_status loom_sequential_replicate(loom_sequential *m, loom_device *const *mo
     return s;
 }
 
+loom_status loom_replicas_rebuild_updates(loom_sequential *m)
+{
+    struct nn_replicas *rep = m ? m->rep : NULL;
+    loom_status s = LOOM_OK;
+    for (int i = 0; rep && i < rep->n && s == LOOM_OK; i++) {
+        replica *r = &rep->r[i];
+        if (!r->up)
+            continue;
+        loom_program_destroy(r->up);
+        loom_graph_destroy(r->ug);
+        r->up = NULL;
+        r->ug = NULL;
+        s = compile_half(m, r, LOOM_MODEL_UPDATE, 0, &r->ug, &r->up);
+    }
+    return s;
+}
+
 loom_status loom_sequential_replica_stats(const loom_sequential *m, loom_replica_stats *out)
 {
     if (!m || !out)

@@ -202,3 +202,13 @@ cJSON *cli_json_number(double v)
 {
     return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull();
 }
+
+const char *const cli_lr_schedules[] = {"constant", "cosine", NULL};
+
+void cli_set_lr_schedule(loom_optimizer *o, int cosine, int64_t warmup)
+{
+    o->schedule = cosine ? LOOM_LR_COSINE : LOOM_LR_CONSTANT;
+    o->warmup_steps = cosine ? warmup : 0;
+    o->total_steps = 0;
+    o->lr_min = 0.0f;
+}

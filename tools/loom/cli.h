@@ -93,6 +93,13 @@ int cli_double(cli_args *a, double lo, double hi, double *out);
 /* The value as one of the NULL-terminated words; its index, or -1 after
  * saying what is wrong. */
 int cli_choice(cli_args *a, const char *const *words);
+/* --lr-schedule's words, in loom_lr_schedule's order where they meet:
+ * "constant" (LOOM_LR_CONSTANT), "cosine" (LOOM_LR_COSINE, index 1). */
+extern const char *const cli_lr_schedules[];
+/* The optimizer's schedule from --lr-schedule (0 constant, 1 cosine) and
+ * --warmup: a cosine over the whole fit (total_steps 0: loom_sequential_fit
+ * sets it to the fit's updates). */
+void cli_set_lr_schedule(loom_optimizer *o, int cosine, int64_t warmup);
 /* The option was given on the command line (by its long name). */
 int cli_given(const cli_args *a, const char *name);
 

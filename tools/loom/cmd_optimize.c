@@ -21,7 +21,7 @@
 enum {
     O_MODEL = CLI_OPT_BASE, O_SAVE, O_DEVICE, O_DATA, O_JSON, O_EPOCHS, O_LIMIT, O_TEST_LIMIT, O_SEED,
     O_PRUNE, O_STRUCTURED, O_PATTERN, O_SCHEDULE, O_SCOPE, O_NORM, O_FREQUENCY, O_END,
-    O_DISTILL, O_STUDENT, O_TEMPERATURE, O_ALPHA, O_HALF, O_LR
+    O_DISTILL, O_STUDENT, O_TEMPERATURE, O_ALPHA, O_HALF, O_LR, O_LR_SCHEDULE
 };
 
 static const struct option opts[] = {
@@ -35,6 +35,7 @@ static const struct option opts[] = {
     {"test-limit", required_argument, 0, O_TEST_LIMIT},
     {"seed", required_argument, 0, O_SEED},
     {"lr", required_argument, 0, O_LR},
+    {"lr-schedule", required_argument, 0, O_LR_SCHEDULE},
     {"prune", required_argument, 0, O_PRUNE},
     {"structured", no_argument, 0, O_STRUCTURED},
     {"pattern", required_argument, 0, O_PATTERN},
@@ -62,6 +63,7 @@ typedef struct optimize_args {
     int64_t epochs, limit, test_limit, seed, frequency;
     double sparsity, temperature, alpha, end_fraction, lr;
     int seed_given, lr_given;
+    int cosine;                 /* --lr-schedule cosine */
 } optimize_args;
 
 /* The first scan: which mode (each parser stands alone); --quantize is
@@ -141,6 +143,10 @@ static int parse(int argc, char **argv, optimize_args *o)
             if (cli_double(&a, 1e-9, 10, &o->lr))
                 return CLI_EXIT_USAGE;
             o->lr_given = 1;
+            break;
+        case O_LR_SCHEDULE:
+            if ((o->cosine = cli_choice(&a, cli_lr_schedules)) < 0)
+                return CLI_EXIT_USAGE;
             break;
         case O_FREQUENCY:
             if (cli_int(&a, 1, INT64_MAX, &o->frequency))
@@ -337,6 +343,8 @@ int cmd_optimize(int argc, char **argv)
         goto fail;
     if (o.lr_given)
         mc.optimizer.lr = (float)o.lr;
+    /* the fine-tuning's own schedule, not the one the model trained under */
+    cli_set_lr_schedule(&mc.optimizer, o.cosine == 1, 0);
     if (o.seed_given)
         mc.seed = (uint64_t)o.seed;
     if (loom_sequential_load(ctx, o.model, dev, &mc, &m))

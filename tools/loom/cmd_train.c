@@ -132,7 +132,7 @@ enum {
     O_DATA = CLI_OPT_BASE, O_HIDDEN, O_EPOCHS, O_BATCH, O_OPTIMIZER, O_DEVICE, O_SAVE, O_RESUME, O_CHECKPOINT,
     O_CHECKPOINT_EVERY, O_LIMIT, O_TEST_LIMIT, O_VSPLIT, O_DROPOUT, O_EARLY, O_JSON, O_METRICS, O_METRICS_EVERY,
     O_PROFILE, O_PROFILE_STEPS, O_DASH, O_LR, O_MOMENTUM, O_CLIP, O_EMA, O_SEED, O_SCALING, O_PRECISION,
-    O_MODEL, O_SHIFT, O_FLIP, O_DISTRIBUTED, O_MPI_TIMEOUT, O_CHECK_EVERY, O_REPLICA_UPDATE
+    O_MODEL, O_SHIFT, O_FLIP, O_DISTRIBUTED, O_MPI_TIMEOUT, O_CHECK_EVERY, O_REPLICA_UPDATE, O_LR_SCHEDULE, O_WARMUP
 };
 
 static const struct option train_opts[] = {
@@ -158,6 +158,8 @@ static const struct option train_opts[] = {
     {"profile-steps", required_argument, 0, O_PROFILE_STEPS},
     {"dash", no_argument, 0, O_DASH},
     {"lr", required_argument, 0, O_LR},
+    {"lr-schedule", required_argument, 0, O_LR_SCHEDULE},
+    {"warmup", required_argument, 0, O_WARMUP},
     {"momentum", required_argument, 0, O_MOMENTUM},
     {"clip-norm", required_argument, 0, O_CLIP},
     {"ema", required_argument, 0, O_EMA},
@@ -188,7 +190,8 @@ typedef struct train_args {
     int flip;
     int64_t hidden[16];
     int nhidden;
-    int64_t epochs, batch, ckpt_every, limit, test_limit, patience, metrics_every, trace_steps, seed;
+    int64_t epochs, batch, ckpt_every, limit, test_limit, patience, metrics_every, trace_steps, seed, warmup;
+    int cosine;                /* --lr-schedule cosine */
     double vsplit, dropout, lr, momentum, clip, ema;
     int kind, scaling, json, dash, precision;
     int distributed, update;   /* --distributed: 1 = mpi; --replica-update */
@@ -267,6 +270,11 @@ static int parse(int argc, char **argv, train_args *t, cli_args *a)
         case O_PROFILE_STEPS: bad = cli_int(a, 0, 1000000000, &t->trace_steps); break;
         case O_DASH: t->dash = 1; break;
         case O_LR: bad = cli_double(a, 1e-12, 1e6, &t->lr); break;
+        case O_LR_SCHEDULE:
+            if ((t->cosine = cli_choice(a, cli_lr_schedules)) < 0)
+                return CLI_EXIT_USAGE;
+            break;
+        case O_WARMUP: bad = cli_int(a, 0, INT64_MAX, &t->warmup); break;
         case O_MOMENTUM: bad = cli_double(a, 0, 1, &t->momentum); break;
         case O_CLIP: bad = cli_double(a, 0, 1e30, &t->clip); break;
         case O_EMA: bad = cli_double(a, 0, 0.999999, &t->ema); break;
@@ -298,6 +306,8 @@ static int parse(int argc, char **argv, train_args *t, cli_args *a)
             return bad;
     }
 
+    if (cli_given(a, "warmup") && !t->cosine)
+        return cli_usage_error("train", "--warmup %lld (steps) goes with --lr-schedule cosine", (long long)t->warmup);
     if (t->patience > 0 && !(t->vsplit > 0))
         return cli_usage_error("train", "--early-stopping %lld watches the validation loss: it needs "
                                "--validation-split F", (long long)t->patience);
@@ -429,6 +439,7 @@ static int check_resume(loom_ctx *ctx, const train_args *t, const cli_args *a, l
         {"momentum", o->momentum != (float)t->momentum, t->momentum, o->momentum},
         {"clip-norm", o->clip_norm != (float)t->clip, t->clip, o->clip_norm},
         {"ema", o->ema_decay != (float)t->ema, t->ema, o->ema_decay},
+        {"lr-schedule", (o->schedule == LOOM_LR_COSINE) != (t->cosine == 1), t->cosine, o->schedule == LOOM_LR_COSINE},
         {"seed", c.seed != (uint64_t)t->seed, (double)t->seed, (double)c.seed},
     };
     for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++)
@@ -622,6 +633,7 @@ int cmd_train(int argc, char **argv)
         mc.optimizer.momentum = (float)t.momentum;
         mc.optimizer.clip_norm = (float)t.clip;
         mc.optimizer.ema_decay = (float)t.ema;
+        cli_set_lr_schedule(&mc.optimizer, t.cosine == 1, t.warmup);
         mc.batch = t.batch;
         mc.seed = (uint64_t)t.seed;
         mc.precision = precision_dtypes[t.precision];

@@ -20,7 +20,8 @@ static const command commands[] = {
     {"forward", cmd_forward, "run the MLP forward pass [--batch N] [--device SPEC] [--runs N] [--json]"},
     {"train", cmd_train,
      "train the Fashion-MNIST MLP, or any model [--model FILE.json] [--data DIR] [--hidden 64,64]\n"
-     "             [--epochs 5] [--batch 32] [--lr 0.001] [--augment-shift N] [--augment-flip]\n"
+     "             [--epochs 5] [--batch 32] [--lr 0.001] [--lr-schedule constant|cosine [--warmup STEPS]]\n"
+     "             [--augment-shift N] [--augment-flip]\n"
      "             [--optimizer adam|adamw|sgd] [--momentum M] [--device SPEC] [--seed N] [--scaling unit|standard]\n"
      "             [--precision f32|f16|bf16]\n"
      "             [--save FILE] [--resume FILE] [--checkpoint FILE --checkpoint-every N] [--validation-split F]\n"
@@ -46,7 +47,7 @@ static const command commands[] = {
      "             | --distill --student SPEC.json [--temperature 4] [--alpha 0.9]\n"
      "             | --half f16|bf16\n"
      "             | --quantize int8 [--calibrate minmax|percentile|kl] [--calib-samples 1000] [--max-drop 0.5])\n"
-     "             [--epochs N (fine-tuning; prune 2, distill 5)] [--lr LR] [--seed N] [--device SPEC] [--data DIR]\n"
+     "             [--epochs N (fine-tuning; prune 2, distill 5)] [--lr LR] [--lr-schedule constant|cosine] [--seed N] [--device SPEC] [--data DIR]\n"
      "             [--limit N] [--test-limit N] [--json]"},
     {"predict", cmd_predict,
      "classify one test image or an image file --model FILE [--image N | --input FILE [--no-preprocess]]\n"
