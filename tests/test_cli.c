@@ -1072,6 +1072,16 @@ START_TEST(optimize_and_compare)
         ck_assert(num(r, "latency_ms_batch1") > 0 && num(r, "latency_ms_batch256") > 0);
     }
     cJSON_Delete(j);
+    /* a list of devices: a row per model on each (the CPU twice here,
+     * the one device every machine has) */
+    rc = run("eval", "--compare", a, h, "--data", data, "--device", "cpu,cpu", "--runs", "2", "--json");
+    expect(rc, 0);
+    j = json_out();
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "rows")), 4);
+    cJSON_Delete(j);
+    rc = run("eval", "--compare", a, h, "--data", data, "--device", "cpu,,cpu");
+    expect(rc, 2);
+    expect_in(err, "--device \"cpu,,cpu\": give a device, a list of devices");
     rc = run("eval", "--compare", a, h, "--data", data, "--device", "cpu", "--runs", "2");
     expect(rc, 0);
     expect_in(out, "batch 256 ms");

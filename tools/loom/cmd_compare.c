@@ -191,7 +191,17 @@ int cmd_eval_compare(int argc, char **argv)
                 snprintf(specs[nspecs++], sizeof specs[0], "%s", info.spec);
         }
     } else {
-        snprintf(specs[nspecs++], sizeof specs[0], "%s", spec);
+        /* one spec or a list: cpu,vulkan:0,opencl:0 */
+        for (const char *p = spec; *p && nspecs < MAX_DEVICES;) {
+            size_t n = strcspn(p, ",");
+            if (n == 0 || n >= sizeof specs[0]) {
+                loom_ctx_destroy(ctx);
+                return cli_usage_error("eval", "--device \"%s\": give a device, a list of devices (cpu,vulkan:0) or all",
+                                       spec);
+            }
+            snprintf(specs[nspecs++], sizeof specs[0], "%.*s", (int)n, p);
+            p += n + (p[n] == ',');
+        }
     }
     compare_row rows[MAX_MODELS * MAX_DEVICES];
     int nrows = 0, rc = 0;

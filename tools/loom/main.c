@@ -38,7 +38,7 @@ static const command commands[] = {
      "             exit status: 2 a bad option or suite; 3 --compare found a regression beyond the noise"},
     {"eval", cmd_eval, "evaluate a saved model on the test set --model FILE [--data DIR] [--device SPEC] [--ema]\n"
      "             [--limit N] [--json] [--metrics FILE] [--profile TRACE.json]\n"
-     "             | --compare A B ... [--device SPEC|all] [--limit N] [--runs 20] [--json]: test accuracy, file\n"
+     "             | --compare A B ... [--device SPEC[,SPEC...]|all] [--limit N] [--runs 20] [--json]: test accuracy, file\n"
      "               size and latency at batch 1 and 256 of each model on each device, one table"},
     {"optimize", cmd_optimize,
      "prune, distill or halve a saved model, then save it --model FILE --save OUT\n"

@@ -47,10 +47,11 @@ def ratio(a, b):
     return None
 
 
-# The goals of the speed issue: (loom run, peer, the least ratio), at every
-# batch size.
-GOALS = [("loom cpu", "pytorch", 1.5), ("loom cpu", "keras", 3.0),
-         ("loom opencl:0", "keras", 2.0), ("loom vulkan:0", "keras", 1.0)]
+# The goals of the speed issue (the MLP) and of the CNN issue: (loom run,
+# peer, the least ratio), at every batch size.
+GOALS = {"mlp": [("loom cpu", "pytorch", 1.5), ("loom cpu", "keras", 3.0),
+                 ("loom opencl:0", "keras", 2.0), ("loom vulkan:0", "keras", 1.0)],
+         "cnn": [("loom cpu", "pytorch", 1.0)]}
 
 
 def spread(values):
@@ -147,7 +148,7 @@ def main(argv):
             print(f"  {ln:<20}" + "".join(f" {c:>40}" for c in cells))
 
     goals = []
-    for ln, peer, want in GOALS:
+    for ln, peer, want in GOALS[meta.get("model", "mlp")]:
         for batch in meta["batches"]:
             sq = next((q for q in summary if q["batch"] == batch and q["loom"] == ln and q["peer"] == peer), None)
             if sq and sq["ratio"]:
