@@ -646,12 +646,51 @@ START_TEST(vulkan_conv_variants)
 }
 END_TEST
 
+/* The CPU's two convolution paths, oneDNN's (where the library has it)
+ * and the own im2col + OpenBLAS (LOOM_CPU_CONV=own), forward and both
+ * gradients, agree: odd geometries, and a stride whose last window stops
+ * short of the edge (oneDNN's trailing padding -1). */
+START_TEST(cpu_conv_paths_agree)
+{
+    loom_ctx *ctx = tu_ctx();
+    conv_case cases[4];
+    for (int i = 0; i < 4; i++)
+        cases[i].o = loom_conv2d_opts_default();
+    cases[0] = (conv_case){2, 4, 28, 28, 8, 3, 3, cases[0].o};
+    cases[0].o.stride[0] = cases[0].o.stride[1] = 2;
+    cases[1] = (conv_case){1, 6, 8, 9, 6, 3, 2, cases[1].o};
+    cases[1].o.groups = 6;
+    cases[1].o.dilation[0] = 2;
+    cases[1].o.pad[0] = 2, cases[1].o.pad[2] = 1;
+    cases[2] = (conv_case){3, 32, 14, 14, 64, 3, 3, cases[2].o}; /* the CNN's second layer */
+    cases[2].o.pad[0] = cases[2].o.pad[1] = cases[2].o.pad[2] = cases[2].o.pad[3] = 1;
+    cases[3] = (conv_case){1, 3, 11, 10, 4, 7, 5, cases[3].o};
+    cases[3].o.stride[0] = 2, cases[3].o.stride[1] = 3;
+    cases[3].o.pad[0] = cases[3].o.pad[1] = 3, cases[3].o.pad[2] = 2;
+    for (int c = 0; c < 4; c++) {
+        setenv("LOOM_CPU_CONV", "own", 1);
+        grads own = conv_grads(ctx, "cpu", NULL, &cases[c], LOOM_F32);
+        unsetenv("LOOM_CPU_CONV");
+        grads lib = conv_grads(ctx, "cpu", NULL, &cases[c], LOOM_F32);
+        for (int i = 0; i < 4; i++) {
+            double e = tu_err(lib.v[i], own.v[i], own.n[i], 1e-4, 1e-4);
+            ck_assert_msg(e <= 1, "case %d: the CPU's %s differs between its convolution paths: %g", c,
+                          (const char *[]){"y", "dx", "dw", "db"}[i], e);
+            free(own.v[i]);
+            free(lib.v[i]);
+        }
+    }
+    loom_ctx_destroy(ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("conv");
     TCase *tc = tcase_create("definitions");
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, conv2d_is_the_direct_sum);
+    tcase_add_test(tc, cpu_conv_paths_agree);
     tcase_add_test(tc, same_padding_is_tensorflows);
     tcase_add_test(tc, conv_transpose_scatters);
     tcase_add_test(tc, pooling_windows);

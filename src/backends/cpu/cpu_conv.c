@@ -2,6 +2,7 @@
  * im2col + OpenBLAS SGEMM (the columns of a chunk of samples in the
  * program's workspace), pooling, normalization, windows and concat, in f32
  * over f32 views of the tensors. */
+#include "cpu_dnnl.h"
 #include "cpu_kernels.h"
 #include "../../core/conv_geom.h"
 #include "../common/layout.h"
@@ -157,6 +158,16 @@ static void nchw_to_rows(const loom_conv_geom *g, const float *y, int64_t n0, in
                    (size_t)ohw * sizeof *y);
 }
 
+/* y[n, c, :] += bias[c] over planes of hw */
+static void add_channel_bias(float *y, const float *bias, int64_t n, int64_t c, int64_t hw)
+{
+    for (int64_t i = 0; i < n * c; i++) {
+        float *p = y + i * hw, b = bias[i % c];
+        for (int64_t j = 0; j < hw; j++)
+            p[j] += b;
+    }
+}
+
 /* y = conv2d(x, w) + bias */
 static void conv_fwd(const loom_conv_geom *g, const float *x, const float *w, const float *bias, float *y,
                      float *ws)
@@ -183,12 +194,7 @@ static void conv_fwd(const loom_conv_geom *g, const float *x, const float *w, co
         }
     }
     if (bias)
-        for (int64_t n = 0; n < g->n; n++)
-            for (int64_t c = 0; c < g->oc; c++) {
-                float *p = y + (n * g->oc + c) * ohw, b = bias[c];
-                for (int64_t i = 0; i < ohw; i++)
-                    p[i] += b;
-            }
+        add_channel_bias(y, bias, g->n, g->oc, ohw);
 }
 
 /* dx = conv_transpose2d(dy, w) + bias (bias over dx's channels) */
@@ -221,12 +227,7 @@ static void conv_bwd_data(const loom_conv_geom *g, const float *dy, const float 
         }
     }
     if (bias)
-        for (int64_t n = 0; n < g->n; n++)
-            for (int64_t c = 0; c < g->c; c++) {
-                float *p = dx + (n * g->c + c) * hw, b = bias[c];
-                for (int64_t i = 0; i < hw; i++)
-                    p[i] += b;
-            }
+        add_channel_bias(dx, bias, g->n, g->c, hw);
 }
 
 /* dw = sum over the samples of dy rows x columns^T */
@@ -263,6 +264,17 @@ void cpu_k_conv(const loom_exec_node *x, void *out, void *const *in, const loom_
     loom_conv_geom g = geom_of(x);
     float *ws = in[x->nin];
     const float *bias = x->nin > 2 ? in[2] : NULL;
+#ifdef LOOM_HAVE_DNNL
+    /* 1x1 convolutions stay the one GEMM they are here (faster than
+     * oneDNN's, measured); the others go to oneDNN where it takes them */
+    if (!direct_1x1(&g) && loom_cpu_dnnl_conv(x->def->code, &g, in[0], in[1], bias, out)) {
+        /* oneDNN's backward to the data has no bias: a transposed
+         * convolution's comes here */
+        if (x->def->code == LOOM_CONV_BWD_DATA && bias)
+            add_channel_bias(out, bias, g.n, g.c, g.h * g.w);
+        return;
+    }
+#endif
     switch (x->def->code) {
     case LOOM_CONV_FWD: conv_fwd(&g, in[0], in[1], bias, out, ws); break;
     case LOOM_CONV_BWD_DATA: conv_bwd_data(&g, in[0], in[1], bias, out, ws); break;

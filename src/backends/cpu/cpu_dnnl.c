@@ -3,9 +3,9 @@
  * onednn): C[r, c] = sum_k A[r, k] B[c, k], both operands row-major with
  * k contiguous. oneDNN's primitives are costly to make, so the last few
  * shapes keep theirs (a small cache under a mutex). */
+#include "cpu_dnnl.h"
 #include "cpu_kernels.h"
 
-#include <dnnl.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -64,15 +64,35 @@ static int entry_make(dnnl_entry *e, int64_t rows, int64_t cols, int64_t k)
     return 1;
 }
 
-int loom_cpu_dnnl_qgemm(const int8_t *a, const int8_t *b, int64_t rows, int64_t cols, int64_t k, int32_t *c)
+int loom_cpu_dnnl_enter(dnnl_engine_t *eng, dnnl_stream_t *str)
 {
     pthread_mutex_lock(&dnnl_lock);
-    int ok = 0;
     if (!dnnl_eng && !dnnl_broken) {
         dnnl_broken = dnnl_engine_create(&dnnl_eng, dnnl_cpu, 0) != dnnl_success ||
                       dnnl_stream_create(&dnnl_str, dnnl_eng, dnnl_stream_default_flags) != dnnl_success;
     }
-    if (!dnnl_broken) {
+    if (dnnl_broken) {
+        pthread_mutex_unlock(&dnnl_lock);
+        return 0;
+    }
+    *eng = dnnl_eng;
+    *str = dnnl_str;
+    return 1;
+}
+
+void loom_cpu_dnnl_leave(void)
+{
+    pthread_mutex_unlock(&dnnl_lock);
+}
+
+int loom_cpu_dnnl_qgemm(const int8_t *a, const int8_t *b, int64_t rows, int64_t cols, int64_t k, int32_t *c)
+{
+    dnnl_engine_t eng;
+    dnnl_stream_t str;
+    if (!loom_cpu_dnnl_enter(&eng, &str))
+        return 0;
+    int ok = 0;
+    {
         dnnl_entry *e = NULL, *old = &dnnl_cache[0];
         for (int i = 0; i < DNNL_CACHE && !e; i++) {
             dnnl_entry *x = &dnnl_cache[i];
@@ -95,6 +115,6 @@ int loom_cpu_dnnl_qgemm(const int8_t *a, const int8_t *b, int64_t rows, int64_t 
                  dnnl_stream_wait(dnnl_str) == dnnl_success;
         }
     }
-    pthread_mutex_unlock(&dnnl_lock);
+    loom_cpu_dnnl_leave();
     return ok;
 }

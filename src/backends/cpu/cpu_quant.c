@@ -8,6 +8,7 @@
  * AVX2 kernel (sign-extend 16 i8 to i16, vpmaddwd into 8 i32 lanes, a
  * 4 x 2 block of rows and columns per pass) chosen at run time where the
  * CPU has AVX2, and a plain C loop otherwise. All give the same integers. */
+#include "cpu_dnnl.h"
 #include "cpu_kernels.h"
 #include "../../core/conv_geom.h"
 
@@ -223,7 +224,6 @@ static void qgemm_block_range(void *arg, int64_t b0, int64_t b1)
 }
 
 #ifdef LOOM_HAVE_DNNL
-int loom_cpu_dnnl_qgemm(const int8_t *a, const int8_t *b, int64_t rows, int64_t cols, int64_t k, int32_t *c);
 
 typedef struct epi_job {
     const qgemm_job *j;
