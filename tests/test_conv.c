@@ -684,6 +684,30 @@ START_TEST(cpu_conv_paths_agree)
 }
 END_TEST
 
+/* Where loom was built with oneDNN (LOOM_TEST_ONEDNN from the build), the
+ * CPU opens it at run time with its OpenMP runtime made passive, and gives
+ * the process its environment back as it was. */
+START_TEST(cpu_opens_onednn)
+{
+    if (!getenv("LOOM_TEST_ONEDNN"))
+        return;
+    unsetenv("OMP_WAIT_POLICY");
+    loom_ctx *ctx = tu_ctx();
+    int n = loom_device_count(ctx), found = 0;
+    for (int i = 0; i < n; i++) {
+        loom_device_info info;
+        ck_assert_int_eq(loom_device_get_info(ctx, i, &info), LOOM_OK);
+        if (strcmp(info.spec, "cpu") != 0)
+            continue;
+        found = 1;
+        ck_assert_msg(strstr(info.driver, "oneDNN") != NULL, "the CPU's driver line names no oneDNN: %s", info.driver);
+    }
+    ck_assert_msg(found, "no cpu device");
+    ck_assert_msg(getenv("OMP_WAIT_POLICY") == NULL, "OMP_WAIT_POLICY left set: %s", getenv("OMP_WAIT_POLICY"));
+    loom_ctx_destroy(ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("conv");
@@ -691,6 +715,7 @@ int main(void)
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, conv2d_is_the_direct_sum);
     tcase_add_test(tc, cpu_conv_paths_agree);
+    tcase_add_test(tc, cpu_opens_onednn);
     tcase_add_test(tc, same_padding_is_tensorflows);
     tcase_add_test(tc, conv_transpose_scatters);
     tcase_add_test(tc, pooling_windows);

@@ -1,6 +1,7 @@
 /* The CPU backend: host memory, the reference kernels, OpenBLAS GEMM. */
 #define _POSIX_C_SOURCE 200809L
 #include "../../core/backend.h"
+#include "cpu_dnnl.h"
 #include "cpu_kernels.h"
 
 #include <stdio.h>
@@ -67,10 +68,11 @@ static loom_status cpu_init(loom_ctx *ctx, void **bstate)
     cpu_model(d->name, sizeof d->name);
     snprintf(d->vendor, sizeof d->vendor, "host");
 #ifdef LOOM_HAVE_DNNL
-    snprintf(d->driver, sizeof d->driver, "loom cpu + OpenBLAS + oneDNN (int8)");
-#else
-    snprintf(d->driver, sizeof d->driver, "loom cpu + OpenBLAS");
+    if (loom_cpu_dnnl_ready())
+        snprintf(d->driver, sizeof d->driver, "loom cpu + OpenBLAS + oneDNN (convolution, int8)");
+    else
 #endif
+        snprintf(d->driver, sizeof d->driver, "loom cpu + OpenBLAS");
     snprintf(d->api_version, sizeof d->api_version, "C11");
     d->type = LOOM_DEVICE_CPU;
     d->can_run = 1;

@@ -4,6 +4,7 @@
  * over f32 views of the tensors. */
 #include "cpu_dnnl.h"
 #include "cpu_kernels.h"
+#include "cpu_simd.h"
 #include "../../core/conv_geom.h"
 #include "../common/layout.h"
 
@@ -382,6 +383,20 @@ static void pool_grad_planes(void *arg, int64_t p0, int64_t p1)
         const float *plane = j->is_max ? j->a + p * g->h * g->w : NULL, *d = j->dy + p * g->oh * g->ow;
         float *o = j->y + p * g->h * g->w;
         memset(o, 0, (size_t)(g->h * g->w) * sizeof *o);
+        if (j->is_max && tiles(g)) {
+            /* the first arg-max of each window, as window_argmax finds it */
+            for (int64_t oh = 0; oh < g->oh; oh++)
+                for (int64_t ow = 0; ow < g->ow; ow++) {
+                    int64_t base = oh * g->kh * g->w + ow * g->kw, best = base;
+                    for (int64_t h = 0; h < g->kh; h++)
+                        for (int64_t c = 0; c < g->kw; c++) {
+                            int64_t at = base + h * g->w + c;
+                            best = plane[at] > plane[best] ? at : best;
+                        }
+                    o[best] += d[oh * g->ow + ow];
+                }
+            continue;
+        }
         for (int64_t oh = 0; oh < g->oh; oh++)
             for (int64_t ow = 0; ow < g->ow; ow++) {
                 window wd = window_of(g, oh, ow, j->count_pad);
@@ -431,23 +446,11 @@ static void norm_stats_rows(void *arg, int64_t q0, int64_t q1)
     const loom_norm_geom *g = &j->g;
     for (int64_t q = q0; q < q1; q++) {
         double s = 0, ss = 0;
-        for (int64_t b = 0; b < g->blocks; b++) {
-            const float *r = j->a + q * g->len + b * g->stride;
-            float part = 0;
-            for (int64_t k = 0; k < g->len; k++)
-                part += r[k];
-            s += part;
-        }
+        for (int64_t b = 0; b < g->blocks; b++)
+            s += cpu_sum(j->a + q * g->len + b * g->stride, g->len);
         float fm = (float)(s / (double)g->m);
-        for (int64_t b = 0; b < g->blocks; b++) {
-            const float *r = j->a + q * g->len + b * g->stride;
-            float part = 0;
-            for (int64_t k = 0; k < g->len; k++) {
-                float d = r[k] - fm;
-                part += d * d;
-            }
-            ss += part;
-        }
+        for (int64_t b = 0; b < g->blocks; b++)
+            ss += cpu_sum_sqdev(j->a + q * g->len + b * g->stride, g->len, fm);
         j->y[q] = fm;
         j->y[g->q + q] = (float)(ss / (double)g->m);
     }
@@ -497,11 +500,8 @@ static void norm_sums_planes(void *arg, int64_t p0, int64_t p1)
     const loom_norm_geom *g = &j->g;
     for (int64_t p = p0; p < p1; p++) {
         const float *d = j->dy + (j->p0 + p) * g->s, *r = j->a + (j->p0 + p) * g->s;
-        float a = 0, b = 0;
-        for (int64_t k = 0; k < g->s; k++) {
-            a += d[k];
-            b += d[k] * r[k];
-        }
+        float a, b;
+        cpu_sum_dot(d, r, g->s, &a, &b);
         j->sums[2 * p] = a;
         j->sums[2 * p + 1] = b;
     }

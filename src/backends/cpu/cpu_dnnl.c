@@ -3,10 +3,13 @@
  * onednn): C[r, c] = sum_k A[r, k] B[c, k], both operands row-major with
  * k contiguous. oneDNN's primitives are costly to make, so the last few
  * shapes keep theirs (a small cache under a mutex). */
+#define _POSIX_C_SOURCE 200809L
 #include "cpu_dnnl.h"
 #include "cpu_kernels.h"
 
+#include <dlfcn.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define DNNL_CACHE 16
@@ -25,16 +28,47 @@ static int dnnl_broken;        /* the engine could not be made: our own kernel *
 static dnnl_entry dnnl_cache[DNNL_CACHE];
 static uint64_t dnnl_clock;
 
+loom_cpu_dnnl_api loom_cpu_dnnl;
+
+/* 1 when libdnnl was opened and every call of LOOM_DNNL_FUNCS found. The
+ * handle stays open for the process: primitives made through it live in
+ * the caches. */
+static int dnnl_open(void)
+{
+    /* The policy is set only for the load and taken back after, so that
+     * the process's environment is as it was; a runtime already loaded
+     * (the application's own OpenMP) keeps the policy it started with. */
+    int passive = getenv("OMP_WAIT_POLICY") == NULL && dlopen("libgomp.so.1", RTLD_LAZY | RTLD_NOLOAD) == NULL;
+    if (passive)
+        setenv("OMP_WAIT_POLICY", "passive", 0);
+    /* the v2 API (the *_desc_init calls) is libdnnl.so.2's */
+    void *h = dlopen("libdnnl.so.2", RTLD_NOW | RTLD_LOCAL);
+    if (passive)
+        unsetenv("OMP_WAIT_POLICY");
+    if (!h)
+        return 0;
+    int ok = 1;
+#define LOOM_DNNL_LOAD(n)                                                                                    \
+    {                                                                                                        \
+        void *p = dlsym(h, "dnnl_" #n);                                                                      \
+        ok &= p != NULL;                                                                                     \
+        memcpy(&loom_cpu_dnnl.n, &p, sizeof p);                                                              \
+    }
+    LOOM_DNNL_FUNCS(LOOM_DNNL_LOAD)
+#undef LOOM_DNNL_LOAD
+    return ok;
+}
+
 static void entry_free(dnnl_entry *e)
 {
     if (e->prim)
-        dnnl_primitive_destroy(e->prim);
+        loom_cpu_dnnl.primitive_destroy(e->prim);
     if (e->a)
-        dnnl_memory_destroy(e->a);
+        loom_cpu_dnnl.memory_destroy(e->a);
     if (e->b)
-        dnnl_memory_destroy(e->b);
+        loom_cpu_dnnl.memory_destroy(e->b);
     if (e->c)
-        dnnl_memory_destroy(e->c);
+        loom_cpu_dnnl.memory_destroy(e->c);
     memset(e, 0, sizeof *e);
 }
 
@@ -44,18 +78,18 @@ static int entry_make(dnnl_entry *e, int64_t rows, int64_t cols, int64_t k)
     dnnl_dims_t ad = {rows, k}, bd = {k, cols}, cd = {rows, cols};
     dnnl_matmul_desc_t md;
     dnnl_primitive_desc_t pd = NULL;
-    int ok = dnnl_memory_desc_init_by_tag(&am, 2, ad, dnnl_s8, dnnl_ab) == dnnl_success &&
+    int ok = loom_cpu_dnnl.memory_desc_init_by_tag(&am, 2, ad, dnnl_s8, dnnl_ab) == dnnl_success &&
              /* B [cols, k] row-major is the [k, cols] operand in "ba" order */
-             dnnl_memory_desc_init_by_tag(&bm, 2, bd, dnnl_s8, dnnl_ba) == dnnl_success &&
-             dnnl_memory_desc_init_by_tag(&cm, 2, cd, dnnl_s32, dnnl_ab) == dnnl_success &&
-             dnnl_matmul_desc_init(&md, &am, &bm, NULL, &cm) == dnnl_success &&
-             dnnl_primitive_desc_create(&pd, &md, NULL, dnnl_eng, NULL) == dnnl_success &&
-             dnnl_primitive_create(&e->prim, pd) == dnnl_success &&
-             dnnl_memory_create(&e->a, &am, dnnl_eng, DNNL_MEMORY_NONE) == dnnl_success &&
-             dnnl_memory_create(&e->b, &bm, dnnl_eng, DNNL_MEMORY_NONE) == dnnl_success &&
-             dnnl_memory_create(&e->c, &cm, dnnl_eng, DNNL_MEMORY_NONE) == dnnl_success;
+             loom_cpu_dnnl.memory_desc_init_by_tag(&bm, 2, bd, dnnl_s8, dnnl_ba) == dnnl_success &&
+             loom_cpu_dnnl.memory_desc_init_by_tag(&cm, 2, cd, dnnl_s32, dnnl_ab) == dnnl_success &&
+             loom_cpu_dnnl.matmul_desc_init(&md, &am, &bm, NULL, &cm) == dnnl_success &&
+             loom_cpu_dnnl.primitive_desc_create(&pd, &md, NULL, dnnl_eng, NULL) == dnnl_success &&
+             loom_cpu_dnnl.primitive_create(&e->prim, pd) == dnnl_success &&
+             loom_cpu_dnnl.memory_create(&e->a, &am, dnnl_eng, DNNL_MEMORY_NONE) == dnnl_success &&
+             loom_cpu_dnnl.memory_create(&e->b, &bm, dnnl_eng, DNNL_MEMORY_NONE) == dnnl_success &&
+             loom_cpu_dnnl.memory_create(&e->c, &cm, dnnl_eng, DNNL_MEMORY_NONE) == dnnl_success;
     if (pd)
-        dnnl_primitive_desc_destroy(pd);
+        loom_cpu_dnnl.primitive_desc_destroy(pd);
     if (!ok) {
         entry_free(e);
         return 0;
@@ -68,8 +102,8 @@ int loom_cpu_dnnl_enter(dnnl_engine_t *eng, dnnl_stream_t *str)
 {
     pthread_mutex_lock(&dnnl_lock);
     if (!dnnl_eng && !dnnl_broken) {
-        dnnl_broken = dnnl_engine_create(&dnnl_eng, dnnl_cpu, 0) != dnnl_success ||
-                      dnnl_stream_create(&dnnl_str, dnnl_eng, dnnl_stream_default_flags) != dnnl_success;
+        dnnl_broken = !dnnl_open() || loom_cpu_dnnl.engine_create(&dnnl_eng, dnnl_cpu, 0) != dnnl_success ||
+                      loom_cpu_dnnl.stream_create(&dnnl_str, dnnl_eng, dnnl_stream_default_flags) != dnnl_success;
     }
     if (dnnl_broken) {
         pthread_mutex_unlock(&dnnl_lock);
@@ -83,6 +117,16 @@ int loom_cpu_dnnl_enter(dnnl_engine_t *eng, dnnl_stream_t *str)
 void loom_cpu_dnnl_leave(void)
 {
     pthread_mutex_unlock(&dnnl_lock);
+}
+
+int loom_cpu_dnnl_ready(void)
+{
+    dnnl_engine_t eng;
+    dnnl_stream_t str;
+    if (!loom_cpu_dnnl_enter(&eng, &str))
+        return 0;
+    loom_cpu_dnnl_leave();
+    return 1;
 }
 
 int loom_cpu_dnnl_qgemm(const int8_t *a, const int8_t *b, int64_t rows, int64_t cols, int64_t k, int32_t *c)
@@ -108,11 +152,11 @@ int loom_cpu_dnnl_qgemm(const int8_t *a, const int8_t *b, int64_t rows, int64_t 
         if (e) {
             e->used = ++dnnl_clock;
             dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, e->a}, {DNNL_ARG_WEIGHTS, e->b}, {DNNL_ARG_DST, e->c}};
-            ok = dnnl_memory_set_data_handle(e->a, (void *)(uintptr_t)a) == dnnl_success &&
-                 dnnl_memory_set_data_handle(e->b, (void *)(uintptr_t)b) == dnnl_success &&
-                 dnnl_memory_set_data_handle(e->c, c) == dnnl_success &&
-                 dnnl_primitive_execute(e->prim, dnnl_str, 3, args) == dnnl_success &&
-                 dnnl_stream_wait(dnnl_str) == dnnl_success;
+            ok = loom_cpu_dnnl.memory_set_data_handle(e->a, (void *)(uintptr_t)a) == dnnl_success &&
+                 loom_cpu_dnnl.memory_set_data_handle(e->b, (void *)(uintptr_t)b) == dnnl_success &&
+                 loom_cpu_dnnl.memory_set_data_handle(e->c, c) == dnnl_success &&
+                 loom_cpu_dnnl.primitive_execute(e->prim, dnnl_str, 3, args) == dnnl_success &&
+                 loom_cpu_dnnl.stream_wait(dnnl_str) == dnnl_success;
         }
     }
     loom_cpu_dnnl_leave();

@@ -12,10 +12,51 @@
 #ifdef LOOM_HAVE_DNNL
 #include <dnnl.h>
 
+/* oneDNN is opened on first use (dlopen) rather than linked: its OpenMP
+ * runtime reads OMP_WAIT_POLICY once, when it is loaded, and its default
+ * (threads spin for milliseconds after each primitive) took a core from
+ * every loop that followed a convolution on a 2-core machine: CNN training
+ * 1138 against 1883 samples/s passive. So it is loaded with the policy
+ * passive unless the process set one or has an OpenMP runtime already.
+ * The calls go through this table. */
+#define LOOM_DNNL_FUNCS(X) \
+    X(engine_create) \
+    X(stream_create) \
+    X(stream_wait) \
+    X(memory_desc_init_by_tag) \
+    X(memory_desc_equal) \
+    X(memory_create) \
+    X(memory_destroy) \
+    X(memory_set_data_handle) \
+    X(matmul_desc_init) \
+    X(dilated_convolution_forward_desc_init) \
+    X(dilated_convolution_backward_data_desc_init) \
+    X(dilated_convolution_backward_weights_desc_init) \
+    X(reorder_primitive_desc_create) \
+    X(primitive_desc_create) \
+    X(primitive_desc_destroy) \
+    X(primitive_desc_query_md) \
+    X(primitive_create) \
+    X(primitive_destroy) \
+    X(primitive_execute)
+
+typedef struct loom_cpu_dnnl_api {
+#define LOOM_DNNL_FIELD(n) __typeof__(dnnl_##n) *n;
+    LOOM_DNNL_FUNCS(LOOM_DNNL_FIELD)
+#undef LOOM_DNNL_FIELD
+} loom_cpu_dnnl_api;
+
+/* Filled by loom_cpu_dnnl_enter's first call; read only after one that
+ * returned 1. */
+extern loom_cpu_dnnl_api loom_cpu_dnnl;
+
 /* Takes the lock over the engine, the stream and the primitive caches and
- * gives the engine and stream; 0 (unlocked) when they cannot be made. */
+ * gives the engine and stream; 0 (unlocked) when they cannot be made or
+ * the library cannot be opened. */
 int loom_cpu_dnnl_enter(dnnl_engine_t *eng, dnnl_stream_t *str);
 void loom_cpu_dnnl_leave(void);
+/* 1 when oneDNN is there to take work (opening it on the first call). */
+int loom_cpu_dnnl_ready(void);
 
 /* C[r, c] = sum_k A[r, k] B[c, k] in s8 x s8 -> s32 (cpu_dnnl.c). */
 int loom_cpu_dnnl_qgemm(const int8_t *a, const int8_t *b, int64_t rows, int64_t cols, int64_t k, int32_t *c);

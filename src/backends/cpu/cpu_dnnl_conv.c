@@ -39,18 +39,18 @@ static uint64_t clock_now;
 static void operand_free(operand *o)
 {
     if (o->reorder)
-        dnnl_primitive_destroy(o->reorder);
+        loom_cpu_dnnl.primitive_destroy(o->reorder);
     if (o->own)
-        dnnl_memory_destroy(o->own);
+        loom_cpu_dnnl.memory_destroy(o->own);
     if (o->user)
-        dnnl_memory_destroy(o->user);
+        loom_cpu_dnnl.memory_destroy(o->user);
     memset(o, 0, sizeof *o);
 }
 
 static void entry_free(conv_entry *e)
 {
     if (e->prim)
-        dnnl_primitive_destroy(e->prim);
+        loom_cpu_dnnl.primitive_destroy(e->prim);
     for (int i = 0; i < 4; i++)
         operand_free(&e->op[i]);
     memset(e, 0, sizeof *e);
@@ -61,17 +61,17 @@ static void entry_free(conv_entry *e)
 static int operand_make(operand *o, dnnl_engine_t eng, const dnnl_memory_desc_t *md, const dnnl_memory_desc_t *want,
                         int output)
 {
-    if (dnnl_memory_create(&o->user, md, eng, DNNL_MEMORY_NONE) != dnnl_success)
+    if (loom_cpu_dnnl.memory_create(&o->user, md, eng, DNNL_MEMORY_NONE) != dnnl_success)
         return 0;
-    if (dnnl_memory_desc_equal(md, want))
+    if (loom_cpu_dnnl.memory_desc_equal(md, want))
         return 1;
     dnnl_primitive_desc_t rpd = NULL;
-    int ok = dnnl_memory_create(&o->own, want, eng, DNNL_MEMORY_ALLOCATE) == dnnl_success &&
-             (output ? dnnl_reorder_primitive_desc_create(&rpd, want, eng, md, eng, NULL)
-                     : dnnl_reorder_primitive_desc_create(&rpd, md, eng, want, eng, NULL)) == dnnl_success &&
-             dnnl_primitive_create(&o->reorder, rpd) == dnnl_success;
+    int ok = loom_cpu_dnnl.memory_create(&o->own, want, eng, DNNL_MEMORY_ALLOCATE) == dnnl_success &&
+             (output ? loom_cpu_dnnl.reorder_primitive_desc_create(&rpd, want, eng, md, eng, NULL)
+                     : loom_cpu_dnnl.reorder_primitive_desc_create(&rpd, md, eng, want, eng, NULL)) == dnnl_success &&
+             loom_cpu_dnnl.primitive_create(&o->reorder, rpd) == dnnl_success;
     if (rpd)
-        dnnl_primitive_desc_destroy(rpd);
+        loom_cpu_dnnl.primitive_desc_destroy(rpd);
     return ok;
 }
 
@@ -94,38 +94,38 @@ static int entry_make(conv_entry *e, dnnl_engine_t eng, int code, const loom_con
     const int64_t *wdims = g->groups > 1 ? wd : wd + 1;
     dnnl_format_tag_t wtag = g->groups > 1 ? dnnl_goihw : dnnl_oihw;
     dnnl_memory_desc_t x, y, w, b, xa, ya, wa;
-    if (dnnl_memory_desc_init_by_tag(&x, 4, xd, dnnl_f32, dnnl_nchw) != dnnl_success ||
-        dnnl_memory_desc_init_by_tag(&y, 4, yd, dnnl_f32, dnnl_nchw) != dnnl_success ||
-        dnnl_memory_desc_init_by_tag(&w, wnd, wdims, dnnl_f32, wtag) != dnnl_success ||
-        dnnl_memory_desc_init_by_tag(&b, 1, bd, dnnl_f32, dnnl_a) != dnnl_success ||
-        dnnl_memory_desc_init_by_tag(&xa, 4, xd, dnnl_f32, dnnl_format_tag_any) != dnnl_success ||
-        dnnl_memory_desc_init_by_tag(&ya, 4, yd, dnnl_f32, dnnl_format_tag_any) != dnnl_success ||
-        dnnl_memory_desc_init_by_tag(&wa, wnd, wdims, dnnl_f32, dnnl_format_tag_any) != dnnl_success)
+    if (loom_cpu_dnnl.memory_desc_init_by_tag(&x, 4, xd, dnnl_f32, dnnl_nchw) != dnnl_success ||
+        loom_cpu_dnnl.memory_desc_init_by_tag(&y, 4, yd, dnnl_f32, dnnl_nchw) != dnnl_success ||
+        loom_cpu_dnnl.memory_desc_init_by_tag(&w, wnd, wdims, dnnl_f32, wtag) != dnnl_success ||
+        loom_cpu_dnnl.memory_desc_init_by_tag(&b, 1, bd, dnnl_f32, dnnl_a) != dnnl_success ||
+        loom_cpu_dnnl.memory_desc_init_by_tag(&xa, 4, xd, dnnl_f32, dnnl_format_tag_any) != dnnl_success ||
+        loom_cpu_dnnl.memory_desc_init_by_tag(&ya, 4, yd, dnnl_f32, dnnl_format_tag_any) != dnnl_success ||
+        loom_cpu_dnnl.memory_desc_init_by_tag(&wa, wnd, wdims, dnnl_f32, dnnl_format_tag_any) != dnnl_success)
         return 0;
     /* the backward primitives take the forward one as their hint */
     dnnl_convolution_desc_t fd, cd;
     dnnl_primitive_desc_t fpd = NULL, pd = NULL;
-    int ok = dnnl_dilated_convolution_forward_desc_init(&fd, code == LOOM_CONV_FWD ? dnnl_forward_inference
+    int ok = loom_cpu_dnnl.dilated_convolution_forward_desc_init(&fd, code == LOOM_CONV_FWD ? dnnl_forward_inference
                                                                                    : dnnl_forward_training,
                                                         dnnl_convolution_direct, &xa, &wa, bias ? &b : NULL, &ya, st,
                                                         dl, pl, prr) == dnnl_success &&
-             dnnl_primitive_desc_create(&fpd, &fd, NULL, eng, NULL) == dnnl_success;
+             loom_cpu_dnnl.primitive_desc_create(&fpd, &fd, NULL, eng, NULL) == dnnl_success;
     if (ok && code == LOOM_CONV_FWD) {
         pd = fpd;
         fpd = NULL;
     } else if (ok && code == LOOM_CONV_BWD_DATA) {
-        ok = dnnl_dilated_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, &xa, &wa, &ya, st, dl, pl,
+        ok = loom_cpu_dnnl.dilated_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, &xa, &wa, &ya, st, dl, pl,
                                                               prr) == dnnl_success &&
-             dnnl_primitive_desc_create(&pd, &cd, NULL, eng, fpd) == dnnl_success;
+             loom_cpu_dnnl.primitive_desc_create(&pd, &cd, NULL, eng, fpd) == dnnl_success;
     } else if (ok) {
-        ok = dnnl_dilated_convolution_backward_weights_desc_init(&cd, dnnl_convolution_direct, &xa, &wa, NULL, &ya, st,
+        ok = loom_cpu_dnnl.dilated_convolution_backward_weights_desc_init(&cd, dnnl_convolution_direct, &xa, &wa, NULL, &ya, st,
                                                                  dl, pl, prr) == dnnl_success &&
-             dnnl_primitive_desc_create(&pd, &cd, NULL, eng, fpd) == dnnl_success;
+             loom_cpu_dnnl.primitive_desc_create(&pd, &cd, NULL, eng, fpd) == dnnl_success;
     }
     if (ok)
-        ok = dnnl_primitive_create(&e->prim, pd) == dnnl_success;
+        ok = loom_cpu_dnnl.primitive_create(&e->prim, pd) == dnnl_success;
     if (ok) {
-#define MD(q) dnnl_primitive_desc_query_md(pd, q, 0)
+#define MD(q) loom_cpu_dnnl.primitive_desc_query_md(pd, q, 0)
         if (code == LOOM_CONV_FWD) {
             ok = operand_make(&e->op[0], eng, &x, MD(dnnl_query_src_md), 0) &&
                  operand_make(&e->op[1], eng, &w, MD(dnnl_query_weights_md), 0) &&
@@ -147,9 +147,9 @@ static int entry_make(conv_entry *e, dnnl_engine_t eng, int code, const loom_con
 #undef MD
     }
     if (fpd)
-        dnnl_primitive_desc_destroy(fpd);
+        loom_cpu_dnnl.primitive_desc_destroy(fpd);
     if (pd)
-        dnnl_primitive_desc_destroy(pd);
+        loom_cpu_dnnl.primitive_desc_destroy(pd);
     if (!ok) {
         entry_free(e);
         return 0;
@@ -163,7 +163,7 @@ static int entry_make(conv_entry *e, dnnl_engine_t eng, int code, const loom_con
 static int run_reorder(dnnl_stream_t str, const operand *o, int output)
 {
     dnnl_exec_arg_t a[2] = {{DNNL_ARG_FROM, output ? o->own : o->user}, {DNNL_ARG_TO, output ? o->user : o->own}};
-    return dnnl_primitive_execute(o->reorder, str, 2, a) == dnnl_success;
+    return loom_cpu_dnnl.primitive_execute(o->reorder, str, 2, a) == dnnl_success;
 }
 
 static int run(conv_entry *e, dnnl_stream_t str, const void *const ptr[4])
@@ -174,15 +174,15 @@ static int run(conv_entry *e, dnnl_stream_t str, const void *const ptr[4])
         operand *o = &e->op[i];
         if (!o->user)
             continue;
-        ok = dnnl_memory_set_data_handle(o->user, (void *)(uintptr_t)ptr[i]) == dnnl_success;
+        ok = loom_cpu_dnnl.memory_set_data_handle(o->user, (void *)(uintptr_t)ptr[i]) == dnnl_success;
         if (ok && o->reorder && i < 3)
             ok = run_reorder(str, o, 0);
         args[na++] = (dnnl_exec_arg_t){e->arg[i], o->own ? o->own : o->user};
     }
-    ok = ok && dnnl_primitive_execute(e->prim, str, na, args) == dnnl_success;
+    ok = ok && loom_cpu_dnnl.primitive_execute(e->prim, str, na, args) == dnnl_success;
     if (ok && e->op[3].reorder)
         ok = run_reorder(str, &e->op[3], 1);
-    return ok && dnnl_stream_wait(str) == dnnl_success;
+    return ok && loom_cpu_dnnl.stream_wait(str) == dnnl_success;
 }
 
 int loom_cpu_dnnl_conv(int code, const loom_conv_geom *g, const float *in0, const float *in1, const float *bias,

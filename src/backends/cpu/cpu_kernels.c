@@ -10,18 +10,47 @@
 
 /* ---- element-wise ------------------------------------------------------------ */
 
+/* Element-wise bodies over [b, e) of their tensors, split across the
+ * cores in blocks of UNARY_BLOCK elements (a multiple of every vector
+ * width) when the tensor is large enough to pay for it. */
+#define UNARY_BLOCK 4096
+
+typedef struct unary_job {
+    const cpu_unary_body *body;
+    int grad;
+    float *y;
+    const float *a, *b;
+    int64_t n;
+    float p, q;
+} unary_job;
+
+static void unary_blocks(void *arg, int64_t b0, int64_t b1)
+{
+    const unary_job *j = arg;
+    int64_t i = b0 * UNARY_BLOCK, e = b1 * UNARY_BLOCK < j->n ? b1 * UNARY_BLOCK : j->n;
+    if (j->grad)
+        j->body->d(j->y + i, j->a + i, j->b + i, e - i, j->p, j->q);
+    else
+        j->body->f(j->y + i, j->a + i, e - i, j->p, j->q);
+}
+
+static void unary_run(const cpu_unary_body *body, int grad, void *out, void *const *in, int64_t n,
+                      const loom_attr *at)
+{
+    unary_job j = {body, grad, out, in[0], grad ? in[1] : NULL, n, at->p1, at->p2};
+    cpu_parallel_for((n + UNARY_BLOCK - 1) / UNARY_BLOCK, n, unary_blocks, &j);
+}
+
 static void k_unary(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot)
 {
     (void)slot;
-    const loom_attr *at = &x->node->attr;
-    cpu_unary[x->node->op].f(out, in[0], x->node->numel, at->p1, at->p2);
+    unary_run(&cpu_unary[x->node->op], 0, out, in, x->node->numel, &x->node->attr);
 }
 
 static void k_unary_grad(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot)
 {
     (void)slot;
-    const loom_attr *at = &x->node->attr;
-    cpu_unary[at->fwd].d(out, in[0], in[1], x->node->numel, at->p1, at->p2);
+    unary_run(&cpu_unary[x->node->attr.fwd], 1, out, in, x->node->numel, &x->node->attr);
 }
 
 /* The rank-4 walk of an output over operands that broadcast onto it. */
