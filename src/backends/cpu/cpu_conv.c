@@ -382,21 +382,29 @@ static void pool_grad_planes(void *arg, int64_t p0, int64_t p1)
     for (int64_t p = p0; p < p1; p++) {
         const float *plane = j->is_max ? j->a + p * g->h * g->w : NULL, *d = j->dy + p * g->oh * g->ow;
         float *o = j->y + p * g->h * g->w;
-        memset(o, 0, (size_t)(g->h * g->w) * sizeof *o);
         if (j->is_max && tiles(g)) {
-            /* the first arg-max of each window, as window_argmax finds it */
-            for (int64_t oh = 0; oh < g->oh; oh++)
+            /* windows that tile the plane each write their own elements:
+             * dy at the first arg-max (as window_argmax finds it), 0 at the
+             * rest, and the rows and columns no window covers 0 */
+            for (int64_t oh = 0; oh < g->oh; oh++) {
                 for (int64_t ow = 0; ow < g->ow; ow++) {
                     int64_t base = oh * g->kh * g->w + ow * g->kw, best = base;
                     for (int64_t h = 0; h < g->kh; h++)
                         for (int64_t c = 0; c < g->kw; c++) {
                             int64_t at = base + h * g->w + c;
                             best = plane[at] > plane[best] ? at : best;
+                            o[at] = 0.0f;
                         }
-                    o[best] += d[oh * g->ow + ow];
+                    o[best] = d[oh * g->ow + ow];
                 }
+                for (int64_t h = oh * g->kh; h < (oh + 1) * g->kh; h++)
+                    for (int64_t c = g->ow * g->kw; c < g->w; c++)
+                        o[h * g->w + c] = 0.0f;
+            }
+            memset(o + g->oh * g->kh * g->w, 0, (size_t)((g->h - g->oh * g->kh) * g->w) * sizeof *o);
             continue;
         }
+        memset(o, 0, (size_t)(g->h * g->w) * sizeof *o);
         for (int64_t oh = 0; oh < g->oh; oh++)
             for (int64_t ow = 0; ow < g->ow; ow++) {
                 window wd = window_of(g, oh, ow, j->count_pad);

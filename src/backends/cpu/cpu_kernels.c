@@ -2,6 +2,7 @@
  * in f32 over f32 views of the tensors. */
 #include "cpu_kernels.h"
 #include "cpu_gemm.h"
+#include "cpu_simd.h"
 #include "cpu_update.h"
 #include "../common/layout.h"
 
@@ -265,16 +266,18 @@ static void k_reduce(const loom_exec_node *x, void *out, void *const *in, const 
     int64_t on = loom_numel(nd->attr.rdim, nd->attr.rshape);
     memset(y, 0, (size_t)on * sizeof *y);
     int64_t k = 0;
+    /* reduced trailing dims are one contiguous run per output (a
+     * convolution's bias gradient: the H x W plane of each channel) */
+    int64_t run = so[3] == 0 ? (so[2] == 0 ? d[2] * d[3] : d[3]) : 1;
     for (int64_t i0 = 0; i0 < d[0]; i0++)
         for (int64_t i1 = 0; i1 < d[1]; i1++)
             for (int64_t i2 = 0; i2 < d[2]; i2++) {
                 float *po = y + i0 * so[0] + i1 * so[1] + i2 * so[2];
-                if (so[3] == 0 && d[3] > 1) {
-                    /* a reduced last dim: sum the row in a register */
-                    float sum = 0;
-                    for (int64_t i3 = 0; i3 < d[3]; i3++)
-                        sum += a[k++];
-                    po[0] += sum;
+                if (run > 1) {
+                    po[0] += cpu_sum(a + k, run);
+                    k += run;
+                    if (run > d[3])
+                        break;
                     continue;
                 }
                 for (int64_t i3 = 0; i3 < d[3]; i3++)
