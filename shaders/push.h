@@ -149,7 +149,9 @@ LOOM_PUSH_END(loom_pc_update)
 
 /* A multi-tensor update's table entry, in words: element offsets of the
  * parameter, the gradient, the two moments; the tensor's size, its
- * gradient's rows (0: not a column sum); its first workgroup; padding. */
+ * gradient's rows (0: not a column sum); its first workgroup; the elements
+ * an invocation takes at once (Vulkan's Adam: 4 where the tensor is whole
+ * vec4s, else 1; 0 reads as 1). */
 #define LOOM_UPDATE_ENTRY 8u
 
 /* A custom kernel's element counts: the output's, then each input's (up to

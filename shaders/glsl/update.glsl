@@ -21,7 +21,13 @@ const uint e_p = 0u, e_g = 0u, e_m = 0u, e_v = 0u;
 #endif
 
 // The invocation's first element (the others follow gl_WorkGroupSize.x
-// apart), its tensor's size and its gradient's rows.
+// apart), its tensor's size and its gradient's rows. With LOOM_MULTI a
+// table entry may say its tensor goes four elements to an invocation
+// (lanes, its word 7): the kernel then reads and writes vec4s, elements
+// i .. i+3, and the next are 4 gl_WorkGroupSize.x apart. Where
+// invocations are emulated a vec4 is one access where four floats were
+// four (on lavapipe, each a lane-by-lane gather).
+uint lanes = 1u;
 void update_first(out uint i, out uint n, out uint rows)
 {
 #ifdef LOOM_MULTI
@@ -41,7 +47,8 @@ void update_first(out uint i, out uint n, out uint rows)
     e_v = tab[e + 3u];
     n = tab[e + 4u];
     rows = tab[e + 5u];
-    i = (wg - tab[e + 6u]) * gl_WorkGroupSize.x * PER + gl_LocalInvocationID.x;
+    lanes = max(tab[e + 7u], 1u);
+    i = ((wg - tab[e + 6u]) * gl_WorkGroupSize.x * PER + gl_LocalInvocationID.x) * lanes;
 #else
     i = flat_group() * gl_WorkGroupSize.x * PER + gl_LocalInvocationID.x;
     n = p.n;

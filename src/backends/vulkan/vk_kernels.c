@@ -788,11 +788,16 @@ static loom_status plan_update_multi(vk_prog *p, const loom_exec_node *x, int n,
         e[4] = (uint32_t)y->in[0]->node->numel;
         e[5] = (uint32_t)y->node->attr.grad_rows;
         e[6] = wgs;
+        /* Adam takes whole vec4s four to an invocation (update.glsl's lanes) */
+        e[7] = family == LOOM_FAM_ADAM && e[4] % 4 == 0 && e[0] % 4 == 0 && e[1] % 4 == 0 && e[2] % 4 == 0 &&
+                       e[3] % 4 == 0
+                   ? 4
+                   : 1;
         uint32_t at;
         LOOM_TRY(table_add(p, e, LOOM_UPDATE_ENTRY, &at));
         if (k == 0)
             first = at;
-        wgs += update_groups(e[4], per);
+        wgs += update_groups(e[4], per * e[7]);
     }
     loom_pc_update pc;
     update_push(x, &pc);
