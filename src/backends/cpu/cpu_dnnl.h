@@ -65,6 +65,12 @@ int loom_cpu_dnnl_qgemm(const int8_t *a, const int8_t *b, int64_t rows, int64_t 
  * over NCHW tensors, in[] as the conv node's (cpu_dnnl_conv.c). */
 int loom_cpu_dnnl_conv(int code, const loom_conv_geom *g, const float *in0, const float *in1, const float *bias,
                        float *out);
+/* The int8 convolution's accumulators acc [N, OC, OH, OW] = sum x w over
+ * an input already padded (with its zero point, as loom's int8 padding
+ * is; oneDNN's is 0) to padded's geometry, which
+ * loom_cpu_dnnl_qconv_padded gives from the convolution's own. */
+void loom_cpu_dnnl_qconv_padded(const loom_conv_geom *g, loom_conv_geom *padded);
+int loom_cpu_dnnl_qconv(const loom_conv_geom *padded, const int8_t *x, const int8_t *w, int32_t *acc);
 #endif
 
 #endif

@@ -80,9 +80,16 @@ static int same_geom(const loom_conv_geom *a, const loom_conv_geom *b)
     return !memcmp(a, b, sizeof *a);
 }
 
+/* The int8 forward's entries (cache code beside codes.h's three): s8 input
+ * and weights into s32 accumulators, no bias, no padding (the caller pads
+ * with the input's zero point itself: oneDNN would pad with 0). */
+#define CONV_QFWD 16
+
 static int entry_make(conv_entry *e, dnnl_engine_t eng, int code, const loom_conv_geom *g, int bias)
 {
     memset(e, 0, sizeof *e);
+    int q = code == CONV_QFWD;
+    dnnl_data_type_t tx = q ? dnnl_s8 : dnnl_f32, tw = tx, ty = q ? dnnl_s32 : dnnl_f32;
     /* oneDNN's right and bottom padding make its output size come out as
      * loom's (negative where the last window stops short of the edge) */
     int64_t pb = (g->oh - 1) * g->sh + (g->kh - 1) * g->dh + 1 - g->h - g->pt;
@@ -94,23 +101,24 @@ static int entry_make(conv_entry *e, dnnl_engine_t eng, int code, const loom_con
     const int64_t *wdims = g->groups > 1 ? wd : wd + 1;
     dnnl_format_tag_t wtag = g->groups > 1 ? dnnl_goihw : dnnl_oihw;
     dnnl_memory_desc_t x, y, w, b, xa, ya, wa;
-    if (loom_cpu_dnnl.memory_desc_init_by_tag(&x, 4, xd, dnnl_f32, dnnl_nchw) != dnnl_success ||
-        loom_cpu_dnnl.memory_desc_init_by_tag(&y, 4, yd, dnnl_f32, dnnl_nchw) != dnnl_success ||
-        loom_cpu_dnnl.memory_desc_init_by_tag(&w, wnd, wdims, dnnl_f32, wtag) != dnnl_success ||
+    if (loom_cpu_dnnl.memory_desc_init_by_tag(&x, 4, xd, tx, dnnl_nchw) != dnnl_success ||
+        loom_cpu_dnnl.memory_desc_init_by_tag(&y, 4, yd, ty, dnnl_nchw) != dnnl_success ||
+        loom_cpu_dnnl.memory_desc_init_by_tag(&w, wnd, wdims, tw, wtag) != dnnl_success ||
         loom_cpu_dnnl.memory_desc_init_by_tag(&b, 1, bd, dnnl_f32, dnnl_a) != dnnl_success ||
-        loom_cpu_dnnl.memory_desc_init_by_tag(&xa, 4, xd, dnnl_f32, dnnl_format_tag_any) != dnnl_success ||
-        loom_cpu_dnnl.memory_desc_init_by_tag(&ya, 4, yd, dnnl_f32, dnnl_format_tag_any) != dnnl_success ||
-        loom_cpu_dnnl.memory_desc_init_by_tag(&wa, wnd, wdims, dnnl_f32, dnnl_format_tag_any) != dnnl_success)
+        loom_cpu_dnnl.memory_desc_init_by_tag(&xa, 4, xd, tx, dnnl_format_tag_any) != dnnl_success ||
+        loom_cpu_dnnl.memory_desc_init_by_tag(&ya, 4, yd, ty, dnnl_format_tag_any) != dnnl_success ||
+        loom_cpu_dnnl.memory_desc_init_by_tag(&wa, wnd, wdims, tw, dnnl_format_tag_any) != dnnl_success)
         return 0;
     /* the backward primitives take the forward one as their hint */
     dnnl_convolution_desc_t fd, cd;
     dnnl_primitive_desc_t fpd = NULL, pd = NULL;
-    int ok = loom_cpu_dnnl.dilated_convolution_forward_desc_init(&fd, code == LOOM_CONV_FWD ? dnnl_forward_inference
+    int fwd = code == LOOM_CONV_FWD || q;
+    int ok = loom_cpu_dnnl.dilated_convolution_forward_desc_init(&fd, fwd ? dnnl_forward_inference
                                                                                    : dnnl_forward_training,
                                                         dnnl_convolution_direct, &xa, &wa, bias ? &b : NULL, &ya, st,
                                                         dl, pl, prr) == dnnl_success &&
              loom_cpu_dnnl.primitive_desc_create(&fpd, &fd, NULL, eng, NULL) == dnnl_success;
-    if (ok && code == LOOM_CONV_FWD) {
+    if (ok && fwd) {
         pd = fpd;
         fpd = NULL;
     } else if (ok && code == LOOM_CONV_BWD_DATA) {
@@ -126,7 +134,7 @@ static int entry_make(conv_entry *e, dnnl_engine_t eng, int code, const loom_con
         ok = loom_cpu_dnnl.primitive_create(&e->prim, pd) == dnnl_success;
     if (ok) {
 #define MD(q) loom_cpu_dnnl.primitive_desc_query_md(pd, q, 0)
-        if (code == LOOM_CONV_FWD) {
+        if (fwd) {
             ok = operand_make(&e->op[0], eng, &x, MD(dnnl_query_src_md), 0) &&
                  operand_make(&e->op[1], eng, &w, MD(dnnl_query_weights_md), 0) &&
                  (!bias || operand_make(&e->op[2], eng, &b, &b, 0)) &&
@@ -185,13 +193,17 @@ static int run(conv_entry *e, dnnl_stream_t str, const void *const ptr[4])
     return ok && loom_cpu_dnnl.stream_wait(str) == dnnl_success;
 }
 
-int loom_cpu_dnnl_conv(int code, const loom_conv_geom *g, const float *in0, const float *in1, const float *bias,
-                       float *out)
+/* 1 where LOOM_CPU_CONV asks for the own kernels: read each time, as a
+ * test compares the two paths in one process */
+static int own_asked(void)
 {
-    /* read each time: a test compares the two paths in one process */
     const char *own = getenv("LOOM_CPU_CONV");
-    if (own && !strcmp(own, "own"))
-        return 0;
+    return own && !strcmp(own, "own");
+}
+
+static int conv_run(int code, const loom_conv_geom *g, const void *in0, const void *in1, const float *bias,
+                    void *out)
+{
     dnnl_engine_t eng;
     dnnl_stream_t str;
     if (!loom_cpu_dnnl_enter(&eng, &str))
@@ -223,4 +235,25 @@ int loom_cpu_dnnl_conv(int code, const loom_conv_geom *g, const float *in0, cons
     }
     loom_cpu_dnnl_leave();
     return ok;
+}
+
+int loom_cpu_dnnl_conv(int code, const loom_conv_geom *g, const float *in0, const float *in1, const float *bias,
+                       float *out)
+{
+    return !own_asked() && conv_run(code, g, in0, in1, bias, out);
+}
+
+void loom_cpu_dnnl_qconv_padded(const loom_conv_geom *g, loom_conv_geom *padded)
+{
+    int64_t pb = (g->oh - 1) * g->sh + (g->kh - 1) * g->dh + 1 - g->h - g->pt;
+    int64_t pr = (g->ow - 1) * g->sw + (g->kw - 1) * g->dw + 1 - g->w - g->pl;
+    *padded = *g;
+    padded->h = g->h + g->pt + (pb > 0 ? pb : 0);
+    padded->w = g->w + g->pl + (pr > 0 ? pr : 0);
+    padded->pt = padded->pl = 0;
+}
+
+int loom_cpu_dnnl_qconv(const loom_conv_geom *padded, const int8_t *x, const int8_t *w, int32_t *acc)
+{
+    return !own_asked() && conv_run(CONV_QFWD, padded, x, w, NULL, acc);
 }
