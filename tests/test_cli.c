@@ -288,6 +288,13 @@ START_TEST(options_refused)
     rc = run("optimize", "--model", "m.safetensors", "--prune", "0.5", "--lr-schedule", "step", "--save", "o");
     expect(rc, 2);
     expect_in(err, "--lr-schedule: \"step\" is not one of constant, cosine");
+    rc = run("optimize", "--model", "m.safetensors", "--half", "f16", "--augment-flip", "--save", "o");
+    expect(rc, 2);
+    expect_in(err, "--half trains nothing (no --augment-shift, --augment-flip)");
+    rc = run("optimize", "--model", "m.safetensors", "--distill", "--student", "s.json", "--augment-shift", "9",
+             "--save", "o");
+    expect(rc, 2);
+    expect_in(err, "--augment-shift");
     rc = run("train", "--data", data, "--json=yes");
     expect(rc, 2);
     expect_in(err, "option --json takes no value");

@@ -21,7 +21,7 @@
 enum {
     O_MODEL = CLI_OPT_BASE, O_SAVE, O_DEVICE, O_DATA, O_JSON, O_EPOCHS, O_LIMIT, O_TEST_LIMIT, O_SEED,
     O_PRUNE, O_STRUCTURED, O_PATTERN, O_SCHEDULE, O_SCOPE, O_NORM, O_FREQUENCY, O_END,
-    O_DISTILL, O_STUDENT, O_TEMPERATURE, O_ALPHA, O_HALF, O_LR, O_LR_SCHEDULE
+    O_DISTILL, O_STUDENT, O_TEMPERATURE, O_ALPHA, O_HALF, O_LR, O_LR_SCHEDULE, O_SHIFT, O_FLIP
 };
 
 static const struct option opts[] = {
@@ -36,6 +36,8 @@ static const struct option opts[] = {
     {"seed", required_argument, 0, O_SEED},
     {"lr", required_argument, 0, O_LR},
     {"lr-schedule", required_argument, 0, O_LR_SCHEDULE},
+    {"augment-shift", required_argument, 0, O_SHIFT},
+    {"augment-flip", no_argument, 0, O_FLIP},
     {"prune", required_argument, 0, O_PRUNE},
     {"structured", no_argument, 0, O_STRUCTURED},
     {"pattern", required_argument, 0, O_PATTERN},
@@ -60,7 +62,8 @@ typedef struct optimize_args {
     const char *model, *save, *device, *data, *student;
     int json, structured, pattern, oneshot, norm, half;
     loom_prune_scope scope;
-    int64_t epochs, limit, test_limit, seed, frequency;
+    int64_t epochs, limit, test_limit, seed, frequency, shift;
+    int flip;                   /* fine-tuning's augmentation, as loom train's */
     double sparsity, temperature, alpha, end_fraction, lr;
     int seed_given, lr_given;
     int cosine;                 /* --lr-schedule cosine */
@@ -160,6 +163,11 @@ static int parse(int argc, char **argv, optimize_args *o)
             if (cli_double(&a, 0, 1, &o->end_fraction))
                 return CLI_EXIT_USAGE;
             break;
+        case O_SHIFT:
+            if (cli_int(&a, 0, 8, &o->shift))
+                return CLI_EXIT_USAGE;
+            break;
+        case O_FLIP: o->flip = 1; break;
         case O_TEMPERATURE:
             if (cli_double(&a, 1e-3, 1000, &o->temperature))
                 return CLI_EXIT_USAGE;
@@ -214,6 +222,8 @@ static int parse(int argc, char **argv, optimize_args *o)
         return cli_usage_error("optimize", "--structured and --pattern 2:4 exclude each other");
     if (o->mode == MODE_HALF && o->epochs > 0)
         return cli_usage_error("optimize", "--half trains nothing (no --epochs)");
+    if (o->mode == MODE_HALF && (o->shift || o->flip))
+        return cli_usage_error("optimize", "--half trains nothing (no --augment-shift, --augment-flip)");
     if (o->epochs < 0)
         o->epochs = o->mode == MODE_HALF ? 0 : o->mode == MODE_DISTILL ? 5 : 2;
     return 0;
@@ -306,6 +316,8 @@ static loom_status fine_tune(loom_sequential *m, loom_dataset *train, optimize_a
         return LOOM_OK;
     loom_fit_config fc = loom_fit_config_default();
     fc.epochs = (int)o->epochs;
+    fc.augment_shift = (int)o->shift;
+    fc.augment_flip = o->flip;
     fc.progress = quiet_progress;
     fc.user = o;
     return loom_sequential_fit(m, train, &fc, NULL);

@@ -47,7 +47,8 @@ static const command commands[] = {
      "             | --distill --student SPEC.json [--temperature 4] [--alpha 0.9]\n"
      "             | --half f16|bf16\n"
      "             | --quantize int8 [--calibrate minmax|percentile|kl] [--calib-samples 1000] [--max-drop 0.5])\n"
-     "             [--epochs N (fine-tuning; prune 2, distill 5)] [--lr LR] [--lr-schedule constant|cosine] [--seed N] [--device SPEC] [--data DIR]\n"
+     "             [--epochs N (fine-tuning; prune 2, distill 5)] [--lr LR] [--lr-schedule constant|cosine]\n"
+     "             [--augment-shift N] [--augment-flip] [--seed N] [--device SPEC] [--data DIR]\n"
      "             [--limit N] [--test-limit N] [--json]"},
     {"predict", cmd_predict,
      "classify one test image or an image file --model FILE [--image N | --input FILE [--no-preprocess]]\n"
