@@ -35,6 +35,12 @@ loom_cpu_dnnl_api loom_cpu_dnnl;
  * the caches. */
 static int dnnl_open(void)
 {
+#ifdef LOOM_DNNL_LINKED
+#define LOOM_DNNL_TAKE(n) loom_cpu_dnnl.n = dnnl_##n;
+    LOOM_DNNL_FUNCS(LOOM_DNNL_TAKE)
+#undef LOOM_DNNL_TAKE
+    return 1;
+#else
     /* The policy is set only for the load and taken back after, so that
      * the process's environment is as it was; a runtime already loaded
      * (the application's own OpenMP) keeps the policy it started with. */
@@ -57,6 +63,7 @@ static int dnnl_open(void)
     LOOM_DNNL_FUNCS(LOOM_DNNL_LOAD)
 #undef LOOM_DNNL_LOAD
     return ok;
+#endif
 }
 
 static void entry_free(dnnl_entry *e)
