@@ -184,6 +184,13 @@ LOOM_PUSH_BEGIN(loom_pc_conv)
     LU32 pt;
     LU32 pl;
     LU32 has_bias;
+    /* LOOM_CONV_BWD_FILTER on Vulkan: the rows (sample, output row) r0 <=
+     * r < r1 of the sum, added onto the output with acc; a driver that
+     * cuts long loops short (llvmpipe) gets the sum in several dispatches.
+     * Zero where unused (OpenCL). */
+    LU32 r0;
+    LU32 r1;
+    LU32 acc;
 LOOM_PUSH_END(loom_pc_conv)
 
 /* Pooling over planes of h x w (n x c of them) into oh x ow: windows of
@@ -274,7 +281,7 @@ _Static_assert(sizeof(loom_pc_sumsq) == 36, "loom_pc_sumsq layout");
 _Static_assert(sizeof(loom_pc_update) == 60, "loom_pc_update layout");
 _Static_assert(sizeof(loom_run_slot) == 32, "loom_run_slot layout");
 _Static_assert(sizeof(loom_pc_custom) == 36, "loom_pc_custom layout");
-_Static_assert(sizeof(loom_pc_conv) == 72, "loom_pc_conv layout");
+_Static_assert(sizeof(loom_pc_conv) == 84, "loom_pc_conv layout");
 _Static_assert(sizeof(loom_pc_pool) == 48, "loom_pc_pool layout");
 _Static_assert(sizeof(loom_pc_norm) == 44, "loom_pc_norm layout");
 _Static_assert(sizeof(loom_pc_window) == 76, "loom_pc_window layout");

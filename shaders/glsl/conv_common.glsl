@@ -28,7 +28,8 @@ layout(set = 0, binding = 1, std430) readonly buffer Buf1 { TS in1[]; };
 #define LD0(i) TLOAD(in0[i])
 #define LD1(i) TLOAD(in1[i])
 #endif
-layout(set = 0, binding = 2, std430) writeonly buffer BufY { TS y[]; };
+// read too where a weight gradient is summed in parts (p.acc)
+layout(set = 0, binding = 2, std430) buffer BufY { TS y[]; };
 layout(set = 0, binding = 3, std430) readonly buffer BufBias { TS bias[]; };
 layout(push_constant) uniform Push { loom_pc_conv p; };
 
@@ -94,6 +95,8 @@ void store_c(uint g, uint m, uint j, float v)
             v += TLOAD(bias[g * p.cg + m]);
     } else {
         idx = (g * p.ocg + m) * gemm_n() + j;
+        if (p.acc != 0u)
+            v += TLOAD(y[idx]);
     }
     y[idx] = TSTORE(v);
 }

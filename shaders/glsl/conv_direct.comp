@@ -90,18 +90,21 @@ void main()
             da[j] = int((r / p.kw) * p.dh) - int(p.pt);
             db[j] = int((r % p.kw) * p.dw) - int(p.pl);
         }
-        for (uint nn = 0; nn < p.n; nn++)
-            for (uint i = 0; i < p.oh; i++)
-                for (uint jj = 0; jj < p.ow; jj++) {
-                    float dv[TM], xv[TN];
-                    [[unroll]] for (uint r = 0; r < TM; r++)
-                        dv[r] = LD0(((nn * p.oc + g * p.ocg + mr[r]) * p.oh + i) * p.ow + jj);
+        // over rows (sample, output row) r0..r1: the host splits the sum
+        // where the driver limits the iterations of an invocation
+        for (uint r = p.r0; r < p.r1; r++) {
+            uint nn = r / p.oh, i = r % p.oh;
+            for (uint jj = 0; jj < p.ow; jj++) {
+                float dv[TM], xv[TN];
+                [[unroll]] for (uint q = 0; q < TM; q++)
+                    dv[q] = LD0(((nn * p.oc + g * p.ocg + mr[q]) * p.oh + i) * p.ow + jj);
+                [[unroll]] for (uint j = 0; j < TN; j++)
+                    xv[j] = x_at(nn, ch[j], int(i * p.sh) + da[j], int(jj * p.sw) + db[j]);
+                [[unroll]] for (uint q = 0; q < TM; q++)
                     [[unroll]] for (uint j = 0; j < TN; j++)
-                        xv[j] = x_at(nn, ch[j], int(i * p.sh) + da[j], int(jj * p.sw) + db[j]);
-                    [[unroll]] for (uint r = 0; r < TM; r++)
-                        [[unroll]] for (uint j = 0; j < TN; j++)
-                            acc[r][j] = fma(dv[r], xv[j], acc[r][j]);
-                }
+                        acc[q][j] = fma(dv[q], xv[j], acc[q][j]);
+            }
+        }
     }
     [[unroll]] for (uint i = 0; i < TM; i++)
         [[unroll]] for (uint j = 0; j < TN; j++)

@@ -31,7 +31,7 @@ static const command commands[] = {
      "             [--check-every 100] [--replica-update auto|each|broadcast]"},
     {"bench", cmd_bench,
      "benchmark every device beside OpenBLAS / memcpy [--device SPEC|all]\n"
-     "             [--suite gemm,bandwidth,dispatch,train,infer,startup,conv] [--json FILE] [--compare BASELINE.json]\n"
+     "             [--suite gemm,bandwidth,dispatch,train,infer,startup,conv,attention] [--json FILE] [--compare BASELINE.json]\n"
      "             [--results FILE] [--quick] [--data DIR]\n"
      "             | --model MODEL.onnx [--runs 20] [--warmup 3] [--batch N] [--dim NAME=N] [--input NAME=FILE]\n"
      "               [--json FILE]: an ONNX model timed on each device\n"

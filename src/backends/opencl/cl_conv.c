@@ -43,7 +43,7 @@ loom_status loom_cl_plan_conv(cl_dev *d, const loom_exec_node *x, cl_launch *l)
     loom_pc_conv pc = {(uint32_t)g.n, (uint32_t)g.c, (uint32_t)g.h, (uint32_t)g.w, (uint32_t)g.oc, (uint32_t)g.oh,
                        (uint32_t)g.ow, (uint32_t)g.kh, (uint32_t)g.kw, (uint32_t)g.cg, (uint32_t)g.ocg,
                        (uint32_t)g.sh, (uint32_t)g.sw, (uint32_t)g.dh, (uint32_t)g.dw, (uint32_t)g.pt,
-                       (uint32_t)g.pl, (uint32_t)(x->nin > 2)};
+                       (uint32_t)g.pl, (uint32_t)(x->nin > 2), 0, 0, 0};
     uint64_t m = code == LOOM_CONV_BWD_DATA ? g.cg : g.ocg;
     uint64_t n = code == LOOM_CONV_FWD ? g.n * g.oh * g.ow : code == LOOM_CONV_BWD_DATA ? g.n * g.h * g.w
                                                                                          : g.cg * g.kh * g.kw;

@@ -66,7 +66,7 @@ loom_status loom_cl_plan_qconv(cl_dev *d, const loom_exec_node *x, cl_launch *l)
     loom_pc_conv pc = {(uint32_t)g.n, (uint32_t)g.c, (uint32_t)g.h, (uint32_t)g.w, (uint32_t)g.oc, (uint32_t)g.oh,
                        (uint32_t)g.ow, (uint32_t)g.kh, (uint32_t)g.kw, (uint32_t)g.cg, (uint32_t)g.ocg,
                        (uint32_t)g.sh, (uint32_t)g.sw, (uint32_t)g.dh, (uint32_t)g.dw, (uint32_t)g.pt,
-                       (uint32_t)g.pl, 1u};
+                       (uint32_t)g.pl, 1u, 0, 0, 0};
     cl_args a;
     LOOM_TRY(product_kernel(d, x, "qconv", l, &a));
     loom_cl_arg(&a, sizeof pc, &pc);

@@ -300,6 +300,10 @@ static void fill_info(VkInstance inst, VkPhysicalDevice pd, loom_device_info *d,
     if (!p->limits.timestampComputeAndGraphics && lim->timestamp_bits == 0)
         lim->timestamp_period = 0;
     lim->cpu_type = p->deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
+    /* gallivm's LP_MAX_TGSI_LOOP_ITERATIONS: one counter per invocation
+     * shared by every loop; once spent, loops exit and results are wrong
+     * without an error (a conv weight gradient over 6 x 112 x 112 outputs) */
+    lim->loop_budget = strstr(p->deviceName, "llvmpipe") ? 65535u : 0u;
 
     /* A tensor may be bound as a storage buffer or a texel buffer: the
      * planner aligns to the stricter of the two. */

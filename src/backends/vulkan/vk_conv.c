@@ -62,7 +62,7 @@ loom_status vk_plan_conv(vk_prog *p, const loom_exec_node *x)
     loom_pc_conv pc = {(uint32_t)g.n, (uint32_t)g.c, (uint32_t)g.h, (uint32_t)g.w, (uint32_t)g.oc, (uint32_t)g.oh,
                        (uint32_t)g.ow, (uint32_t)g.kh, (uint32_t)g.kw, (uint32_t)g.cg, (uint32_t)g.ocg,
                        (uint32_t)g.sh, (uint32_t)g.sw, (uint32_t)g.dh, (uint32_t)g.dw, (uint32_t)g.pt,
-                       (uint32_t)g.pl, (uint32_t)(x->nin > 2)};
+                       (uint32_t)g.pl, (uint32_t)(x->nin > 2), 0, (uint32_t)(g.n * g.oh), 0};
     uint64_t m = code == LOOM_CONV_BWD_DATA ? g.cg : g.ocg;
     uint64_t n = code == LOOM_CONV_FWD ? g.n * g.oh * g.ow : code == LOOM_CONV_BWD_DATA ? g.n * g.h * g.w
                                                                                          : g.cg * g.kh * g.kw;
@@ -102,6 +102,43 @@ loom_status vk_plan_conv(vk_prog *p, const loom_exec_node *x)
         dx->bind[0].texel = dx->bind[1].texel = 1;
     } else {
         dt_suffix(name, sizeof name, "conv_direct", nd->dtype);
+    }
+    /* An invocation walks its whole sum: the kernel taps (forward, to the
+     * input) or every output pixel (to the weights). Where the driver cuts
+     * loops short, the weights' sum is split over dispatches by rows of
+     * output, each adding onto the last; the other two refuse. The margin
+     * covers the block loops the driver may leave rolled. */
+    uint64_t budget = p->d->lim->loop_budget, margin = 4096;
+    if (budget) {
+        uint64_t taps = (uint64_t)g.kh * g.kw, reach = code == LOOM_CONV_FWD ? (uint64_t)g.cg : (uint64_t)g.ocg;
+        uint64_t walk = code == LOOM_CONV_BWD_FILTER ? (uint64_t)g.ow + 1 : reach * (taps + g.kh + 1);
+        if (walk + margin > budget) {
+            char sb[96];
+            return loom_fail(p->d->ctx, LOOM_E_UNSUPPORTED, "%s: %s \"%s\" %s: one invocation would loop %llu times, "
+                             "past the %llu this driver runs before cutting loops short", p->d->info->spec,
+                             loom_op_name(nd->op), nd->name, loom_shape_str(sb, sizeof sb, nd->ndim, nd->shape),
+                             (unsigned long long)walk, (unsigned long long)budget);
+        }
+        if (code == LOOM_CONV_BWD_FILTER) {
+            uint32_t rows = (uint32_t)((budget - margin) / walk), total = pc.r1;
+            for (uint32_t r0 = 0; r0 < total; r0 += rows) {
+                loom_pc_conv part = pc;
+                part.r0 = r0;
+                part.r1 = total - r0 < rows ? total : r0 + rows;
+                part.acc = r0 > 0;
+                vk_dispatch *dk = dx;
+                if (r0 > 0) {
+                    /* the last part's bindings and grid (dx moves if the list grows) */
+                    vk_dispatch prev = *dx;
+                    LOOM_TRY(vk_add_dispatch(p, x->index, &dk));
+                    *dk = prev;
+                    dk->bind[2].access = VK_READ | VK_WRITE;
+                }
+                LOOM_TRY(vk_use_variant(p, dk, name, kinds, sizeof part, 64, 1, spec, &part));
+                dx = dk;
+            }
+            return LOOM_OK;
+        }
     }
     return vk_use_variant(p, dx, name, kinds, sizeof pc, 64, 1, spec, &pc);
 }

@@ -42,6 +42,10 @@ typedef struct vk_limits {
     uint32_t queue_family;              /* the compute queue chosen */
     uint32_t timestamp_bits;            /* its timestampValidBits */
     int cpu_type;                       /* VK_PHYSICAL_DEVICE_TYPE_CPU */
+    uint32_t loop_budget;               /* loop iterations an invocation runs
+                                           before the driver cuts its loops
+                                           short, all loops together (llvmpipe:
+                                           65535, silently); 0: no limit */
 } vk_limits;
 
 typedef struct vk_state {
