@@ -61,16 +61,32 @@ static void tanh_d(float *y, const float *dy, const float *t, int64_t n, float p
         y[i] = dy[i] * (1.0f - t[i] * t[i]);
 }
 
+/* gelu through the vector erf and exp of cpu_simd.h: libm's erff and
+ * expf per element made gelu and its gradient a fifth of a ViT step */
 static void gelu_f(float *y, const float *x, int64_t n, float p, float q)
 {
     (void)p, (void)q;
-    for (int64_t i = 0; i < n; i++)
+    const cpu_v4 half = v4_splat(0.5f), one = v4_splat(1.0f), s = v4_splat(0.70710678118654752f);
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        cpu_v4 v = v4_load(x + i);
+        v4_store(y + i, half * v * (one + v4_erf(v * s)));
+    }
+    for (; i < n; i++)
         y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
 }
 static void gelu_d(float *y, const float *dy, const float *x, int64_t n, float p, float q)
 {
     (void)p, (void)q;
-    for (int64_t i = 0; i < n; i++) {
+    const cpu_v4 half = v4_splat(0.5f), one = v4_splat(1.0f), s = v4_splat(0.70710678118654752f),
+                 c = v4_splat(0.39894228040143268f);
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        cpu_v4 v = v4_load(x + i);
+        cpu_v4 cdf = half * (one + v4_erf(v * s)), pdf = v4_exp(-half * v * v) * c;
+        v4_store(y + i, v4_load(dy + i) * (cdf + v * pdf));
+    }
+    for (; i < n; i++) {
         float cdf = 0.5f * (1.0f + erff(x[i] * 0.70710678118654752f));
         float pdf = expf(-0.5f * x[i] * x[i]) * 0.39894228040143268f;
         y[i] = dy[i] * (cdf + x[i] * pdf);
