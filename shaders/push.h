@@ -90,7 +90,10 @@ LOOM_PUSH_END(loom_pc_rows)
 
 /* out[j] = alpha * sum of the input over the reduced dims. The input is
  * rank 4 (dims d, dense strides st); r[k] is the output's dim k (1 where
- * reduced); rn the number of input elements that meet in one output. */
+ * reduced); rn the number of input elements that meet in one output. A
+ * dispatch combines elements t0 <= t < t1 of them, onto the output where
+ * acc is set: a driver that cuts long loops short (llvmpipe) gets a long
+ * reduction in several dispatches. */
 LOOM_PUSH_BEGIN(loom_pc_reduce)
     LU32 on;
     LU32 rn;
@@ -98,6 +101,9 @@ LOOM_PUSH_BEGIN(loom_pc_reduce)
     LU32 r[4];
     LU32 st[4];
     LF32 alpha;
+    LU32 t0;
+    LU32 t1;
+    LU32 acc;
 LOOM_PUSH_END(loom_pc_reduce)
 
 LOOM_PUSH_BEGIN(loom_pc_argmax)
@@ -274,7 +280,7 @@ _Static_assert(sizeof(loom_pc_unary) == 12, "loom_pc_unary layout");
 _Static_assert(sizeof(loom_pc_where) == 68, "loom_pc_where layout");
 _Static_assert(sizeof(loom_pc_rows) == 12, "loom_pc_rows layout");
 _Static_assert(sizeof(loom_pc_slot) == 8, "loom_pc_slot layout");
-_Static_assert(sizeof(loom_pc_reduce) == 60, "loom_pc_reduce layout");
+_Static_assert(sizeof(loom_pc_reduce) == 72, "loom_pc_reduce layout");
 _Static_assert(sizeof(loom_pc_argmax) == 12, "loom_pc_argmax layout");
 _Static_assert(sizeof(loom_pc_dropout) == 16, "loom_pc_dropout layout");
 _Static_assert(sizeof(loom_pc_sumsq) == 36, "loom_pc_sumsq layout");

@@ -598,8 +598,8 @@ START_TEST(vulkan_conv_variants)
     static const char *const tunings[3] = {"{\"gemm_read\": \"storage\", \"slow_barriers\": false}",
                                            "{\"gemm_read\": \"storage\", \"slow_barriers\": true}",
                                            "{\"gemm_read\": \"texel\", \"slow_barriers\": true}"};
-    conv_case cases[5];
-    for (int i = 0; i < 5; i++)
+    conv_case cases[7];
+    for (int i = 0; i < 7; i++)
         cases[i].o = loom_conv2d_opts_default();
     cases[0] = (conv_case){2, 5, 9, 7, 70, 3, 3, cases[0].o}; /* 70 output channels: two row tiles */
     cases[0].o.stride[0] = cases[0].o.stride[1] = 2;
@@ -616,11 +616,19 @@ START_TEST(vulkan_conv_variants)
      * loop iterations after which llvmpipe ends an invocation's loops */
     cases[4] = (conv_case){2, 1, 200, 200, 4, 3, 3, cases[4].o};
     cases[4].o.pad[0] = cases[4].o.pad[1] = cases[4].o.pad[2] = cases[4].o.pad[3] = 1;
+    /* rows of 7 outputs: each costs ow + 2 loop passes, so the parts of the
+     * weights' sum must be sized by 9 per row, not 8 (1400 x 7 rows) */
+    cases[5] = (conv_case){1400, 1, 7, 7, 4, 3, 3, cases[5].o};
+    cases[5].o.pad[0] = cases[5].o.pad[1] = cases[5].o.pad[2] = cases[5].o.pad[3] = 1;
+    /* the bias gradient sums 100 x 28 x 28 = 78400 outputs for each of 16
+     * channels: past the budget of the one-invocation-per-output reduction */
+    cases[6] = (conv_case){100, 4, 28, 28, 16, 3, 3, cases[6].o};
+    cases[6].o.pad[0] = cases[6].o.pad[1] = cases[6].o.pad[2] = cases[6].o.pad[3] = 1;
     int ran = 0;
     for (int d = 0; d < nd; d++) {
         if (strncmp(specs[d], "vulkan:", 7))
             continue;
-        for (int c = 0; c < 5; c++) {
+        for (int c = 0; c < 7; c++) {
             grads ref = conv_grads(ctx, "cpu", NULL, &cases[c], LOOM_F32);
             for (int t = 0; t < 3; t++)
                 for (int h = 0; h < 2; h++) {

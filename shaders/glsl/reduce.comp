@@ -1,8 +1,9 @@
 #version 450
 // out[j] = alpha * the sum (CODE LOOM_REDUCE_SUM), or the max or min, of
-// the input over the elements that meet in j. PER_THREAD = 1: one
-// invocation per output (few elements meet in each); 0: one workgroup per
-// output.
+// the input over the elements that meet in j (those t0 <= t < t1 of them,
+// combined onto out[j] with acc: the host splits a reduction longer than
+// the driver lets an invocation loop). PER_THREAD = 1: one invocation per
+// output (few elements meet in each); 0: one workgroup per output.
 #include "common.glsl"
 #include "codes.h"
 #include "dtype.glsl"
@@ -14,7 +15,7 @@ layout(constant_id = 0) const uint PER_THREAD = 0;
 layout(constant_id = 1) const uint CODE = LOOM_REDUCE_SUM;
 
 layout(set = 0, binding = 0, std430) readonly buffer BufX { TS x[]; };
-layout(set = 0, binding = 1, std430) writeonly buffer BufY { TS y[]; };
+layout(set = 0, binding = 1, std430) buffer BufY { TS y[]; };
 layout(push_constant) uniform Push { loom_pc_reduce p; };
 
 // Input offset of the t-th element (in input order) that meets in output j.
@@ -47,6 +48,16 @@ float combine(float s, float v)
     return CODE == LOOM_REDUCE_SUM ? s + v : CODE == LOOM_REDUCE_MAX ? max(s, v) : min(s, v);
 }
 
+// The output of a part: the previous parts' result combined in with acc.
+void finish(uint j, float s)
+{
+    if (CODE == LOOM_REDUCE_SUM)
+        s *= p.alpha;
+    if (p.acc != 0u)
+        s = combine(TLOAD(y[j]), s);
+    y[j] = TSTORE(s);
+}
+
 void main()
 {
     if (PER_THREAD != 0) {
@@ -54,18 +65,18 @@ void main()
         if (j >= p.on)
             return;
         float s = start();
-        for (uint t = 0; t < p.rn; t++)
+        for (uint t = p.t0; t < p.t1; t++)
             s = combine(s, TLOAD(x[element(j, t)]));
-        y[j] = TSTORE(CODE == LOOM_REDUCE_SUM ? s * p.alpha : s);
+        finish(j, s);
     } else {
         uint j = flat_group();
         if (j >= p.on)
             return;
         float s = start();
-        for (uint t = gl_LocalInvocationIndex; t < p.rn; t += WG)
+        for (uint t = p.t0 + gl_LocalInvocationIndex; t < p.t1; t += WG)
             s = combine(s, TLOAD(x[element(j, t)]));
         s = CODE == LOOM_REDUCE_SUM ? wg_sum(s) : CODE == LOOM_REDUCE_MAX ? wg_max(s) : -wg_max(-s);
         if (gl_LocalInvocationIndex == 0)
-            y[j] = TSTORE(CODE == LOOM_REDUCE_SUM ? s * p.alpha : s);
+            finish(j, s);
     }
 }

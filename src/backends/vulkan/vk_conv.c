@@ -104,27 +104,24 @@ loom_status vk_plan_conv(vk_prog *p, const loom_exec_node *x)
         dt_suffix(name, sizeof name, "conv_direct", nd->dtype);
     }
     /* An invocation walks its whole sum: the kernel taps (forward, to the
-     * input) or every output pixel (to the weights). Where the driver cuts
-     * loops short, the weights' sum is split over dispatches by rows of
-     * output, each adding onto the last; the other two refuse. The margin
-     * covers the block loops the driver may leave rolled. */
-    uint64_t budget = p->d->lim->loop_budget, margin = 4096;
-    if (budget) {
-        uint64_t taps = (uint64_t)g.kh * g.kw, reach = code == LOOM_CONV_FWD ? (uint64_t)g.cg : (uint64_t)g.ocg;
-        uint64_t walk = code == LOOM_CONV_BWD_FILTER ? (uint64_t)g.ow + 1 : reach * (taps + g.kh + 1);
-        if (walk + margin > budget) {
-            char sb[96];
-            return loom_fail(p->d->ctx, LOOM_E_UNSUPPORTED, "%s: %s \"%s\" %s: one invocation would loop %llu times, "
-                             "past the %llu this driver runs before cutting loops short", p->d->info->spec,
-                             loom_op_name(nd->op), nd->name, loom_shape_str(sb, sizeof sb, nd->ndim, nd->shape),
-                             (unsigned long long)walk, (unsigned long long)budget);
-        }
-        if (code == LOOM_CONV_BWD_FILTER) {
-            uint32_t rows = (uint32_t)((budget - margin) / walk), total = pc.r1;
+     * input: reach x (kh kw + 2 kh + 3) loop passes, the exits of the
+     * triple nest counted) or every output pixel (to the weights: ow + 2
+     * per row of output, one more for the walk over rows). Where the
+     * driver cuts loops short, the weights' sum is split over dispatches
+     * by rows of output, each adding onto the last; the other two refuse. */
+    if (p->d->lim->loop_budget) {
+        if (code != LOOM_CONV_BWD_FILTER) {
+            uint64_t reach = code == LOOM_CONV_FWD ? (uint64_t)g.cg : (uint64_t)g.ocg;
+            LOOM_TRY(vk_check_loops(p, nd, reach * ((uint64_t)g.kh * g.kw + 2 * (uint64_t)g.kh + 3)));
+        } else {
+            uint64_t per_row = (uint64_t)g.ow + 2;
+            LOOM_TRY(vk_check_loops(p, nd, per_row + 1));
+            uint64_t fit = (vk_loop_room(p->d) - 1) / per_row;
+            uint32_t rows = fit < UINT32_MAX ? (uint32_t)fit : UINT32_MAX, total = pc.r1;
             for (uint32_t r0 = 0; r0 < total; r0 += rows) {
                 loom_pc_conv part = pc;
                 part.r0 = r0;
-                part.r1 = total - r0 < rows ? total : r0 + rows;
+                part.r1 = total - r0 <= rows ? total : r0 + rows;
                 part.acc = r0 > 0;
                 vk_dispatch *dk = dx;
                 if (r0 > 0) {
@@ -136,6 +133,8 @@ loom_status vk_plan_conv(vk_prog *p, const loom_exec_node *x)
                 }
                 LOOM_TRY(vk_use_variant(p, dk, name, kinds, sizeof part, 64, 1, spec, &part));
                 dx = dk;
+                if (total - r0 <= rows)
+                    break;
             }
             return LOOM_OK;
         }

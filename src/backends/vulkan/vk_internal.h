@@ -285,6 +285,20 @@ int vk_has_kernel(loom_op op, loom_dtype dt);
 loom_status vk_plan_node(vk_prog *p, const loom_exec_node *x);
 /* A new dispatch slot at the end of the program (pipe and grid unset). */
 loom_status vk_add_dispatch(vk_prog *p, int node, vk_dispatch **out);
+/* A copy of *dx (its bindings, grid and pipeline) at the end of the
+ * program, *dx then pointing at it (the list may move): the next part of
+ * a sum the driver's loop budget splits over dispatches. */
+loom_status vk_repeat_dispatch(vk_prog *p, vk_dispatch **dx);
+
+/* The driver's loop budget (vk_limits.loop_budget): the loop passes one
+ * invocation may make, all its loops together, less a margin (UINT64_MAX
+ * where there is no limit); whether `passes` fit; and the refusal naming
+ * the op, its shape, the device and the budget where they do not. A
+ * planner counts its kernel's passes and picks a variant or a split that
+ * fits, refusing only where none does. */
+uint64_t vk_loop_room(const vk_dev *d);
+int vk_loops_fit(const vk_dev *d, uint64_t passes);
+loom_status vk_check_loops(vk_prog *p, const loom_node *nd, uint64_t passes);
 
 /* ---- vk_conv.c ---------------------------------------------------------- */
 

@@ -93,6 +93,45 @@ loom_status vk_add_dispatch(vk_prog *p, int node, vk_dispatch **out)
     return LOOM_OK;
 }
 
+/* ---- the driver's loop budget ----------------------------------------------- */
+
+/* The passes a planner counts are the kernel's loops as measured on
+ * lavapipe (one per iteration, one per normal exit, the rolled
+ * workgroup-reduction tree of wgreduce.glsl included); the margin covers
+ * the few short loops a count leaves out. */
+#define VK_LOOP_MARGIN 1024u
+
+uint64_t vk_loop_room(const vk_dev *d)
+{
+    uint64_t b = d->lim->loop_budget;
+    return b == 0 ? UINT64_MAX : b > VK_LOOP_MARGIN ? b - VK_LOOP_MARGIN : 0;
+}
+
+int vk_loops_fit(const vk_dev *d, uint64_t passes)
+{
+    return passes <= vk_loop_room(d);
+}
+
+loom_status vk_check_loops(vk_prog *p, const loom_node *nd, uint64_t passes)
+{
+    if (vk_loops_fit(p->d, passes))
+        return LOOM_OK;
+    char sb[96];
+    return loom_fail(p->d->ctx, LOOM_E_UNSUPPORTED,
+                     "%s: op %s \"%s\" %s: one invocation would loop %llu times, past the driver's loop budget of %u "
+                     "iterations per invocation (llvmpipe ends every loop there without an error)",
+                     p->d->info->spec, loom_op_name(nd->op), nd->name, loom_shape_str(sb, sizeof sb, nd->ndim, nd->shape),
+                     (unsigned long long)passes, p->d->lim->loop_budget);
+}
+
+loom_status vk_repeat_dispatch(vk_prog *p, vk_dispatch **dx)
+{
+    vk_dispatch prev = **dx;
+    LOOM_TRY(vk_add_dispatch(p, prev.node, dx));
+    **dx = prev;
+    return LOOM_OK;
+}
+
 static vk_bind tensor(const loom_exec_tensor *t, int access)
 {
     const vk_buf *vb = t->mem.buf;
@@ -589,12 +628,31 @@ static loom_status plan_reduce(vk_prog *p, const loom_exec_node *x)
     dx->bind[0] = tensor(x->in[0], VK_READ);
     dx->bind[1] = tensor(x->out, VK_WRITE);
     /* Few elements per output, or outputs enough on a driver where barriers
-     * are dear: one invocation each; else a workgroup each. */
-    uint32_t pt = pc.rn < 64 || ((p->d->quirks & VK_QUIRK_SLOW_BARRIERS) && pc.on >= 16);
+     * are dear: one invocation each (rn + 1 loop passes); else a workgroup
+     * each (a 64th of them, its tree's 7, the exit). Past the driver's
+     * loop budget the workgroups take over, and past theirs the sum runs
+     * in parts, each dispatch combining its range onto the last. */
+    uint64_t rn = pc.rn, room = vk_loop_room(p->d);
+    uint32_t pt = (rn < 64 || ((p->d->quirks & VK_QUIRK_SLOW_BARRIERS) && pc.on >= 16)) && vk_loops_fit(p->d, rn + 1);
+    uint64_t part = pt || room == UINT64_MAX ? rn : 64 * (room > 9 ? room - 9 : 0);
+    if (part == 0 && rn > 0)
+        return vk_check_loops(p, nd, (rn + 63) / 64 + 9);
     LOOM_TRY(grid(p, dx, pt ? pc.on : (uint64_t)pc.on * 64, 64, nd));
     uint32_t spec[VK_MAX_SPEC] = {pt, x->def->code, 0};
     char name[32];
-    return use_variant(p, dx, with_dt(name, sizeof name, "reduce", nd), &L_REDUCE, spec, &pc);
+    with_dt(name, sizeof name, "reduce", nd);
+    for (uint64_t t0 = 0;; t0 += part) {
+        pc.t0 = (uint32_t)t0;
+        pc.t1 = (uint32_t)(rn - t0 <= part ? rn : t0 + part);
+        pc.acc = t0 > 0;
+        if (t0 > 0) {
+            LOOM_TRY(vk_repeat_dispatch(p, &dx));
+            dx->bind[1].access = VK_READ | VK_WRITE;
+        }
+        LOOM_TRY(use_variant(p, dx, name, &L_REDUCE, spec, &pc));
+        if (rn - t0 <= part)
+            return LOOM_OK;
+    }
 }
 
 /* argmax / argmin (in: x), and the gradients of max / min (in: dy, x). */

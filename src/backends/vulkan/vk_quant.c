@@ -80,6 +80,12 @@ loom_status vk_plan_qgemm(vk_prog *p, const loom_exec_node *x)
         LOOM_TRY(vk_grid(p, dx, (uint64_t)nd->numel, 256, nd));
         snprintf(name, sizeof name, "%s_%s", conv ? "qconv" : "qmatmul", odt);
     }
+    /* the loop passes of an invocation (quant.comp): the triple nest over
+     * the taps, the K loop four (tiled: 32) at a time and its tail */
+    uint64_t passes = conv ? (uint64_t)pc.cg * ((uint64_t)pc.kh * pc.kw + 2 * (uint64_t)pc.kh + 3)
+                      : tiled ? (uint64_t)pc.k / 32 + 2
+                              : (uint64_t)pc.k / 4 + pc.k % 4 + 2;
+    LOOM_TRY(vk_check_loops(p, nd, passes));
     loom_logf(p->d->ctx, LOOM_LOG_DEBUG, "%s: %s %s through %s", p->d->info->spec, loom_op_name(nd->op), nd->name,
               name);
     uint32_t spec[VK_MAX_SPEC] = {0, 0, 0};
