@@ -919,7 +919,9 @@ loom_status loom_sequential_set_teacher(loom_sequential *m, loom_sequential *tea
  * The source is compiled (libshaderc) when the graph is compiled for a
  * Vulkan device: a GLSL error makes loom_compile return LOOM_E_INVALID with
  * the compiler's messages; other backends refuse the node with
- * LOOM_E_UNSUPPORTED. It has no gradient. */
+ * LOOM_E_UNSUPPORTED. It has no gradient. Mesa's llvmpipe ends every loop
+ * of an invocation, silently, after 65535 loop passes in all: a kernel
+ * meant for it must stay within that per invocation. */
 #define LOOM_CUSTOM_MAX_INPUTS 8
 loom_tensor loom_custom_op(loom_graph *g, const char *name, const char *glsl, int nin, const loom_tensor *inputs,
                            loom_dtype dtype, int ndim, const int64_t *shape, const uint32_t groups[3]);

@@ -81,11 +81,16 @@ LOOM_PUSH_END(loom_pc_where)
 
 /* Row-wise kernels (softmax family, cross-entropy): rows of cols elements,
  * each inner apart (row r starts at (r / inner) * cols * inner + r % inner);
- * inner is 1 for the last axis. */
+ * inner is 1 for the last axis. The cross-entropy's loss (xent.comp) sums
+ * rows r0 <= r < r1, onto the output where acc is set: a driver that cuts
+ * long loops short (llvmpipe) gets it in several dispatches. */
 LOOM_PUSH_BEGIN(loom_pc_rows)
     LU32 rows;
     LU32 cols;
     LU32 inner;
+    LU32 r0;
+    LU32 r1;
+    LU32 acc;
 LOOM_PUSH_END(loom_pc_rows)
 
 /* out[j] = alpha * sum of the input over the reduced dims. The input is
@@ -278,7 +283,7 @@ _Static_assert(sizeof(loom_pc_gemm) == 48, "loom_pc_gemm layout");
 _Static_assert(sizeof(loom_pc_bcast) == 56, "loom_pc_bcast layout");
 _Static_assert(sizeof(loom_pc_unary) == 12, "loom_pc_unary layout");
 _Static_assert(sizeof(loom_pc_where) == 68, "loom_pc_where layout");
-_Static_assert(sizeof(loom_pc_rows) == 12, "loom_pc_rows layout");
+_Static_assert(sizeof(loom_pc_rows) == 24, "loom_pc_rows layout");
 _Static_assert(sizeof(loom_pc_slot) == 8, "loom_pc_slot layout");
 _Static_assert(sizeof(loom_pc_reduce) == 72, "loom_pc_reduce layout");
 _Static_assert(sizeof(loom_pc_argmax) == 12, "loom_pc_argmax layout");
@@ -327,7 +332,10 @@ LOOM_PUSH_END(loom_pc_lnorm)
 /* take / gather and their scatter-adds. take: x [outer, bound, inner],
  * nj indices; out (or dy) [outer, nj, inner]. gather: the index tensor's
  * rank-4 dims d with dense strides ds, x's (or the output's) dense strides
- * xs, the axis in that rank-4 space; n the elements computed. */
+ * xs, the axis in that rank-4 space; n the elements computed. A
+ * scatter-add sums the indices j0 <= j < j1 (take's, or along gather's
+ * axis), onto the output where acc is set: a driver that cuts long loops
+ * short (llvmpipe) gets the sum in several dispatches. */
 LOOM_PUSH_BEGIN(loom_pc_index)
     LU32 n;
     LU32 bound;
@@ -338,6 +346,9 @@ LOOM_PUSH_BEGIN(loom_pc_index)
     LU32 ds[4];
     LU32 xs[4];
     LU32 od[4];
+    LU32 j0;
+    LU32 j1;
+    LU32 acc;
 LOOM_PUSH_END(loom_pc_index)
 
 /* Rotary embedding: n pairs, rows of dim values, the position of row r is
@@ -411,7 +422,7 @@ _Static_assert(sizeof(loom_pc_quant) == 12, "loom_pc_quant layout");
 _Static_assert(sizeof(loom_pc_qgemm) == 92, "loom_pc_qgemm layout");
 _Static_assert(sizeof(loom_pc_bmm) == 48, "loom_pc_bmm layout");
 _Static_assert(sizeof(loom_pc_lnorm) == 16, "loom_pc_lnorm layout");
-_Static_assert(sizeof(loom_pc_index) == 84, "loom_pc_index layout");
+_Static_assert(sizeof(loom_pc_index) == 96, "loom_pc_index layout");
 _Static_assert(sizeof(loom_pc_rope) == 24, "loom_pc_rope layout");
 _Static_assert(sizeof(loom_pc_attn) == 72, "loom_pc_attn layout");
 #endif

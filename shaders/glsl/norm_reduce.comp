@@ -12,6 +12,11 @@
 #define WG 64
 #include "wgreduce.glsl"
 
+// An invocation's elements, WG apart, go U to a loop pass: where the
+// driver counts loop passes (llvmpipe ends an invocation's loops after
+// 65535) a statistic of a large batch stays within the count.
+#define U 8
+
 layout(local_size_x = WG) in;
 layout(constant_id = 0) const uint CODE = LOOM_NORM_STATS;
 
@@ -52,14 +57,22 @@ void main()
         if (j >= p.q)
             return;
         float s = 0.0;
-        for (uint t = l; t < m; t += WG)
-            s += TLOAD(a[at_q(j, t)]);
+        for (uint t0 = l; t0 < m; t0 += WG * U)
+            [[unroll]] for (uint u = 0; u < U; u++) {
+                uint t = t0 + u * WG;
+                if (t < m)
+                    s += TLOAD(a[at_q(j, t)]);
+            }
         float mean = wg_sum(s) / float(m);
         float v = 0.0;
-        for (uint t = l; t < m; t += WG) {
-            float d = TLOAD(a[at_q(j, t)]) - mean;
-            v += d * d;
-        }
+        for (uint t0 = l; t0 < m; t0 += WG * U)
+            [[unroll]] for (uint u = 0; u < U; u++) {
+                uint t = t0 + u * WG;
+                if (t < m) {
+                    float d = TLOAD(a[at_q(j, t)]) - mean;
+                    v += d * d;
+                }
+            }
         v = wg_sum(v) / float(m);
         if (l == 0u) {
             y[j] = TSTORE(mean);
@@ -69,12 +82,16 @@ void main()
         if (j >= p.q)
             return;
         float mean = TLOAD(st[j]), rs = rstd(j), sa = 0.0, sb = 0.0;
-        for (uint t = l; t < m; t += WG) {
-            uint i = at_q(j, t);
-            float gd = TLOAD(gamma[(i / p.s) % p.c]) * TLOAD(a[i]);
-            sa += gd;
-            sb += gd * ((TLOAD(x[i]) - mean) * rs);
-        }
+        for (uint t0 = l; t0 < m; t0 += WG * U)
+            [[unroll]] for (uint u = 0; u < U; u++) {
+                uint t = t0 + u * WG;
+                if (t < m) {
+                    uint i = at_q(j, t);
+                    float gd = TLOAD(gamma[(i / p.s) % p.c]) * TLOAD(a[i]);
+                    sa += gd;
+                    sb += gd * ((TLOAD(x[i]) - mean) * rs);
+                }
+            }
         sa = wg_sum(sa);
         sb = wg_sum(sb);
         if (l == 0u) {
@@ -86,12 +103,16 @@ void main()
             return;
         uint mc = p.n * p.s;
         float s = 0.0, sd = 0.0;
-        for (uint t = l; t < mc; t += WG) {
-            uint i = at_c(j, t), q = stat_of(i);
-            float d = TLOAD(a[i]);
-            s += d * (TLOAD(x[i]) - TLOAD(st[q])) * rstd(q);
-            sd += d;
-        }
+        for (uint t0 = l; t0 < mc; t0 += WG * U)
+            [[unroll]] for (uint u = 0; u < U; u++) {
+                uint t = t0 + u * WG;
+                if (t < mc) {
+                    uint i = at_c(j, t), q = stat_of(i);
+                    float d = TLOAD(a[i]);
+                    s += d * (TLOAD(x[i]) - TLOAD(st[q])) * rstd(q);
+                    sd += d;
+                }
+            }
         s = wg_sum(s);
         sd = wg_sum(sd);
         if (l == 0u) {

@@ -5,7 +5,8 @@
 // chunk of CH columns, summing dy [outer, nj, inner] over the j with
 // idx[j] == v in ascending j. gather's (LOOM_INDEX_GATHER): an invocation
 // per output q, summing src at p over p == q off the axis with idx[p] ==
-// q[axis]. Indices out of range add nothing.
+// q[axis]. Indices out of range add nothing. A dispatch sums the indices
+// j0 <= j < j1 (along the axis for gather), onto the output with acc.
 #include "common.glsl"
 #include "dtype.glsl"
 #include "codes.h"
@@ -16,7 +17,7 @@ layout(constant_id = 0) const uint CODE = 0;
 
 layout(set = 0, binding = 0, std430) readonly buffer BufS { TS src_[]; };
 layout(set = 0, binding = 1, std430) readonly buffer BufI { int idx_[]; };
-layout(set = 0, binding = 2, std430) writeonly buffer BufY { TS y_[]; };
+layout(set = 0, binding = 2, std430) buffer BufY { TS y_[]; };
 layout(push_constant) uniform Push { loom_pc_index p; };
 
 void main()
@@ -31,7 +32,7 @@ void main()
         float acc[CH];
         [[unroll]] for (uint t = 0; t < CH; t++)
             acc[t] = 0.0;
-        for (uint j = 0; j < p.nj; j++) {
+        for (uint j = p.j0; j < p.j1; j++) {
             if (idx_[j] != int(v))
                 continue;
             uint sb = (o * p.nj + j) * p.inner + i0;
@@ -42,7 +43,7 @@ void main()
         uint yb = (o * p.bound + v) * p.inner + i0;
         [[unroll]] for (uint t = 0; t < CH; t++)
             if (t < cnt)
-                y_[yb + t] = TSTORE(acc[t]);
+                y_[yb + t] = TSTORE(p.acc != 0u ? TLOAD(y_[yb + t]) + acc[t] : acc[t]);
         return;
     }
     // q's coordinates over the output's rank-4 dims
@@ -60,11 +61,11 @@ void main()
     if (inside) {
         c[p.axis] = 0;
         uint pbase = c[0] * p.ds[0] + c[1] * p.ds[1] + c[2] * p.ds[2] + c[3] * p.ds[3];
-        for (uint k = 0; k < p.d[p.axis]; k++) {
+        for (uint k = p.j0; k < p.j1; k++) {
             uint pi = pbase + k * p.ds[p.axis];
             if (idx_[pi] == int(target))
                 acc += TLOAD(src_[pi]);
         }
     }
-    y_[e] = TSTORE(acc);
+    y_[e] = TSTORE(p.acc != 0u ? TLOAD(y_[e]) + acc : acc);
 }

@@ -152,6 +152,17 @@ loom_status vk_plan_pool(vk_prog *p, const loom_exec_node *x)
     loom_pc_pool pc = {(uint32_t)(g.n * g.c), (uint32_t)g.h, (uint32_t)g.w, (uint32_t)g.oh, (uint32_t)g.ow,
                        (uint32_t)g.kh, (uint32_t)g.kw, (uint32_t)g.sh, (uint32_t)g.sw, (uint32_t)g.pt,
                        (uint32_t)g.pl, (uint32_t)nd->attr.side};
+    /* An invocation walks its window, kh (kw + 2) + 1 passes; the gradient
+     * walks the windows over its input pixel, and for max pooling each
+     * window again to find its arg-max. */
+    uint64_t window = (uint64_t)g.kh * (g.kw + 2) + 1;
+    if (grad) {
+        uint64_t wh = ((uint64_t)g.kh + g.sh - 1) / g.sh, ww = ((uint64_t)g.kw + g.sw - 1) / g.sw;
+        wh = wh < (uint64_t)g.oh ? wh : (uint64_t)g.oh;
+        ww = ww < (uint64_t)g.ow ? ww : (uint64_t)g.ow;
+        window = wh * (ww * ((x->def->code == LOOM_POOL_MAX ? window : 0) + 1) + 2) + 1;
+    }
+    LOOM_TRY(vk_check_loops(p, nd, window));
     vk_dispatch *dx;
     LOOM_TRY(vk_add_dispatch(p, x->index, &dx));
     dx->nbind = grad ? 3 : 2;
@@ -199,7 +210,11 @@ loom_status vk_plan_norm(vk_prog *p, const loom_exec_node *x)
     dx->bind[2] = x->nin > 2 ? vk_bind_tensor(x->in[2], VK_READ) : vk_bind_alias(dx->bind[0]);
     dx->bind[3] = x->nin > 3 ? vk_bind_tensor(x->in[3], VK_READ) : vk_bind_alias(dx->bind[0]);
     dx->bind[4] = vk_bind_tensor(x->out, VK_WRITE);
-    /* a workgroup per statistic (or channel) */
+    /* a workgroup per statistic (or channel); an invocation takes a 64th
+     * of its elements, 8 a loop pass (two walks for the statistics), and
+     * two workgroup sums of 7 passes */
+    uint64_t m = code == LOOM_NORM_DGAMMA ? (uint64_t)g.n * g.s : (uint64_t)g.blocks * g.len;
+    LOOM_TRY(vk_check_loops(p, nd, (code == LOOM_NORM_STATS ? 2 : 1) * ((m + 511) / 512 + 1) + 16));
     LOOM_TRY(spread(p, dx, (uint64_t)(code == LOOM_NORM_DGAMMA ? g.c : g.q) * 64, 64, 1, nd));
     return vk_use_variant(p, dx, dt_suffix(name, sizeof name, "norm_reduce", nx->dtype), "SSSSS", sizeof pc, 64, 1, spec, &pc);
 }

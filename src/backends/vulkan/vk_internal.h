@@ -299,6 +299,11 @@ loom_status vk_repeat_dispatch(vk_prog *p, vk_dispatch **dx);
 uint64_t vk_loop_room(const vk_dev *d);
 int vk_loops_fit(const vk_dev *d, uint64_t passes);
 loom_status vk_check_loops(vk_prog *p, const loom_node *nd, uint64_t passes);
+/* Row-wise kernels (softmax, norm.comp): *pt 1 for an invocation per row,
+ * 0 for a workgroup per row, by the rows' shape and the loop budget; a
+ * row's kernel walks it `walks` times with `wgcalls` workgroup sums. */
+loom_status vk_rows_variant(vk_prog *p, const loom_node *nd, uint32_t rows, uint32_t cols, uint32_t walks,
+                            uint32_t wgcalls, uint32_t *pt);
 
 /* ---- vk_conv.c ---------------------------------------------------------- */
 

@@ -360,7 +360,10 @@ static loom_status plan_matmul(vk_prog *p, const loom_exec_node *x)
         snprintf(name, sizeof name, "gemm_tiled_f16a");
     else
         with_dt(name, sizeof name, "gemm_tiled", nd);
-    if (nd->dtype == LOOM_F32 && (d->quirks & VK_QUIRK_TEXEL_READS)) {
+    /* An invocation walks K: gemm_texel four at a time, gemm_tiled sixteen
+     * (its shared tile's depth); past the driver's loop budget for the
+     * first the second takes over, and past that the product is refused. */
+    if (nd->dtype == LOOM_F32 && (d->quirks & VK_QUIRK_TEXEL_READS) && vk_loops_fit(d, (uint64_t)pc.k / 4 + 3)) {
         int va = operand_vec(d, x->in[0], nd->attr.ta ? pc.m : pc.k);
         int vb = operand_vec(d, x->in[1], nd->attr.tb ? pc.k : pc.n);
         /* C as vec4 texels (a quarter of the per-lane store loops) where N
@@ -397,6 +400,8 @@ static loom_status plan_matmul(vk_prog *p, const loom_exec_node *x)
                 dx->bind[3] = alias(dx->bind[0]);
         }
     }
+    if (l == &L_GEMM)
+        LOOM_TRY(vk_check_loops(p, nd, ((uint64_t)pc.k + 15) / 16 + 2));
     dx->groups[0] = (pc.n + tile_n - 1) / tile_n;
     dx->groups[1] = (pc.m + tile_m - 1) / tile_m;
     dx->groups[2] = 1;
@@ -535,17 +540,24 @@ static loom_status plan_dropout(vk_prog *p, const loom_exec_node *x)
 /* ---- rows and reductions ---------------------------------------------------- */
 
 /* Short rows, or a driver where barriers are dear and there are rows
- * enough to keep it busy: one invocation per row; else a workgroup. */
-static uint32_t per_thread_rows(const vk_prog *p, uint32_t rows, uint32_t cols)
+ * enough to keep it busy: one invocation per row; else a workgroup. A
+ * row's kernel makes `walks` passes over it and `wgcalls` workgroup
+ * reductions (wgreduce.glsl, 7 passes at 64): an invocation walking whole
+ * rows that would pass the driver's loop budget leaves them to the
+ * workgroups, and a row too long even for those is refused. */
+loom_status vk_rows_variant(vk_prog *p, const loom_node *nd, uint32_t rows, uint32_t cols, uint32_t walks,
+                            uint32_t wgcalls, uint32_t *pt)
 {
-    return cols <= 32 || ((p->d->quirks & VK_QUIRK_SLOW_BARRIERS) && rows >= 16);
+    *pt = (cols <= 32 || ((p->d->quirks & VK_QUIRK_SLOW_BARRIERS) && rows >= 16)) &&
+          vk_loops_fit(p->d, (uint64_t)walks * ((uint64_t)cols + 1));
+    return *pt ? LOOM_OK : vk_check_loops(p, nd, (uint64_t)walks * (((uint64_t)cols + 63) / 64 + 1) + 7u * wgcalls);
 }
 
 static loom_status plan_softmax(vk_prog *p, const loom_exec_node *x)
 {
     const loom_node *nd = x->node;
     loom_axis_split sp = loom_axis_split_of(nd, nd->attr.axis);
-    loom_pc_rows pc = {(uint32_t)(sp.outer * sp.inner), (uint32_t)sp.n, (uint32_t)sp.inner};
+    loom_pc_rows pc = {(uint32_t)(sp.outer * sp.inner), (uint32_t)sp.n, (uint32_t)sp.inner, 0, 0, 0};
     int grad = x->def->family == LOOM_FAM_SOFTMAX_GRAD;
     vk_dispatch *dx;
     LOOM_TRY(vk_add_dispatch(p, x->index, &dx));
@@ -553,7 +565,9 @@ static loom_status plan_softmax(vk_prog *p, const loom_exec_node *x)
     for (int k = 0; k < x->nin; k++)
         dx->bind[k] = tensor(x->in[k], VK_READ);
     dx->bind[x->nin] = tensor(x->out, VK_WRITE);
-    uint32_t pt = per_thread_rows(p, pc.rows, pc.cols);
+    /* softmax: the max, the sum, the output; its gradient: the sum, the output */
+    uint32_t pt;
+    LOOM_TRY(vk_rows_variant(p, nd, pc.rows, pc.cols, grad ? 2 : 3, grad ? 1 : 2, &pt));
     LOOM_TRY(grid(p, dx, pt ? pc.rows : (uint64_t)pc.rows * 64, 64, nd));
     uint32_t spec[VK_MAX_SPEC] = {x->def->code == LOOM_SOFTMAX_LOG, pt, 0};
     char name[32];
@@ -563,8 +577,9 @@ static loom_status plan_softmax(vk_prog *p, const loom_exec_node *x)
 
 static loom_status plan_xent(vk_prog *p, const loom_exec_node *x)
 {
-    const loom_node *nz = x->in[0]->node;
-    loom_pc_rows pc = {(uint32_t)nz->shape[0], (uint32_t)nz->shape[1], 1};
+    const loom_node *nz = x->in[0]->node, *nd = x->node;
+    uint32_t rows = (uint32_t)nz->shape[0], cols = (uint32_t)nz->shape[1];
+    loom_pc_rows pc = {rows, cols, 1, 0, rows, 0};
     vk_dispatch *dx;
     LOOM_TRY(vk_add_dispatch(p, x->index, &dx));
     dx->nbind = 3;
@@ -574,14 +589,52 @@ static loom_status plan_xent(vk_prog *p, const loom_exec_node *x)
     dx->groups[0] = dx->groups[1] = dx->groups[2] = 1;
     char name[32];
     variant_name(x, name, sizeof name);
-    return use1(p, dx, name, &L_XENT, 0, &pc);
+    /* One workgroup of 256: each invocation walks its rows (one in 256)
+     * twice, 2 cols + 3 passes a row, then the workgroup sums (10). Where
+     * the driver's loop budget ends that early the rows go in parts, a
+     * dispatch each; a row too long for one invocation is walked by the
+     * whole workgroup (two walks of a 256th of it and two workgroup
+     * reductions of 9). */
+    uint64_t room = vk_loop_room(p->d), part = rows;
+    uint32_t row_wg = 0;
+    if (room != UINT64_MAX) {
+        uint64_t one = 2 * (uint64_t)cols + 3, wg = 2 * (((uint64_t)cols + 255) / 256 + 1) + 19;
+        uint64_t left = room > 10 ? room - 10 : 0;
+        part = 256 * (left / one);
+        if (part == 0) {
+            row_wg = 1;
+            part = left / wg;
+            if (part == 0)
+                return vk_check_loops(p, nd, wg + 10);
+        }
+    }
+    uint32_t spec[VK_MAX_SPEC] = {row_wg, 0, 0};
+    for (uint64_t r0 = 0;; r0 += part) {
+        pc.r0 = (uint32_t)r0;
+        pc.r1 = (uint32_t)(rows - r0 <= part ? rows : r0 + part);
+        pc.acc = r0 > 0;
+        if (r0 > 0) {
+            LOOM_TRY(vk_repeat_dispatch(p, &dx));
+            dx->bind[2].access = VK_READ | VK_WRITE;
+        }
+        LOOM_TRY(use_variant(p, dx, name, &L_XENT, spec, &pc));
+        if (rows - r0 <= part)
+            return LOOM_OK;
+    }
+}
+
+/* xent_fused.comp: an invocation's rows (one in 256), each walked three
+ * times (the arg-max, the sum, the gradient), then the workgroup's sum */
+static uint64_t xent_fused_passes(int64_t rows, int64_t cols)
+{
+    return (uint64_t)((rows + 255) / 256) * (3 * (uint64_t)cols + 3) + 10;
 }
 
 /* in: dloss, logits, labels */
 static loom_status plan_xent_grad(vk_prog *p, const loom_exec_node *x)
 {
     const loom_node *nd = x->node;
-    loom_pc_rows pc = {(uint32_t)nd->shape[0], (uint32_t)nd->shape[1], 1};
+    loom_pc_rows pc = {(uint32_t)nd->shape[0], (uint32_t)nd->shape[1], 1, 0, 0, 0};
     vk_dispatch *dx;
     LOOM_TRY(vk_add_dispatch(p, x->index, &dx));
     dx->nbind = 4;
@@ -595,10 +648,12 @@ static loom_status plan_xent_grad(vk_prog *p, const loom_exec_node *x)
         dx->bind[4] = x->also[0] ? tensor(x->also[0], VK_WRITE) : alias(dx->bind[3]);
         dx->bind[5] = x->also[1] ? tensor(x->also[1], VK_WRITE) : alias(dx->bind[3]);
         dx->groups[0] = dx->groups[1] = dx->groups[2] = 1;
+        LOOM_TRY(vk_check_loops(p, nd, xent_fused_passes(pc.rows, pc.cols)));
         uint32_t spec[VK_MAX_SPEC] = {x->also[0] != NULL, x->also[1] != NULL, 0};
         return use_variant(p, dx, with_dt(name, sizeof name, "xent_fused", nd), &L_XENT_FUSED, spec, &pc);
     }
-    uint32_t pt = per_thread_rows(p, pc.rows, pc.cols);
+    uint32_t pt; /* the max, the sum, the output */
+    LOOM_TRY(vk_rows_variant(p, nd, pc.rows, pc.cols, 3, 2, &pt));
     LOOM_TRY(grid(p, dx, pt ? pc.rows : (uint64_t)pc.rows * 64, 64, nd));
     uint32_t spec[VK_MAX_SPEC] = {0, pt, 0};
     return use_variant(p, dx, with_dt(name, sizeof name, "xent_grad", nd), &L_XENT_GRAD, spec, &pc);
@@ -662,6 +717,9 @@ static loom_status plan_arg(vk_prog *p, const loom_exec_node *x)
     const loom_node *ni = x->in[grad]->node;
     loom_axis_split sp = loom_axis_split_of(ni, x->node->attr.axis);
     loom_pc_argmax pc = {(uint32_t)sp.outer, (uint32_t)sp.n, (uint32_t)sp.inner};
+    /* an invocation walks its slice: to find the arg-max, and for the
+     * gradient once more to write it */
+    LOOM_TRY(vk_check_loops(p, x->node, (grad ? 2 : 1) * ((uint64_t)pc.n + 1)));
     vk_dispatch *dx;
     LOOM_TRY(vk_add_dispatch(p, x->index, &dx));
     dx->nbind = x->nin + 1;
@@ -677,26 +735,58 @@ static loom_status plan_arg(vk_prog *p, const loom_exec_node *x)
     return use1(p, dx, name, grad ? &L_ARG_GRAD : &L_ARG, x->def->code, &pc);
 }
 
+/* One workgroup of 256 sums the squares of 8 bound ranges a dispatch,
+ * each dispatch adding onto the last: an invocation makes a 256th of the
+ * elements' passes, 8 loop exits and its tree's 9. On a driver with a
+ * loop budget the gradients are cut into pieces (sub-ranges of their
+ * bindings, 2^16 elements aligned) and a dispatch takes as many as its
+ * budget holds. */
 static loom_status plan_sumsq(vk_prog *p, const loom_exec_node *x)
 {
-    for (int base = 0; base < x->nin; base += LOOM_SUMSQ_MAX_IN) {
-        loom_pc_sumsq pc = {{0}, (uint32_t)(base > 0)};
+    uint64_t room = vk_loop_room(p->d), fixed = LOOM_SUMSQ_MAX_IN + 9;
+    LOOM_TRY(vk_check_loops(p, x->node, fixed + 256));
+    uint64_t piece = room == UINT64_MAX ? UINT64_MAX : (room - fixed) * 256 / 65536 * 65536;
+    int i = 0; /* the next piece: input i from element at */
+    uint64_t at = 0;
+    for (int part = 0;; part++) {
+        loom_pc_sumsq pc = {{0}, (uint32_t)(part > 0)};
         vk_dispatch *dx;
         LOOM_TRY(vk_add_dispatch(p, x->index, &dx));
         dx->nbind = LOOM_SUMSQ_MAX_IN + 1;
-        for (int k = 0; k < LOOM_SUMSQ_MAX_IN; k++) {
-            if (base + k < x->nin) {
-                dx->bind[k] = tensor(x->in[base + k], VK_READ);
-                pc.n[k] = (uint32_t)x->in[base + k]->node->numel;
-            } else {
-                dx->bind[k] = alias(dx->bind[0]);
+        int k = 0;
+        uint64_t cost = 0;
+        while (i < x->nin && k < LOOM_SUMSQ_MAX_IN) {
+            uint64_t n = (uint64_t)x->in[i]->node->numel;
+            if (at >= n) {
+                i++;
+                at = 0;
+                continue;
             }
+            uint64_t len = n - at < piece ? n - at : piece, c = (len + 255) / 256;
+            if (k > 0 && cost + c > room - fixed)
+                break;
+            vk_bind b = tensor(x->in[i], VK_READ);
+            b.offset += at * 4;
+            b.range = len * 4;
+            dx->bind[k] = b;
+            pc.n[k++] = (uint32_t)len;
+            cost += c;
+            at += len;
         }
-        dx->bind[LOOM_SUMSQ_MAX_IN] = tensor(x->out, base > 0 ? VK_READ | VK_WRITE : VK_WRITE);
+        if (k == 0)
+            dx->bind[k++] = alias(tensor(x->out, 0)); /* nothing to sum (pc.n[0] = 0) */
+        for (int j = k; j < LOOM_SUMSQ_MAX_IN; j++)
+            dx->bind[j] = alias(dx->bind[0]);
+        dx->bind[LOOM_SUMSQ_MAX_IN] = tensor(x->out, part > 0 ? VK_READ | VK_WRITE : VK_WRITE);
         dx->groups[0] = dx->groups[1] = dx->groups[2] = 1;
         LOOM_TRY(use1(p, dx, "sumsq", &L_SUMSQ, 0, &pc));
+        while (i < x->nin && at >= (uint64_t)x->in[i]->node->numel) {
+            i++;
+            at = 0;
+        }
+        if (i >= x->nin)
+            return LOOM_OK;
     }
-    return LOOM_OK;
 }
 
 static loom_status plan_run_value(vk_prog *p, const loom_exec_node *x)
@@ -750,6 +840,17 @@ static uint32_t update_per(const vk_dev *d)
     return (d->quirks & VK_QUIRK_SLOW_BARRIERS) ? 16u : 1u;
 }
 
+/* The loop passes of an update's invocation (update.glsl): its elements
+ * (per, a workgroup apart; fewer in a small tensor), each summing `rows`
+ * rows of a folded bias gradient, and the bisection of a multi-tensor
+ * update's table. */
+static uint64_t update_passes(uint64_t n, uint64_t rows, uint32_t per, uint32_t lanes)
+{
+    uint64_t k = (n + 256u * lanes - 1) / (256u * lanes);
+    k = k < per ? k : per;
+    return k * (rows + 2) + 40;
+}
+
 /* Workgroups of 256 for n elements, per of them to an invocation. */
 static uint32_t update_groups(uint32_t n, uint32_t per)
 {
@@ -777,6 +878,7 @@ static loom_status plan_update_one(vk_prog *p, const loom_exec_node *x)
         dx->bind[2 + nmoments] = at->clip ? tensor(x->in[x->nin - 1], VK_READ) : alias(dx->bind[1]);
     dx->bind[dx->nbind - 1] = run_slots();
     uint32_t per = update_per(p->d);
+    LOOM_TRY(vk_check_loops(p, x->node, update_passes(pc.n, pc.grad_rows, per, 1)));
     LOOM_TRY(grid(p, dx, (uint64_t)update_groups(pc.n, per) * 256u, 256, x->node));
     uint32_t spec[VK_MAX_SPEC] = {family == LOOM_FAM_SGD && have > 0, per, 0};
     return use_variant(p, dx, update_kernel(family), l, spec, &pc);
@@ -851,6 +953,7 @@ static loom_status plan_update_multi(vk_prog *p, const loom_exec_node *x, int n,
                        e[3] % 4 == 0
                    ? 4
                    : 1;
+        LOOM_TRY(vk_check_loops(p, y->node, update_passes(e[4], e[5], per, e[7])));
         uint32_t at;
         LOOM_TRY(table_add(p, e, LOOM_UPDATE_ENTRY, &at));
         if (k == 0)
@@ -1033,12 +1136,19 @@ int vk_supports(void *bdev, const loom_exec_node *x)
         return 0;
     if (x->def->family == LOOM_FAM_CUSTOM)
         return 1;
+    /* a bias's gradient folded into its update (attr.grad_rows) is summed
+     * by each invocation, up to 16 elements of it: past the driver's loop
+     * budget the core keeps the reduction, which splits */
+    if ((x->def->flags & LOOM_OPF_UPDATE) && nd->attr.grad_rows &&
+        !vk_loops_fit(d, update_passes((uint64_t)x->in[0]->node->numel, (uint64_t)nd->attr.grad_rows, update_per(d), 1)))
+        return 0;
     if (x->def->family == LOOM_FAM_MATMUL && ((nd->attr.act != LOOM_OP_NONE && !loom_op_epilogue(nd->attr.act)) ||
                                               (nd->attr.dact != LOOM_OP_NONE && !loom_op_epilogue(nd->attr.dact))))
         return 0; /* the epilogue applies only the activations of shaders/glsl/epilogue.glsl */
     /* the loss and prediction fused in: one workgroup walks every row, so
      * only where that is a small pass (a classifier's batch of logits) */
-    if ((x->also[0] || x->also[1]) && (uint64_t)nd->numel > (1u << 20))
+    if ((x->also[0] || x->also[1]) &&
+        ((uint64_t)nd->numel > (1u << 20) || !vk_loops_fit(d, xent_fused_passes(nd->shape[0], nd->shape[1]))))
         return 0;
     loom_dtype in_dt = x->nin ? x->in[0]->node->dtype : nd->dtype;
     if (x->def->family == LOOM_FAM_ARG_REDUCE || x->def->family == LOOM_FAM_XENT)

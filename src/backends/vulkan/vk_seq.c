@@ -45,6 +45,8 @@ loom_status vk_plan_bmm(vk_prog *p, const loom_exec_node *x)
     pc.sa1 = (uint32_t)d.sa[1];
     pc.sb0 = (uint32_t)d.sb[0];
     pc.sb1 = (uint32_t)d.sb[1];
+    /* an invocation walks K, one pass a step */
+    LOOM_TRY(vk_check_loops(p, nd, (uint64_t)pc.k + 2));
     vk_dispatch *dx;
     LOOM_TRY(vk_add_dispatch(p, x->index, &dx));
     dx->nbind = 3;
@@ -85,8 +87,13 @@ loom_status vk_plan_lnorm(vk_prog *p, const loom_exec_node *x)
     if (!grad)
         dx->bind[2] = (aff & 2) ? vk_bind_tensor(x->in[1 + (aff & 1)], VK_READ) : vk_bind_alias(dx->bind[0]);
     dx->bind[3] = vk_bind_tensor(x->out, VK_WRITE);
-    /* one invocation per row where barriers are dear or rows are short */
-    uint32_t pt = pc.cols <= 32 || ((p->d->quirks & VK_QUIRK_SLOW_BARRIERS) && pc.rows >= 16);
+    /* one invocation per row where barriers are dear or rows are short:
+     * layer norm walks a row for the mean, the variance and the output
+     * (its gradient: two sums more), RMS norm skips the mean (and its
+     * gradient the first sum, dead code there: counted all the same) */
+    int rms = x->def->code == LOOM_LNORM_RMS;
+    uint32_t sums = (rms ? 1u : 2u) + (grad ? 2u : 0u), pt;
+    LOOM_TRY(vk_rows_variant(p, nd, pc.rows, pc.cols, sums + 1, sums, &pt));
     LOOM_TRY(vk_grid(p, dx, pt ? pc.rows : (uint64_t)pc.rows * 64, 64, nd));
     uint32_t spec[VK_MAX_SPEC] = {x->def->code == LOOM_LNORM_RMS, pt, 0};
     char name[32];
@@ -144,8 +151,28 @@ loom_status vk_plan_index(vk_prog *p, const loom_exec_node *x)
     LOOM_TRY(vk_grid(p, dx, items, wg, nd));
     uint32_t spec[VK_MAX_SPEC] = {(uint32_t)x->def->code, 0, 0};
     char name[32];
-    return vk_use_variant(p, dx, named(name, sizeof name, scatter ? "scatter" : "take", nd->dtype), "SSS", sizeof pc,
-                          wg, 1, spec, &pc);
+    named(name, sizeof name, scatter ? "scatter" : "take", nd->dtype);
+    if (!scatter)
+        return vk_use_variant(p, dx, name, "SSS", sizeof pc, wg, 1, spec, &pc);
+    /* An invocation of a scatter-add walks every index (take's) or the
+     * axis (gather's), a pass each: where the driver's loop budget ends
+     * that early the walk goes in parts, each dispatch adding onto the last. */
+    uint64_t total = take ? pc.nj : pc.d[pc.axis], room = vk_loop_room(p->d);
+    if (room < 3)
+        return vk_check_loops(p, nd, total + 2);
+    uint64_t part = room == UINT64_MAX ? total : room - 2;
+    for (uint64_t j0 = 0;; j0 += part) {
+        pc.j0 = (uint32_t)j0;
+        pc.j1 = (uint32_t)(total - j0 <= part ? total : j0 + part);
+        pc.acc = j0 > 0;
+        if (j0 > 0) {
+            LOOM_TRY(vk_repeat_dispatch(p, &dx));
+            dx->bind[2].access = VK_READ | VK_WRITE;
+        }
+        LOOM_TRY(vk_use_variant(p, dx, name, "SSS", sizeof pc, wg, 1, spec, &pc));
+        if (total - j0 <= part)
+            return LOOM_OK;
+    }
 }
 
 /* ---- rotary embedding ------------------------------------------------------------------ */
@@ -230,6 +257,15 @@ loom_status vk_plan_attention(vk_prog *p, const loom_exec_node *x)
     if (dx->groups[0] > p->d->lim->max_groups[0] || heads > p->d->lim->max_groups[1])
         return too_many(p, nd, "(rows by heads)");
     uint32_t spec[VK_MAX_SPEC] = {(uint32_t)a.d, attn_tile(a.d), !(p->d->quirks & VK_QUIRK_SLOW_BARRIERS)};
+    /* An invocation walks the other side tile by tile (attention.comp): a
+     * pass per row a loop (two for the forward and the statistics: the
+     * scores, then the sums), three per tile, and with shared memory the
+     * tile's staging; the keys' kernels do that for each query head of
+     * their group. */
+    uint64_t tb = spec[1], other = (uint64_t)(per_key ? a.nq : a.nk), tiles = (other + tb - 1) / tb;
+    uint64_t stage = spec[2] ? (tb * (uint64_t)a.d + ATTN_WG - 1) / ATTN_WG + (per_key ? 3 : 1) : 0;
+    uint64_t walk = (code == LOOM_ATTN_FWD || code == LOOM_ATTN_STATS ? 2 : 1) * other + tiles * (3 + stage) + 2;
+    LOOM_TRY(vk_check_loops(p, nd, per_key ? (uint64_t)(a.hkv ? a.hq / a.hkv : 1) * (walk + 1) + 1 : walk));
     char name[48];
     return vk_use_variant(p, dx, named(name, sizeof name, kernels[code], tq->node->dtype), "SSSSSSS" + (7 - dx->nbind),
                           sizeof pc, ATTN_WG, 1, spec, &pc);
