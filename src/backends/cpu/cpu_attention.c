@@ -194,48 +194,6 @@ static void grad_kv_head(const loom_attn_dims *a, const float *q, const float *k
     }
 }
 
-/* The heads run on every core (cpu_parallel_for), OpenBLAS held at one
- * thread meanwhile: each tile's product is small (a ViT's 16 x 16 x 16),
- * so the cost was the serial walk over batch x heads, not the GEMMs. A
- * head writes only its own rows, so the results do not depend on the
- * split. */
-typedef struct attn_job {
-    const loom_attn_dims *a;
-    int code;
-    const float *q, *k, *v, *mask, *o, *dout, *stats;
-    float *y;
-} attn_job;
-
-static void attn_heads(void *arg, int64_t p0, int64_t p1)
-{
-    const attn_job *j = arg;
-    const loom_attn_dims *a = j->a;
-    for (int64_t p = p0; p < p1; p++) {
-        if (j->code == LOOM_ATTN_DK || j->code == LOOM_ATTN_DV) {
-            grad_kv_head(a, j->q, j->k, j->v, j->mask, j->dout, j->stats, p / a->hkv, p % a->hkv,
-                         j->code == LOOM_ATTN_DK, j->y);
-            continue;
-        }
-        int64_t b = p / a->hq, h = p % a->hq, qo = b * a->qs[0] + h * a->qs[1];
-        head t = head_of(a, j->q, j->k, j->v, j->mask, b, h);
-        if (j->code == LOOM_ATTN_FWD) {
-            forward_head(&t, j->y + qo, NULL);
-        } else if (j->code == LOOM_ATTN_STATS) {
-            float *st = j->y + (b * a->hq + h) * a->nq * 2;
-            forward_head(&t, NULL, st);
-            const float *ho = j->o + qo, *hd = j->dout + qo;
-            for (int64_t i = 0; i < a->nq; i++) {
-                double dd = 0;
-                for (int64_t e = 0; e < a->d; e++)
-                    dd += (double)ho[i * a->qs[2] + e] * hd[i * a->qs[2] + e];
-                st[i * 2 + 1] = (float)dd;
-            }
-        } else {
-            grad_q_head(&t, j->dout + qo, j->stats + (b * a->hq + h) * a->nq * 2, j->y + qo);
-        }
-    }
-}
-
 void loom_cpu_attention(const loom_exec_node *x, void *out, void *const *in, const loom_run_slot *slot)
 {
     (void)slot;
@@ -243,25 +201,47 @@ void loom_cpu_attention(const loom_exec_node *x, void *out, void *const *in, con
     int code = x->def->code, has_mask = nd->attr.has_mask;
     /* the inputs by kernel: fwd q k v [m]; stats q k o do [m]; grads do q k v stats [m] */
     int qi = code == LOOM_ATTN_FWD || code == LOOM_ATTN_STATS ? 0 : 1;
+    const float *q = in[qi], *k = in[qi + 1];
+    const float *mask = has_mask ? in[x->nin - 1] : NULL;
     loom_attn_dims a = loom_attn_dims_of(nd, x->in[qi]->node, x->in[qi + 1]->node,
                                          has_mask ? x->in[x->nin - 1]->node : NULL);
-    attn_job j = {&a, code, in[qi], in[qi + 1], NULL, has_mask ? in[x->nin - 1] : NULL, NULL, NULL, NULL, out};
+    float *y = out;
     if (code == LOOM_ATTN_FWD) {
-        j.v = in[2];
-    } else if (code == LOOM_ATTN_STATS) {
-        j.o = in[2];
-        j.dout = in[3];
-    } else {
-        j.dout = in[0];
-        j.v = in[3];
-        j.stats = in[4];
+        for (int64_t b = 0; b < a.b; b++)
+            for (int64_t h = 0; h < a.hq; h++) {
+                head t = head_of(&a, q, k, in[2], mask, b, h);
+                forward_head(&t, y + b * a.qs[0] + h * a.qs[1], NULL);
+            }
+        return;
     }
-    int kv = code == LOOM_ATTN_DK || code == LOOM_ATTN_DV;
-    int64_t heads = a.b * (kv ? a.hkv : a.hq), work = a.b * a.hq * a.nq * a.nk * a.d;
-    int had = openblas_get_num_threads();
-    if (had != 1)
-        openblas_set_num_threads(1);
-    cpu_parallel_for(heads, work, attn_heads, &j);
-    if (had != 1)
-        openblas_set_num_threads(had);
+    if (code == LOOM_ATTN_STATS) {
+        const float *o = in[2], *dout = in[3];
+        for (int64_t b = 0; b < a.b; b++)
+            for (int64_t h = 0; h < a.hq; h++) {
+                head t = head_of(&a, q, k, NULL, mask, b, h);
+                float *st = y + (b * a.hq + h) * a.nq * 2;
+                forward_head(&t, NULL, st);
+                const float *ho = o + b * a.qs[0] + h * a.qs[1], *hd = dout + b * a.qs[0] + h * a.qs[1];
+                for (int64_t i = 0; i < a.nq; i++) {
+                    double dd = 0;
+                    for (int64_t e = 0; e < a.d; e++)
+                        dd += (double)ho[i * a.qs[2] + e] * hd[i * a.qs[2] + e];
+                    st[i * 2 + 1] = (float)dd;
+                }
+            }
+        return;
+    }
+    const float *dout = in[0], *v = in[3], *stats = in[4];
+    if (code == LOOM_ATTN_DQ) {
+        for (int64_t b = 0; b < a.b; b++)
+            for (int64_t h = 0; h < a.hq; h++) {
+                head t = head_of(&a, q, k, v, mask, b, h);
+                grad_q_head(&t, dout + b * a.qs[0] + h * a.qs[1], stats + (b * a.hq + h) * a.nq * 2,
+                            y + b * a.qs[0] + h * a.qs[1]);
+            }
+        return;
+    }
+    for (int64_t b = 0; b < a.b; b++)
+        for (int64_t hk = 0; hk < a.hkv; hk++)
+            grad_kv_head(&a, q, k, v, mask, dout, stats, b, hk, code == LOOM_ATTN_DK, y);
 }
