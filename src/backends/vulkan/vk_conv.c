@@ -7,6 +7,7 @@
 #include "../common/layout.h"
 #include "../../core/conv_geom.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -117,26 +118,8 @@ loom_status vk_plan_conv(vk_prog *p, const loom_exec_node *x)
             uint64_t per_row = (uint64_t)g.ow + 2;
             LOOM_TRY(vk_check_loops(p, nd, per_row + 1));
             uint64_t fit = (vk_loop_room(p->d) - 1) / per_row;
-            uint32_t rows = fit < UINT32_MAX ? (uint32_t)fit : UINT32_MAX, total = pc.r1;
-            for (uint32_t r0 = 0; r0 < total; r0 += rows) {
-                loom_pc_conv part = pc;
-                part.r0 = r0;
-                part.r1 = total - r0 <= rows ? total : r0 + rows;
-                part.acc = r0 > 0;
-                vk_dispatch *dk = dx;
-                if (r0 > 0) {
-                    /* the last part's bindings and grid (dx moves if the list grows) */
-                    vk_dispatch prev = *dx;
-                    LOOM_TRY(vk_add_dispatch(p, x->index, &dk));
-                    *dk = prev;
-                    dk->bind[2].access = VK_READ | VK_WRITE;
-                }
-                LOOM_TRY(vk_use_variant(p, dk, name, kinds, sizeof part, 64, 1, spec, &part));
-                dx = dk;
-                if (total - r0 <= rows)
-                    break;
-            }
-            return LOOM_OK;
+            LOOM_TRY(vk_use_variant(p, dx, name, kinds, sizeof pc, 64, 1, spec, &pc));
+            return vk_split_dispatch(p, dx, 2, offsetof(loom_pc_conv, r0), pc.r1, fit ? fit : 1);
         }
     }
     return vk_use_variant(p, dx, name, kinds, sizeof pc, 64, 1, spec, &pc);

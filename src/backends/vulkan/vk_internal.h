@@ -290,6 +290,15 @@ loom_status vk_add_dispatch(vk_prog *p, int node, vk_dispatch **out);
  * a sum the driver's loop budget splits over dispatches. */
 loom_status vk_repeat_dispatch(vk_prog *p, vk_dispatch **dx);
 
+/* A sum too long for one invocation (the driver's loop budget) in parts
+ * of part passes over [0, total), a dispatch each: dx, planted with its
+ * pipeline and push constants, is repeated for every part after the first
+ * with binding out read as well as written (each part adds onto what the
+ * earlier ones wrote). at is the byte offset in the push constants of
+ * three consecutive u32 that every such kernel has: the part's first pass,
+ * its end, and whether to add onto the output. */
+loom_status vk_split_dispatch(vk_prog *p, vk_dispatch *dx, int out, size_t at, uint64_t total, uint64_t part);
+
 /* The driver's loop budget (vk_limits.loop_budget): the loop passes one
  * invocation may make, all its loops together, less a margin (UINT64_MAX
  * where there is no limit); whether `passes` fit; and the refusal naming

@@ -7,6 +7,8 @@
 #include "../../core/autodiff.h"
 #include "loom_spv.h"
 
+#include <assert.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -130,6 +132,21 @@ loom_status vk_repeat_dispatch(vk_prog *p, vk_dispatch **dx)
     LOOM_TRY(vk_add_dispatch(p, prev.node, dx));
     **dx = prev;
     return LOOM_OK;
+}
+
+loom_status vk_split_dispatch(vk_prog *p, vk_dispatch *dx, int out, size_t at, uint64_t total, uint64_t part)
+{
+    assert(part > 0 && at + 3 * sizeof(uint32_t) <= dx->push_size);
+    for (uint64_t lo = 0;; lo += part) {
+        if (lo > 0) {
+            LOOM_TRY(vk_repeat_dispatch(p, &dx));
+            dx->bind[out].access = VK_READ | VK_WRITE;
+        }
+        uint32_t range[3] = {(uint32_t)lo, (uint32_t)(total - lo <= part ? total : lo + part), lo > 0};
+        memcpy(dx->push + at, range, sizeof range);
+        if (total - lo <= part)
+            return LOOM_OK;
+    }
 }
 
 static vk_bind tensor(const loom_exec_tensor *t, int access)
@@ -609,18 +626,8 @@ static loom_status plan_xent(vk_prog *p, const loom_exec_node *x)
         }
     }
     uint32_t spec[VK_MAX_SPEC] = {row_wg, 0, 0};
-    for (uint64_t r0 = 0;; r0 += part) {
-        pc.r0 = (uint32_t)r0;
-        pc.r1 = (uint32_t)(rows - r0 <= part ? rows : r0 + part);
-        pc.acc = r0 > 0;
-        if (r0 > 0) {
-            LOOM_TRY(vk_repeat_dispatch(p, &dx));
-            dx->bind[2].access = VK_READ | VK_WRITE;
-        }
-        LOOM_TRY(use_variant(p, dx, name, &L_XENT, spec, &pc));
-        if (rows - r0 <= part)
-            return LOOM_OK;
-    }
+    LOOM_TRY(use_variant(p, dx, name, &L_XENT, spec, &pc));
+    return vk_split_dispatch(p, dx, 2, offsetof(loom_pc_rows, r0), rows, part);
 }
 
 /* xent_fused.comp: an invocation's rows (one in 256), each walked three
@@ -696,18 +703,8 @@ static loom_status plan_reduce(vk_prog *p, const loom_exec_node *x)
     uint32_t spec[VK_MAX_SPEC] = {pt, x->def->code, 0};
     char name[32];
     with_dt(name, sizeof name, "reduce", nd);
-    for (uint64_t t0 = 0;; t0 += part) {
-        pc.t0 = (uint32_t)t0;
-        pc.t1 = (uint32_t)(rn - t0 <= part ? rn : t0 + part);
-        pc.acc = t0 > 0;
-        if (t0 > 0) {
-            LOOM_TRY(vk_repeat_dispatch(p, &dx));
-            dx->bind[1].access = VK_READ | VK_WRITE;
-        }
-        LOOM_TRY(use_variant(p, dx, name, &L_REDUCE, spec, &pc));
-        if (rn - t0 <= part)
-            return LOOM_OK;
-    }
+    LOOM_TRY(use_variant(p, dx, name, &L_REDUCE, spec, &pc));
+    return vk_split_dispatch(p, dx, 1, offsetof(loom_pc_reduce, t0), rn, part ? part : 1);
 }
 
 /* argmax / argmin (in: x), and the gradients of max / min (in: dy, x). */

@@ -6,6 +6,7 @@
 #include "vk_internal.h"
 #include "../common/layout.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -161,18 +162,8 @@ loom_status vk_plan_index(vk_prog *p, const loom_exec_node *x)
     if (room < 3)
         return vk_check_loops(p, nd, total + 2);
     uint64_t part = room == UINT64_MAX ? total : room - 2;
-    for (uint64_t j0 = 0;; j0 += part) {
-        pc.j0 = (uint32_t)j0;
-        pc.j1 = (uint32_t)(total - j0 <= part ? total : j0 + part);
-        pc.acc = j0 > 0;
-        if (j0 > 0) {
-            LOOM_TRY(vk_repeat_dispatch(p, &dx));
-            dx->bind[2].access = VK_READ | VK_WRITE;
-        }
-        LOOM_TRY(vk_use_variant(p, dx, name, "SSS", sizeof pc, wg, 1, spec, &pc));
-        if (total - j0 <= part)
-            return LOOM_OK;
-    }
+    LOOM_TRY(vk_use_variant(p, dx, name, "SSS", sizeof pc, wg, 1, spec, &pc));
+    return vk_split_dispatch(p, dx, 2, offsetof(loom_pc_index, j0), total, part ? part : 1);
 }
 
 /* ---- rotary embedding ------------------------------------------------------------------ */
