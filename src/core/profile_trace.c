@@ -336,6 +336,23 @@ loom_status loom_trace_add_run(loom_trace *t, loom_program *p, int64_t step, con
         if (e->last_end_ns > run->end)
             run->end = e->last_end_ns;
     }
+    /* The nodes' times are the device's clock mapped onto the host's,
+     * good to some microseconds, and a device runs one program at a time:
+     * where that error starts this run before the device's last one ended
+     * (seen on a loaded machine: 10 us), the run moves later by the
+     * difference, its nodes with it. */
+    for (int32_t i = t->nruns - 1; i >= 0; i--) {
+        if (t->runs[i].dev != di)
+            continue;
+        double lag = t->runs[i].end - run->ts;
+        if (lag > 0) {
+            run->ts += lag;
+            run->end += lag;
+            for (int k = 0; k < n; k++)
+                t->nodes[t->nnodes + k].ts += lag;
+        }
+        break;
+    }
     t->nnodes += n;
     t->nruns++;
     LOOM_TRY(keep_plan(t, p, di, lab));
