@@ -13,7 +13,7 @@
  *     loom generate --model lm.safetensors --prompt "Permission is " --temperature 0.8 --top-k 20
  *
  * Build: cc char_lm.c $(pkg-config --cflags --libs loom)
- * Run:   ./char_lm --device cpu --epochs 20 --save lm.safetensors
+ * Run:   ./char_lm --device cpu --save lm.safetensors
  */
 #include <loom.h>
 
@@ -156,8 +156,8 @@ static loom_status tail_bpc(loom_ctx *ctx, loom_sequential *m, const int32_t *id
 int main(int argc, char **argv)
 {
     const char *spec = "auto", *dir = "/usr/share/common-licenses", *save = NULL;
-    int epochs = 20;
-    int64_t batch = 32, t = 128, width = 128, blocks = 4, every = 50;
+    int epochs = 5;
+    int64_t batch = 32, t = 128, stride = 0, width = 128, blocks = 4, every = 50;
     float lr = 1e-3f;
     progress prog = {0};
     static const struct option opts[] = {{"device", required_argument, 0, 'd'}, {"corpus", required_argument, 0, 'c'},
@@ -165,7 +165,8 @@ int main(int argc, char **argv)
                                          {"lr", required_argument, 0, 'l'},     {"save", required_argument, 0, 's'},
                                          {"window", required_argument, 0, 'w'}, {"width", required_argument, 0, 'W'},
                                          {"blocks", required_argument, 0, 'L'}, {"steps", required_argument, 0, 'n'},
-                                         {"every", required_argument, 0, 'v'},  {0, 0, 0, 0}};
+                                         {"every", required_argument, 0, 'v'},  {"stride", required_argument, 0, 'S'},
+                                         {0, 0, 0, 0}};
     for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
         switch (c) {
         case 'd': spec = optarg; break;
@@ -179,8 +180,9 @@ int main(int argc, char **argv)
         case 'L': blocks = atoll(optarg); break;
         case 'n': prog.stop_after = atoll(optarg); break;
         case 'v': every = atoll(optarg); break;
+        case 'S': stride = atoll(optarg); break;
         default: fprintf(stderr, "usage: char_lm [--device SPEC] [--epochs N] [--batch N] [--lr X] [--save FILE] "
-                         "[--window T] [--width D] [--blocks N] [--steps N] [--corpus DIR]\n");
+                         "[--window T] [--stride S] [--width D] [--blocks N] [--steps N] [--corpus DIR]\n");
             return 2;
         }
     }
@@ -215,7 +217,13 @@ int main(int argc, char **argv)
     if (loom_ctx_create(NULL, &ctx) != LOOM_OK)
         return 1;
     CHECK(loom_device_open(ctx, spec, &dev));
-    CHECK(windows(ctx, ids, split, t, t, &train));
+    /* Windows overlapping by three quarters: a character is seen at four
+     * positions of its windows, not one, so that the learned positions do
+     * not let the model learn the text by heart (non-overlapping windows,
+     * 20 epochs: 1.28 bits/char on the training text, 2.64 on the tail). */
+    if (stride <= 0 || stride > t)
+        stride = t / 4 > 0 ? t / 4 : 1;
+    CHECK(windows(ctx, ids, split, t, stride, &train));
     CHECK(loom_sequential_create(ctx, t, &model));
     char layer[2400];
     int k = snprintf(layer, sizeof layer, "{\"type\": \"embedding\", \"vocab\": %d, \"dim\": %lld, \"tokens\": [", vocab,
