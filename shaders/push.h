@@ -204,6 +204,10 @@ LOOM_PUSH_BEGIN(loom_pc_conv)
     LU32 acc;
 LOOM_PUSH_END(loom_pc_conv)
 
+/* The OpenCL int8 convolution's output channels per work item (quant.cl;
+ * 8 measured no faster than 4 on PoCL). */
+#define LOOM_QCONV_CHANNELS 4
+
 /* Pooling over planes of h x w (n x c of them) into oh x ow: windows of
  * kh x kw, stride (sh, sw), padding pt, pl; count_pad: averages divide by
  * the whole window. */

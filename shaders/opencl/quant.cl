@@ -91,19 +91,27 @@ void qmatmul(__global QOUT_T *y, uint yo, __global const char *a, uint ao, __glo
 }
 
 /* y [N, OC, OH, OW] = x * w, the padding reads pad (the input's zero
- * point): one output per item. */
+ * point): QC output channels of one group per item at one pixel, so that
+ * each input value read (and its bounds test) serves QC products. */
+#define QC LOOM_QCONV_CHANNELS
 __kernel __attribute__((reqd_work_group_size(LOOM_EW_WG, 1, 1)))
 void qconv(__global QOUT_T *y, uint yo, __global const char *x, uint xo, __global const char *w, uint wo,
            __global const int *bias, uint bo, __global const float *mult, uint mo, loom_pc_conv p, int pad,
            float zero, uint relu)
 {
-    uint i = (uint)get_global_id(0), ohw = p.oh * p.ow;
-    if (i >= p.n * p.oc * ohw)
+    uint i = (uint)get_global_id(0), ohw = p.oh * p.ow, nblk = (p.ocg + QC - 1u) / QC, blocks = (p.oc / p.ocg) * nblk;
+    if (i >= p.n * blocks * ohw)
         return;
-    uint ow = i % p.ow, oh = (i / p.ow) % p.oh, oc = (i / ohw) % p.oc, b = i / (ohw * p.oc);
-    uint g = oc / p.ocg;
-    int acc = bias[bo + oc];
-    __global const char *wr = w + wo + oc * p.cg * p.kh * p.kw;
+    uint ow = i % p.ow, oh = (i / p.ow) % p.oh, gb = (i / ohw) % blocks, b = i / (ohw * blocks);
+    uint g = gb / nblk, oc0 = g * p.ocg + (gb % nblk) * QC, nc = min((uint)QC, (g + 1u) * p.ocg - oc0);
+    uint taps = p.cg * p.kh * p.kw;
+    int acc[QC];
+    __global const char *wr[QC];
+    for (uint q = 0; q < QC; q++) {
+        uint oc = oc0 + min(q, nc - 1u);
+        acc[q] = bias[bo + oc];
+        wr[q] = w + wo + oc * taps;
+    }
     for (uint c = 0; c < p.cg; c++) {
         __global const char *plane = x + xo + (b * p.c + g * p.cg + c) * p.h * p.w;
         for (uint kh = 0; kh < p.kh; kh++) {
@@ -111,9 +119,12 @@ void qconv(__global QOUT_T *y, uint yo, __global const char *x, uint xo, __globa
             for (uint kw = 0; kw < p.kw; kw++) {
                 int iw = (int)(ow * p.sw + kw * p.dw) - (int)p.pl;
                 int v = ih >= 0 && ih < (int)p.h && iw >= 0 && iw < (int)p.w ? (int)plane[ih * (int)p.w + iw] : pad;
-                acc += v * (int)wr[(c * p.kh + kh) * p.kw + kw];
+                uint t = (c * p.kh + kh) * p.kw + kw;
+                for (uint q = 0; q < QC; q++)
+                    acc[q] += v * (int)wr[q][t];
             }
         }
     }
-    y[yo + i] = q_epilogue(acc, mult[mo + oc], zero, relu);
+    for (uint q = 0; q < nc; q++)
+        y[yo + ((b * p.oc + oc0 + q) * p.oh + oh) * p.ow + ow] = q_epilogue(acc[q], mult[mo + oc0 + q], zero, relu);
 }

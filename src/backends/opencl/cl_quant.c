@@ -1,7 +1,8 @@
 /* int8 inference as OpenCL launches (kernels in shaders/opencl/quant.cl):
- * quantize, dequantize, the int8 GEMM (char4 dot products) and the direct
- * int8 convolution, one output per work item; the program is built per
- * output dtype (-DQOUT_I8 for an i8 output). */
+ * quantize, dequantize and the int8 GEMM (char4 dot products), one output
+ * per work item, and the direct int8 convolution, four output channels of
+ * one pixel per work item; the program is built per output dtype
+ * (-DQOUT_I8 for an i8 output). */
 #include "cl_internal.h"
 #include "../../core/conv_geom.h"
 
@@ -74,6 +75,7 @@ loom_status loom_cl_plan_qconv(cl_dev *d, const loom_exec_node *x, cl_launch *l)
     loom_cl_arg(&a, sizeof pad, &pad);
     loom_cl_arg_f32(&a, (cl_float)x->node->attr.qzero);
     loom_cl_arg_u32(&a, x->node->attr.act == LOOM_OP_RELU);
-    size1(d, l, (uint64_t)x->node->numel);
+    uint64_t blocks = (uint64_t)(g.oc / g.ocg) * (((uint64_t)g.ocg + LOOM_QCONV_CHANNELS - 1) / LOOM_QCONV_CHANNELS);
+    size1(d, l, (uint64_t)g.n * blocks * (uint64_t)g.oh * (uint64_t)g.ow);
     return loom_cl_args_done(&a, x, "qconv");
 }
