@@ -119,7 +119,7 @@ loom_status vk_plan_conv(vk_prog *p, const loom_exec_node *x)
             LOOM_TRY(vk_check_loops(p, nd, per_row + 1));
             uint64_t fit = (vk_loop_room(p->d) - 1) / per_row;
             LOOM_TRY(vk_use_variant(p, dx, name, kinds, sizeof pc, 64, 1, spec, &pc));
-            return vk_split_dispatch(p, dx, 2, offsetof(loom_pc_conv, r0), pc.r1, fit ? fit : 1);
+            return vk_split_dispatch(p, dx, 2, offsetof(loom_pc_conv, r0), pc.r1, fit);
         }
     }
     return vk_use_variant(p, dx, name, kinds, sizeof pc, 64, 1, spec, &pc);

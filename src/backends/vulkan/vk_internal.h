@@ -296,7 +296,8 @@ loom_status vk_repeat_dispatch(vk_prog *p, vk_dispatch **dx);
  * with binding out read as well as written (each part adds onto what the
  * earlier ones wrote). at is the byte offset in the push constants of
  * three consecutive u32 that every such kernel has: the part's first pass,
- * its end, and whether to add onto the output. */
+ * its end, and whether to add onto the output. part 0: one dispatch (an
+ * empty sum, or one with no budget to split for). */
 loom_status vk_split_dispatch(vk_prog *p, vk_dispatch *dx, int out, size_t at, uint64_t total, uint64_t part);
 
 /* The driver's loop budget (vk_limits.loop_budget): the loop passes one

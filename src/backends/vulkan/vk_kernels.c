@@ -136,7 +136,9 @@ loom_status vk_repeat_dispatch(vk_prog *p, vk_dispatch **dx)
 
 loom_status vk_split_dispatch(vk_prog *p, vk_dispatch *dx, int out, size_t at, uint64_t total, uint64_t part)
 {
-    assert(part > 0 && at + 3 * sizeof(uint32_t) <= dx->push_size);
+    assert(at + 3 * sizeof(uint32_t) <= dx->push_size);
+    if (part == 0)
+        part = total ? total : 1;
     for (uint64_t lo = 0;; lo += part) {
         if (lo > 0) {
             LOOM_TRY(vk_repeat_dispatch(p, &dx));
@@ -704,7 +706,7 @@ static loom_status plan_reduce(vk_prog *p, const loom_exec_node *x)
     char name[32];
     with_dt(name, sizeof name, "reduce", nd);
     LOOM_TRY(use_variant(p, dx, name, &L_REDUCE, spec, &pc));
-    return vk_split_dispatch(p, dx, 1, offsetof(loom_pc_reduce, t0), rn, part ? part : 1);
+    return vk_split_dispatch(p, dx, 1, offsetof(loom_pc_reduce, t0), rn, part);
 }
 
 /* argmax / argmin (in: x), and the gradients of max / min (in: dy, x). */

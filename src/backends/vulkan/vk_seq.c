@@ -163,7 +163,7 @@ loom_status vk_plan_index(vk_prog *p, const loom_exec_node *x)
         return vk_check_loops(p, nd, total + 2);
     uint64_t part = room == UINT64_MAX ? total : room - 2;
     LOOM_TRY(vk_use_variant(p, dx, name, "SSS", sizeof pc, wg, 1, spec, &pc));
-    return vk_split_dispatch(p, dx, 2, offsetof(loom_pc_index, j0), total, part ? part : 1);
+    return vk_split_dispatch(p, dx, 2, offsetof(loom_pc_index, j0), total, part);
 }
 
 /* ---- rotary embedding ------------------------------------------------------------------ */
