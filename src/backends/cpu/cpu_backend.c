@@ -69,14 +69,15 @@ static loom_status cpu_init(loom_ctx *ctx, void **bstate)
     snprintf(d->vendor, sizeof d->vendor, "host");
 #ifdef LOOM_HAVE_DNNL
     if (loom_cpu_dnnl_ready())
-        snprintf(d->driver, sizeof d->driver, "loom cpu + OpenBLAS + oneDNN (convolution, int8)");
+        snprintf(d->driver, sizeof d->driver, "loom cpu + OpenBLAS + oneDNN (convolution%s)",
+                 loom_cpu_dnnl_int8_exact() ? ", int8" : "; int8 own kernels: no VNNI");
     else
 #endif
         snprintf(d->driver, sizeof d->driver, "loom cpu + OpenBLAS");
     snprintf(d->api_version, sizeof d->api_version, "C11");
     d->type = LOOM_DEVICE_CPU;
     d->can_run = 1;
-    d->int8 = 1; /* the int8 ops: oneDNN's s8 matmul, else cpu_quant.c's kernel */
+    d->int8 = 1; /* the int8 ops: oneDNN's s8 matmul with VNNI, else cpu_quant.c's kernel */
     long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
     d->memory_bytes = pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz : 0;
     d->max_binding_bytes = 0; /* no limit beyond memory */

@@ -25,6 +25,7 @@ static pthread_mutex_t dnnl_lock = PTHREAD_MUTEX_INITIALIZER;
 static dnnl_engine_t dnnl_eng;
 static dnnl_stream_t dnnl_str;
 static int dnnl_broken;        /* the engine could not be made: our own kernel */
+static int dnnl_vnni;          /* the s8 products are exact (loom_cpu_dnnl_int8_exact) */
 static dnnl_entry dnnl_cache[DNNL_CACHE];
 static uint64_t dnnl_clock;
 
@@ -111,6 +112,11 @@ int loom_cpu_dnnl_enter(dnnl_engine_t *eng, dnnl_stream_t *str)
     if (!dnnl_eng && !dnnl_broken) {
         dnnl_broken = !dnnl_open() || loom_cpu_dnnl.engine_create(&dnnl_eng, dnnl_cpu, 0) != dnnl_success ||
                       loom_cpu_dnnl.stream_create(&dnnl_str, dnnl_eng, dnnl_stream_default_flags) != dnnl_success;
+        /* the ISA values are masks of their features: 0x40 is
+         * avx512_core_vnni's bit (amx's and bf16's include it), 0x400
+         * avx2_vnni's */
+        unsigned isa = dnnl_broken ? 0u : (unsigned)loom_cpu_dnnl.get_effective_cpu_isa();
+        dnnl_vnni = (isa & 0x40u) != 0 || (isa & 0x400u) != 0;
     }
     if (dnnl_broken) {
         pthread_mutex_unlock(&dnnl_lock);
@@ -136,11 +142,16 @@ int loom_cpu_dnnl_ready(void)
     return 1;
 }
 
+int loom_cpu_dnnl_int8_exact(void)
+{
+    return loom_cpu_dnnl_ready() && dnnl_vnni;
+}
+
 int loom_cpu_dnnl_qgemm(const int8_t *a, const int8_t *b, int64_t rows, int64_t cols, int64_t k, int32_t *c)
 {
     dnnl_engine_t eng;
     dnnl_stream_t str;
-    if (!loom_cpu_dnnl_enter(&eng, &str))
+    if (!loom_cpu_dnnl_int8_exact() || !loom_cpu_dnnl_enter(&eng, &str))
         return 0;
     int ok = 0;
     {

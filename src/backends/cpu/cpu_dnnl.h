@@ -38,7 +38,8 @@
     X(primitive_desc_query_md) \
     X(primitive_create) \
     X(primitive_destroy) \
-    X(primitive_execute)
+    X(primitive_execute) \
+    X(get_effective_cpu_isa)
 
 typedef struct loom_cpu_dnnl_api {
 #define LOOM_DNNL_FIELD(n) __typeof__(dnnl_##n) *n;
@@ -57,6 +58,12 @@ int loom_cpu_dnnl_enter(dnnl_engine_t *eng, dnnl_stream_t *str);
 void loom_cpu_dnnl_leave(void);
 /* 1 when oneDNN is there to take work (opening it on the first call). */
 int loom_cpu_dnnl_ready(void);
+/* 1 when oneDNN's s8 x s8 products are exact here: the CPU has VNNI
+ * (AVX512-VNNI or AVX-VNNI). Without it oneDNN 2.6 multiplies through
+ * vpmaddubsw, whose 16-bit pair sums saturate: 64 products of 127 x 127
+ * came out 8160, not 1032256, on an AVX2-only EPYC. The int8 products then
+ * take cpu_quant.c's own kernels, which are exact. */
+int loom_cpu_dnnl_int8_exact(void);
 
 /* C[r, c] = sum_k A[r, k] B[c, k] in s8 x s8 -> s32 (cpu_dnnl.c). */
 int loom_cpu_dnnl_qgemm(const int8_t *a, const int8_t *b, int64_t rows, int64_t cols, int64_t k, int32_t *c);

@@ -255,5 +255,5 @@ void loom_cpu_dnnl_qconv_padded(const loom_conv_geom *g, loom_conv_geom *padded)
 
 int loom_cpu_dnnl_qconv(const loom_conv_geom *padded, const int8_t *x, const int8_t *w, int32_t *acc)
 {
-    return !own_asked() && conv_run(CONV_QFWD, padded, x, w, NULL, acc);
+    return !own_asked() && loom_cpu_dnnl_int8_exact() && conv_run(CONV_QFWD, padded, x, w, NULL, acc);
 }
