@@ -64,11 +64,16 @@ static void run_on(const char *spec, loom_graph *g, int nin, const void *const *
 typedef struct qmm_case {
     int64_t m, k, n;
     int i8, relu, zero;
+    int extreme; /* every a and w -128: each 1024 of K sums to 2^24 */
 } qmm_case;
 
+/* The last three are past OpenCL's threshold for its f32 GEMMs (cl_quant.c):
+ * K in three chunks of 1024 (the last partial), one whole chunk, and the
+ * largest sum a chunk can hold, at every output. */
 static const qmm_case qmm_cases[] = {
-    {1, 1, 1, 0, 0, 0},    {7, 37, 5, 1, 1, -128}, {33, 64, 17, 0, 1, 0},
-    {5, 300, 9, 1, 0, 3},  {64, 48, 33, 0, 0, 0},  {3, 17, 70, 1, 1, -20},
+    {1, 1, 1, 0, 0, 0, 0},      {7, 37, 5, 1, 1, -128, 0}, {33, 64, 17, 0, 1, 0, 0},
+    {5, 300, 9, 1, 0, 3, 0},    {64, 48, 33, 0, 0, 0, 0},  {3, 17, 70, 1, 1, -20, 0},
+    {40, 2100, 70, 1, 1, -5, 0}, {130, 1024, 65, 0, 0, 0, 0}, {16, 2048, 64, 0, 0, 0, 1},
 };
 
 /* c on spec against the integer reference, exactly (seed picks the data). */
@@ -78,8 +83,8 @@ static void qmm_on(loom_ctx *ctx, const qmm_case *c, uint32_t seed, const char *
     int8_t *a = malloc(na), *w = malloc(nw);
     int32_t *bias = malloc((size_t)c->n * 4);
     float *mult = malloc((size_t)c->n * 4);
-    fill_i8(a, na, 11u + seed, -128, 127);
-    fill_i8(w, nw, 23u + seed, -127, 127);
+    fill_i8(a, na, 11u + seed, -128, c->extreme ? -128 : 127);
+    fill_i8(w, nw, 23u + seed, c->extreme ? -128 : -127, c->extreme ? -128 : 127);
     uint32_t s = 5;
     for (int64_t j = 0; j < c->n; j++) {
         bias[j] = (int32_t)(rng_next(&s) % 20001) - 10000;
@@ -165,7 +170,7 @@ START_TEST(qmatmul_vulkan_dot)
     ck_assert_int_eq(loom_ctx_create(&co, &ctx), LOOM_OK);
     char specs[16][32];
     int nd = tu_devices(ctx, specs, 16), seen = 0;
-    static const qmm_case whole = {70, 100, 130, 1, 1, -128}, odd = {9, 66, 13, 0, 0, 0};
+    static const qmm_case whole = {70, 100, 130, 1, 1, -128, 0}, odd = {9, 66, 13, 0, 0, 0, 0};
     for (int d = 0; d < nd; d++) {
         if (strncmp(specs[d], "vulkan", 6) != 0)
             continue;

@@ -1,5 +1,6 @@
 /*
- * One dtype to another, built once per pair (-DFROM_F32 ... -DTO_I32):
+ * One dtype to another, built once per pair (-DFROM_F32 ... -DTO_I32;
+ * FROM_I8 for the int8 GEMM's operands, cl_quant.c):
  * floats to i32 round to nearest even, saturate, and NaN gives 0, as the
  * CPU does. The pair's program does not use TS (it is built as f32).
  */
@@ -11,6 +12,9 @@
 #define IN(p, i) as_float((uint)(p)[i] << 16)
 #elif defined(FROM_I32)
 #define IN_T int
+#define IN(p, i) ((float)(p)[i])
+#elif defined(FROM_I8)
+#define IN_T char
 #define IN(p, i) ((float)(p)[i])
 #else
 #define IN_T float

@@ -90,6 +90,24 @@ void qmatmul(__global QOUT_T *y, uint yo, __global const char *a, uint ao, __glo
     y[yo + i] = q_epilogue(acc, mult[mo + n], zero, relu);
 }
 
+/* The epilogue of the int8 GEMM run as f32 GEMMs (cl_quant.c): acc[m, n]
+ * = bias[n] + the chunks' sums s[c][m, n], each an exact integer in f32
+ * (|sum| <= 1024 * 128 * 128 = 2^24), converted exactly. */
+__kernel __attribute__((reqd_work_group_size(LOOM_EW_WG, 1, 1)))
+void qgemm_epilogue(__global QOUT_T *y, uint yo, __global const float *s, uint so, uint chunks,
+                    __global const int *bias, uint bo, __global const float *mult, uint mo, uint M, uint N,
+                    float zero, uint relu)
+{
+    uint i = (uint)get_global_id(0);
+    if (i >= M * N)
+        return;
+    uint n = i % N;
+    int acc = bias[bo + n];
+    for (uint c = 0; c < chunks; c++)
+        acc += (int)s[so + c * M * N + i];
+    y[yo + i] = q_epilogue(acc, mult[mo + n], zero, relu);
+}
+
 /* y [N, OC, OH, OW] = x * w, the padding reads pad (the input's zero
  * point): QC output channels of one group per item at one pixel, so that
  * each input value read (and its bounds test) serves QC products. */

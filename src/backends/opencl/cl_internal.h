@@ -275,9 +275,17 @@ loom_status loom_cl_make_kernel(cl_dev *d, cl_progid p, const char *variant, con
 /* Convolutional networks' launches (cl_conv.c): one each, concat one per
  * input. */
 loom_status loom_cl_plan_conv(cl_dev *d, const loom_exec_node *x, cl_launch *l);
-/* int8 inference (cl_quant.c): one launch each. */
+/* int8 inference (cl_quant.c): one launch each, but the int8 GEMM past
+ * LOOM_CL_QGEMM_F32_WORK multiply-adds: its operands widened to f32, one
+ * exact f32 GEMM per 1024 of K, and the epilogue summing them as integers
+ * (loom_cl_qmatmul_launches: 1 or 3 + chunks). */
 loom_status loom_cl_plan_quant(cl_dev *d, const loom_exec_node *x, cl_launch *l);
-loom_status loom_cl_plan_qmatmul(cl_dev *d, const loom_exec_node *x, cl_launch *l);
+int loom_cl_qmatmul_launches(const cl_dev *d, const loom_exec_node *x);
+loom_status loom_cl_plan_qmatmul(cl_dev *d, const loom_exec_node *x, cl_launch *l, int *n);
+/* A cast from one buffer range to another (a tensor, or a scratch's f32
+ * view) as launch l. */
+loom_status loom_cl_cast_launch(cl_dev *d, const loom_exec_node *x, cl_launch *l, loom_dtype from, cl_mem src,
+                                cl_uint so, loom_dtype to, cl_mem dst, cl_uint dof, int64_t n);
 loom_status loom_cl_plan_qconv(cl_dev *d, const loom_exec_node *x, cl_launch *l);
 loom_status loom_cl_plan_pool(cl_dev *d, const loom_exec_node *x, cl_launch *l);
 loom_status loom_cl_plan_norm(cl_dev *d, const loom_exec_node *x, cl_launch *l);
@@ -353,6 +361,14 @@ cl_gemm_class loom_cl_gemm_class_of(size_t m, size_t n, size_t k, int ta, int tb
 const char *loom_cl_gemm_class_name(cl_gemm_class c);
 /* 1 if the node (a matmul) runs on the own kernel on this device. */
 int loom_cl_gemm_own(const cl_dev *d, const loom_exec_node *x);
+/* The same for an unfused f32 GEMM of those dims. */
+int loom_cl_gemm_own_dims(const cl_dev *d, size_t m, size_t n, size_t k, int ta, int tb);
+/* An unfused f32 GEMM over buffer ranges (element offsets, leading dims)
+ * as launch l on the own kernel with its class's parameters; C's leading
+ * dim is n. name says whose it is in messages. */
+loom_status loom_cl_own_launch(cl_dev *d, cl_launch *l, size_t m, size_t n, size_t k, int ta, int tb, cl_mem a,
+                               cl_uint ao, size_t lda, cl_mem b, cl_uint bo, size_t ldb, cl_mem c, cl_uint co,
+                               const char *name);
 /* The one launch of the node on the own kernel with the class's parameters. */
 loom_status loom_cl_gemm_own_plan(cl_dev *d, const loom_exec_node *x, cl_launch *l);
 /* LOOM_OK, or LOOM_E_INVALID naming the broken constraint ("what" names

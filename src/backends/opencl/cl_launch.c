@@ -148,12 +148,11 @@ static loom_status plan_where(cl_dev *d, const loom_exec_node *x, cl_launch *l)
 
 static const char *cast_option(loom_dtype dt)
 {
-    return dt == LOOM_F16 ? "F16" : dt == LOOM_BF16 ? "BF16" : dt == LOOM_I32 ? "I32" : "F32";
+    return dt == LOOM_F16 ? "F16" : dt == LOOM_BF16 ? "BF16" : dt == LOOM_I32 ? "I32" : dt == LOOM_I8 ? "I8" : "F32";
 }
 
-/* from one buffer range to another: a tensor, or a GEMM's f32 scratch */
-static loom_status cast_launch(cl_dev *d, const loom_exec_node *x, cl_launch *l, loom_dtype from, cl_mem src,
-                               cl_uint so, loom_dtype to, cl_mem dst, cl_uint dof, int64_t n)
+loom_status loom_cl_cast_launch(cl_dev *d, const loom_exec_node *x, cl_launch *l, loom_dtype from, cl_mem src,
+                                cl_uint so, loom_dtype to, cl_mem dst, cl_uint dof, int64_t n)
 {
     char variant[48];
     snprintf(variant, sizeof variant, "-DFROM_%s -DTO_%s", cast_option(from), cast_option(to));
@@ -171,7 +170,7 @@ static loom_status cast_launch(cl_dev *d, const loom_exec_node *x, cl_launch *l,
 
 static loom_status plan_cast(cl_dev *d, const loom_exec_node *x, cl_launch *l)
 {
-    return cast_launch(d, x, l, x->in[0]->node->dtype, mem_of(&x->in[0]->mem), loom_cl_elem_off(x->in[0]), x->node->dtype,
+    return loom_cl_cast_launch(d, x, l, x->in[0]->node->dtype, mem_of(&x->in[0]->mem), loom_cl_elem_off(x->in[0]), x->node->dtype,
                        mem_of(&x->out->mem), loom_cl_elem_off(x->out), x->node->numel);
 }
 
@@ -274,15 +273,15 @@ static loom_status plan_matmul(cl_dev *d, const loom_exec_node *x, cl_launch *l,
     cl_uint s0 = (cl_uint)(sb->offset / 4), sa = s0, sbo = s0 + (cl_uint)na, sc = sbo + (cl_uint)nb;
     cl_launch *gl = &l[2];
     gl->scratch = buf;
-    LOOM_TRY(cast_launch(d, x, &l[0], dt, mem_of(&x->in[0]->mem), loom_cl_elem_off(x->in[0]), LOOM_F32, s, sa, na));
-    LOOM_TRY(cast_launch(d, x, &l[1], dt, mem_of(&x->in[1]->mem), loom_cl_elem_off(x->in[1]), LOOM_F32, s, sbo, nb));
+    LOOM_TRY(loom_cl_cast_launch(d, x, &l[0], dt, mem_of(&x->in[0]->mem), loom_cl_elem_off(x->in[0]), LOOM_F32, s, sa, na));
+    LOOM_TRY(loom_cl_cast_launch(d, x, &l[1], dt, mem_of(&x->in[1]->mem), loom_cl_elem_off(x->in[1]), LOOM_F32, s, sbo, nb));
     gl->kind = LOOM_CLL_GEMM;
     gl->gemm = *g;
     gl->gemm.a = gl->gemm.b = gl->gemm.c = s;
     gl->gemm.ao = sa;
     gl->gemm.bo = sbo;
     gl->gemm.co = sc;
-    LOOM_TRY(cast_launch(d, x, &l[3], LOOM_F32, s, sc, dt, mem_of(&x->out->mem), loom_cl_elem_off(x->out), nc));
+    LOOM_TRY(loom_cl_cast_launch(d, x, &l[3], LOOM_F32, s, sc, dt, mem_of(&x->out->mem), loom_cl_elem_off(x->out), nc));
     *n = 4;
     return LOOM_OK;
 }
@@ -698,7 +697,8 @@ static const cl_family cl_families[LOOM_FAM_COUNT] = {
     [LOOM_FAM_ATTENTION] = {loom_cl_plan_attention, LOOM_CLP_ATTENTION, LOOM_DT_FLOATS},
     /* int8: i8 or f32 out (the dtype of each input is the constructor's) */
     [LOOM_FAM_QUANT] = {loom_cl_plan_quant, LOOM_CLP_QUANT, LOOM_DT_BIT(LOOM_F32) | LOOM_DT_BIT(LOOM_I8)},
-    [LOOM_FAM_QMATMUL] = {loom_cl_plan_qmatmul, LOOM_CLP_QUANT, LOOM_DT_BIT(LOOM_F32) | LOOM_DT_BIT(LOOM_I8)},
+    /* loom_cl_plan_qmatmul: 1 launch, or 3 + one f32 GEMM per 1024 of K */
+    [LOOM_FAM_QMATMUL] = {NULL, LOOM_CLP_QUANT, LOOM_DT_BIT(LOOM_F32) | LOOM_DT_BIT(LOOM_I8)},
     [LOOM_FAM_QCONV] = {loom_cl_plan_qconv, LOOM_CLP_QUANT, LOOM_DT_BIT(LOOM_F32) | LOOM_DT_BIT(LOOM_I8)},
     [LOOM_FAM_MASK] = {loom_cl_plan_mask_update, LOOM_CLP_CONV, LOOM_DT_BIT(LOOM_F32)},
 };
@@ -707,7 +707,7 @@ static int family_present(loom_op_family f)
 {
     return cl_families[f].plan || f == LOOM_FAM_MATMUL || f == LOOM_FAM_SUMSQ || f == LOOM_FAM_SGD ||
            f == LOOM_FAM_ADAM || f == LOOM_FAM_EMA || f == LOOM_FAM_CONCAT ||
-           f == LOOM_FAM_BMM;
+           f == LOOM_FAM_BMM || f == LOOM_FAM_QMATMUL;
 }
 
 /* The body line an element-wise op's kernels are made from. */
@@ -778,6 +778,8 @@ int loom_cl_launch_count(const cl_dev *d, const loom_exec_node *x)
         return x->nin > 0 ? x->nin : 1;
     if (x->def->family == LOOM_FAM_BMM)
         return loom_cl_bmm_launches(d, x);
+    if (x->def->family == LOOM_FAM_QMATMUL)
+        return loom_cl_qmatmul_launches(d, x);
     return 1;
 }
 
@@ -807,6 +809,8 @@ loom_status loom_cl_plan_node(cl_dev *d, const loom_exec_node *x, int node, cl_l
         return loom_cl_plan_concat(d, x, out, n);
     if (x->def->family == LOOM_FAM_BMM)
         return loom_cl_plan_bmm(d, x, out, n);
+    if (x->def->family == LOOM_FAM_QMATMUL)
+        return loom_cl_plan_qmatmul(d, x, out, n);
     if (!f->plan)
         return loom_fail(d->ctx, LOOM_E_UNSUPPORTED, "%s: no kernel for op %s (\"%s\")", d->label,
                          loom_op_name(nd->op), nd->name);

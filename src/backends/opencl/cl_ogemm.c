@@ -52,11 +52,18 @@ int loom_cl_gemm_own(const cl_dev *d, const loom_exec_node *x)
      * would take 4 launches (widen, SGEMM, narrow) */
     if (nd->dtype == LOOM_BF16 || (nd->dtype == LOOM_F16 && !d->lim.fp16))
         return d->route != LOOM_CLR_CLBLAST;
-    if (d->route == LOOM_CLR_CLBLAST)
-        return 0;
     size_t m, n, k;
     dims_of(x, &m, &n, &k);
-    const cl_gemm_choice *c = &d->choice[loom_cl_gemm_class_of(m, n, k, nd->attr.ta, nd->attr.tb)];
+    return loom_cl_gemm_own_dims(d, m, n, k, nd->attr.ta, nd->attr.tb);
+}
+
+int loom_cl_gemm_own_dims(const cl_dev *d, size_t m, size_t n, size_t k, int ta, int tb)
+{
+    if (d->route == LOOM_CLR_OWN)
+        return 1;
+    if (d->route == LOOM_CLR_CLBLAST)
+        return 0;
+    const cl_gemm_choice *c = &d->choice[loom_cl_gemm_class_of(m, n, k, ta, tb)];
     return !(c->clblast_from && (uint64_t)m * n * k >= c->clblast_from);
 }
 
@@ -302,6 +309,26 @@ loom_status loom_cl_gemm_own_plan(cl_dev *d, const loom_exec_node *x, cl_launch 
     cl_uint bad = 0;
     cl_int e = set_args(l->kernel, mem_of(x->out), elem_off(x->out), mem_of(x->in[0]), elem_off(x->in[0]),
                         mem_of(x->in[1]), elem_off(x->in[1]), mem_of(third), elem_off(third), &g, &bad);
+    if (e != CL_SUCCESS)
+        return loom_cl_fail(d, e, "clSetKernelArg", "argument %u of kernel gemm for %s", bad, what);
+    l->dims = 2;
+    grid(p, m, n, l->gws, l->lws);
+    return LOOM_OK;
+}
+
+loom_status loom_cl_own_launch(cl_dev *d, cl_launch *l, size_t m, size_t n, size_t k, int ta, int tb, cl_mem a,
+                               cl_uint ao, size_t lda, cl_mem b, cl_uint bo, size_t ldb, cl_mem c, cl_uint co,
+                               const char *name)
+{
+    cl_gemm_class cls = loom_cl_gemm_class_of(m, n, k, ta, tb);
+    const cl_own_params *p = &d->choice[cls].own;
+    char what[160];
+    snprintf(what, sizeof what, "%s [%zu,%zu], k=%zu (%s)", name, m, n, k, loom_cl_gemm_class_name(cls));
+    LOOM_TRY(kernel_for(d, p, LOOM_F32, &l->kernel, what));
+    l->kind = LOOM_CLL_KERNEL;
+    loom_pc_gemm g = pc_of(m, n, k, ta, tb, lda, ldb);
+    cl_uint bad = 0;
+    cl_int e = set_args(l->kernel, c, co, a, ao, b, bo, c, co, &g, &bad);
     if (e != CL_SUCCESS)
         return loom_cl_fail(d, e, "clSetKernelArg", "argument %u of kernel gemm for %s", bad, what);
     l->dims = 2;

@@ -1,10 +1,13 @@
 /* int8 inference as OpenCL launches (kernels in shaders/opencl/quant.cl):
- * quantize, dequantize and the int8 GEMM (char4 dot products), one output
- * per work item, and the direct int8 convolution, four output channels of
+ * quantize, dequantize and the int8 GEMM (char4 dot products, one output
+ * per work item, or for large products exact f32 GEMMs), and the direct int8 convolution, four output channels of
  * one pixel per work item; the program is built per output dtype
  * (-DQOUT_I8 for an i8 output). */
 #include "cl_internal.h"
 #include "../../core/conv_geom.h"
+
+#include <stdlib.h>
+#include <string.h>
 
 static void size1(cl_dev *d, cl_launch *l, uint64_t items)
 {
@@ -46,18 +49,100 @@ static loom_status product_kernel(cl_dev *d, const loom_exec_node *x, const char
     return LOOM_OK;
 }
 
-loom_status loom_cl_plan_qmatmul(cl_dev *d, const loom_exec_node *x, cl_launch *l)
+/* The int8 GEMM as f32 GEMMs: every product of two int8 values and every
+ * partial sum of up to 1024 of them is an integer of at most 2^24 in
+ * magnitude, which f32 holds exactly, so the tuned SGEMM gives the integer
+ * result bit for bit, K in chunks of 1024 and the chunks summed as
+ * integers. Worth it past LOOM_CL_QGEMM_F32_WORK multiply-adds (below, the
+ * casts and the extra launches cost more than the one-launch kernel
+ * spends); LOOM_OPENCL_QGEMM=f32 or =own (read at each plan) forces one
+ * way. */
+#define LOOM_CL_QGEMM_F32_WORK (1u << 20)
+#define QGEMM_CHUNK 1024
+
+static int qgemm_f32(const loom_exec_node *x)
+{
+    uint64_t m = (uint64_t)x->in[0]->node->shape[0], k = (uint64_t)x->in[0]->node->shape[1];
+    uint64_t n = (uint64_t)x->in[1]->node->shape[0];
+    const char *env = getenv("LOOM_OPENCL_QGEMM");
+    if (k == 0 || m == 0 || n == 0)
+        return 0;
+    /* the f32 views must fit the 32-bit element offsets */
+    uint64_t chunks = (k + QGEMM_CHUNK - 1) / QGEMM_CHUNK;
+    if ((m + n) * k + chunks * m * n > UINT32_MAX)
+        return 0;
+    if (env && !strcmp(env, "own"))
+        return 0;
+    if (env && !strcmp(env, "f32"))
+        return 1;
+    return m * n * k >= LOOM_CL_QGEMM_F32_WORK;
+}
+
+int loom_cl_qmatmul_launches(const cl_dev *d, const loom_exec_node *x)
+{
+    (void)d;
+    if (!qgemm_f32(x))
+        return 1;
+    return 3 + (int)((x->in[0]->node->shape[1] + QGEMM_CHUNK - 1) / QGEMM_CHUNK);
+}
+
+loom_status loom_cl_plan_qmatmul(cl_dev *d, const loom_exec_node *x, cl_launch *l, int *n)
 {
     const loom_node *na = x->in[0]->node, *nw = x->in[1]->node;
+    cl_uint m = (cl_uint)na->shape[0], k = (cl_uint)na->shape[1], nn = (cl_uint)nw->shape[0];
     cl_args a;
-    LOOM_TRY(product_kernel(d, x, "qmatmul", l, &a));
-    loom_cl_arg_u32(&a, (cl_uint)na->shape[0]);
-    loom_cl_arg_u32(&a, (cl_uint)nw->shape[0]);
-    loom_cl_arg_u32(&a, (cl_uint)na->shape[1]);
+    if (!qgemm_f32(x)) {
+        LOOM_TRY(product_kernel(d, x, "qmatmul", l, &a));
+        loom_cl_arg_u32(&a, m);
+        loom_cl_arg_u32(&a, nn);
+        loom_cl_arg_u32(&a, k);
+        loom_cl_arg_f32(&a, (cl_float)x->node->attr.qzero);
+        loom_cl_arg_u32(&a, x->node->attr.act == LOOM_OP_RELU);
+        size1(d, l, (uint64_t)x->node->numel);
+        *n = 1;
+        return loom_cl_args_done(&a, x, "qmatmul");
+    }
+    cl_uint chunks = (k + QGEMM_CHUNK - 1) / QGEMM_CHUNK;
+    uint64_t fa = (uint64_t)m * k, fw = (uint64_t)nn * k, fc = (uint64_t)chunks * m * nn;
+    void *buf = NULL;
+    LOOM_TRY(loom_cl_buffer_alloc(d, (fa + fw + fc) * 4, LOOM_LIFE_ARENA, &buf));
+    const cl_buf *sb = buf;
+    cl_mem s = loom_cl_block_mem(sb->block);
+    cl_uint sa = (cl_uint)(sb->offset / 4), sw = sa + (cl_uint)fa, sc = sw + (cl_uint)fw;
+    l[0].scratch = buf; /* before anything can fail: the release frees it */
+    LOOM_TRY(loom_cl_cast_launch(d, x, &l[0], LOOM_I8, loom_cl_tensor_mem(x->in[0]), loom_cl_elem_off(x->in[0]),
+                                 LOOM_F32, s, sa, (int64_t)fa));
+    LOOM_TRY(loom_cl_cast_launch(d, x, &l[1], LOOM_I8, loom_cl_tensor_mem(x->in[1]), loom_cl_elem_off(x->in[1]),
+                                 LOOM_F32, s, sw, (int64_t)fw));
+    char what[96];
+    snprintf(what, sizeof what, "qmatmul \"%s\"'s f32 GEMM", x->node->name);
+    for (cl_uint c = 0; c < chunks; c++) {
+        cl_launch *gl = &l[2 + c];
+        cl_uint k0 = c * QGEMM_CHUNK, kc = k - k0 < QGEMM_CHUNK ? k - k0 : QGEMM_CHUNK, co = sc + c * m * nn;
+        if (loom_cl_gemm_own_dims(d, m, nn, kc, 0, 1)) {
+            LOOM_TRY(loom_cl_own_launch(d, gl, m, nn, kc, 0, 1, s, sa + k0, k, s, sw + k0, k, s, co, what));
+            continue;
+        }
+        gl->kind = LOOM_CLL_GEMM;
+        gl->gemm = (cl_gemm_call){.ta = 0, .tb = 1, .m = m, .n = nn, .k = kc, .a = s, .b = s, .c = s,
+                                  .ao = sa + k0, .bo = sw + k0, .co = co, .lda = k, .ldb = k, .ldc = nn};
+    }
+    cl_launch *el = &l[2 + chunks];
+    LOOM_TRY(loom_cl_make_kernel(d, LOOM_CLP_QUANT, x->node->dtype == LOOM_I8 ? "-DQOUT_I8" : "", "qgemm_epilogue", x,
+                                 el, &a));
+    loom_cl_arg_tensor(&a, x->out);
+    loom_cl_arg(&a, sizeof s, &s);
+    loom_cl_arg_u32(&a, sc);
+    loom_cl_arg_u32(&a, chunks);
+    loom_cl_arg_tensor(&a, x->in[2]);
+    loom_cl_arg_tensor(&a, x->in[3]);
+    loom_cl_arg_u32(&a, m);
+    loom_cl_arg_u32(&a, nn);
     loom_cl_arg_f32(&a, (cl_float)x->node->attr.qzero);
     loom_cl_arg_u32(&a, x->node->attr.act == LOOM_OP_RELU);
-    size1(d, l, (uint64_t)x->node->numel);
-    return loom_cl_args_done(&a, x, "qmatmul");
+    size1(d, el, (uint64_t)x->node->numel);
+    *n = 3 + (int)chunks;
+    return loom_cl_args_done(&a, x, "qgemm_epilogue");
 }
 
 loom_status loom_cl_plan_qconv(cl_dev *d, const loom_exec_node *x, cl_launch *l)
