@@ -53,11 +53,14 @@ static loom_status product_kernel(cl_dev *d, const loom_exec_node *x, const char
  * partial sum of up to 1024 of them is an integer of at most 2^24 in
  * magnitude, which f32 holds exactly, so the tuned SGEMM gives the integer
  * result bit for bit, K in chunks of 1024 and the chunks summed as
- * integers. Worth it past LOOM_CL_QGEMM_F32_WORK multiply-adds (below, the
- * casts and the extra launches cost more than the one-launch kernel
- * spends); LOOM_OPENCL_QGEMM=f32 or =own (read at each plan) forces one
- * way. */
-#define LOOM_CL_QGEMM_F32_WORK (1u << 20)
+ * integers. It costs widening both operands ((M + N) K values) and three
+ * more launches, so it is taken past LOOM_CL_QGEMM_F32_WORK multiply-adds
+ * with M N / (M + N) >= 6 products per widened value. Measured on PoCL
+ * (own kernel / f32 GEMMs, us): 1x128x3136 391 / 1963, 4x128x3136 1630 /
+ * 1665, 8x128x3136 3193 / 2078, 64x64x128 545 / 117, 32x64x784 1621 / 325,
+ * 128^3 1484 / 189. LOOM_OPENCL_QGEMM=f32 or =own (read at each plan)
+ * forces one way. */
+#define LOOM_CL_QGEMM_F32_WORK (1u << 18)
 #define QGEMM_CHUNK 1024
 
 static int qgemm_f32(const loom_exec_node *x)
@@ -75,7 +78,7 @@ static int qgemm_f32(const loom_exec_node *x)
         return 0;
     if (env && !strcmp(env, "f32"))
         return 1;
-    return m * n * k >= LOOM_CL_QGEMM_F32_WORK;
+    return m * n * k >= LOOM_CL_QGEMM_F32_WORK && m * n >= 6 * (m + n);
 }
 
 int loom_cl_qmatmul_launches(const cl_dev *d, const loom_exec_node *x)
