@@ -81,6 +81,21 @@ static int qgemm_f32(const loom_exec_node *x)
     return m * n * k >= LOOM_CL_QGEMM_F32_WORK && m * n >= 6 * (m + n);
 }
 
+/* The arguments both int8 GEMM kernels end with: M, N, [K,] the output's
+ * zero point and relu; one item per output. */
+static loom_status qgemm_tail(cl_dev *d, const loom_exec_node *x, cl_launch *l, cl_args *a, cl_uint m, cl_uint n,
+                              const cl_uint *k, const char *kname)
+{
+    loom_cl_arg_u32(a, m);
+    loom_cl_arg_u32(a, n);
+    if (k)
+        loom_cl_arg_u32(a, *k);
+    loom_cl_arg_f32(a, (cl_float)x->node->attr.qzero);
+    loom_cl_arg_u32(a, x->node->attr.act == LOOM_OP_RELU);
+    size1(d, l, (uint64_t)x->node->numel);
+    return loom_cl_args_done(a, x, kname);
+}
+
 int loom_cl_qmatmul_launches(const cl_dev *d, const loom_exec_node *x)
 {
     (void)d;
@@ -96,14 +111,8 @@ loom_status loom_cl_plan_qmatmul(cl_dev *d, const loom_exec_node *x, cl_launch *
     cl_args a;
     if (!qgemm_f32(x)) {
         LOOM_TRY(product_kernel(d, x, "qmatmul", l, &a));
-        loom_cl_arg_u32(&a, m);
-        loom_cl_arg_u32(&a, nn);
-        loom_cl_arg_u32(&a, k);
-        loom_cl_arg_f32(&a, (cl_float)x->node->attr.qzero);
-        loom_cl_arg_u32(&a, x->node->attr.act == LOOM_OP_RELU);
-        size1(d, l, (uint64_t)x->node->numel);
         *n = 1;
-        return loom_cl_args_done(&a, x, "qmatmul");
+        return qgemm_tail(d, x, l, &a, m, nn, &k, "qmatmul");
     }
     cl_uint chunks = (k + QGEMM_CHUNK - 1) / QGEMM_CHUNK;
     uint64_t fa = (uint64_t)m * k, fw = (uint64_t)nn * k, fc = (uint64_t)chunks * m * nn;
@@ -139,13 +148,8 @@ loom_status loom_cl_plan_qmatmul(cl_dev *d, const loom_exec_node *x, cl_launch *
     loom_cl_arg_u32(&a, chunks);
     loom_cl_arg_tensor(&a, x->in[2]);
     loom_cl_arg_tensor(&a, x->in[3]);
-    loom_cl_arg_u32(&a, m);
-    loom_cl_arg_u32(&a, nn);
-    loom_cl_arg_f32(&a, (cl_float)x->node->attr.qzero);
-    loom_cl_arg_u32(&a, x->node->attr.act == LOOM_OP_RELU);
-    size1(d, el, (uint64_t)x->node->numel);
     *n = 3 + (int)chunks;
-    return loom_cl_args_done(&a, x, "qgemm_epilogue");
+    return qgemm_tail(d, x, el, &a, m, nn, NULL, "qgemm_epilogue");
 }
 
 loom_status loom_cl_plan_qconv(cl_dev *d, const loom_exec_node *x, cl_launch *l)
