@@ -170,8 +170,8 @@ loom_status loom_cl_cast_launch(cl_dev *d, const loom_exec_node *x, cl_launch *l
 
 static loom_status plan_cast(cl_dev *d, const loom_exec_node *x, cl_launch *l)
 {
-    return loom_cl_cast_launch(d, x, l, x->in[0]->node->dtype, mem_of(&x->in[0]->mem), loom_cl_elem_off(x->in[0]), x->node->dtype,
-                       mem_of(&x->out->mem), loom_cl_elem_off(x->out), x->node->numel);
+    return loom_cl_cast_launch(d, x, l, x->in[0]->node->dtype, mem_of(&x->in[0]->mem), loom_cl_elem_off(x->in[0]),
+                               x->node->dtype, mem_of(&x->out->mem), loom_cl_elem_off(x->out), x->node->numel);
 }
 
 /* y[i] = a[offset of i in (dims, strides)]: copy, expand, transpose. */
@@ -273,15 +273,18 @@ static loom_status plan_matmul(cl_dev *d, const loom_exec_node *x, cl_launch *l,
     cl_uint s0 = (cl_uint)(sb->offset / 4), sa = s0, sbo = s0 + (cl_uint)na, sc = sbo + (cl_uint)nb;
     cl_launch *gl = &l[2];
     gl->scratch = buf;
-    LOOM_TRY(loom_cl_cast_launch(d, x, &l[0], dt, mem_of(&x->in[0]->mem), loom_cl_elem_off(x->in[0]), LOOM_F32, s, sa, na));
-    LOOM_TRY(loom_cl_cast_launch(d, x, &l[1], dt, mem_of(&x->in[1]->mem), loom_cl_elem_off(x->in[1]), LOOM_F32, s, sbo, nb));
+    LOOM_TRY(loom_cl_cast_launch(d, x, &l[0], dt, mem_of(&x->in[0]->mem), loom_cl_elem_off(x->in[0]), LOOM_F32, s, sa,
+                                 na));
+    LOOM_TRY(loom_cl_cast_launch(d, x, &l[1], dt, mem_of(&x->in[1]->mem), loom_cl_elem_off(x->in[1]), LOOM_F32, s, sbo,
+                                 nb));
     gl->kind = LOOM_CLL_GEMM;
     gl->gemm = *g;
     gl->gemm.a = gl->gemm.b = gl->gemm.c = s;
     gl->gemm.ao = sa;
     gl->gemm.bo = sbo;
     gl->gemm.co = sc;
-    LOOM_TRY(loom_cl_cast_launch(d, x, &l[3], LOOM_F32, s, sc, dt, mem_of(&x->out->mem), loom_cl_elem_off(x->out), nc));
+    LOOM_TRY(loom_cl_cast_launch(d, x, &l[3], LOOM_F32, s, sc, dt, mem_of(&x->out->mem), loom_cl_elem_off(x->out),
+                                 nc));
     *n = 4;
     return LOOM_OK;
 }

@@ -1,8 +1,8 @@
 /* int8 inference as OpenCL launches (kernels in shaders/opencl/quant.cl):
- * quantize, dequantize and the int8 GEMM (char4 dot products, one output
- * per work item, or for large products exact f32 GEMMs), and the direct int8 convolution, four output channels of
- * one pixel per work item; the program is built per output dtype
- * (-DQOUT_I8 for an i8 output). */
+ * quantize, dequantize, the int8 GEMM (char4 dot products, one output per
+ * work item, or for large products exact f32 GEMMs) and the direct int8
+ * convolution, four output channels of one pixel per work item; the
+ * program is built per output dtype (-DQOUT_I8 for an i8 output). */
 #include "cl_internal.h"
 #include "../../core/conv_geom.h"
 
