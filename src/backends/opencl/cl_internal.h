@@ -286,6 +286,12 @@ loom_status loom_cl_plan_qmatmul(cl_dev *d, const loom_exec_node *x, cl_launch *
  * view) as launch l. */
 loom_status loom_cl_cast_launch(cl_dev *d, const loom_exec_node *x, cl_launch *l, loom_dtype from, cl_mem src,
                                 cl_uint so, loom_dtype to, cl_mem dst, cl_uint dof, int64_t n);
+/* A product's operands (x's in[0] and in[1]) widened to f32 in a scratch
+ * buffer that l[0] owns, `extra` floats after them: launches l[0] and
+ * l[1]; *s is the scratch, off[] the element offsets of the two operands
+ * and of the extra (the half GEMMs, the batched ones, the int8 GEMM). */
+loom_status loom_cl_widen_operands(cl_dev *d, const loom_exec_node *x, cl_launch *l, uint64_t extra, cl_mem *s,
+                                   cl_uint off[3]);
 loom_status loom_cl_plan_qconv(cl_dev *d, const loom_exec_node *x, cl_launch *l);
 loom_status loom_cl_plan_pool(cl_dev *d, const loom_exec_node *x, cl_launch *l);
 loom_status loom_cl_plan_norm(cl_dev *d, const loom_exec_node *x, cl_launch *l);

@@ -164,8 +164,26 @@ loom_status loom_cl_cast_launch(cl_dev *d, const loom_exec_node *x, cl_launch *l
     loom_cl_arg_u32(&a, so);
     loom_cl_arg_u32(&a, (cl_uint)n);
     l->lws[0] = d->ew_wg;
-    l->gws[0] = loom_cl_round_up((size_t)n, l->lws[0]);
+    l->gws[0] = loom_cl_round_up((size_t)(n ? n : 1), l->lws[0]);
     return loom_cl_args_done(&a, x, "cast");
+}
+
+loom_status loom_cl_widen_operands(cl_dev *d, const loom_exec_node *x, cl_launch *l, uint64_t extra, cl_mem *s,
+                                   cl_uint off[3])
+{
+    uint64_t na = (uint64_t)x->in[0]->node->numel, nb = (uint64_t)x->in[1]->node->numel;
+    void *buf = NULL;
+    LOOM_TRY(loom_cl_buffer_alloc(d, (na + nb + extra) * 4, LOOM_LIFE_ARENA, &buf));
+    const cl_buf *sb = buf;
+    *s = loom_cl_block_mem(sb->block);
+    off[0] = (cl_uint)(sb->offset / 4);
+    off[1] = off[0] + (cl_uint)na;
+    off[2] = off[1] + (cl_uint)nb;
+    l[0].scratch = buf; /* before anything can fail: the release frees it */
+    for (int i = 0; i < 2; i++)
+        LOOM_TRY(loom_cl_cast_launch(d, x, &l[i], x->in[i]->node->dtype, loom_cl_tensor_mem(x->in[i]),
+                                     loom_cl_elem_off(x->in[i]), LOOM_F32, *s, off[i], x->in[i]->node->numel));
+    return LOOM_OK;
 }
 
 static loom_status plan_cast(cl_dev *d, const loom_exec_node *x, cl_launch *l)
@@ -265,26 +283,18 @@ static loom_status plan_matmul(cl_dev *d, const loom_exec_node *x, cl_launch *l,
         *n = 1;
         return LOOM_OK;
     }
-    int64_t na = x->in[0]->node->numel, nb = x->in[1]->node->numel, nc = x->node->numel;
-    void *buf = NULL;
-    LOOM_TRY(loom_cl_buffer_alloc(d, (uint64_t)(na + nb + nc) * 4, LOOM_LIFE_ARENA, &buf));
-    const cl_buf *sb = buf;
-    cl_mem s = loom_cl_block_mem(sb->block);
-    cl_uint s0 = (cl_uint)(sb->offset / 4), sa = s0, sbo = s0 + (cl_uint)na, sc = sbo + (cl_uint)nb;
+    cl_mem s;
+    cl_uint off[3];
+    LOOM_TRY(loom_cl_widen_operands(d, x, l, (uint64_t)x->node->numel, &s, off));
     cl_launch *gl = &l[2];
-    gl->scratch = buf;
-    LOOM_TRY(loom_cl_cast_launch(d, x, &l[0], dt, mem_of(&x->in[0]->mem), loom_cl_elem_off(x->in[0]), LOOM_F32, s, sa,
-                                 na));
-    LOOM_TRY(loom_cl_cast_launch(d, x, &l[1], dt, mem_of(&x->in[1]->mem), loom_cl_elem_off(x->in[1]), LOOM_F32, s, sbo,
-                                 nb));
     gl->kind = LOOM_CLL_GEMM;
     gl->gemm = *g;
     gl->gemm.a = gl->gemm.b = gl->gemm.c = s;
-    gl->gemm.ao = sa;
-    gl->gemm.bo = sbo;
-    gl->gemm.co = sc;
-    LOOM_TRY(loom_cl_cast_launch(d, x, &l[3], LOOM_F32, s, sc, dt, mem_of(&x->out->mem), loom_cl_elem_off(x->out),
-                                 nc));
+    gl->gemm.ao = off[0];
+    gl->gemm.bo = off[1];
+    gl->gemm.co = off[2];
+    LOOM_TRY(loom_cl_cast_launch(d, x, &l[3], LOOM_F32, s, off[2], dt, mem_of(&x->out->mem), loom_cl_elem_off(x->out),
+                                 x->node->numel));
     *n = 4;
     return LOOM_OK;
 }

@@ -115,17 +115,10 @@ loom_status loom_cl_plan_qmatmul(cl_dev *d, const loom_exec_node *x, cl_launch *
         return qgemm_tail(d, x, l, &a, m, nn, &k, "qmatmul");
     }
     cl_uint chunks = (k + QGEMM_CHUNK - 1) / QGEMM_CHUNK;
-    uint64_t fa = (uint64_t)m * k, fw = (uint64_t)nn * k, fc = (uint64_t)chunks * m * nn;
-    void *buf = NULL;
-    LOOM_TRY(loom_cl_buffer_alloc(d, (fa + fw + fc) * 4, LOOM_LIFE_ARENA, &buf));
-    const cl_buf *sb = buf;
-    cl_mem s = loom_cl_block_mem(sb->block);
-    cl_uint sa = (cl_uint)(sb->offset / 4), sw = sa + (cl_uint)fa, sc = sw + (cl_uint)fw;
-    l[0].scratch = buf; /* before anything can fail: the release frees it */
-    LOOM_TRY(loom_cl_cast_launch(d, x, &l[0], LOOM_I8, loom_cl_tensor_mem(x->in[0]), loom_cl_elem_off(x->in[0]),
-                                 LOOM_F32, s, sa, (int64_t)fa));
-    LOOM_TRY(loom_cl_cast_launch(d, x, &l[1], LOOM_I8, loom_cl_tensor_mem(x->in[1]), loom_cl_elem_off(x->in[1]),
-                                 LOOM_F32, s, sw, (int64_t)fw));
+    cl_mem s;
+    cl_uint off[3];
+    LOOM_TRY(loom_cl_widen_operands(d, x, l, (uint64_t)chunks * m * nn, &s, off));
+    cl_uint sa = off[0], sw = off[1], sc = off[2];
     char what[96];
     snprintf(what, sizeof what, "qmatmul \"%s\"'s f32 GEMM", x->node->name);
     for (cl_uint c = 0; c < chunks; c++) {

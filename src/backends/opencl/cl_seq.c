@@ -205,27 +205,6 @@ int loom_cl_bmm_launches(const cl_dev *d, const loom_exec_node *x)
     return widens(d, x) ? 4 : 1;
 }
 
-static const char *cast_name(loom_dtype dt)
-{
-    return dt == LOOM_F16 ? "F16" : dt == LOOM_BF16 ? "BF16" : "F32";
-}
-
-static loom_status cast(cl_dev *d, const loom_exec_node *x, cl_launch *l, loom_dtype from, cl_mem src, cl_uint so,
-                        loom_dtype to, cl_mem dst, cl_uint dof, int64_t n)
-{
-    char variant[48];
-    snprintf(variant, sizeof variant, "-DFROM_%s -DTO_%s", cast_name(from), cast_name(to));
-    cl_args a;
-    LOOM_TRY(loom_cl_make_kernel(d, LOOM_CLP_CAST, variant, "cast", x, l, &a));
-    loom_cl_arg(&a, sizeof dst, &dst);
-    loom_cl_arg_u32(&a, dof);
-    loom_cl_arg(&a, sizeof src, &src);
-    loom_cl_arg_u32(&a, so);
-    loom_cl_arg_u32(&a, (cl_uint)n);
-    items(d, l, (uint64_t)n);
-    return loom_cl_args_done(&a, x, "cast");
-}
-
 /* The GEMM launch of one batched matmul over buffers a, b, c at element
  * offsets ao, bo, co: strided when each operand's batches are one stride
  * apart, else with every batch's offsets. */
@@ -288,18 +267,13 @@ loom_status loom_cl_plan_bmm(cl_dev *d, const loom_exec_node *x, cl_launch *l, i
         return batched(d, x, l, dt == LOOM_F16, loom_cl_tensor_mem(x->in[0]), loom_cl_elem_off(x->in[0]), loom_cl_tensor_mem(x->in[1]),
                        loom_cl_elem_off(x->in[1]), loom_cl_tensor_mem(x->out), loom_cl_elem_off(x->out));
     }
-    int64_t na = x->in[0]->node->numel, nb = x->in[1]->node->numel, nc = x->node->numel;
-    void *buf = NULL;
-    LOOM_TRY(loom_cl_buffer_alloc(d, (uint64_t)(na + nb + nc) * 4, LOOM_LIFE_ARENA, &buf));
-    const cl_buf *sb = buf;
-    cl_mem s = loom_cl_block_mem(sb->block);
-    cl_uint sa = (cl_uint)(sb->offset / 4), sbo = sa + (cl_uint)na, sc = sbo + (cl_uint)nb;
-    l[2].scratch = buf;
+    cl_mem s;
+    cl_uint off[3];
     *n = 4;
-    LOOM_TRY(cast(d, x, &l[0], dt, loom_cl_tensor_mem(x->in[0]), loom_cl_elem_off(x->in[0]), LOOM_F32, s, sa, na));
-    LOOM_TRY(cast(d, x, &l[1], dt, loom_cl_tensor_mem(x->in[1]), loom_cl_elem_off(x->in[1]), LOOM_F32, s, sbo, nb));
-    LOOM_TRY(batched(d, x, &l[2], 0, s, sa, s, sbo, s, sc));
-    return cast(d, x, &l[3], LOOM_F32, s, sc, dt, loom_cl_tensor_mem(x->out), loom_cl_elem_off(x->out), nc);
+    LOOM_TRY(loom_cl_widen_operands(d, x, l, (uint64_t)x->node->numel, &s, off));
+    LOOM_TRY(batched(d, x, &l[2], 0, s, off[0], s, off[1], s, off[2]));
+    return loom_cl_cast_launch(d, x, &l[3], LOOM_F32, s, off[2], dt, loom_cl_tensor_mem(x->out),
+                               loom_cl_elem_off(x->out), x->node->numel);
 }
 
 static CLBlastTranspose tr(int t)
