@@ -263,7 +263,7 @@ static void run_qgemm(qgemm_job *j, int32_t *acc)
 static size_t acc_floats(int64_t rows, int64_t cols)
 {
 #ifdef LOOM_HAVE_DNNL
-    return (size_t)(rows * cols);
+    return loom_cpu_dnnl_int8_exact() ? (size_t)(rows * cols) : 0;
 #else
     (void)rows, (void)cols;
     return 0;
@@ -311,7 +311,7 @@ size_t loom_cpu_quant_workspace_floats(const loom_exec_node *x)
     size_t bytes = (size_t)(g.n * g.oh * g.ow * g.cg * g.kh * g.kw);
     size_t own = (bytes + 3) / 4 + acc_floats(g.ocg, g.oh * g.ow);
 #ifdef LOOM_HAVE_DNNL
-    size_t lib = dnnl_qconv_floats(&g);
+    size_t lib = loom_cpu_dnnl_int8_exact() ? dnnl_qconv_floats(&g) : 0;
     return lib > own ? lib : own;
 #else
     return own;
@@ -388,6 +388,10 @@ static void qacc_planes(void *arg, int64_t p0, int64_t p1)
  * 0 when it will not take it. */
 static int qconv_dnnl(const loom_exec_node *x, const loom_conv_geom *g, const qepi *e, void *out, void *const *in)
 {
+    /* without VNNI no workspace was sized for it (and the padding below
+     * would be wasted) */
+    if (!loom_cpu_dnnl_int8_exact())
+        return 0;
     loom_conv_geom p;
     loom_cpu_dnnl_qconv_padded(g, &p);
     int8_t *pad = in[x->nin];
