@@ -21,6 +21,20 @@ layout(set = 0, binding = 2, std430) readonly buffer BufN { float sumsq[]; };
 // the same windows as vec4s, for the entries that go four to an invocation
 layout(set = 0, binding = 0, std430) buffer BufS4 { vec4 st4[]; };
 layout(set = 0, binding = 1, std430) readonly buffer BufG4 { vec4 gr4[]; };
+#ifdef LOOM_TEXEL
+// Where invocations are emulated (CPU drivers), a storage-buffer load is a
+// lane-by-lane loop and a texel fetch one vectorized gather: the same two
+// windows again as rgba32f texel buffers, for the vec4 reads. (The stores
+// stay storage-buffer ones: as rgba32f image stores they measured the same
+// on lavapipe.)
+layout(set = 0, binding = 5) uniform samplerBuffer st_t;
+layout(set = 0, binding = 6) uniform samplerBuffer gr_t;
+#define ST4(k) texelFetch(st_t, int(k))
+#define GR4(k) texelFetch(gr_t, int(k))
+#else
+#define ST4(k) st4[k]
+#define GR4(k) gr4[k]
+#endif
 #define W st[e_p + i]
 #define M st[e_m + i]
 #define V st[e_v + i]
@@ -71,13 +85,13 @@ void main()
             uint i = i0 + j * 4u * gl_WorkGroupSize.x;
             if (i >= n)
                 return;
-            vec4 w4 = st4[(e_p + i) >> 2], m4 = st4[(e_m + i) >> 2], v4 = st4[(e_v + i) >> 2];
+            vec4 w4 = ST4((e_p + i) >> 2), m4 = ST4((e_m + i) >> 2), v4 = ST4((e_v + i) >> 2);
             vec4 g4 = vec4(0.0);
             if (rows == 0u)
-                g4 = gr4[(e_g + i) >> 2];
+                g4 = GR4((e_g + i) >> 2);
             else
                 for (uint r = 0u; r < rows; r++)
-                    g4 += gr4[(e_g + r * n + i) >> 2];
+                    g4 += GR4((e_g + r * n + i) >> 2);
             for (int c = 0; c < 4; c++) {
                 float wc = w4[c], mc = m4[c], vc = v4[c];
                 adam_step(wc, mc, vc, g4[c], f, lr, alpha);
